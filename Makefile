@@ -1,0 +1,32 @@
+# Likeness — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup run test lint protos bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	$(PY) scripts/mesh.py
+
+test: setup
+	@bash scripts/test.sh
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check libs services tests scripts bench
+	$(PY) -m mypy
+	.venv/bin/buf lint
+	@bash scripts/buf_breaking.sh
+	.venv/bin/lint-imports
+
+protos: setup
+	$(PY) scripts/gen_protos.py
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf .run libs/protos/likeness

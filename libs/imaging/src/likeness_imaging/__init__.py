@@ -1,0 +1,1 @@
+"""Image decoding and encoding shared by ingestion, faces and render."""

@@ -1,0 +1,1 @@
+"""Shared runtime for Likeness services."""

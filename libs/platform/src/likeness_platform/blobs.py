@@ -1,0 +1,173 @@
+"""Blob stores: local filesystem (default) and S3-compatible (S3, Alibaba OSS, MinIO)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+
+def new_blob_name() -> str:
+    """A random name that reveals nothing about the subject or the content."""
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    name: str
+    size: int
+    modified_at: datetime
+
+
+class BlobStore(Protocol):
+    async def put(self, name: str, data: bytes) -> None: ...
+
+    async def get(self, name: str) -> bytes: ...
+
+    async def delete(self, name: str) -> bool: ...
+
+    async def exists(self, name: str) -> bool: ...
+
+    def entries(self) -> AsyncIterator[BlobEntry]: ...
+
+
+class BlobNotFound(KeyError):
+    pass
+
+
+def _valid(name: str) -> str:
+    if not name or not all(c in "0123456789abcdef" for c in name):
+        raise ValueError("blob names are lowercase hex")
+    return name
+
+
+class LocalBlobStore:
+    """Blobs as files under a root folder, written atomically (temp file, fsync, rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> Path:
+        _valid(name)
+        return self.root / name[:2] / name
+
+    async def put(self, name: str, data: bytes) -> None:
+        """Store bytes under a name."""
+        path = self._path(name)
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+
+        await asyncio.to_thread(write)
+
+    async def get(self, name: str) -> bytes:
+        """Read a blob; BlobNotFound when absent."""
+        try:
+            return await asyncio.to_thread(self._path(name).read_bytes)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(name) from exc
+
+    async def delete(self, name: str) -> bool:
+        """Delete a blob; False when it was not there."""
+        try:
+            await asyncio.to_thread(self._path(name).unlink)
+            return True
+        except FileNotFoundError:
+            return False
+
+    async def exists(self, name: str) -> bool:
+        """Whether a blob exists."""
+        return self._path(name).is_file()
+
+    async def entries(self) -> AsyncIterator[BlobEntry]:
+        """Every blob with its size and modification time."""
+        entries = await asyncio.to_thread(self._scan)
+        for entry in entries:
+            yield entry
+
+    def _scan(self) -> list[BlobEntry]:
+        out = []
+        for shard in self.root.iterdir() if self.root.exists() else []:
+            if not shard.is_dir():
+                continue
+            for path in shard.iterdir():
+                if path.suffix == ".tmp" or not path.is_file():
+                    continue
+                st = path.stat()
+                out.append(BlobEntry(path.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)))
+        return out
+
+
+class S3BlobStore:
+    """Blobs in an S3-compatible bucket (endpoint URL selects S3, Alibaba OSS or MinIO)."""
+
+    def __init__(
+        self, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str | None = None, client: Any = None
+    ) -> None:
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix else ""
+        self._s3 = client or boto3.client("s3", endpoint_url=endpoint_url or None, region_name=region or None)
+
+    def _key(self, name: str) -> str:
+        return self.prefix + _valid(name)
+
+    async def put(self, name: str, data: bytes) -> None:
+        """Store bytes under a name."""
+        await asyncio.to_thread(self._s3.put_object, Bucket=self.bucket, Key=self._key(name), Body=data)
+
+    async def get(self, name: str) -> bytes:
+        """Read a blob; BlobNotFound when absent."""
+        try:
+            response = await asyncio.to_thread(self._s3.get_object, Bucket=self.bucket, Key=self._key(name))
+        except self._s3.exceptions.NoSuchKey as exc:
+            raise BlobNotFound(name) from exc
+        return await asyncio.to_thread(response["Body"].read)
+
+    async def delete(self, name: str) -> bool:
+        """Delete a blob; False when it was not there."""
+        existed = await self.exists(name)
+        await asyncio.to_thread(self._s3.delete_object, Bucket=self.bucket, Key=self._key(name))
+        return existed
+
+    async def exists(self, name: str) -> bool:
+        """Whether a blob exists."""
+        try:
+            await asyncio.to_thread(self._s3.head_object, Bucket=self.bucket, Key=self._key(name))
+            return True
+        except Exception as exc:  # botocore ClientError 404
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    async def entries(self) -> AsyncIterator[BlobEntry]:
+        """Every blob with its size and modification time."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        pages = await asyncio.to_thread(lambda: [*paginator.paginate(Bucket=self.bucket, Prefix=self.prefix)])
+        for page in pages:
+            for obj in page.get("Contents", []):
+                yield BlobEntry(obj["Key"][len(self.prefix) :], obj["Size"], obj["LastModified"])
+
+
+def blob_store_from_settings(backend: str, local_dir: str, bucket: str, prefix: str, endpoint_url: str, region: str) -> BlobStore:
+    """The configured blob store."""
+    if backend == "s3":
+        if not bucket:
+            raise ValueError("LIKENESS_S3_BUCKET is required with LIKENESS_BLOB_BACKEND=s3")
+        return S3BlobStore(bucket, prefix, endpoint_url, region)
+    if backend != "local":
+        raise ValueError(f"unknown blob backend {backend!r} (local or s3)")
+    return LocalBlobStore(Path(local_dir))

@@ -1,0 +1,122 @@
+"""A DataHolder servicer every data-holding service plugs its own stores into."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from likeness.common.v1 import common_pb2
+from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc
+from likeness_platform.errors import InvalidArgument
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    category: str
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Retention:
+    category: str
+    count: int
+    oldest_age_seconds: float
+    max_age_seconds: float
+
+
+class Holder(Protocol):
+    """What a service must answer for the privacy service."""
+
+    name: str
+
+    async def inventory(self, subject_id: str) -> Mapping[str, int]: ...
+
+    def export(self, subject_id: str) -> AsyncIterator[ExportItem]: ...
+
+    async def erase(self, subject_id: str, request_id: str) -> tuple[Mapping[str, int], Mapping[str, int]]: ...
+
+    async def sweep(self, cutoffs: Mapping[str, datetime]) -> Mapping[str, int]: ...
+
+    async def retention(self) -> list[Retention]: ...
+
+
+def counts(values: Mapping[str, int]) -> list[common_pb2.CategoryCount]:
+    """Proto counts from a mapping, in a stable order."""
+    return [common_pb2.CategoryCount(category=k, count=int(v)) for k, v in sorted(values.items())]
+
+
+def timestamp(when: datetime) -> Timestamp:
+    """A protobuf Timestamp from an aware datetime."""
+    ts = Timestamp()
+    ts.FromDatetime(when.astimezone(UTC))
+    return ts
+
+
+def _subject(value: str) -> str:
+    if not value:
+        raise InvalidArgument("subject_id is required", "MISSING_SUBJECT")
+    return value
+
+
+class DataHolderServicer(dataholder_pb2_grpc.DataHolderServicer):
+    """Translates DataHolder RPCs to a Holder."""
+
+    def __init__(self, holder: Holder) -> None:
+        self._holder = holder
+
+    async def Inventory(self, request: Any, context: Any) -> dataholder_pb2.InventoryResponse:
+        found = await self._holder.inventory(_subject(request.subject_id))
+        return dataholder_pb2.InventoryResponse(holder=self._holder.name, counts=counts(found))
+
+    async def Export(self, request: Any, context: Any) -> AsyncIterator[dataholder_pb2.ExportResponse]:
+        async for item in self._holder.export(_subject(request.subject_id)):
+            data = item.data
+            pieces = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+            for i, piece in enumerate(pieces):
+                yield dataholder_pb2.ExportResponse(
+                    category=item.category,
+                    name=item.name,
+                    content_type=item.content_type,
+                    data=piece,
+                    last_chunk=i == len(pieces) - 1,
+                )
+
+    async def Erase(self, request: Any, context: Any) -> dataholder_pb2.EraseResponse:
+        erased, remaining = await self._holder.erase(_subject(request.subject_id), request.request_id)
+        return dataholder_pb2.EraseResponse(
+            holder=self._holder.name,
+            erased=counts(erased),
+            remaining=counts(remaining),
+            completed_at=timestamp(datetime.now(UTC)),
+        )
+
+    async def Sweep(self, request: Any, context: Any) -> dataholder_pb2.SweepResponse:
+        cutoffs = {c.category: c.cutoff.ToDatetime(tzinfo=UTC) for c in request.cutoffs}
+        removed = await self._holder.sweep(cutoffs)
+        return dataholder_pb2.SweepResponse(holder=self._holder.name, removed=counts(removed))
+
+    async def RetentionStatus(self, request: Any, context: Any) -> dataholder_pb2.RetentionStatusResponse:
+        rows = await self._holder.retention()
+        return dataholder_pb2.RetentionStatusResponse(
+            holder=self._holder.name,
+            categories=[
+                dataholder_pb2.CategoryRetention(
+                    category=r.category, count=r.count, oldest_age_seconds=r.oldest_age_seconds, max_age_seconds=r.max_age_seconds
+                )
+                for r in rows
+            ],
+        )
+
+
+def add_dataholder(server: Any, holder: Holder) -> str:
+    """Register the DataHolder servicer for `holder`; returns the full service name."""
+    dataholder_pb2_grpc.add_DataHolderServicer_to_server(DataHolderServicer(holder), server)
+    return str(dataholder_pb2.DESCRIPTOR.services_by_name["DataHolder"].full_name)

@@ -1,0 +1,237 @@
+"""Server and client interceptors: request id, log context, subject, tracing, error mapping, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from grpc.aio import ClientCallDetails
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from likeness_platform import callcontext
+from likeness_platform.errors import ERROR_CODE_KEY, DomainError
+from likeness_platform.metrics import RPC_LATENCY
+from likeness_platform.telemetry import tracer
+
+log = structlog.get_logger("likeness.rpc")
+
+# RPCs whose success is too frequent to be worth a log line.
+_QUIET = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def _metadata_dict(metadata: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in metadata or ():
+        key, value = item[0], item[1]
+        if isinstance(value, str):
+            out[key.lower()] = value
+    return out
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Binds call context, opens a server span, maps domain errors to status codes."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        metadata = _metadata_dict(handler_call_details.invocation_metadata)
+        quiet = method.startswith(_QUIET)
+
+        def enter() -> tuple[Any, Any]:
+            request_id = metadata.get(callcontext.REQUEST_ID_KEY) or callcontext.new_request_id()
+            callcontext.request_id_var.set(request_id)
+            callcontext.subject_var.set(metadata.get(callcontext.SUBJECT_KEY, ""))
+            callcontext.caller_var.set(metadata.get(callcontext.CALLER_KEY, ""))
+            structlog.contextvars.bind_contextvars(
+                request_id=request_id,
+                rpc=method,
+                subject=metadata.get(callcontext.SUBJECT_KEY, ""),
+                caller=metadata.get(callcontext.CALLER_KEY, ""),
+            )
+            parent = propagate.extract(metadata)
+            token = otel_context.attach(parent)
+            span = tracer().start_span(method, kind=SpanKind.SERVER, attributes={"rpc.system": "grpc", "rpc.method": method})
+            span_token = otel_context.attach(trace.set_span_in_context(span))
+            return span, (token, span_token)
+
+        def leave(span: Any, tokens: tuple[Any, Any], started: float, outcome: str) -> None:
+            span.end()
+            otel_context.detach(tokens[1])
+            otel_context.detach(tokens[0])
+            elapsed = time.perf_counter() - started
+            RPC_LATENCY.labels(self._service, method, outcome).observe(elapsed)
+            if not quiet or outcome != "OK":
+                log.info("rpc", outcome=outcome, ms=round(elapsed * 1000, 1))
+
+        async def fail(exc: BaseException, span: Any, context: grpc.aio.ServicerContext) -> str:
+            if isinstance(exc, DomainError):
+                span.set_status(Status(StatusCode.ERROR, exc.code))
+                context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
+                await context.abort(exc.status, exc.message)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            log.error("rpc_failed", error=type(exc).__name__, detail=str(exc))
+            context.set_trailing_metadata(((ERROR_CODE_KEY, "INTERNAL"),))
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {callcontext.current_request_id()})")
+            return "INTERNAL"
+
+        def outcome_of(context: grpc.aio.ServicerContext) -> str:
+            code = context.code() if hasattr(context, "code") else None
+            return code.name if isinstance(code, grpc.StatusCode) else "OK"
+
+        def wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                span, tokens = enter()
+                outcome = "OK"
+                try:
+                    result = await behavior(request, context)
+                    outcome = outcome_of(context)
+                    return result
+                except grpc.aio.AbortError:
+                    outcome = outcome_of(context)
+                    raise
+                except Exception as exc:
+                    outcome = getattr(exc, "status", grpc.StatusCode.INTERNAL).name
+                    await fail(exc, span, context)
+                finally:
+                    leave(span, tokens, started, outcome)
+
+            return wrapper
+
+        def wrap_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+            async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                started = time.perf_counter()
+                span, tokens = enter()
+                outcome = "OK"
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                    outcome = outcome_of(context)
+                except grpc.aio.AbortError:
+                    outcome = outcome_of(context)
+                    raise
+                except Exception as exc:
+                    outcome = getattr(exc, "status", grpc.StatusCode.INTERNAL).name
+                    await fail(exc, span, context)
+                finally:
+                    leave(span, tokens, started, outcome)
+
+            return wrapper
+
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                wrap_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                wrap_unary(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                wrap_stream(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            wrap_stream(handler.stream_stream), handler.request_deserializer, handler.response_serializer
+        )
+
+
+def _outgoing(details: ClientCallDetails, caller: str, default_timeout: float) -> tuple[ClientCallDetails, Any]:
+    metadata = list(details.metadata or ())
+    present = {k for k, _ in metadata}
+    if callcontext.REQUEST_ID_KEY not in present:
+        metadata.append((callcontext.REQUEST_ID_KEY, callcontext.current_request_id()))
+    subject = callcontext.current_subject()
+    if subject and callcontext.SUBJECT_KEY not in present:
+        metadata.append((callcontext.SUBJECT_KEY, subject))
+    metadata.append((callcontext.CALLER_KEY, caller))
+    method = details.method.decode() if isinstance(details.method, bytes) else details.method
+    span = tracer().start_span(method, kind=SpanKind.CLIENT, attributes={"rpc.system": "grpc", "rpc.method": method})
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    metadata.extend(carrier.items())
+    timeout = details.timeout if details.timeout is not None else default_timeout
+    new = ClientCallDetails(details.method, timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready)
+    return new, span
+
+
+class _ClientBase:
+    def __init__(self, caller: str, default_timeout: float) -> None:
+        self._caller = caller
+        self._timeout = default_timeout
+
+
+def _end_span_when_done(call: Any, span: Any) -> None:
+    async def finish() -> None:
+        try:
+            code = await call.code()
+            if code != grpc.StatusCode.OK:
+                span.set_status(Status(StatusCode.ERROR, code.name))
+        except Exception:
+            pass
+        finally:
+            span.end()
+
+    task = asyncio.ensure_future(finish())
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+# Keeps span-closing tasks referenced until they finish.
+_pending: set[asyncio.Future[None]] = set()
+
+
+class UnaryUnaryClient(_ClientBase, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: ClientCallDetails, request: Any) -> Any:
+        details, span = _outgoing(client_call_details, self._caller, self._timeout)
+        call = await continuation(details, request)
+        _end_span_when_done(call, span)
+        return call
+
+
+class UnaryStreamClient(_ClientBase, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: ClientCallDetails, request: Any) -> Any:
+        details, span = _outgoing(client_call_details, self._caller, self._timeout)
+        call = await continuation(details, request)
+        _end_span_when_done(call, span)
+        return call
+
+
+class StreamUnaryClient(_ClientBase, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any) -> Any:
+        details, span = _outgoing(client_call_details, self._caller, self._timeout)
+        call = await continuation(details, request_iterator)
+        _end_span_when_done(call, span)
+        return call
+
+
+class StreamStreamClient(_ClientBase, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any) -> Any:
+        details, span = _outgoing(client_call_details, self._caller, self._timeout)
+        call = await continuation(details, request_iterator)
+        _end_span_when_done(call, span)
+        return call
+
+
+def client_interceptors(caller: str, default_timeout: float) -> list[Any]:
+    """Interceptors every channel a service opens gets."""
+    return [
+        UnaryUnaryClient(caller, default_timeout),
+        UnaryStreamClient(caller, default_timeout),
+        StreamUnaryClient(caller, default_timeout),
+        StreamStreamClient(caller, default_timeout),
+    ]

@@ -1,0 +1,106 @@
+"""gRPC server bootstrap used by every service: health, reflection, interceptors, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from likeness_platform.interceptors import ServerInterceptor
+from likeness_platform.metrics import start_metrics_server
+from likeness_platform.settings import ServiceSettings
+
+log = structlog.get_logger("likeness.server")
+
+
+def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
+    """Keepalive and message-size options shared by servers and channels."""
+    return [
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+@dataclass
+class RunningServer:
+    """A started server: its port, health servicer and the names it serves."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    services: list[str]
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def set_serving(self, serving: bool) -> None:
+        """Set every service's health status (and the overall '' entry)."""
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self.services]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, let in-flight calls finish within `grace`, then run on_stop hooks."""
+        await self.set_serving(False)
+        await self.server.stop(grace)
+        for hook in reversed(self.on_stop):
+            await hook()
+
+
+async def start_server(
+    service: str,
+    settings: ServiceSettings,
+    register: Callable[[grpc.aio.Server], Iterable[str]],
+    port: int | None = None,
+) -> RunningServer:
+    """Build, register and start a grpc.aio server; `register` adds servicers and returns full service names."""
+    server = grpc.aio.server(interceptors=[ServerInterceptor(service)], options=server_options(settings))
+    names = list(register(server))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    bound = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port if port is None else port}")
+    await server.start()
+    running = RunningServer(server=server, port=bound, health=health_servicer, services=names)
+    await running.set_serving(True)
+    return running
+
+
+async def serve_forever(
+    service: str,
+    settings: ServiceSettings,
+    register: Callable[[grpc.aio.Server], Iterable[str]],
+    on_stop: list[Callable[[], Awaitable[None]]] | None = None,
+    background: list[Callable[[], Awaitable[None]]] | None = None,
+) -> None:
+    """Run a service until SIGTERM/SIGINT, then stop gracefully (health first, then a grace period)."""
+    running = await start_server(service, settings, register)
+    running.on_stop.extend(on_stop or [])
+    metrics_port = settings.metrics_port or (running.port + 1000)
+    if metrics_port > 0:
+        start_metrics_server(settings.grpc_host, metrics_port)
+    tasks: list[asyncio.Future[None]] = [asyncio.ensure_future(job()) for job in (background or [])]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving", port=running.port, services=running.services, metrics_port=metrics_port)
+    await stop.wait()
+    log.info("stopping", grace_seconds=settings.shutdown_grace_seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await running.stop(settings.shutdown_grace_seconds)
+    log.info("stopped")

@@ -1,0 +1,45 @@
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sigterm_lets_an_in_flight_call_finish_before_exit() -> None:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("slow_service.py")), str(port)])
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            wait = channel.unary_unary("/test.Slow/Wait")
+            result: dict[str, object] = {}
+
+            def call() -> None:
+                try:
+                    result["value"] = wait(b"x", timeout=10)
+                except grpc.RpcError as exc:
+                    result["error"] = exc
+
+            worker = threading.Thread(target=call)
+            worker.start()
+            time.sleep(0.4)
+            proc.send_signal(signal.SIGTERM)
+            worker.join(10)
+            assert result.get("value") == b"finished:x", result
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

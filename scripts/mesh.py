@@ -1,0 +1,211 @@
+"""Start the whole mesh on one machine: embedded PostgreSQL when needed, every service as its own process.
+
+Used by `make run` (fixed ports, Ctrl-C stops everything) and by the end-to-end tests (free ports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "libs" / "platform" / "src"))
+
+from likeness_platform.embedded_db import EmbeddedPostgres  # noqa: E402
+
+GRPC_PORTS = {"gateway": 50050, "ingestion": 50051, "faces": 50052, "render": 50053, "billing": 50054, "privacy": 50055}
+HOLDERS = ("gateway", "ingestion", "faces", "render", "billing")
+HTTP_PORT = 8080
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Mesh:
+    run_dir: Path
+    database_url: str = ""
+    free_ports: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+    services: tuple[str, ...] = tuple(GRPC_PORTS)
+    quiet: bool = False
+    ports: dict[str, int] = field(default_factory=dict)
+    http_port: int = HTTP_PORT
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    db: EmbeddedPostgres | None = None
+
+    def __post_init__(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.free_ports:
+            self.ports = {name: free_port() for name in GRPC_PORTS}
+            self.http_port = free_port()
+        else:
+            self.ports = dict(GRPC_PORTS)
+
+    def addr(self, service: str) -> str:
+        return f"127.0.0.1:{self.ports[service]}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def dev_kek(self) -> str:
+        """A generated key-encryption key for development, kept in the run folder."""
+        path = self.run_dir / "dev-kek"
+        if not path.exists():
+            path.write_text(base64.b64encode(os.urandom(32)).decode())
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def env_for(self, service: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "LIKENESS_DATABASE_URL": self.database_url,
+                "LIKENESS_GRPC_PORT": str(self.ports[service]),
+                "LIKENESS_METRICS_PORT": "-1" if self.free_ports else "0",
+                "LIKENESS_BLOB_DIR": str(self.run_dir / "blobs" / service),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for other in GRPC_PORTS:
+            env[f"LIKENESS_{other.upper()}_ADDR"] = self.addr(other)
+        if service == "privacy":
+            env["LIKENESS_KEK"] = env.get("LIKENESS_KEK") or self.dev_kek()
+            env["LIKENESS_HOLDERS"] = json.dumps({h: self.addr(h) for h in HOLDERS if h in self.services})
+        if service == "gateway":
+            env["LIKENESS_HTTP_PORT"] = str(self.http_port)
+        env.update(self.extra_env)
+        return env
+
+    def start_database(self) -> None:
+        if not self.database_url:
+            self.db = EmbeddedPostgres(self.run_dir / "pgdata")
+            self.database_url = self.db.start()
+
+    def start(self, service: str) -> None:
+        log = open(self.run_dir / f"{service}.log", "ab")  # noqa: SIM115 - handed to the child
+        self.procs[service] = subprocess.Popen(
+            [sys.executable, "-m", f"likeness_{service}.main"],
+            env=self.env_for(service),
+            stdout=log if self.quiet else None,
+            stderr=subprocess.STDOUT if self.quiet else None,
+            cwd=ROOT,
+        )
+
+    def wait_healthy(self, service: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.addr(service)) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                proc = self.procs.get(service)
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"{service} exited with code {proc.returncode}; see {self.run_dir / (service + '.log')}")
+                try:
+                    # wait_for_ready blocks until the port accepts, bounded by the timeout.
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2, wait_for_ready=True)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{service} not healthy after {timeout:.0f}s")
+        if service == "gateway":
+            self._wait_http(deadline)
+
+    def _wait_http(self, deadline: float) -> None:
+        while True:
+            try:
+                with urllib.request.urlopen(self.http_url + "/healthz", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def up(self) -> None:
+        self.start_database()
+        for service in self.services:
+            self.start(service)
+        for service in self.services:
+            self.wait_healthy(service)
+
+    def stop(self, service: str, timeout: float = 20.0) -> int | None:
+        proc = self.procs.pop(service, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def kill(self, service: str) -> None:
+        proc = self.procs.pop(service)
+        proc.kill()
+        proc.wait()
+
+    def down(self) -> None:
+        for service in reversed(list(self.procs)):
+            self.stop(service)
+        if self.db is not None:
+            self.db.stop()
+            self.db = None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the Likeness mesh locally")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
+    args = parser.parse_args()
+    started = time.monotonic()
+    mesh = Mesh(args.run_dir, database_url=os.environ.get("LIKENESS_DATABASE_URL", ""))
+    stop = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        mesh.up()
+        took = time.monotonic() - started
+        print(f"\nLikeness is up in {took:.1f}s ({'embedded' if mesh.db else 'external'} PostgreSQL)")
+        print(f"  demo page and HTTP API   {mesh.http_url}/   (OpenAPI: {mesh.http_url}/docs)")
+        for name in GRPC_PORTS:
+            print(f"  {name:<10} gRPC         {mesh.addr(name)}")
+        print("Ctrl-C stops everything.\n", flush=True)
+        while not stop:
+            for name, proc in list(mesh.procs.items()):
+                if proc.poll() is not None:
+                    print(f"{name} exited with code {proc.returncode}; stopping the mesh", flush=True)
+                    stop = True
+            time.sleep(0.5)
+    finally:
+        print("stopping…", flush=True)
+        mesh.down()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

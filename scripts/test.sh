@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The whole suite. Uses LIKENESS_DATABASE_URL when given (CI), else the tests start an embedded PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""Likeness billing: App Store purchases, subscriptions, notifications and generation quotas."""

@@ -1,0 +1,1 @@
+"""Likeness faces service: face detection, landmarks, head pose and quality for portraits."""

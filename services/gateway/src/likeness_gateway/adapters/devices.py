@@ -1,0 +1,130 @@
+"""Postgres repository of devices, and the gateway's DataHolder view of them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from likeness_platform.dataholder import ExportItem, Retention
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    subject_id: str
+    platform: str
+    model: str
+    os_version: str
+    app_version: str
+    language: str
+    active: bool
+    created_at: datetime
+
+
+def _device(row: Mapping[str, Any]) -> Device:
+    return Device(
+        str(row["device_id"]),
+        str(row["subject_id"]),
+        row["platform"],
+        row["model"],
+        row["os_version"],
+        row["app_version"],
+        row["language"],
+        row["active"],
+        row["created_at"],
+    )
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError):
+        return None
+
+
+class DeviceRepository:
+    name = "gateway"
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def add(self, subject_id: str, token_hash: str, info: Mapping[str, str]) -> Device:
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "INSERT INTO devices (device_id, subject_id, token_hash, platform, model, os_version, app_version, language)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                (
+                    uuid.uuid4(),
+                    uuid.UUID(subject_id),
+                    token_hash,
+                    info["platform"],
+                    info["model"],
+                    info["os_version"],
+                    info["app_version"],
+                    info["language"],
+                ),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return _device(row)
+
+    async def by_token_hash(self, token_hash: str) -> Device | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM devices WHERE token_hash = %s", (token_hash,))
+            row = await cur.fetchone()
+        return _device(row) if row else None
+
+    async def get(self, device_id: str) -> Device | None:
+        did = _uuid(device_id)
+        if did is None:
+            return None
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM devices WHERE device_id = %s", (did,))
+            row = await cur.fetchone()
+        return _device(row) if row else None
+
+    async def deactivate_subject(self, subject_id: str) -> int:
+        """Stop a subject's tokens at once (erasure started)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("UPDATE devices SET active = false WHERE subject_id = %s", (uuid.UUID(subject_id),))
+            return cur.rowcount
+
+    # DataHolder ---------------------------------------------------------------------------
+    async def inventory(self, subject_id: str) -> dict[str, int]:
+        sid = _uuid(subject_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT count(*) FROM devices WHERE subject_id = %s", (sid,))
+            row = await cur.fetchone()
+        return {"devices": int(row[0]) if row else 0}
+
+    async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
+        sid = _uuid(subject_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM devices WHERE subject_id = %s", (sid,))
+            rows = [asdict(_device(r)) for r in await cur.fetchall()]
+        yield ExportItem("devices", "devices.json", "application/json", json.dumps(rows, indent=2, default=str).encode())
+
+    async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        sid = _uuid(subject_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM devices WHERE subject_id = %s", (sid,))
+            erased = cur.rowcount
+        return {"devices": erased}, await self.inventory(subject_id)
+
+    async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
+        # Devices live as long as the app install; they go with erasure, not by age.
+        return {"devices": 0}
+
+    async def retention(self) -> list[Retention]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM devices")
+            row = await cur.fetchone()
+        assert row is not None
+        return [Retention("devices", int(row[0]), float(row[1]), 0.0)]

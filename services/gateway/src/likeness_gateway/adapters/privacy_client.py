@@ -1,0 +1,55 @@
+"""The gateway's module for the privacy service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from likeness_gateway.adapters.upstream import Upstream, first_then_rest
+from likeness_platform.settings import ServiceSettings
+
+
+class PrivacyClient(Upstream):
+    def __init__(self, address: str, settings: ServiceSettings, deadline: float) -> None:
+        super().__init__("privacy", address, settings, deadline)
+        self.stub = privacy_pb2_grpc.PrivacyStub(self.channel)
+
+    async def register_subject(self, minor: bool) -> privacy_pb2.RegisterSubjectResponse:
+        return await self.call(
+            self.stub.RegisterSubject(privacy_pb2.RegisterSubjectRequest(kind=privacy_pb2.SUBJECT_KIND_DEVICE, minor=minor))
+        )
+
+    async def subject_state(self, subject_id: str) -> int:
+        response = await self.call(self.stub.GetSubject(privacy_pb2.GetSubjectRequest(subject_id=subject_id)))
+        return int(response.subject.state)
+
+    async def request_erasure(self, subject_id: str, reason: str) -> privacy_pb2.Erasure:
+        response = await self.call(self.stub.RequestErasure(privacy_pb2.RequestErasureRequest(subject_id=subject_id, reason=reason)))
+        return response.erasure
+
+    async def get_erasure(self, erasure_id: str) -> privacy_pb2.Erasure:
+        response = await self.call(self.stub.GetErasure(privacy_pb2.GetErasureRequest(erasure_id=erasure_id)))
+        return response.erasure
+
+    async def request_export(self, subject_id: str) -> privacy_pb2.RequestExportResponse:
+        return await self.call(self.stub.RequestExport(privacy_pb2.RequestExportRequest(subject_id=subject_id), timeout=120))
+
+    async def download_export(self, export_id: str, subject_id: str) -> AsyncIterator[bytes]:
+        """Open the export stream; failures (e.g. NOT_FOUND) surface before the first byte is sent."""
+        return await self.call(
+            first_then_rest(self.stub.DownloadExport(privacy_pb2.DownloadExportRequest(export_id=export_id, subject_id=subject_id)))
+        )
+
+    async def record_generation(self, subject_id: str, interface: str, parameters: dict[str, str], status: str, latency_ms: float) -> None:
+        await self.call(
+            self.stub.RecordGeneration(
+                privacy_pb2.RecordGenerationRequest(
+                    subject_id=subject_id, interface=interface, parameters=parameters, status=status, latency_ms=latency_ms
+                )
+            )
+        )
+
+    async def record_security_event(self, subject_id: str, event_type: str, ip: str) -> None:
+        await self.call(
+            self.stub.RecordSecurityEvent(privacy_pb2.RecordSecurityEventRequest(subject_id=subject_id, event_type=event_type, ip=ip))
+        )

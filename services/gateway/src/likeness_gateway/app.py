@@ -1,0 +1,102 @@
+"""FastAPI application: routes, the one error shape, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from likeness_gateway.deps import Gateway
+from likeness_gateway.errors import ApiError
+from likeness_gateway.routes import devices, me
+from likeness_platform.callcontext import new_request_id, request_id_var
+from likeness_platform.telemetry import tracer
+
+log = structlog.get_logger("likeness.gateway")
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}},
+            "required": ["code", "message", "details"],
+        }
+    },
+}
+
+
+def _error(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}}, status_code=status, headers=headers)
+
+
+def create_app(gw: Gateway) -> FastAPI:
+    app = FastAPI(
+        title="Likeness API",
+        version="1.0.0",
+        description="Privacy-first backend for ID-photo and AI-portrait apps. Send the device token as `Authorization: Bearer <token>`.",
+        responses={"default": {"description": "Error", "content": {"application/json": {"schema": ERROR_SCHEMA}}}},
+    )
+    app.state.gateway = gw
+
+    @app.middleware("http")
+    async def trace_and_limit(request: Request, call_next: Any) -> Any:
+        # One server span per request; upstream gRPC calls become its children via the client interceptors.
+        parent = propagate.extract(dict(request.headers))
+        with tracer().start_as_current_span(f"HTTP {request.method} {request.url.path}", context=parent, kind=SpanKind.SERVER) as span:
+            request_id = request.headers.get("x-request-id") or new_request_id()
+            request_id_var.set(request_id)
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+            response = await call_next(request)
+            span.set_attribute("http.status_code", response.status_code)
+            response.headers["x-request-id"] = request_id
+            return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")} for e in exc.errors()]
+        return _error(400, "INVALID_REQUEST", "the request is not valid", {"problems": problems})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}.get(exc.status_code, "HTTP_ERROR")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled", error=type(exc).__name__, path=request.url.path)
+        return _error(500, "INTERNAL", "internal error")
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: every upstream is healthy")
+    async def readyz() -> JSONResponse:
+        names = list(gw.upstreams)
+        results = await asyncio.gather(*(gw.upstreams[n].healthy() for n in names))
+        upstreams = dict(zip(names, results, strict=True))
+        ready = all(results)
+        return JSONResponse({"ready": ready, "upstreams": upstreams}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(devices.router)
+    app.include_router(me.router)
+    return app

@@ -1,0 +1,53 @@
+"""What the routes depend on, wired once by the composition root and read from app.state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from likeness_gateway.adapters.devices import Device, DeviceRepository
+from likeness_gateway.adapters.privacy_client import PrivacyClient
+from likeness_gateway.adapters.upstream import Upstream
+from likeness_gateway.domain.tokens import token_hash
+from likeness_gateway.errors import ApiError
+from likeness_gateway.settings import GatewaySettings
+
+
+@dataclass
+class Gateway:
+    settings: GatewaySettings
+    devices: DeviceRepository
+    privacy: PrivacyClient
+    # Every upstream, by name, for readiness.
+    upstreams: dict[str, Upstream] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def gateway(request: Request) -> Gateway:
+    return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address; X-Forwarded-For only counts behind configured trusted proxies."""
+    hops = gateway(request).settings.trusted_proxies
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if hops and forwarded:
+        chain = [part.strip() for part in forwarded.split(",") if part.strip()]
+        if len(chain) >= hops:
+            return chain[-hops]
+    return request.client.host if request.client else "0.0.0.0"
+
+
+async def current_device(request: Request) -> Device:
+    """The device behind the Bearer token; 401 when missing, unknown or erased."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "UNAUTHENTICATED", "send the device token as 'Authorization: Bearer <token>'")
+    device = await gateway(request).devices.by_token_hash(token_hash(token.strip()))
+    if device is None or not device.active:
+        raise ApiError(401, "UNAUTHENTICATED", "the token is not valid (unknown, or its data was deleted)")
+    request.state.device = device
+    return device

@@ -1,0 +1,38 @@
+"""The gateway's gRPC side: operator Devices view and DataHolder for device records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from likeness.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from likeness_gateway.adapters.devices import DeviceRepository
+from likeness_platform.dataholder import add_dataholder, timestamp
+from likeness_platform.errors import NotFound
+
+
+class DevicesServicer(gateway_pb2_grpc.DevicesServicer):
+    def __init__(self, devices: DeviceRepository) -> None:
+        self._devices = devices
+
+    async def GetDevice(self, request: Any, context: Any) -> gateway_pb2.GetDeviceResponse:
+        device = await self._devices.get(request.device_id)
+        if device is None:
+            raise NotFound("no such device", "DEVICE_NOT_FOUND")
+        return gateway_pb2.GetDeviceResponse(
+            device=gateway_pb2.Device(
+                device_id=device.device_id,
+                subject_id=device.subject_id,
+                platform=device.platform,
+                model=device.model,
+                os_version=device.os_version,
+                app_version=device.app_version,
+                language=device.language,
+                created_at=timestamp(device.created_at),
+                active=device.active,
+            )
+        )
+
+
+def register(server: Any, devices: DeviceRepository) -> list[str]:
+    gateway_pb2_grpc.add_DevicesServicer_to_server(DevicesServicer(devices), server)
+    return [str(gateway_pb2.DESCRIPTOR.services_by_name["Devices"].full_name), add_dataholder(server, devices)]

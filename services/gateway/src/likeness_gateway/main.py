@@ -1,0 +1,75 @@
+"""Composition root of the gateway: HTTP API and its gRPC DataHolder in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from likeness_gateway import grpc_api
+from likeness_gateway.adapters.devices import DeviceRepository
+from likeness_gateway.adapters.privacy_client import PrivacyClient
+from likeness_gateway.adapters.upstream import Upstream
+from likeness_gateway.app import create_app
+from likeness_gateway.deps import Gateway
+from likeness_gateway.settings import GatewaySettings
+from likeness_platform.db import apply_migrations, open_pool
+from likeness_platform.logging import configure_logging, get_logger
+from likeness_platform.server import start_server
+from likeness_platform.telemetry import configure_tracing
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+log = get_logger("likeness.gateway")
+
+
+class _Server(uvicorn.Server):
+    # The process owns signal handling so HTTP and gRPC stop together.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def build(settings: GatewaySettings) -> tuple[Gateway, object]:
+    await apply_migrations(settings.database_url, "gateway", MIGRATIONS)
+    pool = await open_pool(settings.database_url, "gateway", settings.db_pool_min, settings.db_pool_max)
+    deadline = settings.upstream_deadline_seconds
+    privacy = PrivacyClient(settings.privacy_addr, settings, deadline)
+    upstreams: dict[str, Upstream] = {"privacy": privacy}
+    for name in ("ingestion", "faces", "render", "billing"):
+        upstreams[name] = Upstream(name, getattr(settings, f"{name}_addr"), settings, deadline)
+    gw = Gateway(settings=settings, devices=DeviceRepository(pool), privacy=privacy, upstreams=upstreams)
+    return gw, pool
+
+
+async def main() -> None:
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level)
+    configure_tracing("gateway", settings.otel_exporter)
+    if not settings.database_url:
+        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
+    gw, pool = await build(settings)
+    running = await start_server("gateway", settings, lambda server: grpc_api.register(server, gw.devices))
+    http = _Server(uvicorn.Config(create_app(gw), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False))
+    serving = asyncio.create_task(http.serve())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving", http_port=settings.http_port, grpc_port=running.port)
+    await asyncio.wait([serving, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    await running.set_serving(False)
+    http.should_exit = True
+    await serving
+    await running.stop(settings.shutdown_grace_seconds)
+    for upstream in gw.upstreams.values():
+        await upstream.close()
+    await pool.close()  # type: ignore[attr-defined]
+    log.info("stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

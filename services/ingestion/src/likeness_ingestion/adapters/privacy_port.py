@@ -1,0 +1,36 @@
+"""What ingestion needs from the privacy service: data keys and access-log entries."""
+
+from __future__ import annotations
+
+import grpc
+
+from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from likeness_platform.crypto import DataKey
+from likeness_platform.errors import FailedPrecondition, SubjectErasing, Unavailable
+
+
+class PrivacyPort:
+    def __init__(self, channel: grpc.aio.Channel, actor: str) -> None:
+        self._stub = privacy_pb2_grpc.PrivacyStub(channel)
+        self._actor = actor
+
+    async def data_key(self, subject_id: str) -> DataKey:
+        """The subject's data key; SubjectErasing once its erasure has started."""
+        try:
+            response = await self._stub.GetDataKey(privacy_pb2.GetDataKeyRequest(subject_id=subject_id))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                raise SubjectErasing("the subject is unknown or being erased; nothing is stored for it") from None
+            raise Unavailable("the privacy service is not reachable; try again") from None
+        return DataKey(bytes(response.key), response.key_id)
+
+    async def record_access(self, subject_id: str, resource: str, purpose: str) -> None:
+        """Append to the access log; a read that cannot be logged does not happen."""
+        try:
+            await self._stub.RecordAccess(
+                privacy_pb2.RecordAccessRequest(
+                    subject_id=subject_id, actor=self._actor, resource=resource, purpose=purpose or "unspecified"
+                )
+            )
+        except grpc.aio.AioRpcError:
+            raise FailedPrecondition("the access log is not reachable, so the data is not read", "ACCESS_LOG_UNAVAILABLE") from None

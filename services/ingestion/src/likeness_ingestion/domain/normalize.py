@@ -1,0 +1,136 @@
+"""Validation and normalization of an uploaded image, before anything is stored.
+
+Order matters: the format is judged from magic bytes, the pixel count from the header
+(before decoding, against decompression bombs), then the full decode; the output is a fresh
+8-bit sRGB JPEG carrying no metadata at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps
+
+from likeness_ingestion.domain.errors import ContentTypeMismatch, CorruptImage, Empty, TooLarge, TooManyPixels, UnsupportedFormat
+
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_CONTENT_TYPES = {
+    "jpeg": {"image/jpeg", "image/jpg", "image/pjpeg"},
+    "png": {"image/png"},
+    "webp": {"image/webp"},
+    "heif": {"image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"},
+}
+_GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream", "image/*"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 25 * 1000 * 1000
+    max_pixels: int = 50_000_000
+    jpeg_quality: int = 95
+
+
+@dataclass(frozen=True)
+class NormalizedImage:
+    data: bytes  # JPEG, 8-bit sRGB, no metadata
+    source_format: str
+    width: int
+    height: int
+    sha256: str
+
+
+def sniff_format(head: bytes) -> str:
+    """The container format from magic bytes; UnsupportedFormat when it is none we accept."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp":
+        brands = {head[8:12]} | {head[i : i + 4] for i in range(16, min(len(head), 64), 4)}
+        if brands & _HEIF_BRANDS:
+            return "heif"
+    raise UnsupportedFormat("only JPEG, PNG, WebP and HEIC/HEIF images are accepted")
+
+
+def check_content_type(declared: str, detected: str) -> None:
+    """A declared specific image type must match the bytes; generic or empty types are fine."""
+    declared = (declared or "").split(";")[0].strip().lower()
+    if declared in _GENERIC_TYPES:
+        return
+    if declared not in _CONTENT_TYPES[detected]:
+        raise ContentTypeMismatch(f"declared content type {declared!r} but the file is {detected.upper()}")
+
+
+def _to_srgb(img: Image.Image) -> Image.Image:
+    icc = img.info.get("icc_profile")
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            return ImageCms.profileToProfile(img, src, dst, outputMode="RGB")  # type: ignore[return-value]
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: fall through to a plain conversion
+    return img
+
+
+def _to_rgb8(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        # Transparent areas become white, the neutral choice for ID photos.
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode == "CMYK":
+        return _to_srgb(img).convert("RGB")
+    if img.mode != "RGB":
+        return img.convert("RGB")
+    return _to_srgb(img)
+
+
+def normalize(data: bytes, declared_content_type: str, limits: Limits) -> NormalizedImage:
+    """Validate and normalize; raises a Rejected/TooLarge/TooManyPixels error on bad input."""
+    if not data:
+        raise Empty("the upload is empty")
+    if len(data) > limits.max_bytes:
+        raise TooLarge(f"the upload is {len(data)} bytes; the limit is {limits.max_bytes}")
+    fmt = sniff_format(data[:64])
+    check_content_type(declared_content_type, fmt)
+    if fmt == "heif":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            pixels = img.width * img.height
+            if pixels > limits.max_pixels:
+                raise TooManyPixels(f"the image has {pixels} pixels ({img.width}x{img.height}); the limit is {limits.max_pixels}")
+            img.load()
+    except (TooManyPixels, UnsupportedFormat):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TooManyPixels(f"the image would decode to too many pixels ({exc})") from exc
+    except Exception as exc:  # Pillow signals bad data with many exception types
+        raise CorruptImage(f"the {fmt.upper()} data cannot be decoded completely") from exc
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    img = ImageOps.exif_transpose(img)
+    rgb = _to_rgb8(img)
+    out = io.BytesIO()
+    # A fresh image with no info dict carries no EXIF, GPS, XMP, ICC or comments.
+    clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
+    clean.save(out, format="JPEG", quality=limits.jpeg_quality, subsampling=0)
+    encoded = out.getvalue()
+    return NormalizedImage(encoded, fmt, clean.width, clean.height, hashlib.sha256(encoded).hexdigest())

@@ -1,0 +1,62 @@
+"""Clients of the DataHolder services named in settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc
+from likeness_platform.clients import open_channel
+from likeness_platform.dataholder import ExportItem, Retention
+from likeness_platform.settings import ServiceSettings
+
+
+class RemoteHolder:
+    """One holder reached over gRPC."""
+
+    def __init__(self, name: str, address: str, settings: ServiceSettings, timeout: float = 10.0) -> None:
+        self.name = name
+        self.address = address
+        self._channel = open_channel(address, "privacy", settings, deadline=timeout)
+        self._stub = dataholder_pb2_grpc.DataHolderStub(self._channel)
+
+    async def inventory(self, subject_id: str) -> dict[str, int]:
+        response = await self._stub.Inventory(dataholder_pb2.InventoryRequest(subject_id=subject_id))
+        return {c.category: c.count for c in response.counts}
+
+    async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
+        pending: dict[str, list[bytes]] = {}
+        async for part in self._stub.Export(dataholder_pb2.ExportRequest(subject_id=subject_id)):
+            pending.setdefault(part.name, []).append(part.data)
+            if part.last_chunk:
+                yield ExportItem(part.category, part.name, part.content_type, b"".join(pending.pop(part.name)))
+
+    async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        response = await self._stub.Erase(dataholder_pb2.EraseRequest(subject_id=subject_id, request_id=request_id))
+        return {c.category: c.count for c in response.erased}, {c.category: c.count for c in response.remaining}
+
+    async def sweep(self, cutoffs: dict[str, datetime]) -> dict[str, int]:
+        request = dataholder_pb2.SweepRequest()
+        for category, cutoff in cutoffs.items():
+            ts = Timestamp()
+            ts.FromDatetime(cutoff)
+            request.cutoffs.append(dataholder_pb2.CategoryCutoff(category=category, cutoff=ts))
+        response = await self._stub.Sweep(request)
+        return {c.category: c.count for c in response.removed}
+
+    async def retention(self) -> list[Retention]:
+        response = await self._stub.RetentionStatus(dataholder_pb2.RetentionStatusRequest())
+        return [Retention(c.category, c.count, c.oldest_age_seconds, c.max_age_seconds) for c in response.categories]
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, log-safe description of a failed holder call."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return type(exc).__name__

@@ -1,0 +1,398 @@
+"""Postgres repository of the privacy schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from likeness_privacy.domain import chain
+from likeness_privacy.domain.pseudonyms import salted_commit
+
+
+@dataclass(frozen=True)
+class SubjectRow:
+    subject_id: str
+    kind: str
+    state: str
+    minor: bool
+    created_at: datetime
+
+
+@dataclass
+class ReceiptRow:
+    holder: str
+    erased: dict[str, int] | None
+    remaining: dict[str, int] | None
+    completed_at: datetime | None
+    attempts: int
+    last_error: str
+    next_attempt_at: datetime
+
+
+@dataclass
+class ErasureRow:
+    erasure_id: str
+    subject_id: str | None
+    subject_pseudonym: str
+    reason: str
+    status: str
+    requested_at: datetime
+    deadline: datetime
+    completed_at: datetime | None
+    ledger_hash: str | None
+    deadline_breached: bool
+    receipts: list[ReceiptRow]
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+class PrivacyRepository:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    # subjects and keys -------------------------------------------------------------
+    async def create_subject(self, kind: str, minor: bool, key_id: str, wrapped_for: Any) -> SubjectRow:
+        subject_id = uuid.uuid4()
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "INSERT INTO subjects (subject_id, kind, minor) VALUES (%s, %s, %s) RETURNING *", (subject_id, kind, minor)
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            await conn.execute(
+                "INSERT INTO data_keys (subject_id, key_id, wrapped) VALUES (%s, %s, %s)",
+                (subject_id, key_id, wrapped_for(str(subject_id))),
+            )
+        return _subject(row)
+
+    async def get_subject(self, subject_id: str) -> SubjectRow | None:
+        sid = _uuid(subject_id)
+        if sid is None:
+            return None
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM subjects WHERE subject_id = %s", (sid,))
+            row = await cur.fetchone()
+        return _subject(row) if row else None
+
+    async def get_wrapped_key(self, subject_id: str) -> tuple[str, bytes] | None:
+        sid = _uuid(subject_id)
+        if sid is None:
+            return None
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT key_id, wrapped FROM data_keys WHERE subject_id = %s", (sid,))
+            row = await cur.fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    async def destroy_key(self, subject_id: str) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM data_keys WHERE subject_id = %s", (uuid.UUID(subject_id),))
+            return cur.rowcount
+
+    # erasures -----------------------------------------------------------------------
+    async def start_erasure(self, subject_id: str, pseudonym: str, reason: str, holders: list[str]) -> tuple[ErasureRow, bool]:
+        """Mark the subject erasing and create the erasure, or return the one already running."""
+        sid = uuid.UUID(subject_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT state FROM subjects WHERE subject_id = %s FOR UPDATE", (sid,))
+            row = await cur.fetchone()
+            if row is not None and row[0] == "erasing":
+                cur = await conn.execute("SELECT erasure_id FROM erasures WHERE subject_id = %s AND status = 'in_progress'", (sid,))
+                existing = await cur.fetchone()
+                if existing:
+                    found = await self._load_erasure(conn, existing[0])
+                    assert found is not None
+                    return found, False
+            await conn.execute("UPDATE subjects SET state = 'erasing' WHERE subject_id = %s", (sid,))
+            erasure_id = uuid.uuid4()
+            now = datetime.now(UTC)
+            await conn.execute(
+                "INSERT INTO erasures (erasure_id, subject_id, subject_pseudonym, reason, status, requested_at, deadline)"
+                " VALUES (%s, %s, %s, %s, 'in_progress', %s, %s)",
+                (erasure_id, sid, pseudonym, reason, now, now + timedelta(hours=24)),
+            )
+            for holder in holders:
+                await conn.execute("INSERT INTO erasure_receipts (erasure_id, holder) VALUES (%s, %s)", (erasure_id, holder))
+            created = await self._load_erasure(conn, erasure_id)
+            assert created is not None
+            return created, True
+
+    async def latest_erasure_for_pseudonym(self, pseudonym: str) -> ErasureRow | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT erasure_id FROM erasures WHERE subject_pseudonym = %s ORDER BY requested_at DESC LIMIT 1", (pseudonym,)
+            )
+            row = await cur.fetchone()
+            return await self._load_erasure(conn, row[0]) if row else None
+
+    async def get_erasure(self, erasure_id: str) -> ErasureRow | None:
+        eid = _uuid(erasure_id)
+        if eid is None:
+            return None
+        async with self.pool.connection() as conn:
+            return await self._load_erasure(conn, eid)
+
+    async def open_erasures(self) -> list[ErasureRow]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT erasure_id FROM erasures WHERE status = 'in_progress' ORDER BY requested_at")
+            ids = [r[0] for r in await cur.fetchall()]
+            out = []
+            for eid in ids:
+                row = await self._load_erasure(conn, eid)
+                if row:
+                    out.append(row)
+            return out
+
+    async def _load_erasure(self, conn: Any, erasure_id: uuid.UUID) -> ErasureRow | None:
+        cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM erasures WHERE erasure_id = %s", (erasure_id,))
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        cur = await conn.cursor(row_factory=dict_row).execute(
+            "SELECT * FROM erasure_receipts WHERE erasure_id = %s ORDER BY holder", (erasure_id,)
+        )
+        receipts = [
+            ReceiptRow(r["holder"], r["erased"], r["remaining"], r["completed_at"], r["attempts"], r["last_error"], r["next_attempt_at"])
+            for r in await cur.fetchall()
+        ]
+        return ErasureRow(
+            erasure_id=str(row["erasure_id"]),
+            subject_id=str(row["subject_id"]) if row["subject_id"] else None,
+            subject_pseudonym=row["subject_pseudonym"],
+            reason=row["reason"],
+            status=row["status"],
+            requested_at=row["requested_at"],
+            deadline=row["deadline"],
+            completed_at=row["completed_at"],
+            ledger_hash=row["ledger_hash"],
+            deadline_breached=row["deadline_breached"],
+            receipts=receipts,
+        )
+
+    async def record_receipt(self, erasure_id: str, holder: str, erased: Mapping[str, int], remaining: Mapping[str, int]) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE erasure_receipts SET erased = %s, remaining = %s, completed_at = now(), attempts = attempts + 1,"
+                " last_error = '' WHERE erasure_id = %s AND holder = %s",
+                (json.dumps(dict(erased)), json.dumps(dict(remaining)), uuid.UUID(erasure_id), holder),
+            )
+
+    async def record_failure(self, erasure_id: str, holder: str, error: str, retry_in: float) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE erasure_receipts SET attempts = attempts + 1, last_error = %s,"
+                " next_attempt_at = now() + make_interval(secs => %s) WHERE erasure_id = %s AND holder = %s",
+                (error[:500], retry_in, uuid.UUID(erasure_id), holder),
+            )
+
+    async def reopen_receipt(self, erasure_id: str, holder: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE erasure_receipts SET completed_at = NULL, next_attempt_at = now() WHERE erasure_id = %s AND holder = %s",
+                (uuid.UUID(erasure_id), holder),
+            )
+
+    async def mark_deadline_breached(self, erasure_id: str) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE erasures SET deadline_breached = true WHERE erasure_id = %s AND NOT deadline_breached",
+                (uuid.UUID(erasure_id),),
+            )
+            return cur.rowcount == 1
+
+    async def complete_erasure(self, erasure: ErasureRow, body: dict[str, Any]) -> str:
+        """Append the ledger entry, close the erasure and drop the subject row, atomically."""
+        async with self.pool.connection() as conn, conn.transaction():
+            # One writer at a time extends the chain.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('likeness-erasure-ledger'))")
+            cur = await conn.execute("SELECT hash FROM erasure_ledger ORDER BY seq DESC LIMIT 1")
+            last = await cur.fetchone()
+            prev = last[0] if last else chain.GENESIS
+            entry_hash = chain.link(prev, body)
+            await conn.execute(
+                "INSERT INTO erasure_ledger (erasure_id, body, prev_hash, hash) VALUES (%s, %s, %s, %s)",
+                (uuid.UUID(erasure.erasure_id), json.dumps(body), prev, entry_hash),
+            )
+            await conn.execute(
+                "UPDATE erasures SET status = 'completed', completed_at = now(), ledger_hash = %s, subject_id = NULL WHERE erasure_id = %s",
+                (entry_hash, uuid.UUID(erasure.erasure_id)),
+            )
+            if erasure.subject_id:
+                await conn.execute("DELETE FROM subjects WHERE subject_id = %s", (uuid.UUID(erasure.subject_id),))
+        return entry_hash
+
+    async def ledger_entries(self) -> list[chain.ChainEntry]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT seq, body, prev_hash, hash FROM erasure_ledger ORDER BY seq")
+            return [chain.ChainEntry(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
+
+    # records --------------------------------------------------------------------------
+    async def add_generation(self, pseudonym: str, interface: str, parameters: Mapping[str, str], status: str, latency_ms: float) -> str:
+        record_id = uuid.uuid4()
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO generation_records (record_id, subject_pseudonym, interface, parameters, status, latency_ms)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (record_id, pseudonym, interface, json.dumps(dict(parameters)), status, latency_ms),
+            )
+        return str(record_id)
+
+    async def add_security_event(self, pseudonym: str | None, event_type: str, ip_hash: str, ip_prefix: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO security_events (event_id, subject_pseudonym, event_type, ip_hash, ip_prefix) VALUES (%s, %s, %s, %s, %s)",
+                (uuid.uuid4(), pseudonym, event_type, ip_hash, ip_prefix),
+            )
+
+    async def add_access(self, subject_id: str, actor: str, resource: str, purpose: str) -> str:
+        salt = os.urandom(16)
+        commit = salted_commit(salt, subject_id)
+        now = datetime.now(UTC)
+        body = {"subject_commit": commit, "actor": actor, "resource": resource, "purpose": purpose, "at": now.isoformat()}
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('likeness-access-log'))")
+            cur = await conn.execute("SELECT hash FROM access_log ORDER BY seq DESC LIMIT 1")
+            last = await cur.fetchone()
+            prev = last[0] if last else chain.GENESIS
+            entry_hash = chain.link(prev, body)
+            await conn.execute(
+                "INSERT INTO access_log (subject_id, salt, subject_commit, actor, resource, purpose, created_at, prev_hash, hash)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (_uuid(subject_id), salt, commit, actor, resource, purpose, now, prev, entry_hash),
+            )
+        return entry_hash
+
+    async def access_entries(self) -> list[chain.ChainEntry]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT seq, subject_commit, actor, resource, purpose, created_at, prev_hash, hash FROM access_log ORDER BY seq"
+            )
+            return [
+                chain.ChainEntry(
+                    r[0],
+                    {"subject_commit": r[1], "actor": r[2], "resource": r[3], "purpose": r[4], "at": r[5].astimezone(UTC).isoformat()},
+                    r[6],
+                    r[7],
+                )
+                for r in await cur.fetchall()
+            ]
+
+    # exports ----------------------------------------------------------------------------
+    async def store_export(self, subject_id: str, sealed: bytes, ttl: timedelta) -> tuple[str, datetime]:
+        export_id = uuid.uuid4()
+        expires = datetime.now(UTC) + ttl
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO exports (export_id, subject_id, sealed, expires_at) VALUES (%s, %s, %s, %s)",
+                (export_id, uuid.UUID(subject_id), sealed, expires),
+            )
+        return str(export_id), expires
+
+    async def take_export(self, export_id: str, subject_id: str) -> bytes | None:
+        """Remove and return an unexpired export of that subject (download once)."""
+        eid, sid = _uuid(export_id), _uuid(subject_id)
+        if eid is None or sid is None:
+            return None
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM exports WHERE export_id = %s AND subject_id = %s AND expires_at > now() RETURNING sealed", (eid, sid)
+            )
+            row = await cur.fetchone()
+        return bytes(row[0]) if row else None
+
+    # holder view of privacy's own data -------------------------------------------------------
+    async def inventory(self, subject_id: str, pseudonym: str) -> dict[str, int]:
+        sid = _uuid(subject_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM subjects WHERE subject_id = %(s)s),"
+                " (SELECT count(*) FROM data_keys WHERE subject_id = %(s)s),"
+                " (SELECT count(*) FROM generation_records WHERE subject_pseudonym = %(p)s),"
+                " (SELECT count(*) FROM security_events WHERE subject_pseudonym = %(p)s),"
+                " (SELECT count(*) FROM access_log WHERE subject_id = %(s)s),"
+                " (SELECT count(*) FROM exports WHERE subject_id = %(s)s)",
+                {"s": sid, "p": pseudonym},
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        names = ["subjects", "data_keys", "generation_records", "security_events", "access_log", "exports"]
+        return dict(zip(names, (int(v) for v in row), strict=True))
+
+    async def erase_records(self, subject_id: str, pseudonym: str) -> dict[str, int]:
+        """Erase what privacy holds about a subject apart from the subject row and key (done last)."""
+        sid = uuid.UUID(subject_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            gen = await conn.execute("DELETE FROM generation_records WHERE subject_pseudonym = %s", (pseudonym,))
+            sec = await conn.execute("DELETE FROM security_events WHERE subject_pseudonym = %s", (pseudonym,))
+            acc = await conn.execute("UPDATE access_log SET subject_id = NULL, salt = NULL WHERE subject_id = %s", (sid,))
+            exp = await conn.execute("DELETE FROM exports WHERE subject_id = %s", (sid,))
+        return {"generation_records": gen.rowcount, "security_events": sec.rowcount, "access_log": acc.rowcount, "exports": exp.rowcount}
+
+    async def export_records(self, subject_id: str, pseudonym: str) -> dict[str, Any]:
+        sid = uuid.UUID(subject_id)
+        async with self.pool.connection() as conn:
+            c = conn.cursor(row_factory=dict_row)
+            subject = await (
+                await c.execute("SELECT subject_id, kind, state, minor, created_at FROM subjects WHERE subject_id = %s", (sid,))
+            ).fetchall()
+            gen = await (
+                await c.execute(
+                    "SELECT interface, parameters, status, latency_ms, created_at FROM generation_records WHERE subject_pseudonym = %s ORDER BY created_at",
+                    (pseudonym,),
+                )
+            ).fetchall()
+            sec = await (
+                await c.execute(
+                    "SELECT event_type, ip_prefix, created_at FROM security_events WHERE subject_pseudonym = %s ORDER BY created_at",
+                    (pseudonym,),
+                )
+            ).fetchall()
+            acc = await (
+                await c.execute("SELECT actor, resource, purpose, created_at FROM access_log WHERE subject_id = %s ORDER BY seq", (sid,))
+            ).fetchall()
+        return {"subject": subject, "generation_records": gen, "security_events": sec, "access_log": acc}
+
+    async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
+        removed: dict[str, int] = {}
+        async with self.pool.connection() as conn:
+            for category, table, extra in (
+                ("generation_records", "generation_records", ""),
+                ("security_events", "security_events", ""),
+                ("access_log", "access_log", ""),
+            ):
+                cutoff = cutoffs.get(category)
+                if cutoff is None:
+                    continue
+                cur = await conn.execute(f"DELETE FROM {table} WHERE created_at < %s{extra}", (cutoff,))
+                removed[category] = cur.rowcount
+            cur = await conn.execute(
+                "DELETE FROM exports WHERE expires_at <= now() OR created_at < %s", (cutoffs.get("exports", datetime.now(UTC)),)
+            )
+            removed["exports"] = cur.rowcount
+        return removed
+
+    async def oldest(self) -> dict[str, tuple[int, float]]:
+        out: dict[str, tuple[int, float]] = {}
+        async with self.pool.connection() as conn:
+            for category in ("generation_records", "security_events", "access_log", "exports"):
+                cur = await conn.execute(f"SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM {category}")
+                row = await cur.fetchone()
+                assert row is not None
+                out[category] = (int(row[0]), float(row[1]))
+        return out
+
+
+def _subject(row: Mapping[str, Any]) -> SubjectRow:
+    return SubjectRow(str(row["subject_id"]), row["kind"], row["state"], row["minor"], row["created_at"])

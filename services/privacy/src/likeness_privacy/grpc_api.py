@@ -1,0 +1,114 @@
+"""gRPC servicer of the Privacy service: proto <-> use cases only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from likeness_platform.dataholder import counts, timestamp
+from likeness_privacy.adapters.repository import ErasureRow, SubjectRow
+from likeness_privacy.service import PrivacyService
+
+_KIND = {privacy_pb2.SUBJECT_KIND_DEVICE: "device", privacy_pb2.SUBJECT_KIND_ACCOUNT: "account"}
+_KIND_PB = {v: k for k, v in _KIND.items()}
+_STATE_PB = {
+    "active": privacy_pb2.SUBJECT_STATE_ACTIVE,
+    "erasing": privacy_pb2.SUBJECT_STATE_ERASING,
+    "erased": privacy_pb2.SUBJECT_STATE_ERASED,
+}
+_STATUS_PB = {"in_progress": privacy_pb2.ERASURE_STATUS_IN_PROGRESS, "completed": privacy_pb2.ERASURE_STATUS_COMPLETED}
+CHUNK = 1024 * 1024
+
+
+def subject_pb(row: SubjectRow) -> privacy_pb2.Subject:
+    return privacy_pb2.Subject(
+        subject_id=row.subject_id,
+        kind=_KIND_PB.get(row.kind, 0),
+        state=_STATE_PB[row.state],
+        minor=row.minor,
+        created_at=timestamp(row.created_at),
+    )
+
+
+def erasure_pb(row: ErasureRow) -> privacy_pb2.Erasure:
+    out = privacy_pb2.Erasure(
+        erasure_id=row.erasure_id,
+        subject_id=row.subject_id or "",
+        status=_STATUS_PB[row.status],
+        requested_at=timestamp(row.requested_at),
+        deadline=timestamp(row.deadline),
+        ledger_hash=row.ledger_hash or "",
+    )
+    if row.completed_at:
+        out.completed_at.CopyFrom(timestamp(row.completed_at))
+    for r in row.receipts:
+        receipt = privacy_pb2.HolderReceipt(
+            holder=r.holder,
+            erased=counts(r.erased or {}),
+            remaining=counts(r.remaining or {}),
+            attempts=r.attempts,
+            last_error=r.last_error,
+        )
+        if r.completed_at:
+            receipt.completed_at.CopyFrom(timestamp(r.completed_at))
+        out.receipts.append(receipt)
+    return out
+
+
+class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
+    def __init__(self, service: PrivacyService) -> None:
+        self._svc = service
+
+    async def RegisterSubject(self, request: Any, context: Any) -> privacy_pb2.RegisterSubjectResponse:
+        subject, erasure = await self._svc.register_subject(_KIND.get(request.kind, ""), request.minor)
+        response = privacy_pb2.RegisterSubjectResponse(subject=subject_pb(subject))
+        if erasure is not None:
+            response.erasure_id = erasure.erasure_id
+            if erasure.status == "completed":
+                response.subject.state = privacy_pb2.SUBJECT_STATE_ERASED
+        return response
+
+    async def GetSubject(self, request: Any, context: Any) -> privacy_pb2.GetSubjectResponse:
+        return privacy_pb2.GetSubjectResponse(subject=subject_pb(await self._svc.get_subject(request.subject_id)))
+
+    async def GetDataKey(self, request: Any, context: Any) -> privacy_pb2.GetDataKeyResponse:
+        key, key_id = await self._svc.get_data_key(request.subject_id)
+        return privacy_pb2.GetDataKeyResponse(key=key, key_id=key_id)
+
+    async def RequestErasure(self, request: Any, context: Any) -> privacy_pb2.RequestErasureResponse:
+        return privacy_pb2.RequestErasureResponse(erasure=erasure_pb(await self._svc.request_erasure(request.subject_id, request.reason)))
+
+    async def GetErasure(self, request: Any, context: Any) -> privacy_pb2.GetErasureResponse:
+        return privacy_pb2.GetErasureResponse(erasure=erasure_pb(await self._svc.get_erasure(request.erasure_id)))
+
+    async def RequestExport(self, request: Any, context: Any) -> privacy_pb2.RequestExportResponse:
+        export_id, expires, size = await self._svc.request_export(request.subject_id)
+        return privacy_pb2.RequestExportResponse(export_id=export_id, expires_at=timestamp(expires), size_bytes=size)
+
+    async def DownloadExport(self, request: Any, context: Any) -> AsyncIterator[privacy_pb2.DownloadExportResponse]:
+        data = await self._svc.download_export(request.export_id, request.subject_id)
+        for i in range(0, len(data), CHUNK):
+            yield privacy_pb2.DownloadExportResponse(chunk=data[i : i + CHUNK])
+
+    async def RecordGeneration(self, request: Any, context: Any) -> privacy_pb2.RecordGenerationResponse:
+        record_id = await self._svc.record_generation(
+            request.subject_id, request.interface, dict(request.parameters), request.status, request.latency_ms
+        )
+        return privacy_pb2.RecordGenerationResponse(record_id=record_id)
+
+    async def RecordSecurityEvent(self, request: Any, context: Any) -> privacy_pb2.RecordSecurityEventResponse:
+        await self._svc.record_security_event(request.subject_id, request.event_type, request.ip)
+        return privacy_pb2.RecordSecurityEventResponse()
+
+    async def RecordAccess(self, request: Any, context: Any) -> privacy_pb2.RecordAccessResponse:
+        entry = await self._svc.record_access(request.subject_id, request.actor, request.resource, request.purpose)
+        return privacy_pb2.RecordAccessResponse(entry_hash=entry)
+
+    async def VerifyLedger(self, request: Any, context: Any) -> privacy_pb2.VerifyLedgerResponse:
+        ok, erasures, accesses, problem = await self._svc.verify_ledger()
+        return privacy_pb2.VerifyLedgerResponse(ok=ok, erasure_entries=erasures, access_entries=accesses, problem=problem)
+
+
+def service_name() -> str:
+    return str(privacy_pb2.DESCRIPTOR.services_by_name["Privacy"].full_name)

@@ -1,0 +1,94 @@
+"""Composition root of the privacy service."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from likeness.privacy.v1 import privacy_pb2_grpc
+from likeness_platform.dataholder import add_dataholder
+from likeness_platform.db import apply_migrations, open_pool
+from likeness_platform.logging import configure_logging
+from likeness_platform.server import serve_forever
+from likeness_platform.settings import ServiceSettings
+from likeness_platform.telemetry import configure_tracing
+from likeness_privacy.adapters.holders import RemoteHolder
+from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.domain.keys import parse_kek
+from likeness_privacy.grpc_api import PrivacyServicer, service_name
+from likeness_privacy.service import PrivacyConfig, PrivacyService
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+class PrivacySettings(ServiceSettings):
+    grpc_port: int = 50055
+    # Base64 32-byte key-encryption key; required (make run and tests generate a dev key).
+    kek: str = ""
+    # Base64 key for keyed hashes of IPs and subject pseudonyms; derived from the KEK when empty.
+    pseudonym_key: str = ""
+    # JSON object: holder name -> gRPC address of its DataHolder.
+    holders: str = "{}"
+    retention_interval_seconds: float = 300.0
+    erasure_retry_base_seconds: float = 0.5
+    erasure_retry_cap_seconds: float = 30.0
+    erasure_poll_seconds: float = 5.0
+    holder_timeout_seconds: float = 10.0
+    export_ttl_seconds: int = 3600
+
+
+def build_config(settings: PrivacySettings) -> PrivacyConfig:
+    kek = parse_kek(settings.kek)
+    if settings.pseudonym_key:
+        pseudonym_key = base64.b64decode(settings.pseudonym_key)
+    else:
+        import hashlib
+        import hmac
+
+        pseudonym_key = hmac.new(kek, b"likeness-pseudonyms", hashlib.sha256).digest()
+    return PrivacyConfig(
+        kek=kek,
+        pseudonym_key=pseudonym_key,
+        retry_base_seconds=settings.erasure_retry_base_seconds,
+        retry_cap_seconds=settings.erasure_retry_cap_seconds,
+        erasure_poll_seconds=settings.erasure_poll_seconds,
+        holder_timeout_seconds=settings.holder_timeout_seconds,
+        export_ttl=timedelta(seconds=settings.export_ttl_seconds),
+    )
+
+
+async def main() -> None:
+    settings = PrivacySettings()
+    configure_logging("privacy", settings.log_level)
+    configure_tracing("privacy", settings.otel_exporter)
+    config = build_config(settings)
+    if not settings.database_url:
+        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
+    await apply_migrations(settings.database_url, "privacy", MIGRATIONS)
+    pool = await open_pool(settings.database_url, "privacy", settings.db_pool_min, settings.db_pool_max)
+    holders = [RemoteHolder(name, addr, settings, settings.holder_timeout_seconds) for name, addr in json.loads(settings.holders).items()]
+    service = PrivacyService(PrivacyRepository(pool), holders, config)
+
+    def register(server: object) -> list[str]:
+        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(service), server)
+        return [service_name(), add_dataholder(server, service.self_holder)]
+
+    async def close() -> None:
+        for holder in holders:
+            await holder.close()
+        await pool.close()
+
+    await serve_forever(
+        "privacy",
+        settings,
+        register,
+        on_stop=[close],
+        background=[service.run_erasures, lambda: service.run_retention(settings.retention_interval_seconds)],
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

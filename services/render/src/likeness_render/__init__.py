@@ -1,0 +1,1 @@
+"""Likeness render service: ID photos, print sheets and portraits."""

@@ -1,0 +1,102 @@
+"""Services started inside the test process on free loopback ports (real gRPC, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from likeness.privacy.v1 import privacy_pb2_grpc
+from likeness_gateway.adapters.devices import DeviceRepository
+from likeness_gateway.adapters.privacy_client import PrivacyClient
+from likeness_gateway.adapters.upstream import Upstream
+from likeness_gateway.app import create_app
+from likeness_gateway.deps import Gateway
+from likeness_gateway.main import MIGRATIONS as GATEWAY_MIGRATIONS
+from likeness_gateway.settings import GatewaySettings
+from likeness_platform.dataholder import add_dataholder
+from likeness_platform.db import apply_migrations, open_pool
+from likeness_platform.server import RunningServer, start_server
+from likeness_platform.settings import ServiceSettings
+from likeness_privacy.adapters.holders import RemoteHolder
+from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.grpc_api import PrivacyServicer
+from likeness_privacy.grpc_api import service_name as privacy_service_name
+from likeness_privacy.main import MIGRATIONS as PRIVACY_MIGRATIONS
+from likeness_privacy.service import PrivacyConfig, PrivacyService
+
+
+def settings(**overrides: Any) -> ServiceSettings:
+    return ServiceSettings(grpc_port=0, metrics_port=-1, **overrides)
+
+
+@dataclass
+class Started:
+    servers: list[RunningServer] = field(default_factory=list)
+    closers: list[Any] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            await closer()
+        for server in reversed(self.servers):
+            await server.stop(0)
+
+
+async def start_privacy(
+    database_url: str, holders: dict[str, str], started: Started, port: int = 0, **config: Any
+) -> tuple[PrivacyService, str]:
+    """Privacy on a free port, driving the given holders (name -> address)."""
+    await apply_migrations(database_url, "privacy", PRIVACY_MIGRATIONS)
+    pool = await open_pool(database_url, "privacy")
+    remote = [RemoteHolder(name, addr, settings(), timeout=config.pop("holder_timeout", 5.0)) for name, addr in holders.items()]
+    cfg = PrivacyConfig(
+        kek=os.urandom(32), pseudonym_key=os.urandom(32), retry_base_seconds=0.1, retry_cap_seconds=0.5, erasure_poll_seconds=0.2, **config
+    )
+    service = PrivacyService(PrivacyRepository(pool), remote, cfg)
+
+    def register(server: Any) -> list[str]:
+        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(service), server)
+        return [privacy_service_name(), add_dataholder(server, service.self_holder)]
+
+    running = await start_server("privacy", settings(), register, port=port)
+    started.servers.append(running)
+
+    async def close() -> None:
+        for h in remote:
+            await h.close()
+        await pool.close()
+
+    started.closers.append(close)
+    return service, f"127.0.0.1:{running.port}"
+
+
+async def start_gateway(database_url: str, addrs: dict[str, str], started: Started) -> tuple[Gateway, httpx.AsyncClient, str]:
+    """The gateway app (in-process ASGI client) and its gRPC DataHolder on a free port."""
+    from likeness_gateway import grpc_api
+
+    await apply_migrations(database_url, "gateway", GATEWAY_MIGRATIONS)
+    pool = await open_pool(database_url, "gateway")
+    gs = GatewaySettings(grpc_port=0, metrics_port=-1, **{f"{k}_addr": v for k, v in addrs.items()})
+    privacy = PrivacyClient(addrs["privacy"], gs, 10)
+    upstreams: dict[str, Upstream] = {"privacy": privacy}
+    gw = Gateway(settings=gs, devices=DeviceRepository(pool), privacy=privacy, upstreams=upstreams)
+    running = await start_server("gateway", gs, lambda server: grpc_api.register(server, gw.devices))
+    started.servers.append(running)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gw)), base_url="http://gateway.test")
+
+    async def close() -> None:
+        await client.aclose()
+        await privacy.close()
+        await pool.close()
+
+    started.closers.append(close)
+    return gw, client, f"127.0.0.1:{running.port}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
