@@ -18,6 +18,7 @@ OUT = ROOT / "libs" / "protos"
 
 def main() -> None:
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    OUT.mkdir(parents=True, exist_ok=True)
     target = OUT / "likeness"
     if target.exists():
         shutil.rmtree(target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -100,3 +101,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def start_ingestion(
+    database_url: str, privacy_addr: str, blob_dir: Path, started: Started, ttl: int = 86400, port: int = 0
+) -> tuple[Any, str]:
+    """Ingestion on a free port with a local blob store."""
+    from likeness.ingestion.v1 import ingestion_pb2_grpc
+    from likeness_ingestion.adapters.privacy_port import PrivacyPort
+    from likeness_ingestion.adapters.repository import UploadRepository
+    from likeness_ingestion.grpc_api import IngestionServicer
+    from likeness_ingestion.grpc_api import service_name as ingestion_service_name
+    from likeness_ingestion.main import MIGRATIONS as INGESTION_MIGRATIONS
+    from likeness_ingestion.service import IngestionConfig, IngestionService
+    from likeness_platform.blobs import LocalBlobStore
+    from likeness_platform.clients import open_channel
+    from likeness_platform.crypto import DataKeyCache
+
+    await apply_migrations(database_url, "ingestion", INGESTION_MIGRATIONS)
+    pool = await open_pool(database_url, "ingestion")
+    channel = open_channel(privacy_addr, "ingestion", settings())
+    privacy = PrivacyPort(channel, "ingestion")
+    service = IngestionService(
+        UploadRepository(pool),
+        LocalBlobStore(blob_dir),
+        DataKeyCache(privacy.data_key, 1.0),
+        privacy,
+        IngestionConfig(retention_classes={"default": ttl}),
+    )
+
+    def register(server: Any) -> list[str]:
+        ingestion_pb2_grpc.add_IngestionServicer_to_server(IngestionServicer(service), server)
+        return [ingestion_service_name(), add_dataholder(server, service)]
+
+    running = await start_server("ingestion", settings(), register, port=port)
+    started.servers.append(running)
+
+    async def close() -> None:
+        await channel.close()
+        await pool.close()
+
+    started.closers.append(close)
+    return service, f"127.0.0.1:{running.port}"

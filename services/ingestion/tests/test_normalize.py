@@ -1,0 +1,84 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from likeness_ingestion.domain.errors import ContentTypeMismatch, CorruptImage, Empty, TooLarge, TooManyPixels, UnsupportedFormat
+from likeness_ingestion.domain.normalize import Limits, normalize
+
+from . import images
+
+LIMITS = Limits()
+
+
+def _decoded(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def test_exif_rotated_jpeg_comes_out_upright_without_metadata() -> None:
+    data, upright = images.rotated_with_exif()
+    assert Image.open(io.BytesIO(data)).getexif().get(0x8825) is not None  # the input does carry GPS
+    out = normalize(data, "image/jpeg", LIMITS)
+    img = _decoded(out.data)
+    assert (out.width, out.height) == (upright.shape[1], upright.shape[0])
+    # Upright: pixels match the original orientation closely (JPEG noise only).
+    diff = np.abs(np.asarray(img, dtype=np.int16) - upright.astype(np.int16)).mean()
+    assert diff < 6
+    assert len(img.getexif()) == 0
+    assert not {"exif", "icc_profile", "xmp", "comment"} & set(img.info)
+    assert b"SecretCam" not in out.data and b"GPS" not in out.data
+
+
+@pytest.mark.parametrize("mode", ["P", "RGBA", "L", "I;16"])
+def test_png_modes_become_8bit_rgb(mode: str) -> None:
+    out = normalize(images.png_variant(mode), "image/png", LIMITS)
+    img = _decoded(out.data)
+    assert img.mode == "RGB" and img.format == "JPEG"
+    assert out.source_format == "png"
+
+
+def test_16bit_png_keeps_its_tonal_range() -> None:
+    out = _decoded(normalize(images.png_variant("I;16"), "image/png", LIMITS).data)
+    arr = np.asarray(out)
+    assert arr.max() > 200 and arr.min() < 60
+
+
+def test_cmyk_jpeg_is_converted() -> None:
+    img = _decoded(normalize(images.cmyk_jpeg(), "image/jpeg", LIMITS).data)
+    assert img.mode == "RGB"
+    # The astronaut's suit is white-ish: conversion must not invert or blacken the image.
+    assert np.asarray(img).mean() > 60
+
+
+def test_heic_and_webp_are_accepted() -> None:
+    for data, fmt in ((images.heic(), "heif"), (images.webp(), "webp")):
+        out = normalize(data, "application/octet-stream", LIMITS)
+        assert out.source_format == fmt
+        assert (out.width, out.height) == (512, 512)
+
+
+def test_each_rejection_has_its_own_code() -> None:
+    cases = [
+        (b"", Empty, "EMPTY"),
+        (b"GIF89a" + b"\0" * 100, UnsupportedFormat, "UNSUPPORTED_FORMAT"),
+        (b"%PDF-1.7 hello", UnsupportedFormat, "UNSUPPORTED_FORMAT"),
+        (images.jpeg(images.astronaut())[:5000], CorruptImage, "CORRUPT_IMAGE"),
+        (images.bomb_png(), TooManyPixels, "TOO_MANY_PIXELS"),
+    ]
+    for data, exc, code in cases:
+        with pytest.raises(exc) as info:
+            normalize(data, "", LIMITS)
+        assert info.value.code == code
+    with pytest.raises(TooLarge) as info:
+        normalize(images.jpeg(images.astronaut()), "", Limits(max_bytes=1000))
+    assert info.value.code == "TOO_LARGE"
+    with pytest.raises(ContentTypeMismatch):
+        normalize(images.jpeg(images.astronaut()), "image/png", LIMITS)
+
+
+def test_pixel_cap_is_checked_before_decoding() -> None:
+    with pytest.raises(TooManyPixels):
+        normalize(images.jpeg(images.astronaut()), "", Limits(max_pixels=512 * 511))
