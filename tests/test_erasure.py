@@ -8,8 +8,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 
+from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from likeness_platform.crypto import DecryptionFailed, open_sealed
 from likeness_platform.errors import NotFound
 from likeness_privacy.adapters.holders import RemoteHolder

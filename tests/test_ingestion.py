@@ -11,10 +11,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from PIL import Image
 
+from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from likeness_platform.blobs import new_blob_name
 from tests.support.inproc import Started, start_ingestion, start_privacy
 
