@@ -12,10 +12,13 @@ import httpx
 
 from likeness.privacy.v1 import privacy_pb2_grpc
 from likeness_gateway.adapters.devices import DeviceRepository
+from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
+from likeness_gateway.adapters.ratelimit import MemoryRateLimiter
 from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.app import create_app
 from likeness_gateway.deps import Gateway
+from likeness_gateway.domain.inline_store import InlineImages
 from likeness_gateway.main import MIGRATIONS as GATEWAY_MIGRATIONS
 from likeness_gateway.settings import GatewaySettings
 from likeness_platform.dataholder import add_dataholder
@@ -82,8 +85,18 @@ async def start_gateway(database_url: str, addrs: dict[str, str], started: Start
     pool = await open_pool(database_url, "gateway")
     gs = GatewaySettings(grpc_port=0, metrics_port=-1, **{f"{k}_addr": v for k, v in addrs.items()})
     privacy = PrivacyClient(addrs["privacy"], gs, 10)
-    upstreams: dict[str, Upstream] = {"privacy": privacy}
-    gw = Gateway(settings=gs, devices=DeviceRepository(pool), privacy=privacy, upstreams=upstreams)
+    ingestion = IngestionClient(addrs.get("ingestion", "127.0.0.1:1"), gs, 10)
+    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion}
+    gw = Gateway(
+        settings=gs,
+        devices=DeviceRepository(pool),
+        privacy=privacy,
+        ingestion=ingestion,
+        limiter=MemoryRateLimiter(),
+        inline_images=InlineImages(600),
+        bucket_key=os.urandom(32),
+        upstreams=upstreams,
+    )
     running = await start_server("gateway", gs, lambda server: grpc_api.register(server, gw.devices))
     started.servers.append(running)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gw)), base_url="http://gateway.test")
@@ -91,6 +104,7 @@ async def start_gateway(database_url: str, addrs: dict[str, str], started: Start
     async def close() -> None:
         await client.aclose()
         await privacy.close()
+        await ingestion.close()
         await pool.close()
 
     started.closers.append(close)

@@ -8,15 +8,16 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from likeness_gateway.deps import Gateway
+from likeness_gateway.deps import Gateway, client_ip, ip_bucket
 from likeness_gateway.errors import ApiError
-from likeness_gateway.routes import devices, me
+from likeness_gateway.routes import devices, me, uploads
 from likeness_platform.callcontext import new_request_id, request_id_var
 from likeness_platform.telemetry import tracer
 
@@ -57,6 +58,15 @@ def create_app(gw: Gateway) -> FastAPI:
             request_id = request.headers.get("x-request-id") or new_request_id()
             request_id_var.set(request_id)
             structlog.contextvars.bind_contextvars(request_id=request_id)
+            if request.url.path.startswith("/v1/"):
+                length = request.headers.get("content-length", "")
+                if length.isdigit() and int(length) > gw.settings.max_body_bytes:
+                    return _error(413, "TOO_LARGE", f"the request body exceeds {gw.settings.max_body_bytes} bytes")
+                retry = await gw.limiter.hit(ip_bucket(gw, client_ip(request)), gw.settings.rate_limit_ip_per_minute)
+                if retry:
+                    return _error(
+                        429, "RATE_LIMITED", "too many requests from this network; slow down", {"scope": "ip"}, {"Retry-After": str(retry)}
+                    )
             response = await call_next(request)
             span.set_attribute("http.status_code", response.status_code)
             response.headers["x-request-id"] = request_id
@@ -99,4 +109,12 @@ def create_app(gw: Gateway) -> FastAPI:
 
     app.include_router(devices.router)
     app.include_router(me.router)
+    app.include_router(uploads.router)
+    if gw.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in gw.settings.cors_origins.split(",") if o.strip()],
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app

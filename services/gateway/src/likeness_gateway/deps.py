@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
 
 from likeness_gateway.adapters.devices import Device, DeviceRepository
+from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
+from likeness_gateway.adapters.ratelimit import RateLimiter
 from likeness_gateway.adapters.upstream import Upstream
+from likeness_gateway.domain.inline_store import InlineImages
 from likeness_gateway.domain.tokens import token_hash
 from likeness_gateway.errors import ApiError
 from likeness_gateway.settings import GatewaySettings
@@ -20,6 +25,11 @@ class Gateway:
     settings: GatewaySettings
     devices: DeviceRepository
     privacy: PrivacyClient
+    ingestion: IngestionClient
+    limiter: RateLimiter
+    inline_images: InlineImages
+    # Keys rate-limit buckets so no raw IP sits in Redis or memory.
+    bucket_key: bytes
     # Every upstream, by name, for readiness.
     upstreams: dict[str, Upstream] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -50,4 +60,15 @@ async def current_device(request: Request) -> Device:
     if device is None or not device.active:
         raise ApiError(401, "UNAUTHENTICATED", "the token is not valid (unknown, or its data was deleted)")
     request.state.device = device
+    gw = gateway(request)
+    retry = await gw.limiter.hit("device:" + device.device_id, gw.settings.rate_limit_device_per_minute)
+    if retry:
+        raise ApiError(
+            429, "RATE_LIMITED", "too many requests from this device; slow down", {"scope": "device"}, {"Retry-After": str(retry)}
+        )
     return device
+
+
+def ip_bucket(gw: Gateway, ip: str) -> str:
+    """Rate-limit bucket name for an IP: a keyed hash, never the address itself."""
+    return "ip:" + hmac.new(gw.bucket_key, ip.encode(), hashlib.sha256).hexdigest()[:32]

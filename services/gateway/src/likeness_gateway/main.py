@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,13 @@ import uvicorn
 
 from likeness_gateway import grpc_api
 from likeness_gateway.adapters.devices import DeviceRepository
+from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
+from likeness_gateway.adapters.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.app import create_app
 from likeness_gateway.deps import Gateway
+from likeness_gateway.domain.inline_store import InlineImages
 from likeness_gateway.settings import GatewaySettings
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging, get_logger
@@ -38,10 +42,22 @@ async def build(settings: GatewaySettings) -> tuple[Gateway, object]:
     pool = await open_pool(settings.database_url, "gateway", settings.db_pool_min, settings.db_pool_max)
     deadline = settings.upstream_deadline_seconds
     privacy = PrivacyClient(settings.privacy_addr, settings, deadline)
-    upstreams: dict[str, Upstream] = {"privacy": privacy}
-    for name in ("ingestion", "faces", "render", "billing"):
+    ingestion = IngestionClient(settings.ingestion_addr, settings, deadline)
+    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion}
+    for name in ("faces", "render", "billing"):
         upstreams[name] = Upstream(name, getattr(settings, f"{name}_addr"), settings, deadline)
-    gw = Gateway(settings=settings, devices=DeviceRepository(pool), privacy=privacy, upstreams=upstreams)
+    limiter: RateLimiter = RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
+    bucket_key = settings.rate_limit_key.encode() if settings.rate_limit_key else os.urandom(32)
+    gw = Gateway(
+        settings=settings,
+        devices=DeviceRepository(pool),
+        privacy=privacy,
+        ingestion=ingestion,
+        limiter=limiter,
+        inline_images=InlineImages(settings.memory_upload_ttl_seconds),
+        bucket_key=bucket_key,
+        upstreams=upstreams,
+    )
     return gw, pool
 
 

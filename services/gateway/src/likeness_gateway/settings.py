@@ -13,6 +13,8 @@ class GatewaySettings(ServiceSettings):
     redis_url: str = ""
     rate_limit_device_per_minute: int = 120
     rate_limit_ip_per_minute: int = 300
+    # Key for hashing IPs into rate-limit bucket names; set it when replicas share Redis.
+    rate_limit_key: str = ""
     # Largest request body accepted (uploads included), bytes.
     max_body_bytes: int = 26 * 1024 * 1024
     # Comma-separated allowed origins; CORS is off when empty.

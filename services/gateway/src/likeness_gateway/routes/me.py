@@ -71,6 +71,7 @@ def erasure_status(e: privacy_pb2.Erasure) -> ErasureStatus:
 async def delete_me(device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> ErasureStatus:
     # The token stops working now, before the erasure fans out.
     await gw.devices.deactivate_subject(device.subject_id)
+    gw.inline_images.forget_subject(device.subject_id)
     erasure = await gw.privacy.request_erasure(device.subject_id, "user_request")
     return erasure_status(erasure)
 

@@ -1,0 +1,140 @@
+"""The public API on real services (in-process servers, real PostgreSQL): devices, uploads, limits, erasure."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from likeness_gateway.domain.tokens import token_hash
+from likeness_gateway.errors import ApiError
+from tests.support.inproc import Started, free_port, start_gateway, start_ingestion, start_privacy
+
+DEVICE = {
+    "platform": "ios",
+    "model": "iPhone15,2",
+    "os_version": "18.1",
+    "app_version": "2.0.0",
+    "language": "en-GB",
+    "age_confirmed": True,
+}
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (120, 90, 3), dtype=np.uint8)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+async def _api(database_url: str, tmp_path: Path, ttl: int) -> tuple[Started, object, object]:
+    started = Started()
+    privacy_port, ingestion_port = free_port(), free_port()
+    gw, client, gateway_grpc = await start_gateway(
+        database_url, {"privacy": f"127.0.0.1:{privacy_port}", "ingestion": f"127.0.0.1:{ingestion_port}"}, started
+    )
+    await start_privacy(database_url, {"gateway": gateway_grpc, "ingestion": f"127.0.0.1:{ingestion_port}"}, started, port=privacy_port)
+    await start_ingestion(database_url, f"127.0.0.1:{privacy_port}", tmp_path / "blobs", started, ttl=ttl, port=ingestion_port)
+    return started, gw, client
+
+
+@pytest.fixture
+async def api(database_url: str, tmp_path: Path) -> AsyncIterator[tuple]:
+    started, gw, client = await _api(database_url, tmp_path, 86400)
+    try:
+        yield gw, client
+    finally:
+        await started.close()
+
+
+async def _token(client) -> str:
+    reply = await client.post("/v1/devices", json=DEVICE)
+    assert reply.status_code == 201, reply.text
+    return reply.json()["token"]
+
+
+async def test_under_13_is_refused_and_nothing_is_stored(api) -> None:
+    gw, client = api
+    async with gw.devices.pool.connection() as conn:
+        before = (await (await conn.execute("SELECT count(*) FROM devices")).fetchone())[0]
+    reply = await client.post("/v1/devices", json={**DEVICE, "age_confirmed": False})
+    assert reply.status_code == 403 and reply.json()["error"]["code"] == "AGE_NOT_CONFIRMED"
+    async with gw.devices.pool.connection() as conn:
+        after = (await (await conn.execute("SELECT count(*) FROM devices")).fetchone())[0]
+    assert after == before
+
+
+async def test_token_is_stored_only_as_a_hash(api) -> None:
+    gw, client = api
+    token = await _token(client)
+    async with gw.devices.pool.connection() as conn:
+        rows = await (await conn.execute("SELECT token_hash FROM devices")).fetchall()
+    assert all(token not in r[0] for r in rows)
+
+
+async def test_upload_multipart_and_raw(api) -> None:
+    _, client = api
+    auth = {"Authorization": f"Bearer {await _token(client)}"}
+    multi = await client.post("/v1/uploads", files={"file": ("me.jpg", _jpeg(), "image/jpeg")}, headers=auth)
+    assert multi.status_code == 201, multi.text
+    assert multi.json()["width"] == 90 and multi.json()["stored"] is True
+    raw = await client.post("/v1/uploads", content=_jpeg(), headers={**auth, "Content-Type": "image/jpeg"})
+    assert raw.status_code == 201
+    bad = await client.post("/v1/uploads", content=b"GIF89a" + b"0" * 64, headers={**auth, "Content-Type": "application/octet-stream"})
+    assert bad.status_code == 415 and bad.json()["error"]["code"] == "UNSUPPORTED_FORMAT"
+    empty = await client.post("/v1/uploads", content=b"", headers=auth)
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == "EMPTY"
+
+
+async def test_errors_have_one_shape(api) -> None:
+    _, client = api
+    for reply in (
+        await client.get("/v1/me/export"),
+        await client.post("/v1/devices", json={"platform": "nokia"}),
+        await client.get("/v1/no-such-route"),
+    ):
+        body = reply.json()
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert (await client.get("/v1/me/export")).status_code == 401
+
+
+async def test_device_rate_limit_answers_429_with_retry_after(api) -> None:
+    gw, client = api
+    gw.settings.rate_limit_device_per_minute = 3
+    auth = {"Authorization": f"Bearer {await _token(client)}"}
+    codes = [(await client.get("/v1/me/export", headers=auth)).status_code for _ in range(5)]
+    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+    limited = await client.get("/v1/me/export", headers=auth)
+    assert int(limited.headers["Retry-After"]) >= 1 and limited.json()["error"]["code"] == "RATE_LIMITED"
+
+
+async def test_delete_me_kills_the_token_and_completes(api) -> None:
+    _, client = api
+    auth = {"Authorization": f"Bearer {await _token(client)}"}
+    await client.post("/v1/uploads", content=_jpeg(), headers={**auth, "Content-Type": "image/jpeg"})
+    deleted = await client.delete("/v1/me", headers=auth)
+    assert deleted.status_code == 202
+    erasure_id = deleted.json()["erasure_id"]
+    assert (await client.get("/v1/me/export", headers=auth)).status_code == 401
+    status = (await client.get(f"/v1/me/erasures/{erasure_id}")).json()
+    assert status["status"] in ("in_progress", "completed") and status["deadline"]
+
+
+async def test_memory_only_mode_stores_nothing(database_url: str, tmp_path: Path) -> None:
+    started, gw, client = await _api(database_url, tmp_path, 0)
+    try:
+        auth = {"Authorization": f"Bearer {await _token(client)}"}
+        reply = await client.post("/v1/uploads", content=_jpeg(), headers={**auth, "Content-Type": "image/jpeg"})
+        assert reply.status_code == 201 and reply.json()["stored"] is False
+        assert not list((tmp_path / "blobs").rglob("*")) or all(p.is_dir() for p in (tmp_path / "blobs").rglob("*"))
+        device = await gw.devices.by_token_hash(token_hash(auth["Authorization"][7:]))
+        upload_id = reply.json()["upload_id"]
+        assert gw.inline_images.get(upload_id, device.subject_id) is not None
+        with pytest.raises(ApiError) as info:
+            await gw.ingestion.describe(device.subject_id, upload_id)
+        assert info.value.code == "MEMORY_ONLY"
+    finally:
+        await started.close()
