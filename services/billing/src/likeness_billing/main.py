@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from likeness.billing.v1 import billing_pb2, billing_pb2_grpc
-
 from likeness_platform.logging import configure_logging
 from likeness_platform.server import serve_forever
 from likeness_platform.settings import ServiceSettings

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
-
 from likeness_faces.holder import StatelessHolder
 from likeness_platform.dataholder import add_dataholder
 from likeness_platform.logging import configure_logging

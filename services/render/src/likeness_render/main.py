@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from likeness.render.v1 import render_pb2, render_pb2_grpc
-
 from likeness_platform.logging import configure_logging
 from likeness_platform.server import serve_forever
 from likeness_platform.settings import ServiceSettings
