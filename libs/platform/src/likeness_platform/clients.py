@@ -13,6 +13,7 @@ def open_channel(address: str, caller: str, settings: ServiceSettings, deadline:
     """An insecure aio channel to `address` whose calls carry context, traces and a deadline."""
     return grpc.aio.insecure_channel(
         address,
-        options=server_options(settings),
+        # Headless Services give every pod's address: spread calls across them.
+        options=[*server_options(settings), ("grpc.lb_policy_name", "round_robin")],
         interceptors=client_interceptors(caller, deadline if deadline is not None else settings.client_deadline_seconds),
     )

@@ -23,6 +23,7 @@ from likeness_gateway.domain.inline_store import InlineImages
 from likeness_gateway.settings import GatewaySettings
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging, get_logger
+from likeness_platform.metrics import start_metrics_server
 from likeness_platform.server import start_server
 from likeness_platform.telemetry import configure_tracing
 
@@ -69,6 +70,8 @@ async def main() -> None:
         raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
     gw, pool = await build(settings)
     running = await start_server("gateway", settings, lambda server: grpc_api.register(server, gw.devices))
+    metrics_port = settings.metrics_port or (running.port + 1000)
+    start_metrics_server(settings.grpc_host, metrics_port)
     http = _Server(uvicorn.Config(create_app(gw), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False))
     serving = asyncio.create_task(http.serve())
     stop = asyncio.Event()

@@ -1,0 +1,113 @@
+"""Records the policies promise: minimal IPs, pseudonymous generation records, an access log of every read, retention alarms."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from likeness_platform.dataholder import Retention
+from likeness_platform.metrics import RETENTION_BREACHES
+from tests.support.inproc import Started, free_port, start_ingestion, start_privacy
+from tests.support.memholder import MemoryHolder, serve_holder
+
+
+class StaleHolder(MemoryHolder):
+    name = "stale"
+
+    async def retention(self) -> list[Retention]:
+        return [Retention("uploads", 1, 90_000.0, 86_400.0)]
+
+
+@pytest.fixture
+async def world(database_url: str, tmp_path: Path) -> AsyncIterator[dict]:
+    started = Started()
+    stale = StaleHolder()
+    stale_server = await serve_holder(stale)
+    ingestion_port = free_port()
+    holders = {"stale": f"127.0.0.1:{stale_server.port}", "ingestion": f"127.0.0.1:{ingestion_port}"}
+    privacy, privacy_addr = await start_privacy(database_url, holders, started)
+    await start_ingestion(database_url, privacy_addr, tmp_path / "blobs", started, port=ingestion_port)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{ingestion_port}")
+    try:
+        yield {"privacy": privacy, "ingestion": ingestion_pb2_grpc.IngestionStub(channel)}
+    finally:
+        await channel.close()
+        await stale_server.stop(0)
+        await started.close()
+
+
+async def _rows(privacy, sql: str, *args) -> list[tuple]:
+    async with privacy.repo.pool.connection() as conn:
+        return await (await conn.execute(sql, args)).fetchall()
+
+
+async def test_ip_is_kept_only_as_keyed_hash_and_prefix(world: dict) -> None:
+    privacy = world["privacy"]
+    subject, _ = await privacy.register_subject("device", False)
+    await privacy.record_security_event(subject.subject_id, "auth_failed", "203.0.113.77")
+    await privacy.record_security_event(subject.subject_id, "auth_failed", "2001:db8:85a3:1234:5678::1")
+    rows = await _rows(
+        privacy,
+        "SELECT ip_hash, ip_prefix, subject_pseudonym FROM security_events WHERE subject_pseudonym = %s",
+        privacy.pseudonym(subject.subject_id),
+    )
+    assert {r[1] for r in rows} == {"203.0.113.0/24", "2001:db8:85a3::/48"}
+    dump = json.dumps(await _rows(privacy, "SELECT row_to_json(s)::text FROM security_events s"))
+    assert "203.0.113.77" not in dump and "5678::1" not in dump
+    assert subject.subject_id not in dump  # pseudonymous
+    with pytest.raises(Exception) as info:
+        await privacy.record_security_event("", "x", "not-an-ip")
+    assert getattr(info.value, "code", "") == "INVALID_IP"
+
+
+async def test_generation_records_are_pseudonymous_and_minimal(world: dict) -> None:
+    privacy = world["privacy"]
+    subject, _ = await privacy.register_subject("device", False)
+    await privacy.record_generation(subject.subject_id, "id_photo", {"spec_id": "us-passport", "beauty": "0"}, "ok", 210.5)
+    rows = await _rows(
+        privacy, "SELECT row_to_json(g)::text FROM generation_records g WHERE subject_pseudonym = %s", privacy.pseudonym(subject.subject_id)
+    )
+    assert len(rows) == 1
+    record = json.loads(rows[0][0])
+    assert set(record) == {"record_id", "subject_pseudonym", "interface", "parameters", "status", "latency_ms", "created_at"}
+    assert subject.subject_id not in rows[0][0]
+
+
+async def test_every_read_of_an_upload_is_in_the_access_log(world: dict) -> None:
+    privacy = world["privacy"]
+    subject, _ = await privacy.register_subject("device", False)
+    sid = subject.subject_id
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(buf, format="PNG")
+
+    def requests():
+        yield ingestion_pb2.UploadRequest(metadata=ingestion_pb2.UploadMetadata(subject_id=sid, content_type="image/png"))
+        yield ingestion_pb2.UploadRequest(chunk=buf.getvalue())
+
+    upload = (await world["ingestion"].Upload(requests())).upload
+    before = (await privacy.repo.inventory(sid, privacy.pseudonym(sid)))["access_log"]
+    async for _ in world["ingestion"].Open(
+        ingestion_pb2.OpenRequest(upload_id=upload.upload_id, subject_id=sid, purpose="render_id_photo")
+    ):
+        pass
+    rows = await _rows(privacy, "SELECT actor, resource, purpose FROM access_log WHERE subject_id = %s ORDER BY seq", sid)
+    assert len(rows) == before + 1
+    assert rows[-1] == ("ingestion", f"ingestion/upload/{upload.upload_id}", "render_id_photo")
+    ok, _, _, problem = await privacy.verify_ledger()
+    assert ok, problem
+
+
+async def test_retention_breach_raises_an_alarm(world: dict) -> None:
+    before = RETENTION_BREACHES.labels("stale", "uploads")._value.get()
+    await world["privacy"].sweep_all()
+    assert RETENTION_BREACHES.labels("stale", "uploads")._value.get() == before + 1
