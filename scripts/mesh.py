@@ -67,7 +67,11 @@ class Mesh:
 
     def dev_kek(self) -> str:
         """A generated key-encryption key for development, kept in the run folder."""
-        path = self.run_dir / "dev-kek"
+        return self.dev_secret("dev-kek")
+
+    def dev_secret(self, name: str) -> str:
+        """A generated 32-byte development secret (base64), kept in the run folder."""
+        path = self.run_dir / name
         if not path.exists():
             path.write_text(base64.b64encode(os.urandom(32)).decode())
             path.chmod(0o600)
@@ -89,6 +93,8 @@ class Mesh:
         if service == "privacy":
             env["LIKENESS_KEK"] = env.get("LIKENESS_KEK") or self.dev_kek()
             env["LIKENESS_HOLDERS"] = json.dumps({h: self.addr(h) for h in HOLDERS if h in self.services})
+        if service == "billing":
+            env["LIKENESS_BILLING_LEDGER_KEY"] = env.get("LIKENESS_BILLING_LEDGER_KEY") or self.dev_secret("dev-ledger-key")
         if service == "gateway":
             env["LIKENESS_HTTP_PORT"] = str(self.http_port)
         env.update(self.extra_env)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from likeness.privacy.v1 import privacy_pb2_grpc
+from likeness_gateway.adapters.billing_client import BillingClient
 from likeness_gateway.adapters.devices import DeviceRepository
 from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
@@ -86,12 +87,14 @@ async def start_gateway(database_url: str, addrs: dict[str, str], started: Start
     gs = GatewaySettings(grpc_port=0, metrics_port=-1, **{f"{k}_addr": v for k, v in addrs.items()})
     privacy = PrivacyClient(addrs["privacy"], gs, 10)
     ingestion = IngestionClient(addrs.get("ingestion", "127.0.0.1:1"), gs, 10)
-    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion}
+    billing = BillingClient(addrs.get("billing", "127.0.0.1:1"), gs, 10)
+    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion, "billing": billing}
     gw = Gateway(
         settings=gs,
         devices=DeviceRepository(pool),
         privacy=privacy,
         ingestion=ingestion,
+        billing=billing,
         limiter=MemoryRateLimiter(),
         inline_images=InlineImages(600),
         bucket_key=os.urandom(32),
@@ -105,6 +108,7 @@ async def start_gateway(database_url: str, addrs: dict[str, str], started: Start
         await client.aclose()
         await privacy.close()
         await ingestion.close()
+        await billing.close()
         await pool.close()
 
     started.closers.append(close)
@@ -157,3 +161,26 @@ async def start_ingestion(
 
     started.closers.append(close)
     return service, f"127.0.0.1:{running.port}"
+
+
+async def start_billing(database_url: str, started: Started, verifier: Any, free_daily: int = 3, port: int = 0) -> tuple[Any, str]:
+    """Billing on a free port with the given App Store verifier."""
+    from likeness.billing.v1 import billing_pb2_grpc
+    from likeness_billing.adapters.repository import MIGRATIONS_DIR, BillingRepository
+    from likeness_billing.domain.quotas import QuotaPolicy
+    from likeness_billing.grpc_api import BillingServicer
+    from likeness_billing.grpc_api import service_name as billing_service_name
+    from likeness_billing.holder import BillingHolder
+
+    await apply_migrations(database_url, "billing", MIGRATIONS_DIR)
+    pool = await open_pool(database_url, "billing")
+    repo = BillingRepository(pool, ledger_key=os.urandom(32))
+
+    def register(server: Any) -> list[str]:
+        billing_pb2_grpc.add_BillingServicer_to_server(BillingServicer(repo, verifier, None, QuotaPolicy(free_daily)), server)
+        return [billing_service_name(), add_dataholder(server, BillingHolder(repo))]
+
+    running = await start_server("billing", settings(), register, port=port)
+    started.servers.append(running)
+    started.closers.append(pool.close)
+    return repo, f"127.0.0.1:{running.port}"

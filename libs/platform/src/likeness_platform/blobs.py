@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -171,3 +171,16 @@ def blob_store_from_settings(backend: str, local_dir: str, bucket: str, prefix: 
     if backend != "local":
         raise ValueError(f"unknown blob backend {backend!r} (local or s3)")
     return LocalBlobStore(Path(local_dir))
+
+
+async def remove_orphans(store: BlobStore, known: Callable[[list[str]], Awaitable[set[str]]], grace: timedelta = timedelta(minutes=10)) -> int:
+    """Delete blobs no row points to; blobs younger than `grace` may belong to a write in progress."""
+    horizon = datetime.now(UTC) - grace
+    candidates = [entry.name async for entry in store.entries() if entry.modified_at < horizon]
+    if not candidates:
+        return 0
+    referenced = await known(candidates)
+    orphans = [name for name in candidates if name not in referenced]
+    for name in orphans:
+        await store.delete(name)
+    return len(orphans)

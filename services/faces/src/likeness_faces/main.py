@@ -16,6 +16,8 @@ from likeness_platform.telemetry import configure_tracing
 
 class FacesSettings(ServiceSettings):
     grpc_port: int = 50052
+    # cpu | cuda | auto (CUDA when present).
+    device: str = "auto"
 
 
 async def main() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Request
 
+from likeness_gateway.adapters.billing_client import BillingClient
 from likeness_gateway.adapters.devices import Device, DeviceRepository
 from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
@@ -26,6 +27,7 @@ class Gateway:
     devices: DeviceRepository
     privacy: PrivacyClient
     ingestion: IngestionClient
+    billing: BillingClient
     limiter: RateLimiter
     inline_images: InlineImages
     # Keys rate-limit buckets so no raw IP sits in Redis or memory.

@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from likeness_gateway import grpc_api
+from likeness_gateway.adapters.billing_client import BillingClient
 from likeness_gateway.adapters.devices import DeviceRepository
 from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
@@ -44,8 +45,9 @@ async def build(settings: GatewaySettings) -> tuple[Gateway, object]:
     deadline = settings.upstream_deadline_seconds
     privacy = PrivacyClient(settings.privacy_addr, settings, deadline)
     ingestion = IngestionClient(settings.ingestion_addr, settings, deadline)
-    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion}
-    for name in ("faces", "render", "billing"):
+    billing = BillingClient(settings.billing_addr, settings, deadline)
+    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion, "billing": billing}
+    for name in ("faces", "render"):
         upstreams[name] = Upstream(name, getattr(settings, f"{name}_addr"), settings, deadline)
     limiter: RateLimiter = RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
     bucket_key = settings.rate_limit_key.encode() if settings.rate_limit_key else os.urandom(32)
@@ -54,6 +56,7 @@ async def build(settings: GatewaySettings) -> tuple[Gateway, object]:
         devices=DeviceRepository(pool),
         privacy=privacy,
         ingestion=ingestion,
+        billing=billing,
         limiter=limiter,
         inline_images=InlineImages(settings.memory_upload_ttl_seconds),
         bucket_key=bucket_key,

@@ -15,7 +15,7 @@ import structlog
 from likeness_ingestion.adapters.repository import UploadRepository, UploadRow
 from likeness_ingestion.domain.errors import MemoryOnly, TooLarge, UploadNotFound
 from likeness_ingestion.domain.normalize import Limits, normalize
-from likeness_platform.blobs import BlobNotFound, BlobStore, new_blob_name
+from likeness_platform.blobs import BlobNotFound, BlobStore, new_blob_name, remove_orphans
 from likeness_platform.crypto import DataKeyCache, open_sealed, seal
 from likeness_platform.dataholder import ExportItem, Retention
 from likeness_platform.errors import InvalidArgument
@@ -173,17 +173,7 @@ class IngestionService:
         expired = await self.repo.delete_expired(cutoffs.get("uploads"))
         for name in expired:
             await self.blobs.delete(name)
-        orphans = 0
-        horizon = datetime.now(UTC) - ORPHAN_GRACE
-        batch: list[str] = []
-        async for entry in self.blobs.entries():
-            if entry.modified_at < horizon:
-                batch.append(entry.name)
-        known = await self.repo.known_blobs(batch)
-        for name in batch:
-            if name not in known:
-                await self.blobs.delete(name)
-                orphans += 1
+        orphans = await remove_orphans(self.blobs, self.repo.known_blobs, ORPHAN_GRACE)
         return {"uploads": len(expired), "orphan_blobs": orphans}
 
     async def retention(self) -> list[Retention]:

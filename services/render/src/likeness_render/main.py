@@ -14,6 +14,14 @@ from likeness_platform.telemetry import configure_tracing
 
 class RenderSettings(ServiceSettings):
     grpc_port: int = 50053
+    # Seconds results are kept (at most 86400); 0 = memory-only mode, results returned inline.
+    upload_ttl: int = 86400
+    blob_backend: str = "local"
+    blob_dir: str = ".run/blobs/render"
+    s3_bucket: str = ""
+    s3_prefix: str = "results"
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
 
 
 async def main() -> None:

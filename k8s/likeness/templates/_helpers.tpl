@@ -1,0 +1,129 @@
+{{/*
+Names. Kubernetes names are limited to 63 characters.
+*/}}
+{{- define "likeness.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "likeness.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of one service's objects: (dict "root" $ "svc" "faces") */}}
+{{- define "likeness.svcName" -}}
+{{- printf "%s-%s" (include "likeness.fullname" .root) .svc | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "likeness.chartLabel" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "likeness.labels" -}}
+helm.sh/chart: {{ include "likeness.chartLabel" . }}
+app.kubernetes.io/name: {{ include "likeness.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: likeness
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Selector labels of one component: (dict "root" $ "svc" "faces") */}}
+{{- define "likeness.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "likeness.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .svc }}
+{{- end }}
+
+{{- define "likeness.componentLabels" -}}
+{{ include "likeness.labels" .root }}
+app.kubernetes.io/component: {{ .svc }}
+{{- end }}
+
+{{- define "likeness.secretName" -}}
+{{- include "likeness.fullname" . }}
+{{- end }}
+
+{{/*
+Fully qualified gRPC target of a service: (dict "root" $ "svc" "privacy").
+`dns:///` plus a headless Service gives clients every pod address, so a round_robin
+channel spreads calls over the replicas instead of pinning one connection to one pod.
+*/}}
+{{- define "likeness.grpcTarget" -}}
+{{- $port := (index .root.Values.services .svc).grpcPort -}}
+{{- printf "dns:///%s.%s.svc.%s:%d" (include "likeness.svcName" .) .root.Release.Namespace .root.Values.clusterDomain (int $port) }}
+{{- end }}
+
+{{- define "likeness.image" -}}
+{{- $tag := default .root.Chart.AppVersion .root.Values.image.tag -}}
+{{- if .root.Values.image.registry -}}
+{{- printf "%s/likeness-%s:%s" (trimSuffix "/" .root.Values.image.registry) .svc $tag }}
+{{- else -}}
+{{- printf "likeness-%s:%s" .svc $tag }}
+{{- end -}}
+{{- end }}
+
+{{/*
+Where each secret value comes from: a user's existing Secret or the chart's own.
+Each returns "secretName/key".
+*/}}
+{{- define "likeness.ref.databaseUrl" -}}
+{{- if .Values.database.existingSecret -}}
+{{ .Values.database.existingSecret }}/{{ .Values.database.existingSecretKey }}
+{{- else if or .Values.database.url .Values.postgresql.enabled -}}
+{{ include "likeness.secretName" . }}/database-url
+{{- else -}}
+{{ fail "likeness: no database configured: set database.url, database.existingSecret or postgresql.enabled" }}
+{{- end -}}
+{{- end }}
+
+{{- define "likeness.ref.privacy" -}}
+{{- if .Values.privacyKeys.existingSecret -}}
+{{ .Values.privacyKeys.existingSecret }}
+{{- else -}}
+{{- $_ := required "likeness: privacyKeys.kek (base64 of 32 random bytes) or privacyKeys.existingSecret is required" .Values.privacyKeys.kek -}}
+{{- if ne (len (b64dec .Values.privacyKeys.kek)) 32 -}}
+{{ fail "likeness: privacyKeys.kek must be base64 of exactly 32 bytes" }}
+{{- end -}}
+{{ include "likeness.secretName" . }}
+{{- end -}}
+{{- end }}
+
+{{- define "likeness.ref.appStore" -}}
+{{- if .Values.appStore.existingSecret -}}
+{{ .Values.appStore.existingSecret }}
+{{- else if .Values.appStore.keyId -}}
+{{ include "likeness.secretName" . }}
+{{- end -}}
+{{- end }}
+
+{{- define "likeness.ref.s3" -}}
+{{- if .Values.blobs.s3.existingSecret -}}
+{{ .Values.blobs.s3.existingSecret }}
+{{- else if .Values.blobs.s3.accessKeyId -}}
+{{ include "likeness.secretName" . }}
+{{- end -}}
+{{- end }}
+
+{{- define "likeness.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ .key }}
+{{- end }}
+
+{{/* Database URL of the in-cluster PostgreSQL. */}}
+{{- define "likeness.postgresqlUrl" -}}
+{{- $pg := .Values.postgresql -}}
+{{- /* The schema limits user and password to URL-safe characters, so no escaping. */ -}}
+{{- printf "postgresql://%s:%s@%s-postgresql.%s.svc.%s:5432/%s" $pg.auth.username (required "likeness: postgresql.auth.password is required when postgresql.enabled" $pg.auth.password) (include "likeness.fullname" .) .Release.Namespace .Values.clusterDomain $pg.auth.database }}
+{{- end }}

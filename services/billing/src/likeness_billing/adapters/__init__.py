@@ -1,0 +1,1 @@
+"""Edges of the billing service: App Store verification and API, PostgreSQL."""

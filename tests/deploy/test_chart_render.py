@@ -1,0 +1,465 @@
+"""The chart rendered by Helm's engine: valid Kubernetes objects, and the properties the
+deployment promises (hardening, probes, balancing, network isolation, secrets, GPU)."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate import utils as kv_utils
+
+# Oldest version the chart supports (Chart.yaml kubeVersion: native gRPC probes are GA
+# from 1.27) and the newest kubernetes-validate ships schemas for.
+K8S_VERSIONS = ("1.27", kv_utils.latest_version())
+
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+
+# Who may open a connection to each service's gRPC port: its callers in the code, plus
+# privacy wherever the service is a DataHolder. Anything else must be refused.
+EXPECTED_GRPC_CALLERS = {
+    "gateway": {"privacy"},
+    "ingestion": {"gateway", "render", "privacy"},
+    "faces": {"gateway", "render", "privacy"},
+    "render": {"gateway", "privacy"},
+    "billing": {"gateway", "privacy"},
+    "privacy": {"gateway", "ingestion", "render", "billing"},
+}
+
+
+@pytest.fixture(scope="module")
+def minimal_values() -> dict[str, Any]:
+    """The least an operator must give: a database URL and a KEK."""
+    return {
+        "database": {"url": "postgresql://likeness:secret@db.internal:5432/likeness"},
+        "privacyKeys": {"kek": base64.b64encode(bytes(range(32))).decode()},
+    }
+
+
+@pytest.fixture(scope="module")
+def renders(render_chart: Any, dev_render: Any, prod_render: Any, minimal_values: dict[str, Any]) -> dict[str, Any]:
+    return {"dev": dev_render, "production": prod_render, "minimal": render_chart(minimal_values)}
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    return workload["spec"]["template"]["spec"]
+
+
+def port_of(container: dict[str, Any], name: str) -> int:
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert name in ports, f"{container['name']} has no port named {name}"
+    return ports[name]
+
+
+# ------------------------------------------------------------------- rendering at all
+
+
+def test_defaults_alone_refuse_to_render_and_say_what_is_missing(render_chart: Any) -> None:
+    with pytest.raises(helm.HelmError, match="database"):
+        render_chart({})
+    with pytest.raises(helm.HelmError, match="kek"):
+        render_chart({"database": {"url": "postgresql://u:p@h:5432/d"}})
+
+
+def test_a_kek_of_the_wrong_length_is_refused(render_chart: Any, minimal_values: dict[str, Any]) -> None:
+    values = {**minimal_values, "privacyKeys": {"kek": base64.b64encode(b"0" * 16).decode()}}
+    with pytest.raises(helm.HelmError, match="kek"):
+        render_chart(values)
+
+
+@pytest.mark.parametrize("values_name", ["dev", "production", "minimal"])
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_manifest_passes_kubernetes_validate(renders: dict[str, Any], values_name: str, version: str) -> None:
+    failures = []
+    for doc in renders[values_name].documents:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            failures.append(f"{doc['kind']}/{doc['metadata']['name']}: {'/'.join(map(str, exc.path))}: {exc.message}")
+    assert failures == []
+
+
+def test_kubernetes_validate_would_notice_a_broken_manifest(dev_render: Any) -> None:
+    # Guards the test above against validating nothing (a schema lookup that silently
+    # accepts anything would make it pass vacuously).
+    deployment = json.loads(json.dumps(dev_render.deployment("faces")))
+    deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]["grpc"]["port"] = "grpc"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[-1], strict=True)
+
+
+def test_every_service_gets_each_kind_of_object(renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str]) -> None:
+    name, namespace = release
+    for rendered in renders.values():
+        for kind in ("Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy"):
+            assert {f"{name}-{svc}" for svc in services} <= set(rendered.of_kind(kind)), kind
+        for doc in rendered.documents:
+            assert doc["metadata"].get("namespace") == namespace, f"{doc['kind']}/{doc['metadata']['name']}"
+
+
+@pytest.mark.parametrize("values_name", ["dev", "production"])
+def test_helm_lint_is_clean(chart_dir: Path, dev_values: dict[str, Any], production_values: dict[str, Any], values_name: str) -> None:
+    values = dev_values if values_name == "dev" else production_values
+    report = helm.lint(chart_dir, values, strict=True, kube_version=f"v{K8S_VERSIONS[0]}.0")
+    serious = [m for m in report["messages"] if m["severity"] >= 2]
+    assert serious == [] and report["errors"] == []
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+@pytest.mark.parametrize("values_name", ["dev", "production"])
+def test_pods_are_hardened(renders: dict[str, Any], services: tuple[str, ...], values_name: str) -> None:
+    rendered = renders[values_name]
+    workloads = [rendered.deployment(svc) for svc in services] + list(rendered.of_kind("StatefulSet").values())
+    for workload in workloads:
+        spec = pod_spec(workload)
+        where = workload["metadata"]["name"]
+        assert spec["automountServiceAccountToken"] is False, where
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in spec["containers"]:
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert sc["runAsNonRoot"] is True, where
+            assert sc.get("privileged", False) is False, where
+            # Only the Tilt dev values open the root filesystem, for live_update.
+            assert sc["readOnlyRootFilesystem"] is (values_name != "dev"), where
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert "/tmp" in mounts, f"{where}: no writable /tmp"
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            assert "emptyDir" in volumes[mounts["/tmp"]], where
+
+
+def test_service_pods_run_as_the_image_user(dev_render: Any, svc: str, dockerfiles: dict[str, Any]) -> None:
+    user = dockerfiles[svc].final.all("USER")[-1].args.split(":")[0]
+    assert str(pod_spec(dev_render.deployment(svc))["securityContext"]["runAsUser"]) == user
+
+
+def test_probes_are_native_grpc_on_the_service_port(renders: dict[str, Any], svc: str, grpc_ports: dict[str, int]) -> None:
+    for rendered in renders.values():
+        container = rendered.container(svc)
+        assert port_of(container, "grpc") == grpc_ports[svc]
+        assert port_of(container, "metrics") == grpc_ports[svc] + 1000
+        for probe in PROBES:
+            assert container[probe]["grpc"] == {"port": grpc_ports[svc]}, probe
+
+
+def test_services_listen_beyond_loopback(dev_render: Any, svc: str) -> None:
+    # The settings default to 127.0.0.1 for `make run`; in a pod that would hide the
+    # server from probes and peers.
+    env = dev_render.env(svc)
+    assert env["LIKENESS_GRPC_HOST"] == "0.0.0.0"
+    if svc == "gateway":
+        assert env["LIKENESS_HTTP_HOST"] == "0.0.0.0"
+        assert env["LIKENESS_HTTP_PORT"] == "8080"
+
+
+def test_every_container_has_resources(renders: dict[str, Any], svc: str) -> None:
+    for rendered in renders.values():
+        resources = rendered.container(svc)["resources"]
+        assert resources["requests"]["cpu"] and resources["requests"]["memory"]
+        assert resources["limits"]["memory"]
+
+
+def test_images(renders: dict[str, Any], svc: str) -> None:
+    assert renders["dev"].container(svc)["image"] == f"likeness-{svc}:dev"
+    assert renders["production"].container(svc)["image"] == f"registry.example.com/likeness/likeness-{svc}:1.2.3"
+    assert renders["minimal"].container(svc)["image"] == f"likeness-{svc}:0.1.0"
+    assert pod_spec(renders["production"].deployment(svc))["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_service_links_are_off(dev_render: Any, svc: str) -> None:
+    # Kubernetes would otherwise inject LIKENESS_<NAME>_PORT-style variables.
+    assert pod_spec(dev_render.deployment(svc))["enableServiceLinks"] is False
+
+
+def test_a_secret_change_rolls_the_pods(render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]) -> None:
+    other = {**minimal_values, "privacyKeys": {"kek": base64.b64encode(bytes(32)).decode()}}
+    before = render_chart(minimal_values).deployment("privacy")["spec"]["template"]["metadata"]["annotations"]
+    after = render_chart(other).deployment("privacy")["spec"]["template"]["metadata"]["annotations"]
+    assert before["checksum/secret"] != after["checksum/secret"]
+
+
+# ------------------------------------------------------------------ services & addresses
+
+
+def test_grpc_services_are_headless(renders: dict[str, Any], svc: str, grpc_ports: dict[str, int], release: tuple[str, str]) -> None:
+    for rendered in renders.values():
+        service = rendered.get("Service", f"{release[0]}-{svc}")
+        assert service["spec"]["clusterIP"] == "None"
+        ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+        assert ports == {"grpc": grpc_ports[svc], "metrics": grpc_ports[svc] + 1000}
+        labels = rendered.deployment(svc)["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+
+
+def test_gateway_http_has_a_balancing_service(dev_render: Any, release: tuple[str, str]) -> None:
+    service = dev_render.get("Service", f"{release[0]}-gateway-http")
+    assert service["spec"].get("clusterIP") != "None"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}]
+    labels = dev_render.deployment("gateway")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+
+
+def test_client_addresses_are_dns_targets_of_headless_services(
+    dev_render: Any, svc: str, release: tuple[str, str], grpc_ports: dict[str, int]
+) -> None:
+    name, namespace = release
+    addresses = {k: v for k, v in dev_render.env(svc).items() if k.endswith("_ADDR")}
+    for var, address in addresses.items():
+        callee = var.removeprefix("LIKENESS_").removesuffix("_ADDR").lower()
+        assert address == f"dns:///{name}-{callee}.{namespace}.svc.cluster.local:{grpc_ports[callee]}"
+        assert dev_render.get("Service", f"{name}-{callee}")["spec"]["clusterIP"] == "None"
+
+
+def test_privacy_knows_every_data_holder(dev_render: Any, release: tuple[str, str], grpc_ports: dict[str, int]) -> None:
+    name, namespace = release
+    holders = json.loads(dev_render.env("privacy")["LIKENESS_HOLDERS"])
+    assert set(holders) == {"gateway", "ingestion", "faces", "render", "billing"}
+    for holder, address in holders.items():
+        assert address == f"dns:///{name}-{holder}.{namespace}.svc.cluster.local:{grpc_ports[holder]}"
+
+
+# ----------------------------------------------------------------------- network policy
+
+
+def allowed_grpc_callers(rendered: Any, svc: str, release: tuple[str, str]) -> tuple[set[str], list[dict[str, Any]]]:
+    """Components of this release admitted to `svc`'s gRPC port, and any other peers."""
+    policy = rendered.get("NetworkPolicy", f"{release[0]}-{svc}")
+    components: set[str] = set()
+    others: list[dict[str, Any]] = []
+    for rule in policy["spec"].get("ingress", []):
+        if {"port": "grpc", "protocol": "TCP"} not in rule.get("ports", []):
+            continue
+        assert "from" in rule, f"{svc}: gRPC port open to every source"
+        for peer in rule["from"]:
+            selector = peer.get("podSelector")
+            if selector is None or "namespaceSelector" in peer:
+                others.append(peer)
+                continue
+            assert selector["matchLabels"] == {"app.kubernetes.io/name": "likeness", "app.kubernetes.io/instance": release[0]}
+            (expr,) = selector["matchExpressions"]
+            assert expr["key"] == "app.kubernetes.io/component" and expr["operator"] == "In"
+            components |= set(expr["values"])
+    return components, others
+
+
+def test_network_policy_admits_exactly_the_callers(renders: dict[str, Any], svc: str, release: tuple[str, str]) -> None:
+    for rendered in renders.values():
+        callers, _ = allowed_grpc_callers(rendered, svc, release)
+        assert callers == EXPECTED_GRPC_CALLERS[svc]
+        policy = rendered.get("NetworkPolicy", f"{release[0]}-{svc}")
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == svc
+
+
+def test_every_address_a_service_is_given_is_reachable(
+    renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str]
+) -> None:
+    # The converse of the test above: a client configured with an address the policies
+    # block would fail only in a cluster whose CNI enforces them.
+    rendered = renders["dev"]
+    for caller in services:
+        env = rendered.env(caller)
+        callees = {k.removeprefix("LIKENESS_").removesuffix("_ADDR").lower() for k in env if k.endswith("_ADDR")}
+        if caller == "privacy":
+            callees |= set(json.loads(env["LIKENESS_HOLDERS"]))
+        for callee in callees:
+            assert caller in allowed_grpc_callers(rendered, callee, release)[0], f"{caller} -> {callee} is blocked"
+
+
+def test_only_the_gateway_takes_outside_traffic(renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str]) -> None:
+    for rendered in renders.values():
+        for svc in services:
+            rules = rendered.get("NetworkPolicy", f"{release[0]}-{svc}")["spec"]["ingress"]
+            http = [r for r in rules if {"port": "http", "protocol": "TCP"} in r["ports"]]
+            assert bool(http) == (svc == "gateway"), svc
+            for rule in rules:
+                if {"port": "http", "protocol": "TCP"} not in rule["ports"]:
+                    assert rule.get("from"), f"{svc}: a rule open to any source"
+    # Dev leaves the HTTP port open to all; production narrows it to the ingress namespace.
+    dev_http = [
+        r for r in renders["dev"].get("NetworkPolicy", f"{release[0]}-gateway")["spec"]["ingress"] if r["ports"][0]["port"] == "http"
+    ]
+    assert "from" not in dev_http[0]
+    prod_http = [
+        r for r in renders["production"].get("NetworkPolicy", f"{release[0]}-gateway")["spec"]["ingress"] if r["ports"][0]["port"] == "http"
+    ]
+    assert prod_http[0]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+
+
+def test_extra_grpc_peers_are_added_not_substituted(prod_render: Any, release: tuple[str, str]) -> None:
+    callers, others = allowed_grpc_callers(prod_render, "privacy", release)
+    assert callers == EXPECTED_GRPC_CALLERS["privacy"]
+    assert others == [{"namespaceSelector": {"matchLabels": {"team": "ops"}}}]
+
+
+def test_postgresql_admits_only_services_with_a_database(dev_render: Any, release: tuple[str, str]) -> None:
+    policy = dev_render.get("NetworkPolicy", f"{release[0]}-postgresql")
+    (rule,) = policy["spec"]["ingress"]
+    (peer,) = rule["from"]
+    (expr,) = peer["podSelector"]["matchExpressions"]
+    assert set(expr["values"]) == {"gateway", "ingestion", "render", "billing", "privacy"}
+
+
+def test_network_policies_can_be_turned_off(render_chart: Any, minimal_values: dict[str, Any]) -> None:
+    assert render_chart({**minimal_values, "networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy") == {}
+
+
+# -------------------------------------------------------------------- scaling & budgets
+
+
+def test_autoscaling_covers_gateway_faces_and_render(renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str]) -> None:
+    name = release[0]
+    for values_name in ("production", "minimal"):
+        rendered = renders[values_name]
+        hpas = rendered.of_kind("HorizontalPodAutoscaler")
+        assert set(hpas) == {f"{name}-gateway", f"{name}-faces", f"{name}-render"}
+        for hpa_name, hpa in hpas.items():
+            assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": hpa_name}
+            assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+            # An HPA fights a fixed replica count on every upgrade.
+            assert "replicas" not in rendered.get("Deployment", hpa_name)["spec"]
+        for svc in ("ingestion", "billing", "privacy"):
+            assert rendered.deployment(svc)["spec"]["replicas"] >= 2
+    assert renders["dev"].of_kind("HorizontalPodAutoscaler") == {}
+    assert all(renders["dev"].deployment(svc)["spec"]["replicas"] == 1 for svc in services)
+
+
+def test_disruption_budgets_select_their_pods(renders: dict[str, Any], svc: str, release: tuple[str, str]) -> None:
+    for rendered in renders.values():
+        pdb = rendered.get("PodDisruptionBudget", f"{release[0]}-{svc}")
+        labels = rendered.deployment(svc)["spec"]["template"]["metadata"]["labels"]
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_each_service_has_its_own_account_without_a_token(renders: dict[str, Any], svc: str, release: tuple[str, str]) -> None:
+    for rendered in renders.values():
+        account = rendered.get("ServiceAccount", f"{release[0]}-{svc}")
+        assert account["automountServiceAccountToken"] is False
+        assert pod_spec(rendered.deployment(svc))["serviceAccountName"] == account["metadata"]["name"]
+
+
+# ----------------------------------------------------------------------------- GPU
+
+
+def test_faces_gpu_option(prod_render: Any, dev_render: Any) -> None:
+    container = prod_render.container("faces")
+    spec = pod_spec(prod_render.deployment("faces"))
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert container["resources"]["requests"]["cpu"] == "2"  # merged, not replaced
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert prod_render.env("faces")["LIKENESS_DEVICE"] == "cuda"
+
+    assert "nvidia.com/gpu" not in dev_render.container("faces")["resources"].get("limits", {})
+    assert "nodeSelector" not in pod_spec(dev_render.deployment("faces"))
+    assert dev_render.env("faces")["LIKENESS_DEVICE"] == "cpu"
+    for svc in ("gateway", "render"):
+        assert "nvidia.com/gpu" not in prod_render.container(svc)["resources"].get("limits", {})
+
+
+# --------------------------------------------------------------- secrets & configuration
+
+
+def test_dev_values_keep_secrets_in_the_chart_secret(dev_render: Any, release: tuple[str, str]) -> None:
+    name, namespace = release
+    secret = dev_render.get("Secret", name)
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["database-url"] == f"postgresql://likeness:likeness-dev-only@{name}-postgresql.{namespace}.svc.cluster.local:5432/likeness"
+    assert len(base64.b64decode(data["kek"])) == 32
+    assert dev_render.env("privacy")["LIKENESS_KEK"] == ("secret", name, "kek")
+    assert dev_render.env("privacy")["LIKENESS_DATABASE_URL"] == ("secret", name, "database-url")
+    for doc in dev_render.documents:
+        if doc["kind"] == "Deployment":
+            # Secrets only ever arrive by reference, never as plain values.
+            assert data["kek"] not in yaml.safe_dump(doc)
+
+
+def test_existing_secrets_are_referenced_not_copied(prod_render: Any, release: tuple[str, str]) -> None:
+    secret = prod_render.get("Secret", release[0])
+    assert set(secret["data"]) == {"redis-url"}
+    env = {svc: prod_render.env(svc) for svc in ("privacy", "billing", "ingestion", "gateway", "render")}
+    assert env["privacy"]["LIKENESS_KEK"] == ("secret", "likeness-keys", "kek")
+    assert env["privacy"]["LIKENESS_PSEUDONYM_KEY"] == ("secret", "likeness-keys", "pseudonym-key")
+    assert env["gateway"]["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url")
+    assert env["billing"]["LIKENESS_APPLE_PRIVATE_KEY"] == ("secret", "likeness-appstore", "apple-private-key")
+    assert env["billing"]["LIKENESS_APPLE_ENVIRONMENT"] == "Production"
+    assert env["ingestion"]["AWS_ACCESS_KEY_ID"] == ("secret", "likeness-s3", "s3-access-key-id")
+    assert env["render"]["LIKENESS_S3_BUCKET"] == "likeness-blobs"
+    assert env["gateway"]["LIKENESS_REDIS_URL"] == ("secret", release[0], "redis-url")
+
+
+def test_only_privacy_sees_the_kek(renders: dict[str, Any], services: tuple[str, ...]) -> None:
+    for rendered in renders.values():
+        for svc in services:
+            assert ("LIKENESS_KEK" in rendered.env(svc)) == (svc == "privacy"), svc
+
+
+def test_database_url_goes_only_to_services_with_a_schema(dev_render: Any, services: tuple[str, ...]) -> None:
+    for svc in services:
+        assert ("LIKENESS_DATABASE_URL" in dev_render.env(svc)) == (svc != "faces"), svc
+
+
+def test_blob_settings(renders: dict[str, Any], services: tuple[str, ...]) -> None:
+    for svc in services:
+        dev = renders["dev"].env(svc)
+        prod = renders["production"].env(svc)
+        blob_user = svc in ("ingestion", "render")
+        assert ("LIKENESS_BLOB_BACKEND" in dev) == blob_user, svc
+        if blob_user:
+            assert dev["LIKENESS_BLOB_BACKEND"] == "local" and dev["LIKENESS_BLOB_DIR"] == "/var/lib/likeness/blobs"
+            mounts = {m["mountPath"] for m in renders["dev"].container(svc)["volumeMounts"]}
+            assert "/var/lib/likeness/blobs" in mounts
+            assert prod["LIKENESS_BLOB_BACKEND"] == "s3" and "LIKENESS_BLOB_DIR" not in prod
+            assert prod["LIKENESS_S3_REGION"] == "eu-central-1"
+
+
+def test_otlp_endpoint(renders: dict[str, Any], svc: str) -> None:
+    prod = renders["production"].env(svc)
+    assert prod["LIKENESS_OTEL_EXPORTER"] == "otlp"
+    assert prod["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4317"
+    assert prod["OTEL_SERVICE_NAME"] == f"likeness-{svc}"
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in renders["minimal"].env(svc)
+
+
+def test_in_cluster_postgresql_only_when_asked(renders: dict[str, Any], release: tuple[str, str]) -> None:
+    name = f"{release[0]}-postgresql"
+    statefulset = renders["dev"].get("StatefulSet", name)
+    (container,) = pod_spec(statefulset)["containers"]
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec(statefulset)["securityContext"]["runAsUser"] == 999
+    assert renders["dev"].get("Service", name)["spec"]["ports"][0]["port"] == 5432
+    for values_name in ("production", "minimal"):
+        assert renders[values_name].of_kind("StatefulSet") == {}
+
+
+def _settings_fields(svc: str) -> set[str]:
+    """LIKENESS_* variables the service's settings class reads."""
+    from likeness_platform.settings import ServiceSettings
+
+    module = importlib.import_module(f"likeness_{svc}.main")
+    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings]
+    assert classes, f"likeness_{svc}.main defines or imports no ServiceSettings subclass"
+    fields: set[str] = set()
+    for cls in classes:
+        fields |= {f"LIKENESS_{name.upper()}" for name in cls.model_fields}
+    return fields
+
+
+def test_every_setting_the_chart_sets_is_read_by_the_service(renders: dict[str, Any], svc: str) -> None:
+    # A misspelt or renamed variable is ignored by pydantic-settings without a word; the
+    # service would then run on its loopback / local-disk defaults in the cluster.
+    known = _settings_fields(svc)
+    for values_name in ("dev", "production"):
+        unknown = {k for k in renders[values_name].env(svc) if k.startswith("LIKENESS_")} - known
+        assert unknown == set(), f"{values_name}: {svc} does not read {sorted(unknown)}"
