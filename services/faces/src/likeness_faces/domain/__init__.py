@@ -1,0 +1,1 @@
+"""Pure face-analysis logic: result types, geometry and measures, no I/O and no models."""

@@ -1,0 +1,1 @@
+"""Edges of the render service: model runners (and, later, repositories and clients)."""

@@ -1,0 +1,1 @@
+"""Pure render logic: spec geometry, layout, encoding and compliance rules (no I/O)."""
