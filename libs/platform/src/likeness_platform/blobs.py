@@ -173,7 +173,9 @@ def blob_store_from_settings(backend: str, local_dir: str, bucket: str, prefix: 
     return LocalBlobStore(Path(local_dir))
 
 
-async def remove_orphans(store: BlobStore, known: Callable[[list[str]], Awaitable[set[str]]], grace: timedelta = timedelta(minutes=10)) -> int:
+async def remove_orphans(
+    store: BlobStore, known: Callable[[list[str]], Awaitable[set[str]]], grace: timedelta = timedelta(minutes=10)
+) -> int:
     """Delete blobs no row points to; blobs younger than `grace` may belong to a write in progress."""
     horizon = datetime.now(UTC) - grace
     candidates = [entry.name async for entry in store.entries() if entry.modified_at < horizon]

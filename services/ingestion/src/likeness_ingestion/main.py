@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from likeness.ingestion.v1 import ingestion_pb2_grpc
-from likeness_ingestion.adapters.privacy_port import PrivacyPort
 from likeness_ingestion.adapters.repository import UploadRepository
 from likeness_ingestion.domain.normalize import Limits
 from likeness_ingestion.grpc_api import IngestionServicer, service_name
@@ -19,6 +18,7 @@ from likeness_platform.crypto import DataKeyCache
 from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging
+from likeness_platform.privacy_port import PrivacyPort
 from likeness_platform.server import serve_forever
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing

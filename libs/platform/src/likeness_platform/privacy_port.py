@@ -1,4 +1,4 @@
-"""What ingestion needs from the privacy service: data keys and access-log entries."""
+"""What holders of encrypted data need from the privacy service: data keys and access-log entries."""
 
 from __future__ import annotations
 
