@@ -37,8 +37,20 @@ class StoredResult:
 
 def _row(r: Mapping[str, Any]) -> StoredResult:
     return StoredResult(
-        str(r["result_id"]), str(r["subject_id"]), r["kind"], r["content_type"], r["width"], r["height"], r["size_bytes"],
-        r["dpi"], r["spec_id"], r["created_at"], r["expires_at"], True, r["meta"], r["blob_name"],
+        str(r["result_id"]),
+        str(r["subject_id"]),
+        r["kind"],
+        r["content_type"],
+        r["width"],
+        r["height"],
+        r["size_bytes"],
+        r["dpi"],
+        r["spec_id"],
+        r["created_at"],
+        r["expires_at"],
+        True,
+        r["meta"],
+        r["blob_name"],
     )
 
 
@@ -63,12 +75,33 @@ class ResultStore:
         self.ttl = ttl
 
     async def save(
-        self, subject_id: str, kind: str, data: bytes, content_type: str, width: int, height: int, dpi: int = 0, spec_id: str = "",
+        self,
+        subject_id: str,
+        kind: str,
+        data: bytes,
+        content_type: str,
+        width: int,
+        height: int,
+        dpi: int = 0,
+        spec_id: str = "",
         meta: Mapping[str, Any] | None = None,
     ) -> StoredResult:
         now = datetime.now(UTC)
         result = StoredResult(
-            str(uuid.uuid4()), subject_id, kind, content_type, width, height, len(data), dpi, spec_id, now, now + self.ttl, True, dict(meta or {}), new_blob_name(),
+            str(uuid.uuid4()),
+            subject_id,
+            kind,
+            content_type,
+            width,
+            height,
+            len(data),
+            dpi,
+            spec_id,
+            now,
+            now + self.ttl,
+            True,
+            dict(meta or {}),
+            new_blob_name(),
         )
         key = await self.keys.get(subject_id)
         await self.blobs.put(result.blob_name, seal(key.key, data, key.key_id, result.blob_name.encode()))
@@ -77,15 +110,28 @@ class ResultStore:
                 "INSERT INTO results (result_id, subject_id, kind, blob_name, content_type, width, height, size_bytes, dpi, spec_id, meta,"
                 " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
-                    uuid.UUID(result.result_id), uuid.UUID(subject_id), kind, result.blob_name, content_type, width, height, len(data), dpi,
-                    spec_id, json.dumps(result.meta), now, result.expires_at,
+                    uuid.UUID(result.result_id),
+                    uuid.UUID(subject_id),
+                    kind,
+                    result.blob_name,
+                    content_type,
+                    width,
+                    height,
+                    len(data),
+                    dpi,
+                    spec_id,
+                    json.dumps(result.meta),
+                    now,
+                    result.expires_at,
                 ),
             )
         return result
 
     async def update_meta(self, result_id: str, meta: Mapping[str, Any]) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute("UPDATE results SET meta = meta || %s::jsonb WHERE result_id = %s", (json.dumps(dict(meta)), uuid.UUID(result_id)))
+            await conn.execute(
+                "UPDATE results SET meta = meta || %s::jsonb WHERE result_id = %s", (json.dumps(dict(meta)), uuid.UUID(result_id))
+            )
 
     async def get(self, result_id: str, subject_id: str) -> StoredResult:
         rid, sid = _uuid(result_id), _uuid(subject_id)
@@ -149,6 +195,8 @@ class ResultStore:
 
     async def oldest(self) -> tuple[int, float]:
         async with self.pool.connection() as conn:
-            r = await (await conn.execute("SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM results")).fetchone()
+            r = await (
+                await conn.execute("SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM results")
+            ).fetchone()
         assert r is not None
         return int(r[0]), float(r[1])
