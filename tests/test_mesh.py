@@ -15,8 +15,8 @@ EXPECTED = {
     "gateway": {"likeness.gateway.v1.Devices", "likeness.privacy.v1.DataHolder"},
     "ingestion": {"likeness.ingestion.v1.Ingestion", "likeness.privacy.v1.DataHolder"},
     "faces": {"likeness.faces.v1.Faces", "likeness.privacy.v1.DataHolder"},
-    "render": {"likeness.render.v1.Render"},
-    "billing": {"likeness.billing.v1.Billing"},
+    "render": {"likeness.render.v1.Render", "likeness.privacy.v1.DataHolder"},
+    "billing": {"likeness.billing.v1.Billing", "likeness.privacy.v1.DataHolder"},
     "privacy": {"likeness.privacy.v1.Privacy", "likeness.privacy.v1.DataHolder"},
 }
 

@@ -16,6 +16,7 @@ from likeness_gateway.adapters.devices import DeviceRepository
 from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
 from likeness_gateway.adapters.ratelimit import MemoryRateLimiter
+from likeness_gateway.adapters.render_client import RenderClient
 from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.app import create_app
 from likeness_gateway.deps import Gateway
@@ -88,13 +89,15 @@ async def start_gateway(database_url: str, addrs: dict[str, str], started: Start
     privacy = PrivacyClient(addrs["privacy"], gs, 10)
     ingestion = IngestionClient(addrs.get("ingestion", "127.0.0.1:1"), gs, 10)
     billing = BillingClient(addrs.get("billing", "127.0.0.1:1"), gs, 10)
-    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion, "billing": billing}
+    render = RenderClient(addrs.get("render", "127.0.0.1:1"), gs, 60)
+    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion, "billing": billing, "render": render}
     gw = Gateway(
         settings=gs,
         devices=DeviceRepository(pool),
         privacy=privacy,
         ingestion=ingestion,
         billing=billing,
+        render=render,
         limiter=MemoryRateLimiter(),
         inline_images=InlineImages(600),
         bucket_key=os.urandom(32),
@@ -109,6 +112,7 @@ async def start_gateway(database_url: str, addrs: dict[str, str], started: Start
         await privacy.close()
         await ingestion.close()
         await billing.close()
+        await render.close()
         await pool.close()
 
     started.closers.append(close)
@@ -126,7 +130,6 @@ async def start_ingestion(
 ) -> tuple[Any, str]:
     """Ingestion on a free port with a local blob store."""
     from likeness.ingestion.v1 import ingestion_pb2_grpc
-    from likeness_ingestion.adapters.privacy_port import PrivacyPort
     from likeness_ingestion.adapters.repository import UploadRepository
     from likeness_ingestion.grpc_api import IngestionServicer
     from likeness_ingestion.grpc_api import service_name as ingestion_service_name
@@ -135,6 +138,7 @@ async def start_ingestion(
     from likeness_platform.blobs import LocalBlobStore
     from likeness_platform.clients import open_channel
     from likeness_platform.crypto import DataKeyCache
+    from likeness_platform.privacy_port import PrivacyPort
 
     await apply_migrations(database_url, "ingestion", INGESTION_MIGRATIONS)
     pool = await open_pool(database_url, "ingestion")
@@ -184,3 +188,33 @@ async def start_billing(database_url: str, started: Started, verifier: Any, free
     started.servers.append(running)
     started.closers.append(pool.close)
     return repo, f"127.0.0.1:{running.port}"
+
+
+async def start_faces(started: Started, ingestion_addr: str = "127.0.0.1:1", port: int = 0) -> tuple[Any, str]:
+    """Faces on a free port with the real models."""
+    from likeness.faces.v1 import faces_pb2_grpc
+    from likeness_faces.adapters.models import load_models
+    from likeness_faces.grpc_api import FacesServicer
+    from likeness_faces.grpc_api import service_name as faces_service_name
+    from likeness_faces.holder import StatelessHolder
+    from likeness_faces.service import FaceAnalyzer
+    from likeness_platform.clients import open_channel
+
+    models = load_models()
+    analyzer = FaceAnalyzer(models.detector, models.landmarker)
+    channel = open_channel(ingestion_addr, "faces", settings())
+
+    def register(server: Any) -> list[str]:
+        faces_pb2_grpc.add_FacesServicer_to_server(FacesServicer(analyzer, channel, 60_000_000), server)
+        return [faces_service_name(), add_dataholder(server, StatelessHolder())]
+
+    running = await start_server("faces", settings(), register, port=port)
+    started.servers.append(running)
+
+    async def close() -> None:
+        await analyzer.close()
+        models.close()
+        await channel.close()
+
+    started.closers.append(close)
+    return analyzer, f"127.0.0.1:{running.port}"

@@ -3,33 +3,66 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
+import torch
+
+from likeness.faces.v1 import faces_pb2_grpc
+from likeness_faces.adapters.models import load_models
+from likeness_faces.domain.errors import ModelFilesError
+from likeness_faces.grpc_api import FacesServicer, service_name
 from likeness_faces.holder import StatelessHolder
+from likeness_faces.service import FaceAnalyzer
+from likeness_platform.clients import open_channel
 from likeness_platform.dataholder import add_dataholder
-from likeness_platform.logging import configure_logging
+from likeness_platform.logging import configure_logging, get_logger
 from likeness_platform.server import serve_forever
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing
+
+log = get_logger("likeness.faces")
 
 
 class FacesSettings(ServiceSettings):
     grpc_port: int = 50052
     # cpu | cuda | auto (CUDA when present).
     device: str = "auto"
+    # Empty: $LIKENESS_MODEL_DIR or ~/.cache/likeness/models (see scripts/fetch_models.py).
+    model_dir: str = ""
+    max_pixels: int = 60_000_000
+
+
+def pick(device: str) -> torch.device | None:
+    if device == "auto":
+        return None
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("LIKENESS_DEVICE=cuda but no CUDA device is visible to this process")
+    return torch.device(device)
 
 
 async def main() -> None:
     settings = FacesSettings()
     configure_logging("faces", settings.log_level)
     configure_tracing("faces", settings.otel_exporter)
+    try:
+        models = load_models(Path(settings.model_dir) if settings.model_dir else None, device=pick(settings.device))
+    except ModelFilesError as exc:
+        raise SystemExit(f"faces cannot start: {exc}") from None
+    log.info("models_loaded", device=str(models.device))
+    analyzer = FaceAnalyzer(models.detector, models.landmarker)
+    ingestion = open_channel(settings.ingestion_addr, "faces", settings)
 
     def register(server: Any) -> list[str]:
-        faces_pb2_grpc.add_FacesServicer_to_server(faces_pb2_grpc.FacesServicer(), server)
-        return [faces_pb2.DESCRIPTOR.services_by_name["Faces"].full_name, add_dataholder(server, StatelessHolder())]
+        faces_pb2_grpc.add_FacesServicer_to_server(FacesServicer(analyzer, ingestion, settings.max_pixels), server)
+        return [service_name(), add_dataholder(server, StatelessHolder())]
 
-    await serve_forever("faces", settings, register)
+    async def close() -> None:
+        await analyzer.close()
+        models.close()
+        await ingestion.close()
+
+    await serve_forever("faces", settings, register, on_stop=[close])
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from likeness_gateway.adapters.devices import Device, DeviceRepository
 from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
 from likeness_gateway.adapters.ratelimit import RateLimiter
+from likeness_gateway.adapters.render_client import RenderClient
 from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.domain.inline_store import InlineImages
 from likeness_gateway.domain.tokens import token_hash
@@ -28,6 +29,7 @@ class Gateway:
     privacy: PrivacyClient
     ingestion: IngestionClient
     billing: BillingClient
+    render: RenderClient
     limiter: RateLimiter
     inline_images: InlineImages
     # Keys rate-limit buckets so no raw IP sits in Redis or memory.

@@ -17,6 +17,7 @@ from likeness_gateway.adapters.devices import DeviceRepository
 from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
 from likeness_gateway.adapters.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from likeness_gateway.adapters.render_client import RenderClient
 from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.app import create_app
 from likeness_gateway.deps import Gateway
@@ -46,8 +47,9 @@ async def build(settings: GatewaySettings) -> tuple[Gateway, object]:
     privacy = PrivacyClient(settings.privacy_addr, settings, deadline)
     ingestion = IngestionClient(settings.ingestion_addr, settings, deadline)
     billing = BillingClient(settings.billing_addr, settings, deadline)
-    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion, "billing": billing}
-    for name in ("faces", "render"):
+    render = RenderClient(settings.render_addr, settings, deadline)
+    upstreams: dict[str, Upstream] = {"privacy": privacy, "ingestion": ingestion, "billing": billing, "render": render}
+    for name in ("faces",):
         upstreams[name] = Upstream(name, getattr(settings, f"{name}_addr"), settings, deadline)
     limiter: RateLimiter = RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
     bucket_key = settings.rate_limit_key.encode() if settings.rate_limit_key else os.urandom(32)
@@ -57,6 +59,7 @@ async def build(settings: GatewaySettings) -> tuple[Gateway, object]:
         privacy=privacy,
         ingestion=ingestion,
         billing=billing,
+        render=render,
         limiter=limiter,
         inline_images=InlineImages(settings.memory_upload_ttl_seconds),
         bucket_key=bucket_key,

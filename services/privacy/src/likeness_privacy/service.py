@@ -16,7 +16,7 @@ import structlog
 
 from likeness_platform.crypto import open_sealed, seal
 from likeness_platform.dataholder import ExportItem, Retention
-from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound, SubjectErasing
+from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound, SubjectErasing, Unavailable
 from likeness_platform.metrics import ERASURE_DEADLINE_BREACHES, RETENTION_BREACHES, SWEEP_LAG
 from likeness_privacy.adapters.holders import describe_error
 from likeness_privacy.adapters.repository import ErasureRow, PrivacyRepository, SubjectRow
@@ -246,9 +246,13 @@ class PrivacyService:
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name in self.holder_names:
                 items = 0
-                async for item in self._holder(name).export(subject_id):
-                    archive.writestr(f"{name}/{item.name}", item.data)
-                    items += 1
+                try:
+                    async for item in self._holder(name).export(subject_id):
+                        archive.writestr(f"{name}/{item.name}", item.data)
+                        items += 1
+                except Exception as exc:
+                    log.warning("export_holder_failed", holder=name, error=describe_error(exc))
+                    raise Unavailable(f"the {name} service did not answer, so the export would be incomplete; try again") from None
                 manifest["holders"][name] = items
             archive.writestr("manifest.json", json.dumps(manifest, indent=2))
         export_id, expires = await self.repo.store_export(

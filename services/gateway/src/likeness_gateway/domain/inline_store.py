@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -11,6 +12,9 @@ class InlineImage:
     subject_id: str
     data: bytes
     expires_at: float
+    content_type: str = "image/jpeg"
+    # What the gateway answers about it later (e.g. an ID photo's report), numbers only.
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class InlineImages:
@@ -21,18 +25,24 @@ class InlineImages:
         self.max_bytes = max_bytes
         self._items: dict[str, InlineImage] = {}
 
-    def put(self, upload_id: str, subject_id: str, data: bytes) -> float:
+    def put(
+        self, item_id: str, subject_id: str, data: bytes, content_type: str = "image/jpeg", meta: dict[str, Any] | None = None
+    ) -> float:
         self._expire()
         while self._items and sum(len(i.data) for i in self._items.values()) + len(data) > self.max_bytes:
             self._items.pop(next(iter(self._items)))
         expires = time.time() + self.ttl
-        self._items[upload_id] = InlineImage(subject_id, data, expires)
+        self._items[item_id] = InlineImage(subject_id, data, expires, content_type, dict(meta or {}))
         return expires
 
-    def get(self, upload_id: str, subject_id: str) -> bytes | None:
+    def get(self, item_id: str, subject_id: str) -> bytes | None:
+        item = self.item(item_id, subject_id)
+        return item.data if item else None
+
+    def item(self, item_id: str, subject_id: str) -> InlineImage | None:
         self._expire()
-        item = self._items.get(upload_id)
-        return item.data if item and item.subject_id == subject_id else None
+        item = self._items.get(item_id)
+        return item if item and item.subject_id == subject_id else None
 
     def forget_subject(self, subject_id: str) -> int:
         doomed = [k for k, v in self._items.items() if v.subject_id == subject_id]

@@ -1,0 +1,144 @@
+"""Throughput of FaceAnalyzer against a naive per-request MTCNN loop, same images, same run.
+
+Baseline: what a first implementation does: one default `MTCNN(keep_all=True)` and, per
+request, `mtcnn.detect(image, landmarks=True)` on the full-resolution photo (smallest face
+20 px, so the pyramid scans 12 MP). It returns boxes and five points only.
+
+FaceAnalyzer does more per image (by default also the 478-point mesh on a full-resolution
+crop, head pose, eye/mouth state and quality), measured at concurrency 1 (one request at
+a time) and at concurrency 8 (eight requests in flight, as gRPC handlers would be); the
+detection-only mode (AnalyzeOptions with the mesh off) is measured too.
+
+Photos are phone-sized: skimage's astronaut and matplotlib's grace_hopper upscaled into
+12 MP (4000×3000, 3000×4000) and 2–4 MP frames. Both sides use the same torch thread count.
+
+Run: PYTHONPATH=services/faces/src .venv/bin/python bench/faces/bench_faces.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+
+import cv2
+import matplotlib.cbook
+import numpy as np
+import numpy.typing as npt
+import skimage.data
+import torch
+from facenet_pytorch import MTCNN
+from PIL import Image
+
+from likeness_faces.adapters.model_files import default_model_dir
+from likeness_faces.adapters.models import load_models
+from likeness_faces.domain.faces import AnalyzeOptions
+from likeness_faces.service import FaceAnalyzer
+
+RGB = npt.NDArray[np.uint8]
+
+
+def _place(portrait: RGB, width: int, height: int, face_height_share: float, left_share: float) -> RGB:
+    """The portrait scaled so it is face_height_share of the frame's height, on a soft
+    gradient background (a flat one would flatter the baseline's pyramid)."""
+    ramp = np.linspace(90, 190, width, dtype=np.float32)[None, :, None]
+    frame = np.broadcast_to(ramp, (height, width, 3)).astype(np.uint8).copy()
+    scale = height * face_height_share / portrait.shape[0]
+    pw, ph = int(portrait.shape[1] * scale), int(portrait.shape[0] * scale)
+    resized = cv2.resize(portrait, (pw, ph), interpolation=cv2.INTER_CUBIC)
+    x = int((width - pw) * left_share)
+    y = (height - ph) // 2
+    frame[y : y + ph, x : x + pw] = resized
+    return frame
+
+
+def photos() -> list[tuple[str, RGB]]:
+    astronaut = np.ascontiguousarray(skimage.data.astronaut())
+    grace = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB"))
+    return [
+        ("astronaut 12MP 4000x3000", _place(astronaut, 4000, 3000, 0.85, 0.4)),
+        ("grace 12MP 3000x4000", _place(grace, 3000, 4000, 0.70, 0.5)),
+        ("astronaut 3MP 2000x1500", _place(astronaut, 2000, 1500, 0.90, 0.7)),
+        ("grace 2.8MP 1536x1824", _place(grace, 1536, 1824, 0.95, 0.5)),
+        ("astronaut 4MP 2304x1728", _place(astronaut, 2304, 1728, 0.60, 0.2)),
+        ("grace 12MP 4000x3000", _place(grace, 4000, 3000, 0.80, 0.6)),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the photo set for FaceAnalyzer")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args()
+
+    images = photos()
+    models = load_models(default_model_dir(), torch_threads=args.threads)
+    print(f"device {models.device}, torch threads {torch.get_num_threads()}, {len(images)} photos: {', '.join(name for name, _ in images)}")
+
+    naive = MTCNN(keep_all=True, device=models.device)
+    naive.detect(images[2][1])  # warm-up: first calls allocate
+
+    def baseline() -> None:
+        for _, image in images:
+            boxes, _probs, _points = naive.detect(image, landmarks=True)
+            assert boxes is not None and len(boxes) >= 1
+
+    full = AnalyzeOptions()
+    detect_only = AnalyzeOptions(eye_mouth_state=False)
+    requests = [image for _ in range(args.rounds) for _, image in images]
+
+    async def sequential(analyzer: FaceAnalyzer, options: AnalyzeOptions) -> None:
+        for image in requests:
+            assert len(await analyzer.analyze(image, options)) == 1
+
+    async def concurrent(analyzer: FaceAnalyzer, options: AnalyzeOptions, in_flight: int) -> None:
+        gate = asyncio.Semaphore(in_flight)
+
+        async def one(image: RGB) -> None:
+            async with gate:
+                assert len(await analyzer.analyze(image, options)) == 1
+
+        await asyncio.gather(*(one(image) for image in requests))
+
+    print("baseline: naive MTCNN.detect per request at full resolution")
+    start = time.perf_counter()
+    baseline()
+    elapsed = time.perf_counter() - start
+    base = len(images) / elapsed
+    print(f"  {'MTCNN.detect loop':44s} {len(images):3d} images in {elapsed:6.2f} s = {base:6.2f} images/s")
+
+    rates: dict[str, float] = {}
+
+    async def ours() -> None:
+        analyzer = FaceAnalyzer(models.detector, models.landmarker)
+        try:
+            await analyzer.analyze(images[0][1], full)  # warm-up
+            for label, options in (("full analysis", full), ("detection only", detect_only)):
+                print(f"FaceAnalyzer, {label}")
+                for in_flight in (1, 8):
+                    batches, items = analyzer.batcher.batches_run, analyzer.batcher.items_run
+                    start = time.perf_counter()
+                    if in_flight == 1:
+                        await sequential(analyzer, options)
+                    else:
+                        await concurrent(analyzer, options, in_flight)
+                    rate = len(requests) / (time.perf_counter() - start)
+                    rates[f"{label}, concurrency {in_flight}"] = rate
+                    print(
+                        f"  {f'concurrency {in_flight}':44s} {len(requests):3d} images = {rate:6.2f} images/s"
+                        f"  ({analyzer.batcher.items_run - items} detections in "
+                        f"{analyzer.batcher.batches_run - batches} MTCNN passes)"
+                    )
+        finally:
+            await analyzer.close()
+
+    asyncio.run(ours())
+    print("ratios against the baseline (same photos, same run):")
+    for label, rate in rates.items():
+        print(f"  {label:44s} {rate / base:6.1f}x")
+    models.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Loading every model of the faces service once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from likeness_faces.adapters import model_files
+from likeness_faces.adapters.face_landmarker import MeshLandmarker
+from likeness_faces.adapters.mtcnn_detector import MtcnnDetector
+
+
+@dataclass
+class FaceModels:
+    detector: MtcnnDetector
+    landmarker: MeshLandmarker
+    device: torch.device
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # honours taskset/cpusets, unlike cpu_count
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def load_models(model_dir: Path | None = None, *, device: torch.device | None = None, torch_threads: int | None = None) -> FaceModels:
+    """Checks every model file's SHA-256, then loads MTCNN (CUDA when present) and the
+    MediaPipe landmarker. Raises ModelFilesError, naming the fix, when a file is missing
+    or corrupt.
+
+    torch_threads: intra-op threads for MTCNN on CPU; default the cores this process may
+    run on. One thread per core suits one model call at a time, which is how the
+    micro-batcher runs it.
+    """
+    paths = model_files.verify(model_dir if model_dir is not None else model_files.default_model_dir())
+    chosen = device if device is not None else pick_device()
+    if chosen.type == "cpu":
+        torch.set_num_threads(max(1, torch_threads if torch_threads is not None else _usable_cores()))
+    return FaceModels(detector=MtcnnDetector(paths, chosen), landmarker=MeshLandmarker(paths.landmarker), device=chosen)

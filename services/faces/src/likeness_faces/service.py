@@ -1,0 +1,316 @@
+"""The Analyze use case: faces, landmarks, pose, eye/mouth state and quality of one image.
+
+Where the time goes and why it is spent this way:
+- Detection never looks at full resolution. MTCNN's cost grows with (canvas side /
+  smallest face)², so every image is fitted to a canvas of `detect_long_side` pixels and
+  searched for faces down to `min_face_px` there: faces down to about 1/38 of the photo's
+  long side (≈ 100 px in a 12 MP photo) at a fixed cost, whatever the photo's size.
+- Canvases come in three shapes only, so concurrent requests share one MTCNN pass through
+  the MicroBatcher (which pays off most on CUDA, and saves Python overhead on CPU).
+- Precision comes back afterwards: the mesh model and the quality measures work on an
+  upright crop cut from the full-resolution image, so landmarks are as exact as the photo.
+- Model work runs in worker threads, never on the event loop: MTCNN in the batcher's one
+  thread, resizing, cropping and the mesh model in a small CPU pool, so the two overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from likeness_faces.adapters.micro_batcher import MicroBatcher
+from likeness_faces.domain import face_crop, face_merge, head_pose, letterbox, openness, quality, rotation
+from likeness_faces.domain import mesh_topology as mt
+from likeness_faces.domain.errors import AnalyzerClosedError, FacesError, InvalidImageError
+from likeness_faces.domain.faces import AnalyzeOptions, Box, Face, FivePoints, HeadPose, Point2, Point3
+from likeness_faces.domain.model_outputs import Detection, MeshFit
+
+Image = npt.NDArray[np.uint8]
+K = TypeVar("K")
+T = TypeVar("T")
+
+# Turns tried, in order, when nothing is found upright: the sideways pair first (phones
+# store portraits sideways far more often than upside down) and together, so they share
+# one batch.
+SIDEWAYS_TURNS = (1, 3)
+UPSIDE_DOWN_TURN = 2
+# When the mesh's eye line and the detector's differ by more than this, the mesh is fitted
+# again on a crop turned by its own roll.
+RECROP_ROLL_DEG = 15.0
+
+
+class FaceDetector(Protocol):
+    def detect(self, canvases: Sequence[Image], min_face_px: int) -> list[list[Detection]]: ...
+
+
+class MeshModel(Protocol):
+    def fit(self, crop: Image) -> MeshFit | None: ...
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    detect_long_side: int = 768  # detection canvas long side, pixels
+    min_face_px: int = 20  # smallest face MTCNN looks for on that canvas
+    min_score: float = 0.9  # detector confidence below which a face is not reported
+    confident_score: float = 0.99  # below this best score, turned copies are tried too
+    max_batch: int = 8
+    max_wait_s: float = 0.005  # how long a lone request waits for batch companions
+    crop_px: int = 256  # side of the upright crop the mesh model sees
+    crop_margin: float = 1.7  # crop side over face-box side
+    cpu_workers: int = 2  # threads for resizing, crops, the mesh model and quality
+
+
+@dataclass(frozen=True)
+class _Canvas:
+    pixels: Image
+    box: letterbox.Letterbox
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.box.canvas_shape
+
+
+@dataclass(frozen=True)
+class _FittedMesh:
+    fit: MeshFit
+    crop: face_crop.AlignedCrop
+    mesh: npt.NDArray[np.float64]  # 478×3 in image pixels
+
+
+def _iris_roll(mesh: npt.NDArray[np.float64]) -> float:
+    right, left = mesh[mt.RIGHT_IRIS_CENTER], mesh[mt.LEFT_IRIS_CENTER]
+    return head_pose.roll_from_eyes((float(right[0]), float(right[1])), (float(left[0]), float(left[1])))
+
+
+def _angle_between(a_deg: float, b_deg: float) -> float:
+    return (a_deg - b_deg + 180.0) % 360.0 - 180.0
+
+
+def _validated(image: object) -> Image:
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError("image must be a numpy array of RGB pixels")
+    if image.dtype != np.uint8:
+        raise InvalidImageError(f"image must be uint8 RGB, got dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidImageError(f"image must have shape (height, width, 3), got {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InvalidImageError("image is empty")
+    return image
+
+
+def _best_score(detections: Sequence[Detection]) -> float:
+    return max((d.score for d in detections), default=0.0)
+
+
+def _point(xy: npt.NDArray[np.float64]) -> Point2:
+    return Point2(float(xy[0]), float(xy[1]))
+
+
+class FaceAnalyzer:
+    """Create one per process (it owns worker threads); call close() on shutdown.
+
+    analyze() may be called from any number of coroutines on one event loop at once.
+    """
+
+    def __init__(self, detector: FaceDetector, landmarker: MeshModel, config: AnalyzerConfig | None = None) -> None:
+        self._config = config or AnalyzerConfig()
+        self._detector = detector
+        self._landmarker = landmarker
+        self._cpu = ThreadPoolExecutor(max_workers=self._config.cpu_workers, thread_name_prefix="faces-cpu")
+        self.batcher: MicroBatcher[_Canvas, list[Detection]] = MicroBatcher(
+            self._detect_batch,
+            key=lambda canvas: canvas.shape,
+            max_batch=self._config.max_batch,
+            max_wait_s=self._config.max_wait_s,
+            thread_name="faces-mtcnn",
+        )
+        self._closed = False
+
+    async def analyze(self, image: Image, options: AnalyzeOptions | None = None) -> list[Face]:
+        """Faces in the image, largest first; an empty list when there is none."""
+        if self._closed:
+            raise AnalyzerClosedError("the face analyzer is shutting down; retry on another replica")
+        opts = options or AnalyzeOptions()
+        pixels = _validated(image)
+        loop = asyncio.get_running_loop()
+        pixels, small = await loop.run_in_executor(self._cpu, self._shrink, pixels)
+
+        detections = await self._detect(pixels, small, 0)
+        if opts.try_rotations and _best_score(detections) < self._config.confident_score:
+            # Nothing upright, or only weak faces: MTCNN sometimes takes a sideways face
+            # for an upright one with a middling score and nonsense points. Look at the
+            # turned copies too and keep, per face, the turn where it scores best.
+            candidates = list(detections)
+            for turns in (SIDEWAYS_TURNS, (UPSIDE_DOWN_TURN,)):
+                for found in await asyncio.gather(*(self._detect(pixels, small, k) for k in turns)):
+                    candidates.extend(found)
+                if _best_score(candidates) >= self._config.confident_score:
+                    break
+            detections = face_merge.strongest_per_face(candidates)
+        if not detections:
+            return []
+        detections.sort(key=lambda d: d.area, reverse=True)
+        if opts.max_faces > 0:
+            detections = detections[: opts.max_faces]
+        return await loop.run_in_executor(self._cpu, self._describe_all, pixels, detections, opts)
+
+    async def analyze_many(
+        self,
+        requests: Iterable[tuple[K, Image, AnalyzeOptions | None]] | AsyncIterable[tuple[K, Image, AnalyzeOptions | None]],
+    ) -> AsyncIterator[tuple[K, list[Face] | FacesError]]:
+        """For a stream of (key, image, options): yields (key, faces) as each image is done,
+        not necessarily in order. Up to twice max_batch images are in flight, so they share
+        detector passes while the stream is still being read. An image the service refuses
+        yields (key, error) and the stream goes on."""
+        window = 2 * self._config.max_batch
+        source = _as_async(requests).__aiter__()
+        running: set[asyncio.Task[tuple[K, list[Face] | FacesError]]] = set()
+        reading: asyncio.Task[tuple[K, Image, AnalyzeOptions | None] | None] | None = None
+        exhausted = False
+        try:
+            while True:
+                if reading is None and not exhausted and len(running) < window:
+                    reading = asyncio.ensure_future(_next_or_none(source))
+                waiting: set[asyncio.Future[Any]] = set(running)
+                if reading is not None:
+                    waiting.add(reading)
+                if not waiting:
+                    return
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if reading is not None and reading in done:
+                    request = reading.result()
+                    reading = None
+                    if request is None:
+                        exhausted = True
+                    else:
+                        running.add(asyncio.ensure_future(self._keyed(*request)))
+                for task in [t for t in running if t in done]:
+                    running.discard(task)
+                    yield task.result()
+        finally:
+            for task in running:
+                task.cancel()
+            if reading is not None:
+                reading.cancel()
+
+    async def _keyed(self, key: K, image: Image, options: AnalyzeOptions | None) -> tuple[K, list[Face] | FacesError]:
+        try:
+            return key, await self.analyze(image, options)
+        except FacesError as exc:
+            return key, exc
+
+    async def close(self) -> None:
+        """Finishes queued work, then stops the worker threads."""
+        self._closed = True
+        await self.batcher.close()
+        await asyncio.to_thread(self._cpu.shutdown, wait=True)
+
+    # -- detection -------------------------------------------------------------------
+
+    def _shrink(self, image: Image) -> tuple[Image, Image]:
+        """The image made contiguous, and a copy at detection-canvas size (made once, then
+        reused for every turn tried)."""
+        pixels = np.ascontiguousarray(image)
+        height, width = pixels.shape[:2]
+        return pixels, letterbox.resize(pixels, letterbox.plan(width, height, self._config.detect_long_side))
+
+    def _canvas(self, small: Image, width: int, height: int, quarter_turns: int) -> _Canvas:
+        turned_w, turned_h = (height, width) if quarter_turns % 2 else (width, height)
+        box = letterbox.plan(turned_w, turned_h, self._config.detect_long_side)
+        return _Canvas(pixels=letterbox.pad(rotation.turn(small, quarter_turns), box), box=box)
+
+    async def _detect(self, pixels: Image, small: Image, quarter_turns: int) -> list[Detection]:
+        """Faces found on the image turned by quarter_turns, in the unturned image's pixels."""
+        height, width = pixels.shape[:2]
+        loop = asyncio.get_running_loop()
+        canvas = await loop.run_in_executor(self._cpu, self._canvas, small, width, height, quarter_turns)
+        found = await self.batcher.submit(canvas)
+        unturn = rotation.unturn_points(quarter_turns, width, height)
+        return [d.mapped(lambda pts: unturn(canvas.box.to_image(pts))) for d in found if d.score >= self._config.min_score]
+
+    def _detect_batch(self, canvases: Sequence[_Canvas]) -> list[list[Detection]]:
+        return self._detector.detect([c.pixels for c in canvases], self._config.min_face_px)
+
+    # -- description -----------------------------------------------------------------
+
+    def _describe_all(self, image: Image, detections: list[Detection], options: AnalyzeOptions) -> list[Face]:
+        return [self._describe(image, d, options) for d in detections]
+
+    def _describe(self, image: Image, detection: Detection, options: AnalyzeOptions) -> Face:
+        height, width = image.shape[:2]
+        five = FivePoints(*(_point(p) for p in detection.points))
+        box = Box(*(float(v) for v in detection.box))
+        detector_roll = head_pose.roll_from_eyes((five.right_eye.x, five.right_eye.y), (five.left_eye.x, five.left_eye.y))
+
+        fitted = self._fit_mesh(image, box, detector_roll) if options.needs_mesh else None
+        if fitted is not None:
+            roll = _iris_roll(fitted.mesh)
+            if abs(_angle_between(roll, detector_roll)) > RECROP_ROLL_DEG:
+                # the detector's eyes were off (a sideways face seen as upright); the mesh
+                # is most exact on a crop that is really upright, so fit again on one
+                refitted = self._fit_mesh(image, box, roll)
+                if refitted is not None:
+                    fitted = refitted
+                    roll = _iris_roll(fitted.mesh)
+
+        mesh = fitted.mesh if fitted is not None else None
+        pose: HeadPose
+        if fitted is not None:
+            right_eye, left_eye = _point(fitted.mesh[mt.RIGHT_IRIS_CENTER]), _point(fitted.mesh[mt.LEFT_IRIS_CENTER])
+            if fitted.fit.transform is not None:
+                pose = head_pose.pose_from_transform(fitted.fit.transform, fitted.crop.roll_deg, roll)
+            else:
+                pose = replace(head_pose.pose_from_five_points(detection.points, width, height), roll_deg=roll)
+        else:
+            right_eye, left_eye = five.right_eye, five.left_eye
+            pose = head_pose.pose_from_five_points(detection.points, width, height)
+
+        return Face(
+            box=box,
+            score=detection.score,
+            five_points=five,
+            pose=pose,
+            quality=quality.measure(image, box, pose.roll_deg, right_eye, left_eye),
+            openness=openness.openness(mesh) if mesh is not None and options.eye_mouth_state else None,
+            mesh=tuple(Point3(float(x), float(y), float(z)) for x, y, z in mesh) if mesh is not None and options.dense_landmarks else None,
+            blendshapes=dict(fitted.fit.blendshapes) if fitted is not None and options.blendshapes else None,
+        )
+
+    def _fit_mesh(self, image: Image, box: Box, roll_deg: float) -> _FittedMesh | None:
+        centre = box.center
+        crop = face_crop.plan(
+            centre.x,
+            centre.y,
+            max(box.width, box.height),
+            roll_deg,
+            margin=self._config.crop_margin,
+            size=self._config.crop_px,
+        )
+        fit = self._landmarker.fit(face_crop.extract(image, crop))
+        if fit is None:
+            return None
+        xy = crop.to_image(fit.points[:, :2])
+        mesh = np.concatenate([xy, fit.points[:, 2:3] / crop.scale], axis=1)
+        return _FittedMesh(fit=fit, crop=crop, mesh=mesh)
+
+
+async def _as_async(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+async def _next_or_none(source: AsyncIterator[T]) -> T | None:
+    try:
+        return await anext(source)
+    except StopAsyncIteration:
+        return None

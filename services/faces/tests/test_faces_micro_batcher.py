@@ -1,0 +1,108 @@
+"""MicroBatcher with a recording fake model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from likeness_faces.adapters.micro_batcher import MicroBatcher
+from likeness_faces.domain.errors import AnalyzerClosedError
+
+
+class Recorder:
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.batches: list[list[tuple[str, int]]] = []
+        self.threads: set[int] = set()
+        self.gate = gate
+        self.entered = threading.Event()
+
+    def __call__(self, items: Sequence[tuple[str, int]]) -> list[int]:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(timeout=5)
+        self.threads.add(threading.get_ident())
+        self.batches.append(list(items))
+        if any(value < 0 for _, value in items):
+            raise ValueError("negative input")
+        return [value * 10 for _, value in items]
+
+
+def _batcher(model: Recorder, max_batch: int = 4, max_wait_s: float = 0.01) -> MicroBatcher[tuple[str, int], int]:
+    return MicroBatcher(model, key=lambda item: item[0], max_batch=max_batch, max_wait_s=max_wait_s)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_requests_share_a_batch_and_get_their_own_result() -> None:
+    model = Recorder()
+    batcher = _batcher(model)
+    results = await asyncio.gather(*(batcher.submit(("a", i)) for i in range(4)))
+    await batcher.close()
+
+    assert results == [0, 10, 20, 30]
+    assert len(model.batches) == 1 and batcher.batches_run == 1 and batcher.items_run == 4
+    assert threading.get_ident() not in model.threads
+
+
+@pytest.mark.asyncio
+async def test_batches_hold_one_key_and_at_most_max_batch_items() -> None:
+    model = Recorder()
+    batcher = _batcher(model, max_batch=3)
+    items = [("wide", i) for i in range(5)] + [("tall", i) for i in range(2)]
+    results = await asyncio.gather(*(batcher.submit(item) for item in items))
+    await batcher.close()
+
+    assert results == [i * 10 for i in range(5)] + [0, 10]
+    assert all(len({key for key, _ in batch}) == 1 for batch in model.batches)
+    assert max(len(batch) for batch in model.batches) == 3
+    assert batcher.largest_batch == 3
+    assert len(model.batches) == 3  # wide ×3, wide ×2, tall ×2
+
+
+@pytest.mark.asyncio
+async def test_requests_arriving_while_the_model_works_go_together_next() -> None:
+    gate = threading.Event()
+    model = Recorder(gate)
+    batcher = _batcher(model, max_batch=8, max_wait_s=0.0)
+    first = asyncio.ensure_future(batcher.submit(("a", 1)))
+    await asyncio.to_thread(model.entered.wait, 5)  # the model is busy with the first
+    later = [asyncio.ensure_future(batcher.submit(("a", i))) for i in range(2, 6)]
+    for _ in range(100):
+        if batcher.queue_depth == 4:
+            break
+        await asyncio.sleep(0)
+    assert batcher.queue_depth == 4
+    gate.set()
+    assert await first == 10
+    assert await asyncio.gather(*later) == [20, 30, 40, 50]
+    await batcher.close()
+    assert [len(b) for b in model.batches] == [1, 4]
+
+
+@pytest.mark.asyncio
+async def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on() -> None:
+    model = Recorder()
+    batcher = _batcher(model)
+    outcomes = await asyncio.gather(batcher.submit(("a", 1)), batcher.submit(("a", -1)), return_exceptions=True)
+    assert all(isinstance(o, ValueError) for o in outcomes)
+    assert await batcher.submit(("a", 2)) == 20
+    await batcher.close()
+
+
+@pytest.mark.asyncio
+async def test_close_finishes_queued_work_then_refuses_more() -> None:
+    model = Recorder()
+    batcher = _batcher(model)
+    pending = [asyncio.ensure_future(batcher.submit(("a", i))) for i in range(3)]
+    await asyncio.sleep(0)
+    await batcher.close()
+    assert [await p for p in pending] == [0, 10, 20]
+    with pytest.raises(AnalyzerClosedError):
+        await batcher.submit(("a", 1))
+
+
+def test_the_wait_for_companions_is_bounded_to_10_ms() -> None:
+    with pytest.raises(ValueError):
+        MicroBatcher(Recorder(), key=lambda item: item[0], max_wait_s=0.02)

@@ -1,0 +1,336 @@
+"""ID photos: make (and check and lay out) in one call, fetch the result, its image and its sheet."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field, field_validator
+
+from likeness.render.v1 import render_pb2
+from likeness_gateway.adapters.devices import Device
+from likeness_gateway.adapters.render_client import image_ref
+from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.errors import ApiError
+from likeness_gateway.routes.generation import generate
+
+router = APIRouter(tags=["id-photos"])
+HEX = r"^#[0-9a-fA-F]{6}$"
+_MODES = {
+    "spec": render_pb2.BACKGROUND_MODE_SPEC,
+    "solid": render_pb2.BACKGROUND_MODE_SOLID,
+    "gradient": render_pb2.BACKGROUND_MODE_GRADIENT,
+    "keep": render_pb2.BACKGROUND_MODE_KEEP,
+}
+
+
+class BackgroundIn(BaseModel):
+    mode: Literal["spec", "solid", "gradient", "keep"] = "spec"
+    colors: list[Annotated[str, Field(pattern=HEX)]] = Field(default_factory=list, max_length=2)
+
+
+class BeautyIn(BaseModel):
+    smoothing: int = Field(0, ge=0, le=10)
+    whitening: int = Field(0, ge=0, le=10)
+
+
+class OutputIn(BaseModel):
+    format: Literal["jpeg", "png"] | None = None
+    dpi: int | None = Field(None, ge=72, le=1200)
+
+
+class LayoutIn(BaseModel):
+    paper_id: str | None = Field(None, max_length=64)
+    width_mm: float | None = Field(None, gt=20, le=1000)
+    height_mm: float | None = Field(None, gt=20, le=1000)
+    dpi: int = Field(300, ge=72, le=1200)
+    margin_mm: float = Field(3.0, ge=0, le=50)
+    gap_mm: float = Field(2.0, ge=0, le=50)
+    cut_marks: bool = True
+    count: int = Field(0, ge=0, le=100)
+
+
+class IdPhotoIn(BaseModel):
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11",
+                    "spec_id": "us-passport",
+                    "background": {"mode": "spec"},
+                    "beauty": {"smoothing": 3, "whitening": 0},
+                    "outfit": None,
+                    "output": {"format": "jpeg"},
+                    "layout": {"paper_id": "4r", "margin_mm": 3, "gap_mm": 2, "cut_marks": True},
+                }
+            ]
+        },
+    }
+
+    upload_id: str = Field(min_length=1, max_length=64)
+    spec_id: str = Field(min_length=1, max_length=64)
+    background: BackgroundIn = Field(default_factory=BackgroundIn)
+    beauty: BeautyIn = Field(default_factory=BeautyIn)
+    outfit: str | None = Field(None, max_length=64)
+    output: OutputIn = Field(default_factory=OutputIn)
+    layout: LayoutIn | None = None
+
+    @field_validator("background")
+    @classmethod
+    def colours_fit_mode(cls, v: BackgroundIn) -> BackgroundIn:
+        need = {"solid": 1, "gradient": 2}.get(v.mode, 0)
+        if len(v.colors) < need:
+            raise ValueError(f"background mode {v.mode!r} needs {need} colour(s)")
+        return v
+
+
+class RangeOut(BaseModel):
+    min: float
+    max: float
+
+
+class IssueOut(BaseModel):
+    code: str
+    message: str
+    measured: float
+    allowed: RangeOut
+    severity: str
+
+
+class MeasurementsOut(BaseModel):
+    head_height_mm: float
+    eye_line_from_bottom_mm: float
+    head_height_px: float
+    eye_line_from_bottom_px: float
+    crown_y_px: float
+    chin_y_px: float
+    yaw: float
+    pitch: float
+    roll: float
+
+
+class ReportOut(BaseModel):
+    passed: bool
+    spec_id: str
+    issues: list[IssueOut]
+    measurements: MeasurementsOut
+
+
+def report_out(r: render_pb2.ComplianceReport) -> ReportOut:
+    m = r.measurements
+    return ReportOut(
+        passed=r.passed,
+        spec_id=r.spec_id,
+        issues=[
+            IssueOut(
+                code=i.code,
+                message=i.message,
+                measured=i.measured,
+                allowed=RangeOut(min=i.allowed.min, max=i.allowed.max),
+                severity=i.severity,
+            )
+            for i in r.issues
+        ],
+        measurements=MeasurementsOut(
+            head_height_mm=m.head_height_mm,
+            eye_line_from_bottom_mm=m.eye_line_from_bottom_mm,
+            head_height_px=m.head_height_px,
+            eye_line_from_bottom_px=m.eye_line_from_bottom_px,
+            crown_y_px=m.crown_y_px,
+            chin_y_px=m.chin_y_px,
+            yaw=m.yaw,
+            pitch=m.pitch,
+            roll=m.roll,
+        ),
+    )
+
+
+class IdPhotoOut(BaseModel):
+    id: str
+    spec_id: str
+    width: int
+    height: int
+    format: str
+    size_bytes: int
+    dpi: int
+    expires_at: str
+    stored: bool
+    image_url: str
+    sheet_url: str | None
+    sheet_photo_count: int
+    report: ReportOut | None
+
+
+def _fmt(content_type: str) -> str:
+    return "png" if content_type == "image/png" else "jpeg"
+
+
+def photo_out(
+    info: render_pb2.ResultInfo, report: render_pb2.ComplianceReport | None, sheet_id: str, sheet_count: int, expires_at: str
+) -> IdPhotoOut:
+    return IdPhotoOut(
+        id=info.result_id,
+        spec_id=info.spec_id or (report.spec_id if report else ""),
+        width=info.width,
+        height=info.height,
+        format=_fmt(info.content_type),
+        size_bytes=info.size_bytes,
+        dpi=info.dpi,
+        expires_at=expires_at,
+        stored=info.persisted,
+        image_url=f"/v1/id-photos/{info.result_id}/image",
+        sheet_url=f"/v1/id-photos/{info.result_id}/sheet" if sheet_id else None,
+        sheet_photo_count=sheet_count,
+        report=report_out(report) if report is not None else None,
+    )
+
+
+def _layout(layout: LayoutIn | None) -> render_pb2.SheetLayout | None:
+    if layout is None:
+        return None
+    if not layout.paper_id and not (layout.width_mm and layout.height_mm):
+        raise ApiError(400, "INVALID_LAYOUT", "layout needs paper_id or both width_mm and height_mm")
+    return render_pb2.SheetLayout(
+        paper_id=layout.paper_id or "",
+        width_mm=layout.width_mm or 0,
+        height_mm=layout.height_mm or 0,
+        dpi=layout.dpi,
+        margin_mm=layout.margin_mm,
+        gap_mm=layout.gap_mm,
+        cut_marks=layout.cut_marks,
+        count=layout.count,
+    )
+
+
+def _iso(ts: datetime) -> str:
+    return ts.replace(tzinfo=UTC).isoformat()
+
+
+@router.post(
+    "/v1/id-photos", status_code=201, response_model=IdPhotoOut, summary="Make an ID photo (checked, and laid out on a sheet when asked)"
+)
+async def create_id_photo(
+    body: IdPhotoIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
+) -> IdPhotoOut:
+    inline = gw.inline_images.get(body.upload_id, device.subject_id)
+    call = render_pb2.CreateIdPhotoRequest(
+        subject_id=device.subject_id,
+        image=image_ref(body.upload_id, inline),
+        spec_id=body.spec_id,
+        background=render_pb2.Background(mode=_MODES[body.background.mode], colors=body.background.colors),
+        beauty=render_pb2.Beauty(smoothing=body.beauty.smoothing, whitening=body.beauty.whitening),
+        outfit_id=body.outfit or "",
+        output=render_pb2.OutputOptions(
+            format={"jpeg": render_pb2.IMAGE_FORMAT_JPEG, "png": render_pb2.IMAGE_FORMAT_PNG}.get(body.output.format or "", 0),
+            dpi=body.output.dpi or 0,
+        ),
+    )
+    layout = _layout(body.layout)
+    if layout is not None:
+        call.sheet.CopyFrom(layout)
+    parameters = {
+        "spec_id": body.spec_id,
+        "background": body.background.mode,
+        "smoothing": str(body.beauty.smoothing),
+        "whitening": str(body.beauty.whitening),
+        "outfit": body.outfit or "",
+        "sheet": (body.layout.paper_id or "custom") if body.layout else "",
+    }
+    reply = await generate(gw, request, device, "id_photo", parameters, lambda: gw.render.create_id_photo(call))
+    photo, sheet = reply.photo, reply.sheet
+    if not photo.persisted:
+        expires = gw.inline_images.put(
+            photo.result_id,
+            device.subject_id,
+            photo.inline_data,
+            photo.content_type,
+            {"info": photo.SerializeToString(), "sheet_id": sheet.result_id},
+        )
+        if sheet.result_id:
+            gw.inline_images.put(sheet.result_id, device.subject_id, sheet.inline_data, sheet.content_type)
+        expires_at = datetime.fromtimestamp(expires, UTC).isoformat()
+    else:
+        expires_at = _iso(photo.expires_at.ToDatetime())
+    return photo_out(photo, reply.report, sheet.result_id, reply.sheet_photo_count, expires_at)
+
+
+async def _info(gw: Gateway, device: Device, photo_id: str) -> render_pb2.ResultInfo:
+    item = gw.inline_images.item(photo_id, device.subject_id)
+    if item is not None and "info" in item.meta:
+        info = render_pb2.ResultInfo()
+        info.ParseFromString(item.meta["info"])
+        return info
+    info = await gw.render.describe_result(device.subject_id, photo_id)
+    if info.kind != "id_photo":
+        raise ApiError(404, "RESULT_NOT_FOUND", "no such ID photo")
+    return info
+
+
+@router.get("/v1/id-photos/{photo_id}", response_model=IdPhotoOut, summary="An ID photo's description and compliance report")
+async def get_id_photo(
+    photo_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
+) -> IdPhotoOut:
+    info = await _info(gw, device, photo_id)
+    return photo_out(info, info.report if info.HasField("report") else None, info.sheet_result_id, 0, _iso(info.expires_at.ToDatetime()))
+
+
+async def _stream(gw: Gateway, device: Device, result_id: str, filename: str) -> Response:
+    item = gw.inline_images.item(result_id, device.subject_id)
+    headers = {"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, no-store"}
+    if item is not None:
+        return Response(item.data, media_type=item.content_type, headers=headers)
+    info, chunks = await gw.render.open_result(device.subject_id, result_id, "download")
+    ext = "png" if info.content_type == "image/png" else "jpg"
+    headers["Content-Disposition"] = f'inline; filename="{filename}.{ext}"'
+    return StreamingResponse(chunks, media_type=info.content_type, headers=headers)
+
+
+@router.get(
+    "/v1/id-photos/{photo_id}/image",
+    summary="The ID photo file (JPEG or PNG at the spec's size, DPI set)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+async def get_image(
+    photo_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
+) -> Response:
+    return await _stream(gw, device, photo_id, "id-photo")
+
+
+@router.get(
+    "/v1/id-photos/{photo_id}/sheet",
+    summary="The print sheet made with the ID photo",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+async def get_sheet(
+    photo_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
+) -> Response:
+    item = gw.inline_images.item(photo_id, device.subject_id)
+    sheet_id = item.meta.get("sheet_id", "") if item is not None else (await _info(gw, device, photo_id)).sheet_result_id
+    if not sheet_id:
+        raise ApiError(404, "NO_SHEET", "this ID photo was made without a print sheet; ask for one with 'layout'")
+    return await _stream(gw, device, sheet_id, "id-photo-sheet")
+
+
+class CheckIn(BaseModel):
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {"examples": [{"upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11", "spec_id": "schengen-visa"}]},
+    }
+
+    upload_id: str = Field(min_length=1, max_length=64)
+    spec_id: str = Field(min_length=1, max_length=64)
+
+
+@router.post("/v1/id-photos/check", response_model=ReportOut, summary="Check any photo against a spec without editing it")
+async def check_id_photo(
+    body: CheckIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
+) -> ReportOut:
+    inline = gw.inline_images.get(body.upload_id, device.subject_id)
+    call = render_pb2.CheckIdPhotoRequest(subject_id=device.subject_id, image=image_ref(body.upload_id, inline), spec_id=body.spec_id)
+    report = await generate(gw, request, device, "id_photo_check", {"spec_id": body.spec_id}, lambda: gw.render.check_id_photo(call))
+    return report_out(report)
