@@ -82,3 +82,24 @@ def test_each_rejection_has_its_own_code() -> None:
 def test_pixel_cap_is_checked_before_decoding() -> None:
     with pytest.raises(TooManyPixels):
         normalize(images.jpeg(images.astronaut()), "", Limits(max_pixels=512 * 511))
+
+
+def test_clean_upright_jpeg_keeps_its_pixels_and_loses_its_metadata() -> None:
+    rgb = images.astronaut()
+    exif = images.exif_with_gps_and_orientation(1)
+    data = images.jpeg(rgb, exif=exif, comment=b"shot at home")
+    original = np.asarray(_decoded(images.jpeg(rgb)))
+    out = normalize(data + b"TRAILING-MOTION-PHOTO", "image/jpeg", LIMITS)
+    img = _decoded(out.data)
+    assert np.array_equal(np.asarray(img), original)  # same entropy data: bit-identical pixels
+    assert len(img.getexif()) == 0 and "comment" not in img.info
+    assert b"SecretCam" not in out.data and b"shot at home" not in out.data and b"TRAILING" not in out.data
+    assert out.data.endswith(bytes((0xFF, 0xD9)))
+
+
+def test_progressive_jpeg_is_stripped_losslessly_too() -> None:
+    rgb = images.astronaut()
+    data = images.jpeg(rgb, progressive=True, exif=images.exif_with_gps_and_orientation(1))
+    out = normalize(data, "", LIMITS)
+    assert b"SecretCam" not in out.data
+    assert np.array_equal(np.asarray(_decoded(out.data)), np.asarray(_decoded(data)))

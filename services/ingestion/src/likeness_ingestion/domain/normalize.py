@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
 from likeness_ingestion.domain.errors import ContentTypeMismatch, CorruptImage, Empty, TooLarge, TooManyPixels, UnsupportedFormat
+from likeness_ingestion.domain.jpeg_segments import strip_metadata
 
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _CONTENT_TYPES = {
@@ -24,6 +25,7 @@ _CONTENT_TYPES = {
     "webp": {"image/webp"},
     "heif": {"image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"},
 }
+_ORIENTATION = 0x0112
 _GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream", "image/*"}
 
 
@@ -98,6 +100,16 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
     return _to_srgb(img)
 
 
+def _already_clean_jpeg(data: bytes, fmt: str, img: Image.Image) -> bytes | None:
+    """Upright 8-bit sRGB JPEGs keep their pixels; only their metadata segments are dropped."""
+    if fmt != "jpeg" or img.mode != "RGB" or img.getexif().get(_ORIENTATION, 1) != 1:
+        return None
+    icc = img.info.get("icc_profile")
+    if icc and b"sRGB" not in icc[:256] and b"s\x00R\x00G\x00B" not in icc:
+        return None
+    return strip_metadata(data)
+
+
 def normalize(data: bytes, declared_content_type: str, limits: Limits) -> NormalizedImage:
     """Validate and normalize; raises a Rejected/TooLarge/TooManyPixels error on bad input."""
     if not data:
@@ -126,6 +138,9 @@ def normalize(data: bytes, declared_content_type: str, limits: Limits) -> Normal
         raise CorruptImage(f"the {fmt.upper()} data cannot be decoded completely") from exc
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
+    fast = _already_clean_jpeg(data, fmt, img)
+    if fast is not None:
+        return NormalizedImage(fast, fmt, img.width, img.height, hashlib.sha256(fast).hexdigest())
     img = ImageOps.exif_transpose(img)
     rgb = _to_rgb8(img)
     out = io.BytesIO()
