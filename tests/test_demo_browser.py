@@ -14,8 +14,14 @@ from tests.support.mesh import Mesh
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -38,7 +44,7 @@ def test_demo_page_makes_an_id_photo_and_deletes_the_data(live: Mesh, tmp_path: 
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000}, locale="en-US")
             page.goto(live.http_url + "/")
-            page.check("#age-ok")
+            page.check("#age-ok", force=True)
             page.set_input_files("#photo-input", str(photo))
             page.select_option("#country", "US")
             expect(page.locator("#spec option[value='us-passport']")).to_have_count(1, timeout=30_000)

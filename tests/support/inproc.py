@@ -218,3 +218,66 @@ async def start_faces(started: Started, ingestion_addr: str = "127.0.0.1:1", por
 
     started.closers.append(close)
     return analyzer, f"127.0.0.1:{running.port}"
+
+
+async def start_render(
+    database_url: str, addrs: dict[str, str], blob_dir: Path, started: Started, ttl: int = 86400, port: int = 0
+) -> tuple[Any, str]:
+    """Render on a free port with the real models, talking to ingestion, faces and privacy at `addrs`."""
+    from datetime import timedelta
+
+    from likeness.render.v1 import render_pb2_grpc
+    from likeness_platform.blobs import LocalBlobStore
+    from likeness_platform.clients import open_channel
+    from likeness_platform.crypto import DataKeyCache
+    from likeness_platform.privacy_port import PrivacyPort
+    from likeness_render.adapters.landmarker import FaceLandmarkerRunner
+    from likeness_render.adapters.results import ResultStore
+    from likeness_render.adapters.segmenter import SelfieSegmenter
+    from likeness_render.adapters.templates_repo import TemplateRepository
+    from likeness_render.adapters.upstreams import FacesClient, ImageSource
+    from likeness_render.domain.specs import load_catalog
+    from likeness_render.domain.templates import InMemoryTemplateStore, build_demo_templates
+    from likeness_render.grpc_api import RenderServicer
+    from likeness_render.grpc_api import service_name as render_service_name
+    from likeness_render.holder import RenderHolder
+    from likeness_render.main import MIGRATIONS as RENDER_MIGRATIONS
+    from likeness_render.service import RenderService
+
+    await apply_migrations(database_url, "render", RENDER_MIGRATIONS)
+    pool = await open_pool(database_url, "render")
+    channels = {name: open_channel(addrs[name], "render", settings()) for name in ("privacy", "ingestion", "faces")}
+    privacy = PrivacyPort(channels["privacy"], "render")
+    results = ResultStore(pool, LocalBlobStore(blob_dir), DataKeyCache(privacy.data_key, 1.0), timedelta(seconds=ttl))
+    segmenter, landmarker = SelfieSegmenter(), FaceLandmarkerRunner(max_faces=4)
+    templates = InMemoryTemplateStore()
+    for template in build_demo_templates(landmarker, segmenter.mask):
+        templates.put(template)
+    repo = TemplateRepository(pool)
+    service = RenderService(
+        load_catalog(),
+        ImageSource(channels["ingestion"]),
+        FacesClient(channels["faces"]),
+        segmenter.mask,
+        results,
+        templates,
+        privacy,
+        memory_only=ttl == 0,
+    )
+
+    def register(server: Any) -> list[str]:
+        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(service, landmarker, repo), server)
+        return [render_service_name(), add_dataholder(server, RenderHolder(results))]
+
+    running = await start_server("render", settings(), register, port=port)
+    started.servers.append(running)
+
+    async def close() -> None:
+        for channel in channels.values():
+            await channel.close()
+        await pool.close()
+        segmenter.close()
+        landmarker.close()
+
+    started.closers.append(close)
+    return service, f"127.0.0.1:{running.port}"

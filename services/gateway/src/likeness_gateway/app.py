@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from likeness_gateway.deps import Gateway, client_ip, ip_bucket
 from likeness_gateway.errors import ApiError
-from likeness_gateway.routes import billing, demo, devices, me, uploads
+from likeness_gateway.routes import billing, catalog, demo, devices, idphotos, me, portraits, uploads
 from likeness_platform.callcontext import new_request_id, request_id_var
 from likeness_platform.telemetry import tracer
 
@@ -111,6 +111,9 @@ def create_app(gw: Gateway) -> FastAPI:
     app.include_router(me.router)
     app.include_router(uploads.router)
     app.include_router(billing.router)
+    app.include_router(catalog.router)
+    app.include_router(idphotos.router)
+    app.include_router(portraits.router)
     app.include_router(demo.router)
     if gw.settings.cors_origins:
         app.add_middleware(

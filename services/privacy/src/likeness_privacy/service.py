@@ -274,20 +274,24 @@ class PrivacyService:
     ) -> str:
         if not interface:
             raise InvalidArgument("interface is required")
-        safe = {str(k)[:64]: str(v)[:128] for k, v in list(parameters.items())[:32]}
-        return await self.repo.add_generation(self.pseudonym(subject_id), interface, safe, status or "ok", latency_ms)
+        safe = {_printable(k)[:64]: _printable(v)[:128] for k, v in list(parameters.items())[:32]}
+        return await self.repo.add_generation(
+            self.pseudonym(subject_id), _printable(interface)[:64], safe, _printable(status or "ok")[:64], latency_ms
+        )
 
     async def record_security_event(self, subject_id: str, event_type: str, ip: str) -> None:
         try:
             hashed, prefix = ip_hash(self.config.pseudonym_key, ip), ip_prefix(ip)
         except ValueError as exc:
             raise InvalidArgument("ip is not an IP address", "INVALID_IP") from exc
-        await self.repo.add_security_event(self.pseudonym(subject_id) if subject_id else None, event_type or "unknown", hashed, prefix)
+        await self.repo.add_security_event(
+            self.pseudonym(subject_id) if subject_id else None, _printable(event_type or "unknown")[:64], hashed, prefix
+        )
 
     async def record_access(self, subject_id: str, actor: str, resource: str, purpose: str) -> str:
         if not (subject_id and actor and resource):
             raise InvalidArgument("subject_id, actor and resource are required")
-        return await self.repo.add_access(subject_id, actor, resource, purpose)
+        return await self.repo.add_access(subject_id, _printable(actor)[:64], _printable(resource)[:256], _printable(purpose)[:64])
 
     async def verify_ledger(self) -> tuple[bool, int, int, str]:
         erasures, problem = chain.verify(await self.repo.ledger_entries())
@@ -325,6 +329,11 @@ class PrivacyService:
         while True:
             await asyncio.sleep(interval_seconds)
             await self.sweep_all()
+
+
+def _printable(value: object) -> str:
+    """Records keep printable text only (PostgreSQL refuses NUL; control characters garble exports)."""
+    return "".join(ch for ch in str(value) if ch.isprintable())
 
 
 class SelfHolder:

@@ -7,21 +7,32 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from likeness.render.v1 import render_pb2, render_pb2_grpc
+from likeness.render.v1 import render_pb2_grpc
 from likeness_platform.blobs import blob_store_from_settings
 from likeness_platform.clients import open_channel
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import apply_migrations, open_pool
-from likeness_platform.logging import configure_logging
+from likeness_platform.logging import configure_logging, get_logger
 from likeness_platform.privacy_port import PrivacyPort
 from likeness_platform.server import serve_forever
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing
+from likeness_render.adapters.landmarker import FaceLandmarkerRunner
+from likeness_render.adapters.model_files import ModelFileMissing
 from likeness_render.adapters.results import ResultStore
+from likeness_render.adapters.segmenter import SelfieSegmenter
+from likeness_render.adapters.templates_repo import TemplateRepository
+from likeness_render.adapters.upstreams import FacesClient, ImageSource
+from likeness_render.domain import hair
+from likeness_render.domain.specs import load_catalog
+from likeness_render.domain.templates import InMemoryTemplateStore, build_demo_templates
+from likeness_render.grpc_api import RenderServicer, service_name
 from likeness_render.holder import RenderHolder
+from likeness_render.service import RenderService
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+log = get_logger("likeness.render")
 
 
 class RenderSettings(ServiceSettings):
@@ -35,6 +46,8 @@ class RenderSettings(ServiceSettings):
     s3_endpoint_url: str = ""
     s3_region: str = ""
     data_key_ttl_seconds: float = 10.0
+    # Print resolution for specs that state none.
+    default_dpi: int = 300
 
 
 async def main() -> None:
@@ -45,9 +58,17 @@ async def main() -> None:
         raise SystemExit("LIKENESS_UPLOAD_TTL must be between 0 and 86400 seconds: results are kept at most 24 h")
     if not settings.database_url:
         raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
+    try:
+        segmenter = SelfieSegmenter()
+        landmarker = FaceLandmarkerRunner(max_faces=4)
+    except ModelFileMissing as exc:
+        raise SystemExit(f"render cannot start: {exc}") from None
+    catalog = load_catalog()
     await apply_migrations(settings.database_url, "render", MIGRATIONS)
     pool = await open_pool(settings.database_url, "render", settings.db_pool_min, settings.db_pool_max)
     privacy_channel = open_channel(settings.privacy_addr, "render", settings)
+    ingestion_channel = open_channel(settings.ingestion_addr, "render", settings)
+    faces_channel = open_channel(settings.faces_addr, "render", settings)
     privacy = PrivacyPort(privacy_channel, "render")
     blobs = blob_store_from_settings(
         settings.blob_backend, settings.blob_dir, settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.s3_region
@@ -55,14 +76,35 @@ async def main() -> None:
     results = ResultStore(
         pool, blobs, DataKeyCache(privacy.data_key, settings.data_key_ttl_seconds), timedelta(seconds=settings.upload_ttl)
     )
+    templates = InMemoryTemplateStore()
+    template_repo = TemplateRepository(pool)
+    for template in [*build_demo_templates(landmarker, segmenter.mask), *await template_repo.load_all()]:
+        templates.put(template)
+    for style in hair.hairstyles():
+        hair.hair_material(style.id)  # drawn once per process, before the first request waits for it
+    service = RenderService(
+        catalog,
+        ImageSource(ingestion_channel),
+        FacesClient(faces_channel),
+        segmenter.mask,
+        results,
+        templates,
+        privacy,
+        memory_only=settings.upload_ttl == 0,
+        default_dpi=settings.default_dpi,
+    )
+    log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))
 
     def register(server: Any) -> list[str]:
-        render_pb2_grpc.add_RenderServicer_to_server(render_pb2_grpc.RenderServicer(), server)
-        return [render_pb2.DESCRIPTOR.services_by_name["Render"].full_name, add_dataholder(server, RenderHolder(results))]
+        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(service, landmarker, template_repo), server)
+        return [service_name(), add_dataholder(server, RenderHolder(results))]
 
     async def close() -> None:
-        await privacy_channel.close()
+        for channel in (privacy_channel, ingestion_channel, faces_channel):
+            await channel.close()
         await pool.close()
+        segmenter.close()
+        landmarker.close()
 
     await serve_forever("render", settings, register, on_stop=[close])
 

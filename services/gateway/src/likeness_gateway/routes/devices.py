@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from likeness_gateway.deps import Gateway, client_ip, gateway
+from likeness_gateway.domain.text import PRINTABLE
 from likeness_gateway.domain.tokens import new_token, token_hash
 from likeness_gateway.errors import ApiError
 
@@ -34,9 +35,9 @@ class DeviceRegistration(BaseModel):
     }
 
     platform: Literal["ios", "android", "web"]
-    model: str = Field(min_length=1, max_length=64)
-    os_version: str = Field(min_length=1, max_length=32)
-    app_version: str = Field(min_length=1, max_length=32)
+    model: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
+    os_version: str = Field(min_length=1, max_length=32, pattern=PRINTABLE)
+    app_version: str = Field(min_length=1, max_length=32, pattern=PRINTABLE)
     language: str = Field(min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
     age_confirmed: bool = Field(description="The user confirmed being 13 or older. Devices that do not are refused and nothing is stored.")
 

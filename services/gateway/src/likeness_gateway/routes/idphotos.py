@@ -13,6 +13,7 @@ from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.devices import Device
 from likeness_gateway.adapters.render_client import image_ref
 from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.domain.text import IDENTIFIER
 from likeness_gateway.errors import ApiError
 from likeness_gateway.routes.generation import generate
 
@@ -42,7 +43,7 @@ class OutputIn(BaseModel):
 
 
 class LayoutIn(BaseModel):
-    paper_id: str | None = Field(None, max_length=64)
+    paper_id: str | None = Field(None, max_length=64, pattern=IDENTIFIER)
     width_mm: float | None = Field(None, gt=20, le=1000)
     height_mm: float | None = Field(None, gt=20, le=1000)
     dpi: int = Field(300, ge=72, le=1200)
@@ -70,11 +71,11 @@ class IdPhotoIn(BaseModel):
         },
     }
 
-    upload_id: str = Field(min_length=1, max_length=64)
-    spec_id: str = Field(min_length=1, max_length=64)
+    upload_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
+    spec_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
     background: BackgroundIn = Field(default_factory=BackgroundIn)
     beauty: BeautyIn = Field(default_factory=BeautyIn)
-    outfit: str | None = Field(None, max_length=64)
+    outfit: str | None = Field(None, max_length=64, pattern=IDENTIFIER)
     output: OutputIn = Field(default_factory=OutputIn)
     layout: LayoutIn | None = None
 
@@ -322,8 +323,8 @@ class CheckIn(BaseModel):
         "json_schema_extra": {"examples": [{"upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11", "spec_id": "schengen-visa"}]},
     }
 
-    upload_id: str = Field(min_length=1, max_length=64)
-    spec_id: str = Field(min_length=1, max_length=64)
+    upload_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
+    spec_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
 
 
 @router.post("/v1/id-photos/check", response_model=ReportOut, summary="Check any photo against a spec without editing it")

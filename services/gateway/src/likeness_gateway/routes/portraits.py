@@ -13,6 +13,7 @@ from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.devices import Device
 from likeness_gateway.adapters.render_client import image_ref
 from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.domain.text import IDENTIFIER
 from likeness_gateway.routes.generation import generate
 from likeness_gateway.routes.idphotos import _stream
 
@@ -28,10 +29,10 @@ class PortraitIn(BaseModel):
     }
 
     upload_id: str = Field(min_length=1, max_length=64, description="The user's photo")
-    extra_upload_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    extra_upload_ids: list[Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER)]] = Field(
         default_factory=list, max_length=7, description="More faces for templates with several faces, in template order"
     )
-    template_id: str = Field(min_length=1, max_length=64)
+    template_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
     strength: int = Field(60, ge=0, le=100, description="0 = the template's face, 100 = the user's")
     face_index: int = Field(0, ge=0, le=7, description="First template face to fill")
 
@@ -42,8 +43,8 @@ class HairstyleIn(BaseModel):
         "json_schema_extra": {"examples": [{"upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11", "hairstyle_id": "bob"}]},
     }
 
-    upload_id: str = Field(min_length=1, max_length=64)
-    hairstyle_id: str = Field(min_length=1, max_length=64)
+    upload_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
+    hairstyle_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
 
 
 class ResultOut(BaseModel):

@@ -1,0 +1,1 @@
+"""Packaged reference data (spec catalog, print media), read with importlib.resources."""

@@ -1,0 +1,155 @@
+"""Face geometry the render pipeline needs, from a 478-point mesh and/or five points.
+
+Coordinates are pixels of the image the face was found in, x right, y down. "Left" and
+"right" are the subject's own sides (the subject's right eye is on the image's left), as in
+the faces service's contract.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+# MediaPipe face-mesh loops (ordered so they can be filled as polygons).
+FACE_OVAL = (
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+)  # fmt: skip
+RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+RIGHT_BROW = (46, 53, 52, 65, 55, 107, 66, 105, 63, 70)
+LEFT_BROW = (276, 283, 282, 295, 285, 336, 296, 334, 293, 300)
+LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
+NOSTRILS = (98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 4, 45, 220, 115, 48, 64)
+CHIN = 152
+FOREHEAD_TOP = 10
+RIGHT_IRIS_CENTRE = 468
+LEFT_IRIS_CENTRE = 473
+MESH_POINTS_WITH_IRIS = 478
+
+# Five-point fallbacks, fitted on the 478-point mesh of frontal faces: the chin lies below the
+# mouth by this fraction of the eye-to-mouth distance, and the crown (top of the hair)
+# above the eyes by this fraction of the eye-to-chin distance. Only used without a mesh, or
+# when the matte cannot show the crown (head cut off by the source's top edge).
+CHIN_BELOW_MOUTH = 0.82
+CROWN_ABOVE_EYES = 1.15
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """One face. ``five_points`` order: right eye, left eye, nose tip, mouth right, mouth
+    left (subject sides, like the faces service's ``FivePoints.as_tuple()``)."""
+
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    mesh: FloatArray | None = None  # (478, 2); (468, 2) without iris points also works
+    five_points: FloatArray | None = None  # (5, 2)
+
+    def __post_init__(self) -> None:
+        if self.mesh is None and self.five_points is None:
+            raise ValueError("a face needs its mesh or its five points")
+        if self.mesh is not None and (self.mesh.ndim != 2 or self.mesh.shape[0] < 468):
+            raise ValueError(f"mesh must be (478, 2) or (468, 2), got {self.mesh.shape}")
+        if self.five_points is not None and self.five_points.shape != (5, 2):
+            raise ValueError(f"five_points must be (5, 2), got {self.five_points.shape}")
+
+    @property
+    def right_eye(self) -> FloatArray:
+        if self.mesh is not None:
+            if self.mesh.shape[0] >= MESH_POINTS_WITH_IRIS:
+                return self.mesh[RIGHT_IRIS_CENTRE]
+            return self.mesh[list(RIGHT_EYE)].mean(axis=0)
+        assert self.five_points is not None
+        return self.five_points[0]
+
+    @property
+    def left_eye(self) -> FloatArray:
+        if self.mesh is not None:
+            if self.mesh.shape[0] >= MESH_POINTS_WITH_IRIS:
+                return self.mesh[LEFT_IRIS_CENTRE]
+            return self.mesh[list(LEFT_EYE)].mean(axis=0)
+        assert self.five_points is not None
+        return self.five_points[1]
+
+    @property
+    def eye_centre(self) -> FloatArray:
+        return (self.right_eye + self.left_eye) / 2.0
+
+    @property
+    def mouth_centre(self) -> FloatArray:
+        if self.mesh is not None:
+            return (self.mesh[61] + self.mesh[291]) / 2.0
+        assert self.five_points is not None
+        return (self.five_points[3] + self.five_points[4]) / 2.0
+
+    @property
+    def chin(self) -> FloatArray:
+        if self.mesh is not None:
+            return self.mesh[CHIN]
+        mouth = self.mouth_centre
+        return mouth + CHIN_BELOW_MOUTH * (mouth - self.eye_centre)
+
+    @property
+    def roll_deg(self) -> float:
+        """Angle of the right-eye → left-eye line from the image x axis (y down)."""
+        d = self.left_eye - self.right_eye
+        return math.degrees(math.atan2(float(d[1]), float(d[0])))
+
+    @property
+    def span_x(self) -> tuple[float, float]:
+        """Horizontal extent of the face (mesh oval, else the box)."""
+        if self.mesh is not None:
+            xs = self.mesh[list(FACE_OVAL), 0]
+            return float(xs.min()), float(xs.max())
+        return self.box[0], self.box[2]
+
+    @property
+    def width(self) -> float:
+        lo, hi = self.span_x
+        return hi - lo
+
+    @property
+    def centre_x(self) -> float:
+        lo, hi = self.span_x
+        return (lo + hi) / 2.0
+
+    def estimated_crown(self) -> FloatArray:
+        """Crown from face proportions, for when the matte cannot show it."""
+        eyes = self.eye_centre
+        return eyes - CROWN_ABOVE_EYES * (self.chin - eyes)
+
+    def transformed(self, affine: FloatArray) -> FaceGeometry:
+        """The same face after a 2x3 affine map (e.g. source → output frame)."""
+
+        def apply(points: FloatArray) -> FloatArray:
+            return points @ affine[:, :2].T + affine[:, 2]
+
+        x1, y1, x2, y2 = self.box
+        corners = apply(np.array([[x1, y1], [x2, y1], [x1, y2], [x2, y2]], dtype=np.float64))
+        box = (
+            float(corners[:, 0].min()),
+            float(corners[:, 1].min()),
+            float(corners[:, 0].max()),
+            float(corners[:, 1].max()),
+        )
+        return FaceGeometry(
+            box=box,
+            mesh=None if self.mesh is None else apply(self.mesh),
+            five_points=None if self.five_points is None else apply(self.five_points),
+        )
+
+    def without_mesh(self) -> FaceGeometry:
+        """Five points only (the shape the faces service returns when the mesh model fails)."""
+        five = self.five_points if self.five_points is not None else self.derived_five_points()
+        return FaceGeometry(box=self.box, mesh=None, five_points=five)
+
+    def derived_five_points(self) -> FloatArray:
+        if self.five_points is not None:
+            return self.five_points
+        assert self.mesh is not None
+        m = self.mesh
+        return np.stack([self.right_eye, self.left_eye, m[4], m[61], m[291]])

@@ -1,0 +1,115 @@
+"""The ID-photo pipeline: find the crown, place the head, matte, retouch, new background, outfit.
+
+Pure: the segmentation model comes in as a function, so the whole pipeline runs the same
+in tests and in the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from likeness_render.domain import matte, outfits, retouch
+from likeness_render.domain.face import FaceGeometry
+from likeness_render.domain.framing import FrameSpec, Placement, crown_from_matte, plan
+
+RGB = npt.NDArray[np.uint8]
+Segment = Callable[[RGB], npt.NDArray[np.float32]]
+# The crown is looked for on a small copy: the selfie model sees 256 px anyway.
+CROWN_WORKING_SIDE = 512
+
+
+@dataclass(frozen=True)
+class Options:
+    background: str = "spec"  # spec | solid | gradient | keep
+    colours: tuple[str, ...] = ()
+    smoothing: int = 0
+    whitening: int = 0
+    outfit_id: str = ""
+
+
+@dataclass(frozen=True)
+class Composed:
+    image: RGB
+    alpha: npt.NDArray[np.float32]
+    placement: Placement
+    face: FaceGeometry  # in output pixels
+    crown_from_matte: bool
+
+
+def find_crown(source: RGB, face: FaceGeometry, segment: Segment) -> tuple[npt.NDArray[np.float64], bool]:
+    """Top of the hair above the face centre, from the matte; the proportions' estimate when the head touches the top."""
+    h, w = source.shape[:2]
+    k = min(1.0, CROWN_WORKING_SIDE / max(h, w))
+    small = cv2.resize(source, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA) if k < 1 else source
+    mask = segment(small)
+    lo, hi = face.span_x
+    # The middle half of the face's width: the crown, not the shoulders or a raised hand.
+    quarter = (hi - lo) / 4
+    top = crown_from_matte(mask, (lo + quarter) * k, (hi - quarter) * k, float(face.eye_centre[1]) * k)
+    centre_x = face.centre_x
+    if top is None:
+        return face.estimated_crown(), False
+    return np.array([centre_x, top / k], np.float64), True
+
+
+def _background(options: Options, spec_backgrounds: tuple[str, ...], size: tuple[int, int]) -> RGB:
+    w, h = size
+    if options.background == "solid":
+        return matte.solid(w, h, options.colours[0])
+    if options.background == "gradient":
+        return matte.gradient(w, h, options.colours[0], options.colours[1])
+    return matte.solid(w, h, (spec_backgrounds or ("#ffffff",))[0])
+
+
+def compose(
+    source: RGB, face: FaceGeometry, segment: Segment, frame: FrameSpec, spec_backgrounds: tuple[str, ...], options: Options
+) -> Composed:
+    """The finished ID photo at the frame's exact pixel size."""
+    crown, from_matte = find_crown(source, face, segment)
+    placement = plan(crown, face.chin, face.eye_centre, face.centre_x, face.roll_deg, frame)
+    size = (frame.width_px, frame.height_px)
+    affine = placement.affine.copy()
+    src = source
+    # Big reductions alias under warpAffine: shrink with area averaging first, to about twice the output scale.
+    if placement.scale < 0.5:
+        k = min(1.0, 2.0 * placement.scale)
+        src = cv2.resize(source, (max(1, round(source.shape[1] * k)), max(1, round(source.shape[0] * k))), interpolation=cv2.INTER_AREA)
+        affine[:, :2] /= k
+    framed = cv2.warpAffine(src, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    valid = cv2.warpAffine(np.ones(src.shape[:2], np.float32), affine, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+    face_out = face.transformed(placement.affine)
+
+    keep = options.background == "keep"
+    alpha = matte.refine(framed, segment(framed) * (valid > 0.99))
+    image = framed
+    if not keep:
+        image = retouch.beautify(image, face_out.mesh, options.smoothing, options.whitening)
+        image = matte.composite(image, alpha, _background(options, spec_backgrounds, size))
+    if options.outfit_id:
+        outfit = outfits.OUTFITS.get(options.outfit_id)
+        if outfit is None:
+            raise KeyError(options.outfit_id)
+        # Where a collar sits: a little below the chin (about an eighth of the head height).
+        neck_y = placement.chin_y + 0.13 * placement.head_px
+        image = outfits.dress(image, alpha, outfit, (float(face_out.chin[0]), neck_y), face_out.width)
+    return Composed(image, alpha, placement, face_out, from_matte)
+
+
+def border_std(image: RGB, alpha: npt.NDArray[np.float32], border_frac: float = 0.06) -> float:
+    """Spread of the background along the top and side borders (people are not in it)."""
+    h, w = image.shape[:2]
+    b = max(2, round(min(h, w) * border_frac))
+    region = np.zeros((h, w), bool)
+    region[:b, :] = True
+    region[: h // 2, :b] = True
+    region[: h // 2, w - b :] = True
+    region &= alpha < 0.05
+    if region.sum() < 20:
+        return 0.0
+    luma = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return float(luma[region].std())

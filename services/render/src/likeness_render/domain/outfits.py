@@ -1,0 +1,134 @@
+"""Outfit materials drawn by the project: clothing with alpha, fitted to the chin and shoulders.
+
+Each outfit is a set of polygons in face-width units around the base of the neck, rasterised
+anti-aliased at twice the size, shaded, and layered under the head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+RGB = npt.NDArray[np.uint8]
+Poly = Sequence[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Layer:
+    colour: tuple[int, int, int]
+    polygon: Poly
+    shade: float = 0.18  # how much darker the sides and bottom get
+
+
+@dataclass(frozen=True)
+class Outfit:
+    outfit_id: str
+    name: str
+    layers: tuple[Layer, ...]
+
+
+_BODY = (
+    (-0.40, -0.04),
+    (-0.95, 0.12),
+    (-1.60, 0.30),
+    (-2.60, 0.60),
+    (-4.0, 1.0),
+    (-4.0, 5.0),
+    (4.0, 5.0),
+    (4.0, 1.0),
+    (2.60, 0.60),
+    (1.60, 0.30),
+    (0.95, 0.12),
+    (0.40, -0.04),
+)
+_SHIRT_V = ((-0.40, -0.04), (0.0, 1.15), (0.40, -0.04))
+_COLLAR_L = ((-0.40, -0.09), (-0.04, 0.17), (-0.19, 0.30), (-0.45, 0.05))
+_COLLAR_R = ((0.40, -0.09), (0.04, 0.17), (0.19, 0.30), (0.45, 0.05))
+_TIE = ((-0.07, 0.12), (0.07, 0.12), (0.05, 0.26), (0.13, 1.05), (0.0, 1.20), (-0.13, 1.05), (-0.05, 0.26))
+_LAPEL_L = ((-0.40, -0.04), (-0.02, 1.15), (-0.30, 0.62), (-0.62, 0.38), (-0.50, 0.16))
+_LAPEL_R = ((0.40, -0.04), (0.02, 1.15), (0.30, 0.62), (0.62, 0.38), (0.50, 0.16))
+_CREW = ((-0.40, -0.04), (-0.30, 0.12), (0.0, 0.20), (0.30, 0.12), (0.40, -0.04))
+_PLACKET = ((-0.035, 0.20), (0.035, 0.20), (0.035, 4.0), (-0.035, 4.0))
+
+OUTFITS: dict[str, Outfit] = {
+    o.outfit_id: o
+    for o in (
+        Outfit(
+            "suit",
+            "Dark suit with white shirt and tie",
+            (
+                Layer((38, 42, 52), _BODY),
+                Layer((246, 246, 244), _SHIRT_V, 0.08),
+                Layer((120, 24, 40), _TIE, 0.25),
+                Layer((28, 31, 40), _LAPEL_L, 0.12),
+                Layer((28, 31, 40), _LAPEL_R, 0.12),
+                Layer((250, 250, 248), _COLLAR_L, 0.06),
+                Layer((250, 250, 248), _COLLAR_R, 0.06),
+            ),
+        ),
+        Outfit(
+            "blazer",
+            "Dark blazer over a dark top",
+            (
+                Layer((30, 40, 72), _BODY),
+                Layer((44, 44, 48), _SHIRT_V, 0.10),
+                Layer((40, 40, 44), _CREW, 0.05),
+                Layer((24, 32, 60), _LAPEL_L, 0.12),
+                Layer((24, 32, 60), _LAPEL_R, 0.12),
+            ),
+        ),
+        Outfit(
+            "white-shirt",
+            "White shirt",
+            (
+                Layer((238, 238, 236), _BODY, 0.14),
+                Layer((226, 226, 224), _PLACKET, 0.05),
+                Layer((248, 248, 246), _COLLAR_L, 0.06),
+                Layer((248, 248, 246), _COLLAR_R, 0.06),
+            ),
+        ),
+    )
+}
+
+
+def draw(outfit: Outfit, size: tuple[int, int], neck: tuple[float, float], face_width: float) -> tuple[RGB, npt.NDArray[np.float32]]:
+    """The outfit as (rgb, alpha) for a frame of `size` (w, h), neck base at `neck`, scaled by face width."""
+    w, h = size
+    ss = 2  # supersample for smooth edges
+    canvas = np.zeros((h * ss, w * ss, 3), np.float32)
+    alpha = np.zeros((h * ss, w * ss), np.float32)
+    nx, ny = neck[0] * ss, neck[1] * ss
+    unit = face_width * ss
+    ys = np.arange(h * ss, dtype=np.float32)[:, None]
+    xs = np.arange(w * ss, dtype=np.float32)[None, :]
+    for layer in outfit.layers:
+        pts = np.array([[nx + dx * unit, ny + dy * unit] for dx, dy in layer.polygon], np.float32)
+        mask = np.zeros((h * ss, w * ss), np.uint8)
+        cv2.fillPoly(mask, [np.round(pts * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+        m = mask.astype(np.float32) / 255.0
+        # Soft light from the front: sides and lower parts a little darker, like cloth on a body.
+        side = np.clip(np.abs(xs - nx) / (3.0 * unit), 0, 1) ** 1.5
+        down = np.clip((ys - ny) / (3.0 * unit), 0, 1)
+        shade = 1.0 - layer.shade * (0.7 * side + 0.3 * down)
+        colour = np.array(layer.colour, np.float32)[None, None, :] * shade[..., None]
+        canvas = canvas * (1 - m[..., None]) + colour * m[..., None]
+        alpha = np.maximum(alpha, m)
+    rgb = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA)
+    a = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8), a
+
+
+def dress(image: RGB, person_alpha: npt.NDArray[np.float32], outfit: Outfit, neck: tuple[float, float], face_width: float) -> RGB:
+    """Layer the outfit over the body and under the head (everything above the neck base stays on top)."""
+    h, w = image.shape[:2]
+    rgb, a = draw(outfit, (w, h), neck, face_width)
+    out = image.astype(np.float32) * (1 - a[..., None]) + rgb.astype(np.float32) * a[..., None]
+    # The head (and hair) above the collar line is never covered.
+    above = (np.arange(h, dtype=np.float32)[:, None] < neck[1] - 0.12 * face_width).astype(np.float32)
+    keep = (person_alpha * above)[..., None]
+    out = out * (1 - keep) + image.astype(np.float32) * keep
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

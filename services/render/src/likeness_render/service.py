@@ -1,0 +1,432 @@
+"""Render use cases: ID photos (made, checked, laid out), portraits, hairstyles, stored results."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from likeness_imaging.codec import UndecodableImage, decode_rgb, encode_jpeg
+from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from likeness_render.adapters.results import StoredResult
+from likeness_render.domain import compliance, encoding, fusion, hair, idphoto, sheet
+from likeness_render.domain.face import FaceGeometry
+from likeness_render.domain.framing import FrameSpec
+from likeness_render.domain.specs import Catalog, Spec, SpecNotFoundError
+from likeness_render.domain.templates import Template, TemplateStore
+
+RGB = npt.NDArray[np.uint8]
+# Faces sees a copy this size: plenty for 478 points on an ID-photo face, and cheap to send.
+ANALYSIS_SIDE = 1600
+
+
+class NoFace(FailedPrecondition):
+    default_code = "NO_FACE"
+
+
+class MultipleFaces(FailedPrecondition):
+    default_code = "MULTIPLE_FACES"
+
+
+class ImageSourcePort(Protocol):
+    async def read(self, ref: Any, subject_id: str, purpose: str) -> bytes: ...
+
+
+class FacesPort(Protocol):
+    async def analyze(self, image: bytes, dense: bool = True) -> Any: ...
+
+
+class AccessLogPort(Protocol):
+    async def record_access(self, subject_id: str, resource: str, purpose: str) -> None: ...
+
+
+class ResultsPort(Protocol):
+    async def save(
+        self,
+        subject_id: str,
+        kind: str,
+        data: bytes,
+        content_type: str,
+        width: int,
+        height: int,
+        dpi: int = 0,
+        spec_id: str = "",
+        meta: Any = None,
+    ) -> StoredResult: ...
+
+    async def get(self, result_id: str, subject_id: str) -> StoredResult: ...
+
+    async def read(self, result: StoredResult) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Analysis:
+    faces: list[FaceGeometry]
+    raw: list[Any]  # faces.v1.Face messages, for pose/eyes/mouth/quality
+
+
+@dataclass(frozen=True)
+class SheetRequest:
+    paper_id: str = ""
+    width_mm: float = 0.0
+    height_mm: float = 0.0
+    dpi: int = 300
+    margin_mm: float = 3.0
+    gap_mm: float = 2.0
+    cut_marks: bool = True
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class PhotoRequest:
+    subject_id: str
+    spec_id: str
+    options: idphoto.Options = field(default_factory=idphoto.Options)
+    output_format: str = ""  # jpeg | png | "" (the spec's)
+    dpi: int = 0
+    sheet: SheetRequest | None = None
+
+
+@dataclass(frozen=True)
+class Made:
+    photo: StoredResult
+    photo_bytes: bytes
+    report: compliance.ComplianceReport
+    measurements: dict[str, float]
+    sheet: StoredResult | None = None
+    sheet_bytes: bytes = b""
+    sheet_count: int = 0
+
+
+def _decode(data: bytes) -> RGB:
+    try:
+        return decode_rgb(data)
+    except UndecodableImage as exc:
+        raise InvalidArgument(str(exc), "CORRUPT_IMAGE") from None
+
+
+def _geometry(face: Any, scale: float) -> FaceGeometry:
+    box = (face.box.x1 / scale, face.box.y1 / scale, face.box.x2 / scale, face.box.y2 / scale)
+    five = np.array([[p.x, p.y] for p in face.landmarks5], np.float64) / scale if len(face.landmarks5) == 5 else None
+    mesh = np.array([[p.x, p.y] for p in face.mesh], np.float64) / scale if len(face.mesh) >= 468 else None
+    return FaceGeometry(box=box, mesh=mesh, five_points=five)
+
+
+def frame_of(spec: Spec, dpi: float) -> FrameSpec:
+    w, h = spec.size_px(dpi)
+    head = spec.head_band_mm(dpi)
+    eye = spec.eye_band_mm(dpi)
+    return FrameSpec(w, h, spec.px_per_mm(dpi), (head.min, head.max), (eye.min, eye.max), spec.top_margin_band_mm(dpi))
+
+
+class RenderService:
+    def __init__(
+        self,
+        catalog: Catalog,
+        images: ImageSourcePort,
+        faces: FacesPort,
+        segment: Callable[[RGB], npt.NDArray[np.float32]],
+        results: ResultsPort,
+        templates: TemplateStore,
+        access: AccessLogPort,
+        memory_only: bool = False,
+        default_dpi: float = 300.0,
+    ) -> None:
+        self.catalog = catalog
+        self.images = images
+        self.faces = faces
+        self.segment = segment
+        self.results = results
+        self.templates = templates
+        self.access = access
+        self.memory_only = memory_only
+        self.default_dpi = default_dpi
+
+    def spec(self, spec_id: str) -> Spec:
+        try:
+            return self.catalog.get(spec_id)
+        except SpecNotFoundError:
+            raise NotFound(f"no spec {spec_id!r}; list them with GET /v1/specs", "SPEC_NOT_FOUND") from None
+
+    async def analyze(self, image: RGB) -> Analysis:
+        h, w = image.shape[:2]
+        k = min(1.0, ANALYSIS_SIDE / max(h, w))
+        small = cv2.resize(image, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image
+        reply = await self.faces.analyze(await asyncio.to_thread(encode_jpeg, small, 92))
+        raw = list(reply.faces)
+        return Analysis([_geometry(f, k) for f in raw], raw)
+
+    async def _load(self, ref: Any, subject_id: str, purpose: str) -> RGB:
+        return await asyncio.to_thread(_decode, await self.images.read(ref, subject_id, purpose))
+
+    # ID photos ---------------------------------------------------------------------------
+    async def create_id_photo(self, request: PhotoRequest, image_ref: Any) -> Made:
+        spec = self.spec(request.spec_id)
+        dpi = float(request.dpi or self.default_dpi)
+        source = await self._load(image_ref, request.subject_id, "id_photo")
+        analysis = await self.analyze(source)
+        if not analysis.faces:
+            raise NoFace("no face was found in the photo; use a photo facing the camera")
+        if len(analysis.faces) > 1 and _second_is_real(analysis.faces):
+            raise MultipleFaces(f"{len(analysis.faces)} faces were found; an ID photo shows exactly one person")
+        options = request.options
+        if options.background == "keep":
+            options = idphoto.Options("keep", (), 0, 0, options.outfit_id)
+        frame = frame_of(spec, dpi)
+        composed = await asyncio.to_thread(idphoto.compose, source, analysis.faces[0], self.segment, frame, spec.background, options)
+        fmt = request.output_format or (spec.format or "JPEG")
+        encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
+        report, measured = _report(spec, dpi, composed, analysis, encoded, source)
+        meta = {"report": _report_json(report, measured)}
+        photo = await self._save(
+            request.subject_id, "id_photo", encoded.data, encoded.media_type, composed.image, round(dpi), spec.id, meta
+        )
+        made = Made(photo, encoded.data, report, measured)
+        if request.sheet is not None:
+            sheet_result, sheet_bytes, count = await self._sheet(
+                request.subject_id, [(spec, composed.image, request.sheet.count)], request.sheet
+            )
+            if not self.memory_only:
+                await self.results.update_meta(photo.result_id, {"sheet_result_id": sheet_result.result_id})  # type: ignore[attr-defined]
+            made = Made(photo, encoded.data, report, measured, sheet_result, sheet_bytes, count)
+        return made
+
+    async def check_id_photo(self, subject_id: str, image_ref: Any, spec_id: str) -> tuple[compliance.ComplianceReport, dict[str, float]]:
+        spec = self.spec(spec_id)
+        source = await self._load(image_ref, subject_id, "id_photo_check")
+        analysis = await self.analyze(source)
+        h, w = source.shape[:2]
+        face = analysis.faces[0] if analysis.faces else None
+        measured: dict[str, float] = {}
+        fm = None
+        background_std = None
+        if face is not None:
+            raw = analysis.raw[0]
+            crown, _ = idphoto.find_crown(source, face, self.segment)
+            ppm_out = spec.px_per_mm(self.default_dpi)
+            # The photo as given: its height is the frame's height.
+            px_per_mm = h / (spec.size_px(self.default_dpi)[1] / ppm_out)
+            head_px = float(face.chin[1] - crown[1])
+            eye_px = h - float(face.eye_centre[1])
+            fm = _face_measurements(raw, source, face, head_px / px_per_mm, eye_px / px_per_mm)
+            small = cv2.resize(source, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA) if max(h, w) > 1200 else source
+            background_std = idphoto.border_std(small, self.segment(small))
+            measured = {
+                "head_height_mm": head_px / px_per_mm,
+                "eye_line_from_bottom_mm": eye_px / px_per_mm,
+                "head_height_px": head_px,
+                "eye_line_from_bottom_px": eye_px,
+                "crown_y_px": float(crown[1]),
+                "chin_y_px": float(face.chin[1]),
+                "yaw": raw.pose.yaw,
+                "pitch": raw.pose.pitch,
+                "roll": raw.pose.roll,
+            }
+        m = compliance.PhotoMeasurements(len(analysis.faces), w, h, fm, background_std)
+        return compliance.check_compliance(m, spec, default_dpi=self.default_dpi), measured
+
+    async def compose_sheet(
+        self, subject_id: str, items: Sequence[tuple[str, int]], layout: SheetRequest
+    ) -> tuple[StoredResult, bytes, int]:
+        photos = []
+        for result_id, count in items:
+            stored = await self.results.get(result_id, subject_id)
+            if stored.kind != "id_photo":
+                raise InvalidArgument("only ID photos can be laid out on a sheet", "NOT_AN_ID_PHOTO")
+            data = await self.results.read(stored)
+            spec = self.spec(stored.spec_id)
+            photos.append((spec, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), count))
+        return await self._sheet(subject_id, photos, layout)
+
+    async def _sheet(
+        self, subject_id: str, photos: Sequence[tuple[Spec, RGB, int]], layout: SheetRequest
+    ) -> tuple[StoredResult, bytes, int]:
+        if layout.paper_id:
+            try:
+                paper: Any = self.catalog.paper(layout.paper_id)
+            except Exception:
+                raise NotFound(f"no paper {layout.paper_id!r}; list them with GET /v1/papers", "PAPER_NOT_FOUND") from None
+        elif layout.width_mm > 0 and layout.height_mm > 0:
+            paper = (layout.width_mm, layout.height_mm)
+        else:
+            raise InvalidArgument("a sheet needs a paper id or a custom size in mm", "INVALID_LAYOUT")
+        dpi = float(layout.dpi or 300)
+        items = [sheet.SheetItem(spec.width_mm or 35.0, spec.height_mm or 45.0, count or sheet.FILL) for spec, _, count in photos]
+        try:
+            plan = sheet.plan_sheet(paper, items, dpi=dpi, margin_mm=layout.margin_mm, gap_mm=layout.gap_mm)
+        except sheet.SheetError as exc:
+            raise InvalidArgument(str(exc), "INVALID_LAYOUT") from None
+        if plan.total == 0:
+            raise InvalidArgument("no photo fits on that paper with those margins", "SHEET_TOO_SMALL")
+        image = await asyncio.to_thread(sheet.render_sheet, plan, [p for _, p, _ in photos], cut_marks=layout.cut_marks)
+        encoded = await asyncio.to_thread(encoding.encode_image, image, output_format="JPEG", dpi=dpi, quality=95)
+        stored = await self._save(
+            subject_id, "sheet", encoded.data, encoded.media_type, image, int(dpi), photos[0][0].id, {"photo_count": plan.total}
+        )
+        return stored, encoded.data, plan.total
+
+    async def _save(
+        self, subject_id: str, kind: str, data: bytes, content_type: str, image: RGB, dpi: int, spec_id: str, meta: dict[str, Any]
+    ) -> StoredResult:
+        h, w = image.shape[:2]
+        if self.memory_only:
+            now = datetime.now(UTC)
+            return StoredResult(str(uuid.uuid4()), subject_id, kind, content_type, w, h, len(data), dpi, spec_id, now, now, False, meta)
+        return await self.results.save(subject_id, kind, data, content_type, w, h, dpi, spec_id, meta)
+
+    # Portraits ------------------------------------------------------------------------------
+    async def create_portrait(
+        self, subject_id: str, refs: Sequence[Any], template_id: str, strength: int, face_index: int
+    ) -> tuple[StoredResult, bytes]:
+        template = self._template(template_id)
+        if not refs:
+            raise InvalidArgument("give at least one image", "MISSING_IMAGE")
+        if not 0 <= strength <= 100:
+            raise InvalidArgument("strength is 0..100", "INVALID_STRENGTH")
+        if face_index < 0 or face_index + len(refs) > template.face_count:
+            raise InvalidArgument(f"template {template.id!r} has {template.face_count} face(s)", "INVALID_FACE_INDEX")
+        users = []
+        for ref in refs:
+            image = await self._load(ref, subject_id, "portrait")
+            analysis = await self.analyze(image)
+            if not analysis.faces or analysis.faces[0].mesh is None:
+                raise NoFace("no face was found in one of the photos")
+            users.append((image, analysis.faces[0].mesh))
+        result = template.image.copy()
+        for offset, user in enumerate(users):
+            try:
+                result = await asyncio.to_thread(fusion.fuse, result, template.meshes, [user], strength, face_index + offset)
+            except fusion.FusionError as exc:
+                raise InvalidArgument(str(exc), "FUSION_FAILED") from None
+        data = await asyncio.to_thread(encode_jpeg, result, 92)
+        return await self._save(subject_id, "portrait", data, "image/jpeg", result, 0, "", {"template_id": template.id}), data
+
+    def _template(self, template_id: str) -> Template:
+        try:
+            return self.templates.get(template_id)
+        except Exception:
+            raise NotFound(f"no template {template_id!r}; list them with GET /v1/templates", "TEMPLATE_NOT_FOUND") from None
+
+    async def change_hairstyle(self, subject_id: str, ref: Any, hairstyle_id: str) -> tuple[StoredResult, bytes]:
+        if hairstyle_id not in hair.HAIRSTYLES:
+            raise NotFound(f"no hairstyle {hairstyle_id!r}; list them with GET /v1/hairstyles", "HAIRSTYLE_NOT_FOUND")
+        image = await self._load(ref, subject_id, "hairstyle")
+        analysis = await self.analyze(image)
+        if not analysis.faces or analysis.faces[0].mesh is None:
+            raise NoFace("no face was found in the photo")
+        mask = await asyncio.to_thread(self.segment, image)
+        try:
+            result = await asyncio.to_thread(hair.change_hairstyle, image, analysis.faces[0].mesh, mask, hairstyle_id)
+        except hair.HairError as exc:
+            raise InvalidArgument(str(exc), "HAIRSTYLE_FAILED") from None
+        data = await asyncio.to_thread(encode_jpeg, result, 92)
+        return await self._save(subject_id, "hairstyle", data, "image/jpeg", result, 0, "", {"hairstyle_id": hairstyle_id}), data
+
+    async def open_result(self, subject_id: str, result_id: str, purpose: str) -> tuple[StoredResult, bytes]:
+        """A stored result; reading its bytes is access-logged first ("describe" reads none)."""
+        stored = await self.results.get(result_id, subject_id)
+        if purpose == "describe":
+            return stored, b""
+        await self.access.record_access(subject_id, f"render/result/{stored.result_id}", purpose or "download")
+        return stored, await self.results.read(stored)
+
+
+def _second_is_real(faces: list[FaceGeometry]) -> bool:
+    """A second face counts when it is at least a third the size of the first (not a badge or a poster)."""
+    first, second = faces[0], faces[1]
+    return (second.box[3] - second.box[1]) >= (first.box[3] - first.box[1]) / 3
+
+
+def _box(face: FaceGeometry) -> compliance.FaceBox:
+    x1, y1, x2, y2 = face.box
+    return compliance.FaceBox(x1, y1, x2 - x1, y2 - y1)
+
+
+def _face_measurements(
+    raw: Any, image: RGB, face: FaceGeometry, head_mm: float, eye_mm: float, roll: float | None = None, sharpness: float | None = None
+) -> compliance.FaceMeasurements:
+    box = _box(face)
+    exposure = compliance.measure_exposure(image, box)
+    has_eyes = bool(raw.left_eye_openness or raw.right_eye_openness or raw.mouth_openness)
+    return compliance.FaceMeasurements(
+        yaw_deg=raw.pose.yaw,
+        pitch_deg=raw.pose.pitch,
+        roll_deg=raw.pose.roll if roll is None else roll,
+        left_eye_openness=raw.left_eye_openness if has_eyes else None,
+        right_eye_openness=raw.right_eye_openness if has_eyes else None,
+        mouth_openness=raw.mouth_openness if has_eyes else None,
+        sharpness=compliance.measure_sharpness(image, box) if sharpness is None else sharpness,
+        exposure_mean=exposure.mean,
+        shadow_clipped_fraction=exposure.shadow_clipped_fraction,
+        highlight_clipped_fraction=exposure.highlight_clipped_fraction,
+        lighting_ratio=compliance.measure_lighting_balance(image, box),
+        head_height_mm=head_mm,
+        eye_line_from_bottom_mm=eye_mm,
+    )
+
+
+def _report(
+    spec: Spec, dpi: float, composed: idphoto.Composed, analysis: Analysis, encoded: Any, source: RGB
+) -> tuple[compliance.ComplianceReport, dict[str, float]]:
+    p = composed.placement
+    ppm = spec.px_per_mm(dpi)
+    raw = analysis.raw[0]
+    out = composed.image
+    # Eyes were levelled by the placement, so the output's roll is what is left of it.
+    residual_roll = float(composed.face.roll_deg)
+    # Focus is a property of the photo taken: judged on the source face, not on the resampled output.
+    focus = compliance.measure_sharpness(source, _box(analysis.faces[0]))
+    fm = _face_measurements(raw, out, composed.face, p.head_px / ppm, p.eye_from_bottom_px / ppm, residual_roll, focus)
+    source_ppm = ppm / p.scale
+    m = compliance.PhotoMeasurements(
+        face_count=1,
+        image_width_px=out.shape[1],
+        image_height_px=out.shape[0],
+        face=fm,
+        background_std=idphoto.border_std(out, composed.alpha),
+        file_size_kb=encoded.size_kb,
+        source_px_per_mm=source_ppm,
+    )
+    report = compliance.check_compliance(m, spec, default_dpi=dpi)
+    measured = {
+        "head_height_mm": p.head_px / ppm,
+        "eye_line_from_bottom_mm": p.eye_from_bottom_px / ppm,
+        "head_height_px": p.head_px,
+        "eye_line_from_bottom_px": p.eye_from_bottom_px,
+        "crown_y_px": p.crown_y,
+        "chin_y_px": p.chin_y,
+        "yaw": float(raw.pose.yaw),
+        "pitch": float(raw.pose.pitch),
+        "roll": residual_roll,
+    }
+    if encoded.band_problem:
+        measured["file_size_kb"] = encoded.size_kb
+    return report, measured
+
+
+def _report_json(report: compliance.ComplianceReport, measured: dict[str, float]) -> dict[str, Any]:
+    return {
+        "passed": report.passed,
+        "spec_id": report.spec_id,
+        "issues": [
+            {
+                "code": str(i.code),
+                "message": i.message,
+                "measured": i.measured,
+                "min": i.allowed_min,
+                "max": i.allowed_max,
+                "severity": str(i.severity),
+            }
+            for i in report.issues
+        ],
+        "measurements": measured,
+    }

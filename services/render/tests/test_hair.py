@@ -1,0 +1,223 @@
+"""Hairstyle change on the astronaut portrait with the real landmarker and selfie matte."""
+
+from __future__ import annotations
+
+import cv2
+import mediapipe as mp
+import numpy as np
+import numpy.typing as npt
+import pytest
+from mediapipe.tasks.python import BaseOptions, vision
+from skimage import data
+
+from likeness_render.adapters.landmarker import FaceLandmarkerRunner
+from likeness_render.adapters.model_files import model_path
+from likeness_render.domain import hair
+from likeness_render.domain.face import FACE_OVAL, FOREHEAD_TOP, LEFT_IRIS_CENTRE, RIGHT_IRIS_CENTRE
+
+Image3 = npt.NDArray[np.uint8]
+Mesh = npt.NDArray[np.float64]
+STRAIGHT = ("short_crop", "long_straight", "bob_fringe", "top_bun")
+
+
+def _person_mask(image: Image3) -> npt.NDArray[np.float32]:
+    """The selfie model straight through MediaPipe Tasks (the service's segmenter adapter is
+    not what these tests are about)."""
+    options = vision.ImageSegmenterOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path("selfie_segmentation.tflite"))),
+        output_confidence_masks=True,
+    )
+    with vision.ImageSegmenter.create_from_options(options) as seg:
+        result = seg.segment(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+        return np.asarray(result.confidence_masks[0].numpy_view(), dtype=np.float32).reshape(image.shape[:2]).copy()
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> tuple[Image3, Mesh, npt.NDArray[np.float32]]:
+    img = data.astronaut()
+    with FaceLandmarkerRunner() as lm:
+        faces = lm.detect(img)
+    assert len(faces) == 1 and faces[0].mesh is not None
+    return img, faces[0].mesh, _person_mask(img)
+
+
+def _canonical_y(mesh: Mesh, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
+    inv = cv2.invertAffineTransform(hair.canonical_to_image(mesh))
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+
+
+def _inner_face(mesh: Mesh, shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    """The face oval drawn 15 % smaller about its centre, below the brows: the part of the
+    face no hairstyle (fringe included) may touch."""
+    oval = mesh[list(FACE_OVAL)]
+    centre = oval.mean(axis=0)
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(centre + (oval - centre) * 0.85).astype(np.int32)], 1)
+    return (mask > 0) & (_canonical_y(mesh, shape) > -0.3)
+
+
+def _own_hair(mesh: Mesh, person: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """The astronaut's own hair: person, outside the face oval, above the forehead line."""
+    oval = np.zeros(person.shape, np.uint8)
+    cv2.fillPoly(oval, [np.round(mesh[list(FACE_OVAL)]).astype(np.int32)], 1)
+    return (person > 0.5) & (oval == 0) & (_canonical_y(mesh, person.shape) < -0.5)
+
+
+@pytest.fixture(scope="module")
+def outputs(astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]]) -> dict[str, Image3]:
+    img, mesh, person = astronaut
+    return {s.id: hair.change_hairstyle(img, mesh, person, s.id) for s in hair.hairstyles()}
+
+
+def test_at_least_four_styles() -> None:
+    assert len(hair.hairstyles()) >= 4
+    assert len({s.id for s in hair.hairstyles()}) == len(hair.hairstyles())
+
+
+@pytest.mark.parametrize("style", [s.id for s in hair.hairstyles()])
+def test_style_changes_the_hair_and_leaves_the_face(
+    style: str, astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]], outputs: dict[str, Image3]
+) -> None:
+    img, mesh, person = astronaut
+    out = outputs[style]
+    assert out.shape == img.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - img.astype(int)).max(axis=2)
+    region = _own_hair(mesh, person)
+    assert region.sum() > 3000
+    # New hair or background where her light-brown hair was: a large change on average.
+    assert float(diff[region].mean()) > 25.0
+    face = _inner_face(mesh, img.shape[:2])
+    assert face.sum() > 3000
+    assert int(diff[face].max()) <= 1
+
+
+def test_styles_differ_from_each_other(astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]], outputs: dict[str, Image3]) -> None:
+    _, mesh, person = astronaut
+    region = _own_hair(mesh, person)
+    ids = list(outputs)
+    for i, a in enumerate(ids):
+        for b in ids[i + 1 :]:
+            d = np.abs(outputs[a].astype(int) - outputs[b].astype(int)).max(axis=2)
+            assert float(d[region].mean()) > 10.0, (a, b)
+
+
+def _texture(material: hair.HairMaterial) -> tuple[float, float, float]:
+    """Fine-detail contrast and its orientation coherence inside the opaque part, and the
+    width of the soft edge (pixels of partial alpha per pixel of outline)."""
+    a = material.rgba[..., 3]
+    lum = cv2.cvtColor(np.ascontiguousarray(material.rgba[..., :3]), cv2.COLOR_RGB2GRAY)
+    core = cv2.erode((a > 0.98).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    detail = lum - cv2.GaussianBlur(lum, (0, 0), 2.0)
+    gx = cv2.Sobel(detail, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(detail, cv2.CV_32F, 0, 1, ksize=3)
+    jxx, jyy, jxy = (cv2.GaussianBlur(x, (0, 0), 4.0) for x in (gx * gx, gy * gy, gx * gy))
+    coherence = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (jxx + jyy + 1e-9)
+    contours, _ = cv2.findContours((a > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    outline = sum(len(c) for c in contours)
+    soft = int(((a > 0.02) & (a < 0.98)).sum())
+    return float(detail[core].std() / lum[core].mean()), float(coherence[core].mean()), soft / outline
+
+
+@pytest.mark.parametrize("style", [s.id for s in hair.hairstyles()])
+def test_material_has_strands_and_a_soft_edge(style: str) -> None:
+    contrast, coherence, soft_edge = _texture(hair.hair_material(style))
+    # A shaded blob has no fine detail (0.0) and blurred isotropic noise has a coherence of
+    # about 0.16; drawn straight strands run one way (0.85..0.98 measured), curls do not.
+    assert contrast > 0.1
+    if style in STRAIGHT:
+        assert coherence > 0.6
+    else:
+        assert coherence < 0.4
+    # A cut-out has 0..1 partial pixels per outline pixel; frayed hair has a few.
+    assert 1.5 < soft_edge < 8.0
+
+
+def test_placement_follows_eyes_and_forehead(astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]]) -> None:
+    _, mesh, _ = astronaut
+    theta = np.radians(20.0)
+    rot = np.array([[np.cos(theta), -np.sin(theta), 40.0], [np.sin(theta), np.cos(theta), -10.0]])
+    turned = mesh @ rot[:, :2].T + rot[:, 2]
+    a = hair.canonical_to_image(turned)
+    eyes = np.array([[-0.5, 0.0], [0.5, 0.0]]) @ a[:, :2].T + a[:, 2]
+    np.testing.assert_allclose(eyes, turned[[RIGHT_IRIS_CENTRE, LEFT_IRIS_CENTRE]], atol=1e-6)
+    a0 = hair.canonical_to_image(mesh)
+    # The astronaut's own roll (about 3 degrees) plus the turn.
+    turn = np.degrees(np.arctan2(a[1, 0], a[0, 0]) - np.arctan2(a0[1, 0], a0[0, 0]))
+    assert turn == pytest.approx(20.0, abs=0.01)
+    # Canonical forehead height lands on mesh point 10's height above the eye line.
+    top = np.array([0.0, hair.CANONICAL_FOREHEAD]) @ a[:, :2].T + a[:, 2]
+    up = a[:, 1] / np.linalg.norm(a[:, 1])
+    eye_mid = turned[[RIGHT_IRIS_CENTRE, LEFT_IRIS_CENTRE]].mean(axis=0)
+    assert float((top - eye_mid) @ up) == pytest.approx(float((turned[FOREHEAD_TOP] - eye_mid) @ up), rel=1e-6)
+
+
+def test_a_tilted_head_keeps_its_face(astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]]) -> None:
+    img, mesh, person = astronaut
+    rot = cv2.getRotationMatrix2D((225.0, 140.0), -15.0, 1.0)
+    img_r = np.asarray(cv2.warpAffine(img, rot, (512, 512), borderMode=cv2.BORDER_REFLECT), dtype=np.uint8)
+    person_r = np.asarray(cv2.warpAffine(person, rot, (512, 512)), dtype=np.float32)
+    mesh_r = mesh @ rot[:, :2].T + rot[:, 2]
+    out = hair.change_hairstyle(img_r, mesh_r, person_r, "bob_fringe")
+    diff = np.abs(out.astype(int) - img_r.astype(int)).max(axis=2)
+    assert int(diff[_inner_face(mesh_r, (512, 512))].max()) <= 1
+    assert float(diff[_own_hair(mesh_r, person_r)].mean()) > 25.0
+
+
+def test_mask_dtypes_agree(astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]], outputs: dict[str, Image3]) -> None:
+    img, mesh, person = astronaut
+    as_u8 = hair.change_hairstyle(img, mesh, np.round(person * 255).astype(np.uint8), "short_crop")
+    assert float(np.abs(as_u8.astype(int) - outputs["short_crop"].astype(int)).mean()) < 0.5
+
+
+def test_bad_inputs_are_refused(astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]]) -> None:
+    img, mesh, person = astronaut
+    with pytest.raises(hair.HairstyleNotFound, match="mohawk"):
+        hair.change_hairstyle(img, mesh, person, "mohawk")
+    with pytest.raises(hair.HairError, match="person mask"):
+        hair.change_hairstyle(img, mesh, person[:100], "short_crop")
+    with pytest.raises(hair.HairError, match="mesh"):
+        hair.change_hairstyle(img, mesh[:10], person, "short_crop")
+    with pytest.raises(hair.HairError, match="too small"):
+        hair.change_hairstyle(img, mesh * 0.01, person, "short_crop")
+
+
+@pytest.mark.parametrize("style", ["short_crop", "top_bun"])
+def test_own_hair_the_new_style_leaves_bare_becomes_background(
+    style: str, astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]], outputs: dict[str, Image3]
+) -> None:
+    img, mesh, person = astronaut
+    inv = cv2.invertAffineTransform(hair.canonical_to_image(mesh))
+    yy, xx = np.mgrid[0:512, 0:512]
+    cx = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
+    cy = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+    # Her full bob reaches 1.45..1.65 IOD out beside the temples; these close styles do not.
+    beside = (np.abs(cx) > 1.45) & (np.abs(cx) < 1.65) & (cy > -0.8) & (cy < 0.0) & (person > 0.5)
+    backdrop = (np.abs(cx) > 2.3) & (np.abs(cx) < 2.8) & (cy > -1.5) & (cy < 0.0) & (person < 0.1)
+    assert beside.sum() > 300 and backdrop.sum() > 1000
+
+    def lab(im: Image3) -> npt.NDArray[np.float32]:
+        return np.asarray(cv2.cvtColor(im.astype(np.float32) / 255, cv2.COLOR_RGB2Lab), dtype=np.float32)
+
+    back = lab(img)[backdrop].mean(axis=0)
+    before = float(np.linalg.norm(lab(img)[beside] - back, axis=1).mean())
+    after = float(np.linalg.norm(lab(outputs[style])[beside] - back, axis=1).mean())
+    # Hair there is about 50 Lab units from the backdrop; the fill is within the backdrop's
+    # own mottling (its spread is about 5).
+    assert before > 30.0
+    assert after < 8.0
+
+
+def test_a_large_photo_is_worked_at_material_scale_and_blended_at_full_size(
+    astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]],
+) -> None:
+    img, mesh, person = astronaut
+    # Three times the size: about 130 px between the eyes, past WORK_PX_PER_IOD.
+    big = np.asarray(cv2.resize(img, (1536, 1536), interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
+    big_person = np.asarray(cv2.resize(person, (1536, 1536), interpolation=cv2.INTER_LINEAR), dtype=np.float32)
+    big_mesh = mesh * 3.0 + 1.0  # pixel centres: x_big = 3 x + 1 for a 3x resize
+    out = hair.change_hairstyle(big, big_mesh, big_person, "curly_afro")
+    assert out.shape == big.shape
+    diff = np.abs(out.astype(int) - big.astype(int)).max(axis=2)
+    assert int(diff[_inner_face(big_mesh, (1536, 1536))].max()) <= 1
+    assert float(diff[_own_hair(big_mesh, big_person)].mean()) > 25.0
