@@ -77,3 +77,14 @@ async def test_faces_holds_nothing(faces: grpc.aio.Channel) -> None:
     holder = dataholder_pb2_grpc.DataHolderStub(faces)
     inventory = await holder.Inventory(dataholder_pb2.InventoryRequest(subject_id="7f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"))
     assert all(c.count == 0 for c in inventory.counts)
+
+
+async def test_min_face_fraction_skips_faces_smaller_than_asked(faces: grpc.aio.Channel) -> None:
+    stub = faces_pb2_grpc.FacesStub(faces)
+    canvas = np.full((2000, 2000, 3), 200, np.uint8)
+    canvas[100:612, 100:612] = data.astronaut()  # a face about 1/12 of the long side
+    image = common_pb2.ImageRef(data=_jpeg(canvas))
+    found = await stub.Analyze(faces_pb2.AnalyzeRequest(image=image))
+    assert len(found.faces) == 1
+    skipped = await stub.Analyze(faces_pb2.AnalyzeRequest(image=image, options=faces_pb2.AnalyzeOptions(min_face_fraction=0.3)))
+    assert len(skipped.faces) == 0

@@ -49,7 +49,12 @@ def _finite(value: float) -> float:
 
 
 def options_of(o: faces_pb2.AnalyzeOptions) -> AnalyzeOptions:
-    return AnalyzeOptions(dense_landmarks=o.dense_landmarks, blendshapes=o.blendshapes, max_faces=max(0, o.max_faces))
+    return AnalyzeOptions(
+        dense_landmarks=o.dense_landmarks,
+        blendshapes=o.blendshapes,
+        max_faces=max(0, o.max_faces),
+        min_face_fraction=min(0.5, max(0.0, o.min_face_fraction)),
+    )
 
 
 class FacesServicer(faces_pb2_grpc.FacesServicer):

@@ -70,10 +70,16 @@ class AnalyzerConfig:
 class _Canvas:
     pixels: Image
     box: letterbox.Letterbox
+    min_face_px: int
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.box.canvas_shape
+
+    @property
+    def batch_key(self) -> tuple[int, int, int]:
+        # One MTCNN pass runs one pyramid: canvases share a batch only with the same size and smallest face.
+        return (*self.box.canvas_shape, self.min_face_px)
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,7 @@ class FaceAnalyzer:
         self._cpu = ThreadPoolExecutor(max_workers=self._config.cpu_workers, thread_name_prefix="faces-cpu")
         self.batcher: MicroBatcher[_Canvas, list[Detection]] = MicroBatcher(
             self._detect_batch,
-            key=lambda canvas: canvas.shape,
+            key=lambda canvas: canvas.batch_key,
             max_batch=self._config.max_batch,
             max_wait_s=self._config.max_wait_s,
             thread_name="faces-mtcnn",
@@ -141,14 +147,15 @@ class FaceAnalyzer:
         loop = asyncio.get_running_loop()
         pixels, small = await loop.run_in_executor(self._cpu, self._shrink, pixels)
 
-        detections = await self._detect(pixels, small, 0)
+        min_face = self._min_face_px(opts)
+        detections = await self._detect(pixels, small, 0, min_face)
         if opts.try_rotations and _best_score(detections) < self._config.confident_score:
             # Nothing upright, or only weak faces: MTCNN sometimes takes a sideways face
             # for an upright one with a middling score and nonsense points. Look at the
             # turned copies too and keep, per face, the turn where it scores best.
             candidates = list(detections)
             for turns in (SIDEWAYS_TURNS, (UPSIDE_DOWN_TURN,)):
-                for found in await asyncio.gather(*(self._detect(pixels, small, k) for k in turns)):
+                for found in await asyncio.gather(*(self._detect(pixels, small, k, min_face) for k in turns)):
                     candidates.extend(found)
                 if _best_score(candidates) >= self._config.confident_score:
                     break
@@ -220,22 +227,28 @@ class FaceAnalyzer:
         height, width = pixels.shape[:2]
         return pixels, letterbox.resize(pixels, letterbox.plan(width, height, self._config.detect_long_side))
 
-    def _canvas(self, small: Image, width: int, height: int, quarter_turns: int) -> _Canvas:
+    def _canvas(self, small: Image, width: int, height: int, quarter_turns: int, min_face_px: int) -> _Canvas:
         turned_w, turned_h = (height, width) if quarter_turns % 2 else (width, height)
         box = letterbox.plan(turned_w, turned_h, self._config.detect_long_side)
-        return _Canvas(pixels=letterbox.pad(rotation.turn(small, quarter_turns), box), box=box)
+        return _Canvas(pixels=letterbox.pad(rotation.turn(small, quarter_turns), box), box=box, min_face_px=min_face_px)
 
-    async def _detect(self, pixels: Image, small: Image, quarter_turns: int) -> list[Detection]:
+    def _min_face_px(self, opts: AnalyzeOptions) -> int:
+        if opts.min_face_fraction <= 0:
+            return self._config.min_face_px
+        asked = round(opts.min_face_fraction * self._config.detect_long_side)
+        return max(self._config.min_face_px, min(asked, self._config.detect_long_side // 2))
+
+    async def _detect(self, pixels: Image, small: Image, quarter_turns: int, min_face_px: int) -> list[Detection]:
         """Faces found on the image turned by quarter_turns, in the unturned image's pixels."""
         height, width = pixels.shape[:2]
         loop = asyncio.get_running_loop()
-        canvas = await loop.run_in_executor(self._cpu, self._canvas, small, width, height, quarter_turns)
+        canvas = await loop.run_in_executor(self._cpu, self._canvas, small, width, height, quarter_turns, min_face_px)
         found = await self.batcher.submit(canvas)
         unturn = rotation.unturn_points(quarter_turns, width, height)
         return [d.mapped(lambda pts: unturn(canvas.box.to_image(pts))) for d in found if d.score >= self._config.min_score]
 
     def _detect_batch(self, canvases: Sequence[_Canvas]) -> list[list[Detection]]:
-        return self._detector.detect([c.pixels for c in canvases], self._config.min_face_px)
+        return self._detector.detect([c.pixels for c in canvases], canvases[0].min_face_px)
 
     # -- description -----------------------------------------------------------------
 

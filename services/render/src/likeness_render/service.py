@@ -25,8 +25,15 @@ from likeness_render.domain.specs import Catalog, Spec, SpecNotFoundError
 from likeness_render.domain.templates import Template, TemplateStore
 
 RGB = npt.NDArray[np.uint8]
-# Faces sees a copy this size: plenty for 478 points on an ID-photo face, and cheap to send.
-ANALYSIS_SIDE = 1600
+# Faces sees a copy this size: plenty for 478 points on an ID-photo face (the mesh model
+# works at 256 px), and cheap to encode, send and decode.
+ANALYSIS_SIDE = 1024
+# Sources are decoded at a reduced JPEG scale while both sides stay at least this long:
+# an ID photo is a few hundred pixels, so 1/2 of a 12 MP photo still leaves a 4x margin.
+DECODE_MIN_SIDE = 1500
+# A usable ID-photo source shows a face at least this fraction of its long side; smaller
+# faces would need more enlargement than the placement allows anyway.
+ID_PHOTO_MIN_FACE = 0.08
 
 
 class NoFace(FailedPrecondition):
@@ -42,7 +49,7 @@ class ImageSourcePort(Protocol):
 
 
 class FacesPort(Protocol):
-    async def analyze(self, image: bytes, dense: bool = True) -> Any: ...
+    async def analyze(self, image: bytes, dense: bool = True, min_face_fraction: float = 0.0) -> Any: ...
 
 
 class AccessLogPort(Protocol):
@@ -109,7 +116,7 @@ class Made:
 
 def _decode(data: bytes) -> RGB:
     try:
-        return decode_rgb(data)
+        return decode_rgb(data, min_side=DECODE_MIN_SIDE)
     except UndecodableImage as exc:
         raise InvalidArgument(str(exc), "CORRUPT_IMAGE") from None
 
@@ -157,11 +164,11 @@ class RenderService:
         except SpecNotFoundError:
             raise NotFound(f"no spec {spec_id!r}; list them with GET /v1/specs", "SPEC_NOT_FOUND") from None
 
-    async def analyze(self, image: RGB) -> Analysis:
+    async def analyze(self, image: RGB, min_face_fraction: float = 0.0) -> Analysis:
         h, w = image.shape[:2]
         k = min(1.0, ANALYSIS_SIDE / max(h, w))
         small = cv2.resize(image, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image
-        reply = await self.faces.analyze(await asyncio.to_thread(encode_jpeg, small, 92))
+        reply = await self.faces.analyze(await asyncio.to_thread(encode_jpeg, small, 92), min_face_fraction=min_face_fraction)
         raw = list(reply.faces)
         return Analysis([_geometry(f, k) for f in raw], raw)
 
@@ -173,7 +180,7 @@ class RenderService:
         spec = self.spec(request.spec_id)
         dpi = float(request.dpi or self.default_dpi)
         source = await self._load(image_ref, request.subject_id, "id_photo")
-        analysis = await self.analyze(source)
+        analysis = await self.analyze(source, ID_PHOTO_MIN_FACE)
         if not analysis.faces:
             raise NoFace("no face was found in the photo; use a photo facing the camera")
         if len(analysis.faces) > 1 and _second_is_real(analysis.faces):

@@ -156,6 +156,7 @@ class AnalyzeOptions:
     eye_mouth_state: bool = True
     max_faces: int = 0  # keep only the N largest faces; 0 keeps all
     try_rotations: bool = True  # unless a confident face is found upright, also look at 90/270/180° turns
+    min_face_fraction: float = 0.0  # smallest face as a fraction of the long side; 0 = the analyzer's default
 
     @property
     def needs_mesh(self) -> bool:
