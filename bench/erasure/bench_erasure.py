@@ -73,7 +73,7 @@ def main() -> None:
         mesh.down()
     p50 = statistics.median(durations)
     p99 = durations[int(len(durations) * 0.99) - 1]
-    print(f"bench/erasure: {SUBJECTS} subjects, each with an upload, erased across privacy, ingestion, faces and gateway")
+    print(f"bench/erasure: {SUBJECTS} subjects, each with an upload, erased across all six services")
     print(f"  request -> verified + ledgered: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {durations[-1] * 1000:.0f} ms")
     print(f"  target p99 <= 2000 ms: {'met' if p99 <= 2.0 else 'NOT met'}")
 

@@ -31,6 +31,11 @@ CODE_STATUS = {
     "UNSUPPORTED_FORMAT": 415,
     "QUOTA_EXCEEDED": 402,
     "SUBJECT_ERASING": 401,
+    # The photo is readable but cannot make an ID photo: the client must take another one.
+    "NO_FACE": 422,
+    "MULTIPLE_FACES": 422,
+    "LOW_RESOLUTION": 422,
+    "HEAD_NOT_MEASURABLE": 422,
 }
 
 
