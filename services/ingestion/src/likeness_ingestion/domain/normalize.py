@@ -100,14 +100,12 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
     return _to_srgb(img)
 
 
-def _already_clean_jpeg(data: bytes, fmt: str, img: Image.Image) -> bytes | None:
-    """Upright 8-bit sRGB JPEGs keep their pixels; only their metadata segments are dropped."""
+def _keeps_its_pixels(fmt: str, img: Image.Image) -> bool:
+    """Upright 8-bit sRGB JPEGs keep their pixels; only their metadata segments are dropped (header facts only)."""
     if fmt != "jpeg" or img.mode != "RGB" or img.getexif().get(_ORIENTATION, 1) != 1:
-        return None
+        return False
     icc = img.info.get("icc_profile")
-    if icc and b"sRGB" not in icc[:256] and b"s\x00R\x00G\x00B" not in icc:
-        return None
-    return strip_metadata(data)
+    return not (icc and b"sRGB" not in icc[:256] and b"s\x00R\x00G\x00B" not in icc)
 
 
 def normalize(data: bytes, declared_content_type: str, limits: Limits) -> NormalizedImage:
@@ -129,6 +127,12 @@ def normalize(data: bytes, declared_content_type: str, limits: Limits) -> Normal
             pixels = img.width * img.height
             if pixels > limits.max_pixels:
                 raise TooManyPixels(f"the image has {pixels} pixels ({img.width}x{img.height}); the limit is {limits.max_pixels}")
+            width, height = img.size
+            lossless = _keeps_its_pixels(fmt, img)
+            if lossless:
+                # Every entropy-coded block is still decoded, so corruption and truncation are
+                # caught; only the inverse DCT runs at 1/8 scale, as the pixels are kept as they are.
+                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
             img.load()
     except (TooManyPixels, UnsupportedFormat):
         raise
@@ -138,9 +142,12 @@ def normalize(data: bytes, declared_content_type: str, limits: Limits) -> Normal
         raise CorruptImage(f"the {fmt.upper()} data cannot be decoded completely") from exc
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
-    fast = _already_clean_jpeg(data, fmt, img)
-    if fast is not None:
-        return NormalizedImage(fast, fmt, img.width, img.height, hashlib.sha256(fast).hexdigest())
+    if lossless:
+        stripped = strip_metadata(data)
+        if stripped is not None:
+            return NormalizedImage(stripped, fmt, width, height, hashlib.sha256(stripped).hexdigest())
+        img = Image.open(io.BytesIO(data))  # unusual segment layout: take the re-encoding path at full size
+        img.load()
     img = ImageOps.exif_transpose(img)
     rgb = _to_rgb8(img)
     out = io.BytesIO()
