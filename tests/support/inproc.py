@@ -221,7 +221,7 @@ async def start_faces(started: Started, ingestion_addr: str = "127.0.0.1:1", por
 
 
 async def start_render(
-    database_url: str, addrs: dict[str, str], blob_dir: Path, started: Started, ttl: int = 86400, port: int = 0
+    database_url: str, addrs: dict[str, str], blob_dir: Path, started: Started, ttl: int = 86400, port: int = 0, generator: Any = None
 ) -> tuple[Any, str]:
     """Render on a free port with the real models, talking to ingestion, faces and privacy at `addrs`."""
     from datetime import timedelta
@@ -263,6 +263,7 @@ async def start_render(
         templates,
         privacy,
         memory_only=ttl == 0,
+        generator=generator,
     )
 
     def register(server: Any) -> list[str]:

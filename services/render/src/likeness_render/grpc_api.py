@@ -201,7 +201,7 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
 
     async def CreatePortrait(self, request: Any, context: Any) -> render_pb2.CreatePortraitResponse:
         stored, data = await self._svc.create_portrait(
-            request.subject_id, list(request.images), request.template_id, request.strength, request.face_index
+            request.subject_id, list(request.images), request.template_id, request.strength, request.face_index, request.ai_prompt
         )
         return render_pb2.CreatePortraitResponse(result=result_pb(stored, data))
 

@@ -18,6 +18,7 @@ from likeness_platform.privacy_port import PrivacyPort
 from likeness_platform.server import serve_forever
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing
+from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
 from likeness_render.adapters.landmarker import FaceLandmarkerRunner
 from likeness_render.adapters.model_files import ModelFileMissing
 from likeness_render.adapters.results import ResultStore
@@ -82,6 +83,7 @@ async def main() -> None:
         templates.put(template)
     for style in hair.hairstyles():
         hair.hair_material(style.id)  # drawn once per process, before the first request waits for it
+    generator = make_image_generator(AiGenSettings.from_env())
     service = RenderService(
         catalog,
         ImageSource(ingestion_channel),
@@ -92,6 +94,7 @@ async def main() -> None:
         privacy,
         memory_only=settings.upload_ttl == 0,
         default_dpi=settings.default_dpi,
+        generator=generator,
     )
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))
 
@@ -105,6 +108,8 @@ async def main() -> None:
         await pool.close()
         segmenter.close()
         landmarker.close()
+        if generator is not None:
+            await generator.aclose()
 
     await serve_forever("render", settings, register, on_stop=[close])
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from likeness_imaging.codec import UndecodableImage, decode_rgb, encode_jpeg
 from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from likeness_render.adapters.aigen import crop_box
 from likeness_render.adapters.results import StoredResult
 from likeness_render.domain import compliance, encoding, fusion, hair, idphoto, sheet
 from likeness_render.domain.face import FaceGeometry
@@ -147,6 +148,7 @@ class RenderService:
         access: AccessLogPort,
         memory_only: bool = False,
         default_dpi: float = 300.0,
+        generator: Any = None,
     ) -> None:
         self.catalog = catalog
         self.images = images
@@ -157,6 +159,8 @@ class RenderService:
         self.access = access
         self.memory_only = memory_only
         self.default_dpi = default_dpi
+        # AI image provider (adapters.aigen); None when not configured.
+        self.generator = generator
 
     def spec(self, spec_id: str) -> Spec:
         try:
@@ -292,7 +296,7 @@ class RenderService:
 
     # Portraits ------------------------------------------------------------------------------
     async def create_portrait(
-        self, subject_id: str, refs: Sequence[Any], template_id: str, strength: int, face_index: int
+        self, subject_id: str, refs: Sequence[Any], template_id: str, strength: int, face_index: int, ai_prompt: str = ""
     ) -> tuple[StoredResult, bytes]:
         template = self._template(template_id)
         if not refs:
@@ -314,8 +318,23 @@ class RenderService:
                 result = await asyncio.to_thread(fusion.fuse, result, template.meshes, [user], strength, face_index + offset)
             except fusion.FusionError as exc:
                 raise InvalidArgument(str(exc), "FUSION_FAILED") from None
+        if ai_prompt:
+            result = await self._restyle(result, template, face_index, ai_prompt)
         data = await asyncio.to_thread(encode_jpeg, result, 92)
         return await self._save(subject_id, "portrait", data, "image/jpeg", result, 0, "", {"template_id": template.id}), data
+
+    async def _restyle(self, image: RGB, template: Template, face_index: int, prompt: str) -> RGB:
+        """The provider redraws the face crop; its answer is pasted back and kept like any result (never longer)."""
+        if self.generator is None:
+            raise FailedPrecondition("AI generation is not configured on this server (LIKENESS_AIGEN_*)", "AIGEN_DISABLED")
+        mesh = template.meshes[face_index]
+        box = (float(mesh[:, 0].min()), float(mesh[:, 1].min()), float(mesh[:, 0].max()), float(mesh[:, 1].max()))
+        answers = await self.generator.edit_face(image, box, prompt[:1000], (512, 512), 1)
+        styled = await asyncio.to_thread(_decode, answers[0])
+        x0, y0, x1, y1 = crop_box(image.shape, box, self.generator.crop_margin)
+        out = image.copy()
+        out[y0:y1, x0:x1] = cv2.resize(styled, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        return out
 
     def _template(self, template_id: str) -> Template:
         try:

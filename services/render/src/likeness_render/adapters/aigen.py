@@ -111,18 +111,22 @@ def make_image_generator(settings: AiGenSettings, transport: httpx.AsyncBaseTran
     return OpenAIImageGenerator(settings, transport=transport) if settings.enabled else None
 
 
+def crop_box(shape: tuple[int, ...], face_box: Box, margin: float) -> tuple[int, int, int, int]:
+    """The area an edit request sends: the face box grown by ``margin`` of its size, clipped to the image."""
+    h, w = shape[:2]
+    x1, y1, x2, y2 = face_box
+    if not (x2 > x1 and y2 > y1):
+        raise InvalidArgument("face box is empty")
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    return max(0, int(np.floor(x1 - mx))), max(0, int(np.floor(y1 - my))), min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+
+
 def face_crop_png(image_rgb: RgbImage, face_box: Box, margin: float, max_side: int) -> bytes:
     """PNG of the face box (grown by ``margin`` of its size, clipped to the image), scaled
     down to ``max_side``: the only pixels an edit request carries."""
     if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
         raise InvalidArgument("image must be an (H, W, 3) uint8 RGB array")
-    h, w = image_rgb.shape[:2]
-    x1, y1, x2, y2 = face_box
-    if not (x2 > x1 and y2 > y1):
-        raise InvalidArgument("face box is empty")
-    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
-    cx0, cy0 = max(0, int(np.floor(x1 - mx))), max(0, int(np.floor(y1 - my)))
-    cx1, cy1 = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+    cx0, cy0, cx1, cy1 = crop_box(image_rgb.shape, face_box, margin)
     if cx1 - cx0 < 8 or cy1 - cy0 < 8:
         raise InvalidArgument("face box lies outside the image or is too small")
     crop = image_rgb[cy0:cy1, cx0:cx1]
@@ -143,6 +147,7 @@ class OpenAIImageGenerator:
         if not settings.enabled:
             raise AiGenDisabled("AI generation is not configured (set LIKENESS_AIGEN_BASE_URL, _API_KEY and _MODEL)")
         self._s = settings
+        self.crop_margin = settings.crop_margin
         timeout = httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s))
         # Redirects are not followed: a redirect could carry the Authorization header to
         # another host.

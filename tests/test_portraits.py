@@ -1,0 +1,177 @@
+"""Portraits and hairstyles through the render service, and the AI restyle against a local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import numpy as np
+import pytest
+from matplotlib import cbook
+from PIL import Image
+
+from likeness.common.v1 import common_pb2
+from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
+from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from likeness.render.v1 import render_pb2, render_pb2_grpc
+from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
+from tests.support.inproc import Started, free_port, start_faces, start_ingestion, start_privacy, start_render
+
+MAGENTA = (255, 0, 255)
+
+
+class FakeProvider(BaseHTTPRequestHandler):
+    """Answers /images/edits like an OpenAI-compatible provider: one magenta square."""
+
+    seen: list[dict] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        FakeProvider.seen.append({"path": self.path, "auth": self.headers.get("Authorization", ""), "bytes": len(body)})
+        out = io.BytesIO()
+        Image.new("RGB", (512, 512), MAGENTA).save(out, format="PNG")
+        payload = json.dumps({"created": 0, "data": [{"b64_json": base64.b64encode(out.getvalue()).decode()}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeProvider)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str, provider: str) -> AsyncIterator[dict]:
+    started = Started()
+    tmp = tmp_path_factory.mktemp("portraits")
+    ingestion_port, faces_port = free_port(), free_port()
+    _, privacy_addr = await start_privacy(database_url, {}, started)
+    await start_ingestion(database_url, privacy_addr, tmp / "uploads", started, port=ingestion_port)
+    await start_faces(started, f"127.0.0.1:{ingestion_port}", port=faces_port)
+    addrs = {"privacy": privacy_addr, "ingestion": f"127.0.0.1:{ingestion_port}", "faces": f"127.0.0.1:{faces_port}"}
+    generator = make_image_generator(AiGenSettings(base_url=provider, api_key="sk-test-secret", model="fake-image-1", timeout_s=10))
+    _, render_addr = await start_render(database_url, addrs, tmp / "results", started, generator=generator)
+    options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+    render, faces, privacy = (grpc.aio.insecure_channel(a, options=options) for a in (render_addr, addrs["faces"], privacy_addr))
+    subject = (
+        await privacy_pb2_grpc.PrivacyStub(privacy).RegisterSubject(
+            privacy_pb2.RegisterSubjectRequest(kind=privacy_pb2.SUBJECT_KIND_DEVICE)
+        )
+    ).subject.subject_id
+    try:
+        yield {"render": render_pb2_grpc.RenderStub(render), "faces": faces_pb2_grpc.FacesStub(faces), "subject": subject}
+    finally:
+        for channel in (render, faces, privacy):
+            await channel.close()
+        await generator.aclose()
+        await started.close()
+
+
+def _grace() -> bytes:
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        return fh.read()
+
+
+async def _image(m: dict, result_id: str) -> np.ndarray:
+    parts = [
+        r.chunk
+        async for r in m["render"].OpenResult(render_pb2.OpenResultRequest(result_id=result_id, subject_id=m["subject"], purpose="test"))
+    ]
+    return np.asarray(Image.open(io.BytesIO(b"".join(parts))).convert("RGB"))
+
+
+async def _faces(m: dict, rgb: np.ndarray) -> list:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="JPEG", quality=95)
+    return list((await m["faces"].Analyze(faces_pb2.AnalyzeRequest(image=common_pb2.ImageRef(data=out.getvalue())))).faces)
+
+
+async def test_catalogs_list_templates_hairstyles_and_outfits(mesh: dict) -> None:
+    templates = (await mesh["render"].ListTemplates(render_pb2.ListTemplatesRequest())).templates
+    assert len(templates) >= 4 and any(t.face_count == 2 for t in templates)
+    assert len((await mesh["render"].ListHairstyles(render_pb2.ListHairstylesRequest())).hairstyles) >= 4
+    assert {o.outfit_id for o in (await mesh["render"].ListOutfits(render_pb2.ListOutfitsRequest())).outfits} >= {
+        "suit",
+        "blazer",
+        "white-shirt",
+    }
+
+
+async def test_portrait_and_two_face_template(mesh: dict) -> None:
+    user = common_pb2.ImageRef(data=_grace())
+    reply = await mesh["render"].CreatePortrait(
+        render_pb2.CreatePortraitRequest(subject_id=mesh["subject"], images=[user], template_id="studio-blue", strength=80), timeout=120
+    )
+    portrait = await _image(mesh, reply.result.result_id)
+    assert len(await _faces(mesh, portrait)) == 1
+    pair = await mesh["render"].CreatePortrait(
+        render_pb2.CreatePortraitRequest(subject_id=mesh["subject"], images=[user, user], template_id="side-by-side", strength=100),
+        timeout=120,
+    )
+    assert len(await _faces(mesh, await _image(mesh, pair.result.result_id))) == 2
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await mesh["render"].CreatePortrait(
+            render_pb2.CreatePortraitRequest(subject_id=mesh["subject"], images=[user, user], template_id="studio-blue")
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_hairstyle_changes_hair_and_keeps_the_face(mesh: dict) -> None:
+    reply = await mesh["render"].ChangeHairstyle(
+        render_pb2.ChangeHairstyleRequest(
+            subject_id=mesh["subject"], image=common_pb2.ImageRef(data=_grace()), hairstyle_id="long_straight"
+        ),
+        timeout=120,
+    )
+    out = await _image(mesh, reply.result.result_id)
+    original = np.asarray(Image.open(io.BytesIO(_grace())).convert("RGB"))
+    assert out.shape == original.shape
+    faces = await _faces(mesh, out)
+    assert len(faces) == 1
+    b = faces[0].box
+    inner = (
+        slice(int(b.y1 + 0.45 * (b.y2 - b.y1)), int(b.y2 - 0.1 * (b.y2 - b.y1))),
+        slice(int(b.x1 + 0.2 * (b.x2 - b.x1)), int(b.x2 - 0.2 * (b.x2 - b.x1))),
+    )
+    assert np.abs(out[inner].astype(int) - original[inner].astype(int)).mean() < 6  # the lower face is the user's
+    top = (slice(0, int(b.y1)), slice(int(b.x1), int(b.x2)))
+    assert np.abs(out[top].astype(int) - original[top].astype(int)).mean() > 15  # above it, new hair
+
+
+async def test_ai_restyle_sends_only_a_crop_and_keeps_the_answer_as_a_result(mesh: dict) -> None:
+    FakeProvider.seen.clear()
+    reply = await mesh["render"].CreatePortrait(
+        render_pb2.CreatePortraitRequest(
+            subject_id=mesh["subject"],
+            images=[common_pb2.ImageRef(data=_grace())],
+            template_id="studio-blue",
+            strength=60,
+            ai_prompt="oil painting",
+        ),
+        timeout=120,
+    )
+    assert len(FakeProvider.seen) == 1
+    call = FakeProvider.seen[0]
+    assert call["path"].endswith("/images/edits") and call["auth"] == "Bearer sk-test-secret"
+    assert call["bytes"] < len(_grace())  # the crop, not the user's photo
+    out = await _image(mesh, reply.result.result_id)
+    magenta = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] > 200)
+    assert 0.05 < magenta.mean() < 0.9  # the provider's answer replaced the face area, not the whole picture
+    assert reply.result.persisted and reply.result.expires_at.seconds - reply.result.created_at.seconds <= 86400
