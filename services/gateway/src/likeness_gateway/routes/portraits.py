@@ -13,7 +13,7 @@ from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.devices import Device
 from likeness_gateway.adapters.render_client import image_ref
 from likeness_gateway.deps import Gateway, current_device, gateway
-from likeness_gateway.domain.text import IDENTIFIER
+from likeness_gateway.domain.text import IDENTIFIER, PRINTABLE
 from likeness_gateway.routes.generation import generate
 from likeness_gateway.routes.idphotos import _stream
 
@@ -35,6 +35,12 @@ class PortraitIn(BaseModel):
     template_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
     strength: int = Field(60, ge=0, le=100, description="0 = the template's face, 100 = the user's")
     face_index: int = Field(0, ge=0, le=7, description="First template face to fill")
+    ai_prompt: str | None = Field(
+        None,
+        max_length=500,
+        pattern=PRINTABLE,
+        description="Restyle the face with the server's AI image provider (only the face crop is sent); 409 when none is configured",
+    )
 
 
 class HairstyleIn(BaseModel):
@@ -93,8 +99,14 @@ async def create_portrait(
         template_id=body.template_id,
         strength=body.strength,
         face_index=body.face_index,
+        ai_prompt=body.ai_prompt or "",
     )
-    params = {"template_id": body.template_id, "strength": str(body.strength), "faces": str(1 + len(body.extra_upload_ids))}
+    params = {
+        "template_id": body.template_id,
+        "strength": str(body.strength),
+        "faces": str(1 + len(body.extra_upload_ids)),
+        "ai": "yes" if body.ai_prompt else "no",
+    }
     info = await generate(gw, request, device, "portrait", params, lambda: gw.render.create_portrait(call))
     return _result(gw, device, info)
 
