@@ -34,6 +34,19 @@ def decode_rgb(data: bytes, max_pixels: int = 60_000_000, min_side: int | None =
         raise UndecodableImage(f"cannot decode image: {type(exc).__name__}") from exc
 
 
+def decoded_size(data: bytes, min_side: int, fallback_width: int) -> int:
+    """Width `decode_rgb(data, min_side=...)` will return, read from the header only."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.format == "JPEG":
+                opened.draft("RGB", (min_side, min_side))
+            width, height = opened.size
+            orientation = opened.getexif().get(0x0112, 1)
+    except Exception:
+        return fallback_width
+    return height if orientation in (5, 6, 7, 8) else width
+
+
 def encode_jpeg(rgb: np.ndarray, quality: int = 92, dpi: int | None = None) -> bytes:
     """Encode an RGB array as baseline JPEG without metadata."""
     out = io.BytesIO()

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from likeness_imaging.codec import UndecodableImage, decode_rgb, encode_jpeg
+from likeness_imaging.codec import UndecodableImage, decode_rgb, decoded_size, encode_jpeg
 from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from likeness_render.adapters.aigen import crop_box
 from likeness_render.adapters.results import StoredResult
@@ -32,9 +32,10 @@ ANALYSIS_SIDE = 1024
 # Sources are decoded at a reduced JPEG scale while both sides stay at least this long:
 # an ID photo is a few hundred pixels, so 1/2 of a 12 MP photo still leaves a 4x margin.
 DECODE_MIN_SIDE = 1500
-# A usable ID-photo source shows a face at least this fraction of its long side; smaller
-# faces would need more enlargement than the placement allows anyway.
-ID_PHOTO_MIN_FACE = 0.08
+# ID-photo sources normally show a face at least this fraction of their long side; looking
+# only for faces that large lets the detector skip its costliest scales (about 4x faster).
+# Photos with smaller faces are searched again at the service's full range.
+ID_PHOTO_MIN_FACE = 0.13
 
 
 class NoFace(FailedPrecondition):
@@ -115,9 +116,14 @@ class Made:
     sheet_count: int = 0
 
 
-def _decode(data: bytes) -> RGB:
+async def _width_of(data: bytes, fallback: RGB) -> int:
+    """Width the working copy will have (JPEG header and DCT scaling), without waiting for its decode."""
+    return await asyncio.to_thread(decoded_size, data, DECODE_MIN_SIDE, fallback.shape[1])
+
+
+def _decode(data: bytes, min_side: int = DECODE_MIN_SIDE) -> RGB:
     try:
-        return decode_rgb(data, min_side=DECODE_MIN_SIDE)
+        return decode_rgb(data, min_side=min_side)
     except UndecodableImage as exc:
         raise InvalidArgument(str(exc), "CORRUPT_IMAGE") from None
 
@@ -168,13 +174,15 @@ class RenderService:
         except SpecNotFoundError:
             raise NotFound(f"no spec {spec_id!r}; list them with GET /v1/specs", "SPEC_NOT_FOUND") from None
 
-    async def analyze(self, image: RGB, min_face_fraction: float = 0.0) -> Analysis:
+    async def analyze(self, image: RGB, min_face_fraction: float = 0.0, source_width: int = 0) -> Analysis:
+        """Faces in `image`, in the pixels of a source `source_width` wide (default: the image itself)."""
         h, w = image.shape[:2]
         k = min(1.0, ANALYSIS_SIDE / max(h, w))
         small = cv2.resize(image, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image
         reply = await self.faces.analyze(await asyncio.to_thread(encode_jpeg, small, 92), min_face_fraction=min_face_fraction)
         raw = list(reply.faces)
-        return Analysis([_geometry(f, k) for f in raw], raw)
+        to_source = small.shape[1] / (source_width or w)
+        return Analysis([_geometry(f, to_source) for f in raw], raw)
 
     async def _load(self, ref: Any, subject_id: str, purpose: str) -> RGB:
         return await asyncio.to_thread(_decode, await self.images.read(ref, subject_id, purpose))
@@ -183,8 +191,16 @@ class RenderService:
     async def create_id_photo(self, request: PhotoRequest, image_ref: Any) -> Made:
         spec = self.spec(request.spec_id)
         dpi = float(request.dpi or self.default_dpi)
-        source = await self._load(image_ref, request.subject_id, "id_photo")
-        analysis = await self.analyze(source, ID_PHOTO_MIN_FACE)
+        data = await self.images.read(image_ref, request.subject_id, "id_photo")
+        # The working copy decodes in one thread while a quarter-scale copy (a few ms for a
+        # JPEG) is already on its way to face analysis.
+        decoding = asyncio.create_task(asyncio.to_thread(_decode, data))
+        preview = await asyncio.to_thread(_decode, data, ANALYSIS_SIDE * 2 // 3)
+        source_width = await _width_of(data, preview)
+        analysis = await self.analyze(preview, ID_PHOTO_MIN_FACE, source_width)
+        if not analysis.faces:
+            analysis = await self.analyze(preview, 0.0, source_width)
+        source = await decoding
         if not analysis.faces:
             raise NoFace("no face was found in the photo; use a photo facing the camera")
         if len(analysis.faces) > 1 and _second_is_real(analysis.faces):

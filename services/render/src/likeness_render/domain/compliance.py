@@ -505,12 +505,14 @@ def measure_exposure(image: npt.NDArray[np.uint8], face_box: FaceBox) -> Exposur
 def measure_sharpness(image: npt.NDArray[np.uint8], face_box: FaceBox) -> float:
     """Variance of the 4-neighbour Laplacian of the face box's luma, rescaled to
     ``SHARPNESS_FACE_HEIGHT`` px high."""
-    y = luma(image)
-    h, w = y.shape
+    h, w = image.shape[:2]
     x0, x1 = max(0, math.floor(face_box.x)), min(w, math.ceil(face_box.x + face_box.width))
     y0, y1 = max(0, math.floor(face_box.y)), min(h, math.ceil(face_box.y + face_box.height))
     if x1 - x0 < 3 or y1 - y0 < 3:
         raise ValueError("face box lies outside the image or is too small to measure")
+    # Luma of the face only: a 12 MP source would otherwise be converted whole.
+    y = luma(image[y0:y1, x0:x1])
+    y0, y1, x0, x1 = 0, y1 - y0, 0, x1 - x0
     crop = y[y0:y1, x0:x1]
     # Only ever reduce: enlarging a small face would blur it and read as a focus problem.
     scale = min(1.0, SHARPNESS_FACE_HEIGHT / crop.shape[0])
