@@ -130,8 +130,52 @@ def main() -> None:
                         f"  ({analyzer.batcher.items_run - items} detections in "
                         f"{analyzer.batcher.batches_run - batches} MTCNN passes)"
                     )
+            await over_grpc(analyzer)
         finally:
             await analyzer.close()
+
+    async def over_grpc(analyzer: FaceAnalyzer) -> None:
+        """The same photos as a client sees the service: JPEG bytes over gRPC (decoding included)."""
+        import grpc
+
+        from likeness.common.v1 import common_pb2
+        from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
+        from likeness_faces.grpc_api import FacesServicer, service_name
+        from likeness_imaging.codec import encode_jpeg
+        from likeness_platform.logging import configure_logging
+        from likeness_platform.server import start_server
+        from likeness_platform.settings import ServiceSettings
+
+        configure_logging("bench", "warning")
+        settings = ServiceSettings(grpc_port=0, metrics_port=-1)
+
+        def register(server: grpc.aio.Server) -> list[str]:
+            faces_pb2_grpc.add_FacesServicer_to_server(FacesServicer(analyzer, None, 60_000_000), server)
+            return [service_name()]
+
+        running = await start_server("faces", settings, register)
+        blobs = [encode_jpeg(image, 92) for image in requests]
+        try:
+            async with grpc.aio.insecure_channel(
+                f"127.0.0.1:{running.port}", options=[("grpc.max_send_message_length", 64 << 20)]
+            ) as channel:
+                stub = faces_pb2_grpc.FacesStub(channel)
+                print("Faces service over gRPC, full analysis (client sends JPEG bytes)")
+                for in_flight in (1, 8):
+                    gate = asyncio.Semaphore(in_flight)
+
+                    async def one(blob: bytes, gate: asyncio.Semaphore = gate) -> None:
+                        async with gate:
+                            reply = await stub.Analyze(faces_pb2.AnalyzeRequest(image=common_pb2.ImageRef(data=blob)), timeout=120)
+                            assert len(reply.faces) == 1
+
+                    start = time.perf_counter()
+                    await asyncio.gather(*(one(blob) for blob in blobs))
+                    rate = len(blobs) / (time.perf_counter() - start)
+                    rates[f"gRPC service, concurrency {in_flight}"] = rate
+                    print(f"  {f'concurrency {in_flight}':44s} {len(blobs):3d} images = {rate:6.2f} images/s")
+        finally:
+            await running.stop(0)
 
     asyncio.run(ours())
     print("ratios against the baseline (same photos, same run):")
