@@ -22,6 +22,7 @@ from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.app import create_app
 from likeness_gateway.deps import Gateway
 from likeness_gateway.domain.inline_store import InlineImages
+from likeness_gateway.routes import generation
 from likeness_gateway.settings import GatewaySettings
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging, get_logger
@@ -89,6 +90,7 @@ async def main() -> None:
     await running.set_serving(False)
     http.should_exit = True
     await serving
+    await generation.drain()
     await running.stop(settings.shutdown_grace_seconds)
     for upstream in gw.upstreams.values():
         await upstream.close()

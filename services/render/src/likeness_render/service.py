@@ -179,7 +179,7 @@ class RenderService:
         h, w = image.shape[:2]
         k = min(1.0, ANALYSIS_SIDE / max(h, w))
         small = cv2.resize(image, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image
-        reply = await self.faces.analyze(await asyncio.to_thread(encode_jpeg, small, 92), min_face_fraction=min_face_fraction)
+        reply = await self.faces.analyze(await asyncio.to_thread(encode_jpeg, small, 85), min_face_fraction=min_face_fraction)
         raw = list(reply.faces)
         to_source = small.shape[1] / (source_width or w)
         return Analysis([_geometry(f, to_source) for f in raw], raw)
@@ -209,7 +209,9 @@ class RenderService:
         if options.background == "keep":
             options = idphoto.Options("keep", (), 0, 0, options.outfit_id)
         frame = frame_of(spec, dpi)
-        composed = await asyncio.to_thread(idphoto.compose, source, analysis.faces[0], self.segment, frame, spec.background, options)
+        composed = await asyncio.to_thread(
+            idphoto.compose, source, analysis.faces[0], self.segment, frame, spec.background, options, preview
+        )
         fmt = request.output_format or (spec.format or "JPEG")
         encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
         report, measured = _report(spec, dpi, composed, analysis, encoded, source)

@@ -41,11 +41,16 @@ class Composed:
     crown_from_matte: bool
 
 
-def find_crown(source: RGB, face: FaceGeometry, segment: Segment) -> tuple[npt.NDArray[np.float64], bool]:
-    """Top of the hair above the face centre, from the matte; the proportions' estimate when the head touches the top."""
+def find_crown(source: RGB, face: FaceGeometry, segment: Segment, preview: RGB | None = None) -> tuple[npt.NDArray[np.float64], bool]:
+    """Top of the hair above the face centre, from the matte; the proportions' estimate when the head touches the top.
+
+    `preview` is a smaller copy of `source` (same framing) to work from when one is at hand.
+    """
     h, w = source.shape[:2]
+    base = preview if preview is not None else source
     k = min(1.0, CROWN_WORKING_SIDE / max(h, w))
-    small = cv2.resize(source, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA) if k < 1 else source
+    target = (max(1, round(w * k)), max(1, round(h * k)))
+    small = cv2.resize(base, target, interpolation=cv2.INTER_AREA) if base.shape[1::-1] != target else base
     mask = segment(small)
     lo, hi = face.span_x
     # The middle half of the face's width: the crown, not the shoulders or a raised hand.
@@ -67,10 +72,16 @@ def _background(options: Options, spec_backgrounds: tuple[str, ...], size: tuple
 
 
 def compose(
-    source: RGB, face: FaceGeometry, segment: Segment, frame: FrameSpec, spec_backgrounds: tuple[str, ...], options: Options
+    source: RGB,
+    face: FaceGeometry,
+    segment: Segment,
+    frame: FrameSpec,
+    spec_backgrounds: tuple[str, ...],
+    options: Options,
+    preview: RGB | None = None,
 ) -> Composed:
-    """The finished ID photo at the frame's exact pixel size."""
-    crown, from_matte = find_crown(source, face, segment)
+    """The finished ID photo at the frame's exact pixel size (`preview`: an optional smaller copy of the source)."""
+    crown, from_matte = find_crown(source, face, segment, preview)
     placement = plan(crown, face.chin, face.eye_centre, face.centre_x, face.roll_deg, frame)
     size = (frame.width_px, frame.height_px)
     affine = placement.affine.copy()
