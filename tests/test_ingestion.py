@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,7 +113,7 @@ async def test_another_subject_cannot_see_the_upload(mesh: dict) -> None:
     for call in (
         mesh["ingestion"].Describe(ingestion_pb2.DescribeRequest(upload_id=reply.upload.upload_id, subject_id=other)),
         _open(mesh, reply.upload.upload_id, other),
-        mesh["ingestion"].Describe(ingestion_pb2.DescribeRequest(upload_id=str(__import__("uuid").uuid4()), subject_id=owner)),
+        mesh["ingestion"].Describe(ingestion_pb2.DescribeRequest(upload_id=str(uuid.uuid4()), subject_id=owner)),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await call
