@@ -31,10 +31,16 @@ HOLDERS = ("gateway", "ingestion", "faces", "render", "billing")
 HTTP_PORT = 8080
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports: the sockets stay open until all are chosen, so none repeats."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass
@@ -53,8 +59,9 @@ class Mesh:
     def __post_init__(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.free_ports:
-            self.ports = {name: free_port() for name in GRPC_PORTS}
-            self.http_port = free_port()
+            chosen = free_ports(len(GRPC_PORTS) + 1)
+            self.ports = dict(zip(GRPC_PORTS, chosen, strict=False))
+            self.http_port = chosen[-1]
         else:
             self.ports = dict(GRPC_PORTS)
 

@@ -67,7 +67,8 @@ async def start_server(
     port: int | None = None,
 ) -> RunningServer:
     """Build, register and start a grpc.aio server; `register` adds servicers and returns full service names."""
-    server = grpc.aio.server(interceptors=[ServerInterceptor(service)], options=server_options(settings))
+    # No SO_REUSEPORT: a second process on the same port must fail to start, not share its traffic.
+    server = grpc.aio.server(interceptors=[ServerInterceptor(service)], options=[*server_options(settings), ("grpc.so_reuseport", 0)])
     names = list(register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
