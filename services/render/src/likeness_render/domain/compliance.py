@@ -64,9 +64,10 @@ class Thresholds:
     # 0.05, a natural smile showing teeth 0.25-0.35 (several authorities, the US among them,
     # accept it), talking or gaping 0.5 and more. 0.45 refuses an open mouth, not a smile.
     max_mouth_openness: float = 0.45
-    # Variance of the Laplacian of the face normalised to 256 px height (see
-    # measure_sharpness). A sharp studio face scores several hundred; a Gaussian blur of
-    # sigma 2 px at that scale, already visibly soft, brings it under 30.
+    # Variance of the Laplacian of the face normalised to 128 px height (see
+    # measure_sharpness). The sharp astronaut test face (125 px, measured as is) scores
+    # about 860, and about 420 when the photo was upscaled 2-4x first; a Gaussian blur of
+    # sigma 1 px at that scale gives about 65 and sigma 1.5 px, clearly soft, about 24.
     min_sharpness: float = 40.0
     # Face luma. Dark skin well exposed has a mean around 60-100, so the dark limit is set
     # well below it to judge exposure, not complexion; clipping fractions catch the rest.
@@ -427,8 +428,10 @@ class Exposure:
 SHADOW_CLIP_LUMA = 5
 HIGHLIGHT_CLIP_LUMA = 250
 # Sharpness is measured on the face rescaled to this height, so that the score does not
-# depend on how many pixels the face happens to span.
-SHARPNESS_FACE_HEIGHT = 256
+# depend on how many pixels the face spans. Small enough that nearly every face is reduced
+# (area averaging is well behaved, while enlarging would blur or, linearly interpolated,
+# add Laplacian spikes at the source grid), large enough that eyelashes and hair resolve.
+SHARPNESS_FACE_HEIGHT = 128
 
 
 def luma(image: npt.NDArray[np.uint8]) -> FloatImage:
@@ -503,8 +506,9 @@ def measure_exposure(image: npt.NDArray[np.uint8], face_box: FaceBox) -> Exposur
 
 
 def measure_sharpness(image: npt.NDArray[np.uint8], face_box: FaceBox) -> float:
-    """Variance of the 4-neighbour Laplacian of the face box's luma, rescaled to
-    ``SHARPNESS_FACE_HEIGHT`` px high."""
+    """Variance of the 4-neighbour Laplacian of the face box's luma, reduced to
+    ``SHARPNESS_FACE_HEIGHT`` px high when taller (smaller faces are measured as they are;
+    LOW_RESOLUTION is the rule for those)."""
     h, w = image.shape[:2]
     x0, x1 = max(0, math.floor(face_box.x)), min(w, math.ceil(face_box.x + face_box.width))
     y0, y1 = max(0, math.floor(face_box.y)), min(h, math.ceil(face_box.y + face_box.height))
@@ -516,8 +520,10 @@ def measure_sharpness(image: npt.NDArray[np.uint8], face_box: FaceBox) -> float:
     crop = y[y0:y1, x0:x1]
     # Only ever reduce: enlarging a small face would blur it and read as a focus problem.
     scale = min(1.0, SHARPNESS_FACE_HEIGHT / crop.shape[0])
-    size = (max(3, round(crop.shape[1] * scale)), SHARPNESS_FACE_HEIGHT)
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    face = np.asarray(cv2.resize(crop, size, interpolation=interp), dtype=np.float64)
+    if scale < 1.0:
+        size = (max(3, round(crop.shape[1] * scale)), max(3, round(crop.shape[0] * scale)))
+        face = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), dtype=np.float64)
+    else:
+        face = crop
     lap = face[:-2, 1:-1] + face[2:, 1:-1] + face[1:-1, :-2] + face[1:-1, 2:] - 4 * face[1:-1, 1:-1]
     return float(lap.var())
