@@ -289,7 +289,8 @@ class RenderService:
         else:
             raise InvalidArgument("a sheet needs a paper id or a custom size in mm", "INVALID_LAYOUT")
         dpi = float(layout.dpi or 300)
-        items = [sheet.SheetItem(spec.width_mm or 35.0, spec.height_mm or 45.0, count or sheet.FILL) for spec, _, count in photos]
+        # Pixel-only (digital) specs print at the size their pixels make at the sheet's resolution.
+        items = [sheet.SheetItem(*spec.size_mm(dpi), count or sheet.FILL) for spec, _, count in photos]
         try:
             plan = sheet.plan_sheet(paper, items, dpi=dpi, margin_mm=layout.margin_mm, gap_mm=layout.gap_mm)
         except sheet.SheetError as exc:

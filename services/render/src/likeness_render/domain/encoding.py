@@ -254,7 +254,7 @@ def _encode_jpeg(
         # The band is narrower than one quality step of the base variant: look for a
         # quality in another variant that lands inside it.
     for variant in _VARIANTS:
-        q = _lowest(lambda q, v=variant: fits_min(len(encode(v, q))), min_quality, MAX_JPEG_QUALITY)
+        q = _lowest(_by_size(encode, variant, fits_min), min_quality, MAX_JPEG_QUALITY)
         if q is not None and fits_max(len(encode(variant, q))):
             return result(variant, q, None)
     return _closest_below_max(encode, result, fits_max, min_quality, min_bytes, max_bytes)
@@ -273,7 +273,7 @@ def _closest_below_max(
     assert min_bytes is not None
     best: tuple[int, _JpegVariant, int] | None = None
     for variant in _VARIANTS:
-        q = _highest(lambda q, v=variant: fits_max(len(encode(v, q))), min_quality, MAX_JPEG_QUALITY)
+        q = _highest(_by_size(encode, variant, fits_max), min_quality, MAX_JPEG_QUALITY)
         if q is None:
             continue
         size = len(encode(variant, q))
@@ -292,6 +292,11 @@ def _closest_below_max(
         f"{variant.subsampling.value}), below the {min_bytes / BYTES_PER_KB:g} KB minimum; "
         "files are never padded",
     )
+
+
+def _by_size(encode: Callable[[_JpegVariant, int], bytes], variant: _JpegVariant, test: Callable[[int], bool]) -> Callable[[int], bool]:
+    """A quality predicate: does this variant at quality q give a size passing ``test``."""
+    return lambda q: test(len(encode(variant, q)))
 
 
 def _highest(ok: Callable[[int], bool], lo: int, hi: int) -> int | None:

@@ -1,0 +1,297 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from likeness_render.domain.compliance import (
+    DEFAULT_THRESHOLDS,
+    FaceBox,
+    FaceMeasurements,
+    IssueCode,
+    PhotoMeasurements,
+    Severity,
+    Thresholds,
+    check_compliance,
+    measure_background_uniformity,
+    measure_exposure,
+    measure_lighting_balance,
+    measure_sharpness,
+)
+from likeness_render.domain.specs import Spec, load_catalog
+
+T = DEFAULT_THRESHOLDS
+
+
+@pytest.fixture(scope="module")
+def us_passport() -> Spec:
+    return load_catalog().get("us-passport")  # 2x2 in, 600x600 px at 300 dpi
+
+
+GOOD_FACE = FaceMeasurements(
+    yaw_deg=2.0,
+    pitch_deg=-3.0,
+    roll_deg=1.0,
+    left_eye_openness=0.9,
+    right_eye_openness=0.85,
+    mouth_openness=0.02,
+    sharpness=400.0,
+    exposure_mean=140.0,
+    shadow_clipped_fraction=0.0,
+    highlight_clipped_fraction=0.001,
+    lighting_ratio=1.1,
+    head_height_mm=30.0,
+    eye_line_from_bottom_mm=31.0,
+)
+GOOD = PhotoMeasurements(
+    face_count=1,
+    image_width_px=600,
+    image_height_px=600,
+    face=GOOD_FACE,
+    background_std=2.0,
+    file_size_kb=120.0,
+    source_px_per_mm=20.0,
+)
+
+
+def _with_face(**changes: Any) -> PhotoMeasurements:
+    return replace(GOOD, face=replace(GOOD_FACE, **changes))
+
+
+def test_a_good_photo_passes(us_passport: Spec) -> None:
+    report = check_compliance(GOOD, us_passport)
+    assert report.issues == () and report.passed and report.spec_id == "us-passport"
+
+
+def test_thresholds_are_icao_ish() -> None:
+    assert (T.max_roll_deg, T.max_yaw_deg, T.max_pitch_deg) == (8.0, 10.0, 10.0)
+
+
+# One row per rule: measurements just outside the limit raise the code, just inside do not.
+CASES: list[tuple[IssueCode, PhotoMeasurements, PhotoMeasurements]] = [
+    (IssueCode.HEAD_TILTED, _with_face(roll_deg=-8.5), _with_face(roll_deg=-7.5)),
+    (IssueCode.HEAD_TURNED, _with_face(yaw_deg=10.5), _with_face(yaw_deg=-9.5)),
+    (IssueCode.HEAD_PITCHED, _with_face(pitch_deg=-10.5), _with_face(pitch_deg=9.5)),
+    (
+        IssueCode.EYES_CLOSED,
+        _with_face(right_eye_openness=T.min_eye_openness - 0.05),
+        _with_face(left_eye_openness=T.min_eye_openness + 0.05),
+    ),
+    (
+        IssueCode.MOUTH_OPEN,
+        _with_face(mouth_openness=T.max_mouth_openness + 0.05),
+        _with_face(mouth_openness=T.max_mouth_openness - 0.05),
+    ),
+    (
+        IssueCode.BLURRY,
+        _with_face(sharpness=T.min_sharpness - 1),
+        _with_face(sharpness=T.min_sharpness + 1),
+    ),
+    (
+        IssueCode.UNDEREXPOSED,
+        _with_face(exposure_mean=T.min_face_luma - 1),
+        _with_face(exposure_mean=T.min_face_luma + 1),
+    ),
+    (
+        IssueCode.UNDEREXPOSED,
+        _with_face(shadow_clipped_fraction=T.max_shadow_clipped_fraction + 0.01),
+        _with_face(shadow_clipped_fraction=T.max_shadow_clipped_fraction - 0.01),
+    ),
+    (
+        IssueCode.OVEREXPOSED,
+        _with_face(exposure_mean=T.max_face_luma + 1),
+        _with_face(exposure_mean=T.max_face_luma - 1),
+    ),
+    (
+        IssueCode.OVEREXPOSED,
+        _with_face(highlight_clipped_fraction=T.max_highlight_clipped_fraction + 0.01),
+        _with_face(highlight_clipped_fraction=T.max_highlight_clipped_fraction - 0.01),
+    ),
+    (IssueCode.UNEVEN_LIGHTING, _with_face(lighting_ratio=1.6), _with_face(lighting_ratio=1.45)),
+    (IssueCode.UNEVEN_LIGHTING, _with_face(lighting_ratio=1 / 1.6), _with_face(lighting_ratio=0.7)),
+    (
+        IssueCode.BACKGROUND_NOT_UNIFORM,
+        replace(GOOD, background_std=T.max_background_std + 1),
+        replace(GOOD, background_std=T.max_background_std - 1),
+    ),
+    (IssueCode.HEAD_HEIGHT_OUT_OF_RANGE, _with_face(head_height_mm=24.5), _with_face(head_height_mm=25.05)),
+    (IssueCode.HEAD_HEIGHT_OUT_OF_RANGE, _with_face(head_height_mm=35.5), _with_face(head_height_mm=34.9)),
+    # 425 px at 600 px / 50.8 mm is 35.98 mm: too tall; 400 px is 33.9 mm.
+    (IssueCode.HEAD_HEIGHT_OUT_OF_RANGE, _with_face(head_height_mm=None, head_height_px=425),
+     _with_face(head_height_mm=None, head_height_px=400)),
+    (IssueCode.EYE_LINE_OUT_OF_RANGE, _with_face(eye_line_from_bottom_mm=27.5),
+     _with_face(eye_line_from_bottom_mm=28.5)),
+    (IssueCode.EYE_LINE_OUT_OF_RANGE, _with_face(eye_line_from_bottom_mm=None, eye_line_from_bottom_px=420),
+     _with_face(eye_line_from_bottom_mm=None, eye_line_from_bottom_px=400)),
+    (
+        IssueCode.LOW_RESOLUTION,
+        replace(GOOD, image_width_px=599),
+        replace(GOOD, image_width_px=601),
+    ),
+    (IssueCode.MULTIPLE_FACES, replace(GOOD, face_count=2), replace(GOOD, face_count=1)),
+    (IssueCode.NO_FACE, replace(GOOD, face_count=0, face=None), GOOD),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("code", "bad", "ok"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_each_rule_is_raised_and_not_raised(us_passport: Spec, code: IssueCode, bad: PhotoMeasurements, ok: PhotoMeasurements) -> None:
+    bad_report = check_compliance(bad, us_passport)
+    assert bad_report.codes == {code}, bad_report.issues
+    assert not bad_report.passed
+    issue = bad_report.issues[0]
+    assert issue.severity is Severity.ERROR and issue.message
+    assert issue.allowed_min is not None or issue.allowed_max is not None
+    ok_report = check_compliance(ok, us_passport)
+    assert code not in ok_report.codes, ok_report.issues
+
+
+def test_enlarged_source_is_a_low_resolution_warning(us_passport: Spec) -> None:
+    # The output needs 600/50.8 = 11.8 px/mm: 9 source px/mm is a 1.31x enlargement. The
+    # geometry is still right, so it warns; a too-small output image is the error case.
+    (issue,) = check_compliance(replace(GOOD, source_px_per_mm=9.0), us_passport).issues
+    assert (issue.code, issue.severity) == (IssueCode.LOW_RESOLUTION, Severity.WARNING)
+    assert issue.measured == pytest.approx(9.0 / (600 / 50.8))
+    assert issue.allowed_min == T.min_source_scale
+    assert check_compliance(replace(GOOD, source_px_per_mm=10.0), us_passport).issues == ()
+
+
+def test_issue_carries_measured_value_and_limits(us_passport: Spec) -> None:
+    (issue,) = check_compliance(_with_face(roll_deg=12.0), us_passport).issues
+    assert (issue.code, issue.measured, issue.allowed_min, issue.allowed_max) == (
+        IssueCode.HEAD_TILTED, 12.0, -8.0, 8.0,
+    )  # fmt: skip
+    (head,) = check_compliance(_with_face(head_height_mm=36.2), us_passport).issues
+    assert (head.measured, head.allowed_min, head.allowed_max) == (36.2, 25.0, 35.0)
+
+
+def test_file_size_band_follows_the_spec() -> None:
+    cn = load_catalog().get("cn-resident-id")  # 14-20 KB, 358x441 px
+    good = replace(GOOD, image_width_px=358, image_height_px=441, face=None, face_count=1)
+    for kb, raised in ((13.9, True), (14.0, False), (20.0, False), (25.0, True)):
+        report = check_compliance(replace(good, file_size_kb=kb), cn)
+        assert (IssueCode.FILE_SIZE_OUT_OF_RANGE in report.codes) is raised, kb
+    issue = check_compliance(replace(good, file_size_kb=25.0), cn).issues[0]
+    assert (issue.allowed_min, issue.allowed_max) == (14.0, 20.0)
+    # A spec that states no band never raises it.
+    us = load_catalog().get("us-passport")
+    assert check_compliance(replace(GOOD, file_size_kb=9000.0), us).issues == ()
+
+
+def test_no_face_skips_the_face_rules(us_passport: Spec) -> None:
+    report = check_compliance(replace(GOOD, face_count=0, face=replace(GOOD_FACE, roll_deg=40)), us_passport)
+    assert report.codes == {IssueCode.NO_FACE}
+
+
+def test_unstated_bounds_only_warn() -> None:
+    ae = load_catalog().get("ae-id-card")  # head >= 38 mm stated; the max is derived
+    base = replace(GOOD, image_width_px=472, image_height_px=709, source_px_per_mm=None)
+    below = check_compliance(replace(base, face=replace(GOOD_FACE, head_height_mm=37.0,
+                                                        eye_line_from_bottom_mm=None)), ae)  # fmt: skip
+    assert [(i.code, i.severity) for i in below.issues] == [(IssueCode.HEAD_HEIGHT_OUT_OF_RANGE, Severity.ERROR)]
+    above = check_compliance(replace(base, face=replace(GOOD_FACE, head_height_mm=45.0,
+                                                        eye_line_from_bottom_mm=None)), ae)  # fmt: skip
+    assert [(i.code, i.severity) for i in above.issues] == [(IssueCode.HEAD_HEIGHT_OUT_OF_RANGE, Severity.WARNING)]
+    assert above.passed  # warnings do not fail the photo
+    # No eye line is stated for this spec: the ISO default band (30-42 mm) only warns.
+    eye = check_compliance(replace(base, face=replace(GOOD_FACE, head_height_mm=40.0,
+                                                      eye_line_from_bottom_mm=45.0)), ae)  # fmt: skip
+    assert [(i.code, i.severity) for i in eye.issues] == [(IssueCode.EYE_LINE_OUT_OF_RANGE, Severity.WARNING)]
+
+
+def test_thresholds_can_be_tightened(us_passport: Spec) -> None:
+    strict = Thresholds(max_roll_deg=2.0)
+    assert IssueCode.HEAD_TILTED in check_compliance(_with_face(roll_deg=3.0), us_passport, strict).codes
+    assert check_compliance(_with_face(roll_deg=3.0), us_passport).issues == ()
+
+
+# ------------------------------------------------------------------ pixel measurements
+
+
+def _std(image: np.ndarray, mask: np.ndarray) -> float:
+    value = measure_background_uniformity(image, mask)
+    assert value is not None
+    return value
+
+
+def test_background_uniformity_of_a_plain_and_a_busy_background() -> None:
+    image = np.full((200, 160, 3), (230, 230, 230), dtype=np.uint8)
+    mask = np.zeros((200, 160), dtype=bool)
+    mask[60:, 40:120] = True  # head and shoulders reaching the bottom border
+    image[mask] = np.random.default_rng(0).integers(0, 256, (int(mask.sum()), 3), dtype=np.uint8)
+    # The colourful person touching the border is excluded: the background is flat.
+    assert measure_background_uniformity(image, mask) == pytest.approx(0.0)
+    # The same mask as floats or 0-255 bytes means the same.
+    assert measure_background_uniformity(image, mask.astype(np.float32)) == pytest.approx(0.0)
+    assert measure_background_uniformity(image, mask.astype(np.uint8) * 255) == pytest.approx(0.0)
+    # A shadow on one side of the backdrop is not uniform.
+    shadowed = image.copy()
+    shadowed[:, :30][~mask[:, :30]] = (150, 150, 150)
+    assert _std(shadowed, mask) > T.max_background_std
+    # A colour cast at almost unchanged luma (a luma std would miss it) counts too.
+    tinted = image.copy()
+    tinted[:, :80][~mask[:, :80]] = (200, 240, 255)
+    assert abs(float(np.array([0.299, 0.587, 0.114]) @ np.array([-30, 10, 25]))) < 0.5
+    assert _std(tinted, mask) > T.max_background_std
+    # The real astronaut photo has a flag and a shuttle model behind her.
+    astro = data.astronaut()
+    person = np.zeros(astro.shape[:2], dtype=bool)
+    person[40:, 100:420] = True
+    assert _std(astro, person) > T.max_background_std
+
+
+def test_background_uniformity_without_background_pixels() -> None:
+    image = np.zeros((50, 50, 3), dtype=np.uint8)
+    assert measure_background_uniformity(image, np.ones((50, 50), dtype=bool)) is None
+    with pytest.raises(ValueError, match="does not match"):
+        measure_background_uniformity(image, np.ones((40, 50), dtype=bool))
+
+
+def test_lighting_balance() -> None:
+    image = np.full((300, 300, 3), 120, dtype=np.uint8)
+    box = FaceBox(100, 80, 100, 140)
+    assert measure_lighting_balance(image, box) == pytest.approx(1.0)
+    image[:, :150] = 200  # image-left half of the face lit, right half at 120
+    assert measure_lighting_balance(image, box) == pytest.approx(201 / 121)
+    image[:, :150] = 60
+    assert measure_lighting_balance(image, box) == pytest.approx(61 / 121)
+    # A box partly outside the image is clipped; one fully outside is refused.
+    assert measure_lighting_balance(image, FaceBox(-50, -50, 400, 400)) > 0
+    with pytest.raises(ValueError):
+        measure_lighting_balance(image, FaceBox(400, 400, 50, 50))
+
+
+def test_exposure() -> None:
+    image = np.full((200, 200, 3), 30, dtype=np.uint8)
+    box = FaceBox(50, 50, 100, 100)
+    image[70:110, 60:140] = 0  # crushed shadows in the upper face
+    exposure = measure_exposure(image, box)
+    assert exposure.shadow_clipped_fraction > T.max_shadow_clipped_fraction
+    assert exposure.mean < T.min_face_luma
+    assert exposure.highlight_clipped_fraction == 0
+    bright = measure_exposure(np.full((200, 200, 3), 255, dtype=np.uint8), box)
+    assert bright.mean == pytest.approx(255) and bright.highlight_clipped_fraction == 1.0
+
+
+ASTRONAUT_FACE = FaceBox(175, 60, 100, 125)
+
+
+def test_sharpness_separates_a_sharp_face_from_a_blurred_one() -> None:
+    astro = data.astronaut()
+    sharp = measure_sharpness(astro, ASTRONAUT_FACE)
+    soft = measure_sharpness(cv2.GaussianBlur(astro, (0, 0), 1.5), ASTRONAUT_FACE)
+    assert sharp > 5 * T.min_sharpness
+    assert soft < T.min_sharpness
+
+
+def test_sharpness_barely_depends_on_source_resolution() -> None:
+    astro = data.astronaut()
+    for factor in (2, 4):
+        big = cv2.resize(astro, (512 * factor, 512 * factor), interpolation=cv2.INTER_CUBIC)
+        box = FaceBox(175 * factor, 60 * factor, 100 * factor, 125 * factor)
+        assert measure_sharpness(big, box) > 5 * T.min_sharpness
+        blurred = cv2.GaussianBlur(big, (0, 0), 1.5 * factor)
+        assert measure_sharpness(blurred, box) < T.min_sharpness
