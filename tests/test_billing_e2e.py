@@ -102,6 +102,6 @@ async def test_purchase_quota_and_erasure(api: dict) -> None:
 
 
 async def _completed(privacy, erasure_id: str) -> None:
-    while (await privacy.get_erasure(erasure_id)).status != "completed":
-        await privacy.drive(erasure_id)
+    while (await privacy.erasures.get(erasure_id)).status != "completed":
+        await privacy.erasures.drive(erasure_id)
         await asyncio.sleep(0.05)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -14,7 +15,7 @@ from likeness_platform.crypto import DecryptionFailed, open_sealed
 from likeness_platform.errors import NotFound
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import PrivacyRepository
-from likeness_privacy.service import PrivacyService
+from likeness_privacy.usecases import PrivacyUseCases, build_use_cases
 from tests.support.inproc import Started, free_port, settings, start_ingestion, start_privacy
 from tests.support.memholder import MemoryHolder, serve_holder
 
@@ -64,30 +65,44 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[dict]:
 
 
 async def _populate(w: dict) -> str:
-    subject, _ = await w["privacy"].register_subject("device", False)
+    subject, _ = await w["privacy"].subjects.register("device", False)
     sid = subject.subject_id
     await w["upload"].Upload(_upload(sid, _png()))
     w["notes"].add(sid, "a note about " + sid)
-    await w["privacy"].record_generation(sid, "id_photo", {"spec": "us-passport"}, "ok", 120.0)
-    await w["privacy"].record_security_event(sid, "device_registered", "203.0.113.9")
-    await w["privacy"].record_access(sid, "render", "ingestion/upload/x", "render_id_photo")
+    await w["privacy"].records.generation(sid, "id_photo", {"spec": "us-passport"}, "ok", 120.0)
+    await w["privacy"].records.security_event(sid, "device_registered", "203.0.113.9")
+    await w["privacy"].records.access(sid, "render", "ingestion/upload/x", "render_id_photo")
     return sid
 
 
 async def _inventory_everywhere(w: dict, sid: str) -> dict[str, dict[str, int]]:
     out = {"privacy": dict(await w["privacy"].self_holder.inventory(sid))}
-    for holder in w["privacy"].holders:
+    for holder in w["privacy"].holders.remote:
         out[holder.name] = dict(await holder.inventory(sid))
     return out
 
 
-async def _wait_completed(privacy: PrivacyService, erasure_id: str, timeout: float = 15.0) -> None:
-    async def loop() -> None:
-        while (await privacy.get_erasure(erasure_id)).status != "completed":
-            await privacy.drive(erasure_id)
-            await asyncio.sleep(0.05)
+async def _poll(check: Callable[[], Awaitable[object]], what: str, timeout: float = 15.0) -> None:
+    """Re-check an observable state until it holds; fail naming it once the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"still not {what} after {timeout} s"
+        await asyncio.sleep(0.05)
 
-    await asyncio.wait_for(loop(), timeout)
+
+async def _wait_completed(privacy: PrivacyUseCases, erasure_id: str) -> None:
+    """Drive the erasure by hand (no background loop) until it reports complete."""
+    await _poll(lambda: privacy.erasures.drive(erasure_id), "completed")
+    assert (await privacy.erasures.get(erasure_id)).status == "completed"
+
+
+async def _until_completed(privacy: PrivacyUseCases, erasure_id: str) -> None:
+    """Wait for the background loop to complete the erasure."""
+
+    async def completed() -> bool:
+        return (await privacy.erasures.get(erasure_id)).status == "completed"
+
+    await _poll(completed, "completed by the background loop")
 
 
 async def test_erase_a_leaves_b_untouched_and_is_provable(world: dict) -> None:
@@ -95,53 +110,59 @@ async def test_erase_a_leaves_b_untouched_and_is_provable(world: dict) -> None:
     a, b = await _populate(w), await _populate(w)
     row = (await w["ingestion"].repo.of_subject(a))[0]
     copied_ciphertext = await w["ingestion"].blobs.get(row.blob_name)
-    key_before, _ = await w["privacy"].get_data_key(a)
+    key_before, _ = await w["privacy"].subjects.data_key(a)
     assert open_sealed(key_before, copied_ciphertext, row.blob_name.encode())  # readable before
 
-    erasure = await w["privacy"].request_erasure(a, "user_request")
+    before = await _inventory_everywhere(w, a)
+    assert before["ingestion"]["uploads"] == 1 and before["notes"]["notes"] == 1
+    assert before["privacy"]["generation_records"] == 1 and before["privacy"]["security_events"] == 1
+    erasure = await w["privacy"].erasures.request(a, "user_request")
     await _wait_completed(w["privacy"], erasure.erasure_id)
 
     after = await _inventory_everywhere(w, a)
+    assert {name: set(counts) for name, counts in after.items()} == {name: set(counts) for name, counts in before.items()}
     assert all(count == 0 for counts in after.values() for count in counts.values()), after
     assert await w["privacy"].repo.get_wrapped_key(a) is None
     # Crypto-shredding: the only key that opens the copied ciphertext is gone from every store.
     with pytest.raises(NotFound):
-        await w["privacy"].get_data_key(a)
+        await w["privacy"].subjects.data_key(a)
     async with w["privacy"].repo.pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) FROM data_keys WHERE subject_id = %s", (a,))
         assert (await cur.fetchone()) == (0,)
     with pytest.raises(DecryptionFailed):
-        open_sealed((await w["privacy"].get_data_key(b))[0], copied_ciphertext, row.blob_name.encode())
+        open_sealed((await w["privacy"].subjects.data_key(b))[0], copied_ciphertext, row.blob_name.encode())
 
     b_counts = await _inventory_everywhere(w, b)
     assert b_counts["ingestion"]["uploads"] == 1 and b_counts["notes"]["notes"] == 1
     assert b_counts["privacy"]["generation_records"] == 1 and b_counts["privacy"]["data_keys"] == 1
 
-    done = await w["privacy"].get_erasure(erasure.erasure_id)
+    done = await w["privacy"].erasures.get(erasure.erasure_id)
     assert done.ledger_hash and done.subject_id is None
     assert {r.holder for r in done.receipts} == {"privacy", "ingestion", "notes"}
     assert all(r.remaining and not any(r.remaining.values()) for r in done.receipts)
-    ok, entries, accesses, problem = await w["privacy"].verify_ledger()
+    ok, entries, accesses, problem = await w["privacy"].records.verify_ledger()
     assert ok, problem
     assert entries >= 1 and accesses >= 1
 
-    again = await w["privacy"].request_erasure(a, "user_request")
+    again = await w["privacy"].erasures.request(a, "user_request")
     assert again.erasure_id == erasure.erasure_id and again.status == "completed"
+    # Nothing was reopened: a pass of the background loop finds no open erasure and asks no holder to erase.
     calls = w["notes"].erase_calls
-    await asyncio.sleep(0.2)
+    assert await w["privacy"].erasures.drive_open() == []
+    assert await w["privacy"].erasures.drive(erasure.erasure_id) is True
     assert w["notes"].erase_calls == calls
 
 
 async def test_tampered_ledger_is_detected(world: dict) -> None:
     w = world
     a = await _populate(w)
-    erasure = await w["privacy"].request_erasure(a, "user_request")
+    erasure = await w["privacy"].erasures.request(a, "user_request")
     await _wait_completed(w["privacy"], erasure.erasure_id)
     async with w["privacy"].repo.pool.connection() as conn:
         await conn.execute(
             "UPDATE erasure_ledger SET body = jsonb_set(body, '{reason}', '\"forged\"') WHERE erasure_id = %s", (erasure.erasure_id,)
         )
-    ok, _, _, problem = await w["privacy"].verify_ledger()
+    ok, _, _, problem = await w["privacy"].records.verify_ledger()
     assert not ok and "hash does not match" in problem
     async with w["privacy"].repo.pool.connection() as conn:
         await conn.execute(
@@ -153,46 +174,49 @@ async def test_a_holder_down_keeps_the_erasure_in_progress_until_it_returns(worl
     w = world
     a = await _populate(w)
     await w["notes_server"].stop(0)
-    erasure = await w["privacy"].request_erasure(a, "user_request")
-    for _ in range(5):
-        await w["privacy"].drive(erasure.erasure_id)
-        await asyncio.sleep(0.15)
-    pending = await w["privacy"].get_erasure(erasure.erasure_id)
+    erasure = await w["privacy"].erasures.request(a, "user_request")
+
+    async def notes_retried() -> bool:
+        # Each pass retries the unreachable holder once its backoff has passed.
+        await w["privacy"].erasures.drive(erasure.erasure_id)
+        notes = next(r for r in (await w["privacy"].erasures.get(erasure.erasure_id)).receipts if r.holder == "notes")
+        return notes.attempts >= 2
+
+    await _poll(notes_retried, "retried at the unreachable holder")
+    pending = await w["privacy"].erasures.get(erasure.erasure_id)
     assert pending.status == "in_progress"
     notes_receipt = next(r for r in pending.receipts if r.holder == "notes")
-    assert notes_receipt.completed_at is None and notes_receipt.attempts >= 1 and "UNAVAILABLE" in notes_receipt.last_error
+    assert notes_receipt.completed_at is None and "UNAVAILABLE" in notes_receipt.last_error
+    # The others are done, but the key lives on until every holder has answered.
+    assert all(r.completed_at is not None for r in pending.receipts if r.holder != "notes")
+    assert await w["privacy"].repo.get_wrapped_key(a) is not None
     # The holder comes back on the same address; the background loop finishes without a manual step.
     w["notes_server"] = await serve_holder(w["notes"], w["notes_port"])
     stop = asyncio.Event()
-    loop = asyncio.create_task(w["privacy"].run_erasures(stop))
+    loop = asyncio.create_task(w["privacy"].erasures.run(stop))
     try:
-        await asyncio.wait_for(_until_completed(w["privacy"], erasure.erasure_id), 15)
+        await _until_completed(w["privacy"], erasure.erasure_id)
     finally:
         stop.set()
         await asyncio.wait_for(loop, 5)
     assert (await w["notes"].inventory(a)) == {"notes": 0}
 
 
-async def _until_completed(privacy: PrivacyService, erasure_id: str) -> None:
-    while (await privacy.get_erasure(erasure_id)).status != "completed":
-        await asyncio.sleep(0.05)
-
-
 async def test_erasure_resumes_after_privacy_restarts(world: dict) -> None:
     w = world
     a = await _populate(w)
     await w["notes_server"].stop(0)
-    erasure = await w["privacy"].request_erasure(a, "user_request")
-    await w["privacy"].drive(erasure.erasure_id)
+    erasure = await w["privacy"].erasures.request(a, "user_request")
+    assert await w["privacy"].erasures.drive(erasure.erasure_id) is False
     # The first privacy instance goes away mid-erasure; a new one on the same database takes over.
     old = w["privacy"]
     w["notes_server"] = await serve_holder(w["notes"], w["notes_port"])
     remote = [RemoteHolder(name, addr, settings(), 5) for name, addr in w["holders"].items()]
-    fresh = PrivacyService(PrivacyRepository(old.repo.pool), remote, old.config)
+    fresh = build_use_cases(PrivacyRepository(old.repo.pool), remote, old.config)
     stop = asyncio.Event()
-    loop = asyncio.create_task(fresh.run_erasures(stop))
+    loop = asyncio.create_task(fresh.erasures.run(stop))
     try:
-        await asyncio.wait_for(_until_completed(fresh, erasure.erasure_id), 15)
+        await _until_completed(fresh, erasure.erasure_id)
     finally:
         stop.set()
         await asyncio.wait_for(loop, 5)
@@ -202,6 +226,7 @@ async def test_erasure_resumes_after_privacy_restarts(world: dict) -> None:
 
 
 async def test_a_minor_is_erased_at_once(world: dict) -> None:
-    subject, erasure = await world["privacy"].register_subject("device", True)
-    assert erasure is not None and erasure.status == "completed"
+    subject, erasure = await world["privacy"].subjects.register("device", True)
+    assert erasure is not None and erasure.status == "completed" and erasure.ledger_hash
     assert await world["privacy"].repo.get_subject(subject.subject_id) is None
+    assert await world["privacy"].repo.get_wrapped_key(subject.subject_id) is None

@@ -48,29 +48,31 @@ async def _rows(privacy, sql: str, *args) -> list[tuple]:
 
 async def test_ip_is_kept_only_as_keyed_hash_and_prefix(world: dict) -> None:
     privacy = world["privacy"]
-    subject, _ = await privacy.register_subject("device", False)
-    await privacy.record_security_event(subject.subject_id, "auth_failed", "203.0.113.77")
-    await privacy.record_security_event(subject.subject_id, "auth_failed", "2001:db8:85a3:1234:5678::1")
+    subject, _ = await privacy.subjects.register("device", False)
+    await privacy.records.security_event(subject.subject_id, "auth_failed", "203.0.113.77")
+    await privacy.records.security_event(subject.subject_id, "auth_failed", "2001:db8:85a3:1234:5678::1")
     rows = await _rows(
         privacy,
         "SELECT ip_hash, ip_prefix, subject_pseudonym FROM security_events WHERE subject_pseudonym = %s",
-        privacy.pseudonym(subject.subject_id),
+        privacy.config.pseudonym(subject.subject_id),
     )
     assert {r[1] for r in rows} == {"203.0.113.0/24", "2001:db8:85a3::/48"}
     dump = json.dumps(await _rows(privacy, "SELECT row_to_json(s)::text FROM security_events s"))
     assert "203.0.113.77" not in dump and "5678::1" not in dump
     assert subject.subject_id not in dump  # pseudonymous
     with pytest.raises(Exception) as info:
-        await privacy.record_security_event("", "x", "not-an-ip")
+        await privacy.records.security_event("", "x", "not-an-ip")
     assert getattr(info.value, "code", "") == "INVALID_IP"
 
 
 async def test_generation_records_are_pseudonymous_and_minimal(world: dict) -> None:
     privacy = world["privacy"]
-    subject, _ = await privacy.register_subject("device", False)
-    await privacy.record_generation(subject.subject_id, "id_photo", {"spec_id": "us-passport", "beauty": "0"}, "ok", 210.5)
+    subject, _ = await privacy.subjects.register("device", False)
+    await privacy.records.generation(subject.subject_id, "id_photo", {"spec_id": "us-passport", "beauty": "0"}, "ok", 210.5)
     rows = await _rows(
-        privacy, "SELECT row_to_json(g)::text FROM generation_records g WHERE subject_pseudonym = %s", privacy.pseudonym(subject.subject_id)
+        privacy,
+        "SELECT row_to_json(g)::text FROM generation_records g WHERE subject_pseudonym = %s",
+        privacy.config.pseudonym(subject.subject_id),
     )
     assert len(rows) == 1
     record = json.loads(rows[0][0])
@@ -80,7 +82,7 @@ async def test_generation_records_are_pseudonymous_and_minimal(world: dict) -> N
 
 async def test_every_read_of_an_upload_is_in_the_access_log(world: dict) -> None:
     privacy = world["privacy"]
-    subject, _ = await privacy.register_subject("device", False)
+    subject, _ = await privacy.subjects.register("device", False)
     sid = subject.subject_id
     import io
 
@@ -95,7 +97,7 @@ async def test_every_read_of_an_upload_is_in_the_access_log(world: dict) -> None
         yield ingestion_pb2.UploadRequest(chunk=buf.getvalue())
 
     upload = (await world["ingestion"].Upload(requests())).upload
-    before = (await privacy.repo.inventory(sid, privacy.pseudonym(sid)))["access_log"]
+    before = (await privacy.repo.inventory(sid, privacy.config.pseudonym(sid)))["access_log"]
     async for _ in world["ingestion"].Open(
         ingestion_pb2.OpenRequest(upload_id=upload.upload_id, subject_id=sid, purpose="render_id_photo")
     ):
@@ -103,11 +105,11 @@ async def test_every_read_of_an_upload_is_in_the_access_log(world: dict) -> None
     rows = await _rows(privacy, "SELECT actor, resource, purpose FROM access_log WHERE subject_id = %s ORDER BY seq", sid)
     assert len(rows) == before + 1
     assert rows[-1] == ("ingestion", f"ingestion/upload/{upload.upload_id}", "render_id_photo")
-    ok, _, _, problem = await privacy.verify_ledger()
+    ok, _, _, problem = await privacy.records.verify_ledger()
     assert ok, problem
 
 
 async def test_retention_breach_raises_an_alarm(world: dict) -> None:
     before = RETENTION_BREACHES.labels("stale", "uploads")._value.get()
-    await world["privacy"].sweep_all()
+    await world["privacy"].retention.sweep_all()
     assert RETENTION_BREACHES.labels("stale", "uploads")._value.get() == before + 1

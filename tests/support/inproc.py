@@ -32,7 +32,7 @@ from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.grpc_api import PrivacyServicer
 from likeness_privacy.grpc_api import service_name as privacy_service_name
 from likeness_privacy.main import MIGRATIONS as PRIVACY_MIGRATIONS
-from likeness_privacy.service import PrivacyConfig, PrivacyService
+from likeness_privacy.usecases import PrivacyConfig, PrivacyUseCases, build_use_cases
 
 
 def settings(**overrides: Any) -> ServiceSettings:
@@ -53,7 +53,7 @@ class Started:
 
 async def start_privacy(
     database_url: str, holders: dict[str, str], started: Started, port: int = 0, **config: Any
-) -> tuple[PrivacyService, str]:
+) -> tuple[PrivacyUseCases, str]:
     """Privacy on a free port, driving the given holders (name -> address)."""
     await apply_migrations(database_url, "privacy", PRIVACY_MIGRATIONS)
     pool = await open_pool(database_url, "privacy")
@@ -61,7 +61,7 @@ async def start_privacy(
     cfg = PrivacyConfig(
         kek=os.urandom(32), pseudonym_key=os.urandom(32), retry_base_seconds=0.1, retry_cap_seconds=0.5, erasure_poll_seconds=0.2, **config
     )
-    service = PrivacyService(PrivacyRepository(pool), remote, cfg)
+    service = build_use_cases(PrivacyRepository(pool), remote, cfg)
 
     def register(server: Any) -> list[str]:
         privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(service), server)

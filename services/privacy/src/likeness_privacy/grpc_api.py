@@ -8,7 +8,7 @@ from typing import Any
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from likeness_platform.dataholder import counts, timestamp
 from likeness_privacy.adapters.repository import ErasureRow, SubjectRow
-from likeness_privacy.service import PrivacyService
+from likeness_privacy.usecases import PrivacyUseCases
 
 _KIND = {privacy_pb2.SUBJECT_KIND_DEVICE: "device", privacy_pb2.SUBJECT_KIND_ACCOUNT: "account"}
 _KIND_PB = {v: k for k, v in _KIND.items()}
@@ -57,11 +57,11 @@ def erasure_pb(row: ErasureRow) -> privacy_pb2.Erasure:
 
 
 class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
-    def __init__(self, service: PrivacyService) -> None:
-        self._svc = service
+    def __init__(self, use_cases: PrivacyUseCases) -> None:
+        self._uc = use_cases
 
     async def RegisterSubject(self, request: Any, context: Any) -> privacy_pb2.RegisterSubjectResponse:
-        subject, erasure = await self._svc.register_subject(_KIND.get(request.kind, ""), request.minor)
+        subject, erasure = await self._uc.subjects.register(_KIND.get(request.kind, ""), request.minor)
         response = privacy_pb2.RegisterSubjectResponse(subject=subject_pb(subject))
         if erasure is not None:
             response.erasure_id = erasure.erasure_id
@@ -70,43 +70,43 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
         return response
 
     async def GetSubject(self, request: Any, context: Any) -> privacy_pb2.GetSubjectResponse:
-        return privacy_pb2.GetSubjectResponse(subject=subject_pb(await self._svc.get_subject(request.subject_id)))
+        return privacy_pb2.GetSubjectResponse(subject=subject_pb(await self._uc.subjects.get(request.subject_id)))
 
     async def GetDataKey(self, request: Any, context: Any) -> privacy_pb2.GetDataKeyResponse:
-        key, key_id = await self._svc.get_data_key(request.subject_id)
+        key, key_id = await self._uc.subjects.data_key(request.subject_id)
         return privacy_pb2.GetDataKeyResponse(key=key, key_id=key_id)
 
     async def RequestErasure(self, request: Any, context: Any) -> privacy_pb2.RequestErasureResponse:
-        return privacy_pb2.RequestErasureResponse(erasure=erasure_pb(await self._svc.request_erasure(request.subject_id, request.reason)))
+        return privacy_pb2.RequestErasureResponse(erasure=erasure_pb(await self._uc.erasures.request(request.subject_id, request.reason)))
 
     async def GetErasure(self, request: Any, context: Any) -> privacy_pb2.GetErasureResponse:
-        return privacy_pb2.GetErasureResponse(erasure=erasure_pb(await self._svc.get_erasure(request.erasure_id)))
+        return privacy_pb2.GetErasureResponse(erasure=erasure_pb(await self._uc.erasures.get(request.erasure_id)))
 
     async def RequestExport(self, request: Any, context: Any) -> privacy_pb2.RequestExportResponse:
-        export_id, expires, size = await self._svc.request_export(request.subject_id)
+        export_id, expires, size = await self._uc.exports.request(request.subject_id)
         return privacy_pb2.RequestExportResponse(export_id=export_id, expires_at=timestamp(expires), size_bytes=size)
 
     async def DownloadExport(self, request: Any, context: Any) -> AsyncIterator[privacy_pb2.DownloadExportResponse]:
-        data = await self._svc.download_export(request.export_id, request.subject_id)
+        data = await self._uc.exports.download(request.export_id, request.subject_id)
         for i in range(0, len(data), CHUNK):
             yield privacy_pb2.DownloadExportResponse(chunk=data[i : i + CHUNK])
 
     async def RecordGeneration(self, request: Any, context: Any) -> privacy_pb2.RecordGenerationResponse:
-        record_id = await self._svc.record_generation(
+        record_id = await self._uc.records.generation(
             request.subject_id, request.interface, dict(request.parameters), request.status, request.latency_ms
         )
         return privacy_pb2.RecordGenerationResponse(record_id=record_id)
 
     async def RecordSecurityEvent(self, request: Any, context: Any) -> privacy_pb2.RecordSecurityEventResponse:
-        await self._svc.record_security_event(request.subject_id, request.event_type, request.ip)
+        await self._uc.records.security_event(request.subject_id, request.event_type, request.ip)
         return privacy_pb2.RecordSecurityEventResponse()
 
     async def RecordAccess(self, request: Any, context: Any) -> privacy_pb2.RecordAccessResponse:
-        entry = await self._svc.record_access(request.subject_id, request.actor, request.resource, request.purpose)
+        entry = await self._uc.records.access(request.subject_id, request.actor, request.resource, request.purpose)
         return privacy_pb2.RecordAccessResponse(entry_hash=entry)
 
     async def VerifyLedger(self, request: Any, context: Any) -> privacy_pb2.VerifyLedgerResponse:
-        ok, erasures, accesses, problem = await self._svc.verify_ledger()
+        ok, erasures, accesses, problem = await self._uc.records.verify_ledger()
         return privacy_pb2.VerifyLedgerResponse(ok=ok, erasure_entries=erasures, access_entries=accesses, problem=problem)
 
 

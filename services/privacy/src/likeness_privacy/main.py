@@ -19,7 +19,7 @@ from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain.keys import parse_kek
 from likeness_privacy.grpc_api import PrivacyServicer, service_name
-from likeness_privacy.service import PrivacyConfig, PrivacyService
+from likeness_privacy.usecases import PrivacyConfig, build_use_cases
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -70,11 +70,11 @@ async def main() -> None:
     await apply_migrations(settings.database_url, "privacy", MIGRATIONS)
     pool = await open_pool(settings.database_url, "privacy", settings.db_pool_min, settings.db_pool_max)
     holders = [RemoteHolder(name, addr, settings, settings.holder_timeout_seconds) for name, addr in json.loads(settings.holders).items()]
-    service = PrivacyService(PrivacyRepository(pool), holders, config)
+    use_cases = build_use_cases(PrivacyRepository(pool), holders, config)
 
     def register(server: object) -> list[str]:
-        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(service), server)
-        return [service_name(), add_dataholder(server, service.self_holder)]
+        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(use_cases), server)
+        return [service_name(), add_dataholder(server, use_cases.self_holder)]
 
     async def close() -> None:
         for holder in holders:
@@ -86,7 +86,7 @@ async def main() -> None:
         settings,
         register,
         on_stop=[close],
-        background=[service.run_erasures, lambda: service.run_retention(settings.retention_interval_seconds)],
+        background=[use_cases.erasures.run, lambda: use_cases.retention.run(settings.retention_interval_seconds)],
     )
 
 

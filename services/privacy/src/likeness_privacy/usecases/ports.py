@@ -1,0 +1,51 @@
+"""What the privacy use cases depend on: their settings and the set of DataHolders they visit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from likeness_platform.dataholder import Holder as HolderPort
+from likeness_privacy.domain.pseudonyms import subject_pseudonym
+from likeness_privacy.domain.retention import RETENTION
+
+__all__ = ["SELF", "HolderPort", "Holders", "PrivacyConfig"]
+
+# Privacy's own stores, seen as one more holder.
+SELF = "privacy"
+
+
+@dataclass
+class PrivacyConfig:
+    kek: bytes
+    pseudonym_key: bytes
+    retry_base_seconds: float = 0.5
+    retry_cap_seconds: float = 30.0
+    export_ttl: timedelta = timedelta(hours=1)
+    holder_timeout_seconds: float = 10.0
+    erasure_poll_seconds: float = 5.0
+    retention: dict[str, timedelta] = field(default_factory=lambda: dict(RETENTION))
+
+    def pseudonym(self, subject_id: str) -> str:
+        """The keyed pseudonym that stands for a subject in records and tombstones."""
+        return subject_pseudonym(self.pseudonym_key, subject_id)
+
+
+class Holders:
+    """Every holder an erasure, an export or a sweep visits: privacy itself first, then the remote ones."""
+
+    def __init__(self, own: HolderPort, remote: list[HolderPort]) -> None:
+        self.own = own
+        self.remote = remote
+
+    @property
+    def names(self) -> list[str]:
+        return [SELF, *(h.name for h in self.remote)]
+
+    def get(self, name: str) -> HolderPort:
+        if name == SELF:
+            return self.own
+        for holder in self.remote:
+            if holder.name == name:
+                return holder
+        raise LookupError(name)

@@ -1,0 +1,43 @@
+"""Privacy's own data seen through the DataHolder contract, so erasure, export and sweeps treat it like any holder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+
+from likeness_platform.dataholder import ExportItem, Retention
+from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.usecases.ports import SELF, PrivacyConfig
+
+
+class SelfHolder:
+    name = SELF
+
+    def __init__(self, repo: PrivacyRepository, config: PrivacyConfig) -> None:
+        self._repo = repo
+        self._config = config
+
+    async def inventory(self, subject_id: str) -> dict[str, int]:
+        return await self._repo.inventory(subject_id, self._config.pseudonym(subject_id))
+
+    async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
+        records = await self._repo.export_records(subject_id, self._config.pseudonym(subject_id))
+        yield ExportItem("records", "records.json", "application/json", json.dumps(records, indent=2, default=str).encode())
+
+    async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        erased = await self._repo.erase_records(subject_id, self._config.pseudonym(subject_id))
+        remaining = await self.inventory(subject_id)
+        # Subject row and key are removed by the erasure itself, at its end.
+        remaining.pop("subjects", None)
+        remaining.pop("data_keys", None)
+        return erased, remaining
+
+    async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
+        return await self._repo.sweep(cutoffs)
+
+    async def retention(self) -> list[Retention]:
+        rows = await self._repo.oldest()
+        return [
+            Retention(category, count, age, self._config.retention[category].total_seconds()) for category, (count, age) in rows.items()
+        ]

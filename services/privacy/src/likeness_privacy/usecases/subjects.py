@@ -1,0 +1,47 @@
+"""Subjects and their data keys: register (a minor is erased at once), look up, hand out the key while active."""
+
+from __future__ import annotations
+
+import uuid
+
+from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound, SubjectErasing
+from likeness_privacy.adapters.repository import ErasureRow, PrivacyRepository, SubjectRow
+from likeness_privacy.domain import keys
+from likeness_privacy.usecases.erasure import Erasures
+from likeness_privacy.usecases.ports import PrivacyConfig
+
+
+class Subjects:
+    def __init__(self, repo: PrivacyRepository, config: PrivacyConfig, erasures: Erasures) -> None:
+        self._repo = repo
+        self._config = config
+        self._erasures = erasures
+
+    async def register(self, kind: str, minor: bool) -> tuple[SubjectRow, ErasureRow | None]:
+        if kind not in ("device", "account"):
+            raise InvalidArgument("kind must be device or account", "INVALID_SUBJECT_KIND")
+        key_id = uuid.uuid4().hex
+        data_key = keys.new_data_key()
+        subject = await self._repo.create_subject(kind, minor, key_id, lambda sid: keys.wrap(self._config.kek, sid, data_key))
+        erasure = None
+        if minor:
+            # Invariant 6: a subject under 13 is erased at once, nothing is kept.
+            erasure = await self._erasures.request(subject.subject_id, "minor")
+        return subject, erasure
+
+    async def get(self, subject_id: str) -> SubjectRow:
+        subject = await self._repo.get_subject(subject_id)
+        if subject is None:
+            raise NotFound("no such subject", "SUBJECT_NOT_FOUND")
+        return subject
+
+    async def data_key(self, subject_id: str) -> tuple[bytes, str]:
+        """(key, key id) of an active subject; refused once its erasure has started."""
+        subject = await self.get(subject_id)
+        if subject.state != "active":
+            raise SubjectErasing("the subject is being erased; no new data may be written for it")
+        wrapped = await self._repo.get_wrapped_key(subject_id)
+        if wrapped is None:
+            raise FailedPrecondition("the subject's data key no longer exists", "KEY_DESTROYED")
+        key_id, blob = wrapped
+        return keys.unwrap(self._config.kek, subject_id, blob), key_id
