@@ -1,4 +1,4 @@
-"""A tiny service for the graceful-stop test: one RPC that takes a while."""
+"""A tiny service for the graceful-stop test: one RPC that takes a while, and says on stdout when it has begun."""
 
 import asyncio
 import sys
@@ -8,8 +8,12 @@ import grpc
 from likeness_platform.server import serve_forever
 from likeness_platform.settings import ServiceSettings
 
+IN_FLIGHT = "in-flight"
+
 
 async def wait(request: bytes, context: object) -> bytes:
+    # The test sends SIGTERM only once it reads this line, so the stop always meets a call in progress.
+    print(IN_FLIGHT, flush=True)
     await asyncio.sleep(1.5)
     return b"finished:" + request
 

@@ -1,3 +1,5 @@
+import os
+import select
 import signal
 import socket
 import subprocess
@@ -16,9 +18,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_for_line(proc: subprocess.Popen[bytes], line: bytes, timeout: float) -> None:
+    """Read the child's stdout until `line` appears; fail at the deadline or if the child exits first."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while line not in seen.splitlines():
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"the service never printed {line!r}; it printed {seen!r}"
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"the service exited before printing {line!r} (exit {proc.poll()})"
+            seen += chunk
+
+
 def test_sigterm_lets_an_in_flight_call_finish_before_exit() -> None:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("slow_service.py")), str(port)])
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("slow_service.py")), str(port)], stdout=subprocess.PIPE)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
@@ -35,7 +53,7 @@ def test_sigterm_lets_an_in_flight_call_finish_before_exit() -> None:
 
             worker = threading.Thread(target=call)
             worker.start()
-            time.sleep(0.4)
+            _wait_for_line(proc, b"in-flight", 10)  # the call has reached the handler
             proc.send_signal(signal.SIGTERM)
             worker.join(10)
             assert result.get("value") == b"finished:x", result
@@ -43,3 +61,6 @@ def test_sigterm_lets_an_in_flight_call_finish_before_exit() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
