@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from PIL import Image
 
 from likeness_gateway.domain.tokens import token_hash
 from likeness_gateway.errors import ApiError
+from likeness_privacy.usecases import PrivacyUseCases
 from tests.support.inproc import Started, free_port, start_gateway, start_ingestion, start_privacy
 
 DEVICE = {
@@ -30,20 +34,22 @@ def _jpeg() -> bytes:
     return out.getvalue()
 
 
-async def _api(database_url: str, tmp_path: Path, ttl: int) -> tuple[Started, object, object]:
+async def _api(database_url: str, tmp_path: Path, ttl: int) -> tuple[Started, Any, Any, PrivacyUseCases]:
     started = Started()
     privacy_port, ingestion_port = free_port(), free_port()
     gw, client, gateway_grpc = await start_gateway(
         database_url, {"privacy": f"127.0.0.1:{privacy_port}", "ingestion": f"127.0.0.1:{ingestion_port}"}, started
     )
-    await start_privacy(database_url, {"gateway": gateway_grpc, "ingestion": f"127.0.0.1:{ingestion_port}"}, started, port=privacy_port)
+    privacy, _ = await start_privacy(
+        database_url, {"gateway": gateway_grpc, "ingestion": f"127.0.0.1:{ingestion_port}"}, started, port=privacy_port
+    )
     await start_ingestion(database_url, f"127.0.0.1:{privacy_port}", tmp_path / "blobs", started, ttl=ttl, port=ingestion_port)
-    return started, gw, client
+    return started, gw, client, privacy
 
 
 @pytest.fixture
 async def api(database_url: str, tmp_path: Path) -> AsyncIterator[tuple]:
-    started, gw, client = await _api(database_url, tmp_path, 86400)
+    started, gw, client, _ = await _api(database_url, tmp_path, 86400)
     try:
         yield gw, client
     finally:
@@ -69,10 +75,15 @@ async def test_under_13_is_refused_and_nothing_is_stored(api) -> None:
 
 async def test_token_is_stored_only_as_a_hash(api) -> None:
     gw, client = api
-    token = await _token(client)
+    reply = await client.post("/v1/devices", json=DEVICE)
+    assert reply.status_code == 201, reply.text
+    token, subject = reply.json()["token"], reply.json()["subject_id"]
     async with gw.devices.pool.connection() as conn:
-        rows = await (await conn.execute("SELECT token_hash FROM devices")).fetchall()
-    assert all(token not in r[0] for r in rows)
+        stored = await (await conn.execute("SELECT token_hash FROM devices WHERE subject_id = %s", (subject,))).fetchall()
+        dump = await (await conn.execute("SELECT coalesce(string_agg(row_to_json(d)::text, ''), '') FROM devices d")).fetchone()
+    # The device's row keeps the token's hash, and no column of any device row keeps the token or its random part.
+    assert stored == [(token_hash(token),)]
+    assert token.removeprefix("lk_") not in dump[0]
 
 
 async def test_upload_multipart_and_raw(api) -> None:
@@ -111,20 +122,32 @@ async def test_device_rate_limit_answers_429_with_retry_after(api) -> None:
     assert int(limited.headers["Retry-After"]) >= 1 and limited.json()["error"]["code"] == "RATE_LIMITED"
 
 
-async def test_delete_me_kills_the_token_and_completes(api) -> None:
-    _, client = api
-    auth = {"Authorization": f"Bearer {await _token(client)}"}
-    await client.post("/v1/uploads", content=_jpeg(), headers={**auth, "Content-Type": "image/jpeg"})
-    deleted = await client.delete("/v1/me", headers=auth)
-    assert deleted.status_code == 202
-    erasure_id = deleted.json()["erasure_id"]
-    assert (await client.get("/v1/me/export", headers=auth)).status_code == 401
-    status = (await client.get(f"/v1/me/erasures/{erasure_id}")).json()
-    assert status["status"] in ("in_progress", "completed") and status["deadline"]
+async def test_delete_me_kills_the_token_and_completes(database_url: str, tmp_path: Path) -> None:
+    started, _, client, privacy = await _api(database_url, tmp_path, 86400)
+    try:
+        auth = {"Authorization": f"Bearer {await _token(client)}"}
+        assert (await client.post("/v1/uploads", content=_jpeg(), headers={**auth, "Content-Type": "image/jpeg"})).status_code == 201
+        deleted = await client.delete("/v1/me", headers=auth)
+        assert deleted.status_code == 202
+        erasure_id = deleted.json()["erasure_id"]
+        assert (await client.get("/v1/me/export", headers=auth)).status_code == 401
+        # No background loop runs here: drive the erasure by hand until it reports complete.
+        deadline = time.monotonic() + 20
+        while not await privacy.erasures.drive(erasure_id):
+            assert time.monotonic() < deadline, "the erasure did not complete"
+            await asyncio.sleep(0.05)
+        status = (await client.get(f"/v1/me/erasures/{erasure_id}")).json()
+        assert status["status"] == "completed" and status["deadline"] and status["ledger_hash"]
+        receipts = {r["holder"]: r for r in status["receipts"]}
+        assert set(receipts) == {"privacy", "gateway", "ingestion"}
+        assert receipts["ingestion"]["erased"] == {"uploads": 1}
+        assert all(not any(r["remaining"].values()) for r in receipts.values())
+    finally:
+        await started.close()
 
 
 async def test_memory_only_mode_stores_nothing(database_url: str, tmp_path: Path) -> None:
-    started, gw, client = await _api(database_url, tmp_path, 0)
+    started, gw, client, _ = await _api(database_url, tmp_path, 0)
     try:
         auth = {"Authorization": f"Bearer {await _token(client)}"}
         reply = await client.post("/v1/uploads", content=_jpeg(), headers={**auth, "Content-Type": "image/jpeg"})
