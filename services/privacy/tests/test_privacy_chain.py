@@ -1,0 +1,75 @@
+"""Hash chains of the erasure ledger and the access log: a valid chain verifies, any tampering is named."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from likeness_privacy.domain import chain
+
+
+def _chain(bodies: list[dict], start: str = chain.GENESIS, first_seq: int = 1) -> list[chain.ChainEntry]:
+    entries, prev = [], start
+    for seq, body in enumerate(bodies, first_seq):
+        entry_hash = chain.link(prev, body)
+        entries.append(chain.ChainEntry(seq, body, prev, entry_hash))
+        prev = entry_hash
+    return entries
+
+
+BODIES = [
+    {"erasure_id": f"e{i}", "reason": "user_request", "receipts": [{"holder": "ingestion", "erased": {"uploads": i}}]} for i in range(4)
+]
+
+
+def test_an_intact_chain_verifies_and_counts_its_entries() -> None:
+    assert chain.verify(_chain(BODIES)) == (4, "")
+    assert chain.verify([]) == (0, "")
+
+
+def test_canonical_form_ignores_key_order_but_not_values() -> None:
+    assert chain.canonical({"b": 1, "a": [1, 2]}) == chain.canonical({"a": [1, 2], "b": 1})
+    assert chain.link(chain.GENESIS, {"b": 1, "a": 2}) == chain.link(chain.GENESIS, {"a": 2, "b": 1})
+    assert chain.link(chain.GENESIS, {"a": 2}) != chain.link(chain.GENESIS, {"a": 3})
+    # The previous hash is covered too: the same body after another entry hashes differently.
+    assert chain.link(chain.GENESIS, {"a": 2}) != chain.link("f" * 64, {"a": 2})
+
+
+def test_an_edited_body_is_caught_at_that_entry() -> None:
+    entries = _chain(BODIES)
+    entries[2] = replace(entries[2], body={**entries[2].body, "reason": "forged"})
+    assert chain.verify(entries) == (2, "entry 3: hash does not match its content")
+
+
+def test_an_edited_body_with_a_recomputed_hash_breaks_the_next_link() -> None:
+    entries = _chain(BODIES)
+    forged = {**entries[1].body, "receipts": []}
+    entries[1] = replace(entries[1], body=forged, hash=chain.link(entries[1].prev_hash, forged))
+    assert chain.verify(entries) == (2, "entry 3: prev_hash does not match entry before it")
+
+
+def test_a_removed_entry_in_the_middle_is_caught() -> None:
+    entries = _chain(BODIES)
+    del entries[1]
+    count, problem = chain.verify(entries)
+    assert count == 1 and problem == "entry 3: prev_hash does not match entry before it"
+
+
+def test_reordered_entries_are_caught() -> None:
+    entries = _chain(BODIES)
+    entries[1], entries[2] = entries[2], entries[1]
+    assert chain.verify(entries)[1] == "entry 3: prev_hash does not match entry before it"
+
+
+def test_a_tampered_last_entry_is_caught() -> None:
+    entries = _chain(BODIES)
+    entries[-1] = replace(entries[-1], hash="0" * 64)
+    assert chain.verify(entries) == (3, "entry 4: hash does not match its content")
+
+
+def test_after_retention_the_first_kept_entry_is_the_anchor_but_must_still_match_its_body() -> None:
+    whole = _chain(BODIES)
+    kept = whole[2:]  # entries 1 and 2 aged out
+    assert kept[0].prev_hash != chain.GENESIS
+    assert chain.verify(kept) == (2, "")
+    kept[0] = replace(kept[0], body={"erasure_id": "forged"})
+    assert chain.verify(kept) == (0, "entry 3: hash does not match its content")
