@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from importlib import resources
 
 import pytest
 
@@ -27,17 +28,26 @@ def catalog() -> Catalog:
     return load_catalog()
 
 
+def _csv_rows(name: str) -> list[dict[str, str]]:
+    """The packaged data file's rows, read independently of the catalog loader."""
+    return list(csv.DictReader(io.StringIO(resources.files("likeness_render.data").joinpath(name).read_text(encoding="utf-8"))))
+
+
+SPEC_ROWS = _csv_rows("id_photo_specs.csv")
+PAPER_ROWS = _csv_rows("print_media.csv")
+
+
 # ----------------------------------------------------------------------------- loading
 
 
 def test_every_row_of_the_packaged_catalog_loads(catalog: Catalog) -> None:
-    assert len(catalog) == 532
-    assert len({s.id for s in catalog}) == 532
+    assert len(catalog) == len(SPEC_ROWS)
+    assert len({s.id for s in catalog}) == len({r["id"] for r in SPEC_ROWS}) == len(SPEC_ROWS)
     media = Counter(s.print_or_digital for s in catalog)
-    assert media == {Medium.PRINT: 466, Medium.DIGITAL: 65, Medium.BOTH: 1}
-    # 143 countries and territories plus EU and intl, as the reference README states.
-    assert len(catalog.countries()) == 145
-    assert len(catalog.papers()) == 18
+    assert media == Counter(Medium(r["print_or_digital"]) for r in SPEC_ROWS)
+    assert set(media) == set(Medium)
+    assert len(catalog.countries()) == len({r["country_code"] for r in SPEC_ROWS})
+    assert len(catalog.papers()) == len(PAPER_ROWS)
 
 
 def test_columns_are_typed(catalog: Catalog) -> None:
@@ -357,7 +367,7 @@ def test_countries(catalog: Catalog) -> None:
     assert countries["EU"].name == "European Union" and countries["EU"].spec_count == 2
     assert countries["intl"].spec_count == 1
     assert countries["CN"].name == "China"
-    assert sum(c.spec_count for c in countries.values()) == 532
+    assert sum(c.spec_count for c in countries.values()) == len(SPEC_ROWS)
 
 
 def test_papers(catalog: Catalog) -> None:
