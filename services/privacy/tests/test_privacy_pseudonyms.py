@@ -61,3 +61,9 @@ def test_salted_commit_cannot_be_recomputed_without_its_salt() -> None:
     assert salted_commit(salt, sid) == salted_commit(salt, sid)
     assert salted_commit(salt, sid) != salted_commit(b"t" * 16, sid)
     assert salted_commit(b"", sid) != salted_commit(salt, sid)
+
+
+def test_ipv4_seen_through_ipv6_hashes_and_truncates_as_the_same_client() -> None:
+    assert ip_hash(KEY, "::ffff:203.0.113.77") == ip_hash(KEY, "203.0.113.77")
+    assert ip_prefix("::ffff:203.0.113.77") == ip_prefix("203.0.113.77") == "203.0.113.0/24"
+    assert ip_hash(KEY, "::ffff:203.0.113.78") != ip_hash(KEY, "203.0.113.77")
