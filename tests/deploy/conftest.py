@@ -1,6 +1,7 @@
 """Fixtures for the deployment checks: the chart rendered by Helm's own engine
-(helm-python-sdk binds the Helm v4 Go SDK, so no helm binary is needed), the Dockerfiles
-parsed, and the Tiltfile executed against stand-ins for Tilt's built-ins.
+(helm-python-sdk binds the Helm v4 Go SDK, so no helm binary is needed), each service's
+Dockerfile parsed with the build arguments docker-bake.json gives it, and the Tiltfile
+executed against stand-ins for Tilt's built-ins.
 
 Everything reaches the tests as fixtures (and `svc` as a parameter), so nothing has to
 import this module, whatever import mode pytest runs in.
@@ -9,6 +10,7 @@ import this module, whatever import mode pytest runs in.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import inspect
 import json
 import os
@@ -26,6 +28,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "k8s" / "likeness"
 DEV_VALUES = CHART / "values-dev.yaml"
+BAKE = REPO / "docker-bake.json"
 SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy")
 GRPC_PORTS = {"gateway": 50050, "ingestion": 50051, "faces": 50052, "render": 50053, "billing": 50054, "privacy": 50055}
 RELEASE = "likeness"
@@ -184,8 +187,9 @@ def prod_render() -> Rendered:
 class Instruction:
     keyword: str
     flags: dict[str, str]
-    args: str
+    args: str  # with ${NAME} of the build arguments in scope replaced by their values
     line: int
+    raw: str = ""  # as written
 
     def exec_form(self) -> list[str] | None:
         text = self.args.strip()
@@ -209,6 +213,7 @@ class Dockerfile:
     path: Path
     global_args: dict[str, str]
     stages: list[Stage]
+    build_args: dict[str, str] = field(default_factory=dict)
 
     @property
     def final(self) -> Stage:
@@ -219,6 +224,27 @@ class Dockerfile:
             if stage.name == name:
                 return stage
         raise AssertionError(f"{self.path}: no stage named {name!r}")
+
+    def final_env(self) -> dict[str, str]:
+        """ENV of the image (values as written, without quotes)."""
+        env: dict[str, str] = {}
+        for inst in self.final.all("ENV"):
+            for match in re.finditer(r"(\w+)=(\S+)", inst.args):
+                env[match.group(1)] = match.group(2)
+        return env
+
+    def entry_command(self) -> list[str]:
+        """The command the image runs, a `sh -c` entry point resolved against its ENV."""
+        (entrypoint,) = self.final.all("ENTRYPOINT")
+        command = entrypoint.exec_form()
+        assert command, f"{self.path}: ENTRYPOINT must be in exec form"
+        if command[:2] != ["/bin/sh", "-c"]:
+            return command
+        env = self.final_env()
+        words = shlex.split(_VARIABLE.sub(lambda m: env[m.group(1)], command[2]))
+        assert words[0] == "exec", "the shell must exec the service, so that it is PID 1 and gets SIGTERM"
+        assert words[-1] == "$@", "arguments given to the container must reach the service"
+        return words[1:-1]
 
     def copies(self) -> list[tuple[Stage, Instruction, list[str], str]]:
         """Every COPY/ADD as (stage, instruction, sources, destination)."""
@@ -232,10 +258,16 @@ class Dockerfile:
 
 
 _FLAG = re.compile(r"^--([a-z-]+)(?:=(\S*))?\s+")
+_VARIABLE = re.compile(r"\$\{(\w+)\}")
 
 
-def parse_dockerfile(path: Path) -> Dockerfile:
-    """A parser for the subset of Dockerfile syntax the repository uses (no heredocs)."""
+def parse_dockerfile(path: Path, build_args: dict[str, str] | None = None) -> Dockerfile:
+    """A parser for the subset of Dockerfile syntax the repository uses (no heredocs).
+
+    As `docker build --build-arg` would, `build_args` override ARG defaults; `${NAME}` of an
+    ARG in scope (declared in the stage, a global ARG re-declared there) is replaced by its
+    value in every instruction but FROM, RUN included (where the shell would expand it)."""
+    build_args = build_args or {}
     logical: list[tuple[int, str]] = []
     pending, start = "", 0
     for number, raw in enumerate(path.read_text().splitlines(), 1):
@@ -255,6 +287,7 @@ def parse_dockerfile(path: Path) -> Dockerfile:
 
     global_args: dict[str, str] = {}
     stages: list[Stage] = []
+    scope: dict[str, str] = {}
     for number, text in logical:
         keyword, _, rest = text.partition(" ")
         keyword = keyword.upper()
@@ -263,18 +296,26 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         while (m := _FLAG.match(rest + " ")) and keyword != "RUN":
             flags[m.group(1)] = m.group(2) or ""
             rest = (rest + " ")[m.end() :].strip()
-        inst = Instruction(keyword, flags, rest, number)
         if keyword == "FROM":
             words = rest.split()
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
             stages.append(Stage(words[0], name))
+            scope = {}
         elif not stages:
             assert keyword == "ARG", f"{path}:{number}: only ARG may precede the first FROM"
             key, _, default = rest.partition("=")
             global_args[key] = default
         else:
-            stages[-1].instructions.append(inst)
-    return Dockerfile(path, global_args, stages)
+            expanded = _VARIABLE.sub(lambda m: scope.get(m.group(1), m.group(0)), rest)
+            stages[-1].instructions.append(Instruction(keyword, flags, expanded, number, rest))
+            if keyword == "ARG":
+                key, has_default, default = rest.partition("=")
+                if not has_default:
+                    default = global_args.get(key, "")
+                elif default[:1] in "\"'" and default[:1] == default[-1:] and len(default) > 1:
+                    default = default[1:-1]  # Docker removes the quotes of ARG X="..."
+                scope[key] = build_args.get(key, default)
+    return Dockerfile(path, global_args, stages, dict(build_args))
 
 
 @pytest.fixture(scope="session")
@@ -283,8 +324,26 @@ def dockerfile_parser() -> Any:
 
 
 @pytest.fixture(scope="session")
-def dockerfiles() -> dict[str, Dockerfile]:
-    return {svc: parse_dockerfile(REPO / "services" / svc / "Dockerfile") for svc in SERVICES}
+def install_plan() -> Any:
+    """scripts/install_service.py's plan(root, service): (folders installed, requirements)."""
+    spec = importlib.util.spec_from_file_location("_deploy_install_service", REPO / "scripts" / "install_service.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.plan
+
+
+@pytest.fixture(scope="session")
+def bake_targets() -> dict[str, dict[str, Any]]:
+    """docker-bake.json's targets: each image's Dockerfile and build arguments."""
+    targets: dict[str, dict[str, Any]] = json.loads(BAKE.read_text())["target"]
+    return targets
+
+
+@pytest.fixture(scope="session")
+def dockerfiles(bake_targets: dict[str, dict[str, Any]]) -> dict[str, Dockerfile]:
+    """Each service's Dockerfile as its bake target builds it."""
+    return {svc: parse_dockerfile(REPO / bake_targets[svc]["dockerfile"], bake_targets[svc].get("args", {})) for svc in SERVICES}
 
 
 def _ignore_regex(pattern: str) -> re.Pattern[str]:
@@ -490,6 +549,12 @@ def _standins(run: TiltRun, env: dict[str, str]) -> dict[str, Any]:
     def getenv(key, default=None):
         return env.get(key, default)
 
+    def read_json(paths, default=None):
+        path = REPO / paths
+        if not path.exists() and default is not None:
+            return default
+        return json.loads(path.read_text())
+
     fns = {
         "docker_build": docker_build,
         "docker_build_with_restart": docker_build_with_restart,
@@ -504,6 +569,7 @@ def _standins(run: TiltRun, env: dict[str, str]) -> dict[str, Any]:
         "fall_back_on": fall_back_on,
         "restart_container": restart_container,
         "_os_getenv": getenv,
+        "read_json": read_json,
     }
     return {name: record(name, fn) for name, fn in fns.items()}
 

@@ -35,30 +35,40 @@ def test_tiltfile_runs(tilt: Any) -> None:
     assert tilt.calls, "the Tiltfile did nothing"
 
 
-def test_every_service_image_is_built_from_its_dockerfile(tilt: Any, svc: str, repo: Path, dockerfiles: dict[str, Any]) -> None:
+def test_every_service_image_is_built_from_its_dockerfile(
+    tilt: Any, svc: str, repo: Path, dockerfiles: dict[str, Any], bake_targets: dict[str, Any]
+) -> None:
     build = image_builds(tilt)[f"likeness-{svc}"]
     assert build["context"] == "."
     dockerfile = build["kwargs"]["dockerfile"]
-    assert dockerfile == f"services/{svc}/Dockerfile" and (repo / dockerfile).is_file()
+    assert dockerfile == bake_targets[svc]["dockerfile"] and (repo / dockerfile).is_file()
     # The restart wrapper replaces the image's ENTRYPOINT, so it must run the same thing.
-    (entrypoint,) = dockerfiles[svc].final.all("ENTRYPOINT")
-    assert build["entrypoint"] == entrypoint.exec_form()
+    assert build["entrypoint"] == dockerfiles[svc].entry_command()
 
 
-def test_build_context_holds_everything_the_dockerfile_copies(tilt: Any, svc: str, dockerfiles: dict[str, Any]) -> None:
+def test_build_context_holds_everything_the_dockerfile_copies(
+    tilt: Any, svc: str, dockerfiles: dict[str, Any], repo: Path, install_plan: Any
+) -> None:
     # `only` narrows the context; a COPY of a path outside it fails the build in Tilt only.
     only = image_builds(tilt)[f"likeness-{svc}"]["kwargs"]["only"]
     for _, inst, sources, _ in dockerfiles[svc].copies():
         if "from" not in inst.flags:
             for src in sources:
-                assert covered(src, only), f"{src} is not in the Tilt build context {only}"
+                # A whole folder (libs/) may reach the context in part: what the service needs.
+                partly = (repo / src).is_dir() and any(covered(root, [src]) for root in only)
+                assert covered(src, only) or partly, f"{src} is not in the Tilt build context {only}"
+    # ... and the part it holds is every library the image installs, and no other.
+    folders, _ = install_plan(repo, svc)
+    assert {f for f in only if f.startswith("libs/")} == {f for f in folders if f.startswith("libs/")}
 
 
-def test_build_args_are_declared_by_the_dockerfile(tilt: Any, svc: str, dockerfiles: dict[str, Any]) -> None:
-    declared = {a.args.split("=")[0] for s in dockerfiles[svc].stages for a in s.all("ARG")}
+def test_build_args_are_the_bake_targets(tilt: Any, svc: str, dockerfiles: dict[str, Any], bake_targets: dict[str, Any]) -> None:
+    declared = {a.raw.split("=")[0] for s in dockerfiles[svc].stages for a in s.all("ARG")}
     declared |= set(dockerfiles[svc].global_args)
     build_args = image_builds(tilt)[f"likeness-{svc}"]["kwargs"]["build_args"]
     assert set(build_args) <= declared
+    # Tilt builds what `docker buildx bake` builds, plus the dev owner of /app.
+    assert {k: v for k, v in build_args.items() if k != "SOURCE_OWNER"} == bake_targets[svc]["args"]
     # Synced files are written by the container user, so it must own /app in dev images.
     user = dockerfiles[svc].final.all("USER")[-1].args
     assert build_args["SOURCE_OWNER"] == user
