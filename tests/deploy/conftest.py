@@ -306,7 +306,7 @@ def parse_dockerfile(path: Path, build_args: dict[str, str] | None = None) -> Do
             key, _, default = rest.partition("=")
             global_args[key] = default
         else:
-            expanded = _VARIABLE.sub(lambda m: scope.get(m.group(1), m.group(0)), rest)
+            expanded = _VARIABLE.sub(lambda m, scope=scope: scope.get(m.group(1), m.group(0)), rest)
             stages[-1].instructions.append(Instruction(keyword, flags, expanded, number, rest))
             if keyword == "ARG":
                 key, has_default, default = rest.partition("=")

@@ -6,8 +6,8 @@ and the image it makes runs the right module as a non-root user on a read-only f
 from __future__ import annotations
 
 import glob
-import json
 import importlib.util
+import json
 import re
 import shlex
 import sys
