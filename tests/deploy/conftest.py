@@ -42,6 +42,7 @@ PRODUCTION_VALUES: dict[str, Any] = {
     "otel": {"exporter": "otlp", "endpoint": "http://otel-collector.observability:4317"},
     "database": {"existingSecret": "likeness-db", "existingSecretKey": "url"},
     "privacyKeys": {"existingSecret": "likeness-keys"},
+    "billingKeys": {"existingSecret": "likeness-billing"},
     "appStore": {
         "bundleId": "com.example.idphoto",
         "appId": "1234567890",

@@ -35,10 +35,11 @@ EXPECTED_GRPC_CALLERS = {
 
 @pytest.fixture(scope="module")
 def minimal_values() -> dict[str, Any]:
-    """The least an operator must give: a database URL and a KEK."""
+    """The least an operator must give: a database URL, a KEK and billing's ledger key."""
     return {
         "database": {"url": "postgresql://likeness:secret@db.internal:5432/likeness"},
         "privacyKeys": {"kek": base64.b64encode(bytes(range(32))).decode()},
+        "billingKeys": {"ledgerKey": base64.b64encode(bytes(range(32, 80))).decode()},
     }
 
 
@@ -64,7 +65,19 @@ def test_defaults_alone_refuse_to_render_and_say_what_is_missing(render_chart: A
     with pytest.raises(helm.HelmError, match="database"):
         render_chart({})
     with pytest.raises(helm.HelmError, match="kek"):
-        render_chart({"database": {"url": "postgresql://u:p@h:5432/d"}})
+        render_chart({"database": {"url": "postgresql://u:p@h:5432/d"}, "billingKeys": {"existingSecret": "b"}})
+
+
+def test_billing_needs_its_ledger_key(render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]) -> None:
+    # Billing exits at start without LIKENESS_BILLING_LEDGER_KEY: refuse to render instead.
+    with pytest.raises(helm.HelmError, match="billingKeys.ledgerKey"):
+        render_chart({k: v for k, v in minimal_values.items() if k != "billingKeys"})
+    with pytest.raises(helm.HelmError, match="billingKeys/ledgerKey"):
+        render_chart({**minimal_values, "billingKeys": {"ledgerKey": base64.b64encode(bytes(16)).decode()}})
+    rendered = render_chart(minimal_values)
+    assert rendered.env("billing")["LIKENESS_BILLING_LEDGER_KEY"] == ("secret", release[0], "billing-ledger-key")
+    secret = rendered.get("Secret", release[0])
+    assert base64.b64decode(base64.b64decode(secret["data"]["billing-ledger-key"])) == bytes(range(32, 80))
 
 
 def test_a_kek_of_the_wrong_length_is_refused(render_chart: Any, minimal_values: dict[str, Any]) -> None:
@@ -393,6 +406,7 @@ def test_existing_secrets_are_referenced_not_copied(prod_render: Any, release: t
     assert env["privacy"]["LIKENESS_PSEUDONYM_KEY"] == ("secret", "likeness-keys", "pseudonym-key")
     assert env["gateway"]["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url")
     assert env["billing"]["LIKENESS_APPLE_PRIVATE_KEY"] == ("secret", "likeness-appstore", "apple-private-key")
+    assert env["billing"]["LIKENESS_BILLING_LEDGER_KEY"] == ("secret", "likeness-billing", "billing-ledger-key")
     assert env["billing"]["LIKENESS_APPLE_ENVIRONMENT"] == "Production"
     assert env["ingestion"]["AWS_ACCESS_KEY_ID"] == ("secret", "likeness-s3", "s3-access-key-id")
     assert env["render"]["LIKENESS_S3_BUCKET"] == "likeness-blobs"
@@ -403,6 +417,7 @@ def test_only_privacy_sees_the_kek(renders: dict[str, Any], services: tuple[str,
     for rendered in renders.values():
         for svc in services:
             assert ("LIKENESS_KEK" in rendered.env(svc)) == (svc == "privacy"), svc
+            assert ("LIKENESS_BILLING_LEDGER_KEY" in rendered.env(svc)) == (svc == "billing"), svc
 
 
 def test_database_url_goes_only_to_services_with_a_schema(dev_render: Any, services: tuple[str, ...]) -> None:

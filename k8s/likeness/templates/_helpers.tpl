@@ -97,6 +97,18 @@ Each returns "secretName/key".
 {{- end -}}
 {{- end }}
 
+{{- define "likeness.ref.billing" -}}
+{{- if .Values.billingKeys.existingSecret -}}
+{{ .Values.billingKeys.existingSecret }}
+{{- else -}}
+{{- $_ := required "likeness: billingKeys.ledgerKey (base64 of at least 32 random bytes) or billingKeys.existingSecret is required" .Values.billingKeys.ledgerKey -}}
+{{- if lt (len (b64dec .Values.billingKeys.ledgerKey)) 32 -}}
+{{ fail "likeness: billingKeys.ledgerKey must be base64 of at least 32 bytes" }}
+{{- end -}}
+{{ include "likeness.secretName" . }}
+{{- end -}}
+{{- end }}
+
 {{- define "likeness.ref.appStore" -}}
 {{- if .Values.appStore.existingSecret -}}
 {{ .Values.appStore.existingSecret }}
