@@ -70,7 +70,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2, help="passes over the photo set for FaceAnalyzer")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--quick", action="store_true", help="one round: a smoke run (bench/run_all.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
 
     images = photos()
     models = load_models(default_model_dir(), torch_threads=args.threads)
