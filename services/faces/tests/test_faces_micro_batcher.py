@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 
 import pytest
+from prometheus_client import REGISTRY
 
 from likeness_faces.adapters.micro_batcher import MicroBatcher
 from likeness_faces.domain.errors import AnalyzerClosedError
@@ -106,3 +107,24 @@ async def test_close_finishes_queued_work_then_refuses_more() -> None:
 def test_the_wait_for_companions_is_bounded_to_10_ms() -> None:
     with pytest.raises(ValueError):
         MicroBatcher(Recorder(), key=lambda item: item[0], max_wait_s=0.02)
+
+
+@pytest.mark.asyncio
+async def test_queue_depth_and_model_latency_are_exported() -> None:
+    gate = threading.Event()
+    model = Recorder(gate)
+    batcher = MicroBatcher(model, key=lambda item: item[0], max_batch=1, max_wait_s=0, thread_name="test-metrics")
+
+    def sample(name: str, label: str) -> float:
+        value = REGISTRY.get_sample_value(name, {label: "test-metrics"})
+        return value or 0.0
+
+    runs_before = sample("likeness_model_seconds_count", "model")
+    pending = [asyncio.ensure_future(batcher.submit(("a", i))) for i in range(3)]
+    await asyncio.to_thread(model.entered.wait, 5)  # the first item is in the model
+    assert sample("likeness_queue_depth", "queue") == 2  # the other two wait
+    gate.set()
+    assert await asyncio.gather(*pending) == [0, 10, 20]
+    await batcher.close()
+    assert sample("likeness_queue_depth", "queue") == 0
+    assert sample("likeness_model_seconds_count", "model") == runs_before + 3

@@ -27,8 +27,3 @@ def current_request_id() -> str:
 def current_subject() -> str:
     """The subject the gateway says this call is for ('' when none)."""
     return subject_var.get()
-
-
-def current_caller() -> str:
-    """The service (or operator) that made the call being served."""
-    return caller_var.get()

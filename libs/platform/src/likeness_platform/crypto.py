@@ -32,13 +32,6 @@ def seal(key: bytes, plaintext: bytes, key_id: str, associated: bytes) -> bytes:
     return header + nonce + AESGCM(key).encrypt(nonce, plaintext, header + associated)
 
 
-def envelope_key_id(blob: bytes) -> str:
-    """The key id recorded in an envelope."""
-    if not blob.startswith(_MAGIC):
-        raise DecryptionFailed("not a Likeness envelope")
-    return blob[5 : 5 + blob[4]].decode()
-
-
 def open_sealed(key: bytes, blob: bytes, associated: bytes) -> bytes:
     """Decrypt an envelope made by `seal`; raises DecryptionFailed on any mismatch."""
     if not blob.startswith(_MAGIC) or len(blob) < 5:

@@ -30,11 +30,6 @@ class NotFound(DomainError):
     default_code = "NOT_FOUND"
 
 
-class AlreadyExists(DomainError):
-    status = grpc.StatusCode.ALREADY_EXISTS
-    default_code = "ALREADY_EXISTS"
-
-
 class FailedPrecondition(DomainError):
     status = grpc.StatusCode.FAILED_PRECONDITION
     default_code = "FAILED_PRECONDITION"
@@ -43,11 +38,6 @@ class FailedPrecondition(DomainError):
 class PermissionDenied(DomainError):
     status = grpc.StatusCode.PERMISSION_DENIED
     default_code = "PERMISSION_DENIED"
-
-
-class Unauthenticated(DomainError):
-    status = grpc.StatusCode.UNAUTHENTICATED
-    default_code = "UNAUTHENTICATED"
 
 
 class ResourceExhausted(DomainError):

@@ -31,4 +31,3 @@ class ServiceSettings(BaseSettings):
     faces_addr: str = "127.0.0.1:50052"
     render_addr: str = "127.0.0.1:50053"
     billing_addr: str = "127.0.0.1:50054"
-    gateway_addr: str = "127.0.0.1:50050"

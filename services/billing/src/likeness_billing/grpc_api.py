@@ -47,10 +47,6 @@ def billing_status() -> Iterator[None]:
         raise kind(str(exc), exc.code) from None
 
 
-def _ts(value: datetime | None) -> Any:
-    return timestamp(value) if value is not None else None
-
-
 def purchase_pb(t: Transaction) -> billing_pb2.Purchase:
     out = billing_pb2.Purchase(
         transaction_id=t.transaction_id,

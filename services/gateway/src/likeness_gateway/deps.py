@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
 
@@ -36,7 +35,6 @@ class Gateway:
     bucket_key: bytes
     # Every upstream, by name, for readiness.
     upstreams: dict[str, Upstream] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def gateway(request: Request) -> Gateway:

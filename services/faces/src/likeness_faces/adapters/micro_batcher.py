@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from likeness_faces.domain.errors import AnalyzerClosedError
+from likeness_platform.metrics import MODEL_LATENCY, QUEUE_DEPTH
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,6 +60,9 @@ class MicroBatcher(Generic[T, R]):
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+        # Exported as likeness_queue_depth{queue=...} and likeness_model_seconds{model=...}.
+        self._depth = QUEUE_DEPTH.labels(thread_name)
+        self._latency = MODEL_LATENCY.labels(thread_name)
         self._queue: collections.deque[_Pending[T, R]] = collections.deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -80,6 +84,7 @@ class MicroBatcher(Generic[T, R]):
         assert self._wakeup is not None
         future: asyncio.Future[R] = loop.create_future()
         self._queue.append(_Pending(item=item, key=self._key(item), future=future))
+        self._depth.set(len(self._queue))
         self._wakeup.set()
         return await future
 
@@ -132,10 +137,13 @@ class MicroBatcher(Generic[T, R]):
                 except TimeoutError:
                     break
             batch = self._take_batch()
+            self._depth.set(len(self._queue))
             if not batch:
                 continue
             try:
+                started = time.perf_counter()
                 results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in batch])
+                self._latency.observe(time.perf_counter() - started)
                 if len(results) != len(batch):
                     raise RuntimeError(f"batch of {len(batch)} gave {len(results)} results")
             except Exception as exc:

@@ -19,10 +19,6 @@ class PrivacyClient(Upstream):
             self.stub.RegisterSubject(privacy_pb2.RegisterSubjectRequest(kind=privacy_pb2.SUBJECT_KIND_DEVICE, minor=minor))
         )
 
-    async def subject_state(self, subject_id: str) -> int:
-        response = await self.call(self.stub.GetSubject(privacy_pb2.GetSubjectRequest(subject_id=subject_id)))
-        return int(response.subject.state)
-
     async def request_erasure(self, subject_id: str, reason: str) -> privacy_pb2.Erasure:
         response = await self.call(self.stub.RequestErasure(privacy_pb2.RequestErasureRequest(subject_id=subject_id, reason=reason)))
         return response.erasure
