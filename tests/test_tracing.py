@@ -23,7 +23,7 @@ async def test_one_trace_id_across_gateway_privacy_and_holder(database_url: str)
         assert response.status_code == 200
         provider.force_flush()
         spans = exporter.get_finished_spans()
-        http = [s for s in spans if s.name == "HTTP GET /v1/me/export"]
+        http = [s for s in spans if s.name == "GET /v1/me/export"]
         assert len(http) == 1
         trace_id = http[0].context.trace_id
         names = {s.name for s in spans if s.context.trace_id == trace_id}

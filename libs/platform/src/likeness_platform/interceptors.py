@@ -1,8 +1,9 @@
-"""Server and client interceptors: request id, log context, subject, tracing, error mapping, deadlines."""
+"""Server and client interceptors: request id, log context, subject, error mapping, deadlines.
+
+Tracing is OpenTelemetry's own gRPC instrumentation (see `telemetry`); these run inside its spans."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -10,14 +11,12 @@ from typing import Any
 import grpc
 import structlog
 from grpc.aio import ClientCallDetails
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import trace
 
 from likeness_platform import callcontext
 from likeness_platform.errors import ERROR_CODE_KEY, DomainError
 from likeness_platform.metrics import RPC_LATENCY
-from likeness_platform.telemetry import tracer
+from likeness_platform.telemetry import client_tracing_interceptors
 
 log = structlog.get_logger("likeness.rpc")
 
@@ -35,7 +34,7 @@ def _metadata_dict(metadata: Any) -> dict[str, str]:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Binds call context, opens a server span, maps domain errors to status codes."""
+    """Binds call context, logs and times the call, maps domain errors to status codes."""
 
     def __init__(self, service: str) -> None:
         self._service = service
@@ -52,7 +51,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         metadata = _metadata_dict(handler_call_details.invocation_metadata)
         quiet = method.startswith(_QUIET)
 
-        def enter() -> tuple[Any, Any]:
+        def enter() -> None:
             request_id = metadata.get(callcontext.REQUEST_ID_KEY) or callcontext.new_request_id()
             callcontext.request_id_var.set(request_id)
             callcontext.subject_var.set(metadata.get(callcontext.SUBJECT_KEY, ""))
@@ -63,27 +62,21 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 subject=metadata.get(callcontext.SUBJECT_KEY, ""),
                 caller=metadata.get(callcontext.CALLER_KEY, ""),
             )
-            parent = propagate.extract(metadata)
-            token = otel_context.attach(parent)
-            span = tracer().start_span(method, kind=SpanKind.SERVER, attributes={"rpc.system": "grpc", "rpc.method": method})
-            span_token = otel_context.attach(trace.set_span_in_context(span))
-            return span, (token, span_token)
 
-        def leave(span: Any, tokens: tuple[Any, Any], started: float, outcome: str) -> None:
-            span.end()
-            otel_context.detach(tokens[1])
-            otel_context.detach(tokens[0])
+        def leave(started: float, outcome: str) -> None:
             elapsed = time.perf_counter() - started
             RPC_LATENCY.labels(self._service, method, outcome).observe(elapsed)
             if not quiet or outcome != "OK":
                 log.info("rpc", outcome=outcome, ms=round(elapsed * 1000, 1))
 
-        async def fail(exc: BaseException, span: Any, context: grpc.aio.ServicerContext) -> str:
+        async def fail(exc: BaseException, context: grpc.aio.ServicerContext) -> str:
+            # The span is OpenTelemetry's server span; the stable error code is safe to record, messages are not.
+            span = trace.get_current_span()
             if isinstance(exc, DomainError):
-                span.set_status(Status(StatusCode.ERROR, exc.code))
+                span.set_attribute("likeness.error_code", exc.code)
                 context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
                 await context.abort(exc.status, exc.message)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.set_attribute("likeness.error_code", "INTERNAL")
             log.error("rpc_failed", error=type(exc).__name__, detail=str(exc))
             context.set_trailing_metadata(((ERROR_CODE_KEY, "INTERNAL"),))
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {callcontext.current_request_id()})")
@@ -96,7 +89,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         def wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started = time.perf_counter()
-                span, tokens = enter()
+                enter()
                 outcome = "OK"
                 try:
                     result = await behavior(request, context)
@@ -107,16 +100,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 except Exception as exc:
                     outcome = getattr(exc, "status", grpc.StatusCode.INTERNAL).name
-                    await fail(exc, span, context)
+                    await fail(exc, context)
                 finally:
-                    leave(span, tokens, started, outcome)
+                    leave(started, outcome)
 
             return wrapper
 
         def wrap_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
             async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 started = time.perf_counter()
-                span, tokens = enter()
+                enter()
                 outcome = "OK"
                 try:
                     async for item in behavior(request, context):
@@ -127,9 +120,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 except Exception as exc:
                     outcome = getattr(exc, "status", grpc.StatusCode.INTERNAL).name
-                    await fail(exc, span, context)
+                    await fail(exc, context)
                 finally:
-                    leave(span, tokens, started, outcome)
+                    leave(started, outcome)
 
             return wrapper
 
@@ -150,7 +143,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-def _outgoing(details: ClientCallDetails, caller: str, default_timeout: float) -> tuple[ClientCallDetails, Any]:
+def _outgoing(details: ClientCallDetails, caller: str, default_timeout: float) -> ClientCallDetails:
     metadata = list(details.metadata or ())
     present = {k for k, _ in metadata}
     if callcontext.REQUEST_ID_KEY not in present:
@@ -159,14 +152,8 @@ def _outgoing(details: ClientCallDetails, caller: str, default_timeout: float) -
     if subject and callcontext.SUBJECT_KEY not in present:
         metadata.append((callcontext.SUBJECT_KEY, subject))
     metadata.append((callcontext.CALLER_KEY, caller))
-    method = details.method.decode() if isinstance(details.method, bytes) else details.method
-    span = tracer().start_span(method, kind=SpanKind.CLIENT, attributes={"rpc.system": "grpc", "rpc.method": method})
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=trace.set_span_in_context(span))
-    metadata.extend(carrier.items())
     timeout = details.timeout if details.timeout is not None else default_timeout
-    new = ClientCallDetails(details.method, timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready)
-    return new, span
+    return ClientCallDetails(details.method, timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready)
 
 
 class _ClientBase:
@@ -175,61 +162,30 @@ class _ClientBase:
         self._timeout = default_timeout
 
 
-def _end_span_when_done(call: Any, span: Any) -> None:
-    async def finish() -> None:
-        try:
-            code = await call.code()
-            if code != grpc.StatusCode.OK:
-                span.set_status(Status(StatusCode.ERROR, code.name))
-        except Exception:
-            pass
-        finally:
-            span.end()
-
-    task = asyncio.ensure_future(finish())
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
-
-
-# Keeps span-closing tasks referenced until they finish.
-_pending: set[asyncio.Future[None]] = set()
-
-
 class UnaryUnaryClient(_ClientBase, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, client_call_details: ClientCallDetails, request: Any) -> Any:
-        details, span = _outgoing(client_call_details, self._caller, self._timeout)
-        call = await continuation(details, request)
-        _end_span_when_done(call, span)
-        return call
+        return await continuation(_outgoing(client_call_details, self._caller, self._timeout), request)
 
 
 class UnaryStreamClient(_ClientBase, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, client_call_details: ClientCallDetails, request: Any) -> Any:
-        details, span = _outgoing(client_call_details, self._caller, self._timeout)
-        call = await continuation(details, request)
-        _end_span_when_done(call, span)
-        return call
+        return await continuation(_outgoing(client_call_details, self._caller, self._timeout), request)
 
 
 class StreamUnaryClient(_ClientBase, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any) -> Any:
-        details, span = _outgoing(client_call_details, self._caller, self._timeout)
-        call = await continuation(details, request_iterator)
-        _end_span_when_done(call, span)
-        return call
+        return await continuation(_outgoing(client_call_details, self._caller, self._timeout), request_iterator)
 
 
 class StreamStreamClient(_ClientBase, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any) -> Any:
-        details, span = _outgoing(client_call_details, self._caller, self._timeout)
-        call = await continuation(details, request_iterator)
-        _end_span_when_done(call, span)
-        return call
+        return await continuation(_outgoing(client_call_details, self._caller, self._timeout), request_iterator)
 
 
 def client_interceptors(caller: str, default_timeout: float) -> list[Any]:
-    """Interceptors every channel a service opens gets."""
+    """Interceptors every channel a service opens gets: OpenTelemetry's client spans first, then call context."""
     return [
+        *client_tracing_interceptors(),
         UnaryUnaryClient(caller, default_timeout),
         UnaryStreamClient(caller, default_timeout),
         StreamUnaryClient(caller, default_timeout),

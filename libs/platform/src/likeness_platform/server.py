@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from likeness_platform.interceptors import ServerInterceptor
 from likeness_platform.metrics import start_metrics_server
 from likeness_platform.settings import ServiceSettings
+from likeness_platform.telemetry import server_tracing_interceptor
 
 log = structlog.get_logger("likeness.server")
 
@@ -68,7 +69,10 @@ async def start_server(
 ) -> RunningServer:
     """Build, register and start a grpc.aio server; `register` adds servicers and returns full service names."""
     # No SO_REUSEPORT: a second process on the same port must fail to start, not share its traffic.
-    server = grpc.aio.server(interceptors=[ServerInterceptor(service)], options=[*server_options(settings), ("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        interceptors=[server_tracing_interceptor(), ServerInterceptor(service)],
+        options=[*server_options(settings), ("grpc.so_reuseport", 0)],
+    )
     names = list(register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

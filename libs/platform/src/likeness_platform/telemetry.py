@@ -1,13 +1,89 @@
-"""OpenTelemetry tracing set-up; the exporter is chosen by settings and is off by default."""
+"""OpenTelemetry tracing set-up; the exporter is chosen by settings and is off by default.
+
+Spans come from OpenTelemetry's own gRPC (server and client interceptors) and FastAPI instrumentation.
+Every exporter is wrapped in `RedactingExporter`, so what leaves the process carries no request data
+(privacy invariant 1): URL query strings, exception messages and stack traces and free-text status
+descriptions (gRPC error details) are dropped; span names, kinds, codes and timings stay.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import grpc
 from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
 
 _configured = False
+
+# Attributes that may hold a URL with a query string (old and stable HTTP semantic conventions).
+_URL_KEYS = frozenset({"http.url", "url.full", "http.target"})
+# Attributes dropped outright: query strings and client-provided headers.
+_DROPPED_KEYS = frozenset({"url.query", "http.user_agent", "user_agent.original"})
+# Exception event attributes that are safe: the type, never the message or stack trace.
+_EXCEPTION_KEYS = frozenset({"exception.type", "exception.escaped"})
+
+
+def _without_query(value: Any) -> Any:
+    if not isinstance(value, str) or "?" not in value:
+        return value
+    if value.startswith("/"):
+        return value.split("?", 1)[0]
+    parts = urlsplit(value)
+    return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+
+
+def redact_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of `span` without query strings, exception messages or status descriptions."""
+    attributes = {
+        key: (_without_query(value) if key in _URL_KEYS else value)
+        for key, value in (span.attributes or {}).items()
+        if key not in _DROPPED_KEYS
+    }
+    events = [
+        Event(
+            event.name,
+            {k: v for k, v in (event.attributes or {}).items() if k in _EXCEPTION_KEYS} if event.name == "exception" else event.attributes,
+            event.timestamp,
+        )
+        for event in span.events
+    ]
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=Status(span.status.status_code),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class RedactingExporter(SpanExporter):
+    """Passes spans to `inner` after `redact_span`."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([redact_span(s) for s in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
 
 
 def configure_tracing(service: str, exporter: str = "none", span_exporter: SpanExporter | None = None) -> TracerProvider:
@@ -16,22 +92,27 @@ def configure_tracing(service: str, exporter: str = "none", span_exporter: SpanE
     current = trace.get_tracer_provider()
     if _configured and isinstance(current, TracerProvider):
         if span_exporter is not None:
-            current.add_span_processor(BatchSpanProcessor(span_exporter))
+            current.add_span_processor(BatchSpanProcessor(RedactingExporter(span_exporter)))
         return current
     provider = TracerProvider(resource=Resource.create({"service.name": f"likeness-{service}"}))
     if span_exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(span_exporter)))
     elif exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(ConsoleSpanExporter())))
     elif exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(OTLPSpanExporter())))
     trace.set_tracer_provider(provider)
     _configured = True
     return provider
 
 
-def tracer() -> trace.Tracer:
-    """The tracer Likeness code uses."""
-    return trace.get_tracer("likeness")
+def server_tracing_interceptor() -> grpc.aio.ServerInterceptor:
+    """OpenTelemetry's server interceptor: one SERVER span per call, parented by the caller's propagated context."""
+    return aio_server_interceptor()  # type: ignore[no-any-return]
+
+
+def client_tracing_interceptors() -> list[Any]:
+    """OpenTelemetry's client interceptors: one CLIENT span per call, its context injected into the metadata."""
+    return list(aio_client_interceptors())

@@ -10,8 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
-from opentelemetry import propagate
-from opentelemetry.trace import SpanKind
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -19,7 +18,6 @@ from likeness_gateway.deps import Gateway, client_ip, ip_bucket
 from likeness_gateway.errors import ApiError
 from likeness_gateway.routes import billing, catalog, demo, devices, idphotos, me, portraits, uploads
 from likeness_platform.callcontext import new_request_id, request_id_var
-from likeness_platform.telemetry import tracer
 
 log = structlog.get_logger("likeness.gateway")
 
@@ -51,26 +49,23 @@ def create_app(gw: Gateway) -> FastAPI:
     app.state.gateway = gw
 
     @app.middleware("http")
-    async def trace_and_limit(request: Request, call_next: Any) -> Any:
-        # One server span per request; upstream gRPC calls become its children via the client interceptors.
-        parent = propagate.extract(dict(request.headers))
-        with tracer().start_as_current_span(f"HTTP {request.method} {request.url.path}", context=parent, kind=SpanKind.SERVER) as span:
-            request_id = request.headers.get("x-request-id") or new_request_id()
-            request_id_var.set(request_id)
-            structlog.contextvars.bind_contextvars(request_id=request_id)
-            if request.url.path.startswith("/v1/"):
-                length = request.headers.get("content-length", "")
-                if length.isdigit() and int(length) > gw.settings.max_body_bytes:
-                    return _error(413, "TOO_LARGE", f"the request body exceeds {gw.settings.max_body_bytes} bytes")
-                retry = await gw.limiter.hit(ip_bucket(gw, client_ip(request)), gw.settings.rate_limit_ip_per_minute)
-                if retry:
-                    return _error(
-                        429, "RATE_LIMITED", "too many requests from this network; slow down", {"scope": "ip"}, {"Retry-After": str(retry)}
-                    )
-            response = await call_next(request)
-            span.set_attribute("http.status_code", response.status_code)
-            response.headers["x-request-id"] = request_id
-            return response
+    async def request_context_and_limits(request: Request, call_next: Any) -> Any:
+        # Runs inside OpenTelemetry's request span (instrumented below); upstream gRPC calls become its children.
+        request_id = request.headers.get("x-request-id") or new_request_id()
+        request_id_var.set(request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if request.url.path.startswith("/v1/"):
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > gw.settings.max_body_bytes:
+                return _error(413, "TOO_LARGE", f"the request body exceeds {gw.settings.max_body_bytes} bytes")
+            retry = await gw.limiter.hit(ip_bucket(gw, client_ip(request)), gw.settings.rate_limit_ip_per_minute)
+            if retry:
+                return _error(
+                    429, "RATE_LIMITED", "too many requests from this network; slow down", {"scope": "ip"}, {"Retry-After": str(retry)}
+                )
+        response = await call_next(request)
+        response.headers["x-request-id"] = request_id
+        return response
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -118,8 +113,10 @@ def create_app(gw: Gateway) -> FastAPI:
     if gw.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=[o.strip() for o in gw.settings.cors_origins.split(",") if o.strip()],
+            allow_origins=gw.settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # One SERVER span per request, named "<METHOD> <route template>"; no send/receive sub-spans.
+    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     return app

@@ -1,9 +1,14 @@
-"""Fixed-window rate limits per device and per IP: Redis when configured, process memory otherwise."""
+"""Per-device and per-IP rate limits on the `limits` library: Redis when configured, process memory otherwise."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
+
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
 
 
 class RateLimiter(Protocol):
@@ -12,39 +17,31 @@ class RateLimiter(Protocol):
         ...
 
 
-class MemoryRateLimiter:
-    def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, int]] = {}
+class LimitsRateLimiter:
+    """Fixed windows counted by a `limits` storage; a refused hit says how long until its window resets."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._strategy = FixedWindowRateLimiter(storage)
 
     async def hit(self, key: str, limit: int, window: int = 60) -> int:
-        now = int(time.time())
-        start = now - now % window
-        current_start, count = self._windows.get(key, (start, 0))
-        if current_start != start:
-            count = 0
-            if len(self._windows) > 100_000:
-                # Old windows are worthless; drop them rather than grow without bound.
-                self._windows = {k: v for k, v in self._windows.items() if v[0] == start}
-        count += 1
-        self._windows[key] = (start, count)
-        return 0 if count <= limit else start + window - now
-
-
-class RedisRateLimiter:
-    def __init__(self, url: str) -> None:
-        import redis.asyncio as redis
-
-        self._redis = redis.from_url(url)
-
-    async def hit(self, key: str, limit: int, window: int = 60) -> int:
-        now = int(time.time())
-        start = now - now % window
-        bucket = f"likeness:rl:{key}:{start}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(bucket)
-            pipe.expire(bucket, window + 5)
-            count, _ = await pipe.execute()
-        return 0 if int(count) <= limit else start + window - now
+        item = RateLimitItemPerSecond(limit, window, namespace="likeness:rl")
+        if await self._strategy.hit(item, key):
+            return 0
+        reset_at, _ = await self._strategy.get_window_stats(item, key)
+        return max(1, math.ceil(reset_at - time.time()))
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        """Close the Redis connection pool (memory storage holds nothing to close)."""
+        if isinstance(self._storage, RedisStorage):
+            await self._storage.bridge.storage.aclose()
+
+
+def MemoryRateLimiter() -> LimitsRateLimiter:
+    """Limits counted in this process only (one replica, tests)."""
+    return LimitsRateLimiter(MemoryStorage())
+
+
+def RedisRateLimiter(url: str) -> LimitsRateLimiter:
+    """Limits shared by every replica through Redis (`redis://host:port/db`), using redis-py's asyncio client."""
+    return LimitsRateLimiter(RedisStorage(f"async+{url}", implementation="redispy"))
