@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from likeness_platform.errors import FailedPrecondition
@@ -54,23 +54,25 @@ class DataKey:
 
 
 class DataKeyCache:
-    """Caches unwrapped data keys in memory for a few seconds; never persists them."""
+    """Caches unwrapped data keys in memory for a few seconds (a bounded TTL cache); never persists them."""
 
-    def __init__(self, fetch: Callable[[str], Awaitable[DataKey]], ttl_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[str], Awaitable[DataKey]],
+        ttl_seconds: float = 30.0,
+        max_keys: int = 10_000,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._fetch = fetch
-        self._ttl = ttl_seconds
-        self._keys: dict[str, tuple[float, DataKey]] = {}
-        self._lock = asyncio.Lock()
+        self._keys: TTLCache[str, DataKey] = TTLCache(maxsize=max_keys, ttl=ttl_seconds, timer=timer)
 
     async def get(self, subject_id: str) -> DataKey:
         """The subject's key, from cache or from privacy."""
-        now = time.monotonic()
         hit = self._keys.get(subject_id)
-        if hit and hit[0] > now:
-            return hit[1]
+        if hit is not None:
+            return hit
         key = await self._fetch(subject_id)
-        async with self._lock:
-            self._keys[subject_id] = (now + self._ttl, key)
+        self._keys[subject_id] = key
         return key
 
     def forget(self, subject_id: str) -> None:

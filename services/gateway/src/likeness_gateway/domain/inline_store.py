@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import TTLCache
+
 
 @dataclass(frozen=True)
 class InlineImage:
@@ -17,20 +19,24 @@ class InlineImage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _size(item: InlineImage) -> int:
+    return max(1, len(item.data))
+
+
 class InlineImages:
-    """A bounded, expiring map of upload id -> image; nothing touches disk."""
+    """A bounded, expiring map of upload id -> image (a TTL cache sized in bytes); nothing touches disk."""
 
     def __init__(self, ttl_seconds: int, max_bytes: int = 512 * 1024 * 1024) -> None:
         self.ttl = ttl_seconds
         self.max_bytes = max_bytes
-        self._items: dict[str, InlineImage] = {}
+        # The least recently used images make room for new ones; expired ones are never returned.
+        self._items: TTLCache[str, InlineImage] = TTLCache(maxsize=max_bytes, ttl=ttl_seconds, timer=time.time, getsizeof=_size)
 
     def put(
         self, item_id: str, subject_id: str, data: bytes, content_type: str = "image/jpeg", meta: dict[str, Any] | None = None
     ) -> float:
-        self._expire()
-        while self._items and sum(len(i.data) for i in self._items.values()) + len(data) > self.max_bytes:
-            self._items.pop(next(iter(self._items)))
+        if len(data) > self.max_bytes:
+            raise ValueError(f"an inline image may hold at most {self.max_bytes} bytes")
         expires = time.time() + self.ttl
         self._items[item_id] = InlineImage(subject_id, data, expires, content_type, dict(meta or {}))
         return expires
@@ -40,21 +46,16 @@ class InlineImages:
         return item.data if item else None
 
     def item(self, item_id: str, subject_id: str) -> InlineImage | None:
-        self._expire()
         item = self._items.get(item_id)
         return item if item and item.subject_id == subject_id else None
 
     def forget_subject(self, subject_id: str) -> int:
+        self._items.expire()
         doomed = [k for k, v in self._items.items() if v.subject_id == subject_id]
         for key in doomed:
             del self._items[key]
         return len(doomed)
 
     def count(self, subject_id: str) -> int:
-        self._expire()
+        self._items.expire()
         return sum(1 for v in self._items.values() if v.subject_id == subject_id)
-
-    def _expire(self) -> None:
-        now = time.time()
-        for key in [k for k, v in self._items.items() if v.expires_at <= now]:
-            del self._items[key]
