@@ -124,17 +124,29 @@ def _multipart(seen: _Seen) -> dict[str, bytes]:
     return parts
 
 
-def test_off_unless_configured() -> None:
+def test_off_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BASE_URL", "API_KEY", "MODEL", "EDIT_MODEL", "TIMEOUT_S", "MAX_CROP_SIDE"):
+        monkeypatch.delenv(f"LIKENESS_AIGEN_{name}", raising=False)
     assert aigen.make_image_generator(aigen.AiGenSettings()) is None
-    partial = aigen.AiGenSettings.from_env({"LIKENESS_AIGEN_BASE_URL": "https://api.example/v1", "LIKENESS_AIGEN_MODEL": "m"})
+    monkeypatch.setenv("LIKENESS_AIGEN_BASE_URL", "https://api.example/v1/")
+    monkeypatch.setenv("LIKENESS_AIGEN_MODEL", "m")
+    partial = aigen.AiGenSettings()
     assert not partial.enabled
     with pytest.raises(aigen.AiGenDisabled):
         aigen.OpenAIImageGenerator(partial)
-    full = aigen.AiGenSettings.from_env(
-        {"LIKENESS_AIGEN_BASE_URL": "https://api.example/v1/", "LIKENESS_AIGEN_API_KEY": API_KEY, "LIKENESS_AIGEN_MODEL": "m"}
-    )
+    monkeypatch.setenv("LIKENESS_AIGEN_API_KEY", API_KEY)
+    monkeypatch.setenv("LIKENESS_AIGEN_TIMEOUT_S", "12.5")
+    monkeypatch.setenv("LIKENESS_AIGEN_MAX_CROP_SIDE", "256")
+    full = aigen.AiGenSettings()
     assert full.enabled and full.base_url == "https://api.example/v1"
-    assert API_KEY not in repr(full)
+    assert (full.timeout_s, full.max_crop_side) == (12.5, 256)
+    assert API_KEY not in repr(full) and API_KEY not in str(full)
+
+
+def test_bad_settings_are_refused_with_the_variable_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIKENESS_AIGEN_TIMEOUT_S", "soon")
+    with pytest.raises(ValueError, match="timeout_s"):
+        aigen.AiGenSettings()
 
 
 async def test_generate_sends_prompt_and_key_and_returns_the_image(provider: _Provider) -> None:

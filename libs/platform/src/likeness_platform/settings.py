@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_list(value: Any) -> Any:
+    """A JSON array, or comma-separated text (blanks dropped), as a list of strings."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# A list of strings from one environment variable: `a,b,c` or `["a", "b", "c"]`.
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
 class ServiceSettings(BaseSettings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
+from typing import Any, Literal
 
 from appstoreserverlibrary.models.Environment import Environment
 
@@ -20,7 +20,7 @@ from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging, get_logger
 from likeness_platform.server import serve_forever
-from likeness_platform.settings import ServiceSettings
+from likeness_platform.settings import ServiceSettings, StrList
 from likeness_platform.telemetry import configure_tracing
 
 log = get_logger("likeness.billing")
@@ -28,12 +28,12 @@ log = get_logger("likeness.billing")
 
 class BillingSettings(ServiceSettings):
     grpc_port: int = 50054
-    # Comma-separated DER/PEM files; Apple Root CA - G3 in production. Empty: purchases are refused.
-    apple_root_certs: str = ""
+    # DER/PEM files, comma-separated or a JSON array; Apple Root CA - G3 in production. Empty: purchases are refused.
+    apple_root_certs: StrList = []
     apple_bundle_id: str = ""
     apple_app_id: int | None = None
     # Production or Sandbox (Xcode and LocalTesting skip signature checks and are refused).
-    apple_environment: str = "Production"
+    apple_environment: Literal["Production", "Sandbox"] = "Production"
     apple_online_checks: bool = True
     # App Store Server API, for legacy receipts: key id, issuer id and the p8 key (PEM text or a path).
     apple_key_id: str = ""
@@ -51,7 +51,7 @@ def build_verifier(s: BillingSettings) -> AppleVerifier | None:
         log.warning("apple_verification_off", reason="LIKENESS_APPLE_ROOT_CERTS is not set; purchases will be refused")
         return None
     return AppleVerifier.from_root_files(
-        [p.strip() for p in s.apple_root_certs.split(",") if p.strip()],
+        s.apple_root_certs,
         bundle_id=s.apple_bundle_id,
         app_apple_id=s.apple_app_id,
         environment=Environment(s.apple_environment),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from likeness_platform.settings import ServiceSettings
+from likeness_platform.settings import ServiceSettings, StrList
 
 
 class GatewaySettings(ServiceSettings):
@@ -17,8 +17,8 @@ class GatewaySettings(ServiceSettings):
     rate_limit_key: str = ""
     # Largest request body accepted (uploads included), bytes.
     max_body_bytes: int = 26 * 1024 * 1024
-    # Comma-separated allowed origins; CORS is off when empty.
-    cors_origins: str = ""
+    # Allowed origins, comma-separated or a JSON array; CORS is off when empty.
+    cors_origins: StrList = []
     upstream_deadline_seconds: float = 30.0
     # Seconds in-memory uploads (memory-only mode) stay available to the next call.
     memory_upload_ttl_seconds: int = 600

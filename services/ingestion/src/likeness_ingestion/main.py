@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ class IngestionSettings(ServiceSettings):
     # Seconds an upload is kept (default class); 0 = memory-only mode. At most 86400.
     upload_ttl: int = 86400
     # Extra retention classes as JSON {"name": seconds}, each at most 86400.
-    retention_classes: str = "{}"
+    retention_classes: dict[str, int] = {}
     max_upload_bytes: int = 25 * 1000 * 1000
     max_pixels: int = 50_000_000
     blob_backend: str = "local"
@@ -44,7 +43,7 @@ class IngestionSettings(ServiceSettings):
 
 
 def build_config(settings: IngestionSettings) -> IngestionConfig:
-    classes = {"default": settings.upload_ttl, **{k: int(v) for k, v in json.loads(settings.retention_classes).items()}}
+    classes = {"default": settings.upload_ttl, **settings.retention_classes}
     return IngestionConfig(limits=Limits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels), retention_classes=classes)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,7 +30,7 @@ class PrivacySettings(ServiceSettings):
     # Base64 key for keyed hashes of IPs and subject pseudonyms; derived from the KEK when empty.
     pseudonym_key: str = ""
     # JSON object: holder name -> gRPC address of its DataHolder.
-    holders: str = "{}"
+    holders: dict[str, str] = {}
     retention_interval_seconds: float = 300.0
     erasure_retry_base_seconds: float = 0.5
     erasure_retry_cap_seconds: float = 30.0
@@ -69,7 +68,7 @@ async def main() -> None:
         raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
     await apply_migrations(settings.database_url, "privacy", MIGRATIONS)
     pool = await open_pool(settings.database_url, "privacy", settings.db_pool_min, settings.db_pool_max)
-    holders = [RemoteHolder(name, addr, settings, settings.holder_timeout_seconds) for name, addr in json.loads(settings.holders).items()]
+    holders = [RemoteHolder(name, addr, settings, settings.holder_timeout_seconds) for name, addr in settings.holders.items()]
     use_cases = build_use_cases(PrivacyRepository(pool), holders, config)
 
     def register(server: object) -> list[str]:

@@ -83,7 +83,7 @@ async def main() -> None:
         templates.put(template)
     for style in hair.hairstyles():
         hair.hair_material(style.id)  # drawn once per process, before the first request waits for it
-    generator = make_image_generator(AiGenSettings.from_env())
+    generator = make_image_generator(AiGenSettings())
     service = RenderService(
         catalog,
         ImageSource(ingestion_channel),

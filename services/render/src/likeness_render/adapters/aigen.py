@@ -11,16 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import cv2
 import httpx
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from likeness_platform.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
 
@@ -60,38 +59,32 @@ class AiGenBadResponse(AiGenError):
     default_code = "AIGEN_BAD_RESPONSE"
 
 
-@dataclass(frozen=True)
-class AiGenSettings:
-    """``LIKENESS_AIGEN_*``. Empty base URL, key or model: generation is off."""
+class AiGenSettings(BaseSettings):
+    """``LIKENESS_AIGEN_*`` environment variables. Empty base URL, key or model: generation is off."""
+
+    model_config = SettingsConfigDict(env_prefix="LIKENESS_AIGEN_", extra="ignore", frozen=True)
 
     base_url: str = ""
-    api_key: str = field(default="", repr=False)
+    api_key: str = Field(default="", repr=False)
     model: str = ""
     # Some providers serve edits with another model; empty: the generation model.
     edit_model: str = ""
-    timeout_s: float = 60.0
+    timeout_s: float = Field(default=60.0, gt=0)
     # The face crop sent for an edit is at most this many pixels on its longer side.
-    max_crop_side: int = 512
+    max_crop_side: int = Field(default=512, ge=8)
     # Room around the face box, as a fraction of its size, so hair and chin come along.
-    crop_margin: float = 0.35
+    crop_margin: float = Field(default=0.35, ge=0)
     # Generated images larger than this are refused (a misbehaving provider or URL).
-    max_result_bytes: int = 20 * 1024 * 1024
+    max_result_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @property
     def enabled(self) -> bool:
         return bool(self.base_url and self.api_key and self.model)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AiGenSettings:
-        env = os.environ if environ is None else environ
-        return cls(
-            base_url=env.get("LIKENESS_AIGEN_BASE_URL", "").rstrip("/"),
-            api_key=env.get("LIKENESS_AIGEN_API_KEY", ""),
-            model=env.get("LIKENESS_AIGEN_MODEL", ""),
-            edit_model=env.get("LIKENESS_AIGEN_EDIT_MODEL", ""),
-            timeout_s=float(env.get("LIKENESS_AIGEN_TIMEOUT_S", "60")),
-            max_crop_side=int(env.get("LIKENESS_AIGEN_MAX_CROP_SIDE", "512")),
-        )
 
 
 class ImageGenerator(Protocol):
