@@ -70,6 +70,9 @@ async def test_purchase_quota_and_erasure(api: dict) -> None:
     bought = await client.post("/v1/purchases/apple", json={"signed_transaction": signed}, headers=auth)
     assert bought.status_code == 200, bought.text
     assert bought.json()["entitlements"]["subscribed"] is True
+    # The contract carries enums; the public JSON keeps Apple's environment text and the lower-case state names.
+    assert bought.json()["environment"] == "Sandbox"
+    assert [s["state"] for s in bought.json()["entitlements"]["subscriptions"]] == ["active"]
     assert (await client.get("/v1/entitlements", headers=auth)).json()["subscribed"] is True
     await api["gw"].billing.consume(subject, "req-4", "id_photo")  # subscribers are not metered
 

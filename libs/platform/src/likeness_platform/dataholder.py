@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from likeness.common.v1 import common_pb2
@@ -51,6 +52,18 @@ class Holder(Protocol):
 def counts(values: Mapping[str, int]) -> list[common_pb2.CategoryCount]:
     """Proto counts from a mapping, in a stable order."""
     return [common_pb2.CategoryCount(category=k, count=int(v)) for k, v in sorted(values.items())]
+
+
+def duration(seconds: float) -> Duration:
+    """A protobuf Duration of `seconds` (nanosecond precision)."""
+    out = Duration()
+    out.FromNanoseconds(round(seconds * 1e9))
+    return out
+
+
+def seconds(value: Duration) -> float:
+    """A protobuf Duration as seconds."""
+    return value.seconds + value.nanos / 1e9
 
 
 def timestamp(when: datetime) -> Timestamp:
@@ -109,7 +122,7 @@ class DataHolderServicer(dataholder_pb2_grpc.DataHolderServicer):
             holder=self._holder.name,
             categories=[
                 dataholder_pb2.CategoryRetention(
-                    category=r.category, count=r.count, oldest_age_seconds=r.oldest_age_seconds, max_age_seconds=r.max_age_seconds
+                    category=r.category, count=r.count, oldest_age=duration(r.oldest_age_seconds), max_age=duration(r.max_age_seconds)
                 )
                 for r in rows
             ],

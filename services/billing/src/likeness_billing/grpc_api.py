@@ -12,8 +12,9 @@ from likeness_billing import service
 from likeness_billing.adapters.repository import BillingRepository
 from likeness_billing.domain import errors as billing_errors
 from likeness_billing.domain.entitlements import Entitlements
-from likeness_billing.domain.purchases import NotificationOutcome, Transaction
+from likeness_billing.domain.purchases import NotificationOutcome, StoreEnvironment, Transaction
 from likeness_billing.domain.quotas import QuotaPolicy, utc_day
+from likeness_billing.domain.subscriptions import SubscriptionStatus
 from likeness_platform import errors
 from likeness_platform.dataholder import timestamp
 
@@ -33,6 +34,27 @@ _OUTCOME = {
     NotificationOutcome.PARKED: billing_pb2.NOTIFICATION_OUTCOME_RECORDED,
     NotificationOutcome.IGNORED: billing_pb2.NOTIFICATION_OUTCOME_RECORDED,
 }
+_ENVIRONMENT = {
+    StoreEnvironment.PRODUCTION: billing_pb2.STORE_ENVIRONMENT_PRODUCTION,
+    StoreEnvironment.SANDBOX: billing_pb2.STORE_ENVIRONMENT_SANDBOX,
+    StoreEnvironment.XCODE: billing_pb2.STORE_ENVIRONMENT_XCODE,
+    StoreEnvironment.LOCAL_TESTING: billing_pb2.STORE_ENVIRONMENT_LOCAL_TESTING,
+}
+_STATE = {
+    SubscriptionStatus.ACTIVE: billing_pb2.SUBSCRIPTION_STATE_ACTIVE,
+    SubscriptionStatus.GRACE: billing_pb2.SUBSCRIPTION_STATE_GRACE,
+    SubscriptionStatus.BILLING_RETRY: billing_pb2.SUBSCRIPTION_STATE_BILLING_RETRY,
+    SubscriptionStatus.EXPIRED: billing_pb2.SUBSCRIPTION_STATE_EXPIRED,
+    SubscriptionStatus.REVOKED: billing_pb2.SUBSCRIPTION_STATE_REVOKED,
+}
+
+
+def environment_pb(value: object) -> billing_pb2.StoreEnvironment.ValueType:
+    """The proto enum for a transaction's environment (the domain enum, or Apple's text for it)."""
+    try:
+        return _ENVIRONMENT[StoreEnvironment(getattr(value, "value", value))]
+    except ValueError:
+        return billing_pb2.STORE_ENVIRONMENT_UNSPECIFIED
 
 
 @contextlib.contextmanager
@@ -54,7 +76,7 @@ def purchase_pb(t: Transaction) -> billing_pb2.Purchase:
         product_id=t.product_id,
         purchase_date=timestamp(t.purchase_date),
         offer_type=t.offer_type or 0,
-        environment=str(t.environment.value if hasattr(t.environment, "value") else t.environment),
+        environment=environment_pb(t.environment),
     )
     if t.expires_date:
         out.expires_date.CopyFrom(timestamp(t.expires_date))
@@ -73,7 +95,7 @@ def entitlements_pb(e: Entitlements, allowance: int, used_today: int) -> billing
         sub = billing_pb2.Subscription(
             original_transaction_id=item.original_transaction_id,
             product_id=item.product_id,
-            state=item.status.value if item.status else "purchased",
+            state=_STATE[item.status] if item.status else billing_pb2.SUBSCRIPTION_STATE_PURCHASED,
             will_renew=item.will_renew,
             entitled=item.active,
         )

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from likeness_platform.dataholder import counts, timestamp
+from likeness_platform.dataholder import counts, seconds, timestamp
 from likeness_privacy.adapters.repository import ErasureRow, SubjectRow
 from likeness_privacy.usecases import PrivacyUseCases
 
@@ -93,7 +93,7 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
 
     async def RecordGeneration(self, request: Any, context: Any) -> privacy_pb2.RecordGenerationResponse:
         record_id = await self._uc.records.generation(
-            request.subject_id, request.interface, dict(request.parameters), request.status, request.latency_ms
+            request.subject_id, request.interface, dict(request.parameters), request.status, seconds(request.latency) * 1000
         )
         return privacy_pb2.RecordGenerationResponse(record_id=record_id)
 

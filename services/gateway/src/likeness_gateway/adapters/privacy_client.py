@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from likeness_gateway.adapters.upstream import Upstream, first_then_rest
+from likeness_platform.dataholder import duration
 from likeness_platform.settings import ServiceSettings
 
 
@@ -40,7 +41,7 @@ class PrivacyClient(Upstream):
         await self.call(
             self.stub.RecordGeneration(
                 privacy_pb2.RecordGenerationRequest(
-                    subject_id=subject_id, interface=interface, parameters=parameters, status=status, latency_ms=latency_ms
+                    subject_id=subject_id, interface=interface, parameters=parameters, status=status, latency=duration(latency_ms / 1000)
                 )
             )
         )

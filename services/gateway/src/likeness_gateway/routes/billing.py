@@ -37,6 +37,16 @@ class EntitlementsOut(BaseModel):
     free_remaining_today: int
 
 
+# The public JSON keeps the texts it has always had: "active", "billing_retry", ...; "Production", "Sandbox".
+_STATES = {v: k.removeprefix("SUBSCRIPTION_STATE_").lower() for k, v in billing_pb2.SubscriptionState.items()}
+_ENVIRONMENTS = {
+    billing_pb2.STORE_ENVIRONMENT_PRODUCTION: "Production",
+    billing_pb2.STORE_ENVIRONMENT_SANDBOX: "Sandbox",
+    billing_pb2.STORE_ENVIRONMENT_XCODE: "Xcode",
+    billing_pb2.STORE_ENVIRONMENT_LOCAL_TESTING: "LocalTesting",
+}
+
+
 def entitlements_out(e: billing_pb2.Entitlements) -> EntitlementsOut:
     return EntitlementsOut(
         subscribed=e.subscribed,
@@ -44,7 +54,7 @@ def entitlements_out(e: billing_pb2.Entitlements) -> EntitlementsOut:
             SubscriptionOut(
                 original_transaction_id=s.original_transaction_id,
                 product_id=s.product_id,
-                state=s.state,
+                state=_STATES.get(s.state, "unspecified"),
                 will_renew=s.will_renew,
                 expires_at=s.expires_date.ToDatetime().isoformat() + "Z" if s.HasField("expires_date") else None,
                 entitled=s.entitled,
@@ -92,7 +102,7 @@ async def apple_purchase(
         transaction_id=p.transaction_id,
         original_transaction_id=p.original_transaction_id,
         product_id=p.product_id,
-        environment=p.environment,
+        environment=_ENVIRONMENTS.get(p.environment, ""),
         expires_at=p.expires_date.ToDatetime().isoformat() + "Z" if p.HasField("expires_date") else None,
         revoked=p.HasField("revocation_date"),
         entitlements=entitlements_out(reply.entitlements),

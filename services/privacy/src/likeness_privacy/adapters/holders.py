@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc
 from likeness_platform.clients import open_channel
-from likeness_platform.dataholder import ExportItem, Retention
+from likeness_platform.dataholder import ExportItem, Retention, seconds
 from likeness_platform.settings import ServiceSettings
 
 
@@ -49,7 +49,7 @@ class RemoteHolder:
 
     async def retention(self) -> list[Retention]:
         response = await self._stub.RetentionStatus(dataholder_pb2.RetentionStatusRequest())
-        return [Retention(c.category, c.count, c.oldest_age_seconds, c.max_age_seconds) for c in response.categories]
+        return [Retention(c.category, c.count, seconds(c.oldest_age), seconds(c.max_age)) for c in response.categories]
 
     async def close(self) -> None:
         await self._channel.close()

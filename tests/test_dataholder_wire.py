@@ -1,0 +1,42 @@
+"""Retention ages cross the DataHolder contract as Durations and come back as the same seconds."""
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+
+from likeness_platform.dataholder import ExportItem, Retention, add_dataholder
+from likeness_platform.server import start_server
+from likeness_platform.settings import ServiceSettings
+from likeness_privacy.adapters.holders import RemoteHolder
+
+ROWS = [Retention("notes", 3, 12.25, 86400.0), Retention("cache", 0, 0.0, 0.0), Retention("frames", 1, 0.000123456, 1.5)]
+
+
+class FixedHolder:
+    name = "fixed"
+
+    async def inventory(self, subject_id: str) -> dict[str, int]:
+        return {}
+
+    async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
+        for item in ():
+            yield item
+
+    async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        return {}, {}
+
+    async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
+        return {}
+
+    async def retention(self) -> list[Retention]:
+        return ROWS
+
+
+async def test_retention_ages_survive_the_wire() -> None:
+    settings = ServiceSettings(grpc_port=0, metrics_port=-1)
+    running = await start_server("fixed", settings, lambda server: [add_dataholder(server, FixedHolder())])
+    remote = RemoteHolder("fixed", f"127.0.0.1:{running.port}", settings, timeout=10)
+    try:
+        assert await remote.retention() == ROWS
+    finally:
+        await remote.close()
+        await running.stop(1)
