@@ -33,7 +33,7 @@ class BillingSettings(ServiceSettings):
     apple_bundle_id: str = ""
     apple_app_id: int | None = None
     # Production or Sandbox (Xcode and LocalTesting skip signature checks and are refused).
-    apple_environment: Literal["Production", "Sandbox"] = "Production"
+    apple_environment: Literal["Production", "Sandbox", "Xcode", "LocalTesting"] = "Production"
     apple_online_checks: bool = True
     # App Store Server API, for legacy receipts: key id, issuer id and the p8 key (PEM text or a path).
     apple_key_id: str = ""
