@@ -32,5 +32,8 @@ async def test_one_trace_id_across_gateway_privacy_and_holder(database_url: str)
         assert "/likeness.privacy.v1.DataHolder/Export" in names
         holder_spans = [s for s in spans if s.name == "/likeness.privacy.v1.DataHolder/Export"]
         assert holder_spans and all(s.context.trace_id == trace_id for s in holder_spans)
+        # Invariant 1: the bearer token appears in no span (attributes, events, status).
+        for s in spans:
+            assert token not in repr((s.name, dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events], s.status.description))
     finally:
         await started.close()

@@ -115,6 +115,8 @@ def test_exported_spans_lose_query_strings_and_exception_messages(spans: tuple[T
         span.set_attribute("http.target", f"/v1/results/1?token={SECRET}")
         span.set_attribute("url.query", f"token={SECRET}")
         span.set_attribute("http.route", "/v1/results/{id}")
+        span.set_attribute("net.peer.ip", "203.0.113.77")
+        span.set_attribute("client.address", "203.0.113.77")
         span.record_exception(ValueError(f"bad {SECRET}"))
         span.set_status(StatusCode.ERROR, f"failed for {SECRET}")
     provider.force_flush()
@@ -125,6 +127,7 @@ def test_exported_spans_lose_query_strings_and_exception_messages(spans: tuple[T
     assert attributes["http.target"] == "/v1/results/1"
     assert attributes["http.route"] == "/v1/results/{id}"
     assert "url.query" not in attributes
+    assert "203.0.113.77" not in repr(attributes)
     assert exported[0].status.status_code == StatusCode.ERROR
     (event,) = exported[0].events
     event_attributes = dict(event.attributes or {})

@@ -2,8 +2,8 @@
 
 Spans come from OpenTelemetry's own gRPC (server and client interceptors) and FastAPI instrumentation.
 Every exporter is wrapped in `RedactingExporter`, so what leaves the process carries no request data
-(privacy invariant 1): URL query strings, exception messages and stack traces and free-text status
-descriptions (gRPC error details) are dropped; span names, kinds, codes and timings stay.
+(privacy invariant 1): URL query strings, caller addresses, exception messages and stack traces and
+free-text status descriptions (gRPC error details) are dropped; span names, kinds, codes and timings stay.
 """
 
 from __future__ import annotations
@@ -24,8 +24,24 @@ _configured = False
 
 # Attributes that may hold a URL with a query string (old and stable HTTP semantic conventions).
 _URL_KEYS = frozenset({"http.url", "url.full", "http.target"})
-# Attributes dropped outright: query strings and client-provided headers.
-_DROPPED_KEYS = frozenset({"url.query", "http.user_agent", "user_agent.original"})
+# Attributes dropped outright: query strings, client-provided headers and the caller's address
+# (privacy keeps IPs only as keyed hashes; a trace backend must not get them in clear).
+_DROPPED_KEYS = frozenset(
+    {
+        "url.query",
+        "http.user_agent",
+        "user_agent.original",
+        "http.client_ip",
+        "client.address",
+        "client.port",
+        "net.peer.ip",
+        "net.peer.port",
+        "net.sock.peer.addr",
+        "net.sock.peer.port",
+        "network.peer.address",
+        "network.peer.port",
+    }
+)
 # Exception event attributes that are safe: the type, never the message or stack trace.
 _EXCEPTION_KEYS = frozenset({"exception.type", "exception.escaped"})
 
