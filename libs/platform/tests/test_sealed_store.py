@@ -60,9 +60,10 @@ class World:
     blobs: LocalBlobStore
     blob_dir: Path
     schema: str
+    database_url: str
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.store.pool.conninfo, autocommit=True, options=f"-c search_path={self.schema}") as conn:
+        with psycopg.connect(self.database_url, autocommit=True, options=f"-c search_path={self.schema}") as conn:
             cur = conn.execute(query.encode(), params)
             return cur.fetchall() if cur.description else []
 
@@ -102,7 +103,9 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
     keys = Keys()
     blobs = LocalBlobStore(tmp_path / "blobs")
     try:
-        yield World(SealedStore(pool, blobs, DataKeyCache(keys.fetch, 60.0), _table(), TTL), keys, blobs, tmp_path / "blobs", schema)
+        yield World(
+            SealedStore(pool, blobs, DataKeyCache(keys.fetch, 60.0), _table(), TTL), keys, blobs, tmp_path / "blobs", schema, database_url
+        )
     finally:
         await pool.close()
         with psycopg.connect(database_url, autocommit=True) as conn:
