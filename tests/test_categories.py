@@ -35,7 +35,8 @@ async def holders(database_url: str, tmp_path: Path) -> AsyncIterator[list[Any]]
     from likeness_ingestion.service import IngestionConfig, IngestionService
     from likeness_privacy.adapters.repository import PrivacyRepository
     from likeness_privacy.main import MIGRATIONS as PRIVACY_MIGRATIONS
-    from likeness_privacy.service import PrivacyConfig, PrivacyService
+    from likeness_privacy.usecases.ports import PrivacyConfig
+    from likeness_privacy.usecases.self_holder import SelfHolder
     from likeness_render.adapters.results import ResultStore
     from likeness_render.holder import RenderHolder
 
@@ -58,7 +59,6 @@ async def holders(database_url: str, tmp_path: Path) -> AsyncIterator[list[Any]]
         async def record_access(self, subject_id: str, resource: str, purpose: str) -> None:
             raise AssertionError("listing categories reads no upload")
 
-    privacy = PrivacyService(PrivacyRepository(pools["privacy"]), [], PrivacyConfig(kek=os.urandom(32), pseudonym_key=os.urandom(32)))
     try:
         yield [
             DeviceRepository(pools["gateway"]),
@@ -66,7 +66,7 @@ async def holders(database_url: str, tmp_path: Path) -> AsyncIterator[list[Any]]
             RenderHolder(ResultStore(pools["render"], blobs, keys, timedelta(hours=24))),
             StatelessHolder(),
             BillingHolder(BillingRepository(pools["billing"], ledger_key=os.urandom(32))),
-            privacy.self_holder,
+            SelfHolder(PrivacyRepository(pools["privacy"]), PrivacyConfig(kek=os.urandom(32), pseudonym_key=os.urandom(32))),
         ]
     finally:
         for pool in pools.values():
