@@ -108,8 +108,8 @@ async def _until_completed(privacy: PrivacyUseCases, erasure_id: str) -> None:
 async def test_erase_a_leaves_b_untouched_and_is_provable(world: dict) -> None:
     w = world
     a, b = await _populate(w), await _populate(w)
-    row = (await w["ingestion"].repo.of_subject(a))[0]
-    copied_ciphertext = await w["ingestion"].blobs.get(row.blob_name)
+    row = (await w["ingestion"].store.of_subject(a))[0]
+    copied_ciphertext = await w["ingestion"].store.blobs.get(row.blob_name)
     key_before, _ = await w["privacy"].subjects.data_key(a)
     assert open_sealed(key_before, copied_ciphertext, row.blob_name.encode())  # readable before
 

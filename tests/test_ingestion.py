@@ -143,10 +143,10 @@ async def test_sweep_removes_expired_uploads_and_orphan_blobs(mesh: dict) -> Non
     subject = await _subject(mesh)
     reply = await mesh["ingestion"].Upload(_requests(subject, images.webp(), "image/webp"))
     service = mesh["service"]
-    async with service.repo.pool.connection() as conn:
+    async with service.store.pool.connection() as conn:
         await conn.execute("UPDATE uploads SET expires_at = now() - interval '1 second' WHERE upload_id = %s", (reply.upload.upload_id,))
     orphan = new_blob_name()
-    await service.blobs.put(orphan, b"left behind by a crash")
+    await service.store.blobs.put(orphan, b"left behind by a crash")
     old = (datetime.now(UTC) - timedelta(hours=1)).timestamp()
     orphan_path = mesh["blob_dir"] / orphan[:2] / orphan
     os.utime(orphan_path, (old, old))
@@ -168,7 +168,7 @@ async def test_erase_leaves_inventory_at_zero_and_refuses_new_writes(mesh: dict)
     assert {c.category: c.count for c in erased.erased} == {"uploads": 2}
     assert {c.category: c.count for c in erased.remaining} == {"uploads": 0}
     await mesh["privacy_service"].repo.start_erasure(subject, "p", "test", [])
-    mesh["service"].keys.forget(subject)
+    mesh["service"].store.keys.forget(subject)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await mesh["ingestion"].Upload(_requests(subject, images.webp(), "image/webp"))
     assert dict(info.value.trailing_metadata())["likeness-error-code"] == "SUBJECT_ERASING"

@@ -130,7 +130,7 @@ async def start_ingestion(
 ) -> tuple[Any, str]:
     """Ingestion on a free port with a local blob store."""
     from likeness.ingestion.v1 import ingestion_pb2_grpc
-    from likeness_ingestion.adapters.repository import UploadRepository
+    from likeness_ingestion.adapters.repository import upload_store
     from likeness_ingestion.grpc_api import IngestionServicer
     from likeness_ingestion.grpc_api import service_name as ingestion_service_name
     from likeness_ingestion.main import MIGRATIONS as INGESTION_MIGRATIONS
@@ -144,13 +144,9 @@ async def start_ingestion(
     pool = await open_pool(database_url, "ingestion")
     channel = open_channel(privacy_addr, "ingestion", settings())
     privacy = PrivacyPort(channel, "ingestion")
-    service = IngestionService(
-        UploadRepository(pool),
-        LocalBlobStore(blob_dir),
-        DataKeyCache(privacy.data_key, 1.0),
-        privacy,
-        IngestionConfig(retention_classes={"default": ttl}),
-    )
+    config = IngestionConfig(retention_classes={"default": ttl})
+    uploads = upload_store(pool, LocalBlobStore(blob_dir), DataKeyCache(privacy.data_key, 1.0), config.longest_ttl)
+    service = IngestionService(uploads, privacy, config)
 
     def register(server: Any) -> list[str]:
         ingestion_pb2_grpc.add_IngestionServicer_to_server(IngestionServicer(service), server)

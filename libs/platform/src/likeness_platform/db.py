@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import structlog
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 log = structlog.get_logger("likeness.db")
@@ -63,3 +66,36 @@ async def open_pool(database_url: str, schema: str, min_size: int = 1, max_size:
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+def as_uuid(value: object) -> uuid.UUID | None:
+    """`value` as a UUID for a query parameter; None when it is not one (so a malformed id finds nothing)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def table_name(table: str, schema: str | None = None) -> sql.Composable:
+    """A table identifier, schema-qualified when `schema` is given (else the pool's search_path decides)."""
+    if schema is None:
+        return sql.Identifier(table)
+    return sql.Identifier(_check_schema(schema), table)
+
+
+async def oldest_age(
+    pool: AsyncConnectionPool[Any], table: str, *, schema: str | None = None, column: str = "created_at"
+) -> tuple[int, float]:
+    """How many rows `table` holds and the age in seconds of the oldest (by `column`); (0, 0.0) when empty."""
+    query = sql.SQL("SELECT count(*), coalesce(extract(epoch FROM now() - min({column})), 0) FROM {table}").format(
+        column=sql.Identifier(column), table=table_name(table, schema)
+    )
+    async with pool.connection() as conn:
+        row = await (await conn.execute(query)).fetchone()
+    if row is None:
+        raise RuntimeError("an aggregate query returned no row")
+    return int(row[0]), float(row[1])

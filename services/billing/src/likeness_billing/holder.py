@@ -8,6 +8,7 @@ from datetime import datetime
 
 from likeness_billing import service
 from likeness_billing.adapters.repository import BillingRepository
+from likeness_billing.domain.retention import PURCHASES
 from likeness_platform.dataholder import ExportItem, Retention
 
 
@@ -22,7 +23,7 @@ class BillingHolder:
 
     async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
         data = await self._repo.export(subject_id)
-        yield ExportItem("purchases", "billing.json", "application/json", json.dumps(data, indent=2, default=str).encode())
+        yield ExportItem(PURCHASES, "billing.json", "application/json", json.dumps(data, indent=2, default=str).encode())
 
     async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
         return await self._repo.erase(subject_id)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from likeness.ingestion.v1 import ingestion_pb2_grpc
-from likeness_ingestion.adapters.repository import UploadRepository
+from likeness_ingestion.adapters.repository import upload_store
 from likeness_ingestion.domain.normalize import Limits
 from likeness_ingestion.grpc_api import IngestionServicer, service_name
 from likeness_ingestion.service import IngestionConfig, IngestionService
@@ -61,9 +61,8 @@ async def main() -> None:
     blobs = blob_store_from_settings(
         settings.blob_backend, settings.blob_dir, settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.s3_region
     )
-    service = IngestionService(
-        UploadRepository(pool), blobs, DataKeyCache(privacy.data_key, settings.data_key_ttl_seconds), privacy, config
-    )
+    uploads = upload_store(pool, blobs, DataKeyCache(privacy.data_key, settings.data_key_ttl_seconds), config.longest_ttl)
+    service = IngestionService(uploads, privacy, config)
 
     def register(server: Any) -> list[str]:
         ingestion_pb2_grpc.add_IngestionServicer_to_server(IngestionServicer(service), server)

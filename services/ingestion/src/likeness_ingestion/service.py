@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
 
-from likeness_ingestion.adapters.repository import UploadRepository, UploadRow
+from likeness_ingestion.adapters.repository import UploadRow, UploadStore
 from likeness_ingestion.domain.errors import MemoryOnly, TooLarge, UploadNotFound
 from likeness_ingestion.domain.normalize import Limits, normalize
-from likeness_platform.blobs import BlobNotFound, BlobStore, new_blob_name, remove_orphans
-from likeness_platform.crypto import DataKeyCache, open_sealed, seal
-from likeness_platform.dataholder import ExportItem, Retention
+from likeness_platform.blobs import BlobNotFound
+from likeness_platform.categories import Category
 from likeness_platform.errors import InvalidArgument
+from likeness_platform.sealed_store import SealedHolder
 
 log = structlog.get_logger("likeness.ingestion")
 
 MAX_IMAGE_TTL = timedelta(hours=24)
-# Orphan blobs younger than this may belong to an upload whose row is being written.
-ORPHAN_GRACE = timedelta(minutes=10)
 
 
 class AccessLog(Protocol):
@@ -61,14 +58,19 @@ class IngestionConfig:
     def memory_only(self) -> bool:
         return self.retention_classes.get("default", 0) == 0
 
+    @property
+    def longest_ttl(self) -> timedelta:
+        """The longest retention class: no upload is kept longer (0 when nothing is ever stored)."""
+        return timedelta(seconds=max(self.retention_classes.values(), default=0))
 
-class IngestionService:
-    name = "ingestion"
 
-    def __init__(self, repo: UploadRepository, blobs: BlobStore, keys: DataKeyCache, access: AccessLog, config: IngestionConfig) -> None:
-        self.repo = repo
-        self.blobs = blobs
-        self.keys = keys
+class IngestionService(SealedHolder[UploadRow]):
+    """Upload use cases; as a DataHolder, the shared view of its upload store."""
+
+    def __init__(self, uploads: UploadStore, access: AccessLog, config: IngestionConfig) -> None:
+        if uploads.ttl < config.longest_ttl:
+            raise ValueError(f"the upload store keeps items at most {uploads.ttl}, shorter than the longest retention class")
+        super().__init__("ingestion", uploads)
         self.access = access
         self.config = config
 
@@ -92,35 +94,26 @@ class IngestionService:
         parts.clear()
         image = await asyncio.to_thread(normalize, data, meta.content_type, self.config.limits)
         del data
-        ttl = self.config.retention_classes[retention_class]
-        now = datetime.now(UTC)
-        row = UploadRow(
-            upload_id=str(uuid.uuid4()),
-            subject_id=meta.subject_id,
-            blob_name=new_blob_name(),
-            sha256=image.sha256,
-            size_bytes=len(image.data),
-            format=image.source_format,
-            width=image.width,
-            height=image.height,
-            purpose=meta.purpose or "unspecified",
-            retention_class=retention_class,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl),
-        )
-        if ttl == 0:
+        ttl = timedelta(seconds=self.config.retention_classes[retention_class])
+        columns = {
+            "sha256": image.sha256,
+            "size_bytes": len(image.data),
+            "format": image.source_format,
+            "width": image.width,
+            "height": image.height,
+            "purpose": meta.purpose or "unspecified",
+            "retention_class": retention_class,
+        }
+        if not ttl:
+            now = datetime.now(UTC)
+            row = UploadRow(str(uuid.uuid4()), meta.subject_id, "", created_at=now, expires_at=now, **columns)
             return UploadResult(row, persisted=False, inline=image.data)
-        # Refused for erasing subjects: no new data once an erasure has started.
-        key = await self.keys.get(meta.subject_id)
-        sealed = seal(key.key, image.data, key.key_id, row.blob_name.encode())
-        # Blob first, then row: a crash in between leaves an orphan blob that Sweep removes.
-        await self.blobs.put(row.blob_name, sealed)
-        await self.repo.insert(row)
+        row = await self.store.save(meta.subject_id, image.data, columns, ttl)
         log.info("upload_stored", upload_id=row.upload_id, bytes=row.size_bytes, format=row.format)
         return UploadResult(row, persisted=True)
 
     async def describe(self, upload_id: str, subject_id: str) -> UploadRow:
-        row = await self.repo.get(upload_id, subject_id)
+        row = await self.store.find(upload_id, subject_id)
         if row is None:
             if self.config.memory_only:
                 raise MemoryOnly("uploads are not stored in memory-only mode (LIKENESS_UPLOAD_TTL=0)")
@@ -130,52 +123,16 @@ class IngestionService:
     async def open(self, upload_id: str, subject_id: str, purpose: str) -> tuple[UploadRow, bytes]:
         row = await self.describe(upload_id, subject_id)
         await self.access.record_access(subject_id, f"ingestion/upload/{row.upload_id}", purpose)
-        return row, await self._read(row)
-
-    async def _read(self, row: UploadRow) -> bytes:
-        key = await self.keys.get(row.subject_id)
         try:
-            sealed = await self.blobs.get(row.blob_name)
+            return row, await self.store.read(row)
         except BlobNotFound:
             raise UploadNotFound("no such upload") from None
-        return open_sealed(key.key, sealed, row.blob_name.encode())
 
     async def delete(self, upload_id: str, subject_id: str) -> None:
-        row = await self.repo.delete(upload_id, subject_id)
-        if row is None:
+        if await self.store.delete(upload_id, subject_id) is None:
             raise UploadNotFound("no such upload")
-        await self.blobs.delete(row.blob_name)
-
-    # DataHolder ------------------------------------------------------------------------
-    async def inventory(self, subject_id: str) -> dict[str, int]:
-        return {"uploads": await self.repo.count_subject(subject_id)}
-
-    async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
-        rows = await self.repo.of_subject(subject_id)
-        meta = [{k: v for k, v in asdict(r).items() if k not in ("blob_name", "subject_id")} for r in rows]
-        yield ExportItem("uploads", "uploads.json", "application/json", json.dumps(meta, indent=2, default=str).encode())
-        for row in rows:
-            try:
-                data = await self._read(row)
-            except UploadNotFound:
-                continue
-            yield ExportItem("uploads", f"uploads/{row.upload_id}.jpg", "image/jpeg", data)
 
     async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
-        self.keys.forget(subject_id)
-        names = await self.repo.delete_subject(subject_id)
-        for name in names:
-            await self.blobs.delete(name)
-        log.info("subject_erased", erased=len(names), erasure_id=request_id)
-        return {"uploads": len(names)}, await self.inventory(subject_id)
-
-    async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
-        expired = await self.repo.delete_expired(cutoffs.get("uploads"))
-        for name in expired:
-            await self.blobs.delete(name)
-        orphans = await remove_orphans(self.blobs, self.repo.known_blobs, ORPHAN_GRACE)
-        return {"uploads": len(expired), "orphan_blobs": orphans}
-
-    async def retention(self) -> list[Retention]:
-        count, age = await self.repo.oldest()
-        return [Retention("uploads", count, age, max(self.config.retention_classes.values()))]
+        erased, remaining = await super().erase(subject_id, request_id)
+        log.info("subject_erased", erased=erased[Category.UPLOADS], erasure_id=request_id)
+        return erased, remaining

@@ -6,14 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from likeness_platform.categories import Category
+
 # Held per subject (Inventory, Export, Erase).
-PURCHASES = "purchases"
-SUBSCRIPTIONS = "subscriptions"
-QUOTA_USAGE = "quota_usage"
+PURCHASES = Category.PURCHASES
+SUBSCRIPTIONS = Category.SUBSCRIPTIONS
+QUOTA_USAGE = Category.QUOTA_USAGE
 # Signed payloads waiting to be applied (unbound purchase, or a crash before applying).
-PENDING_NOTIFICATIONS = "pending_notifications"
+PENDING_NOTIFICATIONS = Category.PENDING_NOTIFICATIONS
 # Not per subject: keyed transaction hashes on processed notifications.
-NOTIFICATION_LINKS = "notification_links"
+NOTIFICATION_LINKS = Category.NOTIFICATION_LINKS
 
 SUBJECT_CATEGORIES = (PURCHASES, SUBSCRIPTIONS, QUOTA_USAGE, PENDING_NOTIFICATIONS)
 # Purchases and subscriptions are kept as long as the account; these are swept.

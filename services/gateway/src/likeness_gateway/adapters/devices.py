@@ -12,7 +12,10 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from likeness_platform.categories import Category
 from likeness_platform.dataholder import ExportItem, Retention
+from likeness_platform.db import as_uuid as _uuid
+from likeness_platform.db import oldest_age
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,6 @@ def _device(row: Mapping[str, Any]) -> Device:
         row["active"],
         row["created_at"],
     )
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError):
-        return None
 
 
 class DeviceRepository:
@@ -102,29 +98,26 @@ class DeviceRepository:
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT count(*) FROM devices WHERE subject_id = %s", (sid,))
             row = await cur.fetchone()
-        return {"devices": int(row[0]) if row else 0}
+        return {Category.DEVICES: int(row[0]) if row else 0}
 
     async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
         sid = _uuid(subject_id)
         async with self.pool.connection() as conn:
             cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM devices WHERE subject_id = %s", (sid,))
             rows = [asdict(_device(r)) for r in await cur.fetchall()]
-        yield ExportItem("devices", "devices.json", "application/json", json.dumps(rows, indent=2, default=str).encode())
+        yield ExportItem(Category.DEVICES, "devices.json", "application/json", json.dumps(rows, indent=2, default=str).encode())
 
     async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
         sid = _uuid(subject_id)
         async with self.pool.connection() as conn:
             cur = await conn.execute("DELETE FROM devices WHERE subject_id = %s", (sid,))
             erased = cur.rowcount
-        return {"devices": erased}, await self.inventory(subject_id)
+        return {Category.DEVICES: erased}, await self.inventory(subject_id)
 
     async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
         # Devices live as long as the app install; they go with erasure, not by age.
-        return {"devices": 0}
+        return {Category.DEVICES: 0}
 
     async def retention(self) -> list[Retention]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM devices")
-            row = await cur.fetchone()
-        assert row is not None
-        return [Retention("devices", int(row[0]), float(row[1]), 0.0)]
+        count, age = await oldest_age(self.pool, "devices")
+        return [Retention(Category.DEVICES, count, age, 0.0)]

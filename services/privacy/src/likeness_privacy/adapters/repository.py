@@ -13,6 +13,9 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from likeness_platform.categories import Category
+from likeness_platform.db import as_uuid as _uuid
+from likeness_platform.db import oldest_age
 from likeness_privacy.domain import chain
 from likeness_privacy.domain.pseudonyms import salted_commit
 
@@ -50,13 +53,6 @@ class ErasureRow:
     ledger_hash: str | None
     deadline_breached: bool
     receipts: list[ReceiptRow]
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return None
 
 
 class PrivacyRepository:
@@ -327,7 +323,14 @@ class PrivacyRepository:
             )
             row = await cur.fetchone()
         assert row is not None
-        names = ["subjects", "data_keys", "generation_records", "security_events", "access_log", "exports"]
+        names = [
+            Category.SUBJECTS,
+            Category.DATA_KEYS,
+            Category.GENERATION_RECORDS,
+            Category.SECURITY_EVENTS,
+            Category.ACCESS_LOG,
+            Category.EXPORTS,
+        ]
         return dict(zip(names, (int(v) for v in row), strict=True))
 
     async def erase_records(self, subject_id: str, pseudonym: str) -> dict[str, int]:
@@ -338,7 +341,12 @@ class PrivacyRepository:
             sec = await conn.execute("DELETE FROM security_events WHERE subject_pseudonym = %s", (pseudonym,))
             acc = await conn.execute("UPDATE access_log SET subject_id = NULL, salt = NULL WHERE subject_id = %s", (sid,))
             exp = await conn.execute("DELETE FROM exports WHERE subject_id = %s", (sid,))
-        return {"generation_records": gen.rowcount, "security_events": sec.rowcount, "access_log": acc.rowcount, "exports": exp.rowcount}
+        return {
+            Category.GENERATION_RECORDS: gen.rowcount,
+            Category.SECURITY_EVENTS: sec.rowcount,
+            Category.ACCESS_LOG: acc.rowcount,
+            Category.EXPORTS: exp.rowcount,
+        }
 
     async def export_records(self, subject_id: str, pseudonym: str) -> dict[str, Any]:
         sid = uuid.UUID(subject_id)
@@ -368,9 +376,9 @@ class PrivacyRepository:
         removed: dict[str, int] = {}
         async with self.pool.connection() as conn:
             for category, table, extra in (
-                ("generation_records", "generation_records", ""),
-                ("security_events", "security_events", ""),
-                ("access_log", "access_log", ""),
+                (Category.GENERATION_RECORDS, "generation_records", ""),
+                (Category.SECURITY_EVENTS, "security_events", ""),
+                (Category.ACCESS_LOG, "access_log", ""),
             ):
                 cutoff = cutoffs.get(category)
                 if cutoff is None:
@@ -378,20 +386,14 @@ class PrivacyRepository:
                 cur = await conn.execute(f"DELETE FROM {table} WHERE created_at < %s{extra}", (cutoff,))
                 removed[category] = cur.rowcount
             cur = await conn.execute(
-                "DELETE FROM exports WHERE expires_at <= now() OR created_at < %s", (cutoffs.get("exports", datetime.now(UTC)),)
+                "DELETE FROM exports WHERE expires_at <= now() OR created_at < %s", (cutoffs.get(Category.EXPORTS, datetime.now(UTC)),)
             )
-            removed["exports"] = cur.rowcount
+            removed[Category.EXPORTS] = cur.rowcount
         return removed
 
     async def oldest(self) -> dict[str, tuple[int, float]]:
-        out: dict[str, tuple[int, float]] = {}
-        async with self.pool.connection() as conn:
-            for category in ("generation_records", "security_events", "access_log", "exports"):
-                cur = await conn.execute(f"SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM {category}")
-                row = await cur.fetchone()
-                assert row is not None
-                out[category] = (int(row[0]), float(row[1]))
-        return out
+        kept = (Category.GENERATION_RECORDS, Category.SECURITY_EVENTS, Category.ACCESS_LOG, Category.EXPORTS)
+        return {category: await oldest_age(self.pool, category) for category in kept}
 
 
 def _subject(row: Mapping[str, Any]) -> SubjectRow:

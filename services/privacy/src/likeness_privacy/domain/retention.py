@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from likeness_platform.categories import Category
+
 # Images and rendered results: the 24 h promise. Records: what the policies state.
 RETENTION = {
-    "uploads": timedelta(hours=24),
-    "results": timedelta(hours=24),
-    "generation_records": timedelta(days=90),
-    "security_events": timedelta(days=30),
-    "access_log": timedelta(days=365),
-    "exports": timedelta(hours=1),
+    Category.UPLOADS: timedelta(hours=24),
+    Category.RESULTS: timedelta(hours=24),
+    Category.GENERATION_RECORDS: timedelta(days=90),
+    Category.SECURITY_EVENTS: timedelta(days=30),
+    Category.ACCESS_LOG: timedelta(days=365),
+    Category.EXPORTS: timedelta(hours=1),
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from likeness_platform.categories import Category
 from likeness_platform.errors import NotFound
 from likeness_platform.metrics import ERASURE_DEADLINE_BREACHES
 from likeness_privacy.adapters.holders import describe_error
@@ -135,7 +136,7 @@ class Erasures:
                 continue
             if name == SELF:
                 # The subject row is the erasure's anchor: it goes with the ledger append.
-                found.pop("subjects", None)
+                found.pop(Category.SUBJECTS, None)
             if any(found.values()):
                 leftovers.add(name)
         return leftovers

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
+from likeness_platform.categories import Category
 from likeness_platform.dataholder import ExportItem, Retention
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.usecases.ports import SELF, PrivacyConfig
@@ -23,14 +24,14 @@ class SelfHolder:
 
     async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
         records = await self._repo.export_records(subject_id, self._config.pseudonym(subject_id))
-        yield ExportItem("records", "records.json", "application/json", json.dumps(records, indent=2, default=str).encode())
+        yield ExportItem(Category.RECORDS, "records.json", "application/json", json.dumps(records, indent=2, default=str).encode())
 
     async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
         erased = await self._repo.erase_records(subject_id, self._config.pseudonym(subject_id))
         remaining = await self.inventory(subject_id)
         # Subject row and key are removed by the erasure itself, at its end.
-        remaining.pop("subjects", None)
-        remaining.pop("data_keys", None)
+        remaining.pop(Category.SUBJECTS, None)
+        remaining.pop(Category.DATA_KEYS, None)
         return erased, remaining
 
     async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Stored results: a Postgres row per result and an encrypted blob, at most 24 h."""
+"""Stored results: render's table in the shared sealed store (a Postgres row and an encrypted blob each, at most 24 h)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from likeness_platform.blobs import BlobNotFound, BlobStore, new_blob_name, remove_orphans
-from likeness_platform.crypto import DataKeyCache, open_sealed, seal
+from likeness_platform.blobs import BlobNotFound, BlobStore
+from likeness_platform.categories import Category
+from likeness_platform.crypto import DataKeyCache
 from likeness_platform.errors import NotFound
+from likeness_platform.sealed_store import SealedStore, SealedTable
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,18 @@ def _row(r: Mapping[str, Any]) -> StoredResult:
     )
 
 
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return None
+def _export_file(result: StoredResult) -> tuple[str, str]:
+    ext = "png" if result.content_type == "image/png" else "jpg"
+    return f"results/{result.kind}-{result.result_id}.{ext}", result.content_type
+
+
+RESULTS = SealedTable(
+    category=Category.RESULTS,
+    table="results",
+    id_column="result_id",
+    decode=_row,
+    export_file=_export_file,
+)
 
 
 class ResultNotFound(NotFound):
@@ -66,12 +75,10 @@ class ResultNotFound(NotFound):
 
 
 class ResultStore:
-    """Writes blob then row (a crash leaves at worst an orphan blob for Sweep)."""
+    """Render's results in the shared sealed store (likeness_platform.sealed_store), each kept `ttl`."""
 
     def __init__(self, pool: AsyncConnectionPool, blobs: BlobStore, keys: DataKeyCache, ttl: timedelta) -> None:
-        self.pool = pool
-        self.blobs = blobs
-        self.keys = keys
+        self.store = SealedStore(pool, blobs, keys, RESULTS, ttl)
         self.ttl = ttl
 
     async def save(
@@ -86,117 +93,32 @@ class ResultStore:
         spec_id: str = "",
         meta: Mapping[str, Any] | None = None,
     ) -> StoredResult:
-        now = datetime.now(UTC)
-        result = StoredResult(
-            str(uuid.uuid4()),
-            subject_id,
-            kind,
-            content_type,
-            width,
-            height,
-            len(data),
-            dpi,
-            spec_id,
-            now,
-            now + self.ttl,
-            True,
-            dict(meta or {}),
-            new_blob_name(),
-        )
-        key = await self.keys.get(subject_id)
-        await self.blobs.put(result.blob_name, seal(key.key, data, key.key_id, result.blob_name.encode()))
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO results (result_id, subject_id, kind, blob_name, content_type, width, height, size_bytes, dpi, spec_id, meta,"
-                " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    uuid.UUID(result.result_id),
-                    uuid.UUID(subject_id),
-                    kind,
-                    result.blob_name,
-                    content_type,
-                    width,
-                    height,
-                    len(data),
-                    dpi,
-                    spec_id,
-                    json.dumps(result.meta),
-                    now,
-                    result.expires_at,
-                ),
-            )
-        return result
+        columns = {
+            "kind": kind,
+            "content_type": content_type,
+            "width": width,
+            "height": height,
+            "size_bytes": len(data),
+            "dpi": dpi,
+            "spec_id": spec_id,
+            "meta": Jsonb(dict(meta or {})),
+        }
+        return await self.store.save(subject_id, data, columns)
 
     async def update_meta(self, result_id: str, meta: Mapping[str, Any]) -> None:
-        async with self.pool.connection() as conn:
+        async with self.store.pool.connection() as conn:
             await conn.execute(
                 "UPDATE results SET meta = meta || %s::jsonb WHERE result_id = %s", (json.dumps(dict(meta)), uuid.UUID(result_id))
             )
 
     async def get(self, result_id: str, subject_id: str) -> StoredResult:
-        rid, sid = _uuid(result_id), _uuid(subject_id)
-        if rid is None or sid is None:
+        result = await self.store.find(result_id, subject_id)
+        if result is None:
             raise ResultNotFound("no such result")
-        async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                "SELECT * FROM results WHERE result_id = %s AND subject_id = %s AND expires_at > now()", (rid, sid)
-            )
-            r = await cur.fetchone()
-        if r is None:
-            raise ResultNotFound("no such result")
-        return _row(r)
+        return result
 
     async def read(self, result: StoredResult) -> bytes:
-        key = await self.keys.get(result.subject_id)
         try:
-            sealed = await self.blobs.get(result.blob_name)
+            return await self.store.read(result)
         except BlobNotFound:
             raise ResultNotFound("no such result") from None
-        return open_sealed(key.key, sealed, result.blob_name.encode())
-
-    async def of_subject(self, subject_id: str) -> list[StoredResult]:
-        sid = _uuid(subject_id)
-        async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM results WHERE subject_id = %s ORDER BY created_at", (sid,))
-            return [_row(r) for r in await cur.fetchall()]
-
-    async def count(self, subject_id: str) -> int:
-        sid = _uuid(subject_id)
-        async with self.pool.connection() as conn:
-            r = await (await conn.execute("SELECT count(*) FROM results WHERE subject_id = %s", (sid,))).fetchone()
-        return int(r[0]) if r else 0
-
-    async def erase(self, subject_id: str) -> int:
-        self.keys.forget(subject_id)
-        sid = _uuid(subject_id)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute("DELETE FROM results WHERE subject_id = %s RETURNING blob_name", (sid,))).fetchall()
-        for (name,) in rows:
-            await self.blobs.delete(name)
-        return len(rows)
-
-    async def sweep(self, cutoff: datetime | None, orphan_grace: timedelta = timedelta(minutes=10)) -> dict[str, int]:
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "DELETE FROM results WHERE expires_at <= now() OR (%s::timestamptz IS NOT NULL AND created_at < %s) RETURNING blob_name",
-                    (cutoff, cutoff),
-                )
-            ).fetchall()
-        for (name,) in rows:
-            await self.blobs.delete(name)
-        orphans = await remove_orphans(self.blobs, self._known, orphan_grace)
-        return {"results": len(rows), "orphan_blobs": orphans}
-
-    async def _known(self, names: list[str]) -> set[str]:
-        async with self.pool.connection() as conn:
-            found = await (await conn.execute("SELECT blob_name FROM results WHERE blob_name = ANY(%s)", (names,))).fetchall()
-        return {r[0] for r in found}
-
-    async def oldest(self) -> tuple[int, float]:
-        async with self.pool.connection() as conn:
-            r = await (
-                await conn.execute("SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM results")
-            ).fetchone()
-        assert r is not None
-        return int(r[0]), float(r[1])

@@ -1,0 +1,262 @@
+"""One encrypted store for images kept about people, and its DataHolder view.
+
+An item is a PostgreSQL row (its own columns plus id, subject_id, blob_name, created_at, expires_at)
+and a blob: the item's bytes sealed with AES-256-GCM under the subject's data key, the random blob name
+authenticated with it. Every item expires; `sweep` deletes expired rows with their blobs, and blobs no
+row points to (a crash between writing the blob and the row) once they are older than a grace period.
+Erasure forgets the cached key, deletes rows and blobs, and reads the count back as proof.
+
+Ingestion's uploads and render's results are two tables of this one store.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from likeness_platform.blobs import BlobNotFound, BlobStore, new_blob_name, remove_orphans
+from likeness_platform.categories import Category
+from likeness_platform.crypto import DataKeyCache, open_sealed, seal
+from likeness_platform.dataholder import ExportItem, Retention
+from likeness_platform.db import as_uuid, oldest_age, table_name
+
+# Orphan blobs younger than this may belong to an item whose row is being written.
+ORPHAN_GRACE = timedelta(minutes=10)
+
+# Columns every sealed table has besides its id column; the store fills them itself.
+_STORE_COLUMNS = ("subject_id", "blob_name", "created_at", "expires_at")
+# Left out of the metadata listing in an export: the subject knows who they are, blob names are internal.
+_NOT_EXPORTED = ("subject_id", "blob_name")
+
+
+class SealedRow(Protocol):
+    """An item's row as a dataclass; the store needs to know whose it is and where its blob is."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def subject_id(self) -> str: ...
+
+    @property
+    def blob_name(self) -> str: ...
+
+
+Row = TypeVar("Row", bound=SealedRow)
+
+
+@dataclass(frozen=True)
+class SealedTable(Generic[Row]):
+    """Which table a store uses and how its rows look.
+
+    category: the data category the items are reported under (inventory, export, sweep, retention).
+    decode: a row from a `SELECT *` mapping.
+    export_file: the file name and content type of an item's bytes in an export.
+    schema: None to use the pool's search_path.
+    """
+
+    category: Category
+    table: str
+    id_column: str
+    decode: Callable[[Mapping[str, Any]], Row]
+    export_file: Callable[[Row], tuple[str, str]]
+    schema: str | None = None
+
+
+class SealedStore(Generic[Row]):
+    """Rows in `table.table`, their bytes sealed in `blobs` under keys from `keys`, kept at most `ttl`."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        blobs: BlobStore,
+        keys: DataKeyCache,
+        table: SealedTable[Row],
+        ttl: timedelta,
+        orphan_grace: timedelta = ORPHAN_GRACE,
+    ) -> None:
+        if ttl < timedelta(0):
+            raise ValueError(f"a store's ttl cannot be negative, got {ttl}")
+        self.pool = pool
+        self.blobs = blobs
+        self.keys = keys
+        self.table = table
+        self.ttl = ttl
+        self.orphan_grace = orphan_grace
+        t, key = table_name(table.table, table.schema), sql.Identifier(table.id_column)
+        self._select_one = sql.SQL("SELECT * FROM {t} WHERE {key} = %s AND subject_id = %s AND expires_at > now()").format(t=t, key=key)
+        self._delete_one = sql.SQL("DELETE FROM {t} WHERE {key} = %s AND subject_id = %s RETURNING *").format(t=t, key=key)
+        self._of_subject = sql.SQL("SELECT * FROM {t} WHERE subject_id = %s ORDER BY created_at").format(t=t)
+        self._count = sql.SQL("SELECT count(*) FROM {t} WHERE subject_id = %s").format(t=t)
+        self._erase = sql.SQL("DELETE FROM {t} WHERE subject_id = %s RETURNING blob_name").format(t=t)
+        self._expire = sql.SQL(
+            "DELETE FROM {t} WHERE expires_at <= now() OR (%s::timestamptz IS NOT NULL AND created_at < %s) RETURNING blob_name"
+        ).format(t=t)
+        self._known = sql.SQL("SELECT blob_name FROM {t} WHERE blob_name = ANY(%s)").format(t=t)
+
+    @property
+    def category(self) -> Category:
+        return self.table.category
+
+    # items ----------------------------------------------------------------------------------
+    async def save(self, subject_id: str, data: bytes, columns: Mapping[str, Any], ttl: timedelta | None = None) -> Row:
+        """Seal `data` under the subject's key, write the blob, then the row; the stored row.
+
+        `columns` are the table's own columns; `ttl` (at most the store's) defaults to the store's.
+        Refused (by the key fetch) for a subject being erased: no new data once an erasure has started.
+        """
+        ttl = self.ttl if ttl is None else ttl
+        if not timedelta(0) < ttl <= self.ttl:
+            raise ValueError(f"an item's ttl must be more than 0 and at most {self.ttl}, got {ttl}")
+        reserved = {self.table.id_column, *_STORE_COLUMNS} & set(columns)
+        if reserved:
+            raise ValueError(f"the store sets {sorted(reserved)} itself")
+        key = await self.keys.get(subject_id)
+        blob_name = new_blob_name()
+        now = datetime.now(UTC)
+        values = {
+            self.table.id_column: uuid.uuid4(),
+            "subject_id": uuid.UUID(subject_id),
+            "blob_name": blob_name,
+            "created_at": now,
+            "expires_at": now + ttl,
+            **columns,
+        }
+        insert = sql.SQL("INSERT INTO {t} ({columns}) VALUES ({values}) RETURNING *").format(
+            t=table_name(self.table.table, self.table.schema),
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in values),
+            values=sql.SQL(", ").join(sql.Placeholder() * len(values)),
+        )
+        # Blob first, then row: a crash in between leaves an orphan blob that sweep removes.
+        await self.blobs.put(blob_name, seal(key.key, data, key.key_id, blob_name.encode()))
+        async with self.pool.connection() as conn:
+            row = await (await conn.cursor(row_factory=dict_row).execute(insert, tuple(values.values()))).fetchone()
+        if row is None:
+            raise RuntimeError("INSERT … RETURNING returned no row")
+        return self.table.decode(row)
+
+    async def find(self, item_id: str, subject_id: str) -> Row | None:
+        """The subject's unexpired item; None for missing, malformed, foreign and expired ids alike."""
+        iid, sid = as_uuid(item_id), as_uuid(subject_id)
+        if iid is None or sid is None:
+            return None
+        async with self.pool.connection() as conn:
+            row = await (await conn.cursor(row_factory=dict_row).execute(self._select_one, (iid, sid))).fetchone()
+        return self.table.decode(row) if row else None
+
+    async def read(self, row: Row) -> bytes:
+        """The item's bytes; BlobNotFound when its blob is gone, DecryptionFailed when its key is."""
+        key = await self.keys.get(row.subject_id)
+        sealed = await self.blobs.get(row.blob_name)
+        return open_sealed(key.key, sealed, row.blob_name.encode())
+
+    async def delete(self, item_id: str, subject_id: str) -> Row | None:
+        """Delete the subject's item (row and blob); the deleted row, None when there was none."""
+        iid, sid = as_uuid(item_id), as_uuid(subject_id)
+        if iid is None or sid is None:
+            return None
+        async with self.pool.connection() as conn:
+            row = await (await conn.cursor(row_factory=dict_row).execute(self._delete_one, (iid, sid))).fetchone()
+        if row is None:
+            return None
+        deleted = self.table.decode(row)
+        await self.blobs.delete(deleted.blob_name)
+        return deleted
+
+    async def of_subject(self, subject_id: str) -> list[Row]:
+        """Every row of the subject, expired or not, oldest first."""
+        sid = as_uuid(subject_id)
+        if sid is None:
+            return []
+        async with self.pool.connection() as conn:
+            rows = await (await conn.cursor(row_factory=dict_row).execute(self._of_subject, (sid,))).fetchall()
+        return [self.table.decode(r) for r in rows]
+
+    async def count(self, subject_id: str) -> int:
+        """How many rows the subject has, expired or not."""
+        sid = as_uuid(subject_id)
+        if sid is None:
+            return 0
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(self._count, (sid,))).fetchone()
+        return int(row[0]) if row else 0
+
+    # retention and erasure ---------------------------------------------------------------------
+    async def erase(self, subject_id: str) -> tuple[int, int]:
+        """Delete all the subject's rows and blobs; (erased, remaining) with `remaining` read back."""
+        self.keys.forget(subject_id)
+        sid = as_uuid(subject_id)
+        names: list[str] = []
+        if sid is not None:
+            async with self.pool.connection() as conn:
+                names = [r[0] for r in await (await conn.execute(self._erase, (sid,))).fetchall()]
+        for name in names:
+            await self.blobs.delete(name)
+        return len(names), await self.count(subject_id)
+
+    async def sweep(self, cutoff: datetime | None) -> dict[str, int]:
+        """Delete expired items and those created before `cutoff`, then orphan blobs past the grace period."""
+        async with self.pool.connection() as conn:
+            expired = [r[0] for r in await (await conn.execute(self._expire, (cutoff, cutoff))).fetchall()]
+        for name in expired:
+            await self.blobs.delete(name)
+        orphans = await remove_orphans(self.blobs, self.known_blobs, self.orphan_grace)
+        return {self.category: len(expired), Category.ORPHAN_BLOBS: orphans}
+
+    async def known_blobs(self, names: list[str]) -> set[str]:
+        """Those of `names` that a row points to."""
+        if not names:
+            return set()
+        async with self.pool.connection() as conn:
+            return {r[0] for r in await (await conn.execute(self._known, (names,))).fetchall()}
+
+    async def retention(self) -> Retention:
+        """How many items there are, the oldest one's age, and the longest an item may be kept."""
+        count, age = await oldest_age(self.pool, self.table.table, schema=self.table.schema)
+        return Retention(self.category, count, age, self.ttl.total_seconds())
+
+    async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
+        """A JSON listing of the subject's items, then each item's bytes (items whose blob is gone are skipped)."""
+        rows = await self.of_subject(subject_id)
+        listing = [{k: v for k, v in asdict(r).items() if k not in _NOT_EXPORTED} for r in rows]
+        category = self.category
+        yield ExportItem(category, f"{category}.json", "application/json", json.dumps(listing, indent=2, default=str).encode())
+        for row in rows:
+            try:
+                data = await self.read(row)
+            except BlobNotFound:
+                continue
+            name, content_type = self.table.export_file(row)
+            yield ExportItem(category, name, content_type, data)
+
+
+class SealedHolder(Generic[Row]):
+    """A DataHolder (see likeness_platform.dataholder.Holder) whose data is one sealed store."""
+
+    def __init__(self, name: str, store: SealedStore[Row]) -> None:
+        self.name = name
+        self.store = store
+
+    async def inventory(self, subject_id: str) -> dict[str, int]:
+        return {self.store.category: await self.store.count(subject_id)}
+
+    def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
+        return self.store.export(subject_id)
+
+    async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        erased, remaining = await self.store.erase(subject_id)
+        category = self.store.category
+        return {category: erased}, {category: remaining}
+
+    async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
+        return await self.store.sweep(cutoffs.get(self.store.category))
+
+    async def retention(self) -> list[Retention]:
+        return [await self.store.retention()]
