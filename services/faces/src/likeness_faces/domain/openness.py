@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from likeness_faces.domain import mesh_topology as mt
+from likeness_imaging import face_mesh as mt
 from likeness_faces.domain.faces import Openness
 from likeness_faces.domain.model_outputs import FloatArray
 
