@@ -48,6 +48,13 @@ async def test_analyze_returns_one_face_with_mesh_in_original_pixels(faces: grpc
     assert len(face.mesh) == 478 and len(face.landmarks5) == 5
     assert all(face.box.x1 - 20 <= p.x <= face.box.x2 + 20 and face.box.y1 - 40 <= p.y <= face.box.y2 + 20 for p in face.landmarks5)
     assert abs(face.pose.yaw) < 15 and face.quality.inter_eye_px > 20
+    # Everything faces computed is present (explicit presence: 0 would be a measured 0).
+    assert all(face.pose.HasField(n) for n in ("yaw", "pitch", "roll"))
+    assert all(face.HasField(n) for n in ("left_eye_openness", "right_eye_openness", "mouth_openness"))
+    assert face.left_eye_openness > 0.35 and face.mouth_openness < 0.45
+    quality = ("sharpness", "exposure", "clipped_fraction", "shadow_clipped_fraction", "highlight_clipped_fraction")
+    assert all(face.quality.HasField(n) for n in (*quality, "lighting_ratio", "face_size_px", "inter_eye_px"))
+    assert face.quality.sharpness > 0.8 and 0.3 < face.quality.exposure < 0.8 and 0.8 < face.quality.lighting_ratio < 1.25
 
 
 async def test_no_face_is_an_empty_list_and_garbage_is_refused(faces: grpc.aio.Channel) -> None:
@@ -70,7 +77,8 @@ async def test_stream_answers_every_id_including_bad_ones(faces: grpc.aio.Channe
     answers = {r.id: r async for r in stub.AnalyzeStream(requests())}
     assert set(answers) == {"a", "b", "c"}
     assert len(answers["a"].result.faces) == 1 and len(answers["b"].result.faces) == 0
-    assert answers["c"].error.startswith("CORRUPT_IMAGE")
+    assert answers["a"].WhichOneof("outcome") == "result" and answers["c"].WhichOneof("outcome") == "error"
+    assert answers["c"].error.code == faces_pb2.ANALYZE_ERROR_CODE_CORRUPT_IMAGE and answers["c"].error.message
 
 
 async def test_faces_holds_nothing(faces: grpc.aio.Channel) -> None:

@@ -161,3 +161,32 @@ async def test_memory_only_mode_stores_nothing(database_url: str, tmp_path: Path
         assert info.value.code == "MEMORY_ONLY"
     finally:
         await started.close()
+
+
+def test_render_enums_keep_their_public_json_strings() -> None:
+    """render.v1 carries enums; the public HTTP API keeps the strings it always had."""
+    from likeness.render.v1 import render_pb2
+    from likeness_gateway.adapters.render_client import result_kind_name
+    from likeness_gateway.routes.catalog import spec_out
+    from likeness_gateway.routes.idphotos import report_out
+
+    spec = spec_out(render_pb2.Spec(id="x", format=render_pb2.IMAGE_FORMAT_JPEG, medium=render_pb2.MEDIUM_PRINT))
+    assert (spec.format, spec.medium) == ("JPEG", "print")
+    bare = spec_out(render_pb2.Spec(id="y", medium=render_pb2.MEDIUM_BOTH))
+    assert (bare.format, bare.medium) == ("", "both")
+    report = report_out(
+        render_pb2.ComplianceReport(
+            issues=[
+                render_pb2.ComplianceIssue(code="BLURRY", severity=render_pb2.SEVERITY_ERROR),
+                render_pb2.ComplianceIssue(code="HEAD_HEIGHT_OUT_OF_RANGE", severity=render_pb2.SEVERITY_WARNING),
+            ]
+        )
+    )
+    assert [i.severity for i in report.issues] == ["error", "warning"]
+    kinds = (
+        render_pb2.RESULT_KIND_ID_PHOTO,
+        render_pb2.RESULT_KIND_SHEET,
+        render_pb2.RESULT_KIND_PORTRAIT,
+        render_pb2.RESULT_KIND_HAIRSTYLE,
+    )
+    assert [result_kind_name(k) for k in kinds] == ["id_photo", "sheet", "portrait", "hairstyle"]

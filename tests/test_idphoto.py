@@ -105,7 +105,7 @@ async def _open(m: dict, result_id: str) -> bytes:
 async def test_id_photo_meets_the_spec(mesh: dict, source: str, spec_id: str) -> None:
     spec = load_catalog().get(spec_id)
     reply = await _make(mesh, source, spec_id)
-    errors = [(i.code, i.message) for i in reply.report.issues if i.severity == "error"]
+    errors = [(i.code, i.message) for i in reply.report.issues if i.severity == render_pb2.SEVERITY_ERROR]
     assert not errors, errors
     assert reply.report.passed
     photo = await _open(mesh, reply.photo.result_id)

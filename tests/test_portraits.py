@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from matplotlib import cbook
 from PIL import Image
+from skimage import data
 
 from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
@@ -112,6 +113,36 @@ async def test_catalogs_list_templates_hairstyles_and_outfits(mesh: dict) -> Non
         "blazer",
         "white-shirt",
     }
+
+
+async def test_demo_templates_have_their_faces_from_the_faces_service(mesh: dict) -> None:
+    templates = {t.style: t for t in (await mesh["render"].ListTemplates(render_pb2.ListTemplatesRequest())).templates}
+    assert {style: t.face_count for style, t in templates.items()} == {"studio": 1, "painterly": 1, "vintage": 1, "mono": 1, "duo": 2}
+
+
+async def test_register_template_finds_its_faces_through_faces(mesh: dict) -> None:
+    out = io.BytesIO()
+    wide = np.concatenate([data.astronaut(), np.asarray(Image.open(io.BytesIO(_grace())).convert("RGB").resize((437, 512)))], axis=1)
+    Image.fromarray(wide).save(out, format="PNG")
+    reply = await mesh["render"].RegisterTemplate(
+        render_pb2.RegisterTemplateRequest(name="Two Pioneers", style="duo", image=out.getvalue())
+    )
+    assert (reply.template.template_id, reply.template.face_count, reply.template.width) == ("two-pioneers", 2, 949)
+    listed = (await mesh["render"].ListTemplates(render_pb2.ListTemplatesRequest())).templates
+    assert any(t.template_id == "two-pioneers" and t.face_count == 2 for t in listed)
+    portrait = await mesh["render"].CreatePortrait(
+        render_pb2.CreatePortraitRequest(
+            subject_id=mesh["subject"], images=[common_pb2.ImageRef(data=_grace())], template_id="two-pioneers", face_index=1
+        ),
+        timeout=120,
+    )
+    assert portrait.result.kind == render_pb2.RESULT_KIND_PORTRAIT
+    no_face = io.BytesIO()
+    Image.fromarray(data.coffee()).save(no_face, format="PNG")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await mesh["render"].RegisterTemplate(render_pb2.RegisterTemplateRequest(name="Coffee", style="still", image=no_face.getvalue()))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(info.value.trailing_metadata())["likeness-error-code"] == "INVALID_TEMPLATE"
 
 
 async def test_portrait_and_two_face_template(mesh: dict) -> None:

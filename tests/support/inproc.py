@@ -227,13 +227,12 @@ async def start_render(
     from likeness_platform.clients import open_channel
     from likeness_platform.crypto import DataKeyCache
     from likeness_platform.privacy_port import PrivacyPort
-    from likeness_render.adapters.landmarker import FaceLandmarkerRunner
     from likeness_render.adapters.results import ResultStore
     from likeness_render.adapters.segmenter import SelfieSegmenter
     from likeness_render.adapters.templates_repo import TemplateRepository
     from likeness_render.adapters.upstreams import FacesClient, ImageSource
     from likeness_render.domain.specs import load_catalog
-    from likeness_render.domain.templates import InMemoryTemplateStore, build_demo_templates
+    from likeness_render.domain.templates import InMemoryTemplateStore
     from likeness_render.grpc_api import RenderServicer
     from likeness_render.grpc_api import service_name as render_service_name
     from likeness_render.holder import RenderHolder
@@ -245,10 +244,8 @@ async def start_render(
     channels = {name: open_channel(addrs[name], "render", settings()) for name in ("privacy", "ingestion", "faces")}
     privacy = PrivacyPort(channels["privacy"], "render")
     results = ResultStore(pool, LocalBlobStore(blob_dir), DataKeyCache(privacy.data_key, 1.0), timedelta(seconds=ttl))
-    segmenter, landmarker = SelfieSegmenter(), FaceLandmarkerRunner(max_faces=4)
+    segmenter = SelfieSegmenter()
     templates = InMemoryTemplateStore()
-    for template in build_demo_templates(landmarker, segmenter.mask):
-        templates.put(template)
     repo = TemplateRepository(pool)
     service = RenderService(
         load_catalog(),
@@ -261,20 +258,21 @@ async def start_render(
         memory_only=ttl == 0,
         generator=generator,
     )
+    service.start_demo_templates()  # meshes from faces, in the background
 
     def register(server: Any) -> list[str]:
-        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(service, landmarker, repo), server)
+        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(service, repo), server)
         return [render_service_name(), add_dataholder(server, RenderHolder(results))]
 
     running = await start_server("render", settings(), register, port=port)
     started.servers.append(running)
 
     async def close() -> None:
+        await service.stop()
         for channel in channels.values():
             await channel.close()
         await pool.close()
         segmenter.close()
-        landmarker.close()
 
     started.closers.append(close)
     return service, f"127.0.0.1:{running.port}"

@@ -10,8 +10,8 @@ import numpy.typing as npt
 import pytest
 
 from likeness_faces.domain import head_pose, openness, quality
-from likeness_faces.domain import mesh_topology as mt
 from likeness_faces.domain.faces import Box, Point2, PoseSource
+from likeness_imaging import face_mesh as mt
 
 
 def _rotation(nose_right_deg: float, pitch_deg: float) -> npt.NDArray[np.float64]:

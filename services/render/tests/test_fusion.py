@@ -15,17 +15,19 @@ from mediapipe.tasks.python import BaseOptions, vision
 from PIL import Image
 from skimage import data
 
-from likeness_render.adapters.landmarker import FaceLandmarkerRunner
+from likeness_imaging.face_mesh import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 from likeness_render.adapters.model_files import model_path
 from likeness_render.domain import fusion, templates
-from likeness_render.domain.face import LEFT_IRIS_CENTRE, RIGHT_IRIS_CENTRE
+from likeness_render.domain.face import FaceGeometry
+
+from .landmarks import TestLandmarker
 
 Mesh = npt.NDArray[np.float64]
 
 
 @pytest.fixture(scope="module")
-def landmarker() -> Iterator[FaceLandmarkerRunner]:
-    with FaceLandmarkerRunner(max_faces=4) as runner:
+def landmarker() -> Iterator[TestLandmarker]:
+    with TestLandmarker(max_faces=4) as runner:
         yield runner
 
 
@@ -40,23 +42,34 @@ def detector() -> Iterator[vision.FaceDetector]:
 
 
 @pytest.fixture(scope="module")
-def astronaut(landmarker: FaceLandmarkerRunner) -> tuple[npt.NDArray[np.uint8], Mesh]:
+def astronaut(landmarker: TestLandmarker) -> tuple[npt.NDArray[np.uint8], Mesh]:
     img = data.astronaut()
     return img, _mesh(landmarker, img)
 
 
 @pytest.fixture(scope="module")
-def hopper(landmarker: FaceLandmarkerRunner) -> tuple[npt.NDArray[np.uint8], Mesh]:
+def hopper(landmarker: TestLandmarker) -> tuple[npt.NDArray[np.uint8], Mesh]:
     with Image.open(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))) as im:
         img = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
     return img, _mesh(landmarker, img)
 
 
-def _mesh(landmarker: FaceLandmarkerRunner, img: npt.NDArray[np.uint8]) -> Mesh:
+def _mesh(landmarker: TestLandmarker, img: npt.NDArray[np.uint8]) -> Mesh:
     faces = landmarker.detect(img)
     assert len(faces) == 1
     assert faces[0].mesh is not None
     return faces[0].mesh
+
+
+def _faces_by_halves(landmarker: TestLandmarker, image: npt.NDArray[np.uint8]) -> list[FaceGeometry]:
+    """The faces of a diptych, one pane at a time (the test landmarker's detector is
+    short-range), in the whole image's pixels, left to right."""
+    half = image.shape[1] // 2
+    found = []
+    for x0 in (0, half):
+        for face in landmarker.detect(np.ascontiguousarray(image[:, x0 : x0 + half])):
+            found.append(face.transformed(np.array([[1.0, 0.0, x0], [0.0, 1.0, 0.0]])))
+    return sorted(found, key=lambda f: f.box[0])
 
 
 def _shape_distance(mesh: Mesh, reference: Mesh) -> float:
@@ -64,7 +77,7 @@ def _shape_distance(mesh: Mesh, reference: Mesh) -> float:
     what is left is face shape and expression, not position, size or roll."""
     a = fusion.similarity_transform(mesh[:468], reference[:468])
     r = fusion.apply_affine(mesh[:468], a) - reference[:468]
-    iod = float(np.linalg.norm(reference[LEFT_IRIS_CENTRE] - reference[RIGHT_IRIS_CENTRE]))
+    iod = float(np.linalg.norm(reference[LEFT_IRIS_CENTER] - reference[RIGHT_IRIS_CENTER]))
     return float(np.sqrt((r**2).sum(axis=1).mean()) / iod)
 
 
@@ -91,7 +104,7 @@ def _edge_step(img: npt.NDArray[np.uint8], mask: npt.NDArray[np.float32], d: int
 def test_strength_moves_geometry_from_template_to_user(
     astronaut: tuple[npt.NDArray[np.uint8], Mesh],
     hopper: tuple[npt.NDArray[np.uint8], Mesh],
-    landmarker: FaceLandmarkerRunner,
+    landmarker: TestLandmarker,
     detector: vision.FaceDetector,
 ) -> None:
     t_img, t_mesh = astronaut
@@ -169,14 +182,14 @@ def test_blend_edge_adds_no_colour_step(astronaut: tuple[npt.NDArray[np.uint8], 
 def test_two_face_template_replaces_both_faces(
     astronaut: tuple[npt.NDArray[np.uint8], Mesh],
     hopper: tuple[npt.NDArray[np.uint8], Mesh],
-    landmarker: FaceLandmarkerRunner,
+    landmarker: TestLandmarker,
 ) -> None:
     a_img, a_mesh = astronaut
     h_img, h_mesh = hopper
     duo = templates.diptych(
-        a_img, (a_mesh[RIGHT_IRIS_CENTRE], a_mesh[LEFT_IRIS_CENTRE]), h_img, (h_mesh[RIGHT_IRIS_CENTRE], h_mesh[LEFT_IRIS_CENTRE])
+        a_img, (a_mesh[RIGHT_IRIS_CENTER], a_mesh[LEFT_IRIS_CENTER]), h_img, (h_mesh[RIGHT_IRIS_CENTER], h_mesh[LEFT_IRIS_CENTER])
     )
-    tpl = templates.register_template("Duo", "duo", duo, landmarker)
+    tpl = templates.register_template("Duo", "duo", duo, _faces_by_halves(landmarker, duo))
     assert tpl.face_count == 2
     left, right = tpl.meshes
     # Face 0 (the astronaut, left) gets Grace Hopper; face 1 (Grace Hopper) the astronaut.
@@ -186,7 +199,7 @@ def test_two_face_template_replaces_both_faces(
         inner = masks[i] > 0.95
         assert float(np.abs(out[inner].astype(float) - tpl.image[inner]).mean()) > 15.0
 
-    found = templates.detect_all_faces(out, landmarker)
+    found = _faces_by_halves(landmarker, out)
     assert len(found) == 2
     m0, m1 = found[0].mesh, found[1].mesh
     assert m0 is not None and m1 is not None

@@ -10,10 +10,11 @@ import pytest
 from mediapipe.tasks.python import BaseOptions, vision
 from skimage import data
 
-from likeness_render.adapters.landmarker import FaceLandmarkerRunner
+from likeness_imaging.face_mesh import FACE_OVAL, FOREHEAD_TOP, LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 from likeness_render.adapters.model_files import model_path
 from likeness_render.domain import hair
-from likeness_render.domain.face import FACE_OVAL, FOREHEAD_TOP, LEFT_IRIS_CENTRE, RIGHT_IRIS_CENTRE
+
+from .landmarks import TestLandmarker
 
 Image3 = npt.NDArray[np.uint8]
 Mesh = npt.NDArray[np.float64]
@@ -35,7 +36,7 @@ def _person_mask(image: Image3) -> npt.NDArray[np.float32]:
 @pytest.fixture(scope="module")
 def astronaut() -> tuple[Image3, Mesh, npt.NDArray[np.float32]]:
     img = data.astronaut()
-    with FaceLandmarkerRunner() as lm:
+    with TestLandmarker() as lm:
         faces = lm.detect(img)
     assert len(faces) == 1 and faces[0].mesh is not None
     return img, faces[0].mesh, _person_mask(img)
@@ -140,7 +141,7 @@ def test_placement_follows_eyes_and_forehead(astronaut: tuple[Image3, Mesh, npt.
     turned = mesh @ rot[:, :2].T + rot[:, 2]
     a = hair.canonical_to_image(turned)
     eyes = np.array([[-0.5, 0.0], [0.5, 0.0]]) @ a[:, :2].T + a[:, 2]
-    np.testing.assert_allclose(eyes, turned[[RIGHT_IRIS_CENTRE, LEFT_IRIS_CENTRE]], atol=1e-6)
+    np.testing.assert_allclose(eyes, turned[[RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]], atol=1e-6)
     a0 = hair.canonical_to_image(mesh)
     # The astronaut's own roll (about 3 degrees) plus the turn.
     turn = np.degrees(np.arctan2(a[1, 0], a[0, 0]) - np.arctan2(a0[1, 0], a0[0, 0]))
@@ -148,7 +149,7 @@ def test_placement_follows_eyes_and_forehead(astronaut: tuple[Image3, Mesh, npt.
     # Canonical forehead height lands on mesh point 10's height above the eye line.
     top = np.array([0.0, hair.CANONICAL_FOREHEAD]) @ a[:, :2].T + a[:, 2]
     up = a[:, 1] / np.linalg.norm(a[:, 1])
-    eye_mid = turned[[RIGHT_IRIS_CENTRE, LEFT_IRIS_CENTRE]].mean(axis=0)
+    eye_mid = turned[[RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]].mean(axis=0)
     assert float((top - eye_mid) @ up) == pytest.approx(float((turned[FOREHEAD_TOP] - eye_mid) @ up), rel=1e-6)
 
 

@@ -1,5 +1,6 @@
-"""Template materials: registration computes the meshes of every face once; the demo catalog
-is generated from package-shipped public-domain portraits."""
+"""Template materials: registration keeps the meshes of every face (found by the faces
+service; here by the test landmarker); the demo looks are generated from package-shipped
+public-domain portraits."""
 
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ from mediapipe.tasks.python import BaseOptions, vision
 from PIL import Image
 from skimage import data
 
-from likeness_render.adapters.landmarker import FaceLandmarkerRunner
 from likeness_render.adapters.model_files import model_path
 from likeness_render.domain import templates
 from likeness_render.domain.face import FaceGeometry
 
+from .landmarks import TestLandmarker
+
 
 @pytest.fixture(scope="module")
-def landmarker() -> Iterator[FaceLandmarkerRunner]:
-    with FaceLandmarkerRunner(max_faces=4) as runner:
+def landmarker() -> Iterator[TestLandmarker]:
+    with TestLandmarker(max_faces=4) as runner:
         yield runner
 
 
@@ -60,9 +62,9 @@ def hopper() -> npt.NDArray[np.uint8]:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def test_register_computes_a_read_only_mesh_per_face(landmarker: FaceLandmarkerRunner) -> None:
+def test_register_computes_a_read_only_mesh_per_face(landmarker: TestLandmarker) -> None:
     img = data.astronaut()
-    t = templates.register_template("Astronaut Studio", "studio", img, landmarker)
+    t = templates.register_template("Astronaut Studio", "studio", img, landmarker.detect(img))
     assert t.id == "astronaut-studio"
     assert (t.width, t.height) == (512, 512)
     assert t.face_count == 1
@@ -78,37 +80,32 @@ def test_register_computes_a_read_only_mesh_per_face(landmarker: FaceLandmarkerR
     img[0, 0, 0] = 1
 
 
-def test_faces_the_landmarker_misses_in_a_wide_image_are_found_in_windows(
-    landmarker: FaceLandmarkerRunner, hopper: npt.NDArray[np.uint8]
-) -> None:
-    small_hopper = cv2.resize(hopper, (437, 512), interpolation=cv2.INTER_AREA)
-    wide = np.concatenate([data.astronaut(), small_hopper], axis=1)
-    # The landmarker's own short-range detector sees only one face in the whole frame...
-    assert len(landmarker.detect(wide)) == 1
-    faces = templates.detect_all_faces(wide, landmarker)
-    # ...the sliding windows find both, once each, ordered left to right.
-    assert len(faces) == 2
-    assert faces[0].box[2] < 512 < faces[1].box[0]
+def test_faces_are_kept_left_to_right_and_faces_without_a_mesh_are_left_out() -> None:
+    mesh = np.random.default_rng(0).uniform(0, 20, (478, 2))
+    right = FaceGeometry(box=(300, 40, 360, 110), mesh=mesh + np.array([300.0, 40.0]))
+    left = FaceGeometry(box=(20, 40, 80, 110), mesh=mesh + np.array([20.0, 40.0]))
+    five_only = FaceGeometry(box=(150, 40, 210, 110), five_points=np.full((5, 2), 170.0))
+    t = templates.register_template("Row", "s", np.zeros((200, 400, 3), np.uint8), [right, five_only, left])
+    assert t.face_count == 2 and t.meshes[0][:, 0].mean() < 100 < 300 < t.meshes[1][:, 0].mean()
 
 
-def test_register_refuses_an_image_without_a_face(landmarker: FaceLandmarkerRunner) -> None:
+def test_register_refuses_an_image_without_a_face(landmarker: TestLandmarker) -> None:
     with pytest.raises(templates.TemplateError, match="no face"):
-        templates.register_template("Coffee", "still", data.coffee(), landmarker)
+        templates.register_template("Coffee", "still", data.coffee(), landmarker.detect(data.coffee()))
     with pytest.raises(templates.TemplateError, match="uint8"):
-        templates.register_template("Grey", "still", data.camera(), landmarker)  # type: ignore[arg-type]
+        templates.check_template_image("Grey", data.camera())  # type: ignore[arg-type]
     with pytest.raises(templates.TemplateError, match="at least"):
-        templates.register_template("Tiny", "still", np.zeros((32, 32, 3), np.uint8), landmarker)
+        templates.check_template_image("Tiny", np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(templates.TemplateError, match="empty"):
+        templates.check_template_image("  ", data.astronaut())
 
 
 def test_in_memory_store() -> None:
-    class _OneFace:
-        def detect(self, image_rgb: npt.NDArray[np.uint8]) -> list[FaceGeometry]:
-            mesh = np.tile([[40.0, 40.0]], (478, 1)) + np.random.default_rng(0).uniform(0, 20, (478, 2))
-            return [FaceGeometry(box=(40, 40, 60, 60), mesh=mesh)]
-
+    mesh = np.tile([[40.0, 40.0]], (478, 1)) + np.random.default_rng(0).uniform(0, 20, (478, 2))
+    one_face = [FaceGeometry(box=(40, 40, 60, 60), mesh=mesh)]
     img = np.zeros((128, 128, 3), np.uint8)
-    a = templates.register_template("One", "s", img, _OneFace())
-    b = templates.register_template("Two", "s", img, _OneFace())
+    a = templates.register_template("One", "s", img, one_face)
+    b = templates.register_template("Two", "s", img, one_face)
     store: templates.TemplateStore = templates.InMemoryTemplateStore([a])
     store.put(b)
     assert [t.id for t in store.list_templates()] == ["one", "two"]
@@ -119,16 +116,18 @@ def test_in_memory_store() -> None:
         store.get("one")
 
 
-def test_demo_catalog(landmarker: FaceLandmarkerRunner, segmenter: _SelfieSegmenter, hopper: npt.NDArray[np.uint8]) -> None:
-    catalog = templates.build_demo_templates(landmarker, segmenter)
-    assert len(catalog) >= 4
-    assert len({t.id for t in catalog}) == len(catalog)
-    by_style = {t.style: t for t in catalog}
+def test_demo_looks(landmarker: TestLandmarker, segmenter: _SelfieSegmenter, hopper: npt.NDArray[np.uint8]) -> None:
+    plan = templates.plan_demo(segmenter)
+    astro_faces, hopper_faces = landmarker.detect(plan.astronaut), landmarker.detect(plan.hopper)
+    looks = [*plan.looks, templates.diptych_look(plan, astro_faces[0], hopper_faces[0])]
+    assert len({templates.slug(look.name) for look in looks}) == len(looks) == 5
+    by_style = {look.style: look for look in looks}
     assert set(by_style) == {"studio", "painterly", "vintage", "mono", "duo"}
-    for t in catalog:
-        assert t.image.shape == (t.height, t.width, 3)
-        assert t.face_count == (2 if t.style == "duo" else 1)
-        assert "public domain" in t.description
+    for look in looks:
+        assert look.image.dtype == np.uint8 and look.image.ndim == 3
+        assert "public domain" in look.description
+        if look.style != "duo":  # each single look still shows a face to face analysis
+            assert len(landmarker.detect(look.image)) == 1
 
     astro = data.astronaut()
     studio = by_style["studio"].image

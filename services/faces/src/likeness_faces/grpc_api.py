@@ -20,17 +20,23 @@ from likeness_platform import errors
 
 
 def face_pb(face: Face) -> faces_pb2.Face:
+    """One face as the contract has it: a measure that was not computed (no mesh, so no
+    eye/mouth state; a pose angle the points do not determine) is left unset, never 0."""
+    q = face.quality
     out = faces_pb2.Face(
         box=faces_pb2.Box(x1=face.box.x1, y1=face.box.y1, x2=face.box.x2, y2=face.box.y2),
         score=face.score,
         landmarks5=[faces_pb2.Point(x=p.x, y=p.y) for p in face.five_points.as_tuple()],
         pose=faces_pb2.Pose(yaw=_finite(face.pose.yaw_deg), pitch=_finite(face.pose.pitch_deg), roll=_finite(face.pose.roll_deg)),
         quality=faces_pb2.Quality(
-            sharpness=face.quality.sharpness,
-            exposure=face.quality.exposure,
-            clipped_fraction=face.quality.clipped_fraction,
-            face_size_px=face.quality.face_size_px,
-            inter_eye_px=face.quality.inter_eye_px,
+            sharpness=_finite(q.sharpness),
+            exposure=_finite(q.exposure),
+            clipped_fraction=_finite(q.clipped_fraction),
+            shadow_clipped_fraction=_finite(q.shadow_clipped_fraction),
+            highlight_clipped_fraction=_finite(q.highlight_clipped_fraction),
+            lighting_ratio=_finite(q.lighting_ratio),
+            face_size_px=_finite(q.face_size_px),
+            inter_eye_px=_finite(q.inter_eye_px),
         ),
     )
     if face.mesh is not None:
@@ -44,8 +50,29 @@ def face_pb(face: Face) -> faces_pb2.Face:
     return out
 
 
-def _finite(value: float) -> float:
-    return float(value) if np.isfinite(value) else 0.0
+def _finite(value: float) -> float | None:
+    """The value, or None (the optional field stays unset) when it is NaN or infinite."""
+    return float(value) if np.isfinite(value) else None
+
+
+_STREAM_ERRORS = {
+    "MISSING_IMAGE": faces_pb2.ANALYZE_ERROR_CODE_MISSING_IMAGE,
+    "EMPTY": faces_pb2.ANALYZE_ERROR_CODE_EMPTY,
+    "CORRUPT_IMAGE": faces_pb2.ANALYZE_ERROR_CODE_CORRUPT_IMAGE,
+    "INVALID_IMAGE": faces_pb2.ANALYZE_ERROR_CODE_INVALID_IMAGE,
+    "UPLOAD_NOT_FOUND": faces_pb2.ANALYZE_ERROR_CODE_UPLOAD_NOT_FOUND,
+}
+
+
+def stream_error(key: str, exc: errors.DomainError | FacesError) -> faces_pb2.AnalyzeStreamResponse:
+    """The answer for one image of a stream that could not be analysed, with its stable code."""
+    if isinstance(exc, FacesError):
+        code, message = faces_pb2.ANALYZE_ERROR_CODE_INVALID_IMAGE, str(exc)
+    elif isinstance(exc, errors.Unavailable):
+        code, message = faces_pb2.ANALYZE_ERROR_CODE_UNAVAILABLE, exc.message
+    else:
+        code, message = _STREAM_ERRORS.get(exc.code, faces_pb2.ANALYZE_ERROR_CODE_UNSPECIFIED), exc.message
+    return faces_pb2.AnalyzeStreamResponse(id=key, error=faces_pb2.AnalyzeError(code=code, message=message))
 
 
 def options_of(o: faces_pb2.AnalyzeOptions) -> AnalyzeOptions:
@@ -111,7 +138,7 @@ class FacesServicer(faces_pb2_grpc.FacesServicer):
                 try:
                     image = await self._image(item.image, item.subject_id)
                 except errors.DomainError as exc:
-                    failed.append(faces_pb2.AnalyzeStreamResponse(id=item.id, error=f"{exc.code}: {exc.message}"))
+                    failed.append(stream_error(item.id, exc))
                     continue
                 sizes[item.id] = (image.shape[1], image.shape[0])
                 yield item.id, image, options_of(item.options)
@@ -120,7 +147,7 @@ class FacesServicer(faces_pb2_grpc.FacesServicer):
             while failed:
                 yield failed.pop()
             if isinstance(result, FacesError):
-                yield faces_pb2.AnalyzeStreamResponse(id=key, error=f"INVALID_IMAGE: {result}")
+                yield stream_error(key, result)
                 continue
             width, height = sizes.pop(key)
             yield faces_pb2.AnalyzeStreamResponse(

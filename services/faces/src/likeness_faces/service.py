@@ -26,10 +26,10 @@ import numpy.typing as npt
 
 from likeness_faces.adapters.micro_batcher import MicroBatcher
 from likeness_faces.domain import face_crop, face_merge, head_pose, letterbox, openness, quality, rotation
-from likeness_faces.domain import mesh_topology as mt
 from likeness_faces.domain.errors import AnalyzerClosedError, FacesError, InvalidImageError
 from likeness_faces.domain.faces import AnalyzeOptions, Box, Face, FivePoints, HeadPose, Point2, Point3
 from likeness_faces.domain.model_outputs import Detection, MeshFit
+from likeness_imaging import face_mesh as mt
 
 Image = npt.NDArray[np.uint8]
 K = TypeVar("K")

@@ -14,8 +14,8 @@ from likeness_platform.dataholder import timestamp
 from likeness_platform.errors import InvalidArgument, NotFound
 from likeness_render.adapters.results import StoredResult
 from likeness_render.domain import compliance, hair, idphoto, outfits
-from likeness_render.domain.specs import Spec
-from likeness_render.domain.templates import Template, register_template
+from likeness_render.domain.specs import Medium, Spec
+from likeness_render.domain.templates import Template, TemplateError
 from likeness_render.service import Made, PhotoRequest, RenderService, SheetRequest
 
 CHUNK = 1024 * 1024
@@ -26,6 +26,20 @@ _MODES = {
     render_pb2.BACKGROUND_MODE_GRADIENT: "gradient",
     render_pb2.BACKGROUND_MODE_KEEP: "keep",
 }
+
+# Contract enums <-> the domain's strings (stored result metadata keeps the strings).
+SEVERITIES = {
+    compliance.Severity.ERROR.value: render_pb2.SEVERITY_ERROR,
+    compliance.Severity.WARNING.value: render_pb2.SEVERITY_WARNING,
+}
+RESULT_KINDS = {
+    "id_photo": render_pb2.RESULT_KIND_ID_PHOTO,
+    "sheet": render_pb2.RESULT_KIND_SHEET,
+    "portrait": render_pb2.RESULT_KIND_PORTRAIT,
+    "hairstyle": render_pb2.RESULT_KIND_HAIRSTYLE,
+}
+FORMATS = {"JPEG": render_pb2.IMAGE_FORMAT_JPEG, "PNG": render_pb2.IMAGE_FORMAT_PNG}
+MEDIA = {Medium.PRINT: render_pb2.MEDIUM_PRINT, Medium.DIGITAL: render_pb2.MEDIUM_DIGITAL, Medium.BOTH: render_pb2.MEDIUM_BOTH}
 
 
 def _range(lo: float | None, hi: float | None) -> render_pb2.Range | None:
@@ -47,8 +61,8 @@ def spec_pb(s: Spec, dpi: float = 300.0) -> render_pb2.Spec:
         width_px=s.width_px or 0,
         height_px=s.height_px or 0,
         backgrounds=list(s.background),
-        format=s.format or "",
-        medium=str(s.print_or_digital.value if hasattr(s.print_or_digital, "value") else s.print_or_digital),
+        format=FORMATS.get(s.format or "", render_pb2.IMAGE_FORMAT_UNSPECIFIED),
+        medium=MEDIA.get(s.print_or_digital, render_pb2.MEDIUM_UNSPECIFIED),
         sources=list(s.source),
         notes=s.notes or "",
         output_width_px=w,
@@ -74,7 +88,7 @@ def report_pb(report: compliance.ComplianceReport, measured: dict[str, float]) -
                 message=i.message,
                 measured=float(i.measured or 0.0),
                 allowed=render_pb2.Range(min=float(i.allowed_min or 0.0), max=float(i.allowed_max or 0.0)),
-                severity=str(i.severity),
+                severity=SEVERITIES.get(str(i.severity), render_pb2.SEVERITY_UNSPECIFIED),
             )
         )
     out.measurements.CopyFrom(
@@ -95,7 +109,7 @@ def _report_from_meta(meta: dict[str, Any]) -> render_pb2.ComplianceReport | Non
                 message=i["message"],
                 measured=float(i["measured"] or 0),
                 allowed=render_pb2.Range(min=float(i["min"] or 0), max=float(i["max"] or 0)),
-                severity=i["severity"],
+                severity=SEVERITIES.get(i["severity"], render_pb2.SEVERITY_UNSPECIFIED),
             )
         )
     fields = render_pb2.Measurements.DESCRIPTOR.fields_by_name
@@ -106,7 +120,7 @@ def _report_from_meta(meta: dict[str, Any]) -> render_pb2.ComplianceReport | Non
 def result_pb(r: StoredResult, data: bytes = b"") -> render_pb2.ResultInfo:
     out = render_pb2.ResultInfo(
         result_id=r.result_id,
-        kind=r.kind,
+        kind=RESULT_KINDS.get(r.kind, render_pb2.RESULT_KIND_UNSPECIFIED),
         content_type=r.content_type,
         width=r.width,
         height=r.height,
@@ -144,9 +158,8 @@ def template_pb(t: Template) -> render_pb2.Template:
 
 
 class RenderServicer(render_pb2_grpc.RenderServicer):
-    def __init__(self, service: RenderService, landmarker: Any, template_repo: Any) -> None:
+    def __init__(self, service: RenderService, template_repo: Any) -> None:
         self._svc = service
-        self._landmarker = landmarker
         self._template_repo = template_repo
 
     async def CreateIdPhoto(self, request: Any, context: Any) -> render_pb2.CreateIdPhotoResponse:
@@ -222,7 +235,7 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         )
 
     async def ListTemplates(self, request: Any, context: Any) -> render_pb2.ListTemplatesResponse:
-        return render_pb2.ListTemplatesResponse(templates=[template_pb(t) for t in self._svc.templates.list_templates()])
+        return render_pb2.ListTemplatesResponse(templates=[template_pb(t) for t in await self._svc.list_templates()])
 
     async def RegisterTemplate(self, request: Any, context: Any) -> render_pb2.RegisterTemplateResponse:
         if not request.name or not request.image:
@@ -232,12 +245,9 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         except ValueError:
             raise InvalidArgument("the template image cannot be decoded", "CORRUPT_IMAGE") from None
         try:
-            template = await asyncio.to_thread(
-                register_template, request.name, request.style or "custom", np.ascontiguousarray(image), self._landmarker
-            )
-        except Exception as exc:
+            template = await self._svc.register_template(request.name, request.style or "custom", np.ascontiguousarray(image))
+        except TemplateError as exc:
             raise InvalidArgument(str(exc), "INVALID_TEMPLATE") from None
-        self._svc.templates.put(template)
         if self._template_repo is not None:
             await self._template_repo.save(template)
         return render_pb2.RegisterTemplateResponse(template=template_pb(template))

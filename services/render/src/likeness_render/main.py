@@ -19,7 +19,6 @@ from likeness_platform.server import serve_forever
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
-from likeness_render.adapters.landmarker import FaceLandmarkerRunner
 from likeness_render.adapters.model_files import ModelFileMissing
 from likeness_render.adapters.results import ResultStore
 from likeness_render.adapters.segmenter import SelfieSegmenter
@@ -27,7 +26,7 @@ from likeness_render.adapters.templates_repo import TemplateRepository
 from likeness_render.adapters.upstreams import FacesClient, ImageSource
 from likeness_render.domain import hair
 from likeness_render.domain.specs import load_catalog
-from likeness_render.domain.templates import InMemoryTemplateStore, build_demo_templates
+from likeness_render.domain.templates import InMemoryTemplateStore
 from likeness_render.grpc_api import RenderServicer, service_name
 from likeness_render.holder import RenderHolder
 from likeness_render.service import RenderService
@@ -61,7 +60,6 @@ async def main() -> None:
         raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
     try:
         segmenter = SelfieSegmenter()
-        landmarker = FaceLandmarkerRunner(max_faces=4)
     except ModelFileMissing as exc:
         raise SystemExit(f"render cannot start: {exc}") from None
     catalog = load_catalog()
@@ -79,7 +77,7 @@ async def main() -> None:
     )
     templates = InMemoryTemplateStore()
     template_repo = TemplateRepository(pool)
-    for template in [*build_demo_templates(landmarker, segmenter.mask), *await template_repo.load_all()]:
+    for template in await template_repo.load_all():
         templates.put(template)
     for style in hair.hairstyles():
         hair.hair_material(style.id)  # drawn once per process, before the first request waits for it
@@ -96,18 +94,20 @@ async def main() -> None:
         default_dpi=settings.default_dpi,
         generator=generator,
     )
+    # Demo templates need the faces service, which may not be up yet: built in the background.
+    service.start_demo_templates()
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))
 
     def register(server: Any) -> list[str]:
-        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(service, landmarker, template_repo), server)
+        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(service, template_repo), server)
         return [service_name(), add_dataholder(server, RenderHolder(results))]
 
     async def close() -> None:
+        await service.stop()
         for channel in (privacy_channel, ingestion_channel, faces_channel):
             await channel.close()
         await pool.close()
         segmenter.close()
-        landmarker.close()
         if generator is not None:
             await generator.aclose()
 

@@ -16,10 +16,11 @@ import numpy.typing as npt
 from PIL import Image
 
 from likeness_imaging.codec import UndecodableImage, decode_rgb, decoded_size, encode_jpeg
-from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from likeness_platform.logging import get_logger
 from likeness_render.adapters.aigen import crop_box
 from likeness_render.adapters.results import StoredResult
-from likeness_render.domain import compliance, encoding, fusion, hair, idphoto, sheet
+from likeness_render.domain import compliance, encoding, fusion, hair, idphoto, sheet, templates
 from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.framing import FrameSpec
 from likeness_render.domain.specs import Catalog, Spec, SpecNotFoundError
@@ -36,6 +37,18 @@ DECODE_MIN_SIDE = 1500
 # only for faces that large lets the detector skip its costliest scales (about 4x faster).
 # Photos with smaller faces are searched again at the service's full range.
 ID_PHOTO_MIN_FACE = 0.13
+# Template images go to faces at this JPEG quality: their meshes are kept for every portrait.
+TEMPLATE_JPEG_QUALITY = 95
+# Demo templates need the faces service. At start-up they are built in the background, retried
+# while faces is unavailable (it may start after render) for at most this long; after that
+# the next request that needs templates starts a new attempt.
+DEMO_BUILD_DEADLINE_S = 120.0
+DEMO_RETRY_FIRST_S = 0.5
+DEMO_RETRY_MAX_S = 5.0
+# How long a request that needs templates waits for the demo build before UNAVAILABLE.
+DEMO_WAIT_S = 60.0
+
+log = get_logger("likeness.render")
 
 
 class NoFace(FailedPrecondition):
@@ -167,6 +180,7 @@ class RenderService:
         self.default_dpi = default_dpi
         # AI image provider (adapters.aigen); None when not configured.
         self.generator = generator
+        self._demo: asyncio.Task[None] | None = None
 
     def spec(self, spec_id: str) -> Spec:
         try:
@@ -214,7 +228,7 @@ class RenderService:
         )
         fmt = request.output_format or (spec.format or "JPEG")
         encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
-        report, measured = _report(spec, dpi, composed, analysis, encoded, source)
+        report, measured = _report(spec, dpi, composed, analysis, encoded)
         meta = {"report": _report_json(report, measured)}
         photo = await self._save(
             request.subject_id, "id_photo", encoded.data, encoded.media_type, composed.image, round(dpi), spec.id, meta
@@ -246,7 +260,7 @@ class RenderService:
             px_per_mm = h / (spec.size_px(self.default_dpi)[1] / ppm_out)
             head_px = float(face.chin[1] - crown[1])
             eye_px = h - float(face.eye_centre[1])
-            fm = _face_measurements(raw, source, face, head_px / px_per_mm, eye_px / px_per_mm)
+            fm = _face_measurements(raw, head_px / px_per_mm, eye_px / px_per_mm)
             small = cv2.resize(source, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA) if max(h, w) > 1200 else source
             background_std = idphoto.border_std(small, self.segment(small))
             measured = {
@@ -256,9 +270,7 @@ class RenderService:
                 "eye_line_from_bottom_px": eye_px,
                 "crown_y_px": float(crown[1]),
                 "chin_y_px": float(face.chin[1]),
-                "yaw": raw.pose.yaw,
-                "pitch": raw.pose.pitch,
-                "roll": raw.pose.roll,
+                **_pose_measured(raw),
             }
         m = compliance.PhotoMeasurements(len(analysis.faces), w, h, fm, background_std)
         return compliance.check_compliance(m, spec, default_dpi=self.default_dpi), measured
@@ -317,7 +329,7 @@ class RenderService:
     async def create_portrait(
         self, subject_id: str, refs: Sequence[Any], template_id: str, strength: int, face_index: int, ai_prompt: str = ""
     ) -> tuple[StoredResult, bytes]:
-        template = self._template(template_id)
+        template = await self._template(template_id)
         if not refs:
             raise InvalidArgument("give at least one image", "MISSING_IMAGE")
         if not 0 <= strength <= 100:
@@ -355,7 +367,94 @@ class RenderService:
         out[y0:y1, x0:x1] = cv2.resize(styled, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
         return out
 
-    def _template(self, template_id: str) -> Template:
+    # Templates -----------------------------------------------------------------------------
+    async def template_faces(self, image: RGB) -> list[FaceGeometry]:
+        """Every face of a template image with its mesh, from the faces service."""
+        data = await asyncio.to_thread(encode_jpeg, image, TEMPLATE_JPEG_QUALITY)
+        reply = await self.faces.analyze(data)
+        return [_geometry(f, 1.0) for f in reply.faces]
+
+    async def register_template(self, name: str, style: str, image: RGB, description: str = "") -> Template:
+        """A template made from `image` (meshes by the faces service) and put in the catalog;
+        templates.TemplateError when the image cannot be one."""
+        templates.check_template_image(name, image)
+        faces = await self.template_faces(image)
+        template = templates.register_template(name, style, image, faces, description=description)
+        self.templates.put(template)
+        return template
+
+    async def build_demo_templates(self) -> list[Template]:
+        """The demo catalog: looks made here, meshes by the faces service."""
+        plan = await asyncio.to_thread(templates.plan_demo, self.segment)
+        astronaut, hopper = await asyncio.gather(self.template_faces(plan.astronaut), self.template_faces(plan.hopper))
+        if not astronaut or not hopper:
+            raise templates.TemplateError("a demo source portrait shows no face to the faces service")
+        duo = await asyncio.to_thread(templates.diptych_look, plan, astronaut[0], hopper[0])
+        built = []
+        for look in (*plan.looks, duo):
+            faces = await self.template_faces(look.image)
+            built.append(templates.register_template(look.name, look.style, look.image, faces, description=look.description))
+        return built
+
+    def start_demo_templates(self, deadline_s: float = DEMO_BUILD_DEADLINE_S) -> None:
+        """Builds the demo templates in the background (the server answers meanwhile; requests
+        that need templates wait for them). Call from the running event loop."""
+        if self._demo is None or _failed(self._demo):
+            self._demo = asyncio.create_task(self._build_demo_until(deadline_s), name="render-demo-templates")
+
+    async def _build_demo_until(self, deadline_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + deadline_s
+        delay = DEMO_RETRY_FIRST_S
+        while True:
+            try:
+                built = await self.build_demo_templates()
+                break
+            except Unavailable:
+                if loop.time() + delay > give_up:
+                    log.warning("demo_templates_unavailable", reason="the faces service did not answer in time")
+                    raise
+                log.info("demo_templates_waiting_for_faces", retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, DEMO_RETRY_MAX_S)
+        registered = {t.id for t in self.templates.list_templates()}
+        for template in built:
+            if template.id not in registered:  # an operator's template of the same id wins
+                self.templates.put(template)
+        log.info("demo_templates_ready", templates=len(built))
+
+    async def templates_ready(self) -> None:
+        """Returns once the demo templates are in the catalog (at once when none were asked for);
+        Unavailable when they are not ready in time (a failed build is started again)."""
+        task = self._demo
+        if task is None:
+            return
+        if _failed(task):
+            self.start_demo_templates()
+            task = self._demo
+            assert task is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(task), DEMO_WAIT_S)
+        except (TimeoutError, Unavailable):
+            raise Unavailable("the portrait templates are still being prepared; try again shortly") from None
+        except templates.TemplateError as exc:
+            raise FailedPrecondition(f"the demo templates cannot be built: {exc}", "TEMPLATES_UNAVAILABLE") from None
+
+    async def list_templates(self) -> list[Template]:
+        await self.templates_ready()
+        return self.templates.list_templates()
+
+    async def stop(self) -> None:
+        """Stops a demo build still under way."""
+        if self._demo is not None and not self._demo.done():
+            self._demo.cancel()
+            try:
+                await self._demo
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _template(self, template_id: str) -> Template:
+        await self.templates_ready()
         try:
             return self.templates.get(template_id)
         except Exception:
@@ -385,42 +484,52 @@ class RenderService:
         return stored, await self.results.read(stored)
 
 
+def _failed(task: asyncio.Task[None]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
+
+
 def _second_is_real(faces: list[FaceGeometry]) -> bool:
     """A second face counts when it is at least a third the size of the first (not a badge or a poster)."""
     first, second = faces[0], faces[1]
     return (second.box[3] - second.box[1]) >= (first.box[3] - first.box[1]) / 3
 
 
-def _box(face: FaceGeometry) -> compliance.FaceBox:
-    x1, y1, x2, y2 = face.box
-    return compliance.FaceBox(x1, y1, x2 - x1, y2 - y1)
+def _measure(message: Any, name: str) -> float | None:
+    """An optional measure of a faces.v1 message; None when faces did not compute it."""
+    if message is None or not message.HasField(name):
+        return None
+    return float(getattr(message, name))
 
 
-def _face_measurements(
-    raw: Any, image: RGB, face: FaceGeometry, head_mm: float, eye_mm: float, roll: float | None = None, sharpness: float | None = None
-) -> compliance.FaceMeasurements:
-    box = _box(face)
-    exposure = compliance.measure_exposure(image, box)
-    has_eyes = bool(raw.left_eye_openness or raw.right_eye_openness or raw.mouth_openness)
+def _face_measurements(raw: Any, head_mm: float, eye_mm: float, roll: float | None = None) -> compliance.FaceMeasurements:
+    """What the compliance rules judge of the face, as the faces service measured it (a
+    faces.v1.Face): pose, eye and mouth state and image quality; geometry from the frame."""
+    quality = raw.quality if raw.HasField("quality") else None
+    pose = raw.pose if raw.HasField("pose") else None
     return compliance.FaceMeasurements(
-        yaw_deg=raw.pose.yaw,
-        pitch_deg=raw.pose.pitch,
-        roll_deg=raw.pose.roll if roll is None else roll,
-        left_eye_openness=raw.left_eye_openness if has_eyes else None,
-        right_eye_openness=raw.right_eye_openness if has_eyes else None,
-        mouth_openness=raw.mouth_openness if has_eyes else None,
-        sharpness=compliance.measure_sharpness(image, box) if sharpness is None else sharpness,
-        exposure_mean=exposure.mean,
-        shadow_clipped_fraction=exposure.shadow_clipped_fraction,
-        highlight_clipped_fraction=exposure.highlight_clipped_fraction,
-        lighting_ratio=compliance.measure_lighting_balance(image, box),
+        yaw_deg=_measure(pose, "yaw"),
+        pitch_deg=_measure(pose, "pitch"),
+        roll_deg=_measure(pose, "roll") if roll is None else roll,
+        left_eye_openness=_measure(raw, "left_eye_openness"),
+        right_eye_openness=_measure(raw, "right_eye_openness"),
+        mouth_openness=_measure(raw, "mouth_openness"),
+        sharpness=_measure(quality, "sharpness"),
+        exposure=_measure(quality, "exposure"),
+        shadow_clipped_fraction=_measure(quality, "shadow_clipped_fraction"),
+        highlight_clipped_fraction=_measure(quality, "highlight_clipped_fraction"),
+        lighting_ratio=_measure(quality, "lighting_ratio"),
         head_height_mm=head_mm,
         eye_line_from_bottom_mm=eye_mm,
     )
 
 
+def _pose_measured(raw: Any) -> dict[str, float]:
+    pose = raw.pose if raw.HasField("pose") else None
+    return {name: value for name in ("yaw", "pitch", "roll") if (value := _measure(pose, name)) is not None}
+
+
 def _report(
-    spec: Spec, dpi: float, composed: idphoto.Composed, analysis: Analysis, encoded: Any, source: RGB
+    spec: Spec, dpi: float, composed: idphoto.Composed, analysis: Analysis, encoded: Any
 ) -> tuple[compliance.ComplianceReport, dict[str, float]]:
     p = composed.placement
     ppm = spec.px_per_mm(dpi)
@@ -428,9 +537,8 @@ def _report(
     out = composed.image
     # Eyes were levelled by the placement, so the output's roll is what is left of it.
     residual_roll = float(composed.face.roll_deg)
-    # Focus is a property of the photo taken: judged on the source face, not on the resampled output.
-    focus = compliance.measure_sharpness(source, _box(analysis.faces[0]))
-    fm = _face_measurements(raw, out, composed.face, p.head_px / ppm, p.eye_from_bottom_px / ppm, residual_roll, focus)
+    # Focus, exposure and lighting are properties of the photo taken: faces measured them on the source.
+    fm = _face_measurements(raw, p.head_px / ppm, p.eye_from_bottom_px / ppm, residual_roll)
     source_ppm = ppm / p.scale
     m = compliance.PhotoMeasurements(
         face_count=1,
@@ -449,8 +557,7 @@ def _report(
         "eye_line_from_bottom_px": p.eye_from_bottom_px,
         "crown_y_px": p.crown_y,
         "chin_y_px": p.chin_y,
-        "yaw": float(raw.pose.yaw),
-        "pitch": float(raw.pose.pitch),
+        **_pose_measured(raw),
         "roll": residual_roll,
     }
     if encoded.band_problem:

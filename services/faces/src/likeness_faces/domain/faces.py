@@ -109,14 +109,17 @@ class Openness:
 
 @dataclass(frozen=True)
 class FaceQuality:
-    """Image quality of the face region.
+    """Image quality of the face region (see domain.quality for how each is measured).
 
     sharpness: 0..1, variance of the Laplacian of the face resampled to a fixed size,
         squashed as v / (v + k); a focused portrait reads above 0.8, a visibly blurred
         one below 0.4.
-    exposure: 0..1, mean luma (BT.601) of the face.
-    clipped_fraction: 0..1, share of face pixels with luma at the ends of the range
-        (blown highlights or crushed shadows).
+    exposure: 0..1, mean luma (BT.601) of the inner face.
+    shadow_clipped_fraction, highlight_clipped_fraction: 0..1, share of inner-face pixels
+        with luma at the dark / bright end of the range (crushed shadows, blown highlights).
+    lighting_ratio: mean luma of the inner face's image-left half over its image-right
+        half, in the face's upright frame; 1 is even, > 1 the subject's right side is
+        brighter.
     face_size_px: face height: the side of the face box along the face's own vertical
         (the box height for an upright face, its width for one lying sideways), pixels.
     inter_eye_px: distance between the eye centres, in image pixels.
@@ -124,9 +127,16 @@ class FaceQuality:
 
     sharpness: float
     exposure: float
-    clipped_fraction: float
+    shadow_clipped_fraction: float
+    highlight_clipped_fraction: float
+    lighting_ratio: float
     face_size_px: float
     inter_eye_px: float
+
+    @property
+    def clipped_fraction(self) -> float:
+        """Share of inner-face pixels clipped at either end."""
+        return self.shadow_clipped_fraction + self.highlight_clipped_fraction
 
 
 @dataclass(frozen=True)

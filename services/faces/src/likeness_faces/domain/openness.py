@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from likeness_faces.domain import mesh_topology as mt
 from likeness_faces.domain.faces import Openness
 from likeness_faces.domain.model_outputs import FloatArray
+from likeness_imaging import face_mesh as mt
 
 # Eye aspect ratio on MediaPipe's mesh: about 0.30 for an open eye, under 0.10 when shut.
 EAR_CLOSED = 0.10

@@ -9,6 +9,34 @@ from likeness.render.v1 import render_pb2, render_pb2_grpc
 from likeness_gateway.adapters.upstream import Upstream
 from likeness_platform.settings import ServiceSettings
 
+# The render contract's enums as the public HTTP API spells them (the same strings as before
+# the contract had enums; an unknown value reads as "").
+SEVERITY_NAMES = {render_pb2.SEVERITY_ERROR: "error", render_pb2.SEVERITY_WARNING: "warning"}
+RESULT_KIND_NAMES = {
+    render_pb2.RESULT_KIND_ID_PHOTO: "id_photo",
+    render_pb2.RESULT_KIND_SHEET: "sheet",
+    render_pb2.RESULT_KIND_PORTRAIT: "portrait",
+    render_pb2.RESULT_KIND_HAIRSTYLE: "hairstyle",
+}
+FORMAT_NAMES = {render_pb2.IMAGE_FORMAT_JPEG: "JPEG", render_pb2.IMAGE_FORMAT_PNG: "PNG"}
+MEDIUM_NAMES = {render_pb2.MEDIUM_PRINT: "print", render_pb2.MEDIUM_DIGITAL: "digital", render_pb2.MEDIUM_BOTH: "both"}
+
+
+def severity_name(value: int) -> str:
+    return SEVERITY_NAMES.get(value, "")
+
+
+def result_kind_name(value: int) -> str:
+    return RESULT_KIND_NAMES.get(value, "")
+
+
+def spec_format_name(value: int) -> str:
+    return FORMAT_NAMES.get(value, "")
+
+
+def medium_name(value: int) -> str:
+    return MEDIUM_NAMES.get(value, "")
+
 
 def image_ref(upload_id: str, inline: bytes | None) -> common_pb2.ImageRef:
     """Inline bytes in memory-only mode, else the stored upload's id."""

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.devices import Device
+from likeness_gateway.adapters.render_client import medium_name, spec_format_name
 from likeness_gateway.deps import Gateway, current_device, gateway
 
 router = APIRouter(tags=["catalog"])
@@ -95,8 +96,8 @@ def spec_out(s: render_pb2.Spec) -> SpecOut:
         top_margin_mm=_range(s.top_margin_mm, s.HasField("top_margin_mm")),
         backgrounds=list(s.backgrounds),
         file_kb=_range(s.file_kb, s.HasField("file_kb")),
-        format=s.format,
-        medium=s.medium,
+        format=spec_format_name(s.format),
+        medium=medium_name(s.medium),
         sources=list(s.sources),
         notes=s.notes,
     )

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.devices import Device
-from likeness_gateway.adapters.render_client import image_ref
+from likeness_gateway.adapters.render_client import image_ref, severity_name
 from likeness_gateway.deps import Gateway, current_device, gateway
 from likeness_gateway.domain.text import IDENTIFIER
 from likeness_gateway.errors import ApiError
@@ -131,7 +131,7 @@ def report_out(r: render_pb2.ComplianceReport) -> ReportOut:
                 message=i.message,
                 measured=i.measured,
                 allowed=RangeOut(min=i.allowed.min, max=i.allowed.max),
-                severity=i.severity,
+                severity=severity_name(i.severity),
             )
             for i in r.issues
         ],
@@ -265,7 +265,7 @@ async def _info(gw: Gateway, device: Device, photo_id: str) -> render_pb2.Result
         info.ParseFromString(item.meta["info"])
         return info
     info = await gw.render.describe_result(device.subject_id, photo_id)
-    if info.kind != "id_photo":
+    if info.kind != render_pb2.RESULT_KIND_ID_PHOTO:
         raise ApiError(404, "RESULT_NOT_FOUND", "no such ID photo")
     return info
 

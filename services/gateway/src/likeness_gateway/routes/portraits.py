@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.devices import Device
-from likeness_gateway.adapters.render_client import image_ref
+from likeness_gateway.adapters.render_client import image_ref, result_kind_name
 from likeness_gateway.deps import Gateway, current_device, gateway
 from likeness_gateway.domain.text import IDENTIFIER, PRINTABLE
 from likeness_gateway.routes.generation import generate
@@ -74,7 +74,7 @@ def _result(gw: Gateway, device: Device, info: render_pb2.ResultInfo) -> ResultO
         expires = info.expires_at.ToDatetime().replace(tzinfo=UTC).isoformat()
     return ResultOut(
         id=info.result_id,
-        kind=info.kind,
+        kind=result_kind_name(info.kind),
         width=info.width,
         height=info.height,
         format="png" if info.content_type == "image/png" else "jpeg",

@@ -1,18 +1,17 @@
 """Compliance rules for ID photos: measurements in, a report of issues out.
 
-Pure: the measurements come from the faces service and the render pipeline; the few
-image measures that are plain pixel statistics live here so their definitions and the
-thresholds that judge them sit side by side.
+Pure: the measurements come from the faces service (pose, eye and mouth state, and the
+face's image quality: sharpness, exposure, clipping, lighting, all defined there, once) and
+from the render pipeline (frame geometry, background, file size). Nothing here measures a
+face again.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -46,7 +45,7 @@ class Severity(StrEnum):
 @dataclass(frozen=True)
 class Thresholds:
     """Every limit the rules use, in one place. Angles in degrees, fractions 0-1,
-    luminance on the 0-255 scale (Rec. 601 luma of sRGB)."""
+    image-quality measures on the faces service's 0-1 scales."""
 
     # ICAO Doc 9303 / ISO/IEC 19794-5 ask for a frontal pose within about ±5° of roll,
     # yaw and pitch; landmark-based pose estimates carry a few degrees of noise, so the
@@ -64,15 +63,16 @@ class Thresholds:
     # 0.05, a natural smile showing teeth 0.25-0.35 (several authorities, the US among them,
     # accept it), talking or gaping 0.5 and more. 0.45 refuses an open mouth, not a smile.
     max_mouth_openness: float = 0.45
-    # Variance of the Laplacian of the face normalised to 128 px height (see
-    # measure_sharpness). The sharp astronaut test face (125 px, measured as is) scores
-    # about 860, and about 420 when the photo was upscaled 2-4x first; a Gaussian blur of
-    # sigma 1 px at that scale gives about 65 and sigma 1.5 px, clearly soft, about 24.
-    min_sharpness: float = 40.0
-    # Face luma. Dark skin well exposed has a mean around 60-100, so the dark limit is set
-    # well below it to judge exposure, not complexion; clipping fractions catch the rest.
-    min_face_luma: float = 45.0
-    max_face_luma: float = 215.0
+    # Sharpness 0..1 as the faces service measures it (Laplacian variance of the face on a
+    # 128 px upright crop, squashed as v / (v + 200)). The astronaut test face (about 110 px)
+    # reads 0.93 sharp, 0.70 under a Gaussian blur of sigma 1 px, 0.56 under sigma 1.5 px
+    # (clearly soft in print) and 0.33 under sigma 2 px: 0.6 refuses the soft ones.
+    min_sharpness: float = 0.6
+    # Face exposure 0..1 (mean luma of the inner face, faces service). Dark skin well
+    # exposed reads about 0.24-0.39, so the dark limit (45/255) is set well below it to
+    # judge exposure, not complexion; clipping fractions catch the rest.
+    min_exposure: float = 0.176
+    max_exposure: float = 0.843
     # More than 5 % of face pixels crushed to black or blown to white loses the detail
     # (eye corners, skin texture) face matching relies on.
     max_shadow_clipped_fraction: float = 0.05
@@ -106,11 +106,12 @@ class FaceMeasurements:
     left_eye_openness: float | None = None  # 0 shut .. 1 open
     right_eye_openness: float | None = None
     mouth_openness: float | None = None  # 0 closed .. 1 wide open
-    sharpness: float | None = None  # see measure_sharpness
-    exposure_mean: float | None = None  # face luma mean, 0-255
-    shadow_clipped_fraction: float | None = None  # face pixels with luma <= 5
-    highlight_clipped_fraction: float | None = None  # face pixels with luma >= 250
-    lighting_ratio: float | None = None  # left/right face-half luma (image left / right)
+    # Image quality of the face, as the faces service measures it (faces.v1.Quality).
+    sharpness: float | None = None  # 0 blurred .. 1 sharp
+    exposure: float | None = None  # mean luma of the inner face, 0..1
+    shadow_clipped_fraction: float | None = None  # inner-face pixels crushed to black
+    highlight_clipped_fraction: float | None = None  # inner-face pixels blown to white
+    lighting_ratio: float | None = None  # one face half's luma over the other's; 1 is even
     # Geometry in the output frame. mm wins when both are given; px is converted with the
     # spec's px_per_mm.
     head_height_mm: float | None = None
@@ -312,27 +313,27 @@ def _check_image_quality(face: FaceMeasurements, t: Thresholds, add: _AddIssue) 
             t.min_sharpness,
             None,
         )
-    dark = (face.exposure_mean is not None and face.exposure_mean < t.min_face_luma) or (
+    dark = (face.exposure is not None and face.exposure < t.min_exposure) or (
         face.shadow_clipped_fraction is not None and face.shadow_clipped_fraction > t.max_shadow_clipped_fraction
     )
-    bright = (face.exposure_mean is not None and face.exposure_mean > t.max_face_luma) or (
+    bright = (face.exposure is not None and face.exposure > t.max_exposure) or (
         face.highlight_clipped_fraction is not None and face.highlight_clipped_fraction > t.max_highlight_clipped_fraction
     )
     if dark:
         add(
             IssueCode.UNDEREXPOSED,
             "The face is too dark; use more light in front of the face.",
-            face.exposure_mean,
-            t.min_face_luma,
-            t.max_face_luma,
+            face.exposure,
+            t.min_exposure,
+            t.max_exposure,
         )
     if bright:
         add(
             IssueCode.OVEREXPOSED,
             "The face is too bright or washed out; reduce the light or avoid flash glare.",
-            face.exposure_mean,
-            t.min_face_luma,
-            t.max_face_luma,
+            face.exposure,
+            t.min_exposure,
+            t.max_exposure,
         )
     if face.lighting_ratio is not None and face.lighting_ratio > 0:
         imbalance = max(face.lighting_ratio, 1.0 / face.lighting_ratio)
@@ -403,46 +404,6 @@ def _range_text(lo: float | None, hi: float | None, unit: str) -> str:
 
 # ------------------------------------------------------------------ pixel measurements
 
-FloatImage = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class FaceBox:
-    """Face rectangle in image pixels (top-left corner and size)."""
-
-    x: float
-    y: float
-    width: float
-    height: float
-
-
-@dataclass(frozen=True)
-class Exposure:
-    mean: float
-    shadow_clipped_fraction: float
-    highlight_clipped_fraction: float
-
-
-# Luma at or below / at or above these is treated as clipped: JPEG ringing keeps truly
-# clipped areas a few levels off 0 and 255.
-SHADOW_CLIP_LUMA = 5
-HIGHLIGHT_CLIP_LUMA = 250
-# Sharpness is measured on the face rescaled to this height, so that the score does not
-# depend on how many pixels the face spans. Small enough that nearly every face is reduced
-# (area averaging is well behaved, while enlarging would blur or, linearly interpolated,
-# add Laplacian spikes at the source grid), large enough that eyelashes and hair resolve.
-SHARPNESS_FACE_HEIGHT = 128
-
-
-def luma(image: npt.NDArray[np.uint8]) -> FloatImage:
-    """Rec. 601 luma (the JPEG weighting) of an RGB or grey uint8 image, 0-255."""
-    if image.ndim == 2:
-        return image.astype(np.float64)
-    if image.ndim != 3 or image.shape[2] < 3:
-        raise ValueError(f"expected an H×W×3 RGB or H×W image, got shape {image.shape}")
-    rgb = image[..., :3].astype(np.float64)
-    return rgb @ np.array([0.299, 0.587, 0.114])
-
 
 def measure_background_uniformity(
     image: npt.NDArray[np.uint8],
@@ -469,61 +430,3 @@ def measure_background_uniformity(
         return None
     pixels = pixels.reshape(pixels.shape[0], -1).astype(np.float64)
     return float(pixels.std(axis=0).max())
-
-
-def _inner_face(image: npt.NDArray[np.uint8], box: FaceBox) -> FloatImage:
-    """Luma of the inner face: 10-90 % of the box width and 20-85 % of its height, which
-    leaves out the hair line, ears, chin edge and any background a loose box includes."""
-    y = luma(image)
-    h, w = y.shape
-    x0 = max(0, math.floor(box.x + 0.10 * box.width))
-    x1 = min(w, math.ceil(box.x + 0.90 * box.width))
-    y0 = max(0, math.floor(box.y + 0.20 * box.height))
-    y1 = min(h, math.ceil(box.y + 0.85 * box.height))
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        raise ValueError("face box lies outside the image or is too small to measure")
-    return y[y0:y1, x0:x1]
-
-
-def measure_lighting_balance(image: npt.NDArray[np.uint8], face_box: FaceBox) -> float:
-    """Mean luma of the left half of the inner face over that of the right half (image
-    left/right). 1.0 is even; >1 the image-left side is brighter."""
-    face = _inner_face(image, face_box)
-    mid = face.shape[1] // 2
-    left, right = face[:, :mid].mean(), face[:, mid:].mean()
-    # One luma level keeps a black half from dividing by zero without moving real ratios.
-    return float((left + 1.0) / (right + 1.0))
-
-
-def measure_exposure(image: npt.NDArray[np.uint8], face_box: FaceBox) -> Exposure:
-    """Mean luma and clipped fractions of the inner face."""
-    face = _inner_face(image, face_box)
-    return Exposure(
-        mean=float(face.mean()),
-        shadow_clipped_fraction=float((face <= SHADOW_CLIP_LUMA).mean()),
-        highlight_clipped_fraction=float((face >= HIGHLIGHT_CLIP_LUMA).mean()),
-    )
-
-
-def measure_sharpness(image: npt.NDArray[np.uint8], face_box: FaceBox) -> float:
-    """Variance of the 4-neighbour Laplacian of the face box's luma, reduced to
-    ``SHARPNESS_FACE_HEIGHT`` px high when taller (smaller faces are measured as they are;
-    LOW_RESOLUTION is the rule for those)."""
-    h, w = image.shape[:2]
-    x0, x1 = max(0, math.floor(face_box.x)), min(w, math.ceil(face_box.x + face_box.width))
-    y0, y1 = max(0, math.floor(face_box.y)), min(h, math.ceil(face_box.y + face_box.height))
-    if x1 - x0 < 3 or y1 - y0 < 3:
-        raise ValueError("face box lies outside the image or is too small to measure")
-    # Luma of the face only: a 12 MP source would otherwise be converted whole.
-    y = luma(image[y0:y1, x0:x1])
-    y0, y1, x0, x1 = 0, y1 - y0, 0, x1 - x0
-    crop = y[y0:y1, x0:x1]
-    # Only ever reduce: enlarging a small face would blur it and read as a focus problem.
-    scale = min(1.0, SHARPNESS_FACE_HEIGHT / crop.shape[0])
-    if scale < 1.0:
-        size = (max(3, round(crop.shape[1] * scale)), max(3, round(crop.shape[0] * scale)))
-        face = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), dtype=np.float64)
-    else:
-        face = crop
-    lap = face[:-2, 1:-1] + face[2:, 1:-1] + face[1:-1, :-2] + face[1:-1, 2:] - 4 * face[1:-1, 1:-1]
-    return float(lap.var())

@@ -13,24 +13,21 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
+from likeness_imaging.face_mesh import (
+    CHIN,
+    FACE_OVAL,
+    LEFT_EYE,
+    LEFT_IRIS_CENTER,
+    MESH_POINTS,
+    MOUTH_LEFT_CORNER,
+    MOUTH_RIGHT_CORNER,
+    NOSE_TIP,
+    RIGHT_EYE,
+    RIGHT_IRIS_CENTER,
+    SURFACE_POINTS,
+)
 
-# MediaPipe face-mesh loops (ordered so they can be filled as polygons).
-FACE_OVAL = (
-    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
-)  # fmt: skip
-RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
-LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
-RIGHT_BROW = (46, 53, 52, 65, 55, 107, 66, 105, 63, 70)
-LEFT_BROW = (276, 283, 282, 295, 285, 336, 296, 334, 293, 300)
-LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
-NOSTRILS = (98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 4, 45, 220, 115, 48, 64)
-CHIN = 152
-FOREHEAD_TOP = 10
-RIGHT_IRIS_CENTRE = 468
-LEFT_IRIS_CENTRE = 473
-MESH_POINTS_WITH_IRIS = 478
+FloatArray = npt.NDArray[np.float64]
 
 # Five-point fallbacks, fitted on the 478-point mesh of frontal faces: the chin lies below the
 # mouth by this fraction of the eye-to-mouth distance, and the crown (top of the hair)
@@ -52,7 +49,7 @@ class FaceGeometry:
     def __post_init__(self) -> None:
         if self.mesh is None and self.five_points is None:
             raise ValueError("a face needs its mesh or its five points")
-        if self.mesh is not None and (self.mesh.ndim != 2 or self.mesh.shape[0] < 468):
+        if self.mesh is not None and (self.mesh.ndim != 2 or self.mesh.shape[0] < SURFACE_POINTS):
             raise ValueError(f"mesh must be (478, 2) or (468, 2), got {self.mesh.shape}")
         if self.five_points is not None and self.five_points.shape != (5, 2):
             raise ValueError(f"five_points must be (5, 2), got {self.five_points.shape}")
@@ -60,8 +57,8 @@ class FaceGeometry:
     @property
     def right_eye(self) -> FloatArray:
         if self.mesh is not None:
-            if self.mesh.shape[0] >= MESH_POINTS_WITH_IRIS:
-                return self.mesh[RIGHT_IRIS_CENTRE]
+            if self.mesh.shape[0] >= MESH_POINTS:
+                return self.mesh[RIGHT_IRIS_CENTER]
             return self.mesh[list(RIGHT_EYE)].mean(axis=0)
         assert self.five_points is not None
         return self.five_points[0]
@@ -69,8 +66,8 @@ class FaceGeometry:
     @property
     def left_eye(self) -> FloatArray:
         if self.mesh is not None:
-            if self.mesh.shape[0] >= MESH_POINTS_WITH_IRIS:
-                return self.mesh[LEFT_IRIS_CENTRE]
+            if self.mesh.shape[0] >= MESH_POINTS:
+                return self.mesh[LEFT_IRIS_CENTER]
             return self.mesh[list(LEFT_EYE)].mean(axis=0)
         assert self.five_points is not None
         return self.five_points[1]
@@ -82,7 +79,7 @@ class FaceGeometry:
     @property
     def mouth_centre(self) -> FloatArray:
         if self.mesh is not None:
-            return (self.mesh[61] + self.mesh[291]) / 2.0
+            return (self.mesh[MOUTH_RIGHT_CORNER] + self.mesh[MOUTH_LEFT_CORNER]) / 2.0
         assert self.five_points is not None
         return (self.five_points[3] + self.five_points[4]) / 2.0
 
@@ -152,4 +149,4 @@ class FaceGeometry:
             return self.five_points
         assert self.mesh is not None
         m = self.mesh
-        return np.stack([self.right_eye, self.left_eye, m[4], m[61], m[291]])
+        return np.stack([self.right_eye, self.left_eye, m[NOSE_TIP], m[MOUTH_RIGHT_CORNER], m[MOUTH_LEFT_CORNER]])

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from likeness_render.domain.face import FACE_OVAL, LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE
+from likeness_imaging.face_mesh import FACE_OVAL, LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE, SURFACE_POINTS
 
 RgbImage = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]
@@ -30,7 +30,7 @@ FloatArray = npt.NDArray[np.float64]
 ALL_FACES = -1
 # Iris points (468..477) sit inside the eye contour a few pixels from the lids: leaving them
 # out of the triangulation avoids needle triangles that fold at the slightest pose change.
-WARP_POINTS = 468
+WARP_POINTS = SURFACE_POINTS
 # A ring of fixed points this far out from the face-oval centre (as a multiple of the oval's
 # radius in that direction) is where the reshaping of the template's head fades to nothing.
 RING_SCALE = 1.6

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from likeness_render.domain.face import FACE_OVAL, FOREHEAD_TOP, LEFT_EYE, RIGHT_EYE
+from likeness_imaging.face_mesh import FACE_OVAL, FOREHEAD_TOP, LEFT_EYE, LEFT_IRIS_CENTER, RIGHT_EYE, RIGHT_IRIS_CENTER, SURFACE_POINTS
 
 RgbImage = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
@@ -117,7 +117,7 @@ def change_hairstyle(
         raise HairError(f"image must be (H, W, 3) uint8 RGB, got {image_rgb.dtype} {image_rgb.shape}")
     h, w = image_rgb.shape[:2]
     pts = np.asarray(mesh, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[0] < 468 or pts.shape[1] not in (2, 3) or not np.isfinite(pts[:, :2]).all():
+    if pts.ndim != 2 or pts.shape[0] < SURFACE_POINTS or pts.shape[1] not in (2, 3) or not np.isfinite(pts[:, :2]).all():
         raise HairError(f"mesh must be a finite (478, 2) or (478, 3) array, got {pts.shape}")
     pts = pts[:, :2]
     raw_mask = np.asarray(person_mask)
@@ -236,7 +236,7 @@ def _layers(
 def canonical_to_image(mesh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """2x3 affine from canonical head units to image pixels: the eye line gives the x axis
     and its scale, the forehead height (to mesh point 10) the y scale."""
-    right, left = _eye_centre(mesh, RIGHT_EYE, 468), _eye_centre(mesh, LEFT_EYE, 473)
+    right, left = _eye_centre(mesh, RIGHT_EYE, RIGHT_IRIS_CENTER), _eye_centre(mesh, LEFT_EYE, LEFT_IRIS_CENTER)
     centre = (right + left) / 2.0
     iod = float(np.linalg.norm(left - right))
     if iod < 4.0:
@@ -305,12 +305,12 @@ def _eye_centre(mesh: npt.NDArray[np.float64], contour: tuple[int, ...], iris: i
 
 
 def _roll_deg(mesh: npt.NDArray[np.float64]) -> float:
-    d = _eye_centre(mesh, LEFT_EYE, 473) - _eye_centre(mesh, RIGHT_EYE, 468)
+    d = _eye_centre(mesh, LEFT_EYE, LEFT_IRIS_CENTER) - _eye_centre(mesh, RIGHT_EYE, RIGHT_IRIS_CENTER)
     return math.degrees(math.atan2(float(d[1]), float(d[0])))
 
 
 def _iod(mesh: npt.NDArray[np.float64]) -> float:
-    return float(np.linalg.norm(_eye_centre(mesh, LEFT_EYE, 473) - _eye_centre(mesh, RIGHT_EYE, 468)))
+    return float(np.linalg.norm(_eye_centre(mesh, LEFT_EYE, LEFT_IRIS_CENTER) - _eye_centre(mesh, RIGHT_EYE, RIGHT_IRIS_CENTER)))
 
 
 def _as_unit_mask(m: npt.NDArray[np.generic]) -> F32:

@@ -1,5 +1,6 @@
 """Template materials for portraits: an image with one or more faces whose dense landmarks
-are computed once, when the template is registered, and a catalog to keep them in.
+are computed once, when the template is registered (by the faces service: the caller
+passes the faces it found), and a catalog to keep them in.
 
 The demo catalog is made in code from public-domain images that ship inside packages
 (``skimage.data.astronaut()``, matplotlib's ``grace_hopper.jpg``): the backdrops and looks
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,10 +28,6 @@ FloatMask = npt.NDArray[np.float32]
 PersonSegmenter = Callable[[RgbImage], FloatMask]
 
 MIN_SIDE = 64
-# The landmarker's built-in detector is short-range: a face under about a fifth of the frame
-# is missed. Sliding square windows (half-overlapping) bring such faces into its range.
-_TILE_OVERLAP = 0.5
-_SAME_FACE_IOU = 0.3
 
 
 class TemplateError(ValueError):
@@ -39,12 +36,6 @@ class TemplateError(ValueError):
 
 class TemplateNotFound(LookupError):
     """No template with that id."""
-
-
-class MeshDetector(Protocol):
-    """Dense landmarks for every face in an image (``FaceLandmarkerRunner`` fits)."""
-
-    def detect(self, image_rgb: RgbImage) -> list[FaceGeometry]: ...
 
 
 @dataclass(frozen=True)
@@ -108,15 +99,8 @@ class InMemoryTemplateStore:
             return self._items.pop(template_id, None) is not None
 
 
-def register_template(
-    name: str,
-    style: str,
-    image: RgbImage,
-    landmarker: MeshDetector,
-    template_id: str | None = None,
-    description: str = "",
-) -> Template:
-    """A template with the meshes of all its faces, found once here."""
+def check_template_image(name: str, image: RgbImage) -> None:
+    """Refuses what cannot become a template before anyone looks for its faces."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise TemplateError(f"template image must be (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
     h, w = image.shape[:2]
@@ -124,11 +108,25 @@ def register_template(
         raise TemplateError(f"template image is {w}x{h}; both sides must be at least {MIN_SIDE} px")
     if not name.strip():
         raise TemplateError("template name is empty")
-    faces = detect_all_faces(image, landmarker)
-    if not faces:
+
+
+def register_template(
+    name: str,
+    style: str,
+    image: RgbImage,
+    faces: Sequence[FaceGeometry],
+    template_id: str | None = None,
+    description: str = "",
+) -> Template:
+    """A template from its image and the faces found in it (with their 478-point meshes;
+    faces without a mesh are left out), ordered left to right."""
+    check_template_image(name, image)
+    h, w = image.shape[:2]
+    meshed = sorted((f for f in faces if f.mesh is not None), key=lambda f: (f.box[0] + f.box[2]) / 2.0)
+    if not meshed:
         raise TemplateError(f"no face found in template {name!r}")
     meshes = []
-    for f in faces:
+    for f in meshed:
         assert f.mesh is not None
         mesh = np.array(f.mesh[:, :2], dtype=np.float64)
         mesh.setflags(write=False)
@@ -147,48 +145,11 @@ def register_template(
     )
 
 
-def detect_all_faces(image: RgbImage, landmarker: MeshDetector) -> list[FaceGeometry]:
-    """Faces with meshes, from the whole image and from overlapping square windows, merged
-    and ordered left to right."""
-    h, w = image.shape[:2]
-    found: list[FaceGeometry] = [f for f in landmarker.detect(image) if f.mesh is not None]
-    side = min(h, w)
-    for x0, y0 in _windows(w, h, side):
-        if side == max(h, w):
-            break  # the one window is the whole image, already searched
-        for f in landmarker.detect(np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])):
-            if f.mesh is None:
-                continue
-            shifted = f.transformed(np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
-            if all(_iou(shifted.box, g.box) < _SAME_FACE_IOU for g in found):
-                found.append(shifted)
-    return sorted(found, key=lambda f: (f.box[0] + f.box[2]) / 2.0)
-
-
 def slug(name: str) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     if not s:
         raise TemplateError(f"template name {name!r} gives an empty id")
     return s
-
-
-def _windows(w: int, h: int, side: int) -> list[tuple[int, int]]:
-    step = max(1, int(side * (1.0 - _TILE_OVERLAP)))
-    xs = list(range(0, max(1, w - side + 1), step))
-    ys = list(range(0, max(1, h - side + 1), step))
-    if xs[-1] != w - side:
-        xs.append(w - side)
-    if ys[-1] != h - side:
-        ys.append(h - side)
-    return [(x, y) for y in ys for x in xs]
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 # --- looks generated in code -------------------------------------------------------------
@@ -214,7 +175,7 @@ def painterly_sepia(image: RgbImage) -> RgbImage:
     """Edge-preserving "oil" simplification, a sepia gradient map and a canvas weave."""
     painted = cv2.stylization(image, sigma_s=25, sigma_r=0.25)
     soft = cv2.edgePreservingFilter(image, flags=cv2.RECURS_FILTER, sigma_s=30, sigma_r=0.3)
-    # Half photograph, half painting: a face must stay a face for the landmarker.
+    # Half photograph, half painting: a face must stay a face for face analysis.
     mixed = cv2.addWeighted(painted, 0.5, soft, 0.5, 0)
     lum = cv2.cvtColor(mixed, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     dark, mid, light = np.array([48, 28, 14], np.float32), np.array([158, 112, 68], np.float32), np.array([246, 226, 190], np.float32)
@@ -321,33 +282,62 @@ def demo_sources() -> dict[str, DemoSource]:
     }
 
 
-def build_demo_templates(landmarker: MeshDetector, segmenter: PersonSegmenter) -> list[Template]:
-    """Five demo templates (one with two faces), looks generated in code."""
+@dataclass(frozen=True)
+class DemoLook:
+    """A demo template before its faces are found."""
+
+    name: str
+    style: str
+    image: RgbImage
+    description: str
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """The single-portrait demo looks, and what the two-person one is made from once the
+    faces of the two sources are known (see ``diptych_look``)."""
+
+    looks: tuple[DemoLook, ...]
+    astronaut: RgbImage
+    hopper: RgbImage
+    duo_left: RgbImage  # the sources on the diptych's backdrop
+    duo_right: RgbImage
+    duo_description: str
+
+
+def plan_demo(segmenter: PersonSegmenter) -> DemoPlan:
+    """Four demo looks generated in code from the package-shipped portraits (CPU work, no
+    face analysis)."""
     src = demo_sources()
     astro, hopper = src["astronaut"].image, src["hopper"].image
     astro_mask, hopper_mask = segmenter(astro), segmenter(hopper)
 
-    studio = studio_backdrop(astro, astro_mask, top=(92, 110, 132), bottom=(28, 34, 44))
-    mono = high_key_mono(hopper, hopper_mask)
-    painterly = painterly_sepia(hopper)
-    film = vintage_film(astro)
+    def look(name: str, style: str, image: RgbImage, what: str, credit: str) -> DemoLook:
+        return DemoLook(name, style, image, f"{what}. Source: {credit}.")
 
-    a_face = detect_all_faces(astro, landmarker)
-    h_face = detect_all_faces(hopper, landmarker)
-    if not a_face or not h_face:
-        raise TemplateError("a demo source portrait shows no face to the landmarker")
-    left = studio_backdrop(astro, astro_mask, top=(210, 196, 172), bottom=(150, 128, 100))
-    right = studio_backdrop(hopper, hopper_mask, top=(210, 196, 172), bottom=(150, 128, 100))
-    duo = diptych(left, (a_face[0].right_eye, a_face[0].left_eye), right, (h_face[0].right_eye, h_face[0].left_eye))
+    looks = (
+        look("Studio Blue", "studio", studio_backdrop(astro, astro_mask, top=(92, 110, 132), bottom=(28, 34, 44)),
+             "Studio sweep, cool gradient backdrop", src["astronaut"].credit),
+        look("Sepia Oil", "painterly", painterly_sepia(hopper), "Painterly sepia with canvas texture", src["hopper"].credit),
+        look("Seventies Film", "vintage", vintage_film(astro), "Faded film print: split toning, grain, light leak", src["astronaut"].credit),
+        look("High Key Mono", "mono", high_key_mono(hopper, hopper_mask), "Black-and-white on white seamless", src["hopper"].credit),
+    )  # fmt: skip
+    return DemoPlan(
+        looks=looks,
+        astronaut=astro,
+        hopper=hopper,
+        duo_left=studio_backdrop(astro, astro_mask, top=(210, 196, 172), bottom=(150, 128, 100)),
+        duo_right=studio_backdrop(hopper, hopper_mask, top=(210, 196, 172), bottom=(150, 128, 100)),
+        duo_description=f"Two-person diptych on a paper mount. Source: {src['astronaut'].credit}; {src['hopper'].credit}.",
+    )
 
-    specs = [
-        ("Studio Blue", "studio", studio, "Studio sweep, cool gradient backdrop", src["astronaut"].credit),
-        ("Sepia Oil", "painterly", painterly, "Painterly sepia with canvas texture", src["hopper"].credit),
-        ("Seventies Film", "vintage", film, "Faded film print: split toning, grain, light leak", src["astronaut"].credit),
-        ("High Key Mono", "mono", mono, "Black-and-white on white seamless", src["hopper"].credit),
-        ("Side by Side", "duo", duo, "Two-person diptych on a paper mount", f"{src['astronaut'].credit}; {src['hopper'].credit}"),
-    ]
-    return [
-        register_template(name, style, image, landmarker, description=f"{what}. Source: {credit}.")
-        for name, style, image, what, credit in specs
-    ]
+
+def diptych_look(plan: DemoPlan, astronaut_face: FaceGeometry, hopper_face: FaceGeometry) -> DemoLook:
+    """The two-person demo look: both sources side by side, faces the same size."""
+    duo = diptych(
+        plan.duo_left,
+        (astronaut_face.right_eye, astronaut_face.left_eye),
+        plan.duo_right,
+        (hopper_face.right_eye, hopper_face.left_eye),
+    )
+    return DemoLook("Side by Side", "duo", duo, plan.duo_description)
