@@ -12,9 +12,10 @@ from typing import Protocol
 
 import structlog
 
-from likeness_ingestion.adapters.repository import UploadRepository, UploadRow
+from likeness_ingestion.adapters.repository import UploadRepository
 from likeness_ingestion.domain.errors import MemoryOnly, TooLarge, UploadNotFound
 from likeness_ingestion.domain.normalize import Limits, normalize
+from likeness_ingestion.domain.uploads import UploadRow
 from likeness_platform.blobs import BlobNotFound, BlobStore, new_blob_name, remove_orphans
 from likeness_platform.crypto import DataKeyCache, open_sealed, seal
 from likeness_platform.dataholder import ExportItem, Retention

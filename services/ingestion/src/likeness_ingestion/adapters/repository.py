@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-
-@dataclass(frozen=True)
-class UploadRow:
-    upload_id: str
-    subject_id: str
-    blob_name: str
-    sha256: str
-    size_bytes: int
-    format: str
-    width: int
-    height: int
-    purpose: str
-    retention_class: str
-    created_at: datetime
-    expires_at: datetime
+from likeness_ingestion.domain.uploads import UploadRow
 
 
 def _row(r: Mapping[str, Any]) -> UploadRow:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,24 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from likeness_platform.blobs import BlobNotFound, BlobStore, new_blob_name, remove_orphans
 from likeness_platform.crypto import DataKeyCache, open_sealed, seal
 from likeness_platform.errors import NotFound
-
-
-@dataclass(frozen=True)
-class StoredResult:
-    result_id: str
-    subject_id: str
-    kind: str
-    content_type: str
-    width: int
-    height: int
-    size_bytes: int
-    dpi: int
-    spec_id: str
-    created_at: datetime
-    expires_at: datetime
-    persisted: bool = True
-    meta: dict[str, Any] = field(default_factory=dict)
-    blob_name: str = ""
+from likeness_render.domain.results import StoredResult
 
 
 def _row(r: Mapping[str, Any]) -> StoredResult:
