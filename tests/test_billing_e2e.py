@@ -6,32 +6,34 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from likeness_billing.adapters.apple_verifier import AppleVerifier
 from services.billing.tests.applechain import APP_APPLE_ID, BUNDLE_ID, build_chain, notification_payload, transaction_payload
-from tests.support.inproc import Started, free_port, start_billing, start_gateway, start_privacy
+from tests.support.services import Started, free_port, start_billing, start_gateway, start_privacy
 
 DEVICE = {"platform": "ios", "model": "iPhone15,2", "os_version": "18.1", "app_version": "2.0.0", "language": "en", "age_confirmed": True}
 
 
 @pytest.fixture
-async def api(database_url: str) -> AsyncIterator[dict]:
+async def api(database_url: str, tmp_path: Path) -> AsyncIterator[dict]:
     chain = build_chain()
-    verifier = AppleVerifier(
-        root_certificates=[chain.root_der],
-        bundle_id=BUNDLE_ID,
-        app_apple_id=APP_APPLE_ID,
-        environment="Sandbox",
-        enable_online_checks=False,
-    )
+    root = tmp_path / "apple-root.der"
+    root.write_bytes(chain.root_der)
+    apple = {
+        "apple_root_certs": str(root),
+        "apple_bundle_id": BUNDLE_ID,
+        "apple_app_id": APP_APPLE_ID,
+        "apple_environment": "Sandbox",
+        "apple_online_checks": False,
+    }
     started = Started()
     privacy_port, billing_port = free_port(), free_port()
     gw, client, gateway_grpc = await start_gateway(
         database_url, {"privacy": f"127.0.0.1:{privacy_port}", "billing": f"127.0.0.1:{billing_port}"}, started
     )
-    repo, _ = await start_billing(database_url, started, verifier, free_daily=2, port=billing_port)
+    repo, _ = await start_billing(database_url, started, port=billing_port, free_daily_generations=2, **apple)
     privacy, _ = await start_privacy(
         database_url, {"gateway": gateway_grpc, "billing": f"127.0.0.1:{billing_port}"}, started, port=privacy_port
     )

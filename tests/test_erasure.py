@@ -13,11 +13,10 @@ import pytest
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from likeness_platform.crypto import DecryptionFailed, open_sealed
 from likeness_platform.errors import NotFound
-from likeness_privacy.adapters.holders import RemoteHolder
-from likeness_privacy.adapters.repository import PrivacyRepository
-from likeness_privacy.usecases import PrivacyUseCases, build_use_cases
-from tests.support.inproc import Started, free_port, settings, start_ingestion, start_privacy
+from likeness_privacy.main import build as build_privacy
+from likeness_privacy.usecases import PrivacyUseCases
 from tests.support.memholder import MemoryHolder, serve_holder
+from tests.support.services import Started, free_port, start_ingestion, start_privacy
 
 
 def _upload(subject: str, data: bytes):
@@ -209,19 +208,16 @@ async def test_erasure_resumes_after_privacy_restarts(world: dict) -> None:
     erasure = await w["privacy"].erasures.request(a, "user_request")
     assert await w["privacy"].erasures.drive(erasure.erasure_id) is False
     # The first privacy instance goes away mid-erasure; a new one on the same database takes over.
-    old = w["privacy"]
     w["notes_server"] = await serve_holder(w["notes"], w["notes_port"])
-    remote = [RemoteHolder(name, addr, settings(), 5) for name, addr in w["holders"].items()]
-    fresh = build_use_cases(PrivacyRepository(old.repo.pool), remote, old.config)
+    fresh = await build_privacy(w["started"].wirings["privacy"].settings)
     stop = asyncio.Event()
-    loop = asyncio.create_task(fresh.erasures.run(stop))
+    loop = asyncio.create_task(fresh.use_cases.erasures.run(stop))
     try:
-        await _until_completed(fresh, erasure.erasure_id)
+        await _until_completed(fresh.use_cases, erasure.erasure_id)
     finally:
         stop.set()
         await asyncio.wait_for(loop, 5)
-        for holder in remote:
-            await holder.close()
+        await fresh.close()
     assert (await w["notes"].inventory(a)) == {"notes": 0}
 
 

@@ -14,7 +14,7 @@ from skimage import data
 from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
 from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc
-from tests.support.inproc import Started, start_faces
+from tests.support.services import Started, start_faces
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:

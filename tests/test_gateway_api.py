@@ -16,7 +16,7 @@ from PIL import Image
 from likeness_gateway.domain.tokens import token_hash
 from likeness_gateway.errors import ApiError
 from likeness_privacy.usecases import PrivacyUseCases
-from tests.support.inproc import Started, free_port, start_gateway, start_ingestion, start_privacy
+from tests.support.services import Started, free_port, start_gateway, start_ingestion, start_privacy
 
 DEVICE = {
     "platform": "ios",

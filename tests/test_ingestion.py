@@ -17,7 +17,7 @@ from PIL import Image
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from likeness_platform.blobs import new_blob_name
-from tests.support.inproc import Started, start_ingestion, start_privacy
+from tests.support.services import Started, start_ingestion, start_privacy
 
 IMAGES = Path(__file__).resolve().parents[1] / "services" / "ingestion" / "tests"
 import importlib.util  # noqa: E402
@@ -31,7 +31,7 @@ _spec.loader.exec_module(images)
 @pytest.fixture
 async def mesh(database_url: str, tmp_path: Path) -> AsyncIterator[dict]:
     started = Started()
-    from tests.support.inproc import free_port
+    from tests.support.services import free_port
 
     ingestion_port = free_port()
     privacy, privacy_addr = await start_privacy(database_url, {"ingestion": f"127.0.0.1:{ingestion_port}"}, started)

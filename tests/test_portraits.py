@@ -20,8 +20,7 @@ from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from likeness.render.v1 import render_pb2, render_pb2_grpc
-from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
-from tests.support.inproc import Started, free_port, start_faces, start_ingestion, start_privacy, start_render
+from tests.support.services import Started, free_port, start_faces, start_ingestion, start_privacy, start_render
 
 MAGENTA = (255, 0, 255)
 
@@ -67,8 +66,11 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str, prov
     await start_ingestion(database_url, privacy_addr, tmp / "uploads", started, port=ingestion_port)
     await start_faces(started, f"127.0.0.1:{ingestion_port}", port=faces_port)
     addrs = {"privacy": privacy_addr, "ingestion": f"127.0.0.1:{ingestion_port}", "faces": f"127.0.0.1:{faces_port}"}
-    generator = make_image_generator(AiGenSettings(base_url=provider, api_key="sk-test-secret", model="fake-image-1", timeout_s=10))
-    _, render_addr = await start_render(database_url, addrs, tmp / "results", started, generator=generator)
+    aigen = {"BASE_URL": provider, "API_KEY": "sk-test-secret", "MODEL": "fake-image-1", "TIMEOUT_S": "10"}
+    with pytest.MonkeyPatch.context() as env:  # the AI provider is configured the way operators do it
+        for key, value in aigen.items():
+            env.setenv(f"LIKENESS_AIGEN_{key}", value)
+        _, render_addr = await start_render(database_url, addrs, tmp / "results", started)
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
     render, faces, privacy = (grpc.aio.insecure_channel(a, options=options) for a in (render_addr, addrs["faces"], privacy_addr))
     subject = (
@@ -81,7 +83,6 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str, prov
     finally:
         for channel in (render, faces, privacy):
             await channel.close()
-        await generator.aclose()
         await started.close()
 
 

@@ -12,8 +12,8 @@ import pytest
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from likeness_platform.dataholder import Retention
 from likeness_platform.metrics import RETENTION_BREACHES
-from tests.support.inproc import Started, free_port, start_ingestion, start_privacy
 from tests.support.memholder import MemoryHolder, serve_holder
+from tests.support.services import Started, free_port, start_ingestion, start_privacy
 
 
 class StaleHolder(MemoryHolder):

@@ -3,7 +3,7 @@
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from likeness_platform.telemetry import configure_tracing
-from tests.support.inproc import Started, free_port, start_gateway, start_privacy
+from tests.support.services import Started, free_port, start_gateway, start_privacy
 
 DEVICE = {"platform": "android", "model": "Pixel 8", "os_version": "15", "app_version": "1.0.0", "language": "de-DE", "age_confirmed": True}
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from likeness_platform.dataholder import ExportItem, Retention, add_dataholder
 from likeness_platform.server import RunningServer, start_server
-from tests.support.inproc import settings
+from likeness_platform.settings import ServiceSettings
+from tests.support.services import settings_for
 
 
 class MemoryHolder:
@@ -41,4 +42,4 @@ class MemoryHolder:
 
 
 async def serve_holder(holder: Any, port: int = 0) -> RunningServer:
-    return await start_server("notes", settings(), lambda server: [add_dataholder(server, holder)], port=port)
+    return await start_server("notes", settings_for(ServiceSettings), lambda server: [add_dataholder(server, holder)], port=port)

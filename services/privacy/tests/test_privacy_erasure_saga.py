@@ -13,8 +13,8 @@ import pytest
 from likeness_platform.dataholder import ExportItem, Retention
 from likeness_platform.errors import NotFound
 from likeness_platform.metrics import ERASURE_DEADLINE_BREACHES
-from likeness_privacy.adapters.repository import ErasureRow, ReceiptRow, SubjectRow
 from likeness_privacy.domain import chain
+from likeness_privacy.domain.records import ErasureRow, ReceiptRow, SubjectRow
 from likeness_privacy.usecases.erasure import Erasures
 from likeness_privacy.usecases.ports import SELF, Holders, PrivacyConfig
 

@@ -14,11 +14,30 @@ from grpc.aio import ClientCallDetails
 from opentelemetry import trace
 
 from likeness_platform import callcontext
-from likeness_platform.errors import ERROR_CODE_KEY, DomainError
+from likeness_platform.errors import ERROR_CODE_KEY, DomainError, ErrorKind
 from likeness_platform.metrics import RPC_LATENCY
 from likeness_platform.telemetry import client_tracing_interceptors
 
 log = structlog.get_logger("likeness.rpc")
+
+# The one mapping from error kinds to gRPC status codes.
+GRPC_STATUS: dict[ErrorKind, grpc.StatusCode] = {
+    ErrorKind.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    ErrorKind.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+
+def grpc_status(exc: BaseException) -> grpc.StatusCode:
+    """The status a failed call reports: from the kind of a domain error, INTERNAL for anything else."""
+    return GRPC_STATUS[exc.kind] if isinstance(exc, DomainError) else grpc.StatusCode.INTERNAL
+
 
 # RPCs whose success is too frequent to be worth a log line.
 _QUIET = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -75,7 +94,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             if isinstance(exc, DomainError):
                 span.set_attribute("likeness.error_code", exc.code)
                 context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
-                await context.abort(exc.status, exc.message)
+                await context.abort(grpc_status(exc), exc.message)
             span.set_attribute("likeness.error_code", "INTERNAL")
             log.error("rpc_failed", error=type(exc).__name__, detail=str(exc))
             context.set_trailing_metadata(((ERROR_CODE_KEY, "INTERNAL"),))
@@ -99,7 +118,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     outcome = outcome_of(context)
                     raise
                 except Exception as exc:
-                    outcome = getattr(exc, "status", grpc.StatusCode.INTERNAL).name
+                    outcome = grpc_status(exc).name
                     await fail(exc, context)
                 finally:
                     leave(started, outcome)
@@ -119,7 +138,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     outcome = outcome_of(context)
                     raise
                 except Exception as exc:
-                    outcome = getattr(exc, "status", grpc.StatusCode.INTERNAL).name
+                    outcome = grpc_status(exc).name
                     await fail(exc, context)
                 finally:
                     leave(started, outcome)

@@ -37,6 +37,24 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
     ]
 
 
+@dataclass(kw_only=True)
+class Wiring:
+    """What a service's composition root (`main.build`) returns; each service extends it with its parts.
+
+    `register` adds the servicers to a server and returns their full names, `background` are the
+    loops a running service keeps going, `closers` release what build opened (in reverse order).
+    """
+
+    settings: ServiceSettings
+    register: Callable[[grpc.aio.Server], Iterable[str]]
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            await closer()
+
+
 @dataclass
 class RunningServer:
     """A started server: its port, health servicer and the names it serves."""
@@ -112,3 +130,8 @@ async def serve_forever(
     await asyncio.gather(*tasks, return_exceptions=True)
     await running.stop(settings.shutdown_grace_seconds)
     log.info("stopped")
+
+
+async def serve_wiring(service: str, wiring: Wiring) -> None:
+    """Serve what `build` wired until SIGTERM/SIGINT, then close it."""
+    await serve_forever(service, wiring.settings, wiring.register, on_stop=[wiring.close], background=wiring.background)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from appstoreserverlibrary.models.Environment import Environment
@@ -19,7 +20,7 @@ from likeness_billing.holder import BillingHolder
 from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging, get_logger
-from likeness_platform.server import serve_forever
+from likeness_platform.server import Wiring, serve_wiring
 from likeness_platform.settings import ServiceSettings, StrList
 from likeness_platform.telemetry import configure_tracing
 
@@ -79,10 +80,17 @@ def ledger_key(s: BillingSettings) -> bytes:
     return base64.b64decode(s.billing_ledger_key)
 
 
-async def main() -> None:
-    settings = BillingSettings()
-    configure_logging("billing", settings.log_level)
-    configure_tracing("billing", settings.otel_exporter)
+@dataclass(kw_only=True)
+class BillingWiring(Wiring):
+    settings: BillingSettings
+    repo: BillingRepository
+    verifier: AppleVerifier | None
+    receipts: ReceiptResolver | None
+    policy: QuotaPolicy
+
+
+async def build(settings: BillingSettings) -> BillingWiring:
+    """The billing service's one composition root: adapters, policy, servicers, background loop."""
     key = ledger_key(settings)
     verifier = build_verifier(settings)
     receipts = build_receipts(settings, verifier)
@@ -108,7 +116,23 @@ async def main() -> None:
             await receipts.aclose()
         await pool.close()
 
-    await serve_forever("billing", settings, register, on_stop=[close], background=[apply_pending])
+    return BillingWiring(
+        settings=settings,
+        register=register,
+        background=[apply_pending],
+        closers=[close],
+        repo=repo,
+        verifier=verifier,
+        receipts=receipts,
+        policy=policy,
+    )
+
+
+async def main() -> None:
+    settings = BillingSettings()
+    configure_logging("billing", settings.log_level)
+    configure_tracing("billing", settings.otel_exporter)
+    await serve_wiring("billing", await build(settings))
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from likeness.faces.v1 import faces_pb2_grpc
-from likeness_faces.adapters.models import load_models
+from likeness_faces.adapters.models import FaceModels, load_models
 from likeness_faces.domain.errors import ModelFilesError
 from likeness_faces.grpc_api import FacesServicer, service_name
 from likeness_faces.holder import StatelessHolder
@@ -17,7 +18,7 @@ from likeness_faces.service import FaceAnalyzer
 from likeness_platform.clients import open_channel
 from likeness_platform.dataholder import add_dataholder
 from likeness_platform.logging import configure_logging, get_logger
-from likeness_platform.server import serve_forever
+from likeness_platform.server import Wiring, serve_wiring
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing
 
@@ -41,14 +42,16 @@ def pick(device: str) -> torch.device | None:
     return torch.device(device)
 
 
-async def main() -> None:
-    settings = FacesSettings()
-    configure_logging("faces", settings.log_level)
-    configure_tracing("faces", settings.otel_exporter)
-    try:
-        models = load_models(Path(settings.model_dir) if settings.model_dir else None, device=pick(settings.device))
-    except ModelFilesError as exc:
-        raise SystemExit(f"faces cannot start: {exc}") from None
+@dataclass(kw_only=True)
+class FacesWiring(Wiring):
+    settings: FacesSettings
+    models: FaceModels
+    analyzer: FaceAnalyzer
+
+
+async def build(settings: FacesSettings) -> FacesWiring:
+    """The faces service's one composition root; raises ModelFilesError when model files are missing."""
+    models = load_models(Path(settings.model_dir) if settings.model_dir else None, device=pick(settings.device))
     log.info("models_loaded", device=str(models.device))
     analyzer = FaceAnalyzer(models.detector, models.landmarker)
     ingestion = open_channel(settings.ingestion_addr, "faces", settings)
@@ -62,7 +65,18 @@ async def main() -> None:
         models.close()
         await ingestion.close()
 
-    await serve_forever("faces", settings, register, on_stop=[close])
+    return FacesWiring(settings=settings, register=register, closers=[close], models=models, analyzer=analyzer)
+
+
+async def main() -> None:
+    settings = FacesSettings()
+    configure_logging("faces", settings.log_level)
+    configure_tracing("faces", settings.otel_exporter)
+    try:
+        wiring = await build(settings)
+    except ModelFilesError as exc:
+        raise SystemExit(f"faces cannot start: {exc}") from None
+    await serve_wiring("faces", wiring)
 
 
 if __name__ == "__main__":

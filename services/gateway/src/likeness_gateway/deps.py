@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from likeness_gateway.adapters.billing_client import BillingClient
-from likeness_gateway.adapters.devices import Device, DeviceRepository
+from likeness_gateway.adapters.devices import DeviceRepository
 from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
 from likeness_gateway.adapters.ratelimit import RateLimiter
 from likeness_gateway.adapters.render_client import RenderClient
 from likeness_gateway.adapters.upstream import Upstream
+from likeness_gateway.domain.devices import Device
 from likeness_gateway.domain.inline_store import InlineImages
 from likeness_gateway.domain.tokens import token_hash
 from likeness_gateway.errors import ApiError

@@ -7,9 +7,11 @@ import contextlib
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from likeness_gateway import grpc_api
 from likeness_gateway.adapters.billing_client import BillingClient
@@ -27,7 +29,7 @@ from likeness_gateway.settings import GatewaySettings
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging, get_logger
 from likeness_platform.metrics import start_metrics_server
-from likeness_platform.server import start_server
+from likeness_platform.server import Wiring, start_server
 from likeness_platform.telemetry import configure_tracing
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -41,7 +43,17 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def build(settings: GatewaySettings) -> tuple[Gateway, object]:
+@dataclass(kw_only=True)
+class GatewayWiring(Wiring):
+    settings: GatewaySettings
+    gateway: Gateway
+    app: FastAPI
+
+
+async def build(settings: GatewaySettings) -> GatewayWiring:
+    """The gateway's one composition root: upstream clients, repositories, the HTTP app and the gRPC DataHolder."""
+    if not settings.database_url:
+        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
     await apply_migrations(settings.database_url, "gateway", MIGRATIONS)
     pool = await open_pool(settings.database_url, "gateway", settings.db_pool_min, settings.db_pool_max)
     deadline = settings.upstream_deadline_seconds
@@ -66,20 +78,30 @@ async def build(settings: GatewaySettings) -> tuple[Gateway, object]:
         bucket_key=bucket_key,
         upstreams=upstreams,
     )
-    return gw, pool
+
+    async def close() -> None:
+        for upstream in gw.upstreams.values():
+            await upstream.close()
+        await pool.close()
+
+    return GatewayWiring(
+        settings=settings,
+        register=lambda server: grpc_api.register(server, gw.devices),
+        closers=[close],
+        gateway=gw,
+        app=create_app(gw),
+    )
 
 
 async def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
     configure_tracing("gateway", settings.otel_exporter)
-    if not settings.database_url:
-        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
-    gw, pool = await build(settings)
-    running = await start_server("gateway", settings, lambda server: grpc_api.register(server, gw.devices))
+    wiring = await build(settings)
+    running = await start_server("gateway", settings, wiring.register)
     metrics_port = settings.metrics_port or (running.port + 1000)
     start_metrics_server(settings.grpc_host, metrics_port)
-    http = _Server(uvicorn.Config(create_app(gw), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False))
+    http = _Server(uvicorn.Config(wiring.app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False))
     serving = asyncio.create_task(http.serve())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -92,9 +114,7 @@ async def main() -> None:
     await serving
     await generation.drain()
     await running.stop(settings.shutdown_grace_seconds)
-    for upstream in gw.upstreams.values():
-        await upstream.close()
-    await pool.close()  # type: ignore[attr-defined]
+    await wiring.close()
     log.info("stopped")
 
 

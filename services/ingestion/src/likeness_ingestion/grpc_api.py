@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-from likeness_ingestion.adapters.repository import UploadRow
+from likeness_ingestion.domain.uploads import UploadRow
 from likeness_ingestion.service import IngestionService, UploadMeta
 from likeness_platform.dataholder import timestamp
 from likeness_platform.errors import InvalidArgument

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging
 from likeness_platform.privacy_port import PrivacyPort
-from likeness_platform.server import serve_forever
+from likeness_platform.server import Wiring, serve_wiring
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing
 
@@ -47,10 +48,14 @@ def build_config(settings: IngestionSettings) -> IngestionConfig:
     return IngestionConfig(limits=Limits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels), retention_classes=classes)
 
 
-async def main() -> None:
-    settings = IngestionSettings()
-    configure_logging("ingestion", settings.log_level)
-    configure_tracing("ingestion", settings.otel_exporter)
+@dataclass(kw_only=True)
+class IngestionWiring(Wiring):
+    settings: IngestionSettings
+    service: IngestionService
+
+
+async def build(settings: IngestionSettings) -> IngestionWiring:
+    """The ingestion service's one composition root: adapters, use cases, servicers."""
     config = build_config(settings)
     if not settings.database_url:
         raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
@@ -72,7 +77,14 @@ async def main() -> None:
         await privacy_channel.close()
         await pool.close()
 
-    await serve_forever("ingestion", settings, register, on_stop=[close])
+    return IngestionWiring(settings=settings, register=register, closers=[close], service=service)
+
+
+async def main() -> None:
+    settings = IngestionSettings()
+    configure_logging("ingestion", settings.log_level)
+    configure_tracing("ingestion", settings.otel_exporter)
+    await serve_wiring("ingestion", await build(settings))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ from typing import Protocol
 
 import structlog
 
-from likeness_ingestion.adapters.repository import UploadRow, UploadStore
+from likeness_ingestion.adapters.repository import UploadStore
 from likeness_ingestion.domain.errors import MemoryOnly, TooLarge, UploadNotFound
 from likeness_ingestion.domain.normalize import Limits, normalize
+from likeness_ingestion.domain.uploads import UploadRow
 from likeness_platform.blobs import BlobNotFound
 from likeness_platform.categories import Category
 from likeness_platform.errors import InvalidArgument

@@ -7,7 +7,7 @@ from typing import Any
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from likeness_platform.dataholder import counts, seconds, timestamp
-from likeness_privacy.adapters.repository import ErasureRow, SubjectRow
+from likeness_privacy.domain.records import ErasureRow, SubjectRow
 from likeness_privacy.usecases import PrivacyUseCases
 
 _KIND = {privacy_pb2.SUBJECT_KIND_DEVICE: "device", privacy_pb2.SUBJECT_KIND_ACCOUNT: "account"}

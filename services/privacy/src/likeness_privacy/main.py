@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,14 +12,14 @@ from likeness.privacy.v1 import privacy_pb2_grpc
 from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging
-from likeness_platform.server import serve_forever
+from likeness_platform.server import Wiring, serve_wiring
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain.keys import parse_kek
 from likeness_privacy.grpc_api import PrivacyServicer, service_name
-from likeness_privacy.usecases import PrivacyConfig, build_use_cases
+from likeness_privacy.usecases import PrivacyConfig, PrivacyUseCases, build_use_cases
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -59,10 +60,15 @@ def build_config(settings: PrivacySettings) -> PrivacyConfig:
     )
 
 
-async def main() -> None:
-    settings = PrivacySettings()
-    configure_logging("privacy", settings.log_level)
-    configure_tracing("privacy", settings.otel_exporter)
+@dataclass(kw_only=True)
+class PrivacyWiring(Wiring):
+    settings: PrivacySettings
+    use_cases: PrivacyUseCases
+    holders: list[RemoteHolder]
+
+
+async def build(settings: PrivacySettings) -> PrivacyWiring:
+    """The privacy service's one composition root: adapters, use cases, servicers, background loops."""
     config = build_config(settings)
     if not settings.database_url:
         raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
@@ -80,13 +86,21 @@ async def main() -> None:
             await holder.close()
         await pool.close()
 
-    await serve_forever(
-        "privacy",
-        settings,
-        register,
-        on_stop=[close],
+    return PrivacyWiring(
+        settings=settings,
+        register=register,
         background=[use_cases.erasures.run, lambda: use_cases.retention.run(settings.retention_interval_seconds)],
+        closers=[close],
+        use_cases=use_cases,
+        holders=holders,
     )
+
+
+async def main() -> None:
+    settings = PrivacySettings()
+    configure_logging("privacy", settings.log_level)
+    configure_tracing("privacy", settings.otel_exporter)
+    await serve_wiring("privacy", await build(settings))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from likeness.render.v1 import render_pb2, render_pb2_grpc
 from likeness_imaging.codec import decode_rgb
 from likeness_platform.dataholder import timestamp
 from likeness_platform.errors import InvalidArgument, NotFound
-from likeness_render.adapters.results import StoredResult
 from likeness_render.domain import compliance, hair, idphoto, outfits
+from likeness_render.domain.results import StoredResult
 from likeness_render.domain.specs import Medium, Spec
 from likeness_render.domain.templates import Template, TemplateError
 from likeness_render.service import Made, PhotoRequest, RenderService, SheetRequest

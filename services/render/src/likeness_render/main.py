@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import apply_migrations, open_pool
 from likeness_platform.logging import configure_logging, get_logger
 from likeness_platform.privacy_port import PrivacyPort
-from likeness_platform.server import serve_forever
+from likeness_platform.server import Wiring, serve_wiring
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
@@ -50,10 +51,14 @@ class RenderSettings(ServiceSettings):
     default_dpi: int = 300
 
 
-async def main() -> None:
-    settings = RenderSettings()
-    configure_logging("render", settings.log_level)
-    configure_tracing("render", settings.otel_exporter)
+@dataclass(kw_only=True)
+class RenderWiring(Wiring):
+    settings: RenderSettings
+    service: RenderService
+
+
+async def build(settings: RenderSettings) -> RenderWiring:
+    """The render service's one composition root: models, adapters, use cases, servicers."""
     if not 0 <= settings.upload_ttl <= 86400:
         raise SystemExit("LIKENESS_UPLOAD_TTL must be between 0 and 86400 seconds: results are kept at most 24 h")
     if not settings.database_url:
@@ -111,7 +116,14 @@ async def main() -> None:
         if generator is not None:
             await generator.aclose()
 
-    await serve_forever("render", settings, register, on_stop=[close])
+    return RenderWiring(settings=settings, register=register, closers=[close], service=service)
+
+
+async def main() -> None:
+    settings = RenderSettings()
+    configure_logging("render", settings.log_level)
+    configure_tracing("render", settings.otel_exporter)
+    await serve_wiring("render", await build(settings))
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from likeness_imaging.codec import UndecodableImage, decode_rgb, decoded_size, e
 from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from likeness_platform.logging import get_logger
 from likeness_render.adapters.aigen import crop_box
-from likeness_render.adapters.results import StoredResult
 from likeness_render.domain import compliance, encoding, fusion, hair, idphoto, sheet, templates
 from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.framing import FrameSpec
+from likeness_render.domain.results import StoredResult
 from likeness_render.domain.specs import Catalog, Spec, SpecNotFoundError
 from likeness_render.domain.templates import Template, TemplateStore
 

@@ -5,30 +5,18 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from likeness_gateway.domain.devices import Device
 from likeness_platform.categories import Category
 from likeness_platform.dataholder import ExportItem, Retention
 from likeness_platform.db import as_uuid as _uuid
 from likeness_platform.db import oldest_age
-
-
-@dataclass(frozen=True)
-class Device:
-    device_id: str
-    subject_id: str
-    platform: str
-    model: str
-    os_version: str
-    app_version: str
-    language: str
-    active: bool
-    created_at: datetime
 
 
 def _device(row: Mapping[str, Any]) -> Device:

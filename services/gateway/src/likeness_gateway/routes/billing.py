@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, model_validator
 
 from likeness.billing.v1 import billing_pb2
-from likeness_gateway.adapters.devices import Device
 from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.domain.devices import Device
 from likeness_gateway.errors import ApiError
 
 router = APIRouter(tags=["billing"])

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from likeness.render.v1 import render_pb2
-from likeness_gateway.adapters.devices import Device
 from likeness_gateway.adapters.render_client import medium_name, spec_format_name
 from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.domain.devices import Device
 
 router = APIRouter(tags=["catalog"])
 

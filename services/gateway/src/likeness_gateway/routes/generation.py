@@ -10,8 +10,8 @@ from typing import TypeVar
 
 from fastapi import Request
 
-from likeness_gateway.adapters.devices import Device
 from likeness_gateway.deps import Gateway
+from likeness_gateway.domain.devices import Device
 from likeness_gateway.errors import ApiError
 from likeness_platform.logging import get_logger
 

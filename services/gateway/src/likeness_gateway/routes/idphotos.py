@@ -10,9 +10,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from likeness.render.v1 import render_pb2
-from likeness_gateway.adapters.devices import Device
 from likeness_gateway.adapters.render_client import image_ref, severity_name
 from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.domain.devices import Device
 from likeness_gateway.domain.text import IDENTIFIER
 from likeness_gateway.errors import ApiError
 from likeness_gateway.routes.generation import generate

@@ -9,8 +9,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from likeness.privacy.v1 import privacy_pb2
-from likeness_gateway.adapters.devices import Device
 from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.domain.devices import Device
 
 router = APIRouter(tags=["me"])
 

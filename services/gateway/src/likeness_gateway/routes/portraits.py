@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from likeness.render.v1 import render_pb2
-from likeness_gateway.adapters.devices import Device
 from likeness_gateway.adapters.render_client import image_ref, result_kind_name
 from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.domain.devices import Device
 from likeness_gateway.domain.text import IDENTIFIER, PRINTABLE
 from likeness_gateway.routes.generation import generate
 from likeness_gateway.routes.idphotos import _stream

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from likeness_gateway.adapters.devices import Device
 from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.domain.devices import Device
 from likeness_gateway.errors import ApiError
 
 router = APIRouter(tags=["uploads"])

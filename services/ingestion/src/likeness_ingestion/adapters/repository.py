@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from likeness_ingestion.domain.uploads import UploadRow
 from likeness_platform.blobs import BlobStore
 from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.sealed_store import SealedStore, SealedTable
-
-
-@dataclass(frozen=True)
-class UploadRow:
-    upload_id: str
-    subject_id: str
-    blob_name: str
-    sha256: str
-    size_bytes: int
-    format: str
-    width: int
-    height: int
-    purpose: str
-    retention_class: str
-    created_at: datetime
-    expires_at: datetime
 
 
 def _row(r: Mapping[str, Any]) -> UploadRow:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,6 +14,27 @@ from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc
 from likeness_platform.clients import open_channel
 from likeness_platform.dataholder import ExportItem, Retention, seconds
 from likeness_platform.settings import ServiceSettings
+from likeness_privacy.domain.errors import HolderCallFailed
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _failed(name: str, exc: grpc.aio.AioRpcError) -> HolderCallFailed:
+    return HolderCallFailed(name, exc.code().name, exc.details() or "")
+
+
+def _translated(call: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """gRPC failures of a holder call become HolderCallFailed, so use cases never see grpc."""
+
+    @wraps(call)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await call(*args, **kwargs)
+        except grpc.aio.AioRpcError as exc:
+            raise _failed(args[0].name, exc) from exc  # type: ignore[attr-defined]
+
+    return wrapper
 
 
 class RemoteHolder:
@@ -23,21 +46,27 @@ class RemoteHolder:
         self._channel = open_channel(address, "privacy", settings, deadline=timeout)
         self._stub = dataholder_pb2_grpc.DataHolderStub(self._channel)
 
+    @_translated
     async def inventory(self, subject_id: str) -> dict[str, int]:
         response = await self._stub.Inventory(dataholder_pb2.InventoryRequest(subject_id=subject_id))
         return {c.category: c.count for c in response.counts}
 
     async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
         pending: dict[str, list[bytes]] = {}
-        async for part in self._stub.Export(dataholder_pb2.ExportRequest(subject_id=subject_id)):
-            pending.setdefault(part.name, []).append(part.data)
-            if part.last_chunk:
-                yield ExportItem(part.category, part.name, part.content_type, b"".join(pending.pop(part.name)))
+        try:
+            async for part in self._stub.Export(dataholder_pb2.ExportRequest(subject_id=subject_id)):
+                pending.setdefault(part.name, []).append(part.data)
+                if part.last_chunk:
+                    yield ExportItem(part.category, part.name, part.content_type, b"".join(pending.pop(part.name)))
+        except grpc.aio.AioRpcError as exc:
+            raise _failed(self.name, exc) from exc
 
+    @_translated
     async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
         response = await self._stub.Erase(dataholder_pb2.EraseRequest(subject_id=subject_id, request_id=request_id))
         return {c.category: c.count for c in response.erased}, {c.category: c.count for c in response.remaining}
 
+    @_translated
     async def sweep(self, cutoffs: dict[str, datetime]) -> dict[str, int]:
         request = dataholder_pb2.SweepRequest()
         for category, cutoff in cutoffs.items():
@@ -47,16 +76,10 @@ class RemoteHolder:
         response = await self._stub.Sweep(request)
         return {c.category: c.count for c in response.removed}
 
+    @_translated
     async def retention(self) -> list[Retention]:
         response = await self._stub.RetentionStatus(dataholder_pb2.RetentionStatusRequest())
         return [Retention(c.category, c.count, seconds(c.oldest_age), seconds(c.max_age)) for c in response.categories]
 
     async def close(self) -> None:
         await self._channel.close()
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short, log-safe description of a failed holder call."""
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return type(exc).__name__

@@ -6,7 +6,6 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,41 +17,7 @@ from likeness_platform.db import as_uuid as _uuid
 from likeness_platform.db import oldest_age
 from likeness_privacy.domain import chain
 from likeness_privacy.domain.pseudonyms import salted_commit
-
-
-@dataclass(frozen=True)
-class SubjectRow:
-    subject_id: str
-    kind: str
-    state: str
-    minor: bool
-    created_at: datetime
-
-
-@dataclass
-class ReceiptRow:
-    holder: str
-    erased: dict[str, int] | None
-    remaining: dict[str, int] | None
-    completed_at: datetime | None
-    attempts: int
-    last_error: str
-    next_attempt_at: datetime
-
-
-@dataclass
-class ErasureRow:
-    erasure_id: str
-    subject_id: str | None
-    subject_pseudonym: str
-    reason: str
-    status: str
-    requested_at: datetime
-    deadline: datetime
-    completed_at: datetime | None
-    ledger_hash: str | None
-    deadline_breached: bool
-    receipts: list[ReceiptRow]
+from likeness_privacy.domain.records import ErasureRow, ReceiptRow, SubjectRow
 
 
 class PrivacyRepository:

@@ -11,8 +11,9 @@ import structlog
 from likeness_platform.categories import Category
 from likeness_platform.errors import NotFound
 from likeness_platform.metrics import ERASURE_DEADLINE_BREACHES
-from likeness_privacy.adapters.holders import describe_error
-from likeness_privacy.adapters.repository import ErasureRow, PrivacyRepository
+from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.domain.errors import describe_error
+from likeness_privacy.domain.records import ErasureRow
 from likeness_privacy.domain.retention import backoff_seconds
 from likeness_privacy.usecases.ports import SELF, Holders, PrivacyConfig
 

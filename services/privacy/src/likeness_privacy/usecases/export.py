@@ -12,8 +12,8 @@ import structlog
 
 from likeness_platform.crypto import open_sealed, seal
 from likeness_platform.errors import NotFound, Unavailable
-from likeness_privacy.adapters.holders import describe_error
 from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.domain.errors import describe_error
 from likeness_privacy.usecases.ports import Holders, PrivacyConfig
 from likeness_privacy.usecases.subjects import Subjects
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import structlog
 
 from likeness_platform.metrics import RETENTION_BREACHES, SWEEP_LAG
-from likeness_privacy.adapters.holders import describe_error
+from likeness_privacy.domain.errors import describe_error
 from likeness_privacy.usecases.ports import Holders, PrivacyConfig
 
 log = structlog.get_logger("likeness.privacy")

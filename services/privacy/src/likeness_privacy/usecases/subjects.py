@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound, SubjectErasing
-from likeness_privacy.adapters.repository import ErasureRow, PrivacyRepository, SubjectRow
+from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain import keys
+from likeness_privacy.domain.records import ErasureRow, SubjectRow
 from likeness_privacy.usecases.erasure import Erasures
 from likeness_privacy.usecases.ports import PrivacyConfig
 

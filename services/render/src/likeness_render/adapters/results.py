@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -17,24 +16,7 @@ from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.errors import NotFound
 from likeness_platform.sealed_store import SealedStore, SealedTable
-
-
-@dataclass(frozen=True)
-class StoredResult:
-    result_id: str
-    subject_id: str
-    kind: str
-    content_type: str
-    width: int
-    height: int
-    size_bytes: int
-    dpi: int
-    spec_id: str
-    created_at: datetime
-    expires_at: datetime
-    persisted: bool = True
-    meta: dict[str, Any] = field(default_factory=dict)
-    blob_name: str = ""
+from likeness_render.domain.results import StoredResult
 
 
 def _row(r: Mapping[str, Any]) -> StoredResult:
