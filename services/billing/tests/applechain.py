@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from likeness_billing.adapters.apple_verifier import AppleVerifier
+
 INTERMEDIATE_MARKER_OID = "1.2.840.113635.100.6.2.1"
 LEAF_MARKER_OID = "1.2.840.113635.100.6.11.1"
 # Apple's marker extensions carry an ASN.1 NULL.
@@ -179,6 +181,20 @@ def _marker(oid: str) -> x509.UnrecognizedExtension:
 
 def _b64_der(cert: x509.Certificate) -> str:
     return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+
+def offline_verifier(
+    chain: AppleTestChain, environment: str = "Sandbox", *, app_apple_id: int | None = APP_APPLE_ID, **options: Any
+) -> AppleVerifier:
+    """A verifier for the test app that trusts only `chain`'s root and never calls Apple online."""
+    return AppleVerifier(
+        root_certificates=[chain.root_der],
+        bundle_id=BUNDLE_ID,
+        app_apple_id=app_apple_id,
+        environment=environment,
+        enable_online_checks=False,
+        **options,
+    )
 
 
 def ms(moment: datetime) -> int:

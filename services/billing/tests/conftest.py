@@ -15,7 +15,7 @@ from likeness_billing.adapters.apple_verifier import AppleVerifier
 from likeness_billing.adapters.repository import MIGRATIONS_DIR, BillingRepository
 from likeness_platform.db import apply_migrations, open_pool
 
-from .applechain import APP_APPLE_ID, BUNDLE_ID, AppleTestChain, build_chain
+from .applechain import AppleTestChain, build_chain, offline_verifier
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +25,7 @@ def chain() -> AppleTestChain:
 
 @pytest.fixture(scope="session")
 def verifier(chain: AppleTestChain) -> AppleVerifier:
-    return AppleVerifier(
-        root_certificates=[chain.root_der],
-        bundle_id=BUNDLE_ID,
-        app_apple_id=APP_APPLE_ID,
-        environment="Sandbox",
-        enable_online_checks=False,
-    )
+    return offline_verifier(chain)
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,12 @@ from likeness_billing.domain.errors import VerificationFailed, VerificationReaso
 from likeness_billing.domain.purchases import ProductType, StoreEnvironment
 
 from .applechain import (
-    APP_APPLE_ID,
     BUNDLE_ID,
     AppleTestChain,
     build_chain,
     ms,
     notification_payload,
+    offline_verifier,
     renewal_payload,
     tamper,
     transaction_payload,
@@ -28,14 +28,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def production_verifier(chain: AppleTestChain, *, sandbox_fallback: bool = True) -> AppleVerifier:
-    return AppleVerifier(
-        root_certificates=[chain.root_der],
-        bundle_id=BUNDLE_ID,
-        app_apple_id=APP_APPLE_ID,
-        environment="Production",
-        enable_online_checks=False,
-        sandbox_fallback=sandbox_fallback,
-    )
+    return offline_verifier(chain, "Production", sandbox_fallback=sandbox_fallback)
 
 
 def refusal(verifier: AppleVerifier, signed: str) -> VerificationFailed:
@@ -110,13 +103,7 @@ def test_wrong_environment_is_rejected(chain: AppleTestChain, verifier: AppleVer
 
 def test_leaf_without_apple_marker_is_rejected() -> None:
     unmarked = build_chain(name="Unmarked", leaf_marker=False)
-    v = AppleVerifier(
-        root_certificates=[unmarked.root_der],
-        bundle_id=BUNDLE_ID,
-        app_apple_id=None,
-        environment="Sandbox",
-        enable_online_checks=False,
-    )
+    v = offline_verifier(unmarked, app_apple_id=None)
     error = refusal(v, unmarked.sign(transaction_payload()))
     assert error.reason is VerificationReason.MISSING_APPLE_MARKER
 
@@ -127,13 +114,7 @@ def test_chain_expired_at_signed_date_is_rejected() -> None:
         not_before=datetime(2018, 1, 1, tzinfo=UTC),
         not_after=datetime(2020, 1, 1, tzinfo=UTC),
     )
-    v = AppleVerifier(
-        root_certificates=[old.root_der],
-        bundle_id=BUNDLE_ID,
-        app_apple_id=None,
-        environment="Sandbox",
-        enable_online_checks=False,
-    )
+    v = offline_verifier(old, app_apple_id=None)
     # Checked at the payload's signedDate: valid then, accepted; signed after expiry, refused.
     assert v.verify_transaction(old.sign(transaction_payload(purchase_date=datetime(2019, 6, 1, tzinfo=UTC))))
     error = refusal(v, old.sign(transaction_payload(purchase_date=NOW)))
@@ -223,9 +204,7 @@ def test_roots_load_from_pem_bundles_and_der_files(tmp_path: Path, chain: AppleT
     roots = load_root_certificates([bundle, der])
 
     assert roots == [chain.root_der, other.root_der, third.root_der]
-    v = AppleVerifier.from_root_files(
-        [bundle, der], bundle_id=BUNDLE_ID, app_apple_id=None, environment="Sandbox", enable_online_checks=False
-    )
+    v = AppleVerifier(root_certificates=roots, bundle_id=BUNDLE_ID, app_apple_id=None, environment="Sandbox", enable_online_checks=False)
     for c in (chain, other, third):
         assert v.verify_transaction(c.sign(transaction_payload())).product_id == "likeness.pro.monthly"
     assert refusal(v, build_chain(name="Fourth").sign(transaction_payload())).reason is (VerificationReason.UNTRUSTED_CHAIN)

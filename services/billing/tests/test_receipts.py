@@ -23,11 +23,11 @@ from likeness_billing.domain.errors import (
 from likeness_billing.domain.purchases import StoreEnvironment
 
 from .applechain import (
-    APP_APPLE_ID,
     BUNDLE_ID,
     AppleTestChain,
     build_chain,
     new_transaction_id,
+    offline_verifier,
     transaction_payload,
 )
 from .appstore_api import ApiKey, FakeAppStoreApi, new_api_key, serve
@@ -55,13 +55,7 @@ def sandbox(api_key: ApiKey) -> Iterator[FakeAppStoreApi]:
 
 @pytest.fixture
 def production_verifier(chain: AppleTestChain) -> AppleVerifier:
-    return AppleVerifier(
-        root_certificates=[chain.root_der],
-        bundle_id=BUNDLE_ID,
-        app_apple_id=APP_APPLE_ID,
-        environment="Production",
-        enable_online_checks=False,
-    )
+    return offline_verifier(chain, "Production")
 
 
 def client(key: ApiKey, base_url: str, environment: Environment) -> AppStoreServerApi:
@@ -99,7 +93,14 @@ def test_bad_receipts_are_refused(receipt: str, message: str) -> None:
 
 
 @pytest.mark.asyncio
-async def test_sandbox_receipt_resolves_through_the_fallback_api(
+@pytest.mark.parametrize(
+    ("environment", "asks_sandbox"),
+    [("Sandbox", True), ("Production", False)],
+    ids=["sandbox-through-the-fallback-api", "production-without-asking-the-sandbox"],
+)
+async def test_receipt_resolves_in_the_environment_that_holds_it(
+    environment: str,
+    asks_sandbox: bool,
     chain: AppleTestChain,
     production_verifier: AppleVerifier,
     api_key: ApiKey,
@@ -107,36 +108,20 @@ async def test_sandbox_receipt_resolves_through_the_fallback_api(
     sandbox: FakeAppStoreApi,
 ) -> None:
     tid = new_transaction_id()
-    sandbox.transactions[tid] = chain.sign(transaction_payload(transaction_id=tid, purchase_date=NOW, environment="Sandbox"))
+    holder = sandbox if asks_sandbox else production
+    holder.transactions[tid] = chain.sign(transaction_payload(transaction_id=tid, purchase_date=NOW, environment=environment))
     r = resolver(production_verifier, api_key, production, sandbox)
     try:
         t = await r.resolve(legacy_receipt([(tid, tid)]))
     finally:
         await r.aclose()
 
+    lookup = (f"/inApps/v1/transactions/{tid}", True)
     assert t.transaction_id == tid
-    assert t.environment is StoreEnvironment.SANDBOX
-    assert production.requests == [(f"/inApps/v1/transactions/{tid}", True)]
-    assert sandbox.requests == [(f"/inApps/v1/transactions/{tid}", True)]
-
-
-@pytest.mark.asyncio
-async def test_production_receipt_resolves_without_asking_the_sandbox(
-    chain: AppleTestChain,
-    production_verifier: AppleVerifier,
-    api_key: ApiKey,
-    production: FakeAppStoreApi,
-    sandbox: FakeAppStoreApi,
-) -> None:
-    tid = new_transaction_id()
-    production.transactions[tid] = chain.sign(transaction_payload(transaction_id=tid, purchase_date=NOW, environment="Production"))
-    r = resolver(production_verifier, api_key, production, sandbox)
-    try:
-        t = await r.resolve(legacy_receipt([(tid, tid)]))
-    finally:
-        await r.aclose()
-    assert t.environment is StoreEnvironment.PRODUCTION
-    assert sandbox.requests == []
+    assert t.environment is StoreEnvironment(environment)
+    # Production is always asked first; the sandbox only when production does not know it.
+    assert production.requests == [lookup]
+    assert sandbox.requests == ([lookup] if asks_sandbox else [])
 
 
 @pytest.mark.asyncio

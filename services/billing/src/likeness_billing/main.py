@@ -11,7 +11,7 @@ from appstoreserverlibrary.models.Environment import Environment
 
 from likeness.billing.v1 import billing_pb2_grpc
 from likeness_billing import service
-from likeness_billing.adapters.apple_verifier import AppleVerifier
+from likeness_billing.adapters.apple_verifier import AppleVerifier, load_root_certificates
 from likeness_billing.adapters.receipts import AppStoreServerApi, ReceiptResolver
 from likeness_billing.adapters.repository import MIGRATIONS_DIR, BillingRepository
 from likeness_billing.domain.quotas import QuotaPolicy
@@ -51,8 +51,8 @@ def build_verifier(s: BillingSettings) -> AppleVerifier | None:
     if not s.apple_root_certs:
         log.warning("apple_verification_off", reason="LIKENESS_APPLE_ROOT_CERTS is not set; purchases will be refused")
         return None
-    return AppleVerifier.from_root_files(
-        s.apple_root_certs,
+    return AppleVerifier(
+        root_certificates=load_root_certificates(s.apple_root_certs),
         bundle_id=s.apple_bundle_id,
         app_apple_id=s.apple_app_id,
         environment=Environment(s.apple_environment),

@@ -96,29 +96,6 @@ class AppleVerifier:
         if env is Environment.PRODUCTION and sandbox_fallback:
             self._fallback = SignedDataVerifier(list(root_certificates), enable_online_checks, Environment.SANDBOX, bundle_id, app_apple_id)
 
-    @classmethod
-    def from_root_files(
-        cls,
-        root_paths: Sequence[str | PathLike[str]],
-        *,
-        bundle_id: str,
-        app_apple_id: int | None,
-        environment: Environment | str,
-        enable_online_checks: bool = True,
-        allow_insecure_test_environments: bool = False,
-        sandbox_fallback: bool = True,
-    ) -> AppleVerifier:
-        """Build from LIKENESS_APPLE_ROOT_CERTS-style paths (DER or PEM files)."""
-        return cls(
-            root_certificates=load_root_certificates(root_paths),
-            bundle_id=bundle_id,
-            app_apple_id=app_apple_id,
-            environment=environment,
-            enable_online_checks=enable_online_checks,
-            allow_insecure_test_environments=allow_insecure_test_environments,
-            sandbox_fallback=sandbox_fallback,
-        )
-
     @property
     def environment(self) -> StoreEnvironment:
         return StoreEnvironment(self._environment.value)

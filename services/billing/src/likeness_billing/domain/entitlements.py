@@ -17,18 +17,19 @@ class EntitlementKind(StrEnum):
     LIFETIME = "lifetime"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Entitlement:
     product_id: str
     kind: EntitlementKind
     active: bool
-    status: SubscriptionStatus | None
-    expires_date: datetime | None
-    grace_expires_date: datetime | None
-    will_renew: bool
-    is_free_trial: bool
     environment: StoreEnvironment
     original_transaction_id: str
+    # Subscription state; a lifetime unlock has none of it.
+    status: SubscriptionStatus | None = None
+    expires_date: datetime | None = None
+    grace_expires_date: datetime | None = None
+    will_renew: bool = False
+    is_free_trial: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,32 +59,26 @@ def compute_entitlements(
                 product_id=product,
                 kind=EntitlementKind.SUBSCRIPTION,
                 active=sub.entitled(now),
+                environment=sub.environment,
+                original_transaction_id=sub.original_transaction_id,
                 status=sub.status,
                 expires_date=sub.expires_date,
                 grace_expires_date=sub.grace_expires_date,
                 will_renew=sub.will_renew,
                 is_free_trial=sub.is_free_trial,
-                environment=sub.environment,
-                original_transaction_id=sub.original_transaction_id,
             )
         )
-    for t in one_time_purchases:
-        # Consumables and non-renewing subscriptions are recorded, but grant no standing access.
-        if t.product_type is not ProductType.NON_CONSUMABLE:
-            continue
-        items.append(
-            Entitlement(
-                product_id=t.product_id,
-                kind=EntitlementKind.LIFETIME,
-                active=not t.revoked,
-                status=None,
-                expires_date=None,
-                grace_expires_date=None,
-                will_renew=False,
-                is_free_trial=False,
-                environment=t.environment,
-                original_transaction_id=t.original_transaction_id,
-            )
+    # Consumables and non-renewing subscriptions are recorded, but grant no standing access.
+    items.extend(
+        Entitlement(
+            product_id=t.product_id,
+            kind=EntitlementKind.LIFETIME,
+            active=not t.revoked,
+            environment=t.environment,
+            original_transaction_id=t.original_transaction_id,
         )
+        for t in one_time_purchases
+        if t.product_type is ProductType.NON_CONSUMABLE
+    )
     items.sort(key=lambda e: (not e.active, e.product_id, e.original_transaction_id))
     return Entitlements(subject_id=subject_id, items=tuple(items))
