@@ -51,6 +51,27 @@ def txn(
     )
 
 
+def one_time(
+    transaction_id: str,
+    product_id: str,
+    product_type: ProductType = ProductType.NON_CONSUMABLE,
+    *,
+    signed: datetime = day(1),
+    revoked_at: datetime | None = None,
+) -> Transaction:
+    """A one-time purchase (its own original transaction, no expiry) bought on day 1."""
+    return txn(
+        transaction_id,
+        original=transaction_id,
+        purchase=day(1),
+        expires=None,
+        signed=signed,
+        revoked_at=revoked_at,
+        product_id=product_id,
+        product_type=product_type,
+    )
+
+
 def note(
     kind: str,
     subtype: str | None,

@@ -16,7 +16,7 @@ from likeness_billing.domain.purchases import (
 from likeness_billing.domain.quotas import QuotaPolicy, check_request_id, utc_day
 from likeness_billing.domain.subscriptions import fold, snapshot_from_notification
 
-from .domainfactory import LIFECYCLE, day, txn
+from .domainfactory import LIFECYCLE, day, one_time, txn
 
 SUBJECT = "0b7c1c3e-7a43-4c55-9d4e-5b1e8f0a2c11"
 
@@ -83,34 +83,9 @@ def test_app_account_token_binding_rules() -> None:
 def test_entitlements_from_subscriptions_and_lifetime_unlocks() -> None:
     grace = fold(s for s in map(snapshot_from_notification, LIFECYCLE[:3]) if s is not None)
     assert grace is not None
-    lifetime = txn(
-        "5",
-        original="5",
-        purchase=day(1),
-        expires=None,
-        signed=day(1),
-        product_id="likeness.lifetime",
-        product_type=ProductType.NON_CONSUMABLE,
-    )
-    refunded = txn(
-        "6",
-        original="6",
-        purchase=day(1),
-        expires=None,
-        signed=day(2),
-        revoked_at=day(2),
-        product_id="likeness.lifetime.old",
-        product_type=ProductType.NON_CONSUMABLE,
-    )
-    credits = txn(
-        "7",
-        original="7",
-        purchase=day(1),
-        expires=None,
-        signed=day(1),
-        product_id="likeness.credits.10",
-        product_type=ProductType.CONSUMABLE,
-    )
+    lifetime = one_time("5", "likeness.lifetime")
+    refunded = one_time("6", "likeness.lifetime.old", signed=day(2), revoked_at=day(2))
+    credits = one_time("7", "likeness.credits.10", ProductType.CONSUMABLE)
 
     during_grace = compute_entitlements(SUBJECT, [grace], [lifetime, refunded, credits], day(61))
     after_grace = compute_entitlements(SUBJECT, [grace], [refunded, credits], day(67))

@@ -23,6 +23,7 @@ from .domainfactory import (
     C,
     day,
     note,
+    one_time,
     txn,
 )
 
@@ -154,14 +155,7 @@ def test_status_is_derived_when_apple_leaves_it_out() -> None:
 
 
 def test_notifications_without_subscription_data_make_no_snapshot() -> None:
-    consumable = txn(
-        "1000000000000009",
-        purchase=day(1),
-        expires=None,
-        signed=day(1),
-        original="1000000000000009",
-        product_type=ProductType.CONSUMABLE,
-    )
+    consumable = one_time("1000000000000009", "likeness.pro.monthly", ProductType.CONSUMABLE)
     assert snapshot_from_notification(note("REFUND", None, day(2), consumable, status=None)) is None
     assert snapshot_from_notification(note("TEST", None, day(2), None, status=None)) is None
 
