@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,20 +86,43 @@ class Purchase:
         )
 
 
-@pytest.mark.asyncio
-async def test_purchase_entitles_and_lifts_the_quota(
-    repo: BillingRepository, verifier: AppleVerifier, chain: AppleTestChain, subject: str
-) -> None:
-    p = Purchase(chain, subject, now() - timedelta(days=1))
+@dataclass(frozen=True)
+class Billing:
+    """The billing use cases on the test database and verifier, acting for one subject."""
 
-    result = await service.verify_apple_purchase(repo, verifier, None, subject, signed_transaction=p.transaction())
+    repo: BillingRepository
+    verifier: AppleVerifier
+    chain: AppleTestChain
+    subject: str
+
+    def purchase(self, start: datetime, *, for_me: bool = True) -> Purchase:
+        """A subscription whose app account token names this subject (or another account)."""
+        return Purchase(self.chain, self.subject if for_me else str(uuid.uuid4()), start)
+
+    async def buy(self, signed_transaction: str) -> service.VerifiedPurchase:
+        return await service.verify_apple_purchase(self.repo, self.verifier, None, self.subject, signed_transaction=signed_transaction)
+
+    async def notify(self, signed_payload: str) -> NotificationOutcome:
+        return await service.handle_notification(self.repo, self.verifier, signed_payload)
+
+
+@pytest.fixture
+def billing(repo: BillingRepository, verifier: AppleVerifier, chain: AppleTestChain, subject: str) -> Billing:
+    return Billing(repo, verifier, chain, subject)
+
+
+@pytest.mark.asyncio
+async def test_purchase_entitles_and_lifts_the_quota(billing: Billing) -> None:
+    p = billing.purchase(now() - timedelta(days=1))
+
+    result = await billing.buy(p.transaction())
 
     assert result.transaction.original_transaction_id == p.original
     assert result.entitlements.unlimited
     [item] = result.entitlements.items
     assert (item.product_id, item.status, item.will_renew) == ("likeness.pro.monthly", SubscriptionStatus.ACTIVE, True)
     for i in range(POLICY.free_daily_allowance + 3):
-        consumed = await service.consume_credit(repo, POLICY, subject, f"gen-{i}")
+        consumed = await service.consume_credit(billing.repo, POLICY, billing.subject, f"gen-{i}")
         assert consumed.unlimited and consumed.remaining_today is None
 
 
@@ -120,44 +144,46 @@ async def test_free_quota_runs_out_for_a_non_subscriber(repo: BillingRepository,
 
 
 @pytest.mark.asyncio
-async def test_erased_subject_stays_erased_when_notifications_keep_coming(
-    repo: BillingRepository, verifier: AppleVerifier, chain: AppleTestChain, subject: str
-) -> None:
-    p = Purchase(chain, subject, now() - timedelta(days=1))
-    await service.verify_apple_purchase(repo, verifier, None, subject, signed_transaction=p.transaction())
-    await service.consume_credit(repo, POLICY, subject, "x")
+async def test_erased_subject_stays_erased_when_notifications_keep_coming(billing: Billing) -> None:
+    p = billing.purchase(now() - timedelta(days=1))
+    await billing.buy(p.transaction())
+    await service.consume_credit(billing.repo, POLICY, billing.subject, "x")
 
-    erased, remaining = await repo.erase(subject)
+    erased, remaining = await billing.repo.erase(billing.subject)
     assert erased["purchases"] == 1 and erased["subscriptions"] == 1 and erased["quota_usage"] == 1
     assert remaining == EMPTY
 
     renewed = p.transaction(new_transaction_id(), period=1)
-    outcome = await service.handle_notification(
-        repo, verifier, p.notification("DID_RENEW", None, p.start + timedelta(days=30), renewed, status=1)
-    )
+    outcome = await billing.notify(p.notification("DID_RENEW", None, p.start + timedelta(days=30), renewed, status=1))
 
     assert outcome is NotificationOutcome.DROPPED
-    assert await repo.inventory(subject) == EMPTY
-    assert (await service.get_entitlements(repo, subject)).items == ()
-    assert await repo.load_subscription(p.original) is None
+    assert await billing.repo.inventory(billing.subject) == EMPTY
+    assert (await service.get_entitlements(billing.repo, billing.subject)).items == ()
+    assert await billing.repo.load_subscription(p.original) is None
 
 
 @pytest.mark.asyncio
-async def test_purchase_made_for_another_account_is_refused(
-    repo: BillingRepository, verifier: AppleVerifier, chain: AppleTestChain, subject: str
-) -> None:
-    p = Purchase(chain, str(uuid.uuid4()), now())
+async def test_forged_notification_is_rejected_and_nothing_stored(billing: Billing) -> None:
+    p = billing.purchase(now())
+    genuine = p.notification("SUBSCRIBED", "INITIAL_BUY", p.start, p.transaction(), status=1)
+    forged = tamper(genuine, notificationType="REFUND")
+    with pytest.raises(VerificationFailed):
+        await billing.notify(forged)
+    assert await billing.repo.parked_notifications(p.original) == []
+
+
+@pytest.mark.asyncio
+async def test_purchase_made_for_another_account_is_refused(billing: Billing) -> None:
+    p = billing.purchase(now(), for_me=False)
     with pytest.raises(TransactionBoundElsewhere):
-        await service.verify_apple_purchase(repo, verifier, None, subject, signed_transaction=p.transaction())
-    assert await repo.inventory(subject) == EMPTY
+        await billing.buy(p.transaction())
+    assert await billing.repo.inventory(billing.subject) == EMPTY
 
 
 @pytest.mark.asyncio
-async def test_notifications_before_the_purchase_call_are_applied_on_binding(
-    repo: BillingRepository, verifier: AppleVerifier, chain: AppleTestChain, subject: str
-) -> None:
+async def test_notifications_before_the_purchase_call_are_applied_on_binding(billing: Billing) -> None:
     start = now() - timedelta(days=2)
-    p = Purchase(chain, None, start)
+    p = Purchase(billing.chain, None, start)
     first = p.transaction()
     subscribed = p.notification("SUBSCRIBED", "INITIAL_BUY", start, first, status=1)
     auto_off = p.notification(
@@ -168,63 +194,40 @@ async def test_notifications_before_the_purchase_call_are_applied_on_binding(
         status=1,
         auto_renew=False,
     )
-    assert await service.handle_notification(repo, verifier, auto_off) is NotificationOutcome.PARKED
-    assert await service.handle_notification(repo, verifier, subscribed) is NotificationOutcome.PARKED
-    assert await service.handle_notification(repo, verifier, subscribed) is NotificationOutcome.DUPLICATE
+    assert await billing.notify(auto_off) is NotificationOutcome.PARKED
+    assert await billing.notify(subscribed) is NotificationOutcome.PARKED
+    assert await billing.notify(subscribed) is NotificationOutcome.DUPLICATE
 
-    result = await service.verify_apple_purchase(repo, verifier, None, subject, signed_transaction=first)
+    result = await billing.buy(first)
 
     assert result.applied_notifications == 2
     [item] = result.entitlements.items
     assert item.active and item.will_renew is False
-    assert await repo.parked_notifications(p.original) == []
+    assert await billing.repo.parked_notifications(p.original) == []
 
 
 @pytest.mark.asyncio
-async def test_refund_notification_ends_the_entitlement(
-    repo: BillingRepository, verifier: AppleVerifier, chain: AppleTestChain, subject: str
-) -> None:
+async def test_refund_notification_ends_the_entitlement(billing: Billing) -> None:
     start = now() - timedelta(days=3)
-    p = Purchase(chain, subject, start)
-    await service.verify_apple_purchase(repo, verifier, None, subject, signed_transaction=p.transaction())
+    p = billing.purchase(start)
+    await billing.buy(p.transaction())
     refunded_at = start + timedelta(days=2)
     refunded = p.transaction(signed=refunded_at, revoked=refunded_at)
-    outcome = await service.handle_notification(
-        repo, verifier, p.notification("REFUND", None, refunded_at, refunded, status=5, auto_renew=False)
-    )
+    outcome = await billing.notify(p.notification("REFUND", None, refunded_at, refunded, status=5, auto_renew=False))
     assert outcome is NotificationOutcome.APPLIED
-    entitlements = await service.get_entitlements(repo, subject)
+    entitlements = await service.get_entitlements(billing.repo, billing.subject)
     assert not entitlements.unlimited
     assert entitlements.items[0].status is SubscriptionStatus.REVOKED
     # The app presenting its older, unrevoked copy afterwards changes nothing.
-    again = await service.verify_apple_purchase(repo, verifier, None, subject, signed_transaction=p.transaction())
+    again = await billing.buy(p.transaction())
     assert not again.entitlements.unlimited
 
 
 @pytest.mark.asyncio
-async def test_forged_notification_is_rejected_and_nothing_stored(
-    repo: BillingRepository, verifier: AppleVerifier, chain: AppleTestChain, subject: str
-) -> None:
-    p = Purchase(chain, subject, now())
-    genuine = p.notification("SUBSCRIBED", "INITIAL_BUY", p.start, p.transaction(), status=1)
-    forged = tamper(genuine, notificationType="REFUND")
-    with pytest.raises(VerificationFailed):
-        await service.handle_notification(repo, verifier, forged)
-    assert await repo.parked_notifications(p.original) == []
-
-
-@pytest.mark.asyncio
-async def test_stored_but_unapplied_notifications_are_finished_later(
-    repo: BillingRepository,
-    pool: AsyncConnectionPool,
-    schema: str,
-    verifier: AppleVerifier,
-    chain: AppleTestChain,
-    subject: str,
-) -> None:
+async def test_stored_but_unapplied_notifications_are_finished_later(billing: Billing, pool: AsyncConnectionPool, schema: str) -> None:
     start = now() - timedelta(days=1)
-    p = Purchase(chain, subject, start)
-    await service.verify_apple_purchase(repo, verifier, None, subject, signed_transaction=p.transaction())
+    p = billing.purchase(start)
+    await billing.buy(p.transaction())
     payload = p.notification(
         "DID_CHANGE_RENEWAL_STATUS",
         "AUTO_RENEW_DISABLED",
@@ -233,35 +236,33 @@ async def test_stored_but_unapplied_notifications_are_finished_later(
         status=1,
         auto_renew=False,
     )
-    notification = verifier.verify_notification(payload)
+    notification = billing.verifier.verify_notification(payload)
     # The process dies after storing, before applying.
-    assert await repo.record_notification(notification, payload)
+    assert await billing.repo.record_notification(notification, payload)
     async with pool.connection() as conn:
         await conn.execute(
             sql.SQL("UPDATE {}.processed_notifications SET received_at = %s WHERE notification_uuid = %s").format(sql.Identifier(schema)),
             (now() - timedelta(minutes=5), uuid.UUID(notification.notification_uuid)),
         )
 
-    assert await service.apply_pending_notifications(repo, verifier) >= 1
+    assert await service.apply_pending_notifications(billing.repo, billing.verifier) >= 1
 
-    assert await repo.notification_outcome(notification.notification_uuid) == "applied"
-    assert (await service.get_entitlements(repo, subject)).items[0].will_renew is False
+    assert await billing.repo.notification_outcome(notification.notification_uuid) == "applied"
+    assert (await service.get_entitlements(billing.repo, billing.subject)).items[0].will_renew is False
 
 
 @pytest.mark.asyncio
-async def test_legacy_receipt_purchase_end_to_end(
-    repo: BillingRepository, verifier: AppleVerifier, chain: AppleTestChain, subject: str
-) -> None:
+async def test_legacy_receipt_purchase_end_to_end(billing: Billing) -> None:
     key = new_api_key()
-    p = Purchase(chain, subject, now() - timedelta(days=1))
+    p = billing.purchase(now() - timedelta(days=1))
     with serve(FakeAppStoreApi(key, BUNDLE_ID, {p.original: p.transaction()})) as api:
         receipts = ReceiptResolver(
-            verifier=verifier,
+            verifier=billing.verifier,
             apis=[AppStoreServerApi(key.p8, key.key_id, key.issuer_id, BUNDLE_ID, Environment.SANDBOX, base_url=api.base_url)],
         )
         try:
             result = await service.verify_apple_purchase(
-                repo, verifier, receipts, subject, receipt=legacy_receipt([(p.original, p.original)])
+                billing.repo, billing.verifier, receipts, billing.subject, receipt=legacy_receipt([(p.original, p.original)])
             )
         finally:
             await receipts.aclose()
@@ -270,10 +271,9 @@ async def test_legacy_receipt_purchase_end_to_end(
 
 
 @pytest.mark.asyncio
-async def test_purchase_input_must_be_exactly_one_kind(
-    repo: BillingRepository, verifier: AppleVerifier, chain: AppleTestChain, subject: str
-) -> None:
-    signed = Purchase(chain, subject, now()).transaction()
+async def test_purchase_input_must_be_exactly_one_kind(billing: Billing) -> None:
+    repo, verifier, subject = billing.repo, billing.verifier, billing.subject
+    signed = billing.purchase(now()).transaction()
     with pytest.raises(InvalidArgument, match="exactly one"):
         await service.verify_apple_purchase(repo, verifier, None, subject)
     with pytest.raises(InvalidArgument, match="exactly one"):
