@@ -156,4 +156,4 @@ async def start_render(
         data_key_ttl_seconds=1.0,
     )
     wiring, addr = await serve("render", build, settings, started)
-    return wiring.service, addr
+    return wiring.use_cases, addr

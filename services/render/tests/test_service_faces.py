@@ -16,10 +16,10 @@ from PIL import Image
 from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2
 from likeness_platform.errors import Unavailable
-from likeness_render import service as service_module
 from likeness_render.domain import templates
 from likeness_render.domain.specs import load_catalog
-from likeness_render.service import RenderService
+from likeness_render.usecases import RenderUseCases, build_use_cases
+from likeness_render.usecases import templates as template_cases
 
 W, H = 600, 800
 BOX = (200.0, 250.0, 400.0, 500.0)
@@ -89,9 +89,9 @@ def _person(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     return (head | (yy > 0.75 * h)).astype(np.float32)
 
 
-def _service(faces: FakeFaces, image: npt.NDArray[np.uint8] | None = None) -> RenderService:
+def _service(faces: FakeFaces, image: npt.NDArray[np.uint8] | None = None) -> RenderUseCases:
     pixels = image if image is not None else np.full((H, W, 3), 200, np.uint8)
-    return RenderService(
+    return build_use_cases(
         load_catalog(),
         InlineImages(pixels),
         faces,
@@ -103,7 +103,7 @@ def _service(faces: FakeFaces, image: npt.NDArray[np.uint8] | None = None) -> Re
 
 
 async def _check(faces: FakeFaces, image: npt.NDArray[np.uint8] | None = None) -> set[str]:
-    report, _ = await _service(faces, image).check_id_photo("s", common_pb2.ImageRef(data=b"x"), "us-passport")
+    report, _ = await _service(faces, image).checks.check_id_photo("s", common_pb2.ImageRef(data=b"x"), "us-passport")
     return {str(i.code) for i in report.issues}
 
 
@@ -134,24 +134,24 @@ async def test_eye_and_mouth_rules_follow_faces_presence() -> None:
 async def test_template_registration_gets_its_meshes_from_faces() -> None:
     left, right = (40.0, 60.0, 160.0, 220.0), (260.0, 60.0, 380.0, 220.0)
     faces = FakeFaces([_face(right), _face(left)])  # faces answers largest first, not left to right
-    svc = _service(faces)
+    svc = _service(faces).templates
     image = np.full((300, 420, 3), 128, np.uint8)
     template = await svc.register_template("Two Friends", "duo", image)
     assert faces.calls == [(420, 300)]  # the whole template image went to faces, once
     assert template.face_count == 2 and template.meshes[0].shape == (478, 2)
     assert template.meshes[0][:, 0].mean() < template.meshes[1][:, 0].mean()  # left to right
-    assert svc.templates.get("two-friends") is template
+    assert svc.store.get("two-friends") is template
     with pytest.raises(templates.TemplateError, match="no face"):
-        await _service(FakeFaces([])).register_template("Empty", "still", image)
+        await _service(FakeFaces([])).templates.register_template("Empty", "still", image)
     with pytest.raises(templates.TemplateError, match="at least"):
         await svc.register_template("Tiny", "still", np.zeros((32, 32, 3), np.uint8))
     assert len(faces.calls) == 1  # refused before asking faces
 
 
 async def test_demo_templates_wait_for_faces_to_come_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service_module, "DEMO_RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(template_cases, "DEMO_RETRY_FIRST_S", 0.01)
     faces = FakeFaces([_face((150.0, 100.0, 330.0, 330.0))], down_for=3)
-    svc = _service(faces)
+    svc = _service(faces).templates
     svc.start_demo_templates()
     listed = await svc.list_templates()  # waits for the build, which retried while faces was down
     assert faces.down_for == 0 and {t.style for t in listed} == {"studio", "painterly", "vintage", "mono", "duo"}
@@ -160,9 +160,9 @@ async def test_demo_templates_wait_for_faces_to_come_up(monkeypatch: pytest.Monk
 
 
 async def test_demo_templates_give_up_after_the_deadline_then_retry_on_demand(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service_module, "DEMO_RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(template_cases, "DEMO_RETRY_FIRST_S", 0.01)
     faces = FakeFaces([_face((150.0, 100.0, 330.0, 330.0))], down_for=1_000_000)
-    svc = _service(faces)
+    svc = _service(faces).templates
     svc.start_demo_templates(deadline_s=0.05)
     with pytest.raises(Unavailable):
         await svc.list_templates()

@@ -16,7 +16,7 @@ from likeness_render.domain import compliance, hair, idphoto, outfits
 from likeness_render.domain.results import StoredResult
 from likeness_render.domain.specs import Medium, Spec
 from likeness_render.domain.templates import Template, TemplateError
-from likeness_render.service import Made, PhotoRequest, RenderService, SheetRequest
+from likeness_render.usecases import Made, PhotoRequest, RenderUseCases, SheetRequest
 
 CHUNK = 1024 * 1024
 _MODES = {
@@ -158,8 +158,8 @@ def template_pb(t: Template) -> render_pb2.Template:
 
 
 class RenderServicer(render_pb2_grpc.RenderServicer):
-    def __init__(self, service: RenderService, template_repo: Any) -> None:
-        self._svc = service
+    def __init__(self, use_cases: RenderUseCases, template_repo: Any) -> None:
+        self._uc = use_cases
         self._template_repo = template_repo
 
     async def CreateIdPhoto(self, request: Any, context: Any) -> render_pb2.CreateIdPhotoResponse:
@@ -189,7 +189,7 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
             dpi=request.output.dpi,
             sheet=_sheet(request.sheet) if request.HasField("sheet") else None,
         )
-        made: Made = await self._svc.create_id_photo(photo_request, request.image)
+        made: Made = await self._uc.id_photos.create_id_photo(photo_request, request.image)
         photo = result_pb(made.photo, made.photo_bytes)
         if made.sheet is not None:
             photo.sheet_result_id = made.sheet.result_id
@@ -201,41 +201,41 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         return response
 
     async def CheckIdPhoto(self, request: Any, context: Any) -> render_pb2.CheckIdPhotoResponse:
-        report, measured = await self._svc.check_id_photo(request.subject_id, request.image, request.spec_id)
+        report, measured = await self._uc.checks.check_id_photo(request.subject_id, request.image, request.spec_id)
         return render_pb2.CheckIdPhotoResponse(report=report_pb(report, measured))
 
     async def ComposeSheet(self, request: Any, context: Any) -> render_pb2.ComposeSheetResponse:
         if not request.items:
             raise InvalidArgument("give at least one stored ID photo", "MISSING_ITEMS")
-        stored, data, count = await self._svc.compose_sheet(
+        stored, data, count = await self._uc.sheets.compose_sheet(
             request.subject_id, [(i.result_id, i.count) for i in request.items], _sheet(request.layout)
         )
         return render_pb2.ComposeSheetResponse(sheet=result_pb(stored, data), photo_count=count)
 
     async def CreatePortrait(self, request: Any, context: Any) -> render_pb2.CreatePortraitResponse:
-        stored, data = await self._svc.create_portrait(
+        stored, data = await self._uc.portraits.create_portrait(
             request.subject_id, list(request.images), request.template_id, request.strength, request.face_index, request.ai_prompt
         )
         return render_pb2.CreatePortraitResponse(result=result_pb(stored, data))
 
     async def ChangeHairstyle(self, request: Any, context: Any) -> render_pb2.ChangeHairstyleResponse:
-        stored, data = await self._svc.change_hairstyle(request.subject_id, request.image, request.hairstyle_id)
+        stored, data = await self._uc.hairstyles.change_hairstyle(request.subject_id, request.image, request.hairstyle_id)
         return render_pb2.ChangeHairstyleResponse(result=result_pb(stored, data))
 
     async def ListSpecs(self, request: Any, context: Any) -> render_pb2.ListSpecsResponse:
-        found = self._svc.catalog.search(country=request.country or None, document=request.document or None, text=request.query or None)
+        found = self._uc.catalog.search(country=request.country or None, document=request.document or None, text=request.query or None)
         return render_pb2.ListSpecsResponse(specs=[spec_pb(s) for s in found])
 
     async def GetSpec(self, request: Any, context: Any) -> render_pb2.GetSpecResponse:
-        return render_pb2.GetSpecResponse(spec=spec_pb(self._svc.spec(request.spec_id)))
+        return render_pb2.GetSpecResponse(spec=spec_pb(self._uc.spec(request.spec_id)))
 
     async def ListPapers(self, request: Any, context: Any) -> render_pb2.ListPapersResponse:
         return render_pb2.ListPapersResponse(
-            papers=[render_pb2.Paper(id=p.id, name=p.name, width_mm=p.width_mm, height_mm=p.height_mm) for p in self._svc.catalog.papers()]
+            papers=[render_pb2.Paper(id=p.id, name=p.name, width_mm=p.width_mm, height_mm=p.height_mm) for p in self._uc.catalog.papers()]
         )
 
     async def ListTemplates(self, request: Any, context: Any) -> render_pb2.ListTemplatesResponse:
-        return render_pb2.ListTemplatesResponse(templates=[template_pb(t) for t in await self._svc.list_templates()])
+        return render_pb2.ListTemplatesResponse(templates=[template_pb(t) for t in await self._uc.templates.list_templates()])
 
     async def RegisterTemplate(self, request: Any, context: Any) -> render_pb2.RegisterTemplateResponse:
         if not request.name or not request.image:
@@ -245,7 +245,7 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         except ValueError:
             raise InvalidArgument("the template image cannot be decoded", "CORRUPT_IMAGE") from None
         try:
-            template = await self._svc.register_template(request.name, request.style or "custom", np.ascontiguousarray(image))
+            template = await self._uc.templates.register_template(request.name, request.style or "custom", np.ascontiguousarray(image))
         except TemplateError as exc:
             raise InvalidArgument(str(exc), "INVALID_TEMPLATE") from None
         if self._template_repo is not None:
@@ -263,7 +263,7 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         )
 
     async def OpenResult(self, request: Any, context: Any) -> AsyncIterator[render_pb2.OpenResultResponse]:
-        stored, data = await self._svc.open_result(request.subject_id, request.result_id, request.purpose)
+        stored, data = await self._uc.results.open_result(request.subject_id, request.result_id, request.purpose)
         yield render_pb2.OpenResultResponse(info=result_pb(stored))
         for i in range(0, len(data), CHUNK):
             yield render_pb2.OpenResultResponse(chunk=data[i : i + CHUNK])

@@ -30,7 +30,7 @@ from likeness_render.domain.specs import load_catalog
 from likeness_render.domain.templates import InMemoryTemplateStore
 from likeness_render.grpc_api import RenderServicer, service_name
 from likeness_render.holder import RenderHolder
-from likeness_render.service import RenderService
+from likeness_render.usecases import RenderUseCases, build_use_cases
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 log = get_logger("likeness.render")
@@ -54,7 +54,7 @@ class RenderSettings(ServiceSettings):
 @dataclass(kw_only=True)
 class RenderWiring(Wiring):
     settings: RenderSettings
-    service: RenderService
+    use_cases: RenderUseCases
 
 
 async def build(settings: RenderSettings) -> RenderWiring:
@@ -87,7 +87,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
     for style in hair.hairstyles():
         hair.hair_material(style.id)  # drawn once per process, before the first request waits for it
     generator = make_image_generator(AiGenSettings())
-    service = RenderService(
+    use_cases = build_use_cases(
         catalog,
         ImageSource(ingestion_channel),
         FacesClient(faces_channel),
@@ -100,15 +100,15 @@ async def build(settings: RenderSettings) -> RenderWiring:
         generator=generator,
     )
     # Demo templates need the faces service, which may not be up yet: built in the background.
-    service.start_demo_templates()
+    use_cases.templates.start_demo_templates()
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))
 
     def register(server: Any) -> list[str]:
-        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(service, template_repo), server)
+        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(use_cases, template_repo), server)
         return [service_name(), add_dataholder(server, RenderHolder(results))]
 
     async def close() -> None:
-        await service.stop()
+        await use_cases.templates.stop()
         for channel in (privacy_channel, ingestion_channel, faces_channel):
             await channel.close()
         await pool.close()
@@ -116,7 +116,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
         if generator is not None:
             await generator.aclose()
 
-    return RenderWiring(settings=settings, register=register, closers=[close], service=service)
+    return RenderWiring(settings=settings, register=register, closers=[close], use_cases=use_cases)
 
 
 async def main() -> None:

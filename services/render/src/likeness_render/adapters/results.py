@@ -16,7 +16,7 @@ from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.errors import NotFound
 from likeness_platform.sealed_store import SealedStore, SealedTable
-from likeness_render.domain.results import StoredResult
+from likeness_render.domain.results import NewResult, StoredResult
 
 
 def _row(r: Mapping[str, Any]) -> StoredResult:
@@ -63,27 +63,16 @@ class ResultStore:
         self.store = SealedStore(pool, blobs, keys, RESULTS, ttl)
         self.ttl = ttl
 
-    async def save(
-        self,
-        subject_id: str,
-        kind: str,
-        data: bytes,
-        content_type: str,
-        width: int,
-        height: int,
-        dpi: int = 0,
-        spec_id: str = "",
-        meta: Mapping[str, Any] | None = None,
-    ) -> StoredResult:
+    async def save(self, subject_id: str, data: bytes, new: NewResult) -> StoredResult:
         columns = {
-            "kind": kind,
-            "content_type": content_type,
-            "width": width,
-            "height": height,
+            "kind": new.kind,
+            "content_type": new.content_type,
+            "width": new.width,
+            "height": new.height,
             "size_bytes": len(data),
-            "dpi": dpi,
-            "spec_id": spec_id,
-            "meta": Jsonb(dict(meta or {})),
+            "dpi": new.dpi,
+            "spec_id": new.spec_id,
+            "meta": Jsonb(dict(new.meta)),
         }
         return await self.store.save(subject_id, data, columns)
 

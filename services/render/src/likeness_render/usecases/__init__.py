@@ -1,0 +1,79 @@
+"""Render use cases, one module each, assembled here.
+
+- id_photo.py   make an ID photo to a spec (framed, background, report, stored; optionally a sheet)
+- check.py      check a photo the user already has against a spec
+- sheet.py      lay stored ID photos out on a print sheet
+- portrait.py   fuse a face into a portrait template
+- restyle.py    the AI restyle of a portrait's face
+- hairstyle.py  change the hairstyle of a photo
+- templates.py  portrait templates: registration and the demo catalog
+- results.py    open a stored result
+- shared.py     spec lookup, decoding, face analysis and saving, shared by all of them
+- ports.py      what the use cases need from adapters (Protocols)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from likeness_render.domain.specs import Catalog, Spec
+from likeness_render.domain.templates import TemplateStore
+from likeness_render.usecases.check import IdPhotoChecks
+from likeness_render.usecases.hairstyle import Hairstyles
+from likeness_render.usecases.id_photo import IdPhotos, Made, PhotoRequest
+from likeness_render.usecases.portrait import Portraits
+from likeness_render.usecases.ports import AccessLogPort, FacesPort, ImageSourcePort, ResultsPort, Segmenter
+from likeness_render.usecases.restyle import Restyler
+from likeness_render.usecases.results import Results
+from likeness_render.usecases.shared import Shared
+from likeness_render.usecases.sheet import SheetRequest, Sheets
+from likeness_render.usecases.templates import Templates
+
+__all__ = ["Made", "PhotoRequest", "RenderUseCases", "SheetRequest", "build_use_cases"]
+
+
+@dataclass(frozen=True)
+class RenderUseCases:
+    shared: Shared
+    id_photos: IdPhotos
+    checks: IdPhotoChecks
+    sheets: Sheets
+    portraits: Portraits
+    hairstyles: Hairstyles
+    templates: Templates
+    results: Results
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.shared.catalog
+
+    def spec(self, spec_id: str) -> Spec:
+        return self.shared.spec(spec_id)
+
+
+def build_use_cases(
+    catalog: Catalog,
+    images: ImageSourcePort,
+    faces: FacesPort,
+    segment: Segmenter,
+    results: ResultsPort,
+    templates: TemplateStore,
+    access: AccessLogPort,
+    memory_only: bool = False,
+    default_dpi: float = 300.0,
+    generator: Any = None,
+) -> RenderUseCases:
+    shared = Shared(catalog, images, faces, segment, results, memory_only, default_dpi)
+    sheets = Sheets(shared)
+    template_cases = Templates(shared, templates)
+    return RenderUseCases(
+        shared=shared,
+        id_photos=IdPhotos(shared, sheets),
+        checks=IdPhotoChecks(shared),
+        sheets=sheets,
+        portraits=Portraits(shared, template_cases, Restyler(generator)),
+        hairstyles=Hairstyles(shared),
+        templates=template_cases,
+        results=Results(results, access),
+    )

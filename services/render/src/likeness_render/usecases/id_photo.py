@@ -1,0 +1,168 @@
+"""Making an ID photo to a spec: framed, background replaced, checked, stored (and optionally laid out on a sheet)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from likeness_render.domain import compliance, encoding, idphoto
+from likeness_render.domain.face import FaceGeometry
+from likeness_render.domain.framing import FrameSpec
+from likeness_render.domain.results import StoredResult
+from likeness_render.domain.specs import Spec
+from likeness_render.usecases.shared import (
+    ANALYSIS_SIDE,
+    Analysis,
+    MultipleFaces,
+    NoFace,
+    Shared,
+    decode,
+    face_measurements,
+    pose_measured,
+    width_of,
+)
+from likeness_render.usecases.sheet import SheetRequest, Sheets
+
+# ID-photo sources normally show a face at least this fraction of their long side; looking
+# only for faces that large lets the detector skip its costliest scales (about 4x faster).
+# Photos with smaller faces are searched again at the service's full range.
+ID_PHOTO_MIN_FACE = 0.13
+
+
+@dataclass(frozen=True)
+class PhotoRequest:
+    subject_id: str
+    spec_id: str
+    options: idphoto.Options = field(default_factory=idphoto.Options)
+    output_format: str = ""  # jpeg | png | "" (the spec's)
+    dpi: int = 0
+    sheet: SheetRequest | None = None
+
+
+@dataclass(frozen=True)
+class Made:
+    photo: StoredResult
+    photo_bytes: bytes
+    report: compliance.ComplianceReport
+    measurements: dict[str, float]
+    sheet: StoredResult | None = None
+    sheet_bytes: bytes = b""
+    sheet_count: int = 0
+
+
+def frame_of(spec: Spec, dpi: float) -> FrameSpec:
+    w, h = spec.size_px(dpi)
+    head = spec.head_band_mm(dpi)
+    eye = spec.eye_band_mm(dpi)
+    return FrameSpec(w, h, spec.px_per_mm(dpi), (head.min, head.max), (eye.min, eye.max), spec.top_margin_band_mm(dpi))
+
+
+class IdPhotos:
+    def __init__(self, shared: Shared, sheets: Sheets) -> None:
+        self.shared = shared
+        self.sheets = sheets
+
+    async def create_id_photo(self, request: PhotoRequest, image_ref: Any) -> Made:
+        shared = self.shared
+        spec = shared.spec(request.spec_id)
+        dpi = float(request.dpi or shared.default_dpi)
+        data = await shared.images.read(image_ref, request.subject_id, "id_photo")
+        # The working copy decodes in one thread while a quarter-scale copy (a few ms for a
+        # JPEG) is already on its way to face analysis.
+        decoding = asyncio.create_task(asyncio.to_thread(decode, data))
+        preview = await asyncio.to_thread(decode, data, ANALYSIS_SIDE * 2 // 3)
+        source_width = await width_of(data, preview)
+        analysis = await shared.analyze(preview, ID_PHOTO_MIN_FACE, source_width)
+        if not analysis.faces:
+            analysis = await shared.analyze(preview, 0.0, source_width)
+        source = await decoding
+        if not analysis.faces:
+            raise NoFace("no face was found in the photo; use a photo facing the camera")
+        if len(analysis.faces) > 1 and _second_is_real(analysis.faces):
+            raise MultipleFaces(f"{len(analysis.faces)} faces were found; an ID photo shows exactly one person")
+        options = request.options
+        if options.background == "keep":
+            options = idphoto.Options("keep", (), 0, 0, options.outfit_id)
+        frame = frame_of(spec, dpi)
+        composed = await asyncio.to_thread(
+            idphoto.compose, source, analysis.faces[0], shared.segment, frame, spec.background, options, preview
+        )
+        fmt = request.output_format or (spec.format or "JPEG")
+        encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
+        report, measured = _report(spec, dpi, composed, analysis, encoded)
+        meta = {"report": _report_json(report, measured)}
+        photo = await shared.save(
+            request.subject_id, "id_photo", encoded.data, encoded.media_type, composed.image, round(dpi), spec.id, meta
+        )
+        made = Made(photo, encoded.data, report, measured)
+        if request.sheet is not None:
+            sheet_result, sheet_bytes, count = await self.sheets.lay_out(
+                request.subject_id, [(spec, composed.image, request.sheet.count)], request.sheet
+            )
+            if not shared.memory_only:
+                await shared.results.update_meta(photo.result_id, {"sheet_result_id": sheet_result.result_id})
+            made = Made(photo, encoded.data, report, measured, sheet_result, sheet_bytes, count)
+        return made
+
+
+def _second_is_real(faces: list[FaceGeometry]) -> bool:
+    """A second face counts when it is at least a third the size of the first (not a badge or a poster)."""
+    first, second = faces[0], faces[1]
+    return (second.box[3] - second.box[1]) >= (first.box[3] - first.box[1]) / 3
+
+
+def _report(
+    spec: Spec, dpi: float, composed: idphoto.Composed, analysis: Analysis, encoded: Any
+) -> tuple[compliance.ComplianceReport, dict[str, float]]:
+    p = composed.placement
+    ppm = spec.px_per_mm(dpi)
+    raw = analysis.raw[0]
+    out = composed.image
+    # Eyes were levelled by the placement, so the output's roll is what is left of it.
+    residual_roll = float(composed.face.roll_deg)
+    # Focus, exposure and lighting are properties of the photo taken: faces measured them on the source.
+    fm = face_measurements(raw, p.head_px / ppm, p.eye_from_bottom_px / ppm, residual_roll)
+    source_ppm = ppm / p.scale
+    m = compliance.PhotoMeasurements(
+        face_count=1,
+        image_width_px=out.shape[1],
+        image_height_px=out.shape[0],
+        face=fm,
+        background_std=idphoto.border_std(out, composed.alpha),
+        file_size_kb=encoded.size_kb,
+        source_px_per_mm=source_ppm,
+    )
+    report = compliance.check_compliance(m, spec, default_dpi=dpi)
+    measured = {
+        "head_height_mm": p.head_px / ppm,
+        "eye_line_from_bottom_mm": p.eye_from_bottom_px / ppm,
+        "head_height_px": p.head_px,
+        "eye_line_from_bottom_px": p.eye_from_bottom_px,
+        "crown_y_px": p.crown_y,
+        "chin_y_px": p.chin_y,
+        **pose_measured(raw),
+        "roll": residual_roll,
+    }
+    if encoded.band_problem:
+        measured["file_size_kb"] = encoded.size_kb
+    return report, measured
+
+
+def _report_json(report: compliance.ComplianceReport, measured: dict[str, float]) -> dict[str, Any]:
+    return {
+        "passed": report.passed,
+        "spec_id": report.spec_id,
+        "issues": [
+            {
+                "code": str(i.code),
+                "message": i.message,
+                "measured": i.measured,
+                "min": i.allowed_min,
+                "max": i.allowed_max,
+                "severity": str(i.severity),
+            }
+            for i in report.issues
+        ],
+        "measurements": measured,
+    }

@@ -1,0 +1,30 @@
+"""The AI restyle of a portrait: an image provider redraws the face crop, which is pasted back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import cv2
+
+from likeness_platform.errors import FailedPrecondition
+from likeness_render.adapters.aigen import crop_box
+from likeness_render.usecases.ports import RGB
+from likeness_render.usecases.shared import decode
+
+
+class Restyler:
+    def __init__(self, generator: Any = None) -> None:
+        # AI image provider (adapters.aigen); None when not configured.
+        self.generator = generator
+
+    async def restyle(self, image: RGB, box: tuple[float, float, float, float], prompt: str) -> RGB:
+        """`image` with the face in `box` redrawn to `prompt`; the answer is kept like any result (never longer)."""
+        if self.generator is None:
+            raise FailedPrecondition("AI generation is not configured on this server (LIKENESS_AIGEN_*)", "AIGEN_DISABLED")
+        answers = await self.generator.edit_face(image, box, prompt[:1000], (512, 512), 1)
+        styled = await asyncio.to_thread(decode, answers[0])
+        x0, y0, x1, y1 = crop_box(image.shape, box, self.generator.crop_margin)
+        out = image.copy()
+        out[y0:y1, x0:x1] = cv2.resize(styled, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        return out

@@ -1,0 +1,158 @@
+"""What every render use case shares: spec lookup, decoding, face analysis and saving results."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from likeness_imaging.codec import UndecodableImage, decode_rgb, decoded_size, encode_jpeg
+from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from likeness_render.domain import compliance
+from likeness_render.domain.face import FaceGeometry
+from likeness_render.domain.results import NewResult, StoredResult
+from likeness_render.domain.specs import Catalog, Spec, SpecNotFoundError
+from likeness_render.usecases.ports import RGB, FacesPort, ImageSourcePort, ResultsPort, Segmenter
+
+# Faces sees a copy this size: plenty for 478 points on an ID-photo face (the mesh model
+# works at 256 px), and cheap to encode, send and decode.
+ANALYSIS_SIDE = 1024
+# Sources are decoded at a reduced JPEG scale while both sides stay at least this long:
+# an ID photo is a few hundred pixels, so 1/2 of a 12 MP photo still leaves a 4x margin.
+DECODE_MIN_SIDE = 1500
+
+
+class NoFace(FailedPrecondition):
+    default_code = "NO_FACE"
+
+
+class MultipleFaces(FailedPrecondition):
+    default_code = "MULTIPLE_FACES"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    faces: list[FaceGeometry]
+    raw: list[Any]  # faces.v1.Face messages, for pose/eyes/mouth/quality
+
+
+def decode(data: bytes, min_side: int = DECODE_MIN_SIDE) -> RGB:
+    try:
+        return decode_rgb(data, min_side=min_side)
+    except UndecodableImage as exc:
+        raise InvalidArgument(str(exc), "CORRUPT_IMAGE") from None
+
+
+async def width_of(data: bytes, fallback: RGB) -> int:
+    """Width the working copy will have (JPEG header and DCT scaling), without waiting for its decode."""
+    return await asyncio.to_thread(decoded_size, data, DECODE_MIN_SIDE, fallback.shape[1])
+
+
+def geometry(face: Any, scale: float) -> FaceGeometry:
+    """A faces.v1.Face in the pixels of an image `1 / scale` times the size faces saw."""
+    box = (face.box.x1 / scale, face.box.y1 / scale, face.box.x2 / scale, face.box.y2 / scale)
+    five = np.array([[p.x, p.y] for p in face.landmarks5], np.float64) / scale if len(face.landmarks5) == 5 else None
+    mesh = np.array([[p.x, p.y] for p in face.mesh], np.float64) / scale if len(face.mesh) >= 468 else None
+    return FaceGeometry(box=box, mesh=mesh, five_points=five)
+
+
+class Shared:
+    """The ports and settings the use cases have in common, and the steps they all take."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        images: ImageSourcePort,
+        faces: FacesPort,
+        segment: Segmenter,
+        results: ResultsPort,
+        memory_only: bool = False,
+        default_dpi: float = 300.0,
+    ) -> None:
+        self.catalog = catalog
+        self.images = images
+        self.faces = faces
+        self.segment = segment
+        self.results = results
+        self.memory_only = memory_only
+        self.default_dpi = default_dpi
+
+    def spec(self, spec_id: str) -> Spec:
+        try:
+            return self.catalog.get(spec_id)
+        except SpecNotFoundError:
+            raise NotFound(f"no spec {spec_id!r}; list them with GET /v1/specs", "SPEC_NOT_FOUND") from None
+
+    async def analyze(self, image: RGB, min_face_fraction: float = 0.0, source_width: int = 0) -> Analysis:
+        """Faces in `image`, in the pixels of a source `source_width` wide (default: the image itself)."""
+        h, w = image.shape[:2]
+        k = min(1.0, ANALYSIS_SIDE / max(h, w))
+        small = cv2.resize(image, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image
+        reply = await self.faces.analyze(await asyncio.to_thread(encode_jpeg, small, 85), min_face_fraction=min_face_fraction)
+        raw = list(reply.faces)
+        to_source = small.shape[1] / (source_width or w)
+        return Analysis([geometry(f, to_source) for f in raw], raw)
+
+    async def load(self, ref: Any, subject_id: str, purpose: str) -> RGB:
+        return await asyncio.to_thread(decode, await self.images.read(ref, subject_id, purpose))
+
+    async def face_mesh(self, ref: Any, subject_id: str, purpose: str, missing: str) -> tuple[RGB, npt.NDArray[np.float64]]:
+        """The image at `ref` and the mesh of its first face (NoFace with `missing` when there is none)."""
+        image = await self.load(ref, subject_id, purpose)
+        analysis = await self.analyze(image)
+        mesh = analysis.faces[0].mesh if analysis.faces else None
+        if mesh is None:
+            raise NoFace(missing)
+        return image, mesh
+
+    async def save(
+        self, subject_id: str, kind: str, data: bytes, content_type: str, image: RGB, dpi: int, spec_id: str, meta: dict[str, Any]
+    ) -> StoredResult:
+        h, w = image.shape[:2]
+        new = NewResult(kind, content_type, w, h, dpi, spec_id, meta)
+        if self.memory_only:
+            return new.unsaved(subject_id, len(data))
+        return await self.results.save(subject_id, data, new)
+
+    async def save_jpeg(self, subject_id: str, kind: str, image: RGB, meta: dict[str, Any]) -> tuple[StoredResult, bytes]:
+        """A portrait-like result (no print size, no spec) kept as a quality-92 JPEG."""
+        data = await asyncio.to_thread(encode_jpeg, image, 92)
+        return await self.save(subject_id, kind, data, "image/jpeg", image, 0, "", meta), data
+
+
+def _measure(message: Any, name: str) -> float | None:
+    """An optional measure of a faces.v1 message; None when faces did not compute it."""
+    if message is None or not message.HasField(name):
+        return None
+    return float(getattr(message, name))
+
+
+def face_measurements(raw: Any, head_mm: float, eye_mm: float, roll: float | None = None) -> compliance.FaceMeasurements:
+    """What the compliance rules judge of the face, as the faces service measured it (a
+    faces.v1.Face): pose, eye and mouth state and image quality; geometry from the frame."""
+    quality = raw.quality if raw.HasField("quality") else None
+    pose = raw.pose if raw.HasField("pose") else None
+    return compliance.FaceMeasurements(
+        yaw_deg=_measure(pose, "yaw"),
+        pitch_deg=_measure(pose, "pitch"),
+        roll_deg=_measure(pose, "roll") if roll is None else roll,
+        left_eye_openness=_measure(raw, "left_eye_openness"),
+        right_eye_openness=_measure(raw, "right_eye_openness"),
+        mouth_openness=_measure(raw, "mouth_openness"),
+        sharpness=_measure(quality, "sharpness"),
+        exposure=_measure(quality, "exposure"),
+        shadow_clipped_fraction=_measure(quality, "shadow_clipped_fraction"),
+        highlight_clipped_fraction=_measure(quality, "highlight_clipped_fraction"),
+        lighting_ratio=_measure(quality, "lighting_ratio"),
+        head_height_mm=head_mm,
+        eye_line_from_bottom_mm=eye_mm,
+    )
+
+
+def pose_measured(raw: Any) -> dict[str, float]:
+    pose = raw.pose if raw.HasField("pose") else None
+    return {name: value for name in ("yaw", "pitch", "roll") if (value := _measure(pose, name)) is not None}
