@@ -19,7 +19,7 @@ from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from likeness.render.v1 import render_pb2, render_pb2_grpc
 from likeness_render.adapters.segmenter import SelfieSegmenter
-from likeness_render.domain.specs import load_catalog
+from likeness_render.domain.spec_loading import load_catalog
 from tests.support.services import Started, free_port, start_faces, start_ingestion, start_privacy, start_render
 
 SPECS = [

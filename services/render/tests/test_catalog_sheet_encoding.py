@@ -12,7 +12,7 @@ from PIL import Image
 from skimage import data
 
 from likeness_render.domain import compliance, encoding, sheet
-from likeness_render.domain.specs import CatalogError, load_catalog, parse_specs
+from likeness_render.domain.spec_loading import CatalogError, load_catalog, parse_specs
 
 SPECS_TEXT = resources.files("likeness_render.data").joinpath("id_photo_specs.csv").read_text(encoding="utf-8")
 HEADER = SPECS_TEXT.splitlines()[0]

@@ -17,7 +17,8 @@ from likeness_render.domain.compliance import (
     check_compliance,
     measure_background_uniformity,
 )
-from likeness_render.domain.specs import Spec, load_catalog
+from likeness_render.domain.spec_loading import load_catalog
+from likeness_render.domain.specs import Spec
 
 T = DEFAULT_THRESHOLDS
 

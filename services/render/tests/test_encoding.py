@@ -16,7 +16,7 @@ from likeness_render.domain.encoding import (
     encode_for_spec,
     encode_image,
 )
-from likeness_render.domain.specs import load_catalog
+from likeness_render.domain.spec_loading import load_catalog
 
 KB = 1024
 

@@ -17,7 +17,7 @@ from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2
 from likeness_platform.errors import Unavailable
 from likeness_render.domain import templates
-from likeness_render.domain.specs import load_catalog
+from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.usecases import RenderUseCases, build_use_cases
 from likeness_render.usecases import templates as template_cases
 

@@ -16,7 +16,7 @@ from likeness_render.domain.sheet import (
     plan_sheet,
     render_sheet,
 )
-from likeness_render.domain.specs import load_catalog
+from likeness_render.domain.spec_loading import load_catalog
 
 FOUR_R = (101.6, 152.4)
 

@@ -7,19 +7,15 @@ from importlib import resources
 
 import pytest
 
+from likeness_render.domain.spec_catalog import Catalog
+from likeness_render.domain.spec_loading import SPEC_COLUMNS, CatalogError, load_catalog, parse_papers, parse_specs
 from likeness_render.domain.specs import (
     DEFAULT_EYE_FRACTION,
     DEFAULT_HEAD_FRACTION,
-    SPEC_COLUMNS,
     BandOrigin,
-    Catalog,
-    CatalogError,
     Medium,
     PaperNotFoundError,
     SpecNotFoundError,
-    load_catalog,
-    parse_papers,
-    parse_specs,
 )
 
 

@@ -26,7 +26,7 @@ from likeness_render.adapters.segmenter import SelfieSegmenter
 from likeness_render.adapters.templates_repo import TemplateRepository
 from likeness_render.adapters.upstreams import FacesClient, ImageSource
 from likeness_render.domain import hair
-from likeness_render.domain.specs import load_catalog
+from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.domain.templates import InMemoryTemplateStore
 from likeness_render.grpc_api import RenderServicer, service_name
 from likeness_render.holder import RenderHolder

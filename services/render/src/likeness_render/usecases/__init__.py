@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from likeness_render.domain.specs import Catalog, Spec
+from likeness_render.domain.spec_catalog import Catalog
+from likeness_render.domain.specs import Spec
 from likeness_render.domain.templates import TemplateStore
 from likeness_render.usecases.check import IdPhotoChecks
 from likeness_render.usecases.hairstyle import Hairstyles

@@ -15,7 +15,8 @@ from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFou
 from likeness_render.domain import compliance
 from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.results import NewResult, StoredResult
-from likeness_render.domain.specs import Catalog, Spec, SpecNotFoundError
+from likeness_render.domain.spec_catalog import Catalog
+from likeness_render.domain.specs import Spec, SpecNotFoundError
 from likeness_render.usecases.ports import RGB, FacesPort, ImageSourcePort, ResultsPort, Segmenter
 
 # Faces sees a copy this size: plenty for 478 points on an ID-photo face (the mesh model
