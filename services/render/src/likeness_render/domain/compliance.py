@@ -8,9 +8,9 @@ face again.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -140,7 +140,7 @@ class Issue:
     measured: float | None
     allowed_min: float | None
     allowed_max: float | None
-    severity: Severity
+    severity: Severity = Severity.ERROR
 
 
 @dataclass(frozen=True)
@@ -166,14 +166,14 @@ def check_compliance(
     default_dpi: float = DEFAULT_DPI,
 ) -> ComplianceReport:
     """Judge ``m`` against ``spec``; one issue per failed rule, in a stable order."""
-    t = thresholds
-    issues = _IssueList()
-    add = issues.add
+    return ComplianceReport(spec.id, tuple(_issues(m, spec, thresholds, default_dpi)))
 
+
+def _issues(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_dpi: float) -> Iterator[Issue]:
     if m.face_count == 0:
-        add(IssueCode.NO_FACE, "No face was found in the photo.", 0, 1, 1)
+        yield Issue(IssueCode.NO_FACE, "No face was found in the photo.", 0, 1, 1)
     elif m.face_count > 1:
-        add(
+        yield Issue(
             IssueCode.MULTIPLE_FACES,
             f"{m.face_count} faces were found; an ID photo shows exactly one person.",
             m.face_count,
@@ -181,16 +181,16 @@ def check_compliance(
             1,
         )
 
-    _check_resolution(m, spec, t, default_dpi, add)
+    yield from _check_resolution(m, spec, t, default_dpi)
     face = m.face if m.face_count > 0 else None
     if face is not None:
-        _check_pose(face, t, add)
-        _check_expression(face, t, add)
-        _check_image_quality(face, t, add)
-        _check_geometry(face, spec, t, default_dpi, add)
+        yield from _check_pose(face, t)
+        yield from _check_expression(face, t)
+        yield from _check_image_quality(face, t)
+        yield from _check_geometry(face, spec, t, default_dpi)
 
     if m.background_std is not None and m.background_std > t.max_background_std:
-        add(
+        yield Issue(
             IssueCode.BACKGROUND_NOT_UNIFORM,
             "The background is not plain: shadows, gradients or objects are visible.",
             m.background_std,
@@ -201,49 +201,20 @@ def check_compliance(
     if m.file_size_kb is not None:
         lo, hi = spec.file_min_kb, spec.file_max_kb
         if (lo is not None and m.file_size_kb < lo) or (hi is not None and m.file_size_kb > hi):
-            add(
+            yield Issue(
                 IssueCode.FILE_SIZE_OUT_OF_RANGE,
                 f"The file is {m.file_size_kb:.1f} KB; this document requires {_range_text(lo, hi, 'KB')}.",
                 m.file_size_kb,
                 lo,
                 hi,
             )
-    return ComplianceReport(spec.id, tuple(issues.items))
 
 
-class _AddIssue(Protocol):
-    def __call__(
-        self,
-        code: IssueCode,
-        message: str,
-        measured: float | None,
-        lo: float | None,
-        hi: float | None,
-        severity: Severity = Severity.ERROR,
-    ) -> None: ...
-
-
-class _IssueList:
-    def __init__(self) -> None:
-        self.items: list[Issue] = []
-
-    def add(
-        self,
-        code: IssueCode,
-        message: str,
-        measured: float | None,
-        lo: float | None,
-        hi: float | None,
-        severity: Severity = Severity.ERROR,
-    ) -> None:
-        self.items.append(Issue(code, message, measured, lo, hi, severity))
-
-
-def _check_resolution(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_dpi: float, add: _AddIssue) -> None:
+def _check_resolution(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_dpi: float) -> Iterator[Issue]:
     need_w, need_h = spec.size_px(default_dpi)
     if m.image_width_px < need_w or m.image_height_px < need_h:
         ratio = min(m.image_width_px / need_w, m.image_height_px / need_h)
-        add(
+        yield Issue(
             IssueCode.LOW_RESOLUTION,
             f"The image is {m.image_width_px}x{m.image_height_px} px; this document needs at least {need_w}x{need_h} px.",
             ratio,
@@ -255,7 +226,7 @@ def _check_resolution(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_d
         required = spec.px_per_mm(default_dpi)
         scale = m.source_px_per_mm / required
         if scale < t.min_source_scale:
-            add(
+            yield Issue(
                 IssueCode.LOW_RESOLUTION,
                 f"The face in the original photo is too small: it had to be enlarged "
                 f"{1 / scale:.1f}x. Move closer or use a higher-resolution photo.",
@@ -268,14 +239,14 @@ def _check_resolution(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_d
             )
 
 
-def _check_pose(face: FaceMeasurements, t: Thresholds, add: _AddIssue) -> None:
+def _check_pose(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
     for code, value, limit, what in (
         (IssueCode.HEAD_TILTED, face.roll_deg, t.max_roll_deg, "tilted sideways"),
         (IssueCode.HEAD_TURNED, face.yaw_deg, t.max_yaw_deg, "turned to one side"),
         (IssueCode.HEAD_PITCHED, face.pitch_deg, t.max_pitch_deg, "tipped up or down"),
     ):
         if value is not None and abs(value) > limit:
-            add(
+            yield Issue(
                 code,
                 f"The head is {what} by {abs(value):.0f}°; face the camera straight on (at most {limit:g}°).",
                 value,
@@ -284,10 +255,10 @@ def _check_pose(face: FaceMeasurements, t: Thresholds, add: _AddIssue) -> None:
             )
 
 
-def _check_expression(face: FaceMeasurements, t: Thresholds, add: _AddIssue) -> None:
+def _check_expression(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
     eyes = [v for v in (face.left_eye_openness, face.right_eye_openness) if v is not None]
     if eyes and min(eyes) < t.min_eye_openness:
-        add(
+        yield Issue(
             IssueCode.EYES_CLOSED,
             "The eyes must be open and clearly visible.",
             min(eyes),
@@ -295,7 +266,7 @@ def _check_expression(face: FaceMeasurements, t: Thresholds, add: _AddIssue) -> 
             None,
         )
     if face.mouth_openness is not None and face.mouth_openness > t.max_mouth_openness:
-        add(
+        yield Issue(
             IssueCode.MOUTH_OPEN,
             "The mouth must be closed with a neutral expression.",
             face.mouth_openness,
@@ -304,9 +275,9 @@ def _check_expression(face: FaceMeasurements, t: Thresholds, add: _AddIssue) -> 
         )
 
 
-def _check_image_quality(face: FaceMeasurements, t: Thresholds, add: _AddIssue) -> None:
+def _check_image_quality(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
     if face.sharpness is not None and face.sharpness < t.min_sharpness:
-        add(
+        yield Issue(
             IssueCode.BLURRY,
             "The face is out of focus or blurred by movement.",
             face.sharpness,
@@ -320,7 +291,7 @@ def _check_image_quality(face: FaceMeasurements, t: Thresholds, add: _AddIssue) 
         face.highlight_clipped_fraction is not None and face.highlight_clipped_fraction > t.max_highlight_clipped_fraction
     )
     if dark:
-        add(
+        yield Issue(
             IssueCode.UNDEREXPOSED,
             "The face is too dark; use more light in front of the face.",
             face.exposure,
@@ -328,7 +299,7 @@ def _check_image_quality(face: FaceMeasurements, t: Thresholds, add: _AddIssue) 
             t.max_exposure,
         )
     if bright:
-        add(
+        yield Issue(
             IssueCode.OVEREXPOSED,
             "The face is too bright or washed out; reduce the light or avoid flash glare.",
             face.exposure,
@@ -338,7 +309,7 @@ def _check_image_quality(face: FaceMeasurements, t: Thresholds, add: _AddIssue) 
     if face.lighting_ratio is not None and face.lighting_ratio > 0:
         imbalance = max(face.lighting_ratio, 1.0 / face.lighting_ratio)
         if imbalance > t.max_lighting_ratio:
-            add(
+            yield Issue(
                 IssueCode.UNEVEN_LIGHTING,
                 "One side of the face is in shadow; light the face evenly from the front.",
                 face.lighting_ratio,
@@ -347,7 +318,7 @@ def _check_image_quality(face: FaceMeasurements, t: Thresholds, add: _AddIssue) 
             )
 
 
-def _check_geometry(face: FaceMeasurements, spec: Spec, t: Thresholds, default_dpi: float, add: _AddIssue) -> None:
+def _check_geometry(face: FaceMeasurements, spec: Spec, t: Thresholds, default_dpi: float) -> Iterator[Issue]:
     scale = spec.px_per_mm(default_dpi)
     head = face.head_height_mm
     if head is None and face.head_height_px is not None:
@@ -356,26 +327,24 @@ def _check_geometry(face: FaceMeasurements, spec: Spec, t: Thresholds, default_d
     if eye is None and face.eye_line_from_bottom_px is not None:
         eye = face.eye_line_from_bottom_px / scale
     if head is not None:
-        _check_band(
+        yield from _check_band(
             IssueCode.HEAD_HEIGHT_OUT_OF_RANGE,
             "head height (chin to crown)",
             head,
             spec.head_band_mm(default_dpi),
             t,
-            add,
         )
     if eye is not None:
-        _check_band(
+        yield from _check_band(
             IssueCode.EYE_LINE_OUT_OF_RANGE,
             "eye line above the bottom edge",
             eye,
             spec.eye_band_mm(default_dpi),
             t,
-            add,
         )
 
 
-def _check_band(code: IssueCode, what: str, value: float, band: Band, t: Thresholds, add: _AddIssue) -> None:
+def _check_band(code: IssueCode, what: str, value: float, band: Band, t: Thresholds) -> Iterator[Issue]:
     tol = t.geometry_tolerance_mm
     if value < band.min - tol:
         stated = band.min_stated
@@ -384,7 +353,7 @@ def _check_band(code: IssueCode, what: str, value: float, band: Band, t: Thresho
     else:
         return
     source = "" if stated else " (a recommended range; this document states no limit here)"
-    add(
+    yield Issue(
         code,
         f"The {what} is {value:.1f} mm; allowed {band.min:.1f}-{band.max:.1f} mm{source}.",
         value,

@@ -46,13 +46,18 @@ _BODY = (
     (0.40, -0.04),
 )
 _SHIRT_V = ((-0.40, -0.04), (0.0, 1.15), (0.40, -0.04))
-_COLLAR_L = ((-0.40, -0.09), (-0.04, 0.17), (-0.19, 0.30), (-0.45, 0.05))
-_COLLAR_R = ((0.40, -0.09), (0.04, 0.17), (0.19, 0.30), (0.45, 0.05))
+# Paired pieces are drawn on the subject's right (negative x) and mirrored.
+_COLLAR = ((-0.40, -0.09), (-0.04, 0.17), (-0.19, 0.30), (-0.45, 0.05))
 _TIE = ((-0.07, 0.12), (0.07, 0.12), (0.05, 0.26), (0.13, 1.05), (0.0, 1.20), (-0.13, 1.05), (-0.05, 0.26))
-_LAPEL_L = ((-0.40, -0.04), (-0.02, 1.15), (-0.30, 0.62), (-0.62, 0.38), (-0.50, 0.16))
-_LAPEL_R = ((0.40, -0.04), (0.02, 1.15), (0.30, 0.62), (0.62, 0.38), (0.50, 0.16))
+_LAPEL = ((-0.40, -0.04), (-0.02, 1.15), (-0.30, 0.62), (-0.62, 0.38), (-0.50, 0.16))
 _CREW = ((-0.40, -0.04), (-0.30, 0.12), (0.0, 0.20), (0.30, 0.12), (0.40, -0.04))
 _PLACKET = ((-0.035, 0.20), (0.035, 0.20), (0.035, 4.0), (-0.035, 4.0))
+
+
+def _pair(colour: tuple[int, int, int], polygon: Poly, shade: float) -> tuple[Layer, Layer]:
+    """A piece and its mirror image across the centre line (collars, lapels)."""
+    return Layer(colour, polygon, shade), Layer(colour, tuple((-x, y) for x, y in polygon), shade)
+
 
 OUTFITS: dict[str, Outfit] = {
     o.outfit_id: o
@@ -64,10 +69,8 @@ OUTFITS: dict[str, Outfit] = {
                 Layer((38, 42, 52), _BODY),
                 Layer((246, 246, 244), _SHIRT_V, 0.08),
                 Layer((120, 24, 40), _TIE, 0.25),
-                Layer((28, 31, 40), _LAPEL_L, 0.12),
-                Layer((28, 31, 40), _LAPEL_R, 0.12),
-                Layer((250, 250, 248), _COLLAR_L, 0.06),
-                Layer((250, 250, 248), _COLLAR_R, 0.06),
+                *_pair((28, 31, 40), _LAPEL, 0.12),
+                *_pair((250, 250, 248), _COLLAR, 0.06),
             ),
         ),
         Outfit(
@@ -77,19 +80,13 @@ OUTFITS: dict[str, Outfit] = {
                 Layer((30, 40, 72), _BODY),
                 Layer((44, 44, 48), _SHIRT_V, 0.10),
                 Layer((40, 40, 44), _CREW, 0.05),
-                Layer((24, 32, 60), _LAPEL_L, 0.12),
-                Layer((24, 32, 60), _LAPEL_R, 0.12),
+                *_pair((24, 32, 60), _LAPEL, 0.12),
             ),
         ),
         Outfit(
             "white-shirt",
             "White shirt",
-            (
-                Layer((238, 238, 236), _BODY, 0.14),
-                Layer((226, 226, 224), _PLACKET, 0.05),
-                Layer((248, 248, 246), _COLLAR_L, 0.06),
-                Layer((248, 248, 246), _COLLAR_R, 0.06),
-            ),
+            (Layer((238, 238, 236), _BODY, 0.14), Layer((226, 226, 224), _PLACKET, 0.05), *_pair((248, 248, 246), _COLLAR, 0.06)),
         ),
     )
 }
