@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -112,6 +113,14 @@ def _settings(provider: _Provider, **kw: Any) -> aigen.AiGenSettings:
     return aigen.AiGenSettings(**base)
 
 
+def _the_request(provider: _Provider, path: str) -> _Seen:
+    """The one request the provider saw: to `path`, with the key."""
+    (req,) = provider.seen
+    assert req.path == path
+    assert req.headers["Authorization"] == f"Bearer {API_KEY}"
+    return req
+
+
 def _multipart(seen: _Seen) -> dict[str, bytes]:
     raw = b"Content-Type: " + seen.headers["Content-Type"].encode() + b"\r\n\r\n" + seen.body
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
@@ -152,14 +161,10 @@ def test_bad_settings_are_refused_with_the_variable_named(monkeypatch: pytest.Mo
 async def test_generate_sends_prompt_and_key_and_returns_the_image(provider: _Provider) -> None:
     gen = aigen.make_image_generator(_settings(provider))
     assert gen is not None
-    try:
+    async with aclosing(gen):
         images = await gen.generate(PROMPT, size=(768, 1024), n=1)
-    finally:
-        await gen.aclose()
     assert images == [RESULT_PNG]
-    (req,) = provider.seen
-    assert req.path == "/v1/images/generations"
-    assert req.headers["Authorization"] == f"Bearer {API_KEY}"
+    req = _the_request(provider, "/v1/images/generations")
     assert json.loads(req.body) == {
         "model": "flux-dev",
         "prompt": PROMPT,
@@ -174,15 +179,10 @@ async def test_edit_sends_only_a_bounded_face_crop(provider: _Provider) -> None:
     photo = rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)  # a 12 MP upload
     box = (1800.0, 1000.0, 2400.0, 1800.0)  # the face: 600 x 800 px
     photo[1000:1800, 1800:2400] = (210, 160, 140)  # skin-coloured, unlike the noise around
-    gen = aigen.OpenAIImageGenerator(_settings(provider, max_crop_side=512, crop_margin=0.25))
-    try:
+    async with aclosing(aigen.OpenAIImageGenerator(_settings(provider, max_crop_side=512, crop_margin=0.25))) as gen:
         images = await gen.edit_face(photo, box, PROMPT, size=(512, 512))
-    finally:
-        await gen.aclose()
     assert images == [RESULT_PNG]
-    (req,) = provider.seen
-    assert req.path == "/v1/images/edits"
-    assert req.headers["Authorization"] == f"Bearer {API_KEY}"
+    req = _the_request(provider, "/v1/images/edits")
     parts = _multipart(req)
     assert set(parts) == {"model", "prompt", "size", "n", "response_format", "image"}
     sent = cv2.imdecode(np.frombuffer(parts["image"], np.uint8), cv2.IMREAD_COLOR)
@@ -198,11 +198,8 @@ async def test_edit_sends_only_a_bounded_face_crop(provider: _Provider) -> None:
 
 async def test_url_results_are_fetched_without_the_key(provider: _Provider) -> None:
     provider.mode = "url"
-    gen = aigen.OpenAIImageGenerator(_settings(provider))
-    try:
+    async with aclosing(aigen.OpenAIImageGenerator(_settings(provider))) as gen:
         images = await gen.generate(PROMPT)
-    finally:
-        await gen.aclose()
     assert images == [RESULT_PNG]
     _post, get = provider.seen
     assert get.method == "GET" and get.path == "/cdn/result.png"
@@ -211,13 +208,10 @@ async def test_url_results_are_fetched_without_the_key(provider: _Provider) -> N
 
 async def test_timeout_becomes_a_clear_error(provider: _Provider, caplog: pytest.LogCaptureFixture) -> None:
     provider.delay_s = 1.5
-    gen = aigen.OpenAIImageGenerator(_settings(provider, timeout_s=0.3))
     caplog.set_level(logging.DEBUG)
-    try:
+    async with aclosing(aigen.OpenAIImageGenerator(_settings(provider, timeout_s=0.3))) as gen:
         with pytest.raises(aigen.AiGenTimeout, match=r"timed out after 0\.3 s") as info:
             await gen.generate(PROMPT)
-    finally:
-        await gen.aclose()
     assert info.value.code == "AIGEN_TIMEOUT"
     assert API_KEY not in caplog.text and PROMPT not in caplog.text
 
@@ -235,13 +229,10 @@ async def test_provider_errors_map_to_domain_errors(
     provider: _Provider, caplog: pytest.LogCaptureFixture, status: int, error: type[Exception], code: str
 ) -> None:
     provider.status = status
-    gen = aigen.OpenAIImageGenerator(_settings(provider))
     caplog.set_level(logging.DEBUG)
-    try:
+    async with aclosing(aigen.OpenAIImageGenerator(_settings(provider))) as gen:
         with pytest.raises(error) as info:
             await gen.generate(PROMPT)
-    finally:
-        await gen.aclose()
     assert info.value.code == code  # type: ignore[attr-defined]
     assert str(status) in str(info.value)
     # The provider echoed the prompt in its error message: neither it nor the key leaks.
@@ -254,36 +245,29 @@ async def test_provider_errors_map_to_domain_errors(
 @pytest.mark.parametrize("mode", ["not_image", "html"])
 async def test_malformed_answers_are_refused(provider: _Provider, mode: str) -> None:
     provider.mode = mode
-    gen = aigen.OpenAIImageGenerator(_settings(provider))
-    try:
+    async with aclosing(aigen.OpenAIImageGenerator(_settings(provider))) as gen:
         with pytest.raises(aigen.AiGenBadResponse):
             await gen.generate(PROMPT)
-    finally:
-        await gen.aclose()
 
 
 async def test_unreachable_provider() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, never listening: connections are refused
-        gen = aigen.OpenAIImageGenerator(aigen.AiGenSettings(base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, model="m"))
-        try:
+        async with aclosing(
+            aigen.OpenAIImageGenerator(aigen.AiGenSettings(base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, model="m"))
+        ) as gen:
             with pytest.raises(aigen.AiGenError, match="unreachable"):
                 await gen.generate(PROMPT)
-        finally:
-            await gen.aclose()
 
 
 async def test_requests_are_checked_before_anything_is_sent(provider: _Provider) -> None:
-    gen = aigen.OpenAIImageGenerator(_settings(provider))
     photo = np.zeros((100, 100, 3), np.uint8)
-    try:
+    async with aclosing(aigen.OpenAIImageGenerator(_settings(provider))) as gen:
         with pytest.raises(aigen.InvalidArgument):
             await gen.generate("  ")
         with pytest.raises(aigen.InvalidArgument):
             await gen.generate(PROMPT, n=9)
         with pytest.raises(aigen.InvalidArgument):
             await gen.edit_face(photo, (500.0, 500.0, 600.0, 600.0), PROMPT)
-    finally:
-        await gen.aclose()
     assert provider.seen == []

@@ -67,53 +67,32 @@ def test_thresholds_are_icao_ish() -> None:
     assert (T.max_roll_deg, T.max_yaw_deg, T.max_pitch_deg) == (8.0, 10.0, 10.0)
 
 
+Case = tuple[IssueCode, PhotoMeasurements, PhotoMeasurements]
+
+
+def _edge(code: IssueCode, field: str, limit: float, step: float, *, upper: bool) -> Case:
+    """A face measure `step` past an upper (or lower) `limit` raises `code`; `step` inside it does not."""
+    past = step if upper else -step
+    return code, _with_face(**{field: limit + past}), _with_face(**{field: limit - past})
+
+
 # One row per rule: measurements just outside the limit raise the code, just inside do not.
-CASES: list[tuple[IssueCode, PhotoMeasurements, PhotoMeasurements]] = [
+CASES: list[Case] = [
     (IssueCode.HEAD_TILTED, _with_face(roll_deg=-8.5), _with_face(roll_deg=-7.5)),
     (IssueCode.HEAD_TURNED, _with_face(yaw_deg=10.5), _with_face(yaw_deg=-9.5)),
     (IssueCode.HEAD_PITCHED, _with_face(pitch_deg=-10.5), _with_face(pitch_deg=9.5)),
-    (
-        IssueCode.EYES_CLOSED,
-        _with_face(right_eye_openness=T.min_eye_openness - 0.05),
-        _with_face(left_eye_openness=T.min_eye_openness + 0.05),
-    ),
-    (
-        IssueCode.MOUTH_OPEN,
-        _with_face(mouth_openness=T.max_mouth_openness + 0.05),
-        _with_face(mouth_openness=T.max_mouth_openness - 0.05),
-    ),
-    (
-        IssueCode.BLURRY,
-        _with_face(sharpness=T.min_sharpness - 0.02),
-        _with_face(sharpness=T.min_sharpness + 0.02),
-    ),
-    (
-        IssueCode.UNDEREXPOSED,
-        _with_face(exposure=T.min_exposure - 0.01),
-        _with_face(exposure=T.min_exposure + 0.01),
-    ),
-    (
-        IssueCode.UNDEREXPOSED,
-        _with_face(shadow_clipped_fraction=T.max_shadow_clipped_fraction + 0.01),
-        _with_face(shadow_clipped_fraction=T.max_shadow_clipped_fraction - 0.01),
-    ),
-    (
-        IssueCode.OVEREXPOSED,
-        _with_face(exposure=T.max_exposure + 0.01),
-        _with_face(exposure=T.max_exposure - 0.01),
-    ),
-    (
-        IssueCode.OVEREXPOSED,
-        _with_face(highlight_clipped_fraction=T.max_highlight_clipped_fraction + 0.01),
-        _with_face(highlight_clipped_fraction=T.max_highlight_clipped_fraction - 0.01),
-    ),
+    (IssueCode.EYES_CLOSED, _with_face(right_eye_openness=T.min_eye_openness - 0.05),
+     _with_face(left_eye_openness=T.min_eye_openness + 0.05)),
+    _edge(IssueCode.MOUTH_OPEN, "mouth_openness", T.max_mouth_openness, 0.05, upper=True),
+    _edge(IssueCode.BLURRY, "sharpness", T.min_sharpness, 0.02, upper=False),
+    _edge(IssueCode.UNDEREXPOSED, "exposure", T.min_exposure, 0.01, upper=False),
+    _edge(IssueCode.UNDEREXPOSED, "shadow_clipped_fraction", T.max_shadow_clipped_fraction, 0.01, upper=True),
+    _edge(IssueCode.OVEREXPOSED, "exposure", T.max_exposure, 0.01, upper=True),
+    _edge(IssueCode.OVEREXPOSED, "highlight_clipped_fraction", T.max_highlight_clipped_fraction, 0.01, upper=True),
     (IssueCode.UNEVEN_LIGHTING, _with_face(lighting_ratio=1.6), _with_face(lighting_ratio=1.45)),
     (IssueCode.UNEVEN_LIGHTING, _with_face(lighting_ratio=1 / 1.6), _with_face(lighting_ratio=0.7)),
-    (
-        IssueCode.BACKGROUND_NOT_UNIFORM,
-        replace(GOOD, background_std=T.max_background_std + 1),
-        replace(GOOD, background_std=T.max_background_std - 1),
-    ),
+    (IssueCode.BACKGROUND_NOT_UNIFORM, replace(GOOD, background_std=T.max_background_std + 1),
+     replace(GOOD, background_std=T.max_background_std - 1)),
     (IssueCode.HEAD_HEIGHT_OUT_OF_RANGE, _with_face(head_height_mm=24.5), _with_face(head_height_mm=25.05)),
     (IssueCode.HEAD_HEIGHT_OUT_OF_RANGE, _with_face(head_height_mm=35.5), _with_face(head_height_mm=34.9)),
     # 425 px at 600 px / 50.8 mm is 35.98 mm: too tall; 400 px is 33.9 mm.
@@ -123,11 +102,7 @@ CASES: list[tuple[IssueCode, PhotoMeasurements, PhotoMeasurements]] = [
      _with_face(eye_line_from_bottom_mm=28.5)),
     (IssueCode.EYE_LINE_OUT_OF_RANGE, _with_face(eye_line_from_bottom_mm=None, eye_line_from_bottom_px=420),
      _with_face(eye_line_from_bottom_mm=None, eye_line_from_bottom_px=400)),
-    (
-        IssueCode.LOW_RESOLUTION,
-        replace(GOOD, image_width_px=599),
-        replace(GOOD, image_width_px=601),
-    ),
+    (IssueCode.LOW_RESOLUTION, replace(GOOD, image_width_px=599), replace(GOOD, image_width_px=601)),
     (IssueCode.MULTIPLE_FACES, replace(GOOD, face_count=2), replace(GOOD, face_count=1)),
     (IssueCode.NO_FACE, replace(GOOD, face_count=0, face=None), GOOD),
 ]  # fmt: skip

@@ -111,7 +111,7 @@ def test_strength_moves_geometry_from_template_to_user(
     u_img, u_mesh = hopper
     dist = {}
     for strength in (0, 50, 100):
-        out = fusion.fuse(t_img, [t_mesh], [(u_img, u_mesh)], strength)
+        out = fusion.fuse(t_img, [t_mesh], [(u_img, u_mesh)], strength).image
         assert out.shape == t_img.shape and out.dtype == np.uint8
         # Exactly one face, by both the detector and the landmarker: no ghost second face.
         found = detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(out)))
@@ -134,7 +134,7 @@ def test_strength_moves_geometry_from_template_to_user(
 def test_strength_zero_returns_the_template(
     astronaut: tuple[npt.NDArray[np.uint8], Mesh], hopper: tuple[npt.NDArray[np.uint8], Mesh]
 ) -> None:
-    out = fusion.fuse(astronaut[0], [astronaut[1]], [hopper], 0)
+    out = fusion.fuse(astronaut[0], [astronaut[1]], [hopper], 0).image
     assert int(np.abs(out.astype(int) - astronaut[0]).max()) <= 1
 
 
@@ -142,7 +142,7 @@ def test_full_strength_takes_the_users_face_in_the_templates_tone(
     astronaut: tuple[npt.NDArray[np.uint8], Mesh], hopper: tuple[npt.NDArray[np.uint8], Mesh]
 ) -> None:
     t_img, t_mesh = astronaut
-    out, masks = fusion.fuse_with_masks(t_img, [t_mesh], [hopper], 100)
+    out, masks = fusion.fuse(t_img, [t_mesh], [hopper], 100)
     inner = masks[0] > 0.95
     assert inner.sum() > 2000
     # The face inside the mask is new...
@@ -160,7 +160,7 @@ def test_blend_edge_adds_no_colour_step(astronaut: tuple[npt.NDArray[np.uint8], 
     u_img, u_mesh = hopper
     d = 2  # about the feather's sigma at this face size (oval 90 px wide)
     for strength in (50, 100):
-        out, masks = fusion.fuse_with_masks(t_img, [t_mesh], [(u_img, u_mesh)], strength)
+        out, masks = fusion.fuse(t_img, [t_mesh], [(u_img, u_mesh)], strength)
         mask = masks[0]
         fused = _edge_step(out, mask, d)
         natural = _edge_step(t_img, mask, d)
@@ -193,7 +193,7 @@ def test_two_face_template_replaces_both_faces(
     assert tpl.face_count == 2
     left, right = tpl.meshes
     # Face 0 (the astronaut, left) gets Grace Hopper; face 1 (Grace Hopper) the astronaut.
-    out, masks = fusion.fuse_with_masks(np.array(tpl.image), list(tpl.meshes), [hopper, astronaut], 100)
+    out, masks = fusion.fuse(np.array(tpl.image), list(tpl.meshes), [hopper, astronaut], 100)
     assert set(masks) == {0, 1}
     for i in (0, 1):
         inner = masks[i] > 0.95
@@ -212,7 +212,7 @@ def test_face_index_fills_only_that_face(astronaut: tuple[npt.NDArray[np.uint8],
     # Two copies of the astronaut side by side: a two-face template without the landmarker.
     duo = np.concatenate([a_img, a_img], axis=1)
     right_mesh = a_mesh + np.array([a_img.shape[1], 0.0])
-    out, masks = fusion.fuse_with_masks(duo, [a_mesh, right_mesh], [hopper], 100, face_index=1)
+    out, masks = fusion.fuse(duo, [a_mesh, right_mesh], [hopper], 100, face_index=1)
     assert set(masks) == {1}
     assert np.array_equal(out[:, : a_img.shape[1]], a_img)
     assert float(np.abs(out[:, a_img.shape[1] :].astype(float) - a_img).mean()) > 1.0

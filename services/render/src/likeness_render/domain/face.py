@@ -54,23 +54,22 @@ class FaceGeometry:
         if self.five_points is not None and self.five_points.shape != (5, 2):
             raise ValueError(f"five_points must be (5, 2), got {self.five_points.shape}")
 
-    @property
-    def right_eye(self) -> FloatArray:
+    def _eye(self, iris: int, contour: tuple[int, ...], five_index: int) -> FloatArray:
+        """An eye centre: the iris point, else the middle of the eye contour, else the five-point eye."""
         if self.mesh is not None:
             if self.mesh.shape[0] >= MESH_POINTS:
-                return self.mesh[RIGHT_IRIS_CENTER]
-            return self.mesh[list(RIGHT_EYE)].mean(axis=0)
+                return self.mesh[iris]
+            return self.mesh[list(contour)].mean(axis=0)
         assert self.five_points is not None
-        return self.five_points[0]
+        return self.five_points[five_index]
+
+    @property
+    def right_eye(self) -> FloatArray:
+        return self._eye(RIGHT_IRIS_CENTER, RIGHT_EYE, 0)
 
     @property
     def left_eye(self) -> FloatArray:
-        if self.mesh is not None:
-            if self.mesh.shape[0] >= MESH_POINTS:
-                return self.mesh[LEFT_IRIS_CENTER]
-            return self.mesh[list(LEFT_EYE)].mean(axis=0)
-        assert self.five_points is not None
-        return self.five_points[1]
+        return self._eye(LEFT_IRIS_CENTER, LEFT_EYE, 1)
 
     @property
     def eye_centre(self) -> FloatArray:

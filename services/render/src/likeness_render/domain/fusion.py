@@ -16,7 +16,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -66,26 +66,22 @@ class _Roi:
         return self.y1 - self.y0
 
 
+class Fused(NamedTuple):
+    """A fused template, and per fused template face the blend mask (float 0..1, template
+    size) that took the user's face in."""
+
+    image: RgbImage
+    masks: dict[int, npt.NDArray[np.float32]]
+
+
 def fuse(
     template_rgb: RgbImage,
     template_faces: Sequence[npt.NDArray[np.floating]],
     users: Sequence[tuple[RgbImage, npt.NDArray[np.floating]]],
     strength: int,
     face_index: int = ALL_FACES,
-) -> RgbImage:
-    """Template with user faces fused in (see ``fuse_with_masks``)."""
-    return fuse_with_masks(template_rgb, template_faces, users, strength, face_index)[0]
-
-
-def fuse_with_masks(
-    template_rgb: RgbImage,
-    template_faces: Sequence[npt.NDArray[np.floating]],
-    users: Sequence[tuple[RgbImage, npt.NDArray[np.floating]]],
-    strength: int,
-    face_index: int = ALL_FACES,
-) -> tuple[RgbImage, dict[int, npt.NDArray[np.float32]]]:
-    """Template with user faces fused in, and per fused template face the blend mask
-    (float 0..1, template size) that took the user's face in.
+) -> Fused:
+    """Template with user faces fused in, and the blend masks that took them in.
 
     ``face_index`` = ``ALL_FACES``: template face i gets ``users[i]`` (faces beyond the
     number of users stay as they are). ``face_index`` = k >= 0: template face k gets
@@ -113,7 +109,7 @@ def fuse_with_masks(
         t_mesh = _mesh_2d(template_faces[i], f"template face {i}")
         u_mesh = _mesh_2d(user_mesh, f"user face {i}")
         out, masks[i] = _fuse_one(out, t_mesh, user_rgb, u_mesh, strength / 100.0)
-    return out, masks
+    return Fused(out, masks)
 
 
 def similarity_transform(src: FloatArray, dst: FloatArray) -> FloatArray:

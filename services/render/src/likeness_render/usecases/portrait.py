@@ -36,9 +36,10 @@ class Portraits:
         result = template.image.copy()
         for offset, user in enumerate(users):
             try:
-                result = await asyncio.to_thread(fusion.fuse, result, template.meshes, [user], strength, face_index + offset)
+                fused = await asyncio.to_thread(fusion.fuse, result, template.meshes, [user], strength, face_index + offset)
             except fusion.FusionError as exc:
                 raise InvalidArgument(str(exc), "FUSION_FAILED") from None
+            result = fused.image
         if ai_prompt:
             mesh = template.meshes[face_index]
             box = (float(mesh[:, 0].min()), float(mesh[:, 1].min()), float(mesh[:, 0].max()), float(mesh[:, 1].max()))
