@@ -18,7 +18,7 @@ from likeness.faces.v1 import faces_pb2
 from likeness_platform.errors import Unavailable
 from likeness_render.domain import templates
 from likeness_render.domain.spec_loading import load_catalog
-from likeness_render.usecases import RenderUseCases, build_use_cases
+from likeness_render.usecases import RenderUseCases, Shared, build_use_cases
 from likeness_render.usecases import templates as template_cases
 
 W, H = 600, 800
@@ -91,15 +91,8 @@ def _person(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
 
 def _service(faces: FakeFaces, image: npt.NDArray[np.uint8] | None = None) -> RenderUseCases:
     pixels = image if image is not None else np.full((H, W, 3), 200, np.uint8)
-    return build_use_cases(
-        load_catalog(),
-        InlineImages(pixels),
-        faces,
-        _person,
-        results=None,
-        templates=templates.InMemoryTemplateStore(),
-        access=None,  # type: ignore[arg-type]
-    )
+    shared = Shared(load_catalog(), InlineImages(pixels), faces, _person, results=None)  # type: ignore[arg-type]
+    return build_use_cases(shared, templates.InMemoryTemplateStore(), access=None)  # type: ignore[arg-type]
 
 
 async def _check(faces: FakeFaces, image: npt.NDArray[np.uint8] | None = None) -> set[str]:

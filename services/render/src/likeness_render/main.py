@@ -30,7 +30,7 @@ from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.domain.templates import InMemoryTemplateStore
 from likeness_render.grpc_api import RenderServicer, service_name
 from likeness_render.holder import RenderHolder
-from likeness_render.usecases import RenderUseCases, build_use_cases
+from likeness_render.usecases import RenderUseCases, Shared, build_use_cases
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 log = get_logger("likeness.render")
@@ -87,18 +87,16 @@ async def build(settings: RenderSettings) -> RenderWiring:
     for style in hair.hairstyles():
         hair.hair_material(style.id)  # drawn once per process, before the first request waits for it
     generator = make_image_generator(AiGenSettings())
-    use_cases = build_use_cases(
+    shared = Shared(
         catalog,
         ImageSource(ingestion_channel),
         FacesClient(faces_channel),
         segmenter.mask,
         results,
-        templates,
-        privacy,
         memory_only=settings.upload_ttl == 0,
         default_dpi=settings.default_dpi,
-        generator=generator,
     )
+    use_cases = build_use_cases(shared, templates, privacy, generator)
     # Demo templates need the faces service, which may not be up yet: built in the background.
     use_cases.templates.start_demo_templates()
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))

@@ -11,15 +11,18 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from importlib import resources
+from typing import TypeVar
 
 from likeness_render.domain.spec_catalog import Catalog
 from likeness_render.domain.specs import MM_PER_INCH, Medium, Paper, Spec
 
 SPECS_FILE = "id_photo_specs.csv"
 PAPERS_FILE = "print_media.csv"
+
+T = TypeVar("T")
 
 SPEC_COLUMNS = (
     "id", "country_code", "country", "document", "width_mm", "height_mm", "dpi",
@@ -133,23 +136,34 @@ def _int(row: dict[str, str], col: str, problems: _RowProblems) -> int | None:
 
 def parse_specs(text: str, source: str = SPECS_FILE) -> tuple[Spec, ...]:
     """Parse and validate the spec CSV; raises ``CatalogError`` listing every problem."""
+    return _parse(text, source, SPEC_COLUMNS, _valid_spec)
+
+
+def _valid_spec(row: dict[str, str], problems: _RowProblems) -> Spec | None:
+    spec = _build_spec(row, problems)
+    if spec is not None:
+        _validate_spec(spec, problems)
+    return spec
+
+
+def _parse(text: str, source: str, columns: Sequence[str], build: Callable[[dict[str, str], _RowProblems], T | None]) -> tuple[T, ...]:
+    """Every row built by ``build`` (which reports its problems); ids must be unique. Raises
+    ``CatalogError`` listing every problem of every row."""
     all_problems: list[str] = []
-    specs: list[Spec] = []
+    built: list[T] = []
     first_line: dict[str, int] = {}
-    for line, row in _rows(text, source, SPEC_COLUMNS):
+    for line, row in _rows(text, source, columns):
         problems = _RowProblems(source, line, row["id"], all_problems)
-        spec = _build_spec(row, problems)
         if row["id"] in first_line:
             problems.add(f"duplicate id (first on line {first_line[row['id']]})")
         else:
             first_line[row["id"]] = line
-        if spec is not None:
-            _validate_spec(spec, problems)
-        if problems.count == 0 and spec is not None:
-            specs.append(spec)
+        item = build(row, problems)
+        if problems.count == 0 and item is not None:
+            built.append(item)
     if all_problems:
         raise CatalogError(source, all_problems)
-    return tuple(specs)
+    return tuple(built)
 
 
 def _build_spec(row: dict[str, str], problems: _RowProblems) -> Spec | None:
@@ -305,32 +319,23 @@ def _validate_spec(s: Spec, problems: _RowProblems) -> None:
 
 def parse_papers(text: str, source: str = PAPERS_FILE) -> tuple[Paper, ...]:
     """Parse and validate the print-media CSV; raises ``CatalogError``."""
-    all_problems: list[str] = []
-    papers: list[Paper] = []
-    first_line: dict[str, int] = {}
-    for line, row in _rows(text, source, PAPER_COLUMNS):
-        problems = _RowProblems(source, line, row["id"], all_problems)
-        if row["id"] in first_line:
-            problems.add(f"duplicate id (first on line {first_line[row['id']]})")
-        else:
-            first_line[row["id"]] = line
-        if not _SLUG.fullmatch(row["id"]):
-            problems.add("id is not a lowercase slug (a-z, 0-9, single hyphens)")
-        if not row["name"]:
-            problems.add("name is empty")
-        width = _float(row, "width_mm", problems)
-        height = _float(row, "height_mm", problems)
-        if width is None or height is None:
-            problems.add("width_mm and height_mm are required")
-        else:
-            lo, hi = PAPER_MM_RANGE
-            for label, value in (("width_mm", width), ("height_mm", height)):
-                if not lo <= value <= hi:
-                    problems.add(f"{label} {value:g} outside {lo:g}-{hi:g} mm")
-            if width > height:
-                problems.add("paper sizes are listed in portrait orientation (width <= height)")
-        if problems.count == 0 and width is not None and height is not None:
-            papers.append(Paper(row["id"], row["name"], width, height, row["notes"] or None))
-    if all_problems:
-        raise CatalogError(source, all_problems)
-    return tuple(papers)
+    return _parse(text, source, PAPER_COLUMNS, _build_paper)
+
+
+def _build_paper(row: dict[str, str], problems: _RowProblems) -> Paper | None:
+    if not _SLUG.fullmatch(row["id"]):
+        problems.add("id is not a lowercase slug (a-z, 0-9, single hyphens)")
+    if not row["name"]:
+        problems.add("name is empty")
+    width = _float(row, "width_mm", problems)
+    height = _float(row, "height_mm", problems)
+    if width is None or height is None:
+        problems.add("width_mm and height_mm are required")
+        return None
+    lo, hi = PAPER_MM_RANGE
+    for label, value in (("width_mm", width), ("height_mm", height)):
+        if not lo <= value <= hi:
+            problems.add(f"{label} {value:g} outside {lo:g}-{hi:g} mm")
+    if width > height:
+        problems.add("paper sizes are listed in portrait orientation (width <= height)")
+    return Paper(row["id"], row["name"], width, height, row["notes"] or None)

@@ -24,14 +24,14 @@ from likeness_render.usecases.check import IdPhotoChecks
 from likeness_render.usecases.hairstyle import Hairstyles
 from likeness_render.usecases.id_photo import IdPhotos, Made, PhotoRequest
 from likeness_render.usecases.portrait import Portraits
-from likeness_render.usecases.ports import AccessLogPort, FacesPort, ImageSourcePort, ResultsPort, Segmenter
+from likeness_render.usecases.ports import AccessLogPort
 from likeness_render.usecases.restyle import Restyler
 from likeness_render.usecases.results import Results
 from likeness_render.usecases.shared import Shared
 from likeness_render.usecases.sheet import SheetRequest, Sheets
 from likeness_render.usecases.templates import Templates
 
-__all__ = ["Made", "PhotoRequest", "RenderUseCases", "SheetRequest", "build_use_cases"]
+__all__ = ["Made", "PhotoRequest", "RenderUseCases", "Shared", "SheetRequest", "build_use_cases"]
 
 
 @dataclass(frozen=True)
@@ -53,19 +53,8 @@ class RenderUseCases:
         return self.shared.spec(spec_id)
 
 
-def build_use_cases(
-    catalog: Catalog,
-    images: ImageSourcePort,
-    faces: FacesPort,
-    segment: Segmenter,
-    results: ResultsPort,
-    templates: TemplateStore,
-    access: AccessLogPort,
-    memory_only: bool = False,
-    default_dpi: float = 300.0,
-    generator: Any = None,
-) -> RenderUseCases:
-    shared = Shared(catalog, images, faces, segment, results, memory_only, default_dpi)
+def build_use_cases(shared: Shared, templates: TemplateStore, access: AccessLogPort, generator: Any = None) -> RenderUseCases:
+    """Every use case over the `shared` ports; `generator` is the AI image provider (None: off)."""
     sheets = Sheets(shared)
     template_cases = Templates(shared, templates)
     return RenderUseCases(
@@ -76,5 +65,5 @@ def build_use_cases(
         portraits=Portraits(shared, template_cases, Restyler(generator)),
         hairstyles=Hairstyles(shared),
         templates=template_cases,
-        results=Results(results, access),
+        results=Results(shared.results, access),
     )
