@@ -189,14 +189,12 @@ def _issues(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_dpi: float)
         yield from _check_image_quality(face, t)
         yield from _check_geometry(face, spec, t, default_dpi)
 
-    if m.background_std is not None and m.background_std > t.max_background_std:
-        yield Issue(
-            IssueCode.BACKGROUND_NOT_UNIFORM,
-            "The background is not plain: shadows, gradients or objects are visible.",
-            m.background_std,
-            None,
-            t.max_background_std,
-        )
+    yield from _over(
+        IssueCode.BACKGROUND_NOT_UNIFORM,
+        "The background is not plain: shadows, gradients or objects are visible.",
+        m.background_std,
+        t.max_background_std,
+    )
 
     if m.file_size_kb is not None:
         lo, hi = spec.file_min_kb, spec.file_max_kb
@@ -257,33 +255,12 @@ def _check_pose(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
 
 def _check_expression(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
     eyes = [v for v in (face.left_eye_openness, face.right_eye_openness) if v is not None]
-    if eyes and min(eyes) < t.min_eye_openness:
-        yield Issue(
-            IssueCode.EYES_CLOSED,
-            "The eyes must be open and clearly visible.",
-            min(eyes),
-            t.min_eye_openness,
-            None,
-        )
-    if face.mouth_openness is not None and face.mouth_openness > t.max_mouth_openness:
-        yield Issue(
-            IssueCode.MOUTH_OPEN,
-            "The mouth must be closed with a neutral expression.",
-            face.mouth_openness,
-            None,
-            t.max_mouth_openness,
-        )
+    yield from _under(IssueCode.EYES_CLOSED, "The eyes must be open and clearly visible.", min(eyes) if eyes else None, t.min_eye_openness)
+    yield from _over(IssueCode.MOUTH_OPEN, "The mouth must be closed with a neutral expression.", face.mouth_openness, t.max_mouth_openness)
 
 
 def _check_image_quality(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
-    if face.sharpness is not None and face.sharpness < t.min_sharpness:
-        yield Issue(
-            IssueCode.BLURRY,
-            "The face is out of focus or blurred by movement.",
-            face.sharpness,
-            t.min_sharpness,
-            None,
-        )
+    yield from _under(IssueCode.BLURRY, "The face is out of focus or blurred by movement.", face.sharpness, t.min_sharpness)
     dark = (face.exposure is not None and face.exposure < t.min_exposure) or (
         face.shadow_clipped_fraction is not None and face.shadow_clipped_fraction > t.max_shadow_clipped_fraction
     )
@@ -316,6 +293,18 @@ def _check_image_quality(face: FaceMeasurements, t: Thresholds) -> Iterator[Issu
                 1.0 / t.max_lighting_ratio,
                 t.max_lighting_ratio,
             )
+
+
+def _over(code: IssueCode, message: str, value: float | None, limit: float) -> Iterator[Issue]:
+    """``code`` when a measured ``value`` is above its maximum ``limit``."""
+    if value is not None and value > limit:
+        yield Issue(code, message, value, None, limit)
+
+
+def _under(code: IssueCode, message: str, value: float | None, limit: float) -> Iterator[Issue]:
+    """``code`` when a measured ``value`` is below its minimum ``limit``."""
+    if value is not None and value < limit:
+        yield Issue(code, message, value, limit, None)
 
 
 def _check_geometry(face: FaceMeasurements, spec: Spec, t: Thresholds, default_dpi: float) -> Iterator[Issue]:
