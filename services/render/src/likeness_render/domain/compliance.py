@@ -189,11 +189,11 @@ def _issues(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_dpi: float)
         yield from _check_image_quality(face, t)
         yield from _check_geometry(face, spec, t, default_dpi)
 
-    yield from _over(
+    yield from _outside(
         IssueCode.BACKGROUND_NOT_UNIFORM,
         "The background is not plain: shadows, gradients or objects are visible.",
         m.background_std,
-        t.max_background_std,
+        hi=t.max_background_std,
     )
 
     if m.file_size_kb is not None:
@@ -255,12 +255,16 @@ def _check_pose(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
 
 def _check_expression(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
     eyes = [v for v in (face.left_eye_openness, face.right_eye_openness) if v is not None]
-    yield from _under(IssueCode.EYES_CLOSED, "The eyes must be open and clearly visible.", min(eyes) if eyes else None, t.min_eye_openness)
-    yield from _over(IssueCode.MOUTH_OPEN, "The mouth must be closed with a neutral expression.", face.mouth_openness, t.max_mouth_openness)
+    yield from _outside(
+        IssueCode.EYES_CLOSED, "The eyes must be open and clearly visible.", min(eyes) if eyes else None, lo=t.min_eye_openness
+    )
+    yield from _outside(
+        IssueCode.MOUTH_OPEN, "The mouth must be closed with a neutral expression.", face.mouth_openness, hi=t.max_mouth_openness
+    )
 
 
 def _check_image_quality(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
-    yield from _under(IssueCode.BLURRY, "The face is out of focus or blurred by movement.", face.sharpness, t.min_sharpness)
+    yield from _outside(IssueCode.BLURRY, "The face is out of focus or blurred by movement.", face.sharpness, lo=t.min_sharpness)
     dark = (face.exposure is not None and face.exposure < t.min_exposure) or (
         face.shadow_clipped_fraction is not None and face.shadow_clipped_fraction > t.max_shadow_clipped_fraction
     )
@@ -295,16 +299,10 @@ def _check_image_quality(face: FaceMeasurements, t: Thresholds) -> Iterator[Issu
             )
 
 
-def _over(code: IssueCode, message: str, value: float | None, limit: float) -> Iterator[Issue]:
-    """``code`` when a measured ``value`` is above its maximum ``limit``."""
-    if value is not None and value > limit:
-        yield Issue(code, message, value, None, limit)
-
-
-def _under(code: IssueCode, message: str, value: float | None, limit: float) -> Iterator[Issue]:
-    """``code`` when a measured ``value`` is below its minimum ``limit``."""
-    if value is not None and value < limit:
-        yield Issue(code, message, value, limit, None)
+def _outside(code: IssueCode, message: str, value: float | None, lo: float | None = None, hi: float | None = None) -> Iterator[Issue]:
+    """``code`` when a measured ``value`` is below ``lo`` or above ``hi`` (a bound not given is open)."""
+    if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+        yield Issue(code, message, value, lo, hi)
 
 
 def _check_geometry(face: FaceMeasurements, spec: Spec, t: Thresholds, default_dpi: float) -> Iterator[Issue]:

@@ -59,35 +59,27 @@ def _pair(colour: tuple[int, int, int], polygon: Poly, shade: float) -> tuple[La
     return Layer(colour, polygon, shade), Layer(colour, tuple((-x, y) for x, y in polygon), shade)
 
 
+_SUIT = (
+    Layer((38, 42, 52), _BODY),
+    Layer((246, 246, 244), _SHIRT_V, 0.08),
+    Layer((120, 24, 40), _TIE, 0.25),
+    *_pair((28, 31, 40), _LAPEL, 0.12),
+    *_pair((250, 250, 248), _COLLAR, 0.06),
+)
+_BLAZER = (
+    Layer((30, 40, 72), _BODY),
+    Layer((44, 44, 48), _SHIRT_V, 0.10),
+    Layer((40, 40, 44), _CREW, 0.05),
+    *_pair((24, 32, 60), _LAPEL, 0.12),
+)
+_WHITE_SHIRT = (Layer((238, 238, 236), _BODY, 0.14), Layer((226, 226, 224), _PLACKET, 0.05), *_pair((248, 248, 246), _COLLAR, 0.06))
+
 OUTFITS: dict[str, Outfit] = {
     o.outfit_id: o
     for o in (
-        Outfit(
-            "suit",
-            "Dark suit with white shirt and tie",
-            (
-                Layer((38, 42, 52), _BODY),
-                Layer((246, 246, 244), _SHIRT_V, 0.08),
-                Layer((120, 24, 40), _TIE, 0.25),
-                *_pair((28, 31, 40), _LAPEL, 0.12),
-                *_pair((250, 250, 248), _COLLAR, 0.06),
-            ),
-        ),
-        Outfit(
-            "blazer",
-            "Dark blazer over a dark top",
-            (
-                Layer((30, 40, 72), _BODY),
-                Layer((44, 44, 48), _SHIRT_V, 0.10),
-                Layer((40, 40, 44), _CREW, 0.05),
-                *_pair((24, 32, 60), _LAPEL, 0.12),
-            ),
-        ),
-        Outfit(
-            "white-shirt",
-            "White shirt",
-            (Layer((238, 238, 236), _BODY, 0.14), Layer((226, 226, 224), _PLACKET, 0.05), *_pair((248, 248, 246), _COLLAR, 0.06)),
-        ),
+        Outfit("suit", "Dark suit with white shirt and tie", _SUIT),
+        Outfit("blazer", "Dark blazer over a dark top", _BLAZER),
+        Outfit("white-shirt", "White shirt", _WHITE_SHIRT),
     )
 }
 
