@@ -307,28 +307,20 @@ def _outside(code: IssueCode, message: str, value: float | None, lo: float | Non
 
 def _check_geometry(face: FaceMeasurements, spec: Spec, t: Thresholds, default_dpi: float) -> Iterator[Issue]:
     scale = spec.px_per_mm(default_dpi)
-    head = face.head_height_mm
-    if head is None and face.head_height_px is not None:
-        head = face.head_height_px / scale
-    eye = face.eye_line_from_bottom_mm
-    if eye is None and face.eye_line_from_bottom_px is not None:
-        eye = face.eye_line_from_bottom_px / scale
-    if head is not None:
-        yield from _check_band(
-            IssueCode.HEAD_HEIGHT_OUT_OF_RANGE,
-            "head height (chin to crown)",
-            head,
-            spec.head_band_mm(default_dpi),
-            t,
-        )
-    if eye is not None:
-        yield from _check_band(
+    for code, what, mm, px, band_of in (
+        (IssueCode.HEAD_HEIGHT_OUT_OF_RANGE, "head height (chin to crown)", face.head_height_mm, face.head_height_px, spec.head_band_mm),
+        (
             IssueCode.EYE_LINE_OUT_OF_RANGE,
             "eye line above the bottom edge",
-            eye,
-            spec.eye_band_mm(default_dpi),
-            t,
-        )
+            face.eye_line_from_bottom_mm,
+            face.eye_line_from_bottom_px,
+            spec.eye_band_mm,
+        ),
+    ):
+        # Measured in mm, else in output pixels.
+        value = px / scale if mm is None and px is not None else mm
+        if value is not None:
+            yield from _check_band(code, what, value, band_of(default_dpi), t)
 
 
 def _check_band(code: IssueCode, what: str, value: float, band: Band, t: Thresholds) -> Iterator[Issue]:
