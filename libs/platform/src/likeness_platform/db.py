@@ -12,6 +12,8 @@ import structlog
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from likeness_platform.settings import ServiceSettings
+
 log = structlog.get_logger("likeness.db")
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -52,6 +54,14 @@ async def apply_migrations(database_url: str, schema: str, migrations_dir: Path)
     if applied_now:
         log.info("migrations_applied", schema=schema, files=applied_now)
     return applied_now
+
+
+async def open_service_pool(settings: ServiceSettings, schema: str, migrations_dir: Path) -> AsyncConnectionPool:
+    """A service's pool on its migrated schema; exits with a clear message when no database is configured."""
+    if not settings.database_url:
+        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
+    await apply_migrations(settings.database_url, schema, migrations_dir)
+    return await open_pool(settings.database_url, schema, settings.db_pool_min, settings.db_pool_max)
 
 
 async def open_pool(database_url: str, schema: str, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:
