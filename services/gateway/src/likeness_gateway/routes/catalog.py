@@ -11,6 +11,7 @@ from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.render_client import medium_name, spec_format_name
 from likeness_gateway.deps import Gateway, current_device, gateway
 from likeness_gateway.domain.devices import Device
+from likeness_gateway.routes.models import from_message
 
 router = APIRouter(tags=["catalog"])
 
@@ -79,18 +80,12 @@ class SpecOut(BaseModel):
 
 
 def spec_out(s: render_pb2.Spec) -> SpecOut:
-    return SpecOut(
-        id=s.id,
-        country_code=s.country_code,
-        country=s.country,
-        document=s.document,
-        width_mm=s.width_mm,
-        height_mm=s.height_mm,
+    return from_message(
+        SpecOut,
+        s,
         dpi=s.dpi or None,
         width_px=s.width_px or None,
         height_px=s.height_px or None,
-        output_width_px=s.output_width_px,
-        output_height_px=s.output_height_px,
         head_mm=_range(s.head_mm, s.HasField("head_mm")),
         eye_from_bottom_mm=_range(s.eye_from_bottom_mm, s.HasField("eye_from_bottom_mm")),
         top_margin_mm=_range(s.top_margin_mm, s.HasField("top_margin_mm")),
@@ -99,7 +94,6 @@ def spec_out(s: render_pb2.Spec) -> SpecOut:
         format=spec_format_name(s.format),
         medium=medium_name(s.medium),
         sources=list(s.sources),
-        notes=s.notes,
     )
 
 
@@ -155,7 +149,7 @@ class PaperList(BaseModel):
 
 @router.get("/v1/papers", response_model=PaperList, summary="Paper sizes for print sheets")
 async def list_papers(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> PaperList:
-    return PaperList(papers=[PaperOut(id=p.id, name=p.name, width_mm=p.width_mm, height_mm=p.height_mm) for p in await gw.render.papers()])
+    return PaperList(papers=[from_message(PaperOut, p) for p in await gw.render.papers()])
 
 
 class Named(BaseModel):

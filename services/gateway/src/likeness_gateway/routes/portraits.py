@@ -13,26 +13,22 @@ from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.render_client import image_ref, result_kind_name
 from likeness_gateway.deps import Gateway, current_device, gateway
 from likeness_gateway.domain.devices import Device
-from likeness_gateway.domain.text import IDENTIFIER, PRINTABLE
+from likeness_gateway.domain.text import PRINTABLE
 from likeness_gateway.routes.generation import generate
 from likeness_gateway.routes.idphotos import _stream
+from likeness_gateway.routes.models import EXAMPLE_UPLOAD_ID, IMAGE_RESPONSES, Identifier, request_config
 
 router = APIRouter(tags=["portraits"])
 
 
 class PortraitIn(BaseModel):
-    model_config = {
-        "extra": "forbid",
-        "json_schema_extra": {
-            "examples": [{"upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11", "template_id": "astronaut-studio", "strength": 60}]
-        },
-    }
+    model_config = request_config(upload_id=EXAMPLE_UPLOAD_ID, template_id="astronaut-studio", strength=60)
 
     upload_id: str = Field(min_length=1, max_length=64, description="The user's photo")
-    extra_upload_ids: list[Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER)]] = Field(
+    extra_upload_ids: list[Identifier] = Field(
         default_factory=list, max_length=7, description="More faces for templates with several faces, in template order"
     )
-    template_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
+    template_id: Identifier
     strength: int = Field(60, ge=0, le=100, description="0 = the template's face, 100 = the user's")
     face_index: int = Field(0, ge=0, le=7, description="First template face to fill")
     ai_prompt: str | None = Field(
@@ -44,13 +40,10 @@ class PortraitIn(BaseModel):
 
 
 class HairstyleIn(BaseModel):
-    model_config = {
-        "extra": "forbid",
-        "json_schema_extra": {"examples": [{"upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11", "hairstyle_id": "bob"}]},
-    }
+    model_config = request_config(upload_id=EXAMPLE_UPLOAD_ID, hairstyle_id="bob")
 
-    upload_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
-    hairstyle_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
+    upload_id: Identifier
+    hairstyle_id: Identifier
 
 
 class ResultOut(BaseModel):
@@ -125,7 +118,7 @@ async def change_hairstyle(
 @router.get(
     "/v1/results/{result_id}/image",
     summary="A portrait or hairstyle result's image",
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    responses=IMAGE_RESPONSES,
 )
 async def result_image(
     result_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
