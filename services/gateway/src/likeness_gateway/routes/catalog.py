@@ -9,11 +9,11 @@ from pydantic import BaseModel
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.render_client import medium_name, spec_format_name
-from likeness_gateway.deps import Gateway, current_device, gateway
-from likeness_gateway.domain.devices import Device
+from likeness_gateway.deps import GatewayDep, current_device
 from likeness_gateway.routes.models import from_message
 
-router = APIRouter(tags=["catalog"])
+# Every catalog route needs a device token.
+router = APIRouter(tags=["catalog"], dependencies=[Depends(current_device)])
 
 
 class Range(BaseModel):
@@ -113,8 +113,7 @@ class CountryList(BaseModel):
 
 @router.get("/v1/specs", response_model=SpecList, summary="Search ID-photo specs by country, document or free text")
 async def list_specs(
-    _: Annotated[Device, Depends(current_device)],
-    gw: Annotated[Gateway, Depends(gateway)],
+    gw: GatewayDep,
     country: Annotated[str, Query(max_length=8, description="ISO 3166-1 alpha-2, 'EU' or 'intl'")] = "",
     document: Annotated[str, Query(max_length=64)] = "",
     q: Annotated[str, Query(max_length=100, description="free text over id, country, document and notes")] = "",
@@ -123,7 +122,7 @@ async def list_specs(
 
 
 @router.get("/v1/specs/countries", response_model=CountryList, summary="Countries with specs, for pickers")
-async def list_countries(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> CountryList:
+async def list_countries(gw: GatewayDep) -> CountryList:
     found: dict[str, Country] = {}
     for s in await gw.render.specs():
         entry = found.setdefault(s.country_code, Country(code=s.country_code, name=s.country, count=0))
@@ -132,7 +131,7 @@ async def list_countries(_: Annotated[Device, Depends(current_device)], gw: Anno
 
 
 @router.get("/v1/specs/{spec_id}", response_model=SpecOut, summary="One ID-photo spec")
-async def get_spec(spec_id: str, _: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> SpecOut:
+async def get_spec(spec_id: str, gw: GatewayDep) -> SpecOut:
     return spec_out(await gw.render.spec(spec_id))
 
 
@@ -148,7 +147,7 @@ class PaperList(BaseModel):
 
 
 @router.get("/v1/papers", response_model=PaperList, summary="Paper sizes for print sheets")
-async def list_papers(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> PaperList:
+async def list_papers(gw: GatewayDep) -> PaperList:
     return PaperList(papers=[from_message(PaperOut, p) for p in await gw.render.papers()])
 
 
@@ -162,7 +161,7 @@ class OutfitList(BaseModel):
 
 
 @router.get("/v1/outfits", response_model=OutfitList, summary="Outfit materials for ID photos")
-async def list_outfits(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> OutfitList:
+async def list_outfits(gw: GatewayDep) -> OutfitList:
     return OutfitList(outfits=[Named(id=o.outfit_id, name=o.name) for o in await gw.render.outfits()])
 
 
@@ -180,7 +179,7 @@ class TemplateList(BaseModel):
 
 
 @router.get("/v1/templates", response_model=TemplateList, summary="Template materials for portraits")
-async def list_templates(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> TemplateList:
+async def list_templates(gw: GatewayDep) -> TemplateList:
     return TemplateList(
         templates=[
             TemplateOut(id=t.template_id, name=t.name, style=t.style, face_count=t.face_count, width=t.width, height=t.height)
@@ -194,5 +193,5 @@ class HairstyleList(BaseModel):
 
 
 @router.get("/v1/hairstyles", response_model=HairstyleList, summary="Hair materials")
-async def list_hairstyles(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> HairstyleList:
+async def list_hairstyles(gw: GatewayDep) -> HairstyleList:
     return HairstyleList(hairstyles=[Named(id=h.hairstyle_id, name=h.name) for h in await gw.render.hairstyles()])

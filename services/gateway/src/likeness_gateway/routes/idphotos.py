@@ -6,13 +6,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.render_client import image_ref, severity_name
-from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.deps import CurrentDevice, Gateway, GatewayDep
 from likeness_gateway.domain.devices import Device
 from likeness_gateway.domain.text import IDENTIFIER
 from likeness_gateway.errors import ApiError
@@ -185,9 +185,7 @@ def _iso(ts: datetime) -> str:
 @router.post(
     "/v1/id-photos", status_code=201, response_model=IdPhotoOut, summary="Make an ID photo (checked, and laid out on a sheet when asked)"
 )
-async def create_id_photo(
-    body: IdPhotoIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> IdPhotoOut:
+async def create_id_photo(body: IdPhotoIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> IdPhotoOut:
     inline = gw.inline_images.get(body.upload_id, device.subject_id)
     call = render_pb2.CreateIdPhotoRequest(
         subject_id=device.subject_id,
@@ -243,9 +241,7 @@ async def _info(gw: Gateway, device: Device, photo_id: str) -> render_pb2.Result
 
 
 @router.get("/v1/id-photos/{photo_id}", response_model=IdPhotoOut, summary="An ID photo's description and compliance report")
-async def get_id_photo(
-    photo_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> IdPhotoOut:
+async def get_id_photo(photo_id: str, device: CurrentDevice, gw: GatewayDep) -> IdPhotoOut:
     info = await _info(gw, device, photo_id)
     return photo_out(info, info.report if info.HasField("report") else None, info.sheet_result_id, 0, _iso(info.expires_at.ToDatetime()))
 
@@ -266,16 +262,12 @@ def _image_route(path: str, summary: str) -> Callable[[RouteT], RouteT]:
 
 
 @_image_route("/v1/id-photos/{photo_id}/image", "The ID photo file (JPEG or PNG at the spec's size, DPI set)")
-async def get_image(
-    photo_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> Response:
+async def get_image(photo_id: str, device: CurrentDevice, gw: GatewayDep) -> Response:
     return await _stream(gw, device, photo_id, "id-photo")
 
 
 @_image_route("/v1/id-photos/{photo_id}/sheet", "The print sheet made with the ID photo")
-async def get_sheet(
-    photo_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> Response:
+async def get_sheet(photo_id: str, device: CurrentDevice, gw: GatewayDep) -> Response:
     item = gw.inline_images.item(photo_id, device.subject_id)
     sheet_id = item.meta.get("sheet_id", "") if item is not None else (await _info(gw, device, photo_id)).sheet_result_id
     if not sheet_id:
@@ -291,9 +283,7 @@ class CheckIn(BaseModel):
 
 
 @router.post("/v1/id-photos/check", response_model=ReportOut, summary="Check any photo against a spec without editing it")
-async def check_id_photo(
-    body: CheckIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> ReportOut:
+async def check_id_photo(body: CheckIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ReportOut:
     inline = gw.inline_images.get(body.upload_id, device.subject_id)
     call = render_pb2.CheckIdPhotoRequest(subject_id=device.subject_id, image=image_ref(body.upload_id, inline), spec_id=body.spec_id)
     report = await generate(gw, request, device, "id_photo_check", {"spec_id": body.spec_id}, lambda: gw.render.check_id_photo(call))

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.render_client import image_ref, result_kind_name
-from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.deps import CurrentDevice, Gateway, GatewayDep
 from likeness_gateway.domain.devices import Device
 from likeness_gateway.domain.text import PRINTABLE
 from likeness_gateway.routes.generation import generate
@@ -83,9 +82,7 @@ def _ref(gw: Gateway, device: Device, upload_id: str) -> object:
 
 
 @router.post("/v1/portraits", status_code=201, response_model=ResultOut, summary="Fuse the user's face into a template")
-async def create_portrait(
-    body: PortraitIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> ResultOut:
+async def create_portrait(body: PortraitIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ResultOut:
     call = render_pb2.CreatePortraitRequest(
         subject_id=device.subject_id,
         images=[_ref(gw, device, u) for u in [body.upload_id, *body.extra_upload_ids]],
@@ -105,9 +102,7 @@ async def create_portrait(
 
 
 @router.post("/v1/hairstyles", status_code=201, response_model=ResultOut, summary="Put a hair material on the user's head")
-async def change_hairstyle(
-    body: HairstyleIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> ResultOut:
+async def change_hairstyle(body: HairstyleIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ResultOut:
     call = render_pb2.ChangeHairstyleRequest(
         subject_id=device.subject_id, image=_ref(gw, device, body.upload_id), hairstyle_id=body.hairstyle_id
     )
@@ -120,7 +115,5 @@ async def change_hairstyle(
     summary="A portrait or hairstyle result's image",
     responses=IMAGE_RESPONSES,
 )
-async def result_image(
-    result_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> Response:
+async def result_image(result_id: str, device: CurrentDevice, gw: GatewayDep) -> Response:
     return await _stream(gw, device, result_id, "portrait")
