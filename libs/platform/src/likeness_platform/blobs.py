@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from likeness_platform.settings import SealedStoreSettings
+
 
 def new_blob_name() -> str:
     """A random name that reveals nothing about the subject or the content."""
@@ -160,6 +162,12 @@ class S3BlobStore:
         for page in pages:
             for obj in page.get("Contents", []):
                 yield BlobEntry(obj["Key"][len(self.prefix) :], obj["Size"], obj["LastModified"])
+
+
+def blob_store_for(settings: SealedStoreSettings) -> BlobStore:
+    """The blob store a service's settings configure."""
+    s = settings
+    return blob_store_from_settings(s.blob_backend, s.blob_dir, s.s3_bucket, s.s3_prefix, s.s3_endpoint_url, s.s3_region)
 
 
 def blob_store_from_settings(backend: str, local_dir: str, bucket: str, prefix: str, endpoint_url: str, region: str) -> BlobStore:

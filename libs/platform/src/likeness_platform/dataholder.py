@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from likeness.common.v1 import common_pb2
 from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc
 from likeness_platform.errors import InvalidArgument
 
+M = TypeVar("M", bound=Message)
 CHUNK = 1024 * 1024
 
 
@@ -71,6 +73,16 @@ def timestamp(when: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(when.astimezone(UTC))
     return ts
+
+
+def message_from(message: type[M], source: Any, **values: Any) -> M:
+    """A protobuf message with each field copied from the same-named field of dataclass `source`.
+
+    Datetimes become Timestamps; `values` set fields `source` lacks or override ones that need converting.
+    """
+    names = message.DESCRIPTOR.fields_by_name  # type: ignore[attr-defined]
+    copied = {f.name: getattr(source, f.name) for f in fields(source) if f.name in names and f.name not in values}
+    return message(**{k: timestamp(v) if isinstance(v, datetime) else v for k, v in copied.items()}, **values)
 
 
 def _subject(value: str) -> str:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import structlog
 from psycopg import sql
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from likeness_platform.settings import ServiceSettings
+
+T = TypeVar("T")
 
 log = structlog.get_logger("likeness.db")
 
@@ -54,6 +61,14 @@ async def apply_migrations(database_url: str, schema: str, migrations_dir: Path)
     return applied_now
 
 
+async def open_service_pool(settings: ServiceSettings, schema: str, migrations_dir: Path) -> AsyncConnectionPool:
+    """A service's pool on its migrated schema; exits with a clear message when no database is configured."""
+    if not settings.database_url:
+        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
+    await apply_migrations(settings.database_url, schema, migrations_dir)
+    return await open_pool(settings.database_url, schema, settings.db_pool_min, settings.db_pool_max)
+
+
 async def open_pool(database_url: str, schema: str, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:
     """An open async pool whose connections use the service's schema by default."""
     _check_schema(schema)
@@ -66,6 +81,26 @@ async def open_pool(database_url: str, schema: str, min_size: int = 1, max_size:
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+def from_row(cls: type[T], row: Mapping[str, Any], **values: Any) -> T:
+    """A dataclass from a row by column name: UUID columns become their text, `values` set or override fields.
+
+    Fields the row lacks keep their defaults; a required one missing raises TypeError naming it.
+    """
+    kwargs = {f.name: _plain(row[f.name]) for f in dataclasses.fields(cls) if f.name in row and f.name not in values}  # type: ignore[arg-type]
+    return cls(**kwargs, **values)
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+async def fetch_row(pool: AsyncConnectionPool[Any], query: str, params: Sequence[Any]) -> dict[str, Any] | None:
+    """The first row `query` returns, as a column -> value dict; None when there is none."""
+    async with pool.connection() as conn:
+        cur = await conn.cursor(row_factory=dict_row).execute(query, params)
+        return await cur.fetchone()
 
 
 def as_uuid(value: object) -> uuid.UUID | None:

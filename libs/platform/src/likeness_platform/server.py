@@ -6,7 +6,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 import structlog
@@ -14,9 +14,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from likeness_platform.interceptors import ServerInterceptor
+from likeness_platform.logging import configure_logging
 from likeness_platform.metrics import start_metrics_server
 from likeness_platform.settings import ServiceSettings
-from likeness_platform.telemetry import server_tracing_interceptor
+from likeness_platform.telemetry import configure_tracing, server_tracing_interceptor
 
 log = structlog.get_logger("likeness.server")
 
@@ -37,15 +38,19 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
     ]
 
 
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
 @dataclass(kw_only=True)
-class Wiring:
+class Wiring(Generic[SettingsT]):
     """What a service's composition root (`main.build`) returns; each service extends it with its parts.
 
-    `register` adds the servicers to a server and returns their full names, `background` are the
-    loops a running service keeps going, `closers` release what build opened (in reverse order).
+    `Wiring[XSettings]` types `settings` as the service's own settings class. `register` adds the
+    servicers to a server and returns their full names, `background` are the loops a running service
+    keeps going, `closers` release what build opened (in reverse order).
     """
 
-    settings: ServiceSettings
+    settings: SettingsT
     register: Callable[[grpc.aio.Server], Iterable[str]]
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -132,6 +137,32 @@ async def serve_forever(
     log.info("stopped")
 
 
-async def serve_wiring(service: str, wiring: Wiring) -> None:
+async def serve_wiring(service: str, wiring: Wiring[Any]) -> None:
     """Serve what `build` wired until SIGTERM/SIGINT, then close it."""
     await serve_forever(service, wiring.settings, wiring.register, on_stop=[wiring.close], background=wiring.background)
+
+
+WiringT = TypeVar("WiringT", bound=Wiring[Any])
+
+
+async def run_service(
+    service: str,
+    settings_cls: Callable[[], SettingsT],
+    build: Callable[[SettingsT], Awaitable[WiringT]],
+    *,
+    serve: Callable[[str, WiringT], Awaitable[None]] = serve_wiring,
+    startup_errors: tuple[type[Exception], ...] = (),
+) -> None:
+    """What `python -m likeness_<service>.main` runs: settings from the environment, logging, tracing, `build`, `serve`.
+
+    `serve` defaults to `serve_wiring` (gRPC only); a service that serves more (the gateway's HTTP app) passes its own.
+    `startup_errors` raised by `build` stop the process with a one-line message instead of a traceback.
+    """
+    settings = settings_cls()
+    configure_logging(service, settings.log_level)
+    configure_tracing(service, settings.otel_exporter)
+    try:
+        wiring = await build(settings)
+    except startup_errors as exc:
+        raise SystemExit(f"{service} cannot start: {exc}") from None
+    await serve(service, wiring)

@@ -49,3 +49,16 @@ class ServiceSettings(BaseSettings):
     faces_addr: str = "127.0.0.1:50052"
     render_addr: str = "127.0.0.1:50053"
     billing_addr: str = "127.0.0.1:50054"
+
+
+class SealedStoreSettings(ServiceSettings):
+    """A service that keeps sealed blobs (likeness_platform.sealed_store): where they go and how long data keys are cached."""
+
+    # local | s3
+    blob_backend: str = "local"
+    blob_dir: str = ".run/blobs"
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    data_key_ttl_seconds: float = 10.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from appstoreserverlibrary.models.Environment import Environment
@@ -18,11 +19,10 @@ from likeness_billing.domain.quotas import QuotaPolicy
 from likeness_billing.grpc_api import BillingServicer, service_name
 from likeness_billing.holder import BillingHolder
 from likeness_platform.dataholder import add_dataholder
-from likeness_platform.db import apply_migrations, open_pool
-from likeness_platform.logging import configure_logging, get_logger
-from likeness_platform.server import Wiring, serve_wiring
+from likeness_platform.db import open_service_pool
+from likeness_platform.logging import get_logger
+from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import ServiceSettings, StrList
-from likeness_platform.telemetry import configure_tracing
 
 log = get_logger("likeness.billing")
 
@@ -81,8 +81,7 @@ def ledger_key(s: BillingSettings) -> bytes:
 
 
 @dataclass(kw_only=True)
-class BillingWiring(Wiring):
-    settings: BillingSettings
+class BillingWiring(Wiring[BillingSettings]):
     repo: BillingRepository
     verifier: AppleVerifier | None
     receipts: ReceiptResolver | None
@@ -94,10 +93,7 @@ async def build(settings: BillingSettings) -> BillingWiring:
     key = ledger_key(settings)
     verifier = build_verifier(settings)
     receipts = build_receipts(settings, verifier)
-    if not settings.database_url:
-        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
-    await apply_migrations(settings.database_url, "billing", MIGRATIONS_DIR)
-    pool = await open_pool(settings.database_url, "billing", settings.db_pool_min, settings.db_pool_max)
+    pool = await open_service_pool(settings, "billing", MIGRATIONS_DIR)
     repo = BillingRepository(pool, ledger_key=key)
     policy = QuotaPolicy(settings.free_daily_generations)
 
@@ -128,11 +124,7 @@ async def build(settings: BillingSettings) -> BillingWiring:
     )
 
 
-async def main() -> None:
-    settings = BillingSettings()
-    configure_logging("billing", settings.log_level)
-    configure_tracing("billing", settings.otel_exporter)
-    await serve_wiring("billing", await build(settings))
+main = partial(run_service, "billing", BillingSettings, build)
 
 
 if __name__ == "__main__":

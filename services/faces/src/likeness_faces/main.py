@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,9 @@ from likeness_faces.holder import StatelessHolder
 from likeness_faces.service import FaceAnalyzer
 from likeness_platform.clients import open_channel
 from likeness_platform.dataholder import add_dataholder
-from likeness_platform.logging import configure_logging, get_logger
-from likeness_platform.server import Wiring, serve_wiring
+from likeness_platform.logging import get_logger
+from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import ServiceSettings
-from likeness_platform.telemetry import configure_tracing
 
 log = get_logger("likeness.faces")
 
@@ -43,8 +43,7 @@ def pick(device: str) -> torch.device | None:
 
 
 @dataclass(kw_only=True)
-class FacesWiring(Wiring):
-    settings: FacesSettings
+class FacesWiring(Wiring[FacesSettings]):
     models: FaceModels
     analyzer: FaceAnalyzer
 
@@ -68,16 +67,7 @@ async def build(settings: FacesSettings) -> FacesWiring:
     return FacesWiring(settings=settings, register=register, closers=[close], models=models, analyzer=analyzer)
 
 
-async def main() -> None:
-    settings = FacesSettings()
-    configure_logging("faces", settings.log_level)
-    configure_tracing("faces", settings.otel_exporter)
-    try:
-        wiring = await build(settings)
-    except ModelFilesError as exc:
-        raise SystemExit(f"faces cannot start: {exc}") from None
-    await serve_wiring("faces", wiring)
-
+main = partial(run_service, "faces", FacesSettings, build, startup_errors=(ModelFilesError,))
 
 if __name__ == "__main__":
     asyncio.run(main())

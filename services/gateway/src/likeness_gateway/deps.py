@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from likeness_gateway.adapters.billing_client import BillingClient
 from likeness_gateway.adapters.devices import DeviceRepository
@@ -75,3 +76,8 @@ async def current_device(request: Request) -> Device:
 def ip_bucket(gw: Gateway, ip: str) -> str:
     """Rate-limit bucket name for an IP: a keyed hash, never the address itself."""
     return "ip:" + hmac.new(gw.bucket_key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+# What a route declares to get the gateway, and the caller's device (401 without a valid token).
+GatewayDep = Annotated[Gateway, Depends(gateway)]
+CurrentDevice = Annotated[Device, Depends(current_device)]

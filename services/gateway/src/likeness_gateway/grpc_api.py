@@ -6,7 +6,7 @@ from typing import Any
 
 from likeness.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from likeness_gateway.adapters.devices import DeviceRepository
-from likeness_platform.dataholder import add_dataholder, timestamp
+from likeness_platform.dataholder import add_dataholder, message_from
 from likeness_platform.errors import NotFound
 
 
@@ -18,19 +18,7 @@ class DevicesServicer(gateway_pb2_grpc.DevicesServicer):
         device = await self._devices.get(request.device_id)
         if device is None:
             raise NotFound("no such device", "DEVICE_NOT_FOUND")
-        return gateway_pb2.GetDeviceResponse(
-            device=gateway_pb2.Device(
-                device_id=device.device_id,
-                subject_id=device.subject_id,
-                platform=device.platform,
-                model=device.model,
-                os_version=device.os_version,
-                app_version=device.app_version,
-                language=device.language,
-                created_at=timestamp(device.created_at),
-                active=device.active,
-            )
-        )
+        return gateway_pb2.GetDeviceResponse(device=message_from(gateway_pb2.Device, device))
 
 
 def register(server: Any, devices: DeviceRepository) -> list[str]:

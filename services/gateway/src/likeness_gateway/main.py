@@ -8,6 +8,7 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import uvicorn
@@ -26,11 +27,10 @@ from likeness_gateway.deps import Gateway
 from likeness_gateway.domain.inline_store import InlineImages
 from likeness_gateway.routes import generation
 from likeness_gateway.settings import GatewaySettings
-from likeness_platform.db import apply_migrations, open_pool
-from likeness_platform.logging import configure_logging, get_logger
+from likeness_platform.db import open_service_pool
+from likeness_platform.logging import get_logger
 from likeness_platform.metrics import start_metrics_server
-from likeness_platform.server import Wiring, start_server
-from likeness_platform.telemetry import configure_tracing
+from likeness_platform.server import Wiring, run_service, start_server
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 log = get_logger("likeness.gateway")
@@ -44,18 +44,14 @@ class _Server(uvicorn.Server):
 
 
 @dataclass(kw_only=True)
-class GatewayWiring(Wiring):
-    settings: GatewaySettings
+class GatewayWiring(Wiring[GatewaySettings]):
     gateway: Gateway
     app: FastAPI
 
 
 async def build(settings: GatewaySettings) -> GatewayWiring:
     """The gateway's one composition root: upstream clients, repositories, the HTTP app and the gRPC DataHolder."""
-    if not settings.database_url:
-        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
-    await apply_migrations(settings.database_url, "gateway", MIGRATIONS)
-    pool = await open_pool(settings.database_url, "gateway", settings.db_pool_min, settings.db_pool_max)
+    pool = await open_service_pool(settings, "gateway", MIGRATIONS)
     deadline = settings.upstream_deadline_seconds
     privacy = PrivacyClient(settings.privacy_addr, settings, deadline)
     ingestion = IngestionClient(settings.ingestion_addr, settings, deadline)
@@ -93,12 +89,10 @@ async def build(settings: GatewaySettings) -> GatewayWiring:
     )
 
 
-async def main() -> None:
-    settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level)
-    configure_tracing("gateway", settings.otel_exporter)
-    wiring = await build(settings)
-    running = await start_server("gateway", settings, wiring.register)
+async def serve(service: str, wiring: GatewayWiring) -> None:
+    """Serve the HTTP app and the gRPC DataHolder until SIGTERM/SIGINT; both stop together."""
+    settings = wiring.settings
+    running = await start_server(service, settings, wiring.register)
     metrics_port = settings.metrics_port or (running.port + 1000)
     start_metrics_server(settings.grpc_host, metrics_port)
     http = _Server(uvicorn.Config(wiring.app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False))
@@ -117,6 +111,8 @@ async def main() -> None:
     await wiring.close()
     log.info("stopped")
 
+
+main = partial(run_service, "gateway", GatewaySettings, build, serve=serve)
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -8,24 +8,14 @@ from typing import Any
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from likeness_ingestion.domain.uploads import UploadRow
 from likeness_ingestion.service import IngestionService, UploadMeta
-from likeness_platform.dataholder import timestamp
+from likeness_platform.dataholder import message_from
 from likeness_platform.errors import InvalidArgument
 
 CHUNK = 1024 * 1024
 
 
 def info_pb(row: UploadRow, persisted: bool = True) -> ingestion_pb2.UploadInfo:
-    return ingestion_pb2.UploadInfo(
-        upload_id=row.upload_id,
-        width=row.width,
-        height=row.height,
-        format=row.format,
-        size_bytes=row.size_bytes,
-        sha256=row.sha256,
-        created_at=timestamp(row.created_at),
-        expires_at=timestamp(row.expires_at),
-        persisted=persisted,
-    )
+    return message_from(ingestion_pb2.UploadInfo, row, persisted=persisted)
 
 
 class IngestionServicer(ingestion_pb2_grpc.IngestionServicer):

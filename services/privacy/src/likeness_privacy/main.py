@@ -6,15 +6,14 @@ import asyncio
 import base64
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from likeness.privacy.v1 import privacy_pb2_grpc
 from likeness_platform.dataholder import add_dataholder
-from likeness_platform.db import apply_migrations, open_pool
-from likeness_platform.logging import configure_logging
-from likeness_platform.server import Wiring, serve_wiring
+from likeness_platform.db import open_service_pool
+from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import ServiceSettings
-from likeness_platform.telemetry import configure_tracing
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain.keys import parse_kek
@@ -61,8 +60,7 @@ def build_config(settings: PrivacySettings) -> PrivacyConfig:
 
 
 @dataclass(kw_only=True)
-class PrivacyWiring(Wiring):
-    settings: PrivacySettings
+class PrivacyWiring(Wiring[PrivacySettings]):
     use_cases: PrivacyUseCases
     holders: list[RemoteHolder]
 
@@ -70,10 +68,7 @@ class PrivacyWiring(Wiring):
 async def build(settings: PrivacySettings) -> PrivacyWiring:
     """The privacy service's one composition root: adapters, use cases, servicers, background loops."""
     config = build_config(settings)
-    if not settings.database_url:
-        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
-    await apply_migrations(settings.database_url, "privacy", MIGRATIONS)
-    pool = await open_pool(settings.database_url, "privacy", settings.db_pool_min, settings.db_pool_max)
+    pool = await open_service_pool(settings, "privacy", MIGRATIONS)
     holders = [RemoteHolder(name, addr, settings, settings.holder_timeout_seconds) for name, addr in settings.holders.items()]
     use_cases = build_use_cases(PrivacyRepository(pool), holders, config)
 
@@ -96,11 +91,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
     )
 
 
-async def main() -> None:
-    settings = PrivacySettings()
-    configure_logging("privacy", settings.log_level)
-    configure_tracing("privacy", settings.otel_exporter)
-    await serve_wiring("privacy", await build(settings))
+main = partial(run_service, "privacy", PrivacySettings, build)
 
 
 if __name__ == "__main__":

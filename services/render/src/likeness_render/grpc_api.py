@@ -10,7 +10,7 @@ import numpy as np
 
 from likeness.render.v1 import render_pb2, render_pb2_grpc
 from likeness_imaging.codec import decode_rgb
-from likeness_platform.dataholder import timestamp
+from likeness_platform.dataholder import message_from
 from likeness_platform.errors import InvalidArgument, NotFound
 from likeness_render.domain import compliance, hair, idphoto, outfits
 from likeness_render.domain.results import StoredResult
@@ -118,18 +118,10 @@ def _report_from_meta(meta: dict[str, Any]) -> render_pb2.ComplianceReport | Non
 
 
 def result_pb(r: StoredResult, data: bytes = b"") -> render_pb2.ResultInfo:
-    out = render_pb2.ResultInfo(
-        result_id=r.result_id,
+    out = message_from(
+        render_pb2.ResultInfo,
+        r,
         kind=RESULT_KINDS.get(r.kind, render_pb2.RESULT_KIND_UNSPECIFIED),
-        content_type=r.content_type,
-        width=r.width,
-        height=r.height,
-        size_bytes=r.size_bytes,
-        dpi=r.dpi,
-        created_at=timestamp(r.created_at),
-        expires_at=timestamp(r.expires_at),
-        persisted=r.persisted,
-        spec_id=r.spec_id,
         sheet_result_id=str(r.meta.get("sheet_result_id", "")),
     )
     report = _report_from_meta(r.meta)

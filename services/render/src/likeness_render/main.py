@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from likeness.render.v1 import render_pb2_grpc
-from likeness_platform.blobs import blob_store_from_settings
+from likeness_platform.blobs import blob_store_for
 from likeness_platform.clients import open_channel
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.dataholder import add_dataholder
-from likeness_platform.db import apply_migrations, open_pool
-from likeness_platform.logging import configure_logging, get_logger
+from likeness_platform.db import open_service_pool
+from likeness_platform.logging import get_logger
 from likeness_platform.privacy_port import PrivacyPort
-from likeness_platform.server import Wiring, serve_wiring
-from likeness_platform.settings import ServiceSettings
-from likeness_platform.telemetry import configure_tracing
+from likeness_platform.server import Wiring, run_service
+from likeness_platform.settings import SealedStoreSettings
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
 from likeness_render.adapters.model_files import ModelFileMissing
 from likeness_render.adapters.results import ResultStore
@@ -36,24 +36,18 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 log = get_logger("likeness.render")
 
 
-class RenderSettings(ServiceSettings):
+class RenderSettings(SealedStoreSettings):
     grpc_port: int = 50053
     # Seconds results are kept (at most 86400); 0 = memory-only mode, results returned inline.
     upload_ttl: int = 86400
-    blob_backend: str = "local"
     blob_dir: str = ".run/blobs/render"
-    s3_bucket: str = ""
     s3_prefix: str = "results"
-    s3_endpoint_url: str = ""
-    s3_region: str = ""
-    data_key_ttl_seconds: float = 10.0
     # Print resolution for specs that state none.
     default_dpi: int = 300
 
 
 @dataclass(kw_only=True)
-class RenderWiring(Wiring):
-    settings: RenderSettings
+class RenderWiring(Wiring[RenderSettings]):
     use_cases: RenderUseCases
 
 
@@ -61,22 +55,17 @@ async def build(settings: RenderSettings) -> RenderWiring:
     """The render service's one composition root: models, adapters, use cases, servicers."""
     if not 0 <= settings.upload_ttl <= 86400:
         raise SystemExit("LIKENESS_UPLOAD_TTL must be between 0 and 86400 seconds: results are kept at most 24 h")
-    if not settings.database_url:
-        raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
     try:
         segmenter = SelfieSegmenter()
     except ModelFileMissing as exc:
         raise SystemExit(f"render cannot start: {exc}") from None
     catalog = load_catalog()
-    await apply_migrations(settings.database_url, "render", MIGRATIONS)
-    pool = await open_pool(settings.database_url, "render", settings.db_pool_min, settings.db_pool_max)
+    pool = await open_service_pool(settings, "render", MIGRATIONS)
     privacy_channel = open_channel(settings.privacy_addr, "render", settings)
     ingestion_channel = open_channel(settings.ingestion_addr, "render", settings)
     faces_channel = open_channel(settings.faces_addr, "render", settings)
     privacy = PrivacyPort(privacy_channel, "render")
-    blobs = blob_store_from_settings(
-        settings.blob_backend, settings.blob_dir, settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.s3_region
-    )
+    blobs = blob_store_for(settings)
     results = ResultStore(
         pool, blobs, DataKeyCache(privacy.data_key, settings.data_key_ttl_seconds), timedelta(seconds=settings.upload_ttl)
     )
@@ -117,11 +106,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
     return RenderWiring(settings=settings, register=register, closers=[close], use_cases=use_cases)
 
 
-async def main() -> None:
-    settings = RenderSettings()
-    configure_logging("render", settings.log_level)
-    configure_tracing("render", settings.otel_exporter)
-    await serve_wiring("render", await build(settings))
+main = partial(run_service, "render", RenderSettings, build)
 
 
 if __name__ == "__main__":

@@ -16,21 +16,11 @@ from likeness_gateway.domain.devices import Device
 from likeness_platform.categories import Category
 from likeness_platform.dataholder import ExportItem, Retention
 from likeness_platform.db import as_uuid as _uuid
-from likeness_platform.db import oldest_age
+from likeness_platform.db import fetch_row, from_row, oldest_age
 
 
 def _device(row: Mapping[str, Any]) -> Device:
-    return Device(
-        str(row["device_id"]),
-        str(row["subject_id"]),
-        row["platform"],
-        row["model"],
-        row["os_version"],
-        row["app_version"],
-        row["language"],
-        row["active"],
-        row["created_at"],
-    )
+    return from_row(Device, row)
 
 
 class DeviceRepository:
@@ -60,18 +50,12 @@ class DeviceRepository:
         return _device(row)
 
     async def by_token_hash(self, token_hash: str) -> Device | None:
-        async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM devices WHERE token_hash = %s", (token_hash,))
-            row = await cur.fetchone()
+        row = await fetch_row(self.pool, "SELECT * FROM devices WHERE token_hash = %s", (token_hash,))
         return _device(row) if row else None
 
     async def get(self, device_id: str) -> Device | None:
         did = _uuid(device_id)
-        if did is None:
-            return None
-        async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM devices WHERE device_id = %s", (did,))
-            row = await cur.fetchone()
+        row = await fetch_row(self.pool, "SELECT * FROM devices WHERE device_id = %s", (did,)) if did else None
         return _device(row) if row else None
 
     async def deactivate_subject(self, subject_id: str) -> int:

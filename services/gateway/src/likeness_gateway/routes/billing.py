@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
 from likeness.billing.v1 import billing_pb2
-from likeness_gateway.deps import Gateway, current_device, gateway
-from likeness_gateway.domain.devices import Device
+from likeness_gateway.deps import CurrentDevice, GatewayDep
 from likeness_gateway.errors import ApiError
 
 router = APIRouter(tags=["billing"])
@@ -93,9 +90,7 @@ class PurchaseOut(BaseModel):
 
 
 @router.post("/v1/purchases/apple", response_model=PurchaseOut, summary="Verify an App Store purchase and bind it to this device")
-async def apple_purchase(
-    body: ApplePurchase, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> PurchaseOut:
+async def apple_purchase(body: ApplePurchase, device: CurrentDevice, gw: GatewayDep) -> PurchaseOut:
     reply = await gw.billing.verify_apple(device.subject_id, body.signed_transaction, body.receipt)
     p = reply.purchase
     return PurchaseOut(
@@ -110,7 +105,7 @@ async def apple_purchase(
 
 
 @router.get("/v1/entitlements", response_model=EntitlementsOut, summary="What this device may do now")
-async def entitlements(device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> EntitlementsOut:
+async def entitlements(device: CurrentDevice, gw: GatewayDep) -> EntitlementsOut:
     return entitlements_out(await gw.billing.entitlements(device.subject_id))
 
 
@@ -134,7 +129,7 @@ _OUTCOMES = {v: k.removeprefix("NOTIFICATION_OUTCOME_").lower() for k, v in bill
     description="No token: the payload is verified against Apple's certificate chain. Answers 200 once durably recorded; "
     "a payload that fails verification answers 400 so it is not mistaken for delivered.",
 )
-async def apple_webhook(body: AppleNotification, gw: Annotated[Gateway, Depends(gateway)]) -> NotificationAck:
+async def apple_webhook(body: AppleNotification, gw: GatewayDep) -> NotificationAck:
     try:
         reply = await gw.billing.notification(body.signedPayload)
     except ApiError as exc:

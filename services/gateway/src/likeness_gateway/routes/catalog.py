@@ -9,10 +9,11 @@ from pydantic import BaseModel
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.render_client import medium_name, spec_format_name
-from likeness_gateway.deps import Gateway, current_device, gateway
-from likeness_gateway.domain.devices import Device
+from likeness_gateway.deps import GatewayDep, current_device
+from likeness_gateway.routes.models import from_message
 
-router = APIRouter(tags=["catalog"])
+# Every catalog route needs a device token.
+router = APIRouter(tags=["catalog"], dependencies=[Depends(current_device)])
 
 
 class Range(BaseModel):
@@ -79,18 +80,12 @@ class SpecOut(BaseModel):
 
 
 def spec_out(s: render_pb2.Spec) -> SpecOut:
-    return SpecOut(
-        id=s.id,
-        country_code=s.country_code,
-        country=s.country,
-        document=s.document,
-        width_mm=s.width_mm,
-        height_mm=s.height_mm,
+    return from_message(
+        SpecOut,
+        s,
         dpi=s.dpi or None,
         width_px=s.width_px or None,
         height_px=s.height_px or None,
-        output_width_px=s.output_width_px,
-        output_height_px=s.output_height_px,
         head_mm=_range(s.head_mm, s.HasField("head_mm")),
         eye_from_bottom_mm=_range(s.eye_from_bottom_mm, s.HasField("eye_from_bottom_mm")),
         top_margin_mm=_range(s.top_margin_mm, s.HasField("top_margin_mm")),
@@ -99,7 +94,6 @@ def spec_out(s: render_pb2.Spec) -> SpecOut:
         format=spec_format_name(s.format),
         medium=medium_name(s.medium),
         sources=list(s.sources),
-        notes=s.notes,
     )
 
 
@@ -119,8 +113,7 @@ class CountryList(BaseModel):
 
 @router.get("/v1/specs", response_model=SpecList, summary="Search ID-photo specs by country, document or free text")
 async def list_specs(
-    _: Annotated[Device, Depends(current_device)],
-    gw: Annotated[Gateway, Depends(gateway)],
+    gw: GatewayDep,
     country: Annotated[str, Query(max_length=8, description="ISO 3166-1 alpha-2, 'EU' or 'intl'")] = "",
     document: Annotated[str, Query(max_length=64)] = "",
     q: Annotated[str, Query(max_length=100, description="free text over id, country, document and notes")] = "",
@@ -129,7 +122,7 @@ async def list_specs(
 
 
 @router.get("/v1/specs/countries", response_model=CountryList, summary="Countries with specs, for pickers")
-async def list_countries(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> CountryList:
+async def list_countries(gw: GatewayDep) -> CountryList:
     found: dict[str, Country] = {}
     for s in await gw.render.specs():
         entry = found.setdefault(s.country_code, Country(code=s.country_code, name=s.country, count=0))
@@ -138,7 +131,7 @@ async def list_countries(_: Annotated[Device, Depends(current_device)], gw: Anno
 
 
 @router.get("/v1/specs/{spec_id}", response_model=SpecOut, summary="One ID-photo spec")
-async def get_spec(spec_id: str, _: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> SpecOut:
+async def get_spec(spec_id: str, gw: GatewayDep) -> SpecOut:
     return spec_out(await gw.render.spec(spec_id))
 
 
@@ -154,8 +147,8 @@ class PaperList(BaseModel):
 
 
 @router.get("/v1/papers", response_model=PaperList, summary="Paper sizes for print sheets")
-async def list_papers(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> PaperList:
-    return PaperList(papers=[PaperOut(id=p.id, name=p.name, width_mm=p.width_mm, height_mm=p.height_mm) for p in await gw.render.papers()])
+async def list_papers(gw: GatewayDep) -> PaperList:
+    return PaperList(papers=[from_message(PaperOut, p) for p in await gw.render.papers()])
 
 
 class Named(BaseModel):
@@ -168,7 +161,7 @@ class OutfitList(BaseModel):
 
 
 @router.get("/v1/outfits", response_model=OutfitList, summary="Outfit materials for ID photos")
-async def list_outfits(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> OutfitList:
+async def list_outfits(gw: GatewayDep) -> OutfitList:
     return OutfitList(outfits=[Named(id=o.outfit_id, name=o.name) for o in await gw.render.outfits()])
 
 
@@ -186,7 +179,7 @@ class TemplateList(BaseModel):
 
 
 @router.get("/v1/templates", response_model=TemplateList, summary="Template materials for portraits")
-async def list_templates(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> TemplateList:
+async def list_templates(gw: GatewayDep) -> TemplateList:
     return TemplateList(
         templates=[
             TemplateOut(id=t.template_id, name=t.name, style=t.style, face_count=t.face_count, width=t.width, height=t.height)
@@ -200,5 +193,5 @@ class HairstyleList(BaseModel):
 
 
 @router.get("/v1/hairstyles", response_model=HairstyleList, summary="Hair materials")
-async def list_hairstyles(_: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> HairstyleList:
+async def list_hairstyles(gw: GatewayDep) -> HairstyleList:
     return HairstyleList(hairstyles=[Named(id=h.hairstyle_id, name=h.name) for h in await gw.render.hairstyles()])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from likeness_gateway.deps import Gateway, client_ip, gateway
+from likeness_gateway.deps import GatewayDep, client_ip
 from likeness_gateway.domain.text import PRINTABLE
 from likeness_gateway.domain.tokens import new_token, token_hash
 from likeness_gateway.errors import ApiError
@@ -49,7 +49,7 @@ class DeviceRegistered(BaseModel):
 
 
 @router.post("/v1/devices", status_code=201, response_model=DeviceRegistered, summary="Register a device and get its token")
-async def register_device(body: DeviceRegistration, request: Request, gw: Annotated[Gateway, Depends(gateway)]) -> DeviceRegistered:
+async def register_device(body: DeviceRegistration, request: Request, gw: GatewayDep) -> DeviceRegistered:
     if not body.age_confirmed:
         # Invariant 6: nothing is stored about a user under 13, not even a subject.
         raise ApiError(403, "AGE_NOT_CONFIRMED", "users under 13 cannot use this service; nothing was stored")

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.render_client import image_ref, severity_name
-from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.deps import CurrentDevice, Gateway, GatewayDep
 from likeness_gateway.domain.devices import Device
 from likeness_gateway.domain.text import IDENTIFIER
 from likeness_gateway.errors import ApiError
 from likeness_gateway.routes.generation import generate
+from likeness_gateway.routes.models import EXAMPLE_UPLOAD_ID, IMAGE_RESPONSES, Identifier, from_message, request_config
 
 router = APIRouter(tags=["id-photos"])
+RouteT = TypeVar("RouteT", bound=Callable[..., Any])
 HEX = r"^#[0-9a-fA-F]{6}$"
 _MODES = {
     "spec": render_pb2.BACKGROUND_MODE_SPEC,
@@ -54,25 +57,18 @@ class LayoutIn(BaseModel):
 
 
 class IdPhotoIn(BaseModel):
-    model_config = {
-        "extra": "forbid",
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11",
-                    "spec_id": "us-passport",
-                    "background": {"mode": "spec"},
-                    "beauty": {"smoothing": 3, "whitening": 0},
-                    "outfit": None,
-                    "output": {"format": "jpeg"},
-                    "layout": {"paper_id": "4r", "margin_mm": 3, "gap_mm": 2, "cut_marks": True},
-                }
-            ]
-        },
-    }
+    model_config = request_config(
+        upload_id=EXAMPLE_UPLOAD_ID,
+        spec_id="us-passport",
+        background={"mode": "spec"},
+        beauty={"smoothing": 3, "whitening": 0},
+        outfit=None,
+        output={"format": "jpeg"},
+        layout={"paper_id": "4r", "margin_mm": 3, "gap_mm": 2, "cut_marks": True},
+    )
 
-    upload_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
-    spec_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
+    upload_id: Identifier
+    spec_id: Identifier
     background: BackgroundIn = Field(default_factory=BackgroundIn)
     beauty: BeautyIn = Field(default_factory=BeautyIn)
     outfit: str | None = Field(None, max_length=64, pattern=IDENTIFIER)
@@ -121,32 +117,8 @@ class ReportOut(BaseModel):
 
 
 def report_out(r: render_pb2.ComplianceReport) -> ReportOut:
-    m = r.measurements
-    return ReportOut(
-        passed=r.passed,
-        spec_id=r.spec_id,
-        issues=[
-            IssueOut(
-                code=i.code,
-                message=i.message,
-                measured=i.measured,
-                allowed=RangeOut(min=i.allowed.min, max=i.allowed.max),
-                severity=severity_name(i.severity),
-            )
-            for i in r.issues
-        ],
-        measurements=MeasurementsOut(
-            head_height_mm=m.head_height_mm,
-            eye_line_from_bottom_mm=m.eye_line_from_bottom_mm,
-            head_height_px=m.head_height_px,
-            eye_line_from_bottom_px=m.eye_line_from_bottom_px,
-            crown_y_px=m.crown_y_px,
-            chin_y_px=m.chin_y_px,
-            yaw=m.yaw,
-            pitch=m.pitch,
-            roll=m.roll,
-        ),
-    )
+    issues = [from_message(IssueOut, i, allowed=from_message(RangeOut, i.allowed), severity=severity_name(i.severity)) for i in r.issues]
+    return from_message(ReportOut, r, issues=issues, measurements=from_message(MeasurementsOut, r.measurements))
 
 
 class IdPhotoOut(BaseModel):
@@ -213,9 +185,7 @@ def _iso(ts: datetime) -> str:
 @router.post(
     "/v1/id-photos", status_code=201, response_model=IdPhotoOut, summary="Make an ID photo (checked, and laid out on a sheet when asked)"
 )
-async def create_id_photo(
-    body: IdPhotoIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> IdPhotoOut:
+async def create_id_photo(body: IdPhotoIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> IdPhotoOut:
     inline = gw.inline_images.get(body.upload_id, device.subject_id)
     call = render_pb2.CreateIdPhotoRequest(
         subject_id=device.subject_id,
@@ -271,9 +241,7 @@ async def _info(gw: Gateway, device: Device, photo_id: str) -> render_pb2.Result
 
 
 @router.get("/v1/id-photos/{photo_id}", response_model=IdPhotoOut, summary="An ID photo's description and compliance report")
-async def get_id_photo(
-    photo_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> IdPhotoOut:
+async def get_id_photo(photo_id: str, device: CurrentDevice, gw: GatewayDep) -> IdPhotoOut:
     info = await _info(gw, device, photo_id)
     return photo_out(info, info.report if info.HasField("report") else None, info.sheet_result_id, 0, _iso(info.expires_at.ToDatetime()))
 
@@ -289,27 +257,17 @@ async def _stream(gw: Gateway, device: Device, result_id: str, filename: str) ->
     return StreamingResponse(chunks, media_type=info.content_type, headers=headers)
 
 
-@router.get(
-    "/v1/id-photos/{photo_id}/image",
-    summary="The ID photo file (JPEG or PNG at the spec's size, DPI set)",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
-)
-async def get_image(
-    photo_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> Response:
+def _image_route(path: str, summary: str) -> Callable[[RouteT], RouteT]:
+    return router.get(path, summary=summary, response_class=StreamingResponse, responses=IMAGE_RESPONSES)
+
+
+@_image_route("/v1/id-photos/{photo_id}/image", "The ID photo file (JPEG or PNG at the spec's size, DPI set)")
+async def get_image(photo_id: str, device: CurrentDevice, gw: GatewayDep) -> Response:
     return await _stream(gw, device, photo_id, "id-photo")
 
 
-@router.get(
-    "/v1/id-photos/{photo_id}/sheet",
-    summary="The print sheet made with the ID photo",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
-)
-async def get_sheet(
-    photo_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> Response:
+@_image_route("/v1/id-photos/{photo_id}/sheet", "The print sheet made with the ID photo")
+async def get_sheet(photo_id: str, device: CurrentDevice, gw: GatewayDep) -> Response:
     item = gw.inline_images.item(photo_id, device.subject_id)
     sheet_id = item.meta.get("sheet_id", "") if item is not None else (await _info(gw, device, photo_id)).sheet_result_id
     if not sheet_id:
@@ -318,19 +276,14 @@ async def get_sheet(
 
 
 class CheckIn(BaseModel):
-    model_config = {
-        "extra": "forbid",
-        "json_schema_extra": {"examples": [{"upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11", "spec_id": "schengen-visa"}]},
-    }
+    model_config = request_config(upload_id=EXAMPLE_UPLOAD_ID, spec_id="schengen-visa")
 
-    upload_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
-    spec_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
+    upload_id: Identifier
+    spec_id: Identifier
 
 
 @router.post("/v1/id-photos/check", response_model=ReportOut, summary="Check any photo against a spec without editing it")
-async def check_id_photo(
-    body: CheckIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> ReportOut:
+async def check_id_photo(body: CheckIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ReportOut:
     inline = gw.inline_images.get(body.upload_id, device.subject_id)
     call = render_pb2.CheckIdPhotoRequest(subject_id=device.subject_id, image=image_ref(body.upload_id, inline), spec_id=body.spec_id)
     report = await generate(gw, request, device, "id_photo_check", {"spec_id": body.spec_id}, lambda: gw.render.check_id_photo(call))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from likeness.privacy.v1 import privacy_pb2
-from likeness_gateway.deps import Gateway, current_device, gateway
-from likeness_gateway.domain.devices import Device
+from likeness_gateway.deps import CurrentDevice, GatewayDep
 
 router = APIRouter(tags=["me"])
 
@@ -68,7 +65,7 @@ def erasure_status(e: privacy_pb2.Erasure) -> ErasureStatus:
 
 
 @router.delete("/v1/me", status_code=202, response_model=ErasureStatus, summary="Delete everything held about the caller")
-async def delete_me(device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> ErasureStatus:
+async def delete_me(device: CurrentDevice, gw: GatewayDep) -> ErasureStatus:
     # The token stops working now, before the erasure fans out.
     await gw.devices.deactivate_subject(device.subject_id)
     gw.inline_images.forget_subject(device.subject_id)
@@ -83,7 +80,7 @@ async def delete_me(device: Annotated[Device, Depends(current_device)], gw: Anno
     description="Needs no token: the caller's token dies with the erasure, and the unguessable erasure id is the capability. "
     "The answer holds counts and times only.",
 )
-async def get_erasure(erasure_id: str, gw: Annotated[Gateway, Depends(gateway)]) -> ErasureStatus:
+async def get_erasure(erasure_id: str, gw: GatewayDep) -> ErasureStatus:
     return erasure_status(await gw.privacy.get_erasure(erasure_id))
 
 
@@ -93,7 +90,7 @@ async def get_erasure(erasure_id: str, gw: Annotated[Gateway, Depends(gateway)])
     response_class=StreamingResponse,
     responses={200: {"content": {"application/zip": {}}}},
 )
-async def export_me(device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]) -> StreamingResponse:
+async def export_me(device: CurrentDevice, gw: GatewayDep) -> StreamingResponse:
     prepared = await gw.privacy.request_export(device.subject_id)
     chunks = await gw.privacy.download_export(prepared.export_id, device.subject_id)
     return StreamingResponse(

@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.render_client import image_ref, result_kind_name
-from likeness_gateway.deps import Gateway, current_device, gateway
+from likeness_gateway.deps import CurrentDevice, Gateway, GatewayDep
 from likeness_gateway.domain.devices import Device
-from likeness_gateway.domain.text import IDENTIFIER, PRINTABLE
+from likeness_gateway.domain.text import PRINTABLE
 from likeness_gateway.routes.generation import generate
 from likeness_gateway.routes.idphotos import _stream
+from likeness_gateway.routes.models import EXAMPLE_UPLOAD_ID, IMAGE_RESPONSES, Identifier, request_config
 
 router = APIRouter(tags=["portraits"])
 
 
 class PortraitIn(BaseModel):
-    model_config = {
-        "extra": "forbid",
-        "json_schema_extra": {
-            "examples": [{"upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11", "template_id": "astronaut-studio", "strength": 60}]
-        },
-    }
+    model_config = request_config(upload_id=EXAMPLE_UPLOAD_ID, template_id="astronaut-studio", strength=60)
 
     upload_id: str = Field(min_length=1, max_length=64, description="The user's photo")
-    extra_upload_ids: list[Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER)]] = Field(
+    extra_upload_ids: list[Identifier] = Field(
         default_factory=list, max_length=7, description="More faces for templates with several faces, in template order"
     )
-    template_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
+    template_id: Identifier
     strength: int = Field(60, ge=0, le=100, description="0 = the template's face, 100 = the user's")
     face_index: int = Field(0, ge=0, le=7, description="First template face to fill")
     ai_prompt: str | None = Field(
@@ -44,13 +39,10 @@ class PortraitIn(BaseModel):
 
 
 class HairstyleIn(BaseModel):
-    model_config = {
-        "extra": "forbid",
-        "json_schema_extra": {"examples": [{"upload_id": "4f0c2a4e-9f1e-4b7e-8d7a-2f1b5c9e0a11", "hairstyle_id": "bob"}]},
-    }
+    model_config = request_config(upload_id=EXAMPLE_UPLOAD_ID, hairstyle_id="bob")
 
-    upload_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
-    hairstyle_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER)
+    upload_id: Identifier
+    hairstyle_id: Identifier
 
 
 class ResultOut(BaseModel):
@@ -90,9 +82,7 @@ def _ref(gw: Gateway, device: Device, upload_id: str) -> object:
 
 
 @router.post("/v1/portraits", status_code=201, response_model=ResultOut, summary="Fuse the user's face into a template")
-async def create_portrait(
-    body: PortraitIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> ResultOut:
+async def create_portrait(body: PortraitIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ResultOut:
     call = render_pb2.CreatePortraitRequest(
         subject_id=device.subject_id,
         images=[_ref(gw, device, u) for u in [body.upload_id, *body.extra_upload_ids]],
@@ -112,9 +102,7 @@ async def create_portrait(
 
 
 @router.post("/v1/hairstyles", status_code=201, response_model=ResultOut, summary="Put a hair material on the user's head")
-async def change_hairstyle(
-    body: HairstyleIn, request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> ResultOut:
+async def change_hairstyle(body: HairstyleIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ResultOut:
     call = render_pb2.ChangeHairstyleRequest(
         subject_id=device.subject_id, image=_ref(gw, device, body.upload_id), hairstyle_id=body.hairstyle_id
     )
@@ -125,9 +113,7 @@ async def change_hairstyle(
 @router.get(
     "/v1/results/{result_id}/image",
     summary="A portrait or hairstyle result's image",
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    responses=IMAGE_RESPONSES,
 )
-async def result_image(
-    result_id: str, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> Response:
+async def result_image(result_id: str, device: CurrentDevice, gw: GatewayDep) -> Response:
     return await _stream(gw, device, result_id, "portrait")

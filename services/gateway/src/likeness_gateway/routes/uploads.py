@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from likeness_gateway.deps import Gateway, current_device, gateway
-from likeness_gateway.domain.devices import Device
+from likeness_gateway.deps import CurrentDevice, GatewayDep
 from likeness_gateway.errors import ApiError
 
 router = APIRouter(tags=["uploads"])
@@ -76,9 +74,7 @@ async def _counted(source: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
         }
     },
 )
-async def upload(
-    request: Request, device: Annotated[Device, Depends(current_device)], gw: Annotated[Gateway, Depends(gateway)]
-) -> Uploaded:
+async def upload(request: Request, device: CurrentDevice, gw: GatewayDep) -> Uploaded:
     content_type = request.headers.get("content-type", "")
     limit = gw.settings.max_body_bytes
     if content_type.startswith("multipart/form-data"):

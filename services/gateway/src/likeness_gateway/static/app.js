@@ -448,39 +448,32 @@ async function loadCountries() {
   }
 }
 
-async function loadOutfits() {
-  const select = $("outfit");
+// Fills a <select> from a catalog list the server may not offer: `blank` first, then one option per item.
+// The page works without the list, so only failures that are not "not available here" (404/501) are reported.
+async function fillOptionalSelect(select, path, key, blank, label) {
+  const first = () => h("option", { value: blank.value }, blank.text);
   try {
-    const reply = await api("/v1/outfits", { reauth: true });
-    const outfits = reply?.outfits || [];
-    select.replaceChildren(
-      h("option", { value: "" }, "Keep my clothes"),
-      ...outfits.map((o) => h("option", { value: o.id }, o.name || o.id)),
-    );
+    const items = (await api(path, { reauth: true }))?.[key] || [];
+    select.replaceChildren(first(), ...items.map((item) => h("option", { value: item.id }, label(item))));
+    return items;
   } catch (error) {
-    // The page works without outfits; only report failures that are not "not available here".
-    select.replaceChildren(h("option", { value: "" }, "Keep my clothes"));
+    select.replaceChildren(first());
     if (error.status !== 404 && error.status !== 501) throw error;
+    return [];
   }
+}
+
+async function loadOutfits() {
+  await fillOptionalSelect($("outfit"), "/v1/outfits", "outfits", { value: "", text: "Keep my clothes" }, (o) => o.name || o.id);
 }
 
 async function loadPapers() {
   const select = $("paper");
+  const label = (p) => (p.width_mm && p.height_mm ? `${p.name} — ${fmt(p.width_mm)} × ${fmt(p.height_mm)} mm` : p.name);
   try {
-    const reply = await api("/v1/papers", { reauth: true });
-    const papers = reply?.papers || [];
-    select.replaceChildren(
-      h("option", { value: "none" }, "No print sheet"),
-      ...papers.map((p) =>
-        h("option", { value: p.id }, p.width_mm && p.height_mm ? `${p.name} — ${fmt(p.width_mm)} × ${fmt(p.height_mm)} mm` : p.name),
-      ),
-    );
+    const papers = await fillOptionalSelect(select, "/v1/papers", "papers", { value: "none", text: "No print sheet" }, label);
     const preferred = papers.find((p) => p.id === "4r") || papers[0];
     select.value = preferred ? preferred.id : "none";
-  } catch (error) {
-    select.replaceChildren(h("option", { value: "none" }, "No print sheet"));
-    select.value = "none";
-    if (error.status !== 404 && error.status !== 501) throw error;
   } finally {
     updateSheetFields();
   }

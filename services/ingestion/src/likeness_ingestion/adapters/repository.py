@@ -12,24 +12,12 @@ from likeness_ingestion.domain.uploads import UploadRow
 from likeness_platform.blobs import BlobStore
 from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache
+from likeness_platform.db import from_row
 from likeness_platform.sealed_store import SealedStore, SealedTable
 
 
 def _row(r: Mapping[str, Any]) -> UploadRow:
-    return UploadRow(
-        str(r["upload_id"]),
-        str(r["subject_id"]),
-        r["blob_name"],
-        r["sha256"],
-        r["size_bytes"],
-        r["format"],
-        r["width"],
-        r["height"],
-        r["purpose"],
-        r["retention_class"],
-        r["created_at"],
-        r["expires_at"],
-    )
+    return from_row(UploadRow, r)
 
 
 UPLOADS = SealedTable(

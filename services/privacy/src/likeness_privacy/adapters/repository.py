@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from likeness_platform.categories import Category
 from likeness_platform.db import as_uuid as _uuid
-from likeness_platform.db import oldest_age
+from likeness_platform.db import fetch_row, from_row, oldest_age
 from likeness_privacy.domain import chain
 from likeness_privacy.domain.pseudonyms import salted_commit
 from likeness_privacy.domain.records import ErasureRow, ReceiptRow, SubjectRow
@@ -41,11 +42,7 @@ class PrivacyRepository:
 
     async def get_subject(self, subject_id: str) -> SubjectRow | None:
         sid = _uuid(subject_id)
-        if sid is None:
-            return None
-        async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute("SELECT * FROM subjects WHERE subject_id = %s", (sid,))
-            row = await cur.fetchone()
+        row = await fetch_row(self.pool, "SELECT * FROM subjects WHERE subject_id = %s", (sid,)) if sid else None
         return _subject(row) if row else None
 
     async def get_wrapped_key(self, subject_id: str) -> tuple[str, bytes] | None:
@@ -176,12 +173,7 @@ class PrivacyRepository:
     async def complete_erasure(self, erasure: ErasureRow, body: dict[str, Any]) -> str:
         """Append the ledger entry, close the erasure and drop the subject row, atomically."""
         async with self.pool.connection() as conn, conn.transaction():
-            # One writer at a time extends the chain.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('likeness-erasure-ledger'))")
-            cur = await conn.execute("SELECT hash FROM erasure_ledger ORDER BY seq DESC LIMIT 1")
-            last = await cur.fetchone()
-            prev = last[0] if last else chain.GENESIS
-            entry_hash = chain.link(prev, body)
+            prev, entry_hash = await _link_to_chain(conn, "erasure_ledger", body)
             await conn.execute(
                 "INSERT INTO erasure_ledger (erasure_id, body, prev_hash, hash) VALUES (%s, %s, %s, %s)",
                 (uuid.UUID(erasure.erasure_id), json.dumps(body), prev, entry_hash),
@@ -223,11 +215,7 @@ class PrivacyRepository:
         now = datetime.now(UTC)
         body = {"subject_commit": commit, "actor": actor, "resource": resource, "purpose": purpose, "at": now.isoformat()}
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('likeness-access-log'))")
-            cur = await conn.execute("SELECT hash FROM access_log ORDER BY seq DESC LIMIT 1")
-            last = await cur.fetchone()
-            prev = last[0] if last else chain.GENESIS
-            entry_hash = chain.link(prev, body)
+            prev, entry_hash = await _link_to_chain(conn, "access_log", body)
             await conn.execute(
                 "INSERT INTO access_log (subject_id, salt, subject_commit, actor, resource, purpose, created_at, prev_hash, hash)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -362,4 +350,17 @@ class PrivacyRepository:
 
 
 def _subject(row: Mapping[str, Any]) -> SubjectRow:
-    return SubjectRow(str(row["subject_id"]), row["kind"], row["state"], row["minor"], row["created_at"])
+    return from_row(SubjectRow, row)
+
+
+# The advisory lock of each hash chain: one writer at a time extends it.
+_CHAIN_LOCKS = {"erasure_ledger": "likeness-erasure-ledger", "access_log": "likeness-access-log"}
+
+
+async def _link_to_chain(conn: Any, table: str, body: dict[str, Any]) -> tuple[str, str]:
+    """Inside a transaction: lock the chain kept in `table` and link `body` to its last entry; (prev_hash, hash)."""
+    await conn.execute(sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal(_CHAIN_LOCKS[table])))
+    cur = await conn.execute(sql.SQL("SELECT hash FROM {} ORDER BY seq DESC LIMIT 1").format(sql.Identifier(table)))
+    last = await cur.fetchone()
+    prev = last[0] if last else chain.GENESIS
+    return prev, chain.link(prev, body)

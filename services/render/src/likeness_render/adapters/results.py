@@ -14,28 +14,14 @@ from psycopg_pool import AsyncConnectionPool
 from likeness_platform.blobs import BlobNotFound, BlobStore
 from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache
+from likeness_platform.db import from_row
 from likeness_platform.errors import NotFound
 from likeness_platform.sealed_store import SealedStore, SealedTable
 from likeness_render.domain.results import NewResult, StoredResult
 
 
 def _row(r: Mapping[str, Any]) -> StoredResult:
-    return StoredResult(
-        str(r["result_id"]),
-        str(r["subject_id"]),
-        r["kind"],
-        r["content_type"],
-        r["width"],
-        r["height"],
-        r["size_bytes"],
-        r["dpi"],
-        r["spec_id"],
-        r["created_at"],
-        r["expires_at"],
-        True,
-        r["meta"],
-        r["blob_name"],
-    )
+    return from_row(StoredResult, r, persisted=True)
 
 
 def _export_file(result: StoredResult) -> tuple[str, str]:
