@@ -47,7 +47,10 @@ async def test_purchase_quota_and_erasure(api: dict) -> None:
     client, chain = api["client"], api["chain"]
     registered = (await client.post("/v1/devices", json=DEVICE)).json()
     auth = {"Authorization": f"Bearer {registered['token']}"}
-    subject = registered["subject_id"]
+    # The API does not hand out subject ids; the test reads the device's from the gateway's own store.
+    device = await api["gw"].devices.get(registered["device_id"])
+    assert device is not None and "subject_id" not in registered
+    subject = device.subject_id
 
     before = (await client.get("/v1/entitlements", headers=auth)).json()
     assert before["subscribed"] is False and before["free_remaining_today"] == 2

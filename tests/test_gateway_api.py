@@ -77,9 +77,11 @@ async def test_token_is_stored_only_as_a_hash(api) -> None:
     gw, client = api
     reply = await client.post("/v1/devices", json=DEVICE)
     assert reply.status_code == 201, reply.text
-    token, subject = reply.json()["token"], reply.json()["subject_id"]
+    # Internal ids stay inside the mesh: the reply names the device and its token, not the subject.
+    assert set(reply.json()) == {"device_id", "token"}
+    token, device_id = reply.json()["token"], reply.json()["device_id"]
     async with gw.devices.pool.connection() as conn:
-        stored = await (await conn.execute("SELECT token_hash FROM devices WHERE subject_id = %s", (subject,))).fetchall()
+        stored = await (await conn.execute("SELECT token_hash FROM devices WHERE device_id = %s", (device_id,))).fetchall()
         dump = await (await conn.execute("SELECT coalesce(string_agg(row_to_json(d)::text, ''), '') FROM devices d")).fetchone()
     # The device's row keeps the token's hash, and no column of any device row keeps the token or its random part.
     assert stored == [(token_hash(token),)]

@@ -45,7 +45,7 @@ class DeviceRegistration(BaseModel):
 class DeviceRegistered(BaseModel):
     device_id: str
     token: str = Field(description="Shown once; send it as 'Authorization: Bearer <token>'. Only its hash is stored.")
-    subject_id: str
+    # No subject_id: the internal id that keys a person's data across services never leaves the mesh.
 
 
 @router.post("/v1/devices", status_code=201, response_model=DeviceRegistered, summary="Register a device and get its token")
@@ -58,4 +58,4 @@ async def register_device(body: DeviceRegistration, request: Request, gw: Gatewa
     token = new_token()
     device = await gw.devices.add(subject_id, token_hash(token), body.model_dump(exclude={"age_confirmed"}))
     await gw.privacy.record_security_event(subject_id, "device_registered", client_ip(request))
-    return DeviceRegistered(device_id=device.device_id, token=token, subject_id=subject_id)
+    return DeviceRegistered(device_id=device.device_id, token=token)
