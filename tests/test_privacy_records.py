@@ -113,3 +113,43 @@ async def test_retention_breach_raises_an_alarm(world: dict) -> None:
     before = RETENTION_BREACHES.labels("stale", "uploads")._value.get()
     await world["privacy"].retention.sweep_all()
     assert RETENTION_BREACHES.labels("stale", "uploads")._value.get() == before + 1
+
+
+async def test_every_holder_export_is_in_the_access_log_before_it_is_read(world: dict) -> None:
+    # Privacy logs each DataHolder.Export it makes (the policy gives no one else that method), and
+    # writes the entry before asking, so an export read never goes unlogged.
+    privacy = world["privacy"]
+    subject, _ = await privacy.subjects.register("device", False)
+    sid = subject.subject_id
+    export_id, _, _ = await privacy.exports.request(sid)
+    rows = await _rows(privacy, "SELECT actor, resource, purpose FROM access_log WHERE subject_id = %s ORDER BY seq", sid)
+    assert rows == [
+        ("privacy", "privacy/export", "export"),
+        ("privacy", "stale/export", "export"),
+        ("privacy", "ingestion/export", "export"),
+        ("privacy", f"privacy/export/{export_id}", "export"),
+    ]
+    ok, _, _, problem = await privacy.records.verify_ledger()
+    assert ok, problem
+
+
+async def test_an_export_whose_read_cannot_be_logged_reads_nothing(world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    privacy = world["privacy"]
+    subject, _ = await privacy.subjects.register("device", False)
+    asked: list[str] = []
+    for holder in privacy.holders.remote:
+        original = holder.export
+
+        def spy(subject_id: str, original=original, name=holder.name):  # type: ignore[no-untyped-def]
+            asked.append(name)
+            return original(subject_id)
+
+        monkeypatch.setattr(holder, "export", spy)
+
+    async def log_down(*args: object) -> str:
+        raise RuntimeError("access log unavailable")
+
+    monkeypatch.setattr(privacy.repo, "add_access", log_down)
+    with pytest.raises(RuntimeError):
+        await privacy.exports.request(subject.subject_id)
+    assert asked == []

@@ -298,20 +298,20 @@ class RetentionStore:
 
 
 @pytest.mark.asyncio
-async def test_sweep_never_keeps_longer_than_billing_limits() -> None:
+async def test_sweep_keeps_exactly_to_billing_limits_whatever_the_cutoff() -> None:
     store: Any = RetentionStore({})
     moment = datetime(2026, 6, 1, tzinfo=UTC)
     await service.sweep(
         store,
-        {"quota_usage": moment - timedelta(days=1), "notification_links": moment - timedelta(days=900)},
+        {"quota_usage": moment, "notification_links": moment - timedelta(days=900), "purchases": moment},
         now=moment,
     )
     assert store.swept == [
         {
-            "quota_usage": moment - timedelta(days=1),  # the privacy service asked for less
+            "quota_usage": moment - timedelta(days=7),  # asked for "now": clamped, live usage stays
             "pending_notifications": moment - timedelta(days=30),  # not asked: our limit
             "notification_links": moment - timedelta(days=180),  # asked for more: our limit wins
-        }
+        }  # purchases: not swept (kept as long as the account), so its cutoff is ignored
     ]
 
 

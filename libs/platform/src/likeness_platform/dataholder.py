@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from google.protobuf.duration_pb2 import Duration
@@ -83,6 +83,21 @@ def message_from(message: type[M], source: Any, **values: Any) -> M:
     names = message.DESCRIPTOR.fields_by_name  # type: ignore[attr-defined]
     copied = {f.name: getattr(source, f.name) for f in fields(source) if f.name in names and f.name not in values}
     return message(**{k: timestamp(v) if isinstance(v, datetime) else v for k, v in copied.items()}, **values)
+
+
+def clamp_cutoffs(requested: Mapping[str, datetime], retention: Mapping[str, timedelta], now: datetime) -> dict[str, datetime]:
+    """The cutoffs a holder sweeps with: a holder defends its live data rather than trust its caller.
+
+    For each category the holder keeps a retention period for: the requested cutoff, but never later than
+    `now - retention` (so no cutoff, "now" included, removes data younger than its retention), and
+    `now - retention` where none was asked for. Requested categories without a retention are dropped.
+    """
+    clamped: dict[str, datetime] = {}
+    for category, keep in retention.items():
+        limit = now - keep
+        asked = requested.get(category)
+        clamped[category] = limit if asked is None else min(asked, limit)
+    return clamped
 
 
 def _subject(value: str) -> str:

@@ -2,8 +2,8 @@
 
 An item is a PostgreSQL row (its own columns plus id, subject_id, blob_name, created_at, expires_at)
 and a blob: the item's bytes sealed with AES-256-GCM under the subject's data key, the random blob name
-authenticated with it. Every item expires; `sweep` deletes expired rows with their blobs, and blobs no
-row points to (a crash between writing the blob and the row) once they are older than a grace period.
+authenticated with it. Every item expires; `sweep` deletes expired rows with their blobs (a caller's cutoff is
+clamped to the store's ttl, so it cannot remove live items), and blobs no row points to (a crash between writing the blob and the row) once they are older than a grace period.
 Erasure forgets the cached key, deletes rows and blobs, and reads the count back as proof.
 
 Ingestion's uploads and render's results are two tables of this one store.
@@ -96,8 +96,10 @@ class SealedStore(Generic[Row]):
         self._of_subject = sql.SQL("SELECT * FROM {t} WHERE subject_id = %s ORDER BY created_at").format(t=t)
         self._count = sql.SQL("SELECT count(*) FROM {t} WHERE subject_id = %s").format(t=t)
         self._erase = sql.SQL("DELETE FROM {t} WHERE subject_id = %s RETURNING blob_name").format(t=t)
+        # The cutoff is clamped to the store's retention: LEAST(cutoff, now() - ttl) (LEAST skips a NULL cutoff),
+        # so however late a cutoff a caller sends, an item younger than the ttl is never swept.
         self._expire = sql.SQL(
-            "DELETE FROM {t} WHERE expires_at <= now() OR (%s::timestamptz IS NOT NULL AND created_at < %s) RETURNING blob_name"
+            "DELETE FROM {t} WHERE expires_at <= now() OR created_at < LEAST(%s::timestamptz, now() - %s::interval) RETURNING blob_name"
         ).format(t=t)
         self._known = sql.SQL("SELECT blob_name FROM {t} WHERE blob_name = ANY(%s)").format(t=t)
 
@@ -202,9 +204,13 @@ class SealedStore(Generic[Row]):
         return len(names), await self.count(subject_id)
 
     async def sweep(self, cutoff: datetime | None) -> dict[str, int]:
-        """Delete expired items and those created before `cutoff`, then orphan blobs past the grace period."""
+        """Delete expired items and those created before `cutoff`, then orphan blobs past the grace period.
+
+        The store defends its live data: `cutoff` is clamped to now - ttl, so a cutoff of "now" (or any
+        later than the retention) removes nothing that has not outlived the store's ttl.
+        """
         async with self.pool.connection() as conn:
-            expired = [r[0] for r in await (await conn.execute(self._expire, (cutoff, cutoff))).fetchall()]
+            expired = [r[0] for r in await (await conn.execute(self._expire, (cutoff, self.ttl))).fetchall()]
         for name in expired:
             await self.blobs.delete(name)
         orphans = await remove_orphans(self.blobs, self.known_blobs, self.orphan_grace)

@@ -178,7 +178,7 @@ async def sweep(
     now: datetime | None = None,
     limits: Mapping[str, timedelta] = RETENTION_LIMITS,
 ) -> dict[str, int]:
-    """Retention sweep: per category, the later of the privacy service's cutoff and our limit."""
+    """Retention sweep: per swept category, our own limit (see effective_cutoffs: a requested cutoff is clamped to it)."""
     return await store.sweep(effective_cutoffs(cutoffs, _now(now), limits))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from likeness_platform.categories import Category
+from likeness_platform.dataholder import clamp_cutoffs
 
 # Held per subject (Inventory, Export, Erase).
 PURCHASES = Category.PURCHASES
@@ -21,7 +22,7 @@ SUBJECT_CATEGORIES = (PURCHASES, SUBSCRIPTIONS, QUOTA_USAGE, PENDING_NOTIFICATIO
 # Purchases and subscriptions are kept as long as the account; these are swept.
 SWEPT_CATEGORIES = (QUOTA_USAGE, PENDING_NOTIFICATIONS, NOTIFICATION_LINKS)
 
-# The longest each swept category is kept; the privacy service may ask for less.
+# How long each swept category is kept: never longer, and no caller's cutoff removes it sooner.
 # Usage only matters for today's allowance and for request-id retries. Payloads wait for the
 # app to present their purchase. Apple retries a notification for about a week; a link to its
 # transaction kept longer serves only audits.
@@ -49,11 +50,14 @@ class RetentionItem:
 def effective_cutoffs(
     requested: Mapping[str, datetime], now: datetime, limits: Mapping[str, timedelta] = RETENTION_LIMITS
 ) -> dict[str, datetime]:
-    """Per category, the later of the requested cutoff and our own limit: never keep longer."""
-    effective = {category: now - limit for category, limit in limits.items()}
-    for category, cutoff in requested.items():
-        effective[category] = max(cutoff, effective[category]) if category in effective else cutoff
-    return effective
+    """What a sweep removes, per swept category: exactly what is older than our own limit.
+
+    A requested cutoff cannot make billing keep longer than its limit, nor (clamped to the limit, as every
+    holder clamps) remove anything younger: a Sweep with cutoff = now leaves today's usage alone. Cutoffs of
+    categories billing does not sweep are ignored: privacy sends every holder the same set.
+    """
+    clamped = clamp_cutoffs(requested, limits, now)  # never later than now - limit
+    return {category: max(cutoff, now - limits[category]) for category, cutoff in clamped.items()}  # never earlier
 
 
 def retention_items(

@@ -35,6 +35,10 @@ class Exports:
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name in self._holders.names:
                 items = 0
+                # Export reads are access-logged like any other read. Privacy logs them here, before asking:
+                # the mesh policy lets only privacy call DataHolder.Export, so this is every export read, and
+                # a read whose entry cannot be written does not happen.
+                await self._repo.add_access(subject_id, "privacy", f"{name}/export", "export")
                 try:
                     async for item in self._holders.get(name).export(subject_id):
                         archive.writestr(f"{name}/{item.name}", item.data)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from likeness_platform.categories import Category
-from likeness_platform.dataholder import ExportItem, Retention
+from likeness_platform.dataholder import ExportItem, Retention, clamp_cutoffs
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.usecases.ports import SELF, PrivacyConfig
+
+# What privacy removes by age (subjects and data keys go with erasure only).
+_SWEPT = (Category.GENERATION_RECORDS, Category.SECURITY_EVENTS, Category.ACCESS_LOG, Category.EXPORTS)
 
 
 class SelfHolder:
@@ -35,7 +38,9 @@ class SelfHolder:
         return erased, remaining
 
     async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
-        return await self._repo.sweep(cutoffs)
+        # Privacy's own periods bound every cutoff: a Sweep with cutoff = now cannot empty the access log.
+        kept = {c: self._config.retention[c] for c in _SWEPT}
+        return await self._repo.sweep(clamp_cutoffs(cutoffs, kept, datetime.now(UTC)))
 
     async def retention(self) -> list[Retention]:
         rows = await self._repo.oldest()
