@@ -40,7 +40,6 @@ PRODUCTION_VALUES: dict[str, Any] = {
     "image": {"registry": "registry.example.com/likeness", "tag": "1.2.3"},
     "imagePullSecrets": ["regcred"],
     "otel": {"exporter": "otlp", "endpoint": "http://otel-collector.observability:4317"},
-    "database": {"existingSecret": "likeness-db", "existingSecretKey": "url"},
     "privacyKeys": {"existingSecret": "likeness-keys"},
     "billingKeys": {"existingSecret": "likeness-billing"},
     "appStore": {
@@ -54,10 +53,28 @@ PRODUCTION_VALUES: dict[str, Any] = {
         "s3": {"bucket": "likeness-blobs", "region": "eu-central-1", "existingSecret": "likeness-s3"},
     },
     "redis": {"url": "redis://:pw@redis.cache:6379/0"},
-    "networkPolicy": {"gatewayHttpFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]},
+    "networkPolicy": {
+        "gatewayHttpFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+        "healthFrom": [{"ipBlock": {"cidr": "10.0.0.0/16"}}],
+        "egress": {
+            "postgresql": {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [5432]},
+            "objectStorage": {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [443]},
+            "otlp": {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}], "ports": [4317]},
+            "redis": {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cache"}}}], "ports": [6379]},
+        },
+    },
+    "database": {"existingSecret": "likeness-db", "existingSecretKey": "url", "existingSecretMigrationKey": "migration-url"},
     "services": {
-        "faces": {"gpu": {"enabled": True, "count": 2}},
-        "privacy": {"grpcFrom": [{"namespaceSelector": {"matchLabels": {"team": "ops"}}}]},
+        **{svc: {"tls": {"existingSecret": f"likeness-{svc}-tls"}} for svc in SERVICES},
+        "faces": {"gpu": {"enabled": True, "count": 2}, "tls": {"existingSecret": "likeness-faces-tls"}},
+        "privacy": {
+            "grpcFrom": [{"namespaceSelector": {"matchLabels": {"team": "ops"}}}],
+            "tls": {"existingSecret": "likeness-privacy-tls"},
+        },
+        "billing": {
+            "egress": [{"to": [{"ipBlock": {"cidr": "17.0.0.0/8"}}], "ports": [{"port": 443, "protocol": "TCP"}]}],
+            "tls": {"existingSecret": "likeness-billing-tls"},
+        },
     },
 }
 
@@ -477,6 +494,9 @@ def _standins(run: TiltRun, env: dict[str, str]) -> dict[str, Any]:
             raise ValueError("docker_build_with_restart requires at least one live_update step")
         return None
 
+    def deploy_cert_manager(registry="quay.io/jetstack", version="v1.3.1", load_to_kind=False, kind_cluster_name="kind"):
+        return None
+
     def helm_(pathToChartDir, name="", namespace="", values=(), set=(), kube_version="", skip_crds=False):
         merged: dict[str, Any] = {}
         for values_file in [values] if isinstance(values, str) else values:
@@ -559,6 +579,7 @@ def _standins(run: TiltRun, env: dict[str, str]) -> dict[str, Any]:
     fns = {
         "docker_build": docker_build,
         "docker_build_with_restart": docker_build_with_restart,
+        "deploy_cert_manager": deploy_cert_manager,
         "helm": helm_,
         "k8s_yaml": k8s_yaml,
         "k8s_resource": k8s_resource,
@@ -575,7 +596,7 @@ def _standins(run: TiltRun, env: dict[str, str]) -> dict[str, Any]:
     return {name: record(name, fn) for name, fn in fns.items()}
 
 
-EXTENSIONS = {"ext://restart_process": ("docker_build_with_restart",)}
+EXTENSIONS = {"ext://restart_process": ("docker_build_with_restart",), "ext://cert_manager": ("deploy_cert_manager",)}
 
 
 def run_tiltfile(env: dict[str, str] | None = None, source: str | None = None) -> TiltRun:
@@ -595,7 +616,7 @@ def run_tiltfile(env: dict[str, str] | None = None, source: str | None = None) -
 
     module = sl.Module()
     for name, fn in standins.items():
-        if name != "docker_build_with_restart":  # only reachable through load(), as in Tilt
+        if name not in ("docker_build_with_restart", "deploy_cert_manager"):  # only reachable through load(), as in Tilt
             module.add_callable(name, fn)
     # Tilt's `os` module; Starlark has no modules, so a struct of functions stands in.
     sl.eval(module, sl.parse("tilt_os", "os = struct(getenv = _os_getenv)", dialect), globals_)

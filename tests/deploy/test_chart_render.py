@@ -20,17 +20,30 @@ from kubernetes_validate import utils as kv_utils
 K8S_VERSIONS = ("1.27", kv_utils.latest_version())
 
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy")
 
-# Who may open a connection to each service's gRPC port: its callers in the code, plus
-# privacy wherever the service is a DataHolder. Anything else must be refused.
+# The mesh policy table (ARCHITECTURE.md, "Trust inside the mesh") as connections: who may
+# open one to each service's gRPC port. From the table: Ingestion.Upload/Describe/Delete
+# from the gateway, Ingestion.Open from render and faces; Faces.Analyze* from render;
+# Render.* from the gateway; Billing.* from the gateway; Privacy's public RPCs from the
+# gateway, GetDataKey and RecordAccess from ingestion and render, RecordSecurityEvent
+# (refused calls) from every service; DataHolder.* (every service but privacy serves it)
+# from privacy only. Operators come in through grpcFrom.
+# A NetworkPolicy admits a port, not a method: the gateway reaches ingestion's port, which
+# also serves DataHolder. Method-level control is the mTLS authorisation every server
+# enforces from the caller's certificate; these policies are the coarser layer under it.
 EXPECTED_GRPC_CALLERS = {
     "gateway": {"privacy"},
-    "ingestion": {"gateway", "render", "privacy"},
-    "faces": {"gateway", "render", "privacy"},
+    "ingestion": {"gateway", "render", "faces", "privacy"},
+    "faces": {"render", "privacy"},
     "render": {"gateway", "privacy"},
     "billing": {"gateway", "privacy"},
-    "privacy": {"gateway", "ingestion", "render", "billing"},
+    "privacy": {"gateway", "ingestion", "faces", "render", "billing"},
 }
+# Services whose port serves the gateway nothing but DataHolder (privacy's business only).
+DATAHOLDER_ONLY_FOR_THE_GATEWAY = {"faces"}
+TLS_DIR = "/etc/likeness/tls"
+CERT_MANAGER_KINDS = {"Certificate", "Issuer", "ClusterIssuer"}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +53,10 @@ def minimal_values() -> dict[str, Any]:
         "database": {"url": "postgresql://likeness:secret@db.internal:5432/likeness"},
         "privacyKeys": {"kek": base64.b64encode(bytes(range(32))).decode()},
         "billingKeys": {"ledgerKey": base64.b64encode(bytes(range(32, 80))).decode()},
+        # TLS is not optional: each service's certificate Secret.
+        "services": {svc: {"tls": {"existingSecret": f"{svc}-cert"}} for svc in SERVICES},
+        # Egress is denied by default: the external database must be named.
+        "networkPolicy": {"egress": {"postgresql": {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [5432]}}},
     }
 
 
@@ -64,8 +81,15 @@ def port_of(container: dict[str, Any], name: str) -> int:
 def test_defaults_alone_refuse_to_render_and_say_what_is_missing(render_chart: Any) -> None:
     with pytest.raises(helm.HelmError, match="database"):
         render_chart({})
+    with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.postgresql\.to is required"):
+        render_chart({"database": {"url": "postgresql://u:p@h:5432/d"}})
+    database = {"url": "postgresql://u:p@h:5432/d"}
+    egress = {"egress": {"postgresql": {"to": [{"ipBlock": {"cidr": "10.0.0.9/32"}}], "ports": [5432]}}}
+    with pytest.raises(helm.HelmError, match=r"services\.\w+\.tls\.existingSecret is required"):
+        render_chart({"database": database, "networkPolicy": egress, "billingKeys": {"existingSecret": "b"}})
+    tls = {svc: {"tls": {"existingSecret": f"{svc}-cert"}} for svc in SERVICES}
     with pytest.raises(helm.HelmError, match="kek"):
-        render_chart({"database": {"url": "postgresql://u:p@h:5432/d"}, "billingKeys": {"existingSecret": "b"}})
+        render_chart({"database": database, "networkPolicy": egress, "services": tls, "billingKeys": {"existingSecret": "b"}})
 
 
 def test_billing_needs_its_ledger_key(render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]) -> None:
@@ -91,6 +115,8 @@ def test_a_kek_of_the_wrong_length_is_refused(render_chart: Any, minimal_values:
 def test_every_manifest_passes_kubernetes_validate(renders: dict[str, Any], values_name: str, version: str) -> None:
     failures = []
     for doc in renders[values_name].documents:
+        if doc["kind"] in CERT_MANAGER_KINDS:
+            continue  # custom resources: no schema here; test_cert_manager_issues_one_certificate_per_identity checks them
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -156,13 +182,20 @@ def test_service_pods_run_as_the_image_user(dev_render: Any, svc: str, dockerfil
     assert str(pod_spec(dev_render.deployment(svc))["securityContext"]["runAsUser"]) == user
 
 
-def test_probes_are_native_grpc_on_the_service_port(renders: dict[str, Any], svc: str, grpc_ports: dict[str, int]) -> None:
+def test_probes_are_native_grpc_on_the_plaintext_health_port(renders: dict[str, Any], svc: str, grpc_ports: dict[str, int]) -> None:
+    # The kubelet's gRPC probes cannot present a client certificate, so they go to a port that
+    # serves grpc.health.v1 only, without TLS; the gRPC port itself is mutual TLS only.
     for rendered in renders.values():
         container = rendered.container(svc)
+        env = rendered.env(svc)
         assert port_of(container, "grpc") == grpc_ports[svc]
         assert port_of(container, "metrics") == grpc_ports[svc] + 1000
+        assert port_of(container, "health") == grpc_ports[svc] + 2000
+        assert env["LIKENESS_HEALTH_PORT"] == str(grpc_ports[svc] + 2000)
         for probe in PROBES:
-            assert container[probe]["grpc"] == {"port": grpc_ports[svc]}, probe
+            assert container[probe]["grpc"] == {"port": grpc_ports[svc] + 2000}, probe
+        # Reflection stays at its default (off) in a cluster.
+        assert "LIKENESS_REFLECTION" not in env
 
 
 def test_services_listen_beyond_loopback(dev_render: Any, svc: str) -> None:
@@ -209,6 +242,7 @@ def test_grpc_services_are_headless(renders: dict[str, Any], svc: str, grpc_port
         service = rendered.get("Service", f"{release[0]}-{svc}")
         assert service["spec"]["clusterIP"] == "None"
         ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+        # The health port is the kubelet's, on the pod itself: no Service routes to it.
         assert ports == {"grpc": grpc_ports[svc], "metrics": grpc_ports[svc] + 1000}
         labels = rendered.deployment(svc)["spec"]["template"]["metadata"]["labels"]
         assert service["spec"]["selector"].items() <= labels.items()
@@ -270,7 +304,7 @@ def test_network_policy_admits_exactly_the_callers(renders: dict[str, Any], svc:
         callers, _ = allowed_grpc_callers(rendered, svc, release)
         assert callers == EXPECTED_GRPC_CALLERS[svc]
         policy = rendered.get("NetworkPolicy", f"{release[0]}-{svc}")
-        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == svc
 
 
@@ -296,7 +330,8 @@ def test_only_the_gateway_takes_outside_traffic(renders: dict[str, Any], service
             http = [r for r in rules if {"port": "http", "protocol": "TCP"} in r["ports"]]
             assert bool(http) == (svc == "gateway"), svc
             for rule in rules:
-                if {"port": "http", "protocol": "TCP"} not in rule["ports"]:
+                # Open to any source only: the public HTTP API, and the health port when no node CIDR is given.
+                if {"port": "http", "protocol": "TCP"} not in rule["ports"] and {"port": "health", "protocol": "TCP"} not in rule["ports"]:
                     assert rule.get("from"), f"{svc}: a rule open to any source"
     # Dev leaves the HTTP port open to all; production narrows it to the ingress namespace.
     dev_http = [
@@ -478,3 +513,211 @@ def test_every_setting_the_chart_sets_is_read_by_the_service(renders: dict[str, 
     for values_name in ("dev", "production"):
         unknown = {k for k in renders[values_name].env(svc) if k.startswith("LIKENESS_")} - known
         assert unknown == set(), f"{values_name}: {svc} does not read {sorted(unknown)}"
+
+
+# ------------------------------------------------------------------ mutual TLS & zero trust
+
+
+def tls_volume(rendered: Any, svc: str) -> dict[str, Any]:
+    volumes = {v["name"]: v for v in pod_spec(rendered.deployment(svc))["volumes"]}
+    mounts = {m["mountPath"]: m for m in rendered.container(svc)["volumeMounts"]}
+    assert TLS_DIR in mounts, f"{svc}: no certificate mounted at {TLS_DIR}"
+    mount = mounts[TLS_DIR]
+    # A subPath mount never sees a renewed Secret; the service watches the files instead.
+    assert mount.get("readOnly") is True and "subPath" not in mount, svc
+    volume = volumes[mount["name"]]
+    assert "items" not in volume["secret"], f"{svc}: all three keys (tls.crt, tls.key, ca.crt) are needed"
+    return volume
+
+
+def test_every_deployment_mounts_its_own_tls_secret(renders: dict[str, Any], svc: str, release: tuple[str, str]) -> None:
+    expected = {"dev": f"{release[0]}-{svc}-tls", "production": f"likeness-{svc}-tls", "minimal": f"{svc}-cert"}
+    for values_name, rendered in renders.items():
+        assert tls_volume(rendered, svc)["secret"]["secretName"] == expected[values_name], values_name
+        env = rendered.env(svc)
+        assert env["LIKENESS_TLS_CERT_FILE"] == f"{TLS_DIR}/tls.crt"
+        assert env["LIKENESS_TLS_KEY_FILE"] == f"{TLS_DIR}/tls.key"
+        assert env["LIKENESS_TLS_CA_FILE"] == f"{TLS_DIR}/ca.crt"
+
+
+def test_cert_manager_issues_one_certificate_per_identity(dev_render: Any, services: tuple[str, ...], release: tuple[str, str]) -> None:
+    name, namespace = release
+    certificates = dev_render.of_kind("Certificate")
+    issuers = dev_render.of_kind("Issuer")
+    ca = certificates.pop(f"{name}-ca")
+    assert ca["spec"]["isCA"] is True and issuers[ca["spec"]["issuerRef"]["name"]]["spec"] == {"selfSigned": {}}
+    assert set(certificates) == {f"{name}-{svc}-tls" for svc in services}
+    for svc in services:
+        spec = certificates[f"{name}-{svc}-tls"]["spec"]
+        assert spec["uris"] == [f"spiffe://likeness/{svc}"]
+        assert spec["secretName"] == tls_volume(dev_render, svc)["secret"]["secretName"]
+        assert {"server auth", "client auth"} <= set(spec["usages"])
+        assert f"{name}-{svc}.{namespace}.svc.cluster.local" in spec["dnsNames"]
+        # Every service's certificate comes from the one CA, so each trusts the others' (ca.crt).
+        issuer = issuers[spec["issuerRef"]["name"]]
+        assert issuer["spec"] == {"ca": {"secretName": ca["spec"]["secretName"]}}
+
+
+def test_cert_manager_with_an_operator_issuer(render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]) -> None:
+    values = json.loads(json.dumps(minimal_values))
+    values["services"]["privacy"] = {"tls": {"existingSecret": ""}}
+    values["services"]["faces"] = {"tls": {"existingSecret": ""}}
+    with pytest.raises(helm.HelmError, match=r"issuerRef\.name is required"):
+        render_chart({**values, "tls": {"certManager": {"enabled": True}}})
+    issuer = {"name": "mesh-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    rendered = render_chart({**values, "tls": {"certManager": {"enabled": True, "issuerRef": issuer}}})
+    assert rendered.of_kind("Issuer") == {}
+    certificates = rendered.of_kind("Certificate")
+    # Services with their own Secret keep it; the others get a Certificate from the operator's issuer.
+    assert set(certificates) == {f"{release[0]}-privacy-tls", f"{release[0]}-faces-tls"}
+    assert all(c["spec"]["issuerRef"] == issuer for c in certificates.values())
+    assert tls_volume(rendered, "render")["secret"]["secretName"] == "render-cert"
+    assert tls_volume(rendered, "faces")["secret"]["secretName"] == f"{release[0]}-faces-tls"
+
+
+def test_migrations_run_under_their_own_database_url(
+    renders: dict[str, Any], services: tuple[str, ...], render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    for svc in services:
+        prod = renders["production"].env(svc)
+        if svc == "faces":
+            assert "LIKENESS_MIGRATION_DATABASE_URL" not in prod
+            continue
+        assert prod["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", "likeness-db", "migration-url")
+        assert prod["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url")
+        # Single-role setups set only the runtime URL.
+        assert "LIKENESS_MIGRATION_DATABASE_URL" not in renders["minimal"].env(svc)
+    owner = "postgresql://owner:pw@db.internal:5432/likeness"
+    rendered = render_chart({**minimal_values, "database": {**minimal_values["database"], "migrationUrl": owner}})
+    assert rendered.env("privacy")["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", release[0], "migration-database-url")
+    data = rendered.get("Secret", release[0])["data"]
+    assert base64.b64decode(data["migration-database-url"]).decode() == owner
+
+
+# Network policies: default deny, then the policy table.
+
+
+def policy_of(rendered: Any, svc: str, release: tuple[str, str]) -> dict[str, Any]:
+    return rendered.get("NetworkPolicy", f"{release[0]}-{svc}")["spec"]
+
+
+def grpc_callees(rendered: Any, svc: str, release: tuple[str, str], grpc_ports: dict[str, int]) -> set[str]:
+    """Services of the release `svc` may open connections to, each checked to be on its gRPC port only."""
+    callees = set()
+    for rule in policy_of(rendered, svc, release)["egress"]:
+        for peer in rule["to"]:
+            component = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            if component in grpc_ports:
+                assert "namespaceSelector" not in peer
+                assert rule["ports"] == [{"port": grpc_ports[component], "protocol": "TCP"}], f"{svc} -> {component}"
+                callees.add(component)
+    return callees
+
+
+def test_a_default_deny_policy_selects_every_pod(renders: dict[str, Any], release: tuple[str, str]) -> None:
+    for rendered in renders.values():
+        spec = rendered.get("NetworkPolicy", f"{release[0]}-default-deny")["spec"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        assert "ingress" not in spec and "egress" not in spec
+        for workload in [*rendered.of_kind("Deployment").values(), *rendered.of_kind("StatefulSet").values()]:
+            labels = workload["spec"]["template"]["metadata"]["labels"]
+            assert spec["podSelector"]["matchLabels"].items() <= labels.items(), workload["metadata"]["name"]
+
+
+def test_network_policy_graph_equals_the_policy_table(
+    renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str], grpc_ports: dict[str, int]
+) -> None:
+    expected_edges = {(caller, callee) for callee, callers in EXPECTED_GRPC_CALLERS.items() for caller in callers}
+    for values_name, rendered in renders.items():
+        ingress = {(caller, callee) for callee in services for caller in allowed_grpc_callers(rendered, callee, release)[0]}
+        egress = {(caller, callee) for caller in services for callee in grpc_callees(rendered, caller, release, grpc_ports)}
+        assert ingress == expected_edges, values_name
+        assert egress == expected_edges, values_name
+
+
+def test_the_gateway_reaches_only_the_services_it_may_call(
+    renders: dict[str, Any], release: tuple[str, str], grpc_ports: dict[str, int]
+) -> None:
+    # Per port, not per method: the gateway reaching ingestion's port also reaches the DataHolder
+    # served there, and the mTLS policy refuses it (DataHolder.* from privacy only). A service whose
+    # port serves the gateway nothing but DataHolder is not reachable from it at all.
+    for rendered in renders.values():
+        assert grpc_callees(rendered, "gateway", release, grpc_ports) == {"ingestion", "render", "billing", "privacy"}
+        for svc in DATAHOLDER_ONLY_FOR_THE_GATEWAY:
+            assert "gateway" not in allowed_grpc_callers(rendered, svc, release)[0]
+        assert "LIKENESS_FACES_ADDR" not in rendered.env("gateway")
+
+
+def egress_to(rendered: Any, svc: str, release: tuple[str, str], port: int) -> list[dict[str, Any]]:
+    return [rule for rule in policy_of(rendered, svc, release)["egress"] if any(p["port"] == port for p in rule["ports"])]
+
+
+def test_egress_beyond_the_mesh_is_named(renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str]) -> None:
+    dev, prod = renders["dev"], renders["production"]
+    kube_dns = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    for rendered in renders.values():
+        for svc in services:
+            for rule in policy_of(rendered, svc, release)["egress"]:
+                assert rule.get("to") and rule.get("ports"), f"{svc}: an egress rule open to every destination or port"
+            (dns,) = egress_to(rendered, svc, release, 53)
+            assert dns["to"] == kube_dns
+            assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    for svc in services:
+        database, blobs = svc != "faces", svc in ("ingestion", "render")
+        # PostgreSQL: the in-cluster pod in dev, the operator's address in production.
+        dev_pg, prod_pg = egress_to(dev, svc, release, 5432), egress_to(prod, svc, release, 5432)
+        assert bool(dev_pg) == bool(prod_pg) == database, svc
+        if database:
+            assert dev_pg[0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "postgresql"
+            assert prod_pg[0]["to"] == [{"ipBlock": {"cidr": "10.20.0.5/32"}}]
+        # Object storage (s3 in production only), the OTLP collector, Redis (the gateway's limiter).
+        assert bool(egress_to(prod, svc, release, 443)) == (blobs or svc == "billing"), svc
+        assert egress_to(dev, svc, release, 443) == []
+        assert egress_to(prod, svc, release, 4317)[0]["to"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
+        ]
+        assert egress_to(dev, svc, release, 4317) == []
+        assert bool(egress_to(prod, svc, release, 6379)) == (svc == "gateway"), svc
+    # Billing's extra rule (App Store Server API) is added as given.
+    assert {"to": [{"ipBlock": {"cidr": "17.0.0.0/8"}}], "ports": [{"port": 443, "protocol": "TCP"}]} in policy_of(
+        prod, "billing", release
+    )["egress"]
+
+
+@pytest.mark.parametrize(
+    ("change", "missing"),
+    [
+        ({"blobs": {"backend": "s3", "s3": {"bucket": "b"}}}, "objectStorage"),
+        ({"otel": {"exporter": "otlp", "endpoint": "http://collector:4317"}}, "otlp"),
+        ({"redis": {"url": "redis://cache:6379/0"}}, "redis"),
+        ({"networkPolicy": {"egress": {"postgresql": {"to": [], "ports": [5432]}}}}, "postgresql"),
+    ],
+)
+def test_egress_a_feature_needs_must_be_named(
+    render_chart: Any, minimal_values: dict[str, Any], change: dict[str, Any], missing: str
+) -> None:
+    values = json.loads(json.dumps(minimal_values))
+    for key, value in change.items():
+        values[key] = {**values.get(key, {}), **value}
+    with pytest.raises(helm.HelmError, match=rf"networkPolicy\.egress\.{missing}\.to is required"):
+        render_chart(values)
+
+
+def test_metrics_only_from_the_monitoring_namespace_and_health_from_the_nodes(
+    renders: dict[str, Any], svc: str, release: tuple[str, str]
+) -> None:
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    for values_name, rendered in renders.items():
+        rules = policy_of(rendered, svc, release)["ingress"]
+        (metrics,) = [r for r in rules if r["ports"] == [{"port": "metrics", "protocol": "TCP"}]]
+        assert metrics["from"] == monitoring, values_name
+        (health,) = [r for r in rules if r["ports"] == [{"port": "health", "protocol": "TCP"}]]
+        if values_name == "production":
+            assert health["from"] == [{"ipBlock": {"cidr": "10.0.0.0/16"}}]
+        else:
+            assert "from" not in health  # no node CIDR given: the health-only port is open to probes from anywhere

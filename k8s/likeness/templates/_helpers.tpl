@@ -139,3 +139,44 @@ Each returns "secretName/key".
 {{- /* The schema limits user and password to URL-safe characters, so no escaping. */ -}}
 {{- printf "postgresql://%s:%s@%s-postgresql.%s.svc.%s:5432/%s" $pg.auth.username (required "likeness: postgresql.auth.password is required when postgresql.enabled" $pg.auth.password) (include "likeness.fullname" .) .Release.Namespace .Values.clusterDomain $pg.auth.database }}
 {{- end }}
+
+{{/*
+The Secret with one service's certificate (tls.crt, tls.key, ca.crt): (dict "root" $ "svc" "faces").
+TLS is not optional, so a service without a source for it fails the render.
+*/}}
+{{- define "likeness.tlsSecret" -}}
+{{- $cfg := index .root.Values.services .svc -}}
+{{- $existing := dig "tls" "existingSecret" "" $cfg -}}
+{{- if $existing -}}
+{{ $existing }}
+{{- else if .root.Values.tls.certManager.enabled -}}
+{{ include "likeness.svcName" . }}-tls
+{{- else -}}
+{{ fail (printf "likeness: services.%s.tls.existingSecret is required (a Secret with tls.crt, tls.key and ca.crt), or set tls.certManager.enabled" .svc) }}
+{{- end -}}
+{{- end }}
+
+{{/* The migration (owner role) URL as "secretName/key", or "" for a single-role database. */}}
+{{- define "likeness.ref.migrationUrl" -}}
+{{- if .Values.database.existingSecret -}}
+{{- with .Values.database.existingSecretMigrationKey -}}
+{{ $.Values.database.existingSecret }}/{{ . }}
+{{- end -}}
+{{- else if .Values.database.migrationUrl -}}
+{{ include "likeness.secretName" . }}/migration-database-url
+{{- end -}}
+{{- end }}
+
+{{/* A NetworkPolicy egress rule to configured peers: (dict "what" "networkPolicy.egress.otlp" "dest" $dest) */}}
+{{- define "likeness.egressRule" -}}
+{{- if not .dest.to }}
+{{- fail (printf "likeness: %s.to is required (the peers this traffic may reach; egress is denied by default)" .what) }}
+{{- end }}
+- to:
+    {{- toYaml .dest.to | nindent 4 }}
+  ports:
+    {{- range .dest.ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+{{- end }}

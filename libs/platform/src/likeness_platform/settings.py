@@ -28,8 +28,11 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LIKENESS_", extra="ignore")
 
-    # Empty means: start an embedded PostgreSQL (make run, tests).
+    # The service's runtime role: DML on its own schema only (make run and the tests set it).
     database_url: str = ""
+    # The owner role that runs migrations and grants the runtime role its privileges;
+    # empty = database_url does both (a single-role setup).
+    migration_database_url: str = ""
     db_pool_min: int = 1
     db_pool_max: int = 8
     grpc_host: str = "127.0.0.1"
@@ -49,6 +52,15 @@ class ServiceSettings(BaseSettings):
     faces_addr: str = "127.0.0.1:50052"
     render_addr: str = "127.0.0.1:50053"
     billing_addr: str = "127.0.0.1:50054"
+    # Mutual TLS (mandatory): this service's certificate and key, and the CA bundle it trusts (PEM files,
+    # watched: a rotated Secret is picked up without a restart).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    # Plaintext port serving only grpc.health.v1 (kubelet probes); unset = gRPC port + 2000, 0 = a free port, -1 = off.
+    health_port: int | None = None
+    # gRPC server reflection (make run turns it on).
+    reflection: bool = False
 
 
 class SealedStoreSettings(ServiceSettings):
