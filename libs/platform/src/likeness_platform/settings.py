@@ -49,6 +49,15 @@ class ServiceSettings(BaseSettings):
     faces_addr: str = "127.0.0.1:50052"
     render_addr: str = "127.0.0.1:50053"
     billing_addr: str = "127.0.0.1:50054"
+    # Mutual TLS (mandatory): this service's certificate and key, and the CA bundle it trusts (PEM files,
+    # watched: a rotated Secret is picked up without a restart).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    # Plaintext port serving only grpc.health.v1 (kubelet probes); unset = gRPC port + 2000, 0 = a free port, -1 = off.
+    health_port: int | None = None
+    # gRPC server reflection (make run turns it on).
+    reflection: bool = False
 
 
 class SealedStoreSettings(ServiceSettings):
