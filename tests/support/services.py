@@ -127,7 +127,9 @@ async def start_billing(database_url: str, started: Started, port: int = 0, **ov
     """Billing on a free port; App Store settings come as overrides."""
     from likeness_billing.main import BillingSettings, build
 
-    settings = settings_for(BillingSettings, "billing", grpc_port=port, database_url=database_url, billing_ledger_key=new_key(), **overrides)
+    settings = settings_for(
+        BillingSettings, "billing", grpc_port=port, database_url=database_url, billing_ledger_key=new_key(), **overrides
+    )
     wiring, addr = await serve("billing", build, settings, started)
     return wiring.repo, addr
 

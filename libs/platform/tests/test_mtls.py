@@ -65,7 +65,9 @@ async def _ignore(*_: str) -> None:
 async def test_a_service_without_certificates_does_not_start(tmp_path: Path) -> None:
     with pytest.raises(TlsNotConfigured, match="LIKENESS_TLS_CERT_FILE"):
         await start_server("bare", ServiceSettings(grpc_port=0, metrics_port=-1), _register)
-    missing = ServiceSettings(tls_cert_file=str(tmp_path / "x.crt"), tls_key_file=str(tmp_path / "x.key"), tls_ca_file=str(tmp_path / "ca.crt"))
+    missing = ServiceSettings(
+        tls_cert_file=str(tmp_path / "x.crt"), tls_key_file=str(tmp_path / "x.key"), tls_ca_file=str(tmp_path / "ca.crt")
+    )
     with pytest.raises(TlsNotConfigured, match="does not exist"):
         await start_server("bare", missing, _register)
 

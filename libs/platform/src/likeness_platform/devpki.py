@@ -15,6 +15,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -35,6 +36,14 @@ def folder_name(identity: str) -> str:
     return identity.replace("/", "-")
 
 
+class TlsSettings(TypedDict):
+    """The ServiceSettings fields of a certificate (`ServiceSettings(**files.settings())`)."""
+
+    tls_cert_file: str
+    tls_key_file: str
+    tls_ca_file: str
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """Where an identity's certificate, key and trusted CA bundle are."""
@@ -43,13 +52,13 @@ class TlsFiles:
     key: Path
     ca: Path
 
-    def settings(self) -> dict[str, str]:
+    def settings(self) -> TlsSettings:
         """As ServiceSettings fields."""
-        return {"tls_cert_file": str(self.cert), "tls_key_file": str(self.key), "tls_ca_file": str(self.ca)}
+        return TlsSettings(tls_cert_file=str(self.cert), tls_key_file=str(self.key), tls_ca_file=str(self.ca))
 
     def env(self) -> dict[str, str]:
         """As LIKENESS_* environment variables."""
-        return {f"LIKENESS_{k.upper()}": v for k, v in self.settings().items()}
+        return {"LIKENESS_TLS_CERT_FILE": str(self.cert), "LIKENESS_TLS_KEY_FILE": str(self.key), "LIKENESS_TLS_CA_FILE": str(self.ca)}
 
     def read(self) -> tuple[bytes, bytes, bytes]:
         """(certificate chain, private key, CA bundle) as PEM bytes."""
@@ -166,9 +175,7 @@ class DevPki:
                 ),
                 critical=False,
             )
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )

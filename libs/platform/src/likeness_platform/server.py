@@ -137,7 +137,13 @@ async def start_server(
     if health_server is not None:
         await health_server.start()
     running = RunningServer(
-        server=server, port=bound, health=health_servicer, services=names, events=events, health_server=health_server, health_port=health_port
+        server=server,
+        port=bound,
+        health=health_servicer,
+        services=names,
+        events=events,
+        health_server=health_server,
+        health_port=health_port,
     )
     if close_sender is not None:
         running.on_stop.append(close_sender)

@@ -40,11 +40,7 @@ class TlsPaths:
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> TlsPaths:
-        missing = [
-            f"LIKENESS_{name.upper()}"
-            for name in ("tls_cert_file", "tls_key_file", "tls_ca_file")
-            if not getattr(settings, name)
-        ]
+        missing = [f"LIKENESS_{name.upper()}" for name in ("tls_cert_file", "tls_key_file", "tls_ca_file") if not getattr(settings, name)]
         if missing:
             raise TlsNotConfigured(
                 f"mutual TLS is required: set {', '.join(missing)} (certificate, key and CA bundle PEM files; "
