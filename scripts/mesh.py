@@ -1,6 +1,9 @@
 """Start the whole mesh on one machine: embedded PostgreSQL when needed, every service as its own process.
 
 Used by `make run` (fixed ports, Ctrl-C stops everything) and by the end-to-end tests (free ports).
+Every gRPC hop is mutual TLS: a development CA and one certificate per service (and an `operator/dev`
+one for grpcurl and the CLI) are made in `<run_dir>/tls`. Readiness is read on each service's
+plaintext health-only port.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "libs" / "platform" / "src"))
 
+from likeness_platform.devpki import DevPki, TlsFiles  # noqa: E402
 from likeness_platform.embedded_db import EmbeddedPostgres  # noqa: E402
 
 GRPC_PORTS = {"gateway": 50050, "ingestion": 50051, "faces": 50052, "render": 50053, "billing": 50054, "privacy": 50055}
 HOLDERS = ("gateway", "ingestion", "faces", "render", "billing")
 HTTP_PORT = 8080
+# Plaintext health-only ports: the gRPC port + 2000 (the services' default).
+HEALTH_OFFSET = 2000
+OPERATOR = "operator/dev"
 
 
 def free_ports(count: int) -> list[int]:
@@ -51,7 +58,10 @@ class Mesh:
     extra_env: dict[str, str] = field(default_factory=dict)
     services: tuple[str, ...] = tuple(GRPC_PORTS)
     quiet: bool = False
+    # Server reflection on every service (make run: on, for grpcurl; tests: off, the production default).
+    reflection: bool = False
     ports: dict[str, int] = field(default_factory=dict)
+    health_ports: dict[str, int] = field(default_factory=dict)
     http_port: int = HTTP_PORT
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     db: EmbeddedPostgres | None = None
@@ -59,14 +69,29 @@ class Mesh:
     def __post_init__(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.free_ports:
-            chosen = free_ports(len(GRPC_PORTS) + 1)
+            chosen = free_ports(2 * len(GRPC_PORTS) + 1)
             self.ports = dict(zip(GRPC_PORTS, chosen, strict=False))
+            self.health_ports = dict(zip(GRPC_PORTS, chosen[len(GRPC_PORTS) :], strict=False))
             self.http_port = chosen[-1]
         else:
             self.ports = dict(GRPC_PORTS)
+            self.health_ports = {name: port + HEALTH_OFFSET for name, port in GRPC_PORTS.items()}
+        self.pki = DevPki(self.run_dir)
+        self.tls = self.pki.ensure_services((*GRPC_PORTS, OPERATOR))
 
     def addr(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"
+
+    def health_addr(self, service: str) -> str:
+        return f"127.0.0.1:{self.health_ports[service]}"
+
+    def credentials(self, identity: str = OPERATOR) -> grpc.ChannelCredentials:
+        """Client credentials of one of the mesh's identities (default: the development operator)."""
+        cert, key, ca = self.tls_files(identity).read()
+        return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+    def tls_files(self, identity: str) -> TlsFiles:
+        return self.pki.ensure(identity)
 
     @property
     def http_url(self) -> str:
@@ -90,6 +115,9 @@ class Mesh:
             {
                 "LIKENESS_DATABASE_URL": self.database_url,
                 "LIKENESS_GRPC_PORT": str(self.ports[service]),
+                "LIKENESS_HEALTH_PORT": str(self.health_ports[service]),
+                "LIKENESS_REFLECTION": "true" if self.reflection else "false",
+                **self.tls[service].env(),
                 "LIKENESS_METRICS_PORT": "-1" if self.free_ports else "0",
                 "LIKENESS_BLOB_DIR": str(self.run_dir / "blobs" / service),
                 "PYTHONUNBUFFERED": "1",
@@ -124,7 +152,8 @@ class Mesh:
 
     def wait_healthy(self, service: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.addr(service)) as channel:
+        # The plaintext health-only port: what the kubelet probes too.
+        with grpc.insecure_channel(self.health_addr(service)) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 proc = self.procs.get(service)
@@ -191,7 +220,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
     args = parser.parse_args()
     started = time.monotonic()
-    mesh = Mesh(args.run_dir, database_url=os.environ.get("LIKENESS_DATABASE_URL", ""))
+    mesh = Mesh(args.run_dir, database_url=os.environ.get("LIKENESS_DATABASE_URL", ""), reflection=True)
     stop = False
 
     def on_signal(*_: object) -> None:
@@ -206,7 +235,9 @@ def main() -> None:
         print(f"\nLikeness is up in {took:.1f}s ({'embedded' if mesh.db else 'external'} PostgreSQL)")
         print(f"  demo page and HTTP API   {mesh.http_url}/   (OpenAPI: {mesh.http_url}/docs)")
         for name in GRPC_PORTS:
-            print(f"  {name:<10} gRPC         {mesh.addr(name)}")
+            print(f"  {name:<10} gRPC (mTLS)  {mesh.addr(name)}   health {mesh.health_addr(name)}")
+        operator = mesh.tls_files(OPERATOR)
+        print(f"  grpcurl -cacert {operator.ca} -cert {operator.cert} -key {operator.key} {mesh.addr('render')} list")
         print("Ctrl-C stops everything.\n", flush=True)
         while not stop:
             for name, proc in list(mesh.procs.items()):

@@ -7,6 +7,7 @@ from likeness_platform.dataholder import ExportItem, Retention, add_dataholder
 from likeness_platform.server import start_server
 from likeness_platform.settings import ServiceSettings
 from likeness_privacy.adapters.holders import RemoteHolder
+from tests.support.services import settings_for
 
 ROWS = [Retention("notes", 3, 12.25, 86400.0), Retention("cache", 0, 0.0, 0.0), Retention("frames", 1, 0.000123456, 1.5)]
 
@@ -32,9 +33,9 @@ class FixedHolder:
 
 
 async def test_retention_ages_survive_the_wire() -> None:
-    settings = ServiceSettings(grpc_port=0, metrics_port=-1)
-    running = await start_server("fixed", settings, lambda server: [add_dataholder(server, FixedHolder())])
-    remote = RemoteHolder("fixed", f"127.0.0.1:{running.port}", settings, timeout=10)
+    running = await start_server("fixed", settings_for(ServiceSettings, "render"), lambda server: [add_dataholder(server, FixedHolder())])
+    # Holders answer privacy only: the remote side presents privacy's certificate.
+    remote = RemoteHolder("fixed", f"127.0.0.1:{running.port}", settings_for(ServiceSettings, "privacy"), timeout=10)
     try:
         assert await remote.retention() == ROWS
     finally:

@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import grpc
 import pytest
 
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
@@ -16,6 +15,7 @@ from likeness_platform.errors import NotFound
 from likeness_privacy.main import build as build_privacy
 from likeness_privacy.usecases import PrivacyUseCases
 from tests.support.memholder import MemoryHolder, serve_holder
+from tests.support.pki import mesh_channel
 from tests.support.services import Started, free_port, start_ingestion, start_privacy
 
 
@@ -44,7 +44,7 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[dict]:
     holders = {"ingestion": f"127.0.0.1:{ingestion_port}", "notes": f"127.0.0.1:{notes_port}"}
     privacy, privacy_addr = await start_privacy(database_url, holders, started)
     ingestion, ingestion_addr = await start_ingestion(database_url, privacy_addr, tmp_path / "blobs", started, port=ingestion_port)
-    channel = grpc.aio.insecure_channel(ingestion_addr)
+    channel = mesh_channel(ingestion_addr)
     world = {
         "privacy": privacy,
         "ingestion": ingestion,

@@ -14,6 +14,7 @@ from skimage import data
 from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
 from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc
+from tests.support.pki import mesh_channel
 from tests.support.services import Started, start_faces
 
 
@@ -27,7 +28,7 @@ def _jpeg(rgb: np.ndarray) -> bytes:
 async def faces() -> AsyncIterator[grpc.aio.Channel]:
     started = Started()
     _, addr = await start_faces(started)
-    channel = grpc.aio.insecure_channel(addr, options=[("grpc.max_send_message_length", 64 << 20)])
+    channel = mesh_channel(addr, options=[("grpc.max_send_message_length", 64 << 20)])
     try:
         yield channel
     finally:

@@ -20,6 +20,7 @@ from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from likeness.render.v1 import render_pb2, render_pb2_grpc
 from likeness_render.adapters.segmenter import SelfieSegmenter
 from likeness_render.domain.spec_loading import load_catalog
+from tests.support.pki import mesh_channel
 from tests.support.services import Started, free_port, start_faces, start_ingestion, start_privacy, start_render
 
 SPECS = [
@@ -63,7 +64,7 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> A
     addrs = {"privacy": privacy_addr, "ingestion": f"127.0.0.1:{ingestion_port}", "faces": f"127.0.0.1:{faces_port}"}
     await start_render(database_url, addrs, tmp / "results", started, port=render_port)
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-    channels = [grpc.aio.insecure_channel(a, options=options) for a in (f"127.0.0.1:{render_port}", addrs["faces"], privacy_addr)]
+    channels = [mesh_channel(a, options=options) for a in (f"127.0.0.1:{render_port}", addrs["faces"], privacy_addr)]
     subject = (
         await privacy_pb2_grpc.PrivacyStub(channels[2]).RegisterSubject(
             privacy_pb2.RegisterSubjectRequest(kind=privacy_pb2.SUBJECT_KIND_DEVICE)

@@ -17,6 +17,7 @@ from PIL import Image
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from likeness.privacy.v1 import dataholder_pb2, dataholder_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from likeness_platform.blobs import new_blob_name
+from tests.support.pki import mesh_channel
 from tests.support.services import Started, start_ingestion, start_privacy
 
 IMAGES = Path(__file__).resolve().parents[1] / "services" / "ingestion" / "tests"
@@ -36,8 +37,8 @@ async def mesh(database_url: str, tmp_path: Path) -> AsyncIterator[dict]:
     ingestion_port = free_port()
     privacy, privacy_addr = await start_privacy(database_url, {"ingestion": f"127.0.0.1:{ingestion_port}"}, started)
     service, addr = await start_ingestion(database_url, privacy_addr, tmp_path / "blobs", started, port=ingestion_port)
-    channel = grpc.aio.insecure_channel(addr, options=[("grpc.max_receive_message_length", 64 << 20)])
-    pchannel = grpc.aio.insecure_channel(privacy_addr)
+    channel = mesh_channel(addr, options=[("grpc.max_receive_message_length", 64 << 20)])
+    pchannel = mesh_channel(privacy_addr)
     try:
         yield {
             "ingestion": ingestion_pb2_grpc.IngestionStub(channel),

@@ -1,4 +1,4 @@
-"""The whole mesh as `make run` starts it: processes, embedded PostgreSQL, health, reflection."""
+"""The whole mesh as `make run` starts it: processes, embedded PostgreSQL, mTLS, health, reflection."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 import httpx
 import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.support.mesh import Mesh
@@ -21,11 +22,37 @@ EXPECTED = {
 }
 
 
-def _listed_services(address: str) -> set[str]:
+def _list(channel: grpc.Channel) -> set[str]:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+    return {s.name for reply in replies for s in reply.list_services_response.service}
+
+
+def _listed_services(address: str, credentials: grpc.ChannelCredentials) -> set[str]:
+    with grpc.secure_channel(address, credentials) as channel:
+        return _list(channel)
+
+
+def _health_port_serves_only_health(address: str) -> None:
     with grpc.insecure_channel(address) as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
-        return {s.name for reply in replies for s in reply.list_services_response.service}
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        try:
+            _list(channel)
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNIMPLEMENTED
+        else:
+            raise AssertionError("the health-only port served reflection")
+
+
+def _refuses_plaintext(address: str) -> None:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAVAILABLE
+        else:
+            raise AssertionError(f"{address} answered plaintext")
 
 
 def _stopped(pid: int) -> bool:
@@ -36,16 +63,19 @@ def _stopped(pid: int) -> bool:
 
 
 def test_mesh_starts_with_embedded_postgres_serves_reflection_and_stops(tmp_path: Path) -> None:
-    mesh = Mesh(tmp_path / "run", database_url="", free_ports=True, quiet=True)
+    mesh = Mesh(tmp_path / "run", database_url="", free_ports=True, quiet=True, reflection=True)
     try:
         mesh.up()
         assert mesh.db is not None
         pg_pid = mesh.db.pid
         assert pg_pid is not None and psutil.pid_exists(pg_pid)
         for service, names in EXPECTED.items():
-            listed = _listed_services(mesh.addr(service))
+            listed = _listed_services(mesh.addr(service), mesh.credentials())
             assert names <= listed, (service, listed)
             assert "grpc.health.v1.Health" in listed
+            _health_port_serves_only_health(mesh.health_addr(service))
+            _refuses_plaintext(mesh.addr(service))
+        assert (tmp_path / "run" / "tls" / "privacy" / "tls.crt").is_file()
         ready = httpx.get(mesh.http_url + "/readyz", timeout=10)
         assert ready.status_code == 200 and ready.json()["ready"] is True
         device = httpx.post(

@@ -20,6 +20,7 @@ from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from likeness.render.v1 import render_pb2, render_pb2_grpc
+from tests.support.pki import mesh_channel
 from tests.support.services import Started, free_port, start_faces, start_ingestion, start_privacy, start_render
 
 MAGENTA = (255, 0, 255)
@@ -72,7 +73,7 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str, prov
             env.setenv(f"LIKENESS_AIGEN_{key}", value)
         _, render_addr = await start_render(database_url, addrs, tmp / "results", started)
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-    render, faces, privacy = (grpc.aio.insecure_channel(a, options=options) for a in (render_addr, addrs["faces"], privacy_addr))
+    render, faces, privacy = (mesh_channel(a, options=options) for a in (render_addr, addrs["faces"], privacy_addr))
     subject = (
         await privacy_pb2_grpc.PrivacyStub(privacy).RegisterSubject(
             privacy_pb2.RegisterSubjectRequest(kind=privacy_pb2.SUBJECT_KIND_DEVICE)

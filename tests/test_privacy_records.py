@@ -6,13 +6,13 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from likeness_platform.dataholder import Retention
 from likeness_platform.metrics import RETENTION_BREACHES
 from tests.support.memholder import MemoryHolder, serve_holder
+from tests.support.pki import mesh_channel
 from tests.support.services import Started, free_port, start_ingestion, start_privacy
 
 
@@ -32,7 +32,7 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[dict]:
     holders = {"stale": f"127.0.0.1:{stale_server.port}", "ingestion": f"127.0.0.1:{ingestion_port}"}
     privacy, privacy_addr = await start_privacy(database_url, holders, started)
     await start_ingestion(database_url, privacy_addr, tmp_path / "blobs", started, port=ingestion_port)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{ingestion_port}")
+    channel = mesh_channel(f"127.0.0.1:{ingestion_port}")
     try:
         yield {"privacy": privacy, "ingestion": ingestion_pb2_grpc.IngestionStub(channel)}
     finally:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import cv2
 import matplotlib.cbook
@@ -145,12 +147,16 @@ def main() -> None:
         from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
         from likeness_faces.grpc_api import FacesServicer, service_name
         from likeness_imaging.codec import encode_jpeg
+        from likeness_platform.devpki import DevPki
         from likeness_platform.logging import configure_logging
         from likeness_platform.server import start_server
         from likeness_platform.settings import ServiceSettings
 
         configure_logging("bench", "warning")
-        settings = ServiceSettings(grpc_port=0, metrics_port=-1)
+        # mTLS as in the mesh: the service presents faces' certificate, the client render's.
+        pki = DevPki(Path(tempfile.mkdtemp(prefix="likeness-bench-pki-")))
+        settings = ServiceSettings(grpc_port=0, metrics_port=-1, health_port=-1, **pki.ensure("faces").settings())
+        cert, key, ca = pki.ensure("render").read()
 
         def register(server: grpc.aio.Server) -> list[str]:
             faces_pb2_grpc.add_FacesServicer_to_server(FacesServicer(analyzer, None, 60_000_000), server)
@@ -159,8 +165,10 @@ def main() -> None:
         running = await start_server("faces", settings, register)
         blobs = [encode_jpeg(image, 92) for image in requests]
         try:
-            async with grpc.aio.insecure_channel(
-                f"127.0.0.1:{running.port}", options=[("grpc.max_send_message_length", 64 << 20)]
+            async with grpc.aio.secure_channel(
+                f"127.0.0.1:{running.port}",
+                grpc.ssl_channel_credentials(ca, key, cert),
+                options=[("grpc.max_send_message_length", 64 << 20)],
             ) as channel:
                 stub = faces_pb2_grpc.FacesStub(channel)
                 print("Faces service over gRPC, full analysis (client sends JPEG bytes)")

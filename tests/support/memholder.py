@@ -42,4 +42,4 @@ class MemoryHolder:
 
 
 async def serve_holder(holder: Any, port: int = 0) -> RunningServer:
-    return await start_server("notes", settings_for(ServiceSettings), lambda server: [add_dataholder(server, holder)], port=port)
+    return await start_server("notes", settings_for(ServiceSettings, "gateway"), lambda server: [add_dataholder(server, holder)], port=port)

@@ -18,6 +18,7 @@ import httpx
 
 from likeness_platform.server import RunningServer, Wiring, start_server
 from likeness_platform.settings import ServiceSettings
+from tests.support.pki import tls_settings
 
 W = TypeVar("W", bound=Wiring)
 S = TypeVar("S", bound=ServiceSettings)
@@ -32,9 +33,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def settings_for(cls: type[S], **overrides: Any) -> S:
-    """Settings of a service under test: a free port unless given, metrics off."""
-    return cls(**{"grpc_port": 0, "metrics_port": -1, **overrides})
+def settings_for(cls: type[S], identity: str, **overrides: Any) -> S:
+    """Settings of a service under test: a free port unless given, metrics and the plaintext health port off,
+    mTLS with `identity`'s certificate from the test PKI."""
+    return cls(**{"grpc_port": 0, "metrics_port": -1, "health_port": -1, **tls_settings(identity), **overrides})
 
 
 def new_key() -> str:
@@ -61,7 +63,7 @@ async def serve(name: str, build: Callable[[S], Awaitable[W]], settings: S, star
     wiring = await build(settings)
     started.wirings[name] = wiring
     started.closers.append(wiring.close)
-    running = await start_server(name, settings, wiring.register)
+    running = await start_server(name, settings, wiring.register, security_events=wiring.security_events)
     started.servers.append(running)
     return wiring, f"127.0.0.1:{running.port}"
 
@@ -72,6 +74,7 @@ async def start_privacy(database_url: str, holders: dict[str, str], started: Sta
 
     settings = settings_for(
         PrivacySettings,
+        "privacy",
         grpc_port=port,
         database_url=database_url,
         kek=new_key(),
@@ -92,7 +95,7 @@ async def start_gateway(database_url: str, addrs: dict[str, str], started: Start
     from likeness_gateway.main import GatewaySettings, build
 
     upstreams = {f"{name}_addr": addrs.get(name, NOWHERE) for name in ("privacy", "ingestion", "billing", "render", "faces")}
-    settings = settings_for(GatewaySettings, database_url=database_url, upstream_deadline_seconds=60.0, **upstreams)
+    settings = settings_for(GatewaySettings, "gateway", database_url=database_url, upstream_deadline_seconds=60.0, **upstreams)
     wiring, addr = await serve("gateway", build, settings, started)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=wiring.app), base_url="http://gateway.test")
     started.closers.append(client.aclose)
@@ -107,6 +110,7 @@ async def start_ingestion(
 
     settings = settings_for(
         IngestionSettings,
+        "ingestion",
         grpc_port=port,
         database_url=database_url,
         privacy_addr=privacy_addr,
@@ -123,7 +127,9 @@ async def start_billing(database_url: str, started: Started, port: int = 0, **ov
     """Billing on a free port; App Store settings come as overrides."""
     from likeness_billing.main import BillingSettings, build
 
-    settings = settings_for(BillingSettings, grpc_port=port, database_url=database_url, billing_ledger_key=new_key(), **overrides)
+    settings = settings_for(
+        BillingSettings, "billing", grpc_port=port, database_url=database_url, billing_ledger_key=new_key(), **overrides
+    )
     wiring, addr = await serve("billing", build, settings, started)
     return wiring.repo, addr
 
@@ -132,7 +138,7 @@ async def start_faces(started: Started, ingestion_addr: str = NOWHERE, port: int
     """Faces on a free port with the real models."""
     from likeness_faces.main import FacesSettings, build
 
-    settings = settings_for(FacesSettings, grpc_port=port, ingestion_addr=ingestion_addr)
+    settings = settings_for(FacesSettings, "faces", grpc_port=port, ingestion_addr=ingestion_addr)
     wiring, addr = await serve("faces", build, settings, started)
     return wiring.analyzer, addr
 
@@ -145,6 +151,7 @@ async def start_render(
 
     settings = settings_for(
         RenderSettings,
+        "render",
         grpc_port=port,
         database_url=database_url,
         privacy_addr=addrs["privacy"],

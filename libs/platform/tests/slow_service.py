@@ -2,9 +2,12 @@
 
 import asyncio
 import sys
+from pathlib import Path
 
 import grpc
 
+from likeness_platform.devpki import DevPki
+from likeness_platform.policy import ANY_IDENTITY, POLICY
 from likeness_platform.server import serve_forever
 from likeness_platform.settings import ServiceSettings
 
@@ -25,4 +28,7 @@ def register(server: grpc.aio.Server) -> list[str]:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve_forever("slow", ServiceSettings(grpc_port=int(sys.argv[1]), metrics_port=-1, shutdown_grace_seconds=5), register))
+    # argv: gRPC port, plaintext health port, folder of the development PKI.
+    tls = DevPki(Path(sys.argv[3])).ensure("render").settings()
+    settings = ServiceSettings(grpc_port=int(sys.argv[1]), health_port=int(sys.argv[2]), metrics_port=-1, shutdown_grace_seconds=5, **tls)
+    asyncio.run(serve_forever("slow", settings, register, rules={**POLICY, "/test.Slow/*": frozenset({ANY_IDENTITY})}))

@@ -11,6 +11,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from likeness_platform.devpki import DevPki
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -34,14 +36,17 @@ def _wait_for_line(proc: subprocess.Popen[bytes], line: bytes, timeout: float) -
             seen += chunk
 
 
-def test_sigterm_lets_an_in_flight_call_finish_before_exit() -> None:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("slow_service.py")), str(port)], stdout=subprocess.PIPE)
+def test_sigterm_lets_an_in_flight_call_finish_before_exit(pki: DevPki) -> None:
+    port, health_port = _free_port(), _free_port()
+    cert, key, ca = pki.ensure("gateway").read()
+    script = str(Path(__file__).with_name("slow_service.py"))
+    proc = subprocess.Popen([sys.executable, script, str(port), str(health_port), str(pki.root.parent)], stdout=subprocess.PIPE)
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True)
+        # Readiness through the plaintext health-only port, the call itself over mTLS.
+        with grpc.insecure_channel(f"127.0.0.1:{health_port}") as probe:
+            reply = health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        with grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(ca, key, cert)) as channel:
             wait = channel.unary_unary("/test.Slow/Wait")
             result: dict[str, object] = {}
 

@@ -12,6 +12,7 @@ import pytest
 
 from likeness_platform.dataholder import message_from, timestamp
 from likeness_platform.db import fetch_row, from_row, open_pool, open_service_pool
+from likeness_platform.devpki import DevPki
 from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import ServiceSettings
 
@@ -87,6 +88,14 @@ class _Boom(Exception):
     pass
 
 
+@pytest.fixture
+def tls_env(pki: DevPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment of a service with its certificate (run_service refuses to start without one)."""
+    for name, value in pki.ensure("render").env().items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.usefixtures("tls_env")
 async def test_run_service_builds_with_the_settings_and_serves_the_wiring() -> None:
     served: list[tuple[str, Wiring[ServiceSettings]]] = []
 
@@ -101,6 +110,7 @@ async def test_run_service_builds_with_the_settings_and_serves_the_wiring() -> N
     assert isinstance(served[0][1].settings, ServiceSettings)
 
 
+@pytest.mark.usefixtures("tls_env")
 async def test_run_service_turns_startup_errors_into_a_one_line_exit() -> None:
     async def build(settings: ServiceSettings) -> Wiring[ServiceSettings]:
         raise _Boom("model files missing")

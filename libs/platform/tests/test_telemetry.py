@@ -9,7 +9,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from likeness_platform.clients import open_channel
+from likeness_platform.devpki import DevPki
 from likeness_platform.errors import InvalidArgument
+from likeness_platform.policy import ANY_IDENTITY, POLICY
 from likeness_platform.server import RunningServer, start_server
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing
@@ -60,11 +62,12 @@ def spans() -> tuple[TracerProvider, InMemorySpanExporter]:
 
 
 async def test_calls_are_traced_across_the_hop_and_spans_hold_no_request_data(
-    spans: tuple[TracerProvider, InMemorySpanExporter],
+    spans: tuple[TracerProvider, InMemorySpanExporter], pki: DevPki
 ) -> None:
     provider, exporter = spans
-    settings = ServiceSettings(grpc_port=0, metrics_port=-1)
-    running: RunningServer = await start_server("traced", settings, _register)
+    settings = ServiceSettings(grpc_port=0, metrics_port=-1, health_port=-1, **pki.ensure("render").settings())
+    rules = {**POLICY, "/test.Traced/*": frozenset({ANY_IDENTITY})}
+    running: RunningServer = await start_server("traced", settings, _register, rules=rules)
     channel = open_channel(f"127.0.0.1:{running.port}", "tester", settings)
     try:
         assert await channel.unary_unary("/test.Traced/Ok")(b"hi") == b"ok:hi"

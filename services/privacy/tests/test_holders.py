@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from likeness_platform.devpki import DevPki
 from likeness_platform.settings import ServiceSettings
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.domain.errors import HolderCallFailed, describe_error
 
 
-async def test_an_unreachable_holder_fails_with_a_domain_error() -> None:
-    holder = RemoteHolder("notes", "127.0.0.1:1", ServiceSettings(), timeout=2.0)
+async def test_an_unreachable_holder_fails_with_a_domain_error(tmp_path: Path) -> None:
+    settings = ServiceSettings(**DevPki(tmp_path).ensure("privacy").settings())
+    holder = RemoteHolder("notes", "127.0.0.1:1", settings, timeout=2.0)
     try:
         with pytest.raises(HolderCallFailed) as inventory:
             await holder.inventory("subject")

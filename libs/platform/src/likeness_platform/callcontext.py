@@ -1,4 +1,7 @@
-"""Per-call context carried across services in gRPC metadata: request id, subject, caller."""
+"""Per-call context: request id and subject (carried across services in gRPC metadata) and the caller.
+
+The caller is the identity in the peer's client certificate (set by the authorisation interceptor);
+no header names it: a self-declared caller would be trusted by nothing."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import uuid
 
 REQUEST_ID_KEY = "x-request-id"
 SUBJECT_KEY = "x-likeness-subject"
-CALLER_KEY = "x-likeness-caller"
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("likeness_request_id", default="")
 subject_var: contextvars.ContextVar[str] = contextvars.ContextVar("likeness_subject", default="")
@@ -27,3 +29,8 @@ def current_request_id() -> str:
 def current_subject() -> str:
     """The subject the gateway says this call is for ('' when none)."""
     return subject_var.get()
+
+
+def current_caller() -> str:
+    """The certificate identity of the service or operator that made the call being served ('' outside a call)."""
+    return caller_var.get()

@@ -1,19 +1,114 @@
-"""Channels to other services, with the standard interceptors and a default deadline."""
+"""Channels to other services: mutual TLS, the standard interceptors and a default deadline.
+
+A channel presents this service's certificate (settings `tls_*`) and trusts only the mesh CA. When
+the certificate files change (rotation), the next call opens a new underlying channel with the new
+certificate; calls already running finish on the old one, which is closed after a grace period.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 import grpc
+import structlog
 
 from likeness_platform.interceptors import client_interceptors
 from likeness_platform.server import server_options
 from likeness_platform.settings import ServiceSettings
+from likeness_platform.tls import TlsPaths, WatchedTls, channel_credentials
+
+log = structlog.get_logger("likeness.clients")
+
+# How long a channel replaced after a rotation lets its running calls finish.
+RETIRE_GRACE_SECONDS = 60.0
+
+
+class _Method:
+    """A multicallable that sends each call over the channel's current underlying channel."""
+
+    def __init__(self, owner: ReloadingChannel, kind: str, method: str, kwargs: dict[str, Any]) -> None:
+        self._owner, self._kind, self._method, self._kwargs = owner, kind, method, kwargs
+        self._generation = -1
+        self._callable: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        channel, generation = self._owner.current()
+        if generation != self._generation:
+            self._callable = getattr(channel, self._kind)(self._method, **self._kwargs)
+            self._generation = generation
+        return self._callable(*args, **kwargs)
+
+
+class ReloadingChannel(grpc.aio.Channel):
+    """An mTLS aio channel that follows its certificate files (see the module docstring)."""
+
+    def __init__(self, address: str, caller: str, settings: ServiceSettings, deadline: float) -> None:
+        self._address, self._caller, self._settings, self._deadline = address, caller, settings, deadline
+        self._tls = WatchedTls(TlsPaths.from_settings(settings))
+        self._generation = self._tls.generation
+        self._channel = self._open()
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def _open(self) -> grpc.aio.Channel:
+        return grpc.aio.secure_channel(
+            self._address,
+            channel_credentials(self._tls.material),
+            # Headless Services give every pod's address: spread calls across them.
+            options=[*server_options(self._settings), ("grpc.lb_policy_name", "round_robin")],
+            interceptors=client_interceptors(self._deadline),
+        )
+
+    def current(self) -> tuple[grpc.aio.Channel, int]:
+        """The channel to use now, reopened first if the certificate files changed."""
+        if self._tls.refresh(time.monotonic()) and self._tls.generation != self._generation:
+            old, self._channel = self._channel, self._open()
+            self._generation = self._tls.generation
+            log.info("channel_reopened", address=self._address, generation=self._generation)
+            task = asyncio.get_running_loop().create_task(old.close(RETIRE_GRACE_SECONDS))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        return self._channel, self._generation
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _Method(self, "unary_unary", method, _named(args, kwargs))
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _Method(self, "unary_stream", method, _named(args, kwargs))
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _Method(self, "stream_unary", method, _named(args, kwargs))
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _Method(self, "stream_stream", method, _named(args, kwargs))
+
+    async def close(self, grace: float | None = None) -> None:
+        await self._channel.close(grace)
+        for task in list(self._retiring):
+            task.cancel()
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self.current()[0].get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self._channel.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self.current()[0].channel_ready()
+
+    async def __aenter__(self) -> ReloadingChannel:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        await self.close(None)
+
+
+def _named(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    names = ("request_serializer", "response_deserializer")
+    return {**dict(zip(names, args, strict=False)), **kwargs}
 
 
 def open_channel(address: str, caller: str, settings: ServiceSettings, deadline: float | None = None) -> grpc.aio.Channel:
-    """An insecure aio channel to `address` whose calls carry context, traces and a deadline."""
-    return grpc.aio.insecure_channel(
-        address,
-        # Headless Services give every pod's address: spread calls across them.
-        options=[*server_options(settings), ("grpc.lb_policy_name", "round_robin")],
-        interceptors=client_interceptors(caller, deadline if deadline is not None else settings.client_deadline_seconds),
-    )
+    """An mTLS aio channel to `address` (as `caller`, this service) whose calls carry context, traces and a deadline."""
+    return ReloadingChannel(address, caller, settings, deadline if deadline is not None else settings.client_deadline_seconds)

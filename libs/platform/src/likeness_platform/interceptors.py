@@ -74,12 +74,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             request_id = metadata.get(callcontext.REQUEST_ID_KEY) or callcontext.new_request_id()
             callcontext.request_id_var.set(request_id)
             callcontext.subject_var.set(metadata.get(callcontext.SUBJECT_KEY, ""))
-            callcontext.caller_var.set(metadata.get(callcontext.CALLER_KEY, ""))
             structlog.contextvars.bind_contextvars(
                 request_id=request_id,
                 rpc=method,
                 subject=metadata.get(callcontext.SUBJECT_KEY, ""),
-                caller=metadata.get(callcontext.CALLER_KEY, ""),
+                # The certificate identity the authorisation interceptor found, never a header.
+                caller=callcontext.caller_var.get(),
             )
 
         def leave(started: float, outcome: str) -> None:
@@ -162,7 +162,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-def _outgoing(details: ClientCallDetails, caller: str, default_timeout: float) -> ClientCallDetails:
+def _outgoing(details: ClientCallDetails, default_timeout: float) -> ClientCallDetails:
     metadata = list(details.metadata or ())
     present = {k for k, _ in metadata}
     if callcontext.REQUEST_ID_KEY not in present:
@@ -170,43 +170,41 @@ def _outgoing(details: ClientCallDetails, caller: str, default_timeout: float) -
     subject = callcontext.current_subject()
     if subject and callcontext.SUBJECT_KEY not in present:
         metadata.append((callcontext.SUBJECT_KEY, subject))
-    metadata.append((callcontext.CALLER_KEY, caller))
     timeout = details.timeout if details.timeout is not None else default_timeout
     return ClientCallDetails(details.method, timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready)
 
 
 class _ClientBase:
-    def __init__(self, caller: str, default_timeout: float) -> None:
-        self._caller = caller
+    def __init__(self, default_timeout: float) -> None:
         self._timeout = default_timeout
 
 
 class UnaryUnaryClient(_ClientBase, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, client_call_details: ClientCallDetails, request: Any) -> Any:
-        return await continuation(_outgoing(client_call_details, self._caller, self._timeout), request)
+        return await continuation(_outgoing(client_call_details, self._timeout), request)
 
 
 class UnaryStreamClient(_ClientBase, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, client_call_details: ClientCallDetails, request: Any) -> Any:
-        return await continuation(_outgoing(client_call_details, self._caller, self._timeout), request)
+        return await continuation(_outgoing(client_call_details, self._timeout), request)
 
 
 class StreamUnaryClient(_ClientBase, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any) -> Any:
-        return await continuation(_outgoing(client_call_details, self._caller, self._timeout), request_iterator)
+        return await continuation(_outgoing(client_call_details, self._timeout), request_iterator)
 
 
 class StreamStreamClient(_ClientBase, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any) -> Any:
-        return await continuation(_outgoing(client_call_details, self._caller, self._timeout), request_iterator)
+        return await continuation(_outgoing(client_call_details, self._timeout), request_iterator)
 
 
-def client_interceptors(caller: str, default_timeout: float) -> list[Any]:
+def client_interceptors(default_timeout: float) -> list[Any]:
     """Interceptors every channel a service opens gets: OpenTelemetry's client spans first, then call context."""
     return [
         *client_tracing_interceptors(),
-        UnaryUnaryClient(caller, default_timeout),
-        UnaryStreamClient(caller, default_timeout),
-        StreamUnaryClient(caller, default_timeout),
-        StreamStreamClient(caller, default_timeout),
+        UnaryUnaryClient(default_timeout),
+        UnaryStreamClient(default_timeout),
+        StreamUnaryClient(default_timeout),
+        StreamStreamClient(default_timeout),
     ]

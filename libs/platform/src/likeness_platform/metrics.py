@@ -11,6 +11,11 @@ SWEEP_LAG = Gauge("likeness_retention_oldest_seconds", "Age of the oldest item p
 RETENTION_BREACHES = Counter("likeness_retention_breaches_total", "Items found older than their retention", ["holder", "category"])
 ERASURE_DEADLINE_BREACHES = Counter("likeness_erasure_deadline_breaches_total", "Erasures past their 24 h deadline")
 
+AUTHZ_DENIED = Counter("likeness_authz_denied_total", "Calls refused by the mesh policy", ["service", "method", "caller"])
+SECURITY_EVENTS_DROPPED = Counter(
+    "likeness_security_events_dropped_total", "Security events not delivered to privacy (queue full or privacy unreachable)", ["service"]
+)
+
 
 def start_metrics_server(host: str, port: int) -> None:
     """Serve /metrics on host:port (skipped for port < 1)."""

@@ -1,10 +1,10 @@
-"""gRPC server bootstrap used by every service: health, reflection, interceptors, graceful stop."""
+"""gRPC server bootstrap used by every service: mTLS, authorisation, health, reflection, interceptors, graceful stop."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -13,11 +13,14 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from likeness_platform.authz import AuthorizationInterceptor, SecurityEvents, SendEvent, remote_sender
 from likeness_platform.interceptors import ServerInterceptor
 from likeness_platform.logging import configure_logging
 from likeness_platform.metrics import start_metrics_server
+from likeness_platform.policy import POLICY
 from likeness_platform.settings import ServiceSettings
 from likeness_platform.telemetry import configure_tracing, server_tracing_interceptor
+from likeness_platform.tls import TlsNotConfigured, TlsPaths, server_credentials
 
 log = structlog.get_logger("likeness.server")
 
@@ -47,13 +50,15 @@ class Wiring(Generic[SettingsT]):
 
     `Wiring[XSettings]` types `settings` as the service's own settings class. `register` adds the
     servicers to a server and returns their full names, `background` are the loops a running service
-    keeps going, `closers` release what build opened (in reverse order).
+    keeps going, `closers` release what build opened (in reverse order). `security_events` delivers
+    refused calls to the security-event log; unset, they go to privacy's RecordSecurityEvent.
     """
 
     settings: SettingsT
     register: Callable[[grpc.aio.Server], Iterable[str]]
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    security_events: SendEvent | None = None
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
@@ -62,12 +67,15 @@ class Wiring(Generic[SettingsT]):
 
 @dataclass
 class RunningServer:
-    """A started server: its port, health servicer and the names it serves."""
+    """A started server: its (mTLS) port, the plaintext health-only port, health servicer and the names it serves."""
 
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
     services: list[str]
+    events: SecurityEvents
+    health_server: grpc.aio.Server | None = None
+    health_port: int = -1
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def set_serving(self, serving: bool) -> None:
@@ -80,6 +88,9 @@ class RunningServer:
         """Report NOT_SERVING, let in-flight calls finish within `grace`, then run on_stop hooks."""
         await self.set_serving(False)
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
+        await self.events.close()
         for hook in reversed(self.on_stop):
             await hook()
 
@@ -89,22 +100,53 @@ async def start_server(
     settings: ServiceSettings,
     register: Callable[[grpc.aio.Server], Iterable[str]],
     port: int | None = None,
+    security_events: SendEvent | None = None,
+    rules: Mapping[str, frozenset[str]] = POLICY,
 ) -> RunningServer:
-    """Build, register and start a grpc.aio server; `register` adds servicers and returns full service names."""
+    """Build, register and start a grpc.aio server; `register` adds servicers and returns full service names.
+
+    The gRPC port speaks only mutual TLS and every call passes the policy (`rules`: `likeness_platform.policy`);
+    grpc.health.v1 is also served in plaintext on `health_port` (and nothing else there).
+    """
+    credentials = server_credentials(settings)  # TlsNotConfigured: no certificate, no server
+    close_sender: Callable[[], Awaitable[None]] | None = None
+    if security_events is None:
+        security_events, close_sender = remote_sender(service, settings)
+    events = SecurityEvents(service, security_events)
     # No SO_REUSEPORT: a second process on the same port must fail to start, not share its traffic.
     server = grpc.aio.server(
-        interceptors=[server_tracing_interceptor(), ServerInterceptor(service)],
+        interceptors=[server_tracing_interceptor(), AuthorizationInterceptor(service, events, rules), ServerInterceptor(service)],
         options=[*server_options(settings), ("grpc.so_reuseport", 0)],
     )
     names = list(register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
-    )
-    bound = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port if port is None else port}")
+    if settings.reflection:
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        )
+    grpc_port = settings.grpc_port if port is None else port
+    bound = server.add_secure_port(f"{settings.grpc_host}:{grpc_port}", credentials)
+    health_server, health_port = None, -1
+    wanted = settings.health_port if settings.health_port is not None else (grpc_port + 2000 if grpc_port else 0)
+    if wanted >= 0:
+        health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_port = health_server.add_insecure_port(f"{settings.grpc_host}:{wanted}")
     await server.start()
-    running = RunningServer(server=server, port=bound, health=health_servicer, services=names)
+    if health_server is not None:
+        await health_server.start()
+    running = RunningServer(
+        server=server,
+        port=bound,
+        health=health_servicer,
+        services=names,
+        events=events,
+        health_server=health_server,
+        health_port=health_port,
+    )
+    if close_sender is not None:
+        running.on_stop.append(close_sender)
     await running.set_serving(True)
     return running
 
@@ -115,9 +157,11 @@ async def serve_forever(
     register: Callable[[grpc.aio.Server], Iterable[str]],
     on_stop: list[Callable[[], Awaitable[None]]] | None = None,
     background: list[Callable[[], Awaitable[None]]] | None = None,
+    security_events: SendEvent | None = None,
+    rules: Mapping[str, frozenset[str]] = POLICY,
 ) -> None:
     """Run a service until SIGTERM/SIGINT, then stop gracefully (health first, then a grace period)."""
-    running = await start_server(service, settings, register)
+    running = await start_server(service, settings, register, security_events=security_events, rules=rules)
     running.on_stop.extend(on_stop or [])
     metrics_port = settings.metrics_port or (running.port + 1000)
     if metrics_port > 0:
@@ -127,7 +171,7 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("serving", port=running.port, services=running.services, metrics_port=metrics_port)
+    log.info("serving", port=running.port, services=running.services, metrics_port=metrics_port, health_port=running.health_port)
     await stop.wait()
     log.info("stopping", grace_seconds=settings.shutdown_grace_seconds)
     for task in tasks:
@@ -139,7 +183,14 @@ async def serve_forever(
 
 async def serve_wiring(service: str, wiring: Wiring[Any]) -> None:
     """Serve what `build` wired until SIGTERM/SIGINT, then close it."""
-    await serve_forever(service, wiring.settings, wiring.register, on_stop=[wiring.close], background=wiring.background)
+    await serve_forever(
+        service,
+        wiring.settings,
+        wiring.register,
+        on_stop=[wiring.close],
+        background=wiring.background,
+        security_events=wiring.security_events,
+    )
 
 
 WiringT = TypeVar("WiringT", bound=Wiring[Any])
@@ -161,6 +212,10 @@ async def run_service(
     settings = settings_cls()
     configure_logging(service, settings.log_level)
     configure_tracing(service, settings.otel_exporter)
+    try:
+        TlsPaths.from_settings(settings)
+    except TlsNotConfigured as exc:
+        raise SystemExit(f"{service} cannot start: {exc}") from None
     try:
         wiring = await build(settings)
     except startup_errors as exc:

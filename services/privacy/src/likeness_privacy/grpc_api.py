@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from likeness_platform.callcontext import current_caller
 from likeness_platform.dataholder import counts, seconds, timestamp
 from likeness_privacy.domain.records import ErasureRow, SubjectRow
 from likeness_privacy.usecases import PrivacyUseCases
@@ -98,11 +99,12 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
         return privacy_pb2.RecordGenerationResponse(record_id=record_id)
 
     async def RecordSecurityEvent(self, request: Any, context: Any) -> privacy_pb2.RecordSecurityEventResponse:
-        await self._uc.records.security_event(request.subject_id, request.event_type, request.ip)
+        await self._uc.records.security_event(request.subject_id, request.event_type, request.ip, request.caller, request.method)
         return privacy_pb2.RecordSecurityEventResponse()
 
     async def RecordAccess(self, request: Any, context: Any) -> privacy_pb2.RecordAccessResponse:
-        entry = await self._uc.records.access(request.subject_id, request.actor, request.resource, request.purpose)
+        # The actor is who the certificate says called, not what the request claims.
+        entry = await self._uc.records.access(request.subject_id, current_caller(), request.resource, request.purpose)
         return privacy_pb2.RecordAccessResponse(entry_hash=entry)
 
     async def VerifyLedger(self, request: Any, context: Any) -> privacy_pb2.VerifyLedgerResponse:

@@ -76,6 +76,10 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
         privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(use_cases), server)
         return [service_name(), add_dataholder(server, use_cases.self_holder)]
 
+    async def record_refusal(event_type: str, caller: str, method: str, ip: str) -> None:
+        # Privacy writes its own refused calls straight into its security-event log.
+        await use_cases.records.security_event("", event_type, ip, caller, method)
+
     async def close() -> None:
         for holder in holders:
             await holder.close()
@@ -86,6 +90,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
         register=register,
         background=[use_cases.erasures.run, lambda: use_cases.retention.run(settings.retention_interval_seconds)],
         closers=[close],
+        security_events=record_refusal,
         use_cases=use_cases,
         holders=holders,
     )

@@ -202,11 +202,14 @@ class PrivacyRepository:
             )
         return str(record_id)
 
-    async def add_security_event(self, pseudonym: str | None, event_type: str, ip_hash: str, ip_prefix: str) -> None:
+    async def add_security_event(
+        self, pseudonym: str | None, event_type: str, ip_hash: str, ip_prefix: str, caller: str = "", method: str = ""
+    ) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO security_events (event_id, subject_pseudonym, event_type, ip_hash, ip_prefix) VALUES (%s, %s, %s, %s, %s)",
-                (uuid.uuid4(), pseudonym, event_type, ip_hash, ip_prefix),
+                "INSERT INTO security_events (event_id, subject_pseudonym, event_type, ip_hash, ip_prefix, caller, method)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (uuid.uuid4(), pseudonym, event_type, ip_hash, ip_prefix, caller, method),
             )
 
     async def add_access(self, subject_id: str, actor: str, resource: str, purpose: str) -> str:

@@ -24,14 +24,24 @@ class Records:
             self._config.pseudonym(subject_id), printable(interface)[:64], safe, printable(status or "ok")[:64], latency_ms
         )
 
-    async def security_event(self, subject_id: str, event_type: str, ip: str) -> None:
-        """Kept: a keyed hash of the IP and its /24 (/48) network, never the address."""
-        try:
-            hashed, prefix = ip_hash(self._config.pseudonym_key, ip), ip_prefix(ip)
-        except ValueError as exc:
-            raise InvalidArgument("ip is not an IP address", "INVALID_IP") from exc
+    async def security_event(self, subject_id: str, event_type: str, ip: str, caller: str = "", method: str = "") -> None:
+        """Kept: a keyed hash of the IP and its /24 (/48) network, never the address.
+
+        A refused mesh call names the caller's certificate identity and the method (its IP may be unknown)."""
+        if caller and not ip:
+            hashed, prefix = "", ""
+        else:
+            try:
+                hashed, prefix = ip_hash(self._config.pseudonym_key, ip), ip_prefix(ip)
+            except ValueError as exc:
+                raise InvalidArgument("ip is not an IP address", "INVALID_IP") from exc
         await self._repo.add_security_event(
-            self._config.pseudonym(subject_id) if subject_id else None, printable(event_type or "unknown")[:64], hashed, prefix
+            self._config.pseudonym(subject_id) if subject_id else None,
+            printable(event_type or "unknown")[:64],
+            hashed,
+            prefix,
+            printable(caller)[:128],
+            printable(method)[:128],
         )
 
     async def access(self, subject_id: str, actor: str, resource: str, purpose: str) -> str:
