@@ -64,3 +64,14 @@ async def test_concurrent_requests_cannot_overspend(database_url: str, schema: s
             outcomes = await asyncio.gather(*(attempt(i) for i in range(10)))
             assert outcomes.count(True) == POLICY.free_daily_allowance
             assert await repo.free_credits_used(subject, TODAY) == POLICY.free_daily_allowance
+
+
+@pytest.mark.asyncio
+async def test_released_credit_is_given_back_once(repo: BillingRepository, subject: str) -> None:
+    for i in range(3):
+        await repo.consume_credit(subject, f"q{i}", TODAY, POLICY, unlimited=False)
+    # The work behind q2 failed: its reservation is released and the allowance has room again.
+    assert await repo.release_credit(subject, "q2") is True
+    assert await repo.release_credit(subject, "q2") is False
+    assert await repo.free_credits_used(subject, TODAY) == 2
+    assert (await repo.consume_credit(subject, "q3", TODAY, POLICY, unlimited=False)).remaining_today == 0

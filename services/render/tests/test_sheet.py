@@ -12,6 +12,7 @@ from likeness_render.domain.sheet import (
     SheetError,
     SheetItem,
     SheetLayout,
+    SheetTooLarge,
     mm_to_px,
     plan_sheet,
     render_sheet,
@@ -180,3 +181,12 @@ def test_render_rejects_photos_of_the_wrong_shape_or_number() -> None:
         render_sheet(layout, [_photo((0, 0, 0), 600, 600)])
     with pytest.raises(SheetError, match="photos given"):
         render_sheet(layout, [_photo((0, 0, 0)), _photo((0, 0, 0))])
+
+
+def test_oversize_sheet_is_refused_before_any_buffer_is_made() -> None:
+    # 250 mm square at 600 dpi is 5906² px (34.9 MP: allowed); at 1200 dpi it is 139 MP: refused.
+    plan_sheet((250, 250), [SheetItem(35, 45, 1)], dpi=600)
+    with pytest.raises(SheetTooLarge, match="limit is 50000000"):
+        plan_sheet((250, 250), [SheetItem(35, 45, 1)], dpi=1200)
+    with pytest.raises(SheetTooLarge):
+        plan_sheet((1000, 1000), [SheetItem(35, 45, 1)], dpi=1200)

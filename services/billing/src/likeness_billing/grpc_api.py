@@ -161,6 +161,11 @@ class BillingServicer(billing_pb2_grpc.BillingServicer):
             free_remaining_today=taken.remaining_today if taken.remaining_today is not None else 0,
         )
 
+    async def ReleaseCredit(self, request: Any, context: Any) -> billing_pb2.ReleaseCreditResponse:
+        with billing_status():
+            released = await service.release_credit(self._repo, request.subject_id, request.request_id)
+        return billing_pb2.ReleaseCreditResponse(released=released)
+
 
 def service_name() -> str:
     return str(billing_pb2.DESCRIPTOR.services_by_name["Billing"].full_name)

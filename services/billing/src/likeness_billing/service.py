@@ -75,6 +75,8 @@ class BillingStore(Protocol):
         self, subject_id: str, request_id: str, day: date, policy: QuotaPolicy, unlimited: bool
     ) -> CreditConsumption: ...
 
+    async def release_credit(self, subject_id: str, request_id: str) -> bool: ...
+
     async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]: ...
 
     async def retention_status(self) -> Mapping[str, CategoryAge]: ...
@@ -169,6 +171,12 @@ async def consume_credit(
     moment = _now(now)
     entitlements = await get_entitlements(store, subject, now=moment)
     return await store.consume_credit(subject, request_id, utc_day(moment), policy, entitlements.unlimited)
+
+
+async def release_credit(store: BillingStore, subject_id: str, request_id: str) -> bool:
+    """Give back a credit whose generation failed: consume, then release, is a reservation that was never committed."""
+    check_request_id(request_id)
+    return await store.release_credit(canonical_subject_id(subject_id), request_id)
 
 
 async def sweep(

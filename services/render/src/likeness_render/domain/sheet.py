@@ -32,10 +32,17 @@ MAX_ITEMS = 8
 # size; stretching it would distort the face geometry the spec depends on.
 ASPECT_TOLERANCE = 0.02
 CUT_MARK_GREY: Final = (150, 150, 150)
+# The largest sheet rendered, in pixels (50 MP: A4 at 600 dpi fits, 250 mm square at 600 dpi does not).
+# The gateway checks custom sizes against the same documented limit before calling render.
+MAX_SHEET_PIXELS: Final = 50_000_000
 
 
 class SheetError(ValueError):
     """The sheet request or the photos given for it are invalid."""
+
+
+class SheetTooLarge(SheetError):
+    """The sheet would need more pixels than MAX_SHEET_PIXELS."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,11 @@ def _check_request(
         raise SheetError("dpi must be positive")
     if margin_mm < 0 or gap_mm < 0:
         raise SheetError("margins and gaps cannot be negative")
+    pixels = mm_to_px(paper_w_mm, dpi) * mm_to_px(paper_h_mm, dpi)
+    if pixels > MAX_SHEET_PIXELS:
+        raise SheetTooLarge(
+            f"a {paper_w_mm:g}x{paper_h_mm:g} mm sheet at {dpi:g} dpi would have {pixels} pixels; the limit is {MAX_SHEET_PIXELS}"
+        )
     for i, it in enumerate(items):
         if not (it.width_mm > 0 and it.height_mm > 0):
             raise SheetError(f"item {i}: photo width and height must be positive")

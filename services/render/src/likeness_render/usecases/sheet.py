@@ -68,6 +68,8 @@ class Sheets:
         items = [sheet.SheetItem(*spec.size_mm(dpi), count or sheet.FILL) for spec, _, count in photos]
         try:
             plan = sheet.plan_sheet(paper, items, dpi=dpi, margin_mm=layout.margin_mm, gap_mm=layout.gap_mm)
+        except sheet.SheetTooLarge as exc:
+            raise InvalidArgument(str(exc), "OUTPUT_TOO_LARGE") from None
         except sheet.SheetError as exc:
             raise InvalidArgument(str(exc), "INVALID_LAYOUT") from None
         if plan.total == 0:

@@ -44,6 +44,16 @@ class QuotaStore(Store):
                 used += 1
             return CreditConsumption(request_id, day, False, unlimited, used, policy.remaining(used, unlimited))
 
+    async def release_credit(self, subject_id: str, request_id: str) -> bool:
+        """Give back the credit taken for `request_id` (its work failed); False when none is held."""
+        subject = uuid.UUID(canonical_subject_id(subject_id))
+        async with self._pool.connection() as conn, conn.transaction():
+            await self._lock(conn, "quota", str(subject))
+            deleted = await self._rowcount(
+                conn, "DELETE FROM {s}.quota_usage WHERE subject_id = %s AND request_id = %s", (subject, request_id)
+            )
+        return deleted > 0
+
     async def free_credits_used(self, subject_id: str, day: date) -> int:
         subject = uuid.UUID(canonical_subject_id(subject_id))
         async with self._pool.connection() as conn:
