@@ -6,18 +6,21 @@ import asyncio
 from typing import Any
 
 import structlog
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from likeness_gateway.deps import Gateway, client_ip, ip_bucket
 from likeness_gateway.errors import ApiError
+from likeness_gateway.guards import RequestGuard
 from likeness_gateway.routes import billing, catalog, demo, devices, idphotos, me, portraits, uploads
-from likeness_platform.callcontext import new_request_id, request_id_var
 
 log = structlog.get_logger("likeness.gateway")
 
@@ -39,8 +42,25 @@ def _error(
     return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}}, status_code=status, headers=headers)
 
 
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI from the assets installed with the swagger-ui-bundle package: nothing is loaded from another host."""
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Likeness API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+
 def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="Likeness API",
         version="1.0.0",
         description="Privacy-first backend for ID-photo and AI-portrait apps. Send the device token as `Authorization: Bearer <token>`.",
@@ -49,11 +69,9 @@ def create_app(gw: Gateway) -> FastAPI:
     app.state.gateway = gw
 
     @app.middleware("http")
-    async def request_context_and_limits(request: Request, call_next: Any) -> Any:
+    async def early_limits(request: Request, call_next: Any) -> Any:
         # Runs inside OpenTelemetry's request span (instrumented below); upstream gRPC calls become its children.
-        request_id = request.headers.get("x-request-id") or new_request_id()
-        request_id_var.set(request_id)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # A declared oversize body is refused before it is read; RequestGuard counts the bytes that do arrive.
         if request.url.path.startswith("/v1/"):
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > gw.settings.max_body_bytes:
@@ -63,9 +81,7 @@ def create_app(gw: Gateway) -> FastAPI:
                 return _error(
                     429, "RATE_LIMITED", "too many requests from this network; slow down", {"scope": "ip"}, {"Retry-After": str(retry)}
                 )
-        response = await call_next(request)
-        response.headers["x-request-id"] = request_id
-        return response
+        return await call_next(request)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -78,7 +94,7 @@ def create_app(gw: Gateway) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}.get(exc.status_code, "HTTP_ERROR")
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "TOO_LARGE"}.get(exc.status_code, "HTTP_ERROR")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -102,6 +118,8 @@ def create_app(gw: Gateway) -> FastAPI:
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
+    if gw.settings.docs_enabled:
+        _serve_docs(app)
     app.include_router(devices.router)
     app.include_router(me.router)
     app.include_router(uploads.router)
@@ -117,6 +135,8 @@ def create_app(gw: Gateway) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # Outermost: it must see the raw byte stream and every response.
+    app.add_middleware(RequestGuard, settings=gw.settings)
     # One SERVER span per request, named "<METHOD> <route template>"; no send/receive sub-spans.
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     return app

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from likeness_gateway.adapters.billing_client import BillingClient
 from likeness_gateway.adapters.devices import DeviceRepository
+from likeness_gateway.adapters.idempotency import IdempotencyKeys
 from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
 from likeness_gateway.adapters.ratelimit import RateLimiter
@@ -33,10 +35,13 @@ class Gateway:
     render: RenderClient
     limiter: RateLimiter
     inline_images: InlineImages
+    idempotency: IdempotencyKeys
     # Keys rate-limit buckets so no raw IP sits in Redis or memory.
     bucket_key: bytes
     # Every upstream, by name, for readiness.
     upstreams: dict[str, Upstream] = field(default_factory=dict)
+    # Generations running now, per device id (bounded by max_concurrent_generations_per_device).
+    running: dict[str, int] = field(default_factory=dict)
 
 
 def gateway(request: Request) -> Gateway:
@@ -54,23 +59,46 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "0.0.0.0"
 
 
-async def current_device(request: Request) -> Device:
-    """The device behind the Bearer token; 401 when missing, unknown or erased."""
+def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "UNAUTHENTICATED", "send the device token as 'Authorization: Bearer <token>'")
-    device = await gateway(request).devices.by_token_hash(token_hash(token.strip()))
-    if device is None or not device.active:
-        raise ApiError(401, "UNAUTHENTICATED", "the token is not valid (unknown, or its data was deleted)")
+    return token.strip()
+
+
+async def current_device(request: Request) -> Device:
+    """The device behind the Bearer token; 401 when missing, unknown, revoked, expired or erased."""
+    device = await _device(request, allow_inactive=False)
+    await _device_limit(request, device)
+    return device
+
+
+async def erasing_device(request: Request) -> Device:
+    """Like current_device, but a token already stopped (by an erasure or revocation) still names its device:
+    `DELETE /v1/me` retried after a failure must find the erasure it started."""
+    device = await _device(request, allow_inactive=True)
+    await _device_limit(request, device)
+    return device
+
+
+async def _device(request: Request, allow_inactive: bool) -> Device:
+    device = await gateway(request).devices.by_token_hash(token_hash(bearer_token(request)))
+    if device is None or not (allow_inactive or device.active):
+        raise ApiError(401, "UNAUTHENTICATED", "the token is not valid (unknown, revoked, or its data was deleted)")
+    if device.expires_at is not None and device.expires_at <= datetime.now(UTC):
+        raise ApiError(401, "TOKEN_EXPIRED", "the token has expired; register the device again")
     request.state.device = device
+    return device
+
+
+async def _device_limit(request: Request, device: Device) -> None:
     gw = gateway(request)
     retry = await gw.limiter.hit("device:" + device.device_id, gw.settings.rate_limit_device_per_minute)
     if retry:
         raise ApiError(
             429, "RATE_LIMITED", "too many requests from this device; slow down", {"scope": "device"}, {"Retry-After": str(retry)}
         )
-    return device
 
 
 def ip_bucket(gw: Gateway, ip: str) -> str:
@@ -81,3 +109,4 @@ def ip_bucket(gw: Gateway, ip: str) -> str:
 # What a route declares to get the gateway, and the caller's device (401 without a valid token).
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 CurrentDevice = Annotated[Device, Depends(current_device)]
+ErasingDevice = Annotated[Device, Depends(erasing_device)]

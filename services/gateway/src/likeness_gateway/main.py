@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from likeness_gateway import grpc_api
 from likeness_gateway.adapters.billing_client import BillingClient
 from likeness_gateway.adapters.devices import DeviceRepository
+from likeness_gateway.adapters.idempotency import IdempotencyKeys
 from likeness_gateway.adapters.ingestion_client import IngestionClient
 from likeness_gateway.adapters.privacy_client import PrivacyClient
 from likeness_gateway.adapters.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -25,6 +26,7 @@ from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.app import create_app
 from likeness_gateway.deps import Gateway
 from likeness_gateway.domain.inline_store import InlineImages
+from likeness_gateway.guards import uvicorn_config
 from likeness_gateway.routes import generation
 from likeness_gateway.settings import GatewaySettings
 from likeness_platform.db import open_service_pool
@@ -71,6 +73,7 @@ async def build(settings: GatewaySettings) -> GatewayWiring:
         render=render,
         limiter=limiter,
         inline_images=InlineImages(settings.memory_upload_ttl_seconds),
+        idempotency=IdempotencyKeys(pool),
         bucket_key=bucket_key,
         upstreams=upstreams,
     )
@@ -95,7 +98,7 @@ async def serve(service: str, wiring: GatewayWiring) -> None:
     running = await start_server(service, settings, wiring.register)
     metrics_port = settings.metrics_port or (running.port + 1000)
     start_metrics_server(settings.grpc_host, metrics_port)
-    http = _Server(uvicorn.Config(wiring.app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False))
+    http = _Server(uvicorn_config(wiring.app, settings))
     serving = asyncio.create_task(http.serve())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -24,3 +24,24 @@ class GatewaySettings(ServiceSettings):
     memory_upload_ttl_seconds: int = 600
     # Honour X-Forwarded-For from this many trusted proxies in front of the gateway.
     trusted_proxies: int = 0
+    # Device tokens stop working this many days after they were issued or last rotated.
+    token_ttl_days: int = 90
+    # Registrations allowed per hour from one network prefix (/24 for IPv4, /64 for IPv6), and per minute overall.
+    registrations_per_prefix_per_hour: int = 20
+    registrations_per_minute: int = 120
+    # Generations (renders) one device may have running at once.
+    max_concurrent_generations_per_device: int = 2
+    # Requests one worker serves at once; more get 503 from uvicorn.
+    max_concurrent_requests: int = 256
+    # A connection must send its complete request headers within this many seconds.
+    header_timeout_seconds: float = 10.0
+    # A request body must arrive within this many seconds of the headers.
+    body_timeout_seconds: float = 60.0
+    # Idle keep-alive connections are closed after this many seconds.
+    keep_alive_timeout_seconds: float = 5.0
+    # Largest incomplete request head (request line and headers) h11 buffers, bytes.
+    max_header_bytes: int = 16 * 1024
+    # Set when TLS terminates at a proxy in front of the gateway: responses then carry HSTS.
+    tls_terminated_upstream: bool = False
+    # Serve the interactive docs at /docs (from assets installed with the package; nothing from other hosts).
+    docs_enabled: bool = True

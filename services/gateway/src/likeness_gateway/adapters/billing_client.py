@@ -32,3 +32,8 @@ class BillingClient(Upstream):
         return await self.call(
             self.stub.ConsumeCredit(billing_pb2.ConsumeCreditRequest(subject_id=subject_id, request_id=request_id, interface=interface))
         )
+
+    async def release(self, subject_id: str, request_id: str) -> bool:
+        """Give back the credit consumed with `request_id` (its generation failed)."""
+        request = billing_pb2.ReleaseCreditRequest(subject_id=subject_id, request_id=request_id)
+        return (await self.call(self.stub.ReleaseCredit(request))).released

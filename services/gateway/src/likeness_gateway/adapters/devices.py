@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -29,11 +29,11 @@ class DeviceRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def add(self, subject_id: str, token_hash: str, info: Mapping[str, str]) -> Device:
+    async def add(self, subject_id: str, token_hash: str, info: Mapping[str, str], ttl: timedelta) -> Device:
         async with self.pool.connection() as conn:
             cur = await conn.cursor(row_factory=dict_row).execute(
-                "INSERT INTO devices (device_id, subject_id, token_hash, platform, model, os_version, app_version, language)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                "INSERT INTO devices (device_id, subject_id, token_hash, platform, model, os_version, app_version, language, expires_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now() + %s) RETURNING *",
                 (
                     uuid.uuid4(),
                     uuid.UUID(subject_id),
@@ -43,6 +43,7 @@ class DeviceRepository:
                     info["os_version"],
                     info["app_version"],
                     info["language"],
+                    ttl,
                 ),
             )
             row = await cur.fetchone()
@@ -57,6 +58,24 @@ class DeviceRepository:
         did = _uuid(device_id)
         row = await fetch_row(self.pool, "SELECT * FROM devices WHERE device_id = %s", (did,)) if did else None
         return _device(row) if row else None
+
+    async def rotate(self, device_id: str, old_hash: str, new_hash: str, ttl: timedelta) -> bool:
+        """Replace an active device's token hash (the old token stops at once) and start a new term."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE devices SET token_hash = %s, expires_at = now() + %s WHERE device_id = %s AND token_hash = %s AND active",
+                (new_hash, ttl, uuid.UUID(device_id), old_hash),
+            )
+            return cur.rowcount == 1
+
+    async def revoke(self, device_id: str) -> bool:
+        """Forget one device and so stop its token for good (the subject's other devices keep theirs).
+
+        The row is deleted rather than deactivated: an inactive row means "erasure recorded", which still
+        lets `DELETE /v1/me` be retried, and a revoked token must not do even that."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM devices WHERE device_id = %s AND active", (uuid.UUID(device_id),))
+            return cur.rowcount == 1
 
     async def deactivate_subject(self, subject_id: str) -> int:
         """Stop a subject's tokens at once (erasure started)."""
@@ -84,10 +103,14 @@ class DeviceRepository:
         async with self.pool.connection() as conn:
             cur = await conn.execute("DELETE FROM devices WHERE subject_id = %s", (sid,))
             erased = cur.rowcount
+            # Stored idempotent responses go with the devices (ids and sizes only, but keyed by the subject).
+            await conn.execute("DELETE FROM idempotency_keys WHERE subject_id = %s", (sid,))
         return {Category.DEVICES: erased}, await self.inventory(subject_id)
 
     async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
-        # Devices live as long as the app install; they go with erasure, not by age.
+        # Devices live as long as the app install; they go with erasure, not by age. Idempotency keys last 24 h.
+        async with self.pool.connection() as conn:
+            await conn.execute("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
         return {Category.DEVICES: 0}
 
     async def retention(self) -> list[Retention]:

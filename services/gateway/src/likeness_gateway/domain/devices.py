@@ -17,3 +17,9 @@ class Device:
     language: str
     active: bool
     created_at: datetime
+    # The token stops working at this time; a rotation starts a new term.
+    expires_at: datetime | None = None
+
+    def usable(self, now: datetime) -> bool:
+        """Whether the device's token may still be used (active and not expired)."""
+        return self.active and (self.expires_at is None or self.expires_at > now)

@@ -1,18 +1,21 @@
-"""Device registration."""
+"""Device registration, token rotation and revocation."""
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field, StrictBool
 
-from likeness_gateway.deps import GatewayDep, client_ip
+from likeness_gateway.deps import CurrentDevice, Gateway, GatewayDep, bearer_token, client_ip, ip_bucket
 from likeness_gateway.domain.text import PRINTABLE
 from likeness_gateway.domain.tokens import new_token, token_hash
 from likeness_gateway.errors import ApiError
 
 router = APIRouter(tags=["devices"])
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 class DeviceRegistration(BaseModel):
@@ -39,23 +42,93 @@ class DeviceRegistration(BaseModel):
     os_version: str = Field(min_length=1, max_length=32, pattern=PRINTABLE)
     app_version: str = Field(min_length=1, max_length=32, pattern=PRINTABLE)
     language: str = Field(min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
-    age_confirmed: bool = Field(description="The user confirmed being 13 or older. Devices that do not are refused and nothing is stored.")
+    # Strict: only JSON true/false; "yes", 1 and "true" are refused.
+    age_confirmed: StrictBool = Field(
+        description="The user confirmed being 13 or older (JSON true or false). Devices that do not are refused and nothing is stored."
+    )
 
 
 class DeviceRegistered(BaseModel):
     device_id: str
     token: str = Field(description="Shown once; send it as 'Authorization: Bearer <token>'. Only its hash is stored.")
     # No subject_id: the internal id that keys a person's data across services never leaves the mesh.
+    expires_at: str = Field(description="When the token stops working; rotate it before then with POST /v1/devices/token:rotate")
+
+
+class TokenRotated(BaseModel):
+    device_id: str
+    token: str = Field(description="The new token; the old one stopped working. Shown once.")
+    expires_at: str
+
+
+def network_prefix(ip: str) -> str:
+    """The caller's network: its /24 (IPv4) or /64 (IPv6), so one host cannot register from many addresses."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    bits = 24 if address.version == 4 else 64
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
+async def _throttle_registration(gw: Gateway, ip: str) -> None:
+    for bucket, limit, window, scope in (
+        ("reg:" + ip_bucket(gw, network_prefix(ip)), gw.settings.registrations_per_prefix_per_hour, 3600, "network"),
+        ("reg:global", gw.settings.registrations_per_minute, 60, "global"),
+    ):
+        retry = await gw.limiter.hit(bucket, limit, window)
+        if retry:
+            raise ApiError(
+                429,
+                "RATE_LIMITED",
+                "too many devices registered from this network; try again later"
+                if scope == "network"
+                else "too many devices are registering right now; try again later",
+                {"scope": f"registration_{scope}"},
+                {"Retry-After": str(retry)},
+            )
 
 
 @router.post("/v1/devices", status_code=201, response_model=DeviceRegistered, summary="Register a device and get its token")
-async def register_device(body: DeviceRegistration, request: Request, gw: GatewayDep) -> DeviceRegistered:
+async def register_device(body: DeviceRegistration, request: Request, response: Response, gw: GatewayDep) -> DeviceRegistered:
+    response.headers.update(NO_STORE)
     if not body.age_confirmed:
         # Invariant 6: nothing is stored about a user under 13, not even a subject.
         raise ApiError(403, "AGE_NOT_CONFIRMED", "users under 13 cannot use this service; nothing was stored")
-    response = await gw.privacy.register_subject(minor=False)
-    subject_id = response.subject.subject_id
+    ip = client_ip(request)
+    await _throttle_registration(gw, ip)
+    registered = await gw.privacy.register_subject(minor=False)
+    subject_id = registered.subject.subject_id
     token = new_token()
-    device = await gw.devices.add(subject_id, token_hash(token), body.model_dump(exclude={"age_confirmed"}))
-    await gw.privacy.record_security_event(subject_id, "device_registered", client_ip(request))
-    return DeviceRegistered(device_id=device.device_id, token=token)
+    ttl = timedelta(days=gw.settings.token_ttl_days)
+    device = await gw.devices.add(subject_id, token_hash(token), body.model_dump(exclude={"age_confirmed"}), ttl)
+    await gw.privacy.record_security_event(subject_id, "device_registered", ip)
+    assert device.expires_at is not None
+    return DeviceRegistered(device_id=device.device_id, token=token, expires_at=device.expires_at.isoformat())
+
+
+@router.post(
+    "/v1/devices/token:rotate",
+    response_model=TokenRotated,
+    summary="Replace the device's token with a new one (the old one stops at once)",
+)
+async def rotate_token(request: Request, response: Response, device: CurrentDevice, gw: GatewayDep) -> TokenRotated:
+    response.headers.update(NO_STORE)
+    token = new_token()
+    if not await gw.devices.rotate(
+        device.device_id, token_hash(bearer_token(request)), token_hash(token), timedelta(days=gw.settings.token_ttl_days)
+    ):
+        raise ApiError(401, "UNAUTHENTICATED", "the token is not valid (unknown, revoked, or its data was deleted)")
+    rotated = await gw.devices.get(device.device_id)
+    assert rotated is not None and rotated.expires_at is not None
+    await gw.privacy.record_security_event(device.subject_id, "token_rotated", client_ip(request))
+    return TokenRotated(device_id=device.device_id, token=token, expires_at=rotated.expires_at.isoformat())
+
+
+@router.delete("/v1/devices/current", status_code=204, summary="Revoke this device's token (the device is forgotten)")
+async def revoke_device(request: Request, device: CurrentDevice, gw: GatewayDep) -> Response:
+    await gw.devices.revoke(device.device_id)
+    await gw.privacy.record_security_event(device.subject_id, "device_revoked", client_ip(request))
+    return Response(status_code=204)

@@ -22,6 +22,9 @@ from likeness_gateway.routes.models import EXAMPLE_UPLOAD_ID, IMAGE_RESPONSES, I
 router = APIRouter(tags=["id-photos"])
 RouteT = TypeVar("RouteT", bound=Callable[..., Any])
 HEX = r"^#[0-9a-fA-F]{6}$"
+MM_PER_INCH = 25.4
+# The largest print sheet, in pixels: a documented limit that render enforces too (paper sizes included).
+MAX_SHEET_PIXELS = 50_000_000
 _MODES = {
     "spec": render_pb2.BACKGROUND_MODE_SPEC,
     "solid": render_pb2.BACKGROUND_MODE_SOLID,
@@ -49,7 +52,7 @@ class LayoutIn(BaseModel):
     paper_id: str | None = Field(None, max_length=64, pattern=IDENTIFIER)
     width_mm: float | None = Field(None, gt=20, le=1000)
     height_mm: float | None = Field(None, gt=20, le=1000)
-    dpi: int = Field(300, ge=72, le=1200)
+    dpi: int = Field(300, ge=72, le=1200, description="The sheet may have at most 50 MP (width × height in pixels at this dpi)")
     margin_mm: float = Field(3.0, ge=0, le=50)
     gap_mm: float = Field(2.0, ge=0, le=50)
     cut_marks: bool = True
@@ -166,6 +169,16 @@ def _layout(layout: LayoutIn | None) -> render_pb2.SheetLayout | None:
         return None
     if not layout.paper_id and not (layout.width_mm and layout.height_mm):
         raise ApiError(400, "INVALID_LAYOUT", "layout needs paper_id or both width_mm and height_mm")
+    if not layout.paper_id and layout.width_mm and layout.height_mm:
+        pixels = round(layout.width_mm * layout.dpi / MM_PER_INCH) * round(layout.height_mm * layout.dpi / MM_PER_INCH)
+        if pixels > MAX_SHEET_PIXELS:
+            raise ApiError(
+                400,
+                "OUTPUT_TOO_LARGE",
+                f"a {layout.width_mm:g}x{layout.height_mm:g} mm sheet at {layout.dpi} dpi would have {pixels} pixels;"
+                f" the limit is {MAX_SHEET_PIXELS} (lower the dpi or the size)",
+                {"pixels": pixels, "limit": MAX_SHEET_PIXELS},
+            )
     return render_pb2.SheetLayout(
         paper_id=layout.paper_id or "",
         width_mm=layout.width_mm or 0,
@@ -185,7 +198,7 @@ def _iso(ts: datetime) -> str:
 @router.post(
     "/v1/id-photos", status_code=201, response_model=IdPhotoOut, summary="Make an ID photo (checked, and laid out on a sheet when asked)"
 )
-async def create_id_photo(body: IdPhotoIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> IdPhotoOut:
+async def create_id_photo(body: IdPhotoIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> IdPhotoOut | Response:
     inline = gw.inline_images.get(body.upload_id, device.subject_id)
     call = render_pb2.CreateIdPhotoRequest(
         subject_id=device.subject_id,
@@ -210,7 +223,12 @@ async def create_id_photo(body: IdPhotoIn, request: Request, device: CurrentDevi
         "outfit": body.outfit or "",
         "sheet": (body.layout.paper_id or "custom") if body.layout else "",
     }
-    reply = await generate(gw, request, device, "id_photo", parameters, lambda: gw.render.create_id_photo(call))
+    return await generate(
+        gw, request, device, "id_photo", parameters, body, lambda: gw.render.create_id_photo(call), lambda r: _made(gw, device, r)
+    )
+
+
+def _made(gw: Gateway, device: Device, reply: render_pb2.CreateIdPhotoResponse) -> IdPhotoOut:
     photo, sheet = reply.photo, reply.sheet
     if not photo.persisted:
         expires = gw.inline_images.put(
@@ -283,8 +301,19 @@ class CheckIn(BaseModel):
 
 
 @router.post("/v1/id-photos/check", response_model=ReportOut, summary="Check any photo against a spec without editing it")
-async def check_id_photo(body: CheckIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ReportOut:
+async def check_id_photo(body: CheckIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ReportOut | Response:
     inline = gw.inline_images.get(body.upload_id, device.subject_id)
     call = render_pb2.CheckIdPhotoRequest(subject_id=device.subject_id, image=image_ref(body.upload_id, inline), spec_id=body.spec_id)
-    report = await generate(gw, request, device, "id_photo_check", {"spec_id": body.spec_id}, lambda: gw.render.check_id_photo(call))
-    return report_out(report)
+    # A check makes no photo: it costs no credit (the device's rate limit still applies).
+    return await generate(
+        gw,
+        request,
+        device,
+        "id_photo_check",
+        {"spec_id": body.spec_id},
+        body,
+        lambda: gw.render.check_id_photo(call),
+        report_out,
+        status_code=200,
+        charge=False,
+    )

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from likeness.privacy.v1 import privacy_pb2
-from likeness_gateway.deps import CurrentDevice, GatewayDep
+from likeness_gateway.deps import CurrentDevice, ErasingDevice, GatewayDep
 
 router = APIRouter(tags=["me"])
 
@@ -65,11 +65,13 @@ def erasure_status(e: privacy_pb2.Erasure) -> ErasureStatus:
 
 
 @router.delete("/v1/me", status_code=202, response_model=ErasureStatus, summary="Delete everything held about the caller")
-async def delete_me(device: CurrentDevice, gw: GatewayDep) -> ErasureStatus:
-    # The token stops working now, before the erasure fans out.
+async def delete_me(device: ErasingDevice, gw: GatewayDep) -> ErasureStatus:
+    # The erasure is recorded first (privacy answers a repeat with the same erasure); only then do the
+    # subject's tokens stop. If privacy fails, nothing was stopped and the client can retry; a retry
+    # with a token already stopped by its erasure gets that erasure again.
+    erasure = await gw.privacy.request_erasure(device.subject_id, "user_request")
     await gw.devices.deactivate_subject(device.subject_id)
     gw.inline_images.forget_subject(device.subject_id)
-    erasure = await gw.privacy.request_erasure(device.subject_id, "user_request")
     return erasure_status(erasure)
 
 
@@ -96,5 +98,8 @@ async def export_me(device: CurrentDevice, gw: GatewayDep) -> StreamingResponse:
     return StreamingResponse(
         chunks,
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="likeness-export-{prepared.export_id}.zip"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="likeness-export-{prepared.export_id}.zip"',
+            "Cache-Control": "private, no-store",
+        },
     )

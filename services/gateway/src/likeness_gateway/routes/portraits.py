@@ -82,7 +82,7 @@ def _ref(gw: Gateway, device: Device, upload_id: str) -> object:
 
 
 @router.post("/v1/portraits", status_code=201, response_model=ResultOut, summary="Fuse the user's face into a template")
-async def create_portrait(body: PortraitIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ResultOut:
+async def create_portrait(body: PortraitIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ResultOut | Response:
     call = render_pb2.CreatePortraitRequest(
         subject_id=device.subject_id,
         images=[_ref(gw, device, u) for u in [body.upload_id, *body.extra_upload_ids]],
@@ -97,17 +97,26 @@ async def create_portrait(body: PortraitIn, request: Request, device: CurrentDev
         "faces": str(1 + len(body.extra_upload_ids)),
         "ai": "yes" if body.ai_prompt else "no",
     }
-    info = await generate(gw, request, device, "portrait", params, lambda: gw.render.create_portrait(call))
-    return _result(gw, device, info)
+    return await generate(
+        gw, request, device, "portrait", params, body, lambda: gw.render.create_portrait(call), lambda info: _result(gw, device, info)
+    )
 
 
 @router.post("/v1/hairstyles", status_code=201, response_model=ResultOut, summary="Put a hair material on the user's head")
-async def change_hairstyle(body: HairstyleIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ResultOut:
+async def change_hairstyle(body: HairstyleIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ResultOut | Response:
     call = render_pb2.ChangeHairstyleRequest(
         subject_id=device.subject_id, image=_ref(gw, device, body.upload_id), hairstyle_id=body.hairstyle_id
     )
-    info = await generate(gw, request, device, "hairstyle", {"hairstyle_id": body.hairstyle_id}, lambda: gw.render.change_hairstyle(call))
-    return _result(gw, device, info)
+    return await generate(
+        gw,
+        request,
+        device,
+        "hairstyle",
+        {"hairstyle_id": body.hairstyle_id},
+        body,
+        lambda: gw.render.change_hairstyle(call),
+        lambda info: _result(gw, device, info),
+    )
 
 
 @router.get(
