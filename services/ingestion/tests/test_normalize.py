@@ -103,3 +103,10 @@ def test_progressive_jpeg_is_stripped_losslessly_too() -> None:
     out = normalize(data, "", LIMITS)
     assert b"SecretCam" not in out.data
     assert np.array_equal(np.asarray(_decoded(out.data)), np.asarray(_decoded(data)))
+
+
+def test_too_many_pixels_is_told_in_likeness_words() -> None:
+    with pytest.raises(TooManyPixels) as info:
+        normalize(images.bomb_png(), "", LIMITS)
+    message = str(info.value)
+    assert "limit is" in message and "decompression bomb" not in message.lower() and "DOS" not in message

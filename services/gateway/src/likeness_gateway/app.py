@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import structlog
 import swagger_ui_bundle
@@ -17,8 +16,8 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from likeness_gateway.deps import Gateway, client_ip, ip_bucket
-from likeness_gateway.errors import ApiError
+from likeness_gateway.deps import Gateway
+from likeness_gateway.errors import ApiError, error_response
 from likeness_gateway.guards import RequestGuard
 from likeness_gateway.routes import billing, catalog, demo, devices, idphotos, me, portraits, uploads
 
@@ -34,12 +33,6 @@ ERROR_SCHEMA = {
         }
     },
 }
-
-
-def _error(
-    status: int, code: str, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}}, status_code=status, headers=headers)
 
 
 def _serve_docs(app: FastAPI) -> None:
@@ -68,39 +61,24 @@ def create_app(gw: Gateway) -> FastAPI:
     )
     app.state.gateway = gw
 
-    @app.middleware("http")
-    async def early_limits(request: Request, call_next: Any) -> Any:
-        # Runs inside OpenTelemetry's request span (instrumented below); upstream gRPC calls become its children.
-        # A declared oversize body is refused before it is read; RequestGuard counts the bytes that do arrive.
-        if request.url.path.startswith("/v1/"):
-            length = request.headers.get("content-length", "")
-            if length.isdigit() and int(length) > gw.settings.max_body_bytes:
-                return _error(413, "TOO_LARGE", f"the request body exceeds {gw.settings.max_body_bytes} bytes")
-            retry = await gw.limiter.hit(ip_bucket(gw, client_ip(request)), gw.settings.rate_limit_ip_per_minute)
-            if retry:
-                return _error(
-                    429, "RATE_LIMITED", "too many requests from this network; slow down", {"scope": "ip"}, {"Retry-After": str(retry)}
-                )
-        return await call_next(request)
-
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    async def apierror_response(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [{"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")} for e in exc.errors()]
-        return _error(400, "INVALID_REQUEST", "the request is not valid", {"problems": problems})
+        return error_response(400, "INVALID_REQUEST", "the request is not valid", {"problems": problems})
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def httperror_response(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "TOO_LARGE"}.get(exc.status_code, "HTTP_ERROR")
-        return _error(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled", error=type(exc).__name__, path=request.url.path)
-        return _error(500, "INTERNAL", "internal error")
+        return error_response(500, "INTERNAL", "internal error")
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -136,7 +114,7 @@ def create_app(gw: Gateway) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     # Outermost: it must see the raw byte stream and every response.
-    app.add_middleware(RequestGuard, settings=gw.settings)
+    app.add_middleware(RequestGuard, gw=gw)
     # One SERVER span per request, named "<METHOD> <route template>"; no send/receive sub-spans.
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     return app

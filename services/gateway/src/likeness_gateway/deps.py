@@ -50,13 +50,18 @@ def gateway(request: Request) -> Gateway:
 
 def client_ip(request: Request) -> str:
     """The caller's address; X-Forwarded-For only counts behind configured trusted proxies."""
-    hops = gateway(request).settings.trusted_proxies
-    forwarded = request.headers.get("x-forwarded-for", "")
-    if hops and forwarded:
+    peer = request.client.host if request.client else "0.0.0.0"
+    return forwarded_ip(gateway(request).settings.trusted_proxies, request.headers.get("x-forwarded-for", ""), peer)
+
+
+def forwarded_ip(trusted_proxies: int, forwarded: str, peer: str) -> str:
+    """The address `trusted_proxies` hops back in X-Forwarded-For (each trusted proxy appends the address it saw);
+    the connection's peer when no proxy is trusted or the header is too short."""
+    if trusted_proxies and forwarded:
         chain = [part.strip() for part in forwarded.split(",") if part.strip()]
-        if len(chain) >= hops:
-            return chain[-hops]
-    return request.client.host if request.client else "0.0.0.0"
+        if len(chain) >= trusted_proxies:
+            return chain[-trusted_proxies]
+    return peer
 
 
 def bearer_token(request: Request) -> str:

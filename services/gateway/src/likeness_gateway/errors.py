@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from fastapi.responses import JSONResponse
 
 from likeness_platform.errors import ERROR_CODE_KEY
 
@@ -74,3 +75,10 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, upstream: str) -> ApiError:
         return ApiError(502, "UPSTREAM_ERROR", f"the {upstream} service failed", {"upstream": upstream})
     status = CODE_STATUS.get(domain_code, HTTP_STATUS.get(code, 500))
     return ApiError(status, domain_code or code.name, exc.details() or code.name, {"upstream": upstream})
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The one error shape as a response."""
+    return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}}, status_code=status, headers=headers)

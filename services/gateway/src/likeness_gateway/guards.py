@@ -11,10 +11,14 @@ from typing import Any
 import h11
 import structlog
 import uvicorn
-from starlette.exceptions import HTTPException
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from likeness_gateway.deps import Gateway, forwarded_ip, ip_bucket
+from likeness_gateway.errors import error_response
 from likeness_gateway.settings import GatewaySettings
 from likeness_platform.callcontext import new_request_id, request_id_var
 
@@ -32,9 +36,9 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
 class RequestGuard:
     """Pure ASGI middleware (it sees every byte): request id, streamed body cap and deadline, response headers."""
 
-    def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
+    def __init__(self, app: ASGIApp, gw: Gateway) -> None:
         self.app = app
-        self.settings = settings
+        self.gw = gw
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,7 +47,7 @@ class RequestGuard:
         request_id = request_id_from(scope["headers"])
         request_id_var.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        settings = self.settings
+        settings = self.gw.settings
         limit = settings.max_body_bytes
         deadline = time.monotonic() + settings.body_timeout_seconds
         seen = 0
@@ -77,7 +81,27 @@ class RequestGuard:
                 message = {**message, "headers": headers + extra}
             await send(message)
 
+        refusal = await self._refusal(scope) if scope["path"].startswith("/v1/") else None
+        if refusal is not None:
+            await refusal(scope, receive, guarded_send)
+            return
         await self.app(scope, counted_receive, guarded_send)
+
+    async def _refusal(self, scope: Scope) -> JSONResponse | None:
+        """An answer without running the route: a declared oversize body, or too many requests from one address."""
+        gw = self.gw
+        headers = Headers(scope=scope)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > gw.settings.max_body_bytes:
+            return error_response(413, "TOO_LARGE", f"the request body exceeds {gw.settings.max_body_bytes} bytes")
+        peer = scope["client"][0] if scope.get("client") else "0.0.0.0"
+        ip = forwarded_ip(gw.settings.trusted_proxies, headers.get("x-forwarded-for", ""), peer)
+        retry = await gw.limiter.hit(ip_bucket(gw, ip), gw.settings.rate_limit_ip_per_minute)
+        if retry:
+            return error_response(
+                429, "RATE_LIMITED", "too many requests from this network; slow down", {"scope": "ip"}, {"Retry-After": str(retry)}
+            )
+        return None
 
 
 class GuardedH11Protocol(H11Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
@@ -29,16 +30,29 @@ class IngestionClient(Upstream):
         self.stub = ingestion_pb2_grpc.IngestionStub(self.channel)
 
     async def upload(self, subject_id: str, content_type: str, purpose: str, body: AsyncIterator[bytes]) -> ingestion_pb2.UploadResponse:
+        """Stream `body` to ingestion. An error reading the body (too large, too slow, malformed) cancels the
+        call and is raised here as it was, not as the cancellation gRPC turns it into."""
+        failed: list[Exception] = []
+
         async def requests() -> AsyncIterator[ingestion_pb2.UploadRequest]:
             yield ingestion_pb2.UploadRequest(
                 metadata=ingestion_pb2.UploadMetadata(
                     subject_id=subject_id, content_type=content_type, purpose=purpose, retention_class="default"
                 )
             )
-            async for piece in rechunk(body):
-                yield ingestion_pb2.UploadRequest(chunk=piece)
+            try:
+                async for piece in rechunk(body):
+                    yield ingestion_pb2.UploadRequest(chunk=piece)
+            except Exception as exc:
+                failed.append(exc)
+                raise
 
-        return await self.call(self.stub.Upload(requests()))
+        try:
+            return await self.call(self.stub.Upload(requests()))
+        except (asyncio.CancelledError, Exception):
+            if failed:
+                raise failed[0] from None
+            raise
 
     async def describe(self, subject_id: str, upload_id: str) -> ingestion_pb2.UploadInfo:
         reply = await self.call(self.stub.Describe(ingestion_pb2.DescribeRequest(upload_id=upload_id, subject_id=subject_id)))

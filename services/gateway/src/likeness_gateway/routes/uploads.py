@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
-from starlette.datastructures import UploadFile
 
 from likeness_gateway.deps import CurrentDevice, GatewayDep
+from likeness_gateway.domain.multipart import FilePart, MultipartError
 from likeness_gateway.errors import ApiError
 
 router = APIRouter(tags=["uploads"])
-READ = 256 * 1024
 
 
 class Uploaded(BaseModel):
@@ -40,18 +39,16 @@ class Uploaded(BaseModel):
     stored: bool
 
 
-async def _file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await file.read(READ):
-        yield chunk
-
-
 async def _counted(source: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
     seen = 0
-    async for chunk in source:
-        seen += len(chunk)
-        if seen > limit:
-            raise ApiError(413, "TOO_LARGE", f"the upload exceeds {limit} bytes")
-        yield chunk
+    try:
+        async for chunk in source:
+            seen += len(chunk)
+            if seen > limit:
+                raise ApiError(413, "TOO_LARGE", f"the upload exceeds {limit} bytes")
+            yield chunk
+    except MultipartError as exc:
+        raise ApiError(400, "INVALID_MULTIPART", str(exc)) from None
 
 
 @router.post(
@@ -78,11 +75,12 @@ async def upload(request: Request, device: CurrentDevice, gw: GatewayDep) -> Upl
     content_type = request.headers.get("content-type", "")
     limit = gw.settings.max_body_bytes
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=4)
-        file = form.get("file")
-        if not isinstance(file, UploadFile):
-            raise ApiError(400, "MISSING_FILE", "send the image in a multipart field named 'file'")
-        body, declared = _file_chunks(file), file.content_type or ""
+        # The `file` part is passed on as it arrives (nothing is spooled); the body cap counts every byte.
+        try:
+            declared, body = await FilePart(content_type, request.stream()).open()
+        except MultipartError as exc:
+            code = "MISSING_FILE" if "named 'file'" in str(exc) else "INVALID_MULTIPART"
+            raise ApiError(400, code, str(exc)) from None
     else:
         body, declared = request.stream(), content_type
     reply = await gw.ingestion.upload(device.subject_id, declared, "app_upload", _counted(body, limit))

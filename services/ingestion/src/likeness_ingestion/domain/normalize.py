@@ -137,7 +137,8 @@ def normalize(data: bytes, declared_content_type: str, limits: Limits) -> Normal
     except (TooManyPixels, UnsupportedFormat):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise TooManyPixels(f"the image would decode to too many pixels ({exc})") from exc
+        # Pillow's own wording (its internal limit, its advice) is not passed on.
+        raise TooManyPixels(f"the image would decode to too many pixels; the limit is {limits.max_pixels}") from exc
     except Exception as exc:  # Pillow signals bad data with many exception types
         raise CorruptImage(f"the {fmt.upper()} data cannot be decoded completely") from exc
     if getattr(img, "n_frames", 1) > 1:
