@@ -73,8 +73,10 @@ def test_register_upload_photo_sheet_export_portrait_quota_delete(app: httpx.Cli
     hairstyle_id = app.get("/v1/hairstyles", headers=auth).json()["hairstyles"][0]["id"]
     assert app.post("/v1/hairstyles", json={"upload_id": upload_id, "hairstyle_id": hairstyle_id}, headers=auth).status_code == 201
 
-    # Three free generations a day: the fourth asks the user to subscribe.
-    refused = app.post("/v1/id-photos/check", json={"upload_id": upload_id, "spec_id": "us-passport"}, headers=auth)
+    # Three free generations a day: the fourth asks the user to subscribe. A check makes no photo and stays free.
+    check = app.post("/v1/id-photos/check", json={"upload_id": upload_id, "spec_id": "us-passport"}, headers=auth)
+    assert check.status_code == 200, check.text
+    refused = app.post("/v1/hairstyles", json={"upload_id": upload_id, "hairstyle_id": hairstyle_id}, headers=auth)
     assert refused.status_code == 402 and refused.json()["error"]["code"] == "QUOTA_EXCEEDED"
     assert app.get("/v1/entitlements", headers=auth).json()["free_remaining_today"] == 0
 

@@ -110,3 +110,13 @@ def test_too_many_pixels_is_told_in_likeness_words() -> None:
         normalize(images.bomb_png(), "", LIMITS)
     message = str(info.value)
     assert "limit is" in message and "decompression bomb" not in message.lower() and "DOS" not in message
+
+
+def test_deep_grey_conversion_rounds_like_the_float_formula_without_float64() -> None:
+    from likeness_ingestion.domain.normalize import _deep_grey_to_rgb8
+
+    values = (np.arange(600 * 100, dtype=np.uint32) * 7 % 65536).astype(np.uint16).reshape(600, 100)
+    img = Image.fromarray(values)
+    out = np.asarray(_deep_grey_to_rgb8(img))[..., 0]
+    expected = np.clip(values.astype(np.float64) * (255.0 / 65535.0) + 0.5, 0, 255).astype(np.uint8)
+    assert out.shape == values.shape and np.array_equal(out, expected)

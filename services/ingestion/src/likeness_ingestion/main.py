@@ -33,13 +33,19 @@ class IngestionSettings(SealedStoreSettings):
     retention_classes: dict[str, int] = {}
     max_upload_bytes: int = 25 * 1000 * 1000
     max_pixels: int = 50_000_000
+    # Uploads decoded at once per replica (bounds decode memory).
+    max_concurrent_decodes: int = 2
     blob_dir: str = ".run/blobs/ingestion"
     s3_prefix: str = "uploads"
 
 
 def build_config(settings: IngestionSettings) -> IngestionConfig:
     classes = {"default": settings.upload_ttl, **settings.retention_classes}
-    return IngestionConfig(limits=Limits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels), retention_classes=classes)
+    return IngestionConfig(
+        limits=Limits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels),
+        retention_classes=classes,
+        max_concurrent_decodes=settings.max_concurrent_decodes,
+    )
 
 
 @dataclass(kw_only=True)

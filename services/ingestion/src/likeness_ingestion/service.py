@@ -49,6 +49,8 @@ class IngestionConfig:
     limits: Limits = field(default_factory=Limits)
     # Seconds per retention class; 0 for "default" means memory-only mode.
     retention_classes: dict[str, int] = field(default_factory=lambda: {"default": 86400})
+    # Images decoded at once: each may take max_pixels x 4 bytes and more while it is converted.
+    max_concurrent_decodes: int = 2
 
     def __post_init__(self) -> None:
         for name, seconds in self.retention_classes.items():
@@ -74,6 +76,7 @@ class IngestionService(SealedHolder[UploadRow]):
         super().__init__("ingestion", uploads)
         self.access = access
         self.config = config
+        self._decodes = asyncio.Semaphore(max(1, config.max_concurrent_decodes))
 
     async def upload(self, meta: UploadMeta, chunks: AsyncIterator[bytes]) -> UploadResult:
         if not meta.subject_id:
@@ -93,7 +96,8 @@ class IngestionService(SealedHolder[UploadRow]):
             parts.append(chunk)
         data = b"".join(parts)
         parts.clear()
-        image = await asyncio.to_thread(normalize, data, meta.content_type, self.config.limits)
+        async with self._decodes:
+            image = await asyncio.to_thread(normalize, data, meta.content_type, self.config.limits)
         del data
         ttl = timedelta(seconds=self.config.retention_classes[retention_class])
         columns = {

@@ -81,11 +81,25 @@ def _to_srgb(img: Image.Image) -> Image.Image:
     return img
 
 
+# Rows converted at once from 16/32-bit grey: the full image is never held wider than its decoded form.
+_ROWS = 256
+
+
+def _deep_grey_to_rgb8(img: Image.Image) -> Image.Image:
+    """16/32-bit grey to 8-bit, rounding v * 255 / peak half up in integers, a band of rows at a time
+    (never a float64 copy of the whole image)."""
+    arr = np.asarray(img)
+    peak = 65535 if int(arr.max(initial=0)) > 255 else 255
+    out = np.empty(arr.shape, dtype=np.uint8)
+    for top in range(0, arr.shape[0], _ROWS):
+        band = np.clip(arr[top : top + _ROWS].astype(np.int64), 0, peak)
+        out[top : top + _ROWS] = (band * 510 + peak) // (2 * peak)
+    return Image.fromarray(out, "L").convert("RGB")
+
+
 def _to_rgb8(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+        return _deep_grey_to_rgb8(img)
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
