@@ -158,13 +158,21 @@ async def test_generations_per_device_are_bounded(api) -> None:
     gw, client, _, _, render = api
     auth = _auth(await _register(client))
     render.gate = asyncio.Event()
-    running = [asyncio.create_task(client.post("/v1/id-photos/check", json=PHOTO, headers=auth)) for _ in range(2)]
+    slow = {**auth, "Idempotency-Key": "slow"}
+    running = [
+        asyncio.create_task(client.post("/v1/id-photos/check", json=PHOTO, headers=auth)),
+        asyncio.create_task(client.post("/v1/id-photos", json=PHOTO, headers=slow)),
+    ]
     while render.calls < 2:
         await asyncio.sleep(0.01)
     third = await client.post("/v1/id-photos/check", json=PHOTO, headers=auth)
     assert third.status_code == 429 and third.json()["error"]["code"] == "TOO_MANY_GENERATIONS" and third.headers["retry-after"]
+    # A replay while the first call with its key still runs is told so, and runs nothing.
+    early = await client.post("/v1/id-photos", json=PHOTO, headers=slow)
+    assert early.status_code == 409 and early.json()["error"]["code"] == "IDEMPOTENCY_KEY_IN_USE"
     render.gate.set()
-    assert [(await t).status_code for t in running] == [200, 200]
+    assert [(await t).status_code for t in running] == [200, 201]
+    assert render.calls == 2
     assert gw.running == {}
 
 

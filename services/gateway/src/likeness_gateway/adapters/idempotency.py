@@ -11,6 +11,8 @@ from psycopg_pool import AsyncConnectionPool
 
 # A key counts for this long; an older row is deleted when the key comes again.
 KEY_LIFETIME = "24 hours"
+# A first call still unfinished after this long is taken to have died (generations take seconds, upstream deadlines minutes).
+ABANDONED = "10 minutes"
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,10 @@ class IdempotencyKeys:
         """Take the key for a new call (None), or return what it already holds."""
         sid = uuid.UUID(subject_id)
         async with self.pool.connection() as conn, conn.transaction():
+            # An expired key, or a first call abandoned mid-work (its process died), no longer holds the key.
             await conn.execute(
-                f"DELETE FROM idempotency_keys WHERE subject_id = %s AND key = %s AND created_at < now() - interval '{KEY_LIFETIME}'",
+                "DELETE FROM idempotency_keys WHERE subject_id = %s AND key = %s AND"
+                f" (created_at < now() - interval '{KEY_LIFETIME}' OR (status_code IS NULL AND created_at < now() - interval '{ABANDONED}'))",
                 (sid, key),
             )
             cur = await conn.execute(
