@@ -5,6 +5,8 @@ loose consent values, headers. Real gateway, privacy, ingestion and billing; ren
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 import socket
 import time
@@ -22,6 +24,7 @@ from likeness_gateway.app import create_app
 from likeness_gateway.errors import ApiError
 from likeness_gateway.guards import uvicorn_config
 from likeness_privacy.usecases import PrivacyUseCases
+from tests.support.appattest import APP_ID, new_chain
 from tests.support.services import Started, free_port, start_billing, start_gateway, start_ingestion, start_privacy
 
 DEVICE = {
@@ -391,3 +394,43 @@ async def test_slow_clients_are_closed_and_healthz_keeps_answering(api) -> None:
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_ios_registration_with_app_attest(api) -> None:
+    gw, client, _, _, _ = api
+    chain, stranger = new_chain(), new_chain()
+    gw.settings.app_attest_app_id = APP_ID
+    gw.settings.app_attest_root_pem = chain.root_pem
+
+    def attestation(challenge: str, key_id: bytes, obj: bytes) -> dict[str, str]:
+        return {"challenge": challenge, "key_id": base64.b64encode(key_id).decode(), "attestation_object": base64.b64encode(obj).decode()}
+
+    async def challenge() -> str:
+        reply = await client.post("/v1/devices/challenge")
+        assert reply.status_code == 200 and reply.headers["cache-control"] == "no-store"
+        return reply.json()["challenge"]
+
+    missing = await client.post("/v1/devices", json=DEVICE)
+    assert missing.status_code == 403 and missing.json()["error"]["code"] == "ATTESTATION_REQUIRED"
+    # Android and web are not asked for it.
+    assert (await client.post("/v1/devices", json={**DEVICE, "platform": "android"})).status_code == 201
+
+    first = await challenge()
+    key_id, obj = chain.attest(first.encode())
+    good = await client.post("/v1/devices", json={**DEVICE, "attestation": attestation(first, key_id, obj)})
+    assert good.status_code == 201, good.text
+    again = await client.post("/v1/devices", json={**DEVICE, "attestation": attestation(first, key_id, obj)})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "ATTESTATION_REUSED"
+
+    second = await challenge()
+    for bad_challenge, (bad_key, bad_obj) in (
+        (second, chain.attest(b"another challenge")),  # made for another challenge
+        (second, stranger.attest(second.encode())),  # not from the configured root
+        (second, chain.attest(second.encode(), app_id="OTHER.app")),  # another app
+        ("c1.1.forged.mac", chain.attest(b"c1.1.forged.mac")),  # a challenge the gateway never issued
+    ):
+        refused = await client.post("/v1/devices", json={**DEVICE, "attestation": attestation(bad_challenge, bad_key, bad_obj)})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "ATTESTATION_INVALID", refused.text
+    key_id, obj = chain.attest(second.encode())
+    swapped = attestation(second, hashlib.sha256(b"other key").digest(), obj)
+    assert (await client.post("/v1/devices", json={**DEVICE, "attestation": swapped})).status_code == 403

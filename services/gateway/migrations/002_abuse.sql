@@ -15,3 +15,6 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (subject_id, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
+
+-- iOS App Attest (when configured): a key id attests one device only, so one attestation cannot register many.
+ALTER TABLE devices ADD COLUMN IF NOT EXISTS attest_key_id text UNIQUE;

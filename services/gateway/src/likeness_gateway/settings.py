@@ -29,6 +29,12 @@ class GatewaySettings(ServiceSettings):
     # Registrations allowed per hour from one network prefix (/24 for IPv4, /64 for IPv6), and per minute overall.
     registrations_per_prefix_per_hour: int = 20
     registrations_per_minute: int = 120
+    # Optional iOS App Attest at registration, off unless both are set: the app id ("<team id>.<bundle id>")
+    # and Apple's App Attest root CA certificate (PEM text). iOS registrations must then carry an attestation.
+    app_attest_app_id: str = ""
+    app_attest_root_pem: str = ""
+    # Seconds a registration challenge (POST /v1/devices/challenge) stays valid.
+    attest_challenge_seconds: int = 300
     # Generations (renders) one device may have running at once.
     max_concurrent_generations_per_device: int = 2
     # Requests one worker serves at once; more get 503 from uvicorn.

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -29,26 +30,36 @@ class DeviceRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def add(self, subject_id: str, token_hash: str, info: Mapping[str, str], ttl: timedelta) -> Device:
+    async def add(
+        self, subject_id: str, token_hash: str, info: Mapping[str, str], ttl: timedelta, attest_key_id: str | None = None
+    ) -> Device:
+        """A new device; KeyError when `attest_key_id` already registered one."""
         async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                "INSERT INTO devices (device_id, subject_id, token_hash, platform, model, os_version, app_version, language, expires_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now() + %s) RETURNING *",
-                (
-                    uuid.uuid4(),
-                    uuid.UUID(subject_id),
-                    token_hash,
-                    info["platform"],
-                    info["model"],
-                    info["os_version"],
-                    info["app_version"],
-                    info["language"],
-                    ttl,
-                ),
-            )
+            try:
+                cur = await conn.cursor(row_factory=dict_row).execute(
+                    "INSERT INTO devices (device_id, subject_id, token_hash, platform, model, os_version, app_version, language,"
+                    " expires_at, attest_key_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now() + %s, %s) RETURNING *",
+                    (
+                        uuid.uuid4(),
+                        uuid.UUID(subject_id),
+                        token_hash,
+                        info["platform"],
+                        info["model"],
+                        info["os_version"],
+                        info["app_version"],
+                        info["language"],
+                        ttl,
+                        attest_key_id,
+                    ),
+                )
+            except UniqueViolation:
+                raise KeyError("attest_key_id") from None
             row = await cur.fetchone()
         assert row is not None
         return _device(row)
+
+    async def attest_key_used(self, attest_key_id: str) -> bool:
+        return await fetch_row(self.pool, "SELECT 1 FROM devices WHERE attest_key_id = %s", (attest_key_id,)) is not None
 
     async def by_token_hash(self, token_hash: str) -> Device | None:
         row = await fetch_row(self.pool, "SELECT * FROM devices WHERE token_hash = %s", (token_hash,))

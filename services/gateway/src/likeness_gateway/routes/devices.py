@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from cryptography import x509
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictBool
 
 from likeness_gateway.deps import CurrentDevice, Gateway, GatewayDep, bearer_token, client_ip, ip_bucket
+from likeness_gateway.domain import challenges
+from likeness_gateway.domain.appattest import AttestationError, verify_attestation
 from likeness_gateway.domain.text import PRINTABLE
 from likeness_gateway.domain.tokens import new_token, token_hash
 from likeness_gateway.errors import ApiError
@@ -42,10 +47,21 @@ class DeviceRegistration(BaseModel):
     os_version: str = Field(min_length=1, max_length=32, pattern=PRINTABLE)
     app_version: str = Field(min_length=1, max_length=32, pattern=PRINTABLE)
     language: str = Field(min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+    attestation: AttestationIn | None = None
     # Strict: only JSON true/false; "yes", 1 and "true" are refused.
     age_confirmed: StrictBool = Field(
         description="The user confirmed being 13 or older (JSON true or false). Devices that do not are refused and nothing is stored."
     )
+
+
+class AttestationIn(BaseModel):
+    """iOS App Attest, required from iOS devices when the server is configured for it."""
+
+    model_config = {"extra": "forbid"}
+
+    challenge: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$", description="From POST /v1/devices/challenge")
+    key_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9+/=_-]+$", description="The App Attest key id (base64)")
+    attestation_object: str = Field(min_length=1, max_length=16384, pattern=r"^[A-Za-z0-9+/=_-]+$", description="base64")
 
 
 class DeviceRegistered(BaseModel):
@@ -91,6 +107,51 @@ async def _throttle_registration(gw: Gateway, ip: str) -> None:
             )
 
 
+class Challenge(BaseModel):
+    challenge: str
+    expires_at: str
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None, validate=True)
+    except (ValueError, binascii.Error):
+        raise ApiError(400, "INVALID_ATTESTATION", "key_id and attestation_object must be base64") from None
+
+
+def _reused() -> ApiError:
+    return ApiError(409, "ATTESTATION_REUSED", "this App Attest key already registered a device; generate a new key")
+
+
+async def _attested_key(gw: Gateway, body: DeviceRegistration) -> str | None:
+    """With App Attest configured, an iOS registration must prove a genuine app; the key id it attests."""
+    settings = gw.settings
+    if not (settings.app_attest_app_id and settings.app_attest_root_pem):
+        return None
+    att = body.attestation
+    if att is None:
+        raise ApiError(403, "ATTESTATION_REQUIRED", "iOS devices must send an App Attest attestation; get a challenge first")
+    if not challenges.valid(gw.bucket_key, att.challenge):
+        raise ApiError(403, "ATTESTATION_INVALID", "the challenge is unknown or expired; get a new one")
+    key_id, attestation = _b64(att.key_id), _b64(att.attestation_object)
+    try:
+        root = x509.load_pem_x509_certificate(settings.app_attest_root_pem.encode())
+        verify_attestation(attestation, att.challenge.encode(), key_id, settings.app_attest_app_id, root, datetime.now(UTC))
+    except AttestationError as exc:
+        raise ApiError(403, "ATTESTATION_INVALID", str(exc)) from None
+    stored = base64.b64encode(key_id).decode()
+    if await gw.devices.attest_key_used(stored):
+        raise _reused()
+    return stored
+
+
+@router.post("/v1/devices/challenge", response_model=Challenge, summary="A one-time challenge for iOS App Attest registration")
+async def new_challenge(response: Response, gw: GatewayDep) -> Challenge:
+    response.headers.update(NO_STORE)
+    challenge, expires = challenges.issue(gw.bucket_key, gw.settings.attest_challenge_seconds)
+    return Challenge(challenge=challenge, expires_at=datetime.fromtimestamp(expires, UTC).isoformat())
+
+
 @router.post("/v1/devices", status_code=201, response_model=DeviceRegistered, summary="Register a device and get its token")
 async def register_device(body: DeviceRegistration, request: Request, response: Response, gw: GatewayDep) -> DeviceRegistered:
     response.headers.update(NO_STORE)
@@ -99,11 +160,16 @@ async def register_device(body: DeviceRegistration, request: Request, response: 
         raise ApiError(403, "AGE_NOT_CONFIRMED", "users under 13 cannot use this service; nothing was stored")
     ip = client_ip(request)
     await _throttle_registration(gw, ip)
+    attest_key_id = await _attested_key(gw, body) if body.platform == "ios" else None
     registered = await gw.privacy.register_subject(minor=False)
     subject_id = registered.subject.subject_id
     token = new_token()
     ttl = timedelta(days=gw.settings.token_ttl_days)
-    device = await gw.devices.add(subject_id, token_hash(token), body.model_dump(exclude={"age_confirmed"}), ttl)
+    info = body.model_dump(exclude={"age_confirmed", "attestation"})
+    try:
+        device = await gw.devices.add(subject_id, token_hash(token), info, ttl, attest_key_id)
+    except KeyError:
+        raise _reused() from None
     await gw.privacy.record_security_event(subject_id, "device_registered", ip)
     assert device.expires_at is not None
     return DeviceRegistered(device_id=device.device_id, token=token, expires_at=device.expires_at.isoformat())
