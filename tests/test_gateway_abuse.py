@@ -11,7 +11,7 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import uvicorn
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.app import create_app
+from likeness_gateway.domain.tokens import token_hash
 from likeness_gateway.errors import ApiError
 from likeness_gateway.guards import uvicorn_config
 from likeness_privacy.usecases import PrivacyUseCases
@@ -107,11 +108,18 @@ def _auth(registered: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {registered['token']}"}
 
 
+async def _subject(gw: Any, registered: dict[str, Any]) -> str:
+    """The device's subject, read from the gateway (the API never shows it)."""
+    device = await gw.devices.by_token_hash(token_hash(registered["token"]))
+    return str(device.subject_id)
+
+
 async def test_idempotency_key_replays_the_response_and_never_runs_or_charges_twice(api) -> None:
     gw, client, _, billing, render = api
     device = await _register(client)
     auth = _auth(device)
-    used = lambda: billing.free_credits_used(device["subject_id"], datetime.now(UTC).date())  # noqa: E731
+    subject = await _subject(gw, device)
+    used = lambda: billing.free_credits_used(subject, datetime.now(UTC).date())  # noqa: E731
 
     first = await client.post("/v1/id-photos", json=PHOTO, headers={**auth, "Idempotency-Key": "k-1"})
     assert first.status_code == 201, first.text
@@ -180,14 +188,14 @@ async def test_generations_per_device_are_bounded(api) -> None:
 
 
 async def test_oversize_print_sheet_is_refused_before_any_work(api) -> None:
-    _, client, _, billing, render = api
+    gw, client, _, billing, render = api
     device = await _register(client)
     for width, dpi in ((250, 1200), (1000, 1200)):
         layout = {"width_mm": width, "height_mm": width, "dpi": dpi}
         reply = await client.post("/v1/id-photos", json={**PHOTO, "layout": layout}, headers=_auth(device))
         assert reply.status_code == 400 and reply.json()["error"]["code"] == "OUTPUT_TOO_LARGE"
         assert reply.json()["error"]["details"]["limit"] == 50_000_000
-    assert render.calls == 0 and await billing.free_credits_used(device["subject_id"], date.today()) == 0
+    assert render.calls == 0 and await billing.free_credits_used(await _subject(gw, device), datetime.now(UTC).date()) == 0
     fits = await client.post(
         "/v1/id-photos", json={**PHOTO, "layout": {"width_mm": 250, "height_mm": 250, "dpi": 600}}, headers=_auth(device)
     )

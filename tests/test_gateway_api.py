@@ -78,7 +78,7 @@ async def test_token_is_stored_only_as_a_hash(api) -> None:
     reply = await client.post("/v1/devices", json=DEVICE)
     assert reply.status_code == 201, reply.text
     # Internal ids stay inside the mesh: the reply names the device and its token, not the subject.
-    assert set(reply.json()) == {"device_id", "token"}
+    assert set(reply.json()) == {"device_id", "token", "expires_at"}
     token, device_id = reply.json()["token"], reply.json()["device_id"]
     async with gw.devices.pool.connection() as conn:
         stored = await (await conn.execute("SELECT token_hash FROM devices WHERE device_id = %s", (device_id,))).fetchall()
