@@ -207,7 +207,8 @@ async def test_sweep_removes_expired_and_too_old_items_and_orphan_blobs_past_the
     old = await world.store.save(subject, b"2", {"label": "old"})
     fresh = await world.store.save(subject, b"3", {"label": "fresh"})
     world.sql("UPDATE items SET expires_at = now() - interval '1 second' WHERE label = 'expired'")
-    world.sql("UPDATE items SET created_at = now() - interval '2 hours' WHERE label = 'old'")
+    world.sql("UPDATE items SET created_at = now() - interval '25 hours' WHERE label = 'old'")
+    world.sql("UPDATE items SET created_at = now() - interval '2 hours' WHERE label = 'fresh'")
     stale_orphan, young_orphan = "ab" * 16, "cd" * 16
     await world.blobs.put(stale_orphan, b"left behind by a crash")
     await world.blobs.put(young_orphan, b"row being written")
@@ -217,7 +218,7 @@ async def test_sweep_removes_expired_and_too_old_items_and_orphan_blobs_past_the
     removed = await world.store.sweep(datetime.now(UTC) - timedelta(hours=1))
     assert removed == {"uploads": 2, "orphan_blobs": 1}
     assert not unregistered(removed)
-    assert [i.label for i in await world.store.of_subject(subject)] == ["fresh"]
+    assert [i.label for i in await world.store.of_subject(subject)] == ["fresh"]  # 2 h old: inside the 24 h ttl, kept
     assert not world.blob_path(expired.blob_name).exists() and not world.blob_path(old.blob_name).exists()
     assert not world.blob_path(stale_orphan).exists()
     assert world.blob_path(young_orphan).exists() and world.blob_path(fresh.blob_name).exists()
@@ -259,11 +260,14 @@ async def test_holder_view_reports_under_the_stores_category(world: World) -> No
     item = await world.store.save(subject, b"x", {"label": "a"})
     assert await holder.inventory(subject) == {"uploads": 1}
     assert [i.name async for i in holder.export(subject)] == ["uploads.json", f"uploads/a-{item.item_id}.bin"]
-    world.sql("UPDATE items SET created_at = now() - interval '3 hours'")
+    world.sql("UPDATE items SET created_at = now() - interval '2 hours'")
     other = _subject()
     await world.store.save(other, b"y", {"label": "b"})
     assert await holder.sweep({"results": datetime.now(UTC)}) == {"uploads": 0, "orphan_blobs": 0}  # another category's cutoff
-    assert await holder.sweep({"uploads": datetime.now(UTC) - timedelta(hours=1)}) == {"uploads": 1, "orphan_blobs": 0}
+    # A cutoff of "now" is clamped to the ttl: nothing inside the 24 h ttl goes.
+    assert await holder.sweep({"uploads": datetime.now(UTC)}) == {"uploads": 0, "orphan_blobs": 0}
+    world.sql("UPDATE items SET created_at = now() - interval '25 hours' WHERE label = 'a'")
+    assert await holder.sweep({"uploads": datetime.now(UTC)}) == {"uploads": 1, "orphan_blobs": 0}
     assert await holder.erase(other, "erasure-1") == ({"uploads": 1}, {"uploads": 0})
     assert [r.category for r in await holder.retention()] == ["uploads"]
 
