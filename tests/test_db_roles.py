@@ -109,7 +109,11 @@ async def test_retention_functions_remove_only_what_is_past_retention(roles, dat
     repo = PrivacyRepository(pools["privacy"])
     tag = "retention-" + uuid.uuid4().hex
     now = datetime.now(UTC)
-    categories = {"generation_records": Category.GENERATION_RECORDS, "security_events": Category.SECURITY_EVENTS, "access_log": Category.ACCESS_LOG}
+    categories = {
+        "generation_records": Category.GENERATION_RECORDS,
+        "security_events": Category.SECURITY_EVENTS,
+        "access_log": Category.ACCESS_LOG,
+    }
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
         try:
             for table, category in categories.items():
@@ -119,7 +123,9 @@ async def test_retention_functions_remove_only_what_is_past_retention(roles, dat
             removed = await repo.sweep({category: now for category in categories.values()})
             assert all(removed[category] >= 1 for category in categories.values()), removed
             for table in categories:
-                query = sql.SQL("SELECT created_at FROM privacy.{} WHERE {} = %s").format(sql.Identifier(table), sql.Identifier(TAG_COLUMN[table]))
+                query = sql.SQL("SELECT created_at FROM privacy.{} WHERE {} = %s").format(
+                    sql.Identifier(table), sql.Identifier(TAG_COLUMN[table])
+                )
                 left = [row[0] for row in await (await admin.execute(query, (tag,))).fetchall()]
                 assert len(left) == 1, (table, left)
                 assert now - left[0] < RETENTION[categories[table]], table
