@@ -23,7 +23,11 @@ def _with_dbname(url: str, dbname: str) -> str:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    """A throwaway database on the server from LIKENESS_DATABASE_URL, else on an embedded server."""
+    """A throwaway database on the server from LIKENESS_DATABASE_URL, else on an embedded server (an admin URL).
+
+    Services under test log in as their own runtime roles on it (likeness_platform.db_roles, provisioned
+    on first use); those roles are dropped with the database.
+    """
     server = None
     base = os.environ.get("LIKENESS_DATABASE_URL", "")
     if not base:
@@ -37,7 +41,10 @@ def database_url() -> Iterator[str]:
     try:
         yield _with_dbname(base, name)
     finally:
+        from likeness_platform.db_roles import drop_roles
+
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_roles(base, name)
         if server is not None:
             server.stop()

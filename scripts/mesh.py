@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "libs" / "platform" / "src"))
 
+from likeness_platform.db_roles import DatabaseRoles, provision_roles  # noqa: E402
 from likeness_platform.devpki import DevPki, TlsFiles  # noqa: E402
 from likeness_platform.embedded_db import EmbeddedPostgres  # noqa: E402
 
@@ -65,6 +67,7 @@ class Mesh:
     http_port: int = HTTP_PORT
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     db: EmbeddedPostgres | None = None
+    db_roles: DatabaseRoles | None = None
 
     def __post_init__(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +116,8 @@ class Mesh:
         env = dict(os.environ)
         env.update(
             {
-                "LIKENESS_DATABASE_URL": self.database_url,
+                "LIKENESS_DATABASE_URL": "",
+                "LIKENESS_MIGRATION_DATABASE_URL": "",
                 "LIKENESS_GRPC_PORT": str(self.ports[service]),
                 "LIKENESS_HEALTH_PORT": str(self.health_ports[service]),
                 "LIKENESS_REFLECTION": "true" if self.reflection else "false",
@@ -123,6 +127,9 @@ class Mesh:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.db_roles is not None and service in self.db_roles.runtime_urls:
+            # The service's own runtime role; its migrations run as the owner role.
+            env.update(self.db_roles.env_for(service))
         for other in GRPC_PORTS:
             env[f"LIKENESS_{other.upper()}_ADDR"] = self.addr(other)
         if service == "privacy":
@@ -136,9 +143,14 @@ class Mesh:
         return env
 
     def start_database(self) -> None:
+        """Start the embedded PostgreSQL unless given a database (an admin URL), then set up its roles."""
         if not self.database_url:
             self.db = EmbeddedPostgres(self.run_dir / "pgdata")
-            self.database_url = self.db.start()
+            self.database_url = self.db.start_database("likeness")
+        try:
+            self.db_roles = provision_roles(self.database_url)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise SystemExit(f"the mesh sets up one database role per service and needs a database URL allowed to: {exc}") from None
 
     def start(self, service: str) -> None:
         log = open(self.run_dir / f"{service}.log", "ab")  # noqa: SIM115 - handed to the child

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
@@ -152,21 +153,18 @@ async def test_erase_a_leaves_b_untouched_and_is_provable(world: dict) -> None:
     assert w["notes"].erase_calls == calls
 
 
-async def test_tampered_ledger_is_detected(world: dict) -> None:
+async def test_tampered_ledger_is_detected(world: dict, database_url: str) -> None:
     w = world
     a = await _populate(w)
     erasure = await w["privacy"].erasures.request(a, "user_request")
     await _wait_completed(w["privacy"], erasure.erasure_id)
-    async with w["privacy"].repo.pool.connection() as conn:
-        await conn.execute(
-            "UPDATE erasure_ledger SET body = jsonb_set(body, '{reason}', '\"forged\"') WHERE erasure_id = %s", (erasure.erasure_id,)
-        )
-    ok, _, _, problem = await w["privacy"].records.verify_ledger()
-    assert not ok and "hash does not match" in problem
-    async with w["privacy"].repo.pool.connection() as conn:
-        await conn.execute(
-            "UPDATE erasure_ledger SET body = jsonb_set(body, '{reason}', '\"user_request\"') WHERE erasure_id = %s", (erasure.erasure_id,)
-        )
+    # The runtime role cannot rewrite the ledger (test_db_roles.py): tamper as the database's superuser.
+    forge = "UPDATE privacy.erasure_ledger SET body = jsonb_set(body, '{reason}', %s) WHERE erasure_id = %s"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(forge, ('"forged"', erasure.erasure_id))
+        ok, _, _, problem = await w["privacy"].records.verify_ledger()
+        assert not ok and "hash does not match" in problem
+        await conn.execute(forge, ('"user_request"', erasure.erasure_id))
 
 
 async def test_a_holder_down_keeps_the_erasure_in_progress_until_it_returns(world: dict) -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 import grpc
 import httpx
 import psutil
+import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from likeness_platform.db_roles import role_names
 from tests.support.mesh import Mesh
 
 EXPECTED = {
@@ -69,6 +71,10 @@ def test_mesh_starts_with_embedded_postgres_serves_reflection_and_stops(tmp_path
         assert mesh.db is not None
         pg_pid = mesh.db.pid
         assert pg_pid is not None and psutil.pid_exists(pg_pid)
+        # Each service is connected under its own runtime role (migrations ran as the owner role).
+        with psycopg.connect(mesh.database_url) as conn:
+            users = {row[0] for row in conn.execute("SELECT usename FROM pg_stat_activity WHERE datname = current_database()")}
+        assert set(role_names("likeness")[1].values()) <= users, users
         for service, names in EXPECTED.items():
             listed = _listed_services(mesh.addr(service), mesh.credentials())
             assert names <= listed, (service, listed)

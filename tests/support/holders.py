@@ -11,7 +11,9 @@ from typing import Any, Protocol
 
 from likeness_platform.blobs import LocalBlobStore
 from likeness_platform.crypto import DataKey, DataKeyCache
-from likeness_platform.db import apply_migrations, open_pool
+from likeness_platform.db import open_service_pool
+from likeness_platform.db_roles import provision_roles
+from likeness_platform.settings import ServiceSettings
 
 
 class AccessLog(Protocol):
@@ -33,6 +35,7 @@ async def all_holders(
     from likeness_ingestion.adapters.repository import upload_store
     from likeness_ingestion.main import MIGRATIONS as INGESTION_MIGRATIONS
     from likeness_ingestion.service import IngestionConfig, IngestionService
+    from likeness_privacy.adapters.repository import APPEND_ONLY as PRIVACY_APPEND_ONLY
     from likeness_privacy.adapters.repository import PrivacyRepository
     from likeness_privacy.main import MIGRATIONS as PRIVACY_MIGRATIONS
     from likeness_privacy.usecases.ports import PrivacyConfig
@@ -49,8 +52,10 @@ async def all_holders(
         ("billing", BILLING_MIGRATIONS),
         ("privacy", PRIVACY_MIGRATIONS),
     ):
-        await apply_migrations(database_url, schema, Path(migrations))
-        pools[schema] = await open_pool(database_url, schema)
+        # As the services open them: migrated by the owner role, used under the schema's runtime role.
+        settings = ServiceSettings(**provision_roles(database_url).settings_for(schema))
+        append_only = PRIVACY_APPEND_ONLY if schema == "privacy" else ()
+        pools[schema] = await open_service_pool(settings, schema, Path(migrations), append_only=append_only)
     keys = DataKeyCache(key_for)
     blobs = LocalBlobStore(blob_dir)
     config = IngestionConfig()

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from likeness_platform.db_roles import provision_roles
 from likeness_platform.server import RunningServer, Wiring, start_server
 from likeness_platform.settings import ServiceSettings
 from tests.support.pki import tls_settings
@@ -37,6 +38,11 @@ def settings_for(cls: type[S], identity: str, **overrides: Any) -> S:
     """Settings of a service under test: a free port unless given, metrics and the plaintext health port off,
     mTLS with `identity`'s certificate from the test PKI."""
     return cls(**{"grpc_port": 0, "metrics_port": -1, "health_port": -1, **tls_settings(identity), **overrides})
+
+
+def db_settings(database_url: str, service: str) -> dict[str, str]:
+    """A service's database settings on the test database: its own runtime role, migrations as the owner role."""
+    return provision_roles(database_url).settings_for(service)
 
 
 def new_key() -> str:
@@ -76,7 +82,7 @@ async def start_privacy(database_url: str, holders: dict[str, str], started: Sta
         PrivacySettings,
         "privacy",
         grpc_port=port,
-        database_url=database_url,
+        **db_settings(database_url, "privacy"),
         kek=new_key(),
         pseudonym_key=new_key(),
         holders=holders,
@@ -95,7 +101,7 @@ async def start_gateway(database_url: str, addrs: dict[str, str], started: Start
     from likeness_gateway.main import GatewaySettings, build
 
     upstreams = {f"{name}_addr": addrs.get(name, NOWHERE) for name in ("privacy", "ingestion", "billing", "render", "faces")}
-    settings = settings_for(GatewaySettings, "gateway", database_url=database_url, upstream_deadline_seconds=60.0, **upstreams)
+    settings = settings_for(GatewaySettings, "gateway", **db_settings(database_url, "gateway"), upstream_deadline_seconds=60.0, **upstreams)
     wiring, addr = await serve("gateway", build, settings, started)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=wiring.app), base_url="http://gateway.test")
     started.closers.append(client.aclose)
@@ -112,7 +118,7 @@ async def start_ingestion(
         IngestionSettings,
         "ingestion",
         grpc_port=port,
-        database_url=database_url,
+        **db_settings(database_url, "ingestion"),
         privacy_addr=privacy_addr,
         upload_ttl=ttl,
         blob_backend="local",
@@ -128,7 +134,7 @@ async def start_billing(database_url: str, started: Started, port: int = 0, **ov
     from likeness_billing.main import BillingSettings, build
 
     settings = settings_for(
-        BillingSettings, "billing", grpc_port=port, database_url=database_url, billing_ledger_key=new_key(), **overrides
+        BillingSettings, "billing", grpc_port=port, **db_settings(database_url, "billing"), billing_ledger_key=new_key(), **overrides
     )
     wiring, addr = await serve("billing", build, settings, started)
     return wiring.repo, addr
@@ -153,7 +159,7 @@ async def start_render(
         RenderSettings,
         "render",
         grpc_port=port,
-        database_url=database_url,
+        **db_settings(database_url, "render"),
         privacy_addr=addrs["privacy"],
         ingestion_addr=addrs["ingestion"],
         faces_addr=addrs["faces"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,8 +30,15 @@ def _check_schema(schema: str) -> str:
     return schema
 
 
-async def apply_migrations(database_url: str, schema: str, migrations_dir: Path) -> list[str]:
-    """Apply the `NNN_*.sql` files of a service once each, in order, under an advisory lock; return those applied now."""
+async def apply_migrations(
+    database_url: str, schema: str, migrations_dir: Path, *, runtime_role: str | None = None, append_only: Collection[str] = ()
+) -> list[str]:
+    """Apply the `NNN_*.sql` files of a service once each, in order, under an advisory lock; return those applied now.
+
+    `database_url` is the owner role's: it creates the schema and owns what the migrations create. When a
+    `runtime_role` other than the owner is given, every run then grants it exactly what a service needs (see
+    `grant_runtime`), so tables added by later migrations are covered too.
+    """
     _check_schema(schema)
     files = sorted(p for p in migrations_dir.glob("*.sql"))
     applied_now: list[str] = []
@@ -54,6 +61,8 @@ async def apply_migrations(database_url: str, schema: str, migrations_dir: Path)
                     await conn.execute(path.read_text())  # type: ignore[arg-type]
                     await conn.execute(f'INSERT INTO "{schema}".schema_migrations (version) VALUES (%s)', (path.name,))
                 applied_now.append(path.name)
+            if runtime_role is not None and runtime_role != await _current_role(conn):
+                await grant_runtime(conn, schema, runtime_role, append_only)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"likeness-migrate-{schema}",))
     if applied_now:
@@ -61,11 +70,78 @@ async def apply_migrations(database_url: str, schema: str, migrations_dir: Path)
     return applied_now
 
 
-async def open_service_pool(settings: ServiceSettings, schema: str, migrations_dir: Path) -> AsyncConnectionPool:
-    """A service's pool on its migrated schema; exits with a clear message when no database is configured."""
+# Privileges of a runtime role on the tables of its schema.
+_DML = sql.SQL("SELECT, INSERT, UPDATE, DELETE")
+_APPEND_ONLY = sql.SQL("SELECT, INSERT")
+
+
+async def grant_runtime(conn: psycopg.AsyncConnection[Any], schema: str, role: str, append_only: Collection[str] = ()) -> None:
+    """Give `role` (a service's runtime role) DML on the tables of `schema` and nothing more, in one transaction.
+
+    USAGE on the schema (not CREATE), SELECT/INSERT/UPDATE/DELETE on each table but SELECT/INSERT only on the
+    `append_only` ones, nothing on `schema_migrations`, USAGE on the sequences (for serial columns) and EXECUTE
+    on the schema's functions, which nobody else gets: SECURITY DEFINER functions are how an append-only table
+    is swept or unlinked, each with its own fixed WHERE. Run as the schema's owner.
+    """
+    _check_schema(schema)
+    cur = await conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v') ORDER BY c.relname",
+        (schema,),
+    )
+    tables = [row[0] for row in await cur.fetchall()]
+    missing = sorted(set(append_only) - set(tables))
+    if missing:
+        raise ValueError(f"append-only tables {missing} are not in schema {schema!r}")
+    names = {"s": sql.Identifier(schema), "r": sql.Identifier(role)}
+    async with conn.transaction():
+        await conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {s} FROM {r}").format(**names))
+        await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {s} TO {r}").format(**names))
+        for table in tables:
+            ident = sql.Identifier(schema, table)
+            await conn.execute(sql.SQL("REVOKE ALL ON TABLE {t} FROM {r}").format(t=ident, **names))
+            if table == "schema_migrations":
+                continue
+            privileges = _APPEND_ONLY if table in append_only else _DML
+            await conn.execute(sql.SQL("GRANT {p} ON TABLE {t} TO {r}").format(p=privileges, t=ident, **names))
+        await conn.execute(sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {r}").format(**names))
+        await conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO {r}").format(**names))
+        await conn.execute(sql.SQL("REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} FROM PUBLIC").format(**names))
+        await conn.execute(sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {r}").format(**names))
+    log.info("runtime_role_granted", schema=schema, role=role, append_only=sorted(append_only))
+
+
+async def _current_role(conn: psycopg.AsyncConnection[Any]) -> str:
+    row = await (await conn.execute("SELECT current_user")).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def open_service_pool(
+    settings: ServiceSettings, schema: str, migrations_dir: Path, *, append_only: Collection[str] = ()
+) -> AsyncConnectionPool:
+    """A service's pool on its migrated schema, under its runtime role; exits with a clear message when no database is configured.
+
+    Migrations run as the owner role of `migration_database_url`, which then grants the runtime role of
+    `database_url` DML on the schema (SELECT and INSERT only on `append_only` tables). Without a migration URL
+    one role does both (a single-role setup: no grants).
+    """
     if not settings.database_url:
         raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
-    await apply_migrations(settings.database_url, schema, migrations_dir)
+    runtime_role = None
+    if settings.migration_database_url:
+        async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
+            runtime_role = await _current_role(conn)
+            row = await (await conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).fetchone()
+            if row is not None and row[0]:
+                log.warning("runtime_role_is_superuser", schema=schema, role=runtime_role)
+    await apply_migrations(
+        settings.migration_database_url or settings.database_url,
+        schema,
+        migrations_dir,
+        runtime_role=runtime_role,
+        append_only=append_only,
+    )
     return await open_pool(settings.database_url, schema, settings.db_pool_min, settings.db_pool_max)
 
 

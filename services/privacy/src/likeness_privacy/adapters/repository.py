@@ -20,6 +20,10 @@ from likeness_privacy.domain import chain
 from likeness_privacy.domain.pseudonyms import salted_commit
 from likeness_privacy.domain.records import ErasureRow, ReceiptRow, SubjectRow
 
+# Tables the runtime role may only read and append to (no UPDATE/DELETE grant); the SECURITY DEFINER
+# functions of migrations/003_privacy_append_only.sql are the only way rows leave or lose their subject.
+APPEND_ONLY = ("erasure_ledger", "access_log", "security_events", "generation_records")
+
 
 class PrivacyRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
@@ -293,15 +297,15 @@ class PrivacyRepository:
         """Erase what privacy holds about a subject apart from the subject row and key (done last)."""
         sid = uuid.UUID(subject_id)
         async with self.pool.connection() as conn, conn.transaction():
-            gen = await conn.execute("DELETE FROM generation_records WHERE subject_pseudonym = %s", (pseudonym,))
-            sec = await conn.execute("DELETE FROM security_events WHERE subject_pseudonym = %s", (pseudonym,))
-            acc = await conn.execute("UPDATE access_log SET subject_id = NULL, salt = NULL WHERE subject_id = %s", (sid,))
-            exp = await conn.execute("DELETE FROM exports WHERE subject_id = %s", (sid,))
+            gen = await _count(conn, "SELECT forget_generation_records(%s)", (pseudonym,))
+            sec = await _count(conn, "SELECT forget_security_events(%s)", (pseudonym,))
+            acc = await _count(conn, "SELECT unlink_access_log(%s)", (sid,))
+            exp = (await conn.execute("DELETE FROM exports WHERE subject_id = %s", (sid,))).rowcount
         return {
-            Category.GENERATION_RECORDS: gen.rowcount,
-            Category.SECURITY_EVENTS: sec.rowcount,
-            Category.ACCESS_LOG: acc.rowcount,
-            Category.EXPORTS: exp.rowcount,
+            Category.GENERATION_RECORDS: gen,
+            Category.SECURITY_EVENTS: sec,
+            Category.ACCESS_LOG: acc,
+            Category.EXPORTS: exp,
         }
 
     async def export_records(self, subject_id: str, pseudonym: str) -> dict[str, Any]:
@@ -329,18 +333,18 @@ class PrivacyRepository:
         return {"subject": subject, "generation_records": gen, "security_events": sec, "access_log": acc}
 
     async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
+        """Remove records older than their cutoff; the audit tables' functions never go below their retention."""
         removed: dict[str, int] = {}
         async with self.pool.connection() as conn:
-            for category, table, extra in (
-                (Category.GENERATION_RECORDS, "generation_records", ""),
-                (Category.SECURITY_EVENTS, "security_events", ""),
-                (Category.ACCESS_LOG, "access_log", ""),
+            for category, function in (
+                (Category.GENERATION_RECORDS, "sweep_generation_records"),
+                (Category.SECURITY_EVENTS, "sweep_security_events"),
+                (Category.ACCESS_LOG, "sweep_access_log"),
             ):
                 cutoff = cutoffs.get(category)
                 if cutoff is None:
                     continue
-                cur = await conn.execute(f"DELETE FROM {table} WHERE created_at < %s{extra}", (cutoff,))
-                removed[category] = cur.rowcount
+                removed[category] = await _count(conn, sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)), (cutoff,))
             cur = await conn.execute(
                 "DELETE FROM exports WHERE expires_at <= now() OR created_at < %s", (cutoffs.get(Category.EXPORTS, datetime.now(UTC)),)
             )
@@ -350,6 +354,12 @@ class PrivacyRepository:
     async def oldest(self) -> dict[str, tuple[int, float]]:
         kept = (Category.GENERATION_RECORDS, Category.SECURITY_EVENTS, Category.ACCESS_LOG, Category.EXPORTS)
         return {category: await oldest_age(self.pool, category) for category in kept}
+
+
+async def _count(conn: Any, query: str | sql.Composable, params: tuple[Any, ...]) -> int:
+    """The row count one of the schema's functions returns."""
+    row = await (await conn.execute(query, params)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _subject(row: Mapping[str, Any]) -> SubjectRow:
