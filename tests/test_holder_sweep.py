@@ -41,7 +41,10 @@ async def _store_live_data(h: dict[str, Any], subject: str) -> None:
     from likeness_billing.domain.quotas import QuotaPolicy
 
     await h["gateway"].add(
-        subject, f"hash-{subject}", {"platform": "ios", "model": "m", "os_version": "1", "app_version": "1", "language": "en"}
+        subject,
+        f"hash-{subject}",
+        {"platform": "ios", "model": "m", "os_version": "1", "app_version": "1", "language": "en"},
+        timedelta(days=90),
     )
     columns = {
         "sha256": "0" * 64,
