@@ -89,3 +89,38 @@ def test_roles_are_named_per_database_and_provisioned_once_per_process(database_
         )
     # A runtime role may not create schemas in the database; the owner may.
     _fails(roles.runtime_urls["render"], "CREATE SCHEMA render_intruder")
+
+
+async def test_schemas_made_before_the_role_split_are_handed_to_the_owner_and_migrate(database_url: str, tmp_path: Path) -> None:
+    """An installation whose migrations ran as the admin keeps working once the mesh switches to roles."""
+    dbname = f"likeness_adopt_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    params = conninfo_to_dict(database_url)
+    admin_url = psycopg.conninfo.make_conninfo(**{**params, "dbname": dbname})
+    try:
+        (tmp_path / "001_first.sql").write_text("CREATE TABLE items (id bigserial PRIMARY KEY, note text);")
+        # Before the split: the admin itself ran the migrations.
+        assert await apply_migrations(admin_url, "gateway", tmp_path) == ["001_first.sql"]
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO gateway.items (note) VALUES ('kept')")
+        roles = provision_roles(admin_url)
+        owner = str(conninfo_to_dict(roles.owner_url)["user"])
+        runtime = str(conninfo_to_dict(roles.runtime_urls["gateway"])["user"])
+        (tmp_path / "002_next.sql").write_text("ALTER TABLE items ADD COLUMN extra int;")
+        assert await apply_migrations(roles.owner_url, "gateway", tmp_path, runtime_role=runtime) == ["002_next.sql"]
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            owners = conn.execute(
+                "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'gateway'"
+            ).fetchall()
+        assert owners == [(owner,)]
+        with psycopg.connect(roles.runtime_urls["gateway"], autocommit=True) as conn:
+            assert conn.execute("SELECT note FROM gateway.items").fetchall() == [("kept",)]
+            conn.execute("INSERT INTO gateway.items (note, extra) VALUES ('new', 1)")
+    finally:
+        from likeness_platform.db_roles import drop_roles
+
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        drop_roles(database_url, dbname)

@@ -80,9 +80,41 @@ def provision_roles(admin_url: str, services: Iterable[str] = SCHEMA_SERVICES) -
             conn.execute(sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(db, sql.Identifier(owner)))
             for role in runtime.values():
                 conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, sql.Identifier(role)))
+            _adopt_schemas(conn, owner, wanted)
         roles = DatabaseRoles(owner_url=owner_url, runtime_urls=urls)
         _provisioned[admin_url] = roles
         return roles
+
+
+def _adopt_schemas(conn: psycopg.Connection, owner: str, services: Iterable[str]) -> None:
+    """Hand schemas made before the role split (created by the admin) and everything in them to the owner role.
+
+    An installation that ran migrations as one all-powerful role would otherwise stop at start: the owner
+    role could not migrate a schema it does not own. Schemas the owner already has are left alone.
+    """
+    to_owner = sql.Identifier(owner)
+    for schema in services:
+        row = conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+        if row is None or row[0] == owner:
+            continue
+        objects = conn.execute(
+            """SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('i', 'a'))""",
+            (schema,),
+        ).fetchall()
+        kinds = {"r": "TABLE", "p": "TABLE", "f": "FOREIGN TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
+        conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), to_owner))
+        for name, kind in objects:
+            target = sql.Identifier(schema, name)
+            conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kinds[kind]), target, to_owner))
+        functions = conn.execute(
+            """SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = %s""",
+            (schema,),
+        ).fetchall()
+        for (signature,) in functions:
+            conn.execute(sql.SQL("ALTER ROUTINE {} OWNER TO {}").format(sql.SQL(signature), to_owner))
 
 
 def _login_role(conn: psycopg.Connection, admin_url: str, role: str) -> str:
