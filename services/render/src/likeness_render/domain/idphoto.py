@@ -96,11 +96,17 @@ def compose(
     face_out = face.transformed(placement.affine)
 
     keep = options.background == "keep"
-    alpha = matte.refine(framed, segment(framed) * (valid > 0.99))
+    centre = face_out.eye_centre
+    cut = matte.cut_out(framed, segment(framed) * (valid > 0.99), (float(centre[0]), float(centre[1])))
+    alpha = cut.alpha
     image = framed
     if not keep:
-        image = retouch.beautify(image, face_out.mesh, options.smoothing, options.whitening)
-        image = matte.composite(image, alpha, _background(options, spec_backgrounds, size))
+        retouched = retouch.beautify(image, face_out.mesh, options.smoothing, options.whitening)
+        # The retouch changes skin only; its change is added to the person's solved colour.
+        foreground = cut.foreground
+        if retouched is not image:
+            foreground = foreground + (retouched.astype(np.float32) - image.astype(np.float32))
+        image = matte.composite(foreground, alpha, _background(options, spec_backgrounds, size))
     if options.outfit_id:
         outfit = outfits.OUTFITS.get(options.outfit_id)
         if outfit is None:
