@@ -38,9 +38,11 @@ MIN_BAND_PX = 3
 # larger enclosed region is real background (an arm on a hip).
 MAX_HOLE_FRACTION = 0.02
 # Alpha below this is dropped and above 1 - this is made solid: solver noise, not hair.
-ALPHA_NOISE = 0.03
-# Islands of alpha outside the person larger than this many pixels would show as blotches.
-ISLAND_PX = 4
+ALPHA_NOISE = 0.1
+# The unknown band reaches this share of its inner width outside the coarse silhouette.
+OUTSIDE_SHARE = 0.67
+# A region of the mask apart from the person this large (of the frame) is someone or something else.
+OTHER_FRACTION = 0.01
 # Enough for the band (a few pixels wide: information crosses it in a few dozen steps).
 CG_ITERATIONS = 120
 # The alpha is solved on a half-size copy when that copy's short side is still at least this.
@@ -54,10 +56,18 @@ class CutOut:
     alpha: Alpha  # (H, W) 0..1
     foreground: npt.NDArray[np.float32]  # (H, W, 3) 0..255: the person's colour without the old background
     person: Mask  # the cleaned hard silhouette the trimap was built from
+    others_removed: int = 0  # other large regions of the mask (a neighbour, a big object) left out
 
 
 def band_radius(shape: tuple[int, int]) -> int:
     return max(MIN_BAND_PX, round(min(shape) * BAND_FRACTION))
+
+
+def others(coarse: Alpha, person: Mask) -> int:
+    """Regions of the coarse mask apart from `person` of at least OTHER_FRACTION of the frame."""
+    rest = ((coarse >= 0.5) & ~person).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+    return int((stats[1:, cv2.CC_STAT_AREA] >= OTHER_FRACTION * coarse.size).sum()) if count > 1 else 0
 
 
 def single_person(coarse: Alpha, seed: tuple[float, float]) -> Mask:
@@ -94,12 +104,16 @@ def fill_holes(person: Mask, max_area: float) -> Mask:
     return person | fill[labels]
 
 
-def trimap(person: Mask, radius: int) -> npt.NDArray[np.float64]:
-    """1 sure person, 0 sure background, 0.5 the band of `radius` px around the silhouette."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+def trimap(person: Mask, radius: int, outside: int | None = None) -> npt.NDArray[np.float64]:
+    """1 sure person, 0 sure background, 0.5 the band from `radius` px inside the silhouette to `outside` px outside it."""
+    out_r = radius if outside is None else outside
+
+    def disc(r: int) -> npt.NDArray[np.uint8]:
+        return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
     p = person.astype(np.uint8)
-    sure = cv2.erode(p, kernel, borderType=cv2.BORDER_REPLICATE) > 0
-    maybe = cv2.dilate(p, kernel, borderType=cv2.BORDER_REPLICATE) > 0
+    sure = cv2.erode(p, disc(radius), borderType=cv2.BORDER_REPLICATE) > 0
+    maybe = cv2.dilate(p, disc(out_r), borderType=cv2.BORDER_REPLICATE) > 0
     out = np.full(person.shape, 0.5)
     out[sure] = 1.0
     out[~maybe] = 0.0
@@ -191,31 +205,20 @@ def centres_reach(unknown: Mask, centres: Mask) -> npt.NDArray[np.bool_]:
 def solve_alpha(image: RGB, tri: npt.NDArray[np.float64]) -> Alpha:
     """The alpha of the trimap's unknown band, with solver noise at either end cut off."""
     a = closed_form_alpha(image, tri)
-    a[a < ALPHA_NOISE] = 0.0
-    a[a > 1.0 - ALPHA_NOISE] = 1.0
+    # Solver noise at either end is cut off, and the ramp between is stretched over what is
+    # left: a sliver less hair does not show, a faint veil of old background does.
+    a = np.clip((a - ALPHA_NOISE) / (1.0 - 2.0 * ALPHA_NOISE), 0.0, 1.0)
     return a.astype(np.float32)
 
 
-def _local_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Weighted local mean colour over a (2 radius + 1) square and the weight's own local mean.
-
-    Both are smooth, so on pictures over 360 px they are taken on a half-size copy and scaled back.
-    """
-    h, w = weight.shape
-    k = 2 if min(h, w) >= 360 and radius >= 4 else 1
-    if k > 1:
-        size = (w // k, h // k)
-        colours = cv2.resize(colours, size, interpolation=cv2.INTER_AREA)
-        weight = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
-        radius //= k
+def _local_mean(
+    colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Weighted local mean colour over a (2 radius + 1) square, and the weight's own local mean."""
     box = (2 * radius + 1, 2 * radius + 1)
     mass = cv2.blur(weight, box)
     total = cv2.blur(colours * weight[..., None], box)
-    mean = total / np.maximum(mass, 1e-6)[..., None]
-    if k > 1:
-        mean = cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
-        mass = cv2.resize(mass, (w, h), interpolation=cv2.INTER_LINEAR)
-    return mean, mass
+    return total / np.maximum(mass, 1e-6)[..., None], mass
 
 
 def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int) -> npt.NDArray[np.float32]:
@@ -226,37 +229,57 @@ def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float3
     return np.where(((mass < 0.02) & (wide_mass < 0.002))[..., None], colours, mean)
 
 
-def foreground_colour(image: RGB, alpha: Alpha, radius: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """(person colour, old background colour) behind every pixel of the band.
+@dataclass(frozen=True)
+class _Surroundings:
+    """Smooth colour fields around the edge, at the solve's scale."""
 
-    The old background B is the local mean of the pure-background pixels beside an edge pixel;
-    the person's colour solves I = aF + (1 - a)B where a is large enough to trust, and is the
-    local mean of the pure-person pixels where it is not.
-    """
+    back: npt.NDArray[np.float32]  # the old background's colour nearby
+    front: npt.NDArray[np.float32]  # the person's colour nearby
+    interior_chroma: npt.NDArray[np.float32]  # the person's chroma well inside (colour minus its grey)
+    inner: Mask  # well inside the person
+
+
+def _surroundings(image: RGB, alpha: Alpha, person: Mask, radius: int) -> _Surroundings:
     img = image.astype(np.float32)
-    back = _spread_mean(img, (alpha <= 0.0).astype(np.float32), radius)
-    front = _spread_mean(img, (alpha >= 1.0).astype(np.float32), radius)
-    a = alpha[..., None]
-    solved = np.clip((img - (1.0 - a) * back) / np.maximum(a, 0.05), 0.0, 255.0)
-    trust = np.clip((a - 0.1) / 0.4, 0.0, 1.0)
-    fg = np.where(((alpha > 0.0) & (alpha < 1.0))[..., None], trust * solved + (1.0 - trust) * front, img)
-    return fg.astype(np.float32), back
+    depth = SPILL_DEPTH * radius
+    inner = cv2.erode(person.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (depth + 1, depth + 1))) > 0
+    chroma = img - img.mean(axis=2, keepdims=True)
+    return _Surroundings(
+        back=_spread_mean(img, (alpha <= 0.0).astype(np.float32), radius),
+        front=_spread_mean(img, (alpha >= 1.0).astype(np.float32), radius),
+        interior_chroma=_spread_mean(chroma, inner.astype(np.float32), depth),
+        inner=inner,
+    )
 
 
-def remove_spill(foreground: npt.NDArray[np.float32], back: npt.NDArray[np.float32], alpha: Alpha, person: Mask, radius: int) -> npt.NDArray[np.float32]:
+def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], front: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The person's colour behind every pixel: the photo where the alpha is 1, solved in the edge.
+
+    The person's colour solves I = aF + (1 - a)B with B the old background beside the pixel,
+    where a is large enough to trust, and is the person's colour nearby where it is not.
+    """
+    out = image.astype(np.float32)
+    ys, xs = np.nonzero((alpha > 0.0) & (alpha < 1.0))
+    if ys.size:
+        a = alpha[ys, xs][:, None]
+        solved = np.clip((out[ys, xs] - (1.0 - a) * back[ys, xs]) / np.maximum(a, 0.05), 0.0, 255.0)
+        trust = np.clip((a - 0.1) / 0.4, 0.0, 1.0)
+        out[ys, xs] = trust * solved + (1.0 - trust) * front[ys, xs]
+    return out
+
+
+def remove_spill(
+    foreground: npt.NDArray[np.float32], back: npt.NDArray[np.float32], interior_chroma: npt.NDArray[np.float32], rim: Mask
+) -> npt.NDArray[np.float32]:
     """The old background's tint taken off the person's rim (light bounced off a coloured backdrop).
 
     In the rim, a pixel's chroma along the old background's own chroma direction is limited to
     what the person's interior nearby has along it: a green backdrop can no longer make a white
     collar green, while a green jumper stays green.
     """
-    # The person's own colour is taken well inside: backdrop light reaches a few pixels in.
-    wide = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SPILL_DEPTH * radius + 1, SPILL_DEPTH * radius + 1))
-    inner = cv2.erode(person.astype(np.uint8), wide) > 0
-    rim = (alpha > 0.0) & ~inner
-    if not rim.any():
-        return foreground
     ys, xs = np.nonzero(rim)
+    if ys.size == 0:
+        return foreground
     fg = foreground[ys, xs]
     bk = back[ys, xs]
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
@@ -264,24 +287,22 @@ def remove_spill(foreground: npt.NDArray[np.float32], back: npt.NDArray[np.float
     bk_c = bk - bk.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(bk_c, axis=1, keepdims=True)
     direction = bk_c / np.maximum(norm, 1e-3)
-    inner_c = foreground - foreground.mean(axis=2, keepdims=True)
-    interior = _spread_mean(inner_c, inner.astype(np.float32), SPILL_DEPTH * radius)
-    own = (interior[ys, xs] * direction).sum(axis=1)
+    own = (interior_chroma[ys, xs] * direction).sum(axis=1)
     along = (fg_c * direction).sum(axis=1)
     excess = np.maximum(along - np.maximum(own, 0.0), 0.0)
     # Only a backdrop with a colour of its own spills; a grey wall has no direction to remove.
     excess *= np.clip((norm[:, 0] - 15.0) / 15.0, 0.0, 1.0)
-    out = foreground.copy()
-    out[ys, xs] = np.clip(fg - excess[:, None] * direction, 0, 255)
-    return out
+    foreground[ys, xs] = np.clip(fg - excess[:, None] * direction, 0, 255)
+    return foreground
 
 
 def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float]) -> CutOut:
     """Alpha and spill-free foreground of the one person whose face is at `face_centre`.
 
-    The alpha is solved at half the output's size when that is still over SOLVE_MIN_SIDE px
-    (a 300 dpi ID photo): a quarter of the unknowns, and at most a half-pixel of softness,
-    which print does not show.
+    The alpha and the smooth colour fields around the edge are solved at half the output's
+    size when that is still over SOLVE_MIN_SIDE px (a 300 dpi ID photo): a quarter of the
+    unknowns, and at most a half-pixel of softness, which print does not show. The person's
+    colour is then solved at full size, for the edge pixels only.
     """
     if image.shape[:2] != coarse.shape:
         raise ValueError(f"image {image.shape[:2]} and mask {coarse.shape} differ in size")
@@ -295,20 +316,27 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float]) -> CutO
     person = single_person(small_coarse, (face_centre[0] / k, face_centre[1] / k))
     if not person.any():
         return CutOut(np.zeros(coarse.shape, np.float32), image.astype(np.float32), np.zeros(coarse.shape, bool))
+    removed = others(small_coarse, person)
     radius = band_radius(small_coarse.shape)
-    tri = trimap(person, radius)
+    # The selfie model's upsampled mask spills over the person's edge more often than it falls
+    # short of it: the band reaches less far out than in.
+    tri = trimap(person, radius, max(2, round(radius * OUTSIDE_SHARE)))
     alpha = solve_alpha(small_img, tri)
     core = tri == 1.0
     alpha = connected_alpha(alpha, core if core.any() else person)
+    around = _surroundings(small_img, alpha, person, radius)
+    back, front, interior, inner = around.back, around.front, around.interior_chroma, around.inner
     if k > 1:
-        alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-        alpha[alpha < ALPHA_NOISE] = 0.0
-        alpha[alpha > 1.0 - ALPHA_NOISE] = 1.0
-        person = cv2.resize(person.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        radius *= k
-    fg, back = foreground_colour(image, alpha, radius)
-    fg = remove_spill(fg, back, alpha, person, radius)
-    return CutOut(alpha, fg, person)
+        full = (w, h)
+        alpha = cv2.resize(alpha, full, interpolation=cv2.INTER_LINEAR)
+        alpha[alpha < 0.02] = 0.0
+        alpha[alpha > 0.98] = 1.0
+        person = cv2.resize(person.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0
+        inner = cv2.resize(inner.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0
+        back, front, interior = (cv2.resize(x, full, interpolation=cv2.INTER_LINEAR) for x in (back, front, interior))
+    fg = foreground_colour(image, alpha, back, front)
+    fg = remove_spill(fg, back, interior, (alpha > 0.0) & ~inner)
+    return CutOut(alpha, fg, person, removed)
 
 
 def composite(foreground: npt.NDArray[np.float32] | RGB, alpha: Alpha, background: npt.NDArray[np.float32] | RGB) -> RGB:
