@@ -100,8 +100,10 @@ def compose(
 
     keep = options.background == "keep"
     centre = face_out.eye_centre
-    cut = matte.cut_out(framed, segment(framed) * (valid > 0.99), (float(centre[0]), float(centre[1])))
-    alpha = cut.alpha
+    inside = valid > 0.99
+    cut = matte.cut_out(framed, segment(framed) * inside, (float(centre[0]), float(centre[1])))
+    # Where the frame reaches past the source there is no person to show, whatever the solver made of the border.
+    alpha = cut.alpha * inside
     image = framed
     background = None
     if not keep:
@@ -119,7 +121,9 @@ def compose(
         # Where a collar sits: a little below the chin (about an eighth of the head height).
         neck_y = placement.chin_y + 0.13 * placement.head_px
         image = outfits.dress(image, alpha, outfit, (float(face_out.chin[0]), neck_y), face_out.width)
-    return Composed(image, alpha, placement, face_out, from_matte, background, cut.person, cut.others_removed)
+    # The person as the segmentation saw them, and whatever the matte solved firmly beyond it (a hat's brim).
+    silhouette = (cut.person & inside) | (alpha >= 0.5)
+    return Composed(image, alpha, placement, face_out, from_matte, background, silhouette, cut.others_removed)
 
 
 def border_std(image: RGB, alpha: npt.NDArray[np.float32], border_frac: float = 0.06) -> float:
