@@ -44,7 +44,7 @@ OUTSIDE_SHARE = 0.67
 # A region of the mask apart from the person this large (of the frame) is someone or something else.
 OTHER_FRACTION = 0.01
 # Enough for the band (a few pixels wide: information crosses it in a few dozen steps).
-CG_ITERATIONS = 120
+CG_ITERATIONS = 60
 # The alpha is solved on a half-size copy when that copy's short side is still at least this.
 SOLVE_MIN_SIDE = 180
 # Backdrop light is removed from this many band radii inside the silhouette (half of it each side).
@@ -169,7 +169,8 @@ def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-
     cols = np.tile(idx, (1, 9)).ravel()
     vals = (np.eye(9)[None] - weights).ravel()
     order = np.full(h * w, -1, np.int64)
-    flat_unknown = np.flatnonzero(unknown.ravel() & centres_reach(unknown, centres))
+    reached = centres_reach(unknown, centres)
+    flat_unknown = np.flatnonzero(unknown.ravel() & reached)
     order[flat_unknown] = np.arange(flat_unknown.size)
     if flat_unknown.size == 0:
         return alpha
@@ -186,15 +187,23 @@ def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-
     # Conjugate gradients with a Jacobi preconditioner, started from the trimap's middle.
     diag = luu.diagonal() + 1e-9
     pre = sparse_linalg.LinearOperator((n, n), matvec=lambda v: v / diag)
-    solved, _ = sparse_linalg.cg(luu, rhs, x0=np.full(n, 0.5), rtol=1e-4, maxiter=CG_ITERATIONS, M=pre)
+    start = _ramp(tri).ravel()[flat_unknown]
+    solved, _ = sparse_linalg.cg(luu, rhs, x0=start, rtol=1e-4, maxiter=CG_ITERATIONS, M=pre)
     flat = alpha.ravel()
     flat[flat_unknown] = np.clip(solved, 0.0, 1.0)
     # Unknown pixels no window reached (the frame's outermost pixels): the value beside them.
-    missed = unknown & ~centres_reach(unknown, centres).reshape(h, w)
+    missed = unknown & ~reached.reshape(h, w)
     if missed.any():
         near = cv2.blur(flat.reshape(h, w).astype(np.float32), (3, 3))
         flat.reshape(h, w)[missed] = near[missed]
     return flat.reshape(h, w)
+
+
+def _ramp(tri: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """A first guess for the band: the share of the way from its outer to its inner side."""
+    to_out = cv2.distanceTransform((tri > 0.0).astype(np.uint8), cv2.DIST_L2, 3)
+    to_in = cv2.distanceTransform((tri < 1.0).astype(np.uint8), cv2.DIST_L2, 3)
+    return np.asarray(to_out / np.maximum(to_out + to_in, 1e-6), np.float64)
 
 
 def centres_reach(unknown: Mask, centres: Mask) -> npt.NDArray[np.bool_]:
