@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from types import TracebackType
 
 import mediapipe as mp
 import numpy as np
@@ -36,3 +37,9 @@ class SelfieSegmenter:
 
     def close(self) -> None:
         self._segmenter.close()
+
+    def __enter__(self) -> SelfieSegmenter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()

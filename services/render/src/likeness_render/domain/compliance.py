@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -35,6 +36,13 @@ class IssueCode(StrEnum):
     HEAD_HEIGHT_OUT_OF_RANGE = "HEAD_HEIGHT_OUT_OF_RANGE"
     EYE_LINE_OUT_OF_RANGE = "EYE_LINE_OUT_OF_RANGE"
     FILE_SIZE_OUT_OF_RANGE = "FILE_SIZE_OUT_OF_RANGE"
+    BACKGROUND_LEFTOVER = "BACKGROUND_LEFTOVER"
+    OTHER_PERSON = "OTHER_PERSON"
+
+
+class Remedy(StrEnum):
+    RETAKE = "retake"  # the user must take the photo again (the message says how)
+    FIXED = "fixed"  # Likeness corrected it in this output; reported so the user knows
 
 
 class Severity(StrEnum):
@@ -84,6 +92,15 @@ class Thresholds:
     # scores ~0-2 and a real plain backdrop 3-8 (sensor noise, gentle falloff); above 12,
     # gradients, shadows or objects are visible.
     max_background_std: float = 12.0
+    # Old background left in the output (all judged against the new background, colour
+    # difference over cutout_delta_e in CIELAB): any blob of more than island_px pixels
+    # apart from the person shows as a blotch; over 0.5 % of the 3-15 px ring outside the
+    # person differing reads as a halo (clean cut-outs of the test portraits measure 0-0.15 %
+    # at every spec); over 0.2 % of the rest of the background is dirt or an object left in.
+    cutout_delta_e: float = 10.0
+    island_px: int = 15
+    max_fringe_fraction: float = 0.005
+    max_leftover_fraction: float = 0.002
     # Upscaling a source by more than 1.25x (source px per output mm under 80 % of the
     # output's px per mm) softens the print visibly.
     min_source_scale: float = 0.8
@@ -131,6 +148,17 @@ class PhotoMeasurements:
     # Source pixels per mm of the output frame (source head px / output head mm): how
     # much the source had to be scaled up to fill the frame.
     source_px_per_mm: float | None = None
+    cutout: CutoutMeasurements | None = None  # see measure_cutout; None when the background was kept
+
+
+@dataclass(frozen=True)
+class CutoutMeasurements:
+    """How cleanly the person was cut out of the old background (measured on the output)."""
+
+    islands: int  # blobs of more than Thresholds.island_px pixels unlike the new background, apart from the person
+    fringe_fraction: float  # of the 3-15 px ring outside the silhouette, unlike the new background
+    leftover_fraction: float  # of the background beyond that ring, unlike the new background
+    others_removed: int = 0  # other people (or large objects) the cut-out took out of the frame
 
 
 @dataclass(frozen=True)
@@ -141,6 +169,7 @@ class Issue:
     allowed_min: float | None
     allowed_max: float | None
     severity: Severity = Severity.ERROR
+    remedy: Remedy = Remedy.RETAKE
 
 
 @dataclass(frozen=True)
@@ -189,6 +218,9 @@ def _issues(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_dpi: float)
         yield from _check_image_quality(face, t)
         yield from _check_geometry(face, spec, t, default_dpi)
 
+    if m.cutout is not None:
+        yield from _check_cutout(m.cutout, t)
+
     yield from _outside(
         IssueCode.BACKGROUND_NOT_UNIFORM,
         "The background is not plain: shadows, gradients or objects are visible.",
@@ -206,6 +238,29 @@ def _issues(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_dpi: float)
                 lo,
                 hi,
             )
+
+
+def _check_cutout(c: CutoutMeasurements, t: Thresholds) -> Iterator[Issue]:
+    if c.islands > 0 or c.fringe_fraction > t.max_fringe_fraction or c.leftover_fraction > t.max_leftover_fraction:
+        yield Issue(
+            IssueCode.BACKGROUND_LEFTOVER,
+            "Parts of the original background are still visible around the person. Retake the photo in front of "
+            "a plain, light wall, standing about a metre away from it, with nothing else in the picture.",
+            c.fringe_fraction if c.fringe_fraction > t.max_fringe_fraction else c.leftover_fraction,
+            None,
+            t.max_fringe_fraction if c.fringe_fraction > t.max_fringe_fraction else t.max_leftover_fraction,
+        )
+    if c.others_removed > 0:
+        yield Issue(
+            IssueCode.OTHER_PERSON,
+            "Someone or something else was beside you in the photo; Likeness removed it from the background. "
+            "Check that nothing of it is left.",
+            c.others_removed,
+            0,
+            0,
+            Severity.WARNING,
+            Remedy.FIXED,
+        )
 
 
 def _check_resolution(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_dpi: float) -> Iterator[Issue]:
@@ -378,3 +433,47 @@ def measure_background_uniformity(
         return None
     pixels = pixels.reshape(pixels.shape[0], -1).astype(np.float64)
     return float(pixels.std(axis=0).max())
+
+
+def _lab(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    return cv2.cvtColor(np.ascontiguousarray(image).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def _grown(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return np.asarray(cv2.dilate(mask.astype(np.uint8), kernel) > 0)
+
+
+def measure_cutout(
+    image: npt.NDArray[np.uint8],
+    silhouette: npt.NDArray[np.bool_],
+    background: npt.NDArray[np.uint8],
+    others_removed: int = 0,
+    t: Thresholds = DEFAULT_THRESHOLDS,
+) -> CutoutMeasurements:
+    """Old background left in a composited output: islands, fringe and leftover (see CutoutMeasurements).
+
+    ``background`` is the new background alone (same size); ``silhouette`` where the person is
+    by a segmentation that did not make the matte's edge (the ring is measured from it, as an
+    independent observer would). Colour difference is CIE76 in CIELAB.
+    """
+    if image.shape != background.shape or silhouette.shape != image.shape[:2]:
+        raise ValueError(f"image {image.shape}, background {background.shape} and silhouette {silhouette.shape} differ in size")
+    differs = np.linalg.norm(_lab(image) - _lab(background), axis=-1) > t.cutout_delta_e
+    person = silhouette.astype(bool)
+    near, ring_out = _grown(person, 3), _grown(person, 15)
+    fringe_band = ring_out & ~near
+    beyond = ~near
+    # Blobs apart from the person: what differs, less everything that touches the person.
+    count, labels = cv2.connectedComponents((differs | person).astype(np.uint8), connectivity=8)
+    attached = np.zeros(count, bool)
+    attached[np.unique(labels[person])] = True
+    apart = differs & ~attached[labels]
+    n, _, stats, _ = cv2.connectedComponentsWithStats(apart.astype(np.uint8), connectivity=8)
+    islands = int((stats[1:, cv2.CC_STAT_AREA] > t.island_px).sum()) if n > 1 else 0
+    return CutoutMeasurements(
+        islands=islands,
+        fringe_fraction=float(differs[fringe_band].mean()) if fringe_band.any() else 0.0,
+        leftover_fraction=float(differs[beyond].mean()) if beyond.any() else 0.0,
+        others_removed=others_removed,
+    )

@@ -39,6 +39,9 @@ class Composed:
     placement: Placement
     face: FaceGeometry  # in output pixels
     crown_from_matte: bool
+    background: RGB | None = None  # the new background alone; None when the photo's own was kept
+    silhouette: npt.NDArray[np.bool_] | None = None  # the person by the segmentation, before the matte's edge
+    others_removed: int = 0  # other people or large objects the cut-out left out
 
 
 def find_crown(source: RGB, face: FaceGeometry, segment: Segment, preview: RGB | None = None) -> tuple[npt.NDArray[np.float64], bool]:
@@ -96,11 +99,21 @@ def compose(
     face_out = face.transformed(placement.affine)
 
     keep = options.background == "keep"
-    alpha = matte.refine(framed, segment(framed) * (valid > 0.99))
+    centre = face_out.eye_centre
+    inside = valid > 0.99
+    cut = matte.cut_out(framed, segment(framed) * inside, (float(centre[0]), float(centre[1])))
+    # Where the frame reaches past the source there is no person to show, whatever the solver made of the border.
+    alpha = cut.alpha * inside
     image = framed
+    background = None
     if not keep:
-        image = retouch.beautify(image, face_out.mesh, options.smoothing, options.whitening)
-        image = matte.composite(image, alpha, _background(options, spec_backgrounds, size))
+        retouched = retouch.beautify(image, face_out.mesh, options.smoothing, options.whitening)
+        # The retouch changes skin only; its change is added to the person's solved colour.
+        foreground = cut.foreground
+        if retouched is not image:
+            foreground = foreground + (retouched.astype(np.float32) - image.astype(np.float32))
+        background = _background(options, spec_backgrounds, size)
+        image = matte.composite(foreground, alpha, background)
     if options.outfit_id:
         outfit = outfits.OUTFITS.get(options.outfit_id)
         if outfit is None:
@@ -108,7 +121,9 @@ def compose(
         # Where a collar sits: a little below the chin (about an eighth of the head height).
         neck_y = placement.chin_y + 0.13 * placement.head_px
         image = outfits.dress(image, alpha, outfit, (float(face_out.chin[0]), neck_y), face_out.width)
-    return Composed(image, alpha, placement, face_out, from_matte)
+    # The person as the segmentation saw them, and whatever the matte solved firmly beyond it (a hat's brim).
+    silhouette = (cut.person & inside) | (alpha >= 0.5)
+    return Composed(image, alpha, placement, face_out, from_matte, background, silhouette, cut.others_removed)
 
 
 def border_std(image: RGB, alpha: npt.NDArray[np.float32], border_frac: float = 0.06) -> float:

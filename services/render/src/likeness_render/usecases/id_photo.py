@@ -124,6 +124,9 @@ def _report(
     # Focus, exposure and lighting are properties of the photo taken: faces measured them on the source.
     fm = face_measurements(raw, p.head_px / ppm, p.eye_from_bottom_px / ppm, residual_roll)
     source_ppm = ppm / p.scale
+    cutout = None
+    if composed.background is not None and composed.silhouette is not None:
+        cutout = compliance.measure_cutout(out, composed.silhouette, composed.background, composed.others_removed)
     m = compliance.PhotoMeasurements(
         face_count=1,
         image_width_px=out.shape[1],
@@ -132,6 +135,7 @@ def _report(
         background_std=idphoto.border_std(out, composed.alpha),
         file_size_kb=encoded.size_kb,
         source_px_per_mm=source_ppm,
+        cutout=cutout,
     )
     report = compliance.check_compliance(m, spec, default_dpi=dpi)
     measured = {
@@ -161,6 +165,7 @@ def _report_json(report: compliance.ComplianceReport, measured: dict[str, float]
                 "min": i.allowed_min,
                 "max": i.allowed_max,
                 "severity": str(i.severity),
+                "remedy": str(i.remedy),
             }
             for i in report.issues
         ],

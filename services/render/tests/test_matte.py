@@ -1,0 +1,147 @@
+"""The cut-out: one person, no holes, a solved soft edge, no spill; and the output's own cut-out check.
+
+A synthetic subject with a known soft edge on a saturated backdrop gives exact ground truth.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+from pymatting import estimate_alpha_cf
+
+from likeness_render.domain import compliance, matte
+from likeness_render.domain.spec_loading import load_catalog
+
+GREEN = np.array([20, 200, 40], np.float32)
+SUBJECT = np.array([200, 170, 150], np.float32)
+WHITE = np.array([255, 255, 255], np.uint8)
+N = 240
+
+
+def _scene(hole: bool = True, neighbour: bool = True) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """(image, true alpha, coarse mask): a head-and-shoulders blob with a wavy soft edge on green.
+
+    The coarse mask is the truth seen through a 5x coarser grid and shifted 2 px, with a hole
+    inside the person and a neighbour's shoulder at the side, as the selfie model gives them.
+    """
+    yy, xx = np.mgrid[0:N, 0:N].astype(np.float32) + 0.5
+    head = np.hypot(xx - N / 2, (yy - N * 0.4) * 1.1)
+    wave = 3.0 * np.sin(np.arctan2(yy - N * 0.4, xx - N / 2) * 31)
+    alpha = np.clip((60 + wave - head) / 4.0, 0.0, 1.0)
+    body = ((yy > N * 0.8) & (np.abs(xx - N / 2) < 90)) | ((yy > N * 0.5) & (np.abs(xx - N / 2) < 30))
+    alpha = np.maximum(alpha, body.astype(np.float32))
+    grain = np.random.default_rng(3).normal(0.0, 5.0, (N, N, 1)).astype(np.float32)
+    a = alpha[..., None]
+    image = np.clip(a * (SUBJECT + grain) + (1 - a) * GREEN, 0, 255).astype(np.uint8)
+    small = cv2.resize(alpha, (N // 5, N // 5), interpolation=cv2.INTER_AREA)
+    coarse = np.roll(cv2.resize(small, (N, N), interpolation=cv2.INTER_LINEAR), 2, axis=1)
+    if hole:
+        coarse[120:130, 110:122] = 0.0  # an ear rim / hair gap the model missed
+    if neighbour:
+        coarse[150:, 225:] = 1.0  # a neighbour's shoulder at the frame's edge, not touching the person
+        coarse[150:, 212:225] = 0.0
+    return image, alpha.astype(np.float32), coarse.astype(np.float32)
+
+
+def test_the_band_solver_matches_pymattings_closed_form_solution() -> None:
+    image, _, coarse = _scene(hole=False, neighbour=False)
+    tri = matte.trimap(coarse >= 0.5, 5)
+    ours = matte.closed_form_alpha(image, tri)
+    reference = estimate_alpha_cf(image.astype(np.float64) / 255.0, tri, laplacian_kwargs={"epsilon": 1e-6})
+    band = tri == 0.5
+    assert band.sum() > 1000
+    assert float(np.abs(ours - reference)[band].mean()) < 0.01
+
+
+def test_cut_out_keeps_one_person_fills_holes_and_follows_the_true_edge() -> None:
+    image, truth, coarse = _scene()
+    cut = matte.cut_out(image, coarse, (N / 2, N * 0.4))
+    assert cut.others_removed == 1
+    assert cut.alpha[150:, 228:].max() == 0.0  # the neighbour is gone
+    assert cut.alpha[120:130, 110:122].min() == 1.0  # the hole is filled
+    edge = (truth > 0.02) & (truth < 0.98)
+    err = np.abs(cut.alpha - truth)
+    assert float(err[edge].mean()) < 0.22
+    # The coarse mask alone (thresholded) is much further off on the same pixels.
+    assert float(err[edge].mean()) < 0.5 * float(np.abs((coarse >= 0.5) - truth)[edge].mean())
+
+
+def test_the_green_backdrop_does_not_show_on_white() -> None:
+    image, _, coarse = _scene()
+    cut = matte.cut_out(image, coarse, (N / 2, N * 0.4))
+    out = matte.composite(cut.foreground, cut.alpha, np.broadcast_to(WHITE, image.shape))
+    naive = matte.composite(image, cut.alpha, np.broadcast_to(WHITE, image.shape))
+    rim = (cut.alpha > 0) & (cut.alpha < 1)
+
+    def green_excess(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        f = rgb.astype(np.float32)
+        return f[..., 1] - (f[..., 0] + f[..., 2]) / 2
+
+    assert float((green_excess(naive)[rim] > 15).mean()) > 0.3  # without the solved colours it would show
+    assert float((green_excess(out)[rim] > 15).mean()) < 0.01
+
+
+def test_no_person_in_the_mask_leaves_nothing() -> None:
+    image, _, _ = _scene()
+    cut = matte.cut_out(image, np.zeros((N, N), np.float32), (N / 2, N / 2))
+    assert not cut.alpha.any()
+    with pytest.raises(ValueError, match="differ in size"):
+        matte.cut_out(image, np.zeros((N, N + 1), np.float32), (N / 2, N / 2))
+
+
+def _clean_output() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+    image, _, coarse = _scene()
+    cut = matte.cut_out(image, coarse, (N / 2, N * 0.4))
+    background = np.ascontiguousarray(np.broadcast_to(WHITE, image.shape))
+    return matte.composite(cut.foreground, cut.alpha, background), cut.alpha, background
+
+
+def test_a_clean_cut_out_measures_clean_and_passes() -> None:
+    out, alpha, background = _clean_output()
+    m = compliance.measure_cutout(out, alpha >= 0.5, background)
+    assert m.islands == 0
+    assert m.fringe_fraction <= 0.002 and m.leftover_fraction <= 0.002
+    spec = load_catalog().get("schengen-visa")
+    report = compliance.check_compliance(compliance.PhotoMeasurements(1, 413, 531, cutout=m), spec)
+    assert compliance.IssueCode.BACKGROUND_LEFTOVER not in report.codes
+
+
+def test_a_blotch_of_old_background_is_a_leftover_to_retake() -> None:
+    out, alpha, background = _clean_output()
+    out = out.copy()
+    out[10:16, 10:16] = (225, 150, 170)  # 36 px of pink curtain, far from the person
+    m = compliance.measure_cutout(out, alpha >= 0.5, background)
+    assert m.islands == 1
+    spec = load_catalog().get("schengen-visa")
+    report = compliance.check_compliance(compliance.PhotoMeasurements(1, 413, 531, cutout=m), spec)
+    issue = next(i for i in report.issues if i.code is compliance.IssueCode.BACKGROUND_LEFTOVER)
+    assert issue.remedy is compliance.Remedy.RETAKE and issue.severity is compliance.Severity.ERROR
+    assert "plain" in issue.message and not report.passed
+
+
+def test_a_halo_is_a_leftover_even_without_islands() -> None:
+    out, alpha, background = _clean_output()
+    ring = (cv2.dilate((alpha >= 0.5).astype(np.uint8), np.ones((13, 13), np.uint8)) > 0) & (alpha < 0.5)
+    halo = out.copy()
+    halo[ring] = (150, 210, 160)
+    m = compliance.measure_cutout(halo, alpha >= 0.5, background)
+    assert m.islands == 0 and m.fringe_fraction > 0.2
+    report = compliance.check_compliance(compliance.PhotoMeasurements(1, 413, 531, cutout=m), load_catalog().get("schengen-visa"))
+    assert compliance.IssueCode.BACKGROUND_LEFTOVER in report.codes and not report.passed
+
+
+def test_a_removed_neighbour_is_reported_as_fixed_and_still_passes() -> None:
+    spec = load_catalog().get("schengen-visa")
+    m = compliance.CutoutMeasurements(islands=0, fringe_fraction=0.0, leftover_fraction=0.0, others_removed=1)
+    report = compliance.check_compliance(compliance.PhotoMeasurements(1, 413, 531, cutout=m), spec)
+    issue = next(i for i in report.issues if i.code is compliance.IssueCode.OTHER_PERSON)
+    assert issue.remedy is compliance.Remedy.FIXED and issue.severity is compliance.Severity.WARNING
+    assert report.passed
+
+
+def test_measure_cutout_refuses_mismatched_sizes() -> None:
+    out, alpha, background = _clean_output()
+    with pytest.raises(ValueError, match="differ in size"):
+        compliance.measure_cutout(out, alpha[:-1] >= 0.5, background)
