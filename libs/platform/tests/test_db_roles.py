@@ -96,8 +96,7 @@ async def test_schemas_made_before_the_role_split_are_handed_to_the_owner_and_mi
     dbname = f"likeness_adopt_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}"')
-    params = conninfo_to_dict(database_url)
-    admin_url = psycopg.conninfo.make_conninfo(**{**params, "dbname": dbname})
+    admin_url = psycopg.conninfo.make_conninfo(database_url, dbname=dbname)
     try:
         (tmp_path / "001_first.sql").write_text("CREATE TABLE items (id bigserial PRIMARY KEY, note text);")
         # Before the split: the admin itself ran the migrations.
