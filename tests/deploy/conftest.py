@@ -23,6 +23,7 @@ from tests.deploy.rendering import (
     CHART,
     DEV_VALUES,
     GRPC_PORTS,
+    MINIMAL_VALUES,
     NAMESPACE,
     PRODUCTION_VALUES,
     RELEASE,
@@ -89,6 +90,17 @@ def dev_render(dev_values: dict[str, Any]) -> Rendered:
 @pytest.fixture(scope="session")
 def prod_render() -> Rendered:
     return render(copy.deepcopy(PRODUCTION_VALUES))
+
+
+@pytest.fixture
+def minimal_values() -> dict[str, Any]:
+    return copy.deepcopy(MINIMAL_VALUES)
+
+
+@pytest.fixture(scope="session")
+def renders(dev_render: Rendered, prod_render: Rendered) -> dict[str, Rendered]:
+    """The three renders most checks look at: dev (Tilt), production (everything on) and minimal."""
+    return {"dev": dev_render, "production": prod_render, "minimal": render(copy.deepcopy(MINIMAL_VALUES))}
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ helm binary is needed), and the values the deployment tests render it with."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,16 @@ PRODUCTION_VALUES: dict[str, Any] = {
             "tls": {"existingSecret": "likeness-billing-tls"},
         },
     },
+}
+
+# The least an operator must give: a database URL, a KEK, billing's ledger key, each
+# service's certificate Secret, and (egress being denied by default) the database's address.
+MINIMAL_VALUES: dict[str, Any] = {
+    "database": {"url": "postgresql://likeness:secret@db.internal:5432/likeness"},
+    "privacyKeys": {"kek": base64.b64encode(bytes(range(32))).decode()},
+    "billingKeys": {"ledgerKey": base64.b64encode(bytes(range(32, 80))).decode()},
+    "services": {svc: {"tls": {"existingSecret": f"{svc}-cert"}} for svc in SERVICES},
+    "networkPolicy": {"egress": {"postgresql": {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [5432]}}},
 }
 
 

@@ -1,10 +1,10 @@
 """The chart rendered by Helm's engine: valid Kubernetes objects, and the properties the
-deployment promises (hardening, probes, balancing, network isolation, secrets, GPU)."""
+deployment promises (hardening, probes, balancing, certificates, scaling, GPU). Network
+policies are in test_chart_network.py, secrets and settings in test_chart_config.py."""
 
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,6 @@ from typing import Any
 import helm_python as helm
 import kubernetes_validate
 import pytest
-import yaml
 from kubernetes_validate import utils as kv_utils
 
 # Oldest version the chart supports (Chart.yaml kubeVersion: native gRPC probes are GA
@@ -21,48 +20,8 @@ K8S_VERSIONS = ("1.27", kv_utils.latest_version())
 
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy")
-
-# The mesh policy table (ARCHITECTURE.md, "Trust inside the mesh") as connections: who may
-# open one to each service's gRPC port. From the table: Ingestion.Upload/Describe/Delete
-# from the gateway, Ingestion.Open from render and faces; Faces.Analyze* from render;
-# Render.* from the gateway; Billing.* from the gateway; Privacy's public RPCs from the
-# gateway, GetDataKey and RecordAccess from ingestion and render, RecordSecurityEvent
-# (refused calls) from every service; DataHolder.* (every service but privacy serves it)
-# from privacy only. Operators come in through grpcFrom.
-# A NetworkPolicy admits a port, not a method: the gateway reaches ingestion's port, which
-# also serves DataHolder. Method-level control is the mTLS authorisation every server
-# enforces from the caller's certificate; these policies are the coarser layer under it.
-EXPECTED_GRPC_CALLERS = {
-    "gateway": {"privacy"},
-    "ingestion": {"gateway", "render", "faces", "privacy"},
-    "faces": {"render", "privacy"},
-    "render": {"gateway", "privacy"},
-    "billing": {"gateway", "privacy"},
-    "privacy": {"gateway", "ingestion", "faces", "render", "billing"},
-}
-# Services whose port serves the gateway nothing but DataHolder (privacy's business only).
-DATAHOLDER_ONLY_FOR_THE_GATEWAY = {"faces"}
 TLS_DIR = "/etc/likeness/tls"
 CERT_MANAGER_KINDS = {"Certificate", "Issuer", "ClusterIssuer"}
-
-
-@pytest.fixture(scope="module")
-def minimal_values() -> dict[str, Any]:
-    """The least an operator must give: a database URL, a KEK and billing's ledger key."""
-    return {
-        "database": {"url": "postgresql://likeness:secret@db.internal:5432/likeness"},
-        "privacyKeys": {"kek": base64.b64encode(bytes(range(32))).decode()},
-        "billingKeys": {"ledgerKey": base64.b64encode(bytes(range(32, 80))).decode()},
-        # TLS is not optional: each service's certificate Secret.
-        "services": {svc: {"tls": {"existingSecret": f"{svc}-cert"}} for svc in SERVICES},
-        # Egress is denied by default: the external database must be named.
-        "networkPolicy": {"egress": {"postgresql": {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [5432]}}},
-    }
-
-
-@pytest.fixture(scope="module")
-def renders(render_chart: Any, dev_render: Any, prod_render: Any, minimal_values: dict[str, Any]) -> dict[str, Any]:
-    return {"dev": dev_render, "production": prod_render, "minimal": render_chart(minimal_values)}
 
 
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
@@ -275,93 +234,6 @@ def test_privacy_knows_every_data_holder(dev_render: Any, release: tuple[str, st
         assert address == f"dns:///{name}-{holder}.{namespace}.svc.cluster.local:{grpc_ports[holder]}"
 
 
-# ----------------------------------------------------------------------- network policy
-
-
-def allowed_grpc_callers(rendered: Any, svc: str, release: tuple[str, str]) -> tuple[set[str], list[dict[str, Any]]]:
-    """Components of this release admitted to `svc`'s gRPC port, and any other peers."""
-    policy = rendered.get("NetworkPolicy", f"{release[0]}-{svc}")
-    components: set[str] = set()
-    others: list[dict[str, Any]] = []
-    for rule in policy["spec"].get("ingress", []):
-        if {"port": "grpc", "protocol": "TCP"} not in rule.get("ports", []):
-            continue
-        assert "from" in rule, f"{svc}: gRPC port open to every source"
-        for peer in rule["from"]:
-            selector = peer.get("podSelector")
-            if selector is None or "namespaceSelector" in peer:
-                others.append(peer)
-                continue
-            assert selector["matchLabels"] == {"app.kubernetes.io/name": "likeness", "app.kubernetes.io/instance": release[0]}
-            (expr,) = selector["matchExpressions"]
-            assert expr["key"] == "app.kubernetes.io/component" and expr["operator"] == "In"
-            components |= set(expr["values"])
-    return components, others
-
-
-def test_network_policy_admits_exactly_the_callers(renders: dict[str, Any], svc: str, release: tuple[str, str]) -> None:
-    for rendered in renders.values():
-        callers, _ = allowed_grpc_callers(rendered, svc, release)
-        assert callers == EXPECTED_GRPC_CALLERS[svc]
-        policy = rendered.get("NetworkPolicy", f"{release[0]}-{svc}")
-        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-        assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == svc
-
-
-def test_every_address_a_service_is_given_is_reachable(
-    renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str]
-) -> None:
-    # The converse of the test above: a client configured with an address the policies
-    # block would fail only in a cluster whose CNI enforces them.
-    rendered = renders["dev"]
-    for caller in services:
-        env = rendered.env(caller)
-        callees = {k.removeprefix("LIKENESS_").removesuffix("_ADDR").lower() for k in env if k.endswith("_ADDR")}
-        if caller == "privacy":
-            callees |= set(json.loads(env["LIKENESS_HOLDERS"]))
-        for callee in callees:
-            assert caller in allowed_grpc_callers(rendered, callee, release)[0], f"{caller} -> {callee} is blocked"
-
-
-def test_only_the_gateway_takes_outside_traffic(renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str]) -> None:
-    for rendered in renders.values():
-        for svc in services:
-            rules = rendered.get("NetworkPolicy", f"{release[0]}-{svc}")["spec"]["ingress"]
-            http = [r for r in rules if {"port": "http", "protocol": "TCP"} in r["ports"]]
-            assert bool(http) == (svc == "gateway"), svc
-            for rule in rules:
-                # Open to any source only: the public HTTP API, and the health port when no node CIDR is given.
-                if {"port": "http", "protocol": "TCP"} not in rule["ports"] and {"port": "health", "protocol": "TCP"} not in rule["ports"]:
-                    assert rule.get("from"), f"{svc}: a rule open to any source"
-    # Dev leaves the HTTP port open to all; production narrows it to the ingress namespace.
-    dev_http = [
-        r for r in renders["dev"].get("NetworkPolicy", f"{release[0]}-gateway")["spec"]["ingress"] if r["ports"][0]["port"] == "http"
-    ]
-    assert "from" not in dev_http[0]
-    prod_http = [
-        r for r in renders["production"].get("NetworkPolicy", f"{release[0]}-gateway")["spec"]["ingress"] if r["ports"][0]["port"] == "http"
-    ]
-    assert prod_http[0]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
-
-
-def test_extra_grpc_peers_are_added_not_substituted(prod_render: Any, release: tuple[str, str]) -> None:
-    callers, others = allowed_grpc_callers(prod_render, "privacy", release)
-    assert callers == EXPECTED_GRPC_CALLERS["privacy"]
-    assert others == [{"namespaceSelector": {"matchLabels": {"team": "ops"}}}]
-
-
-def test_postgresql_admits_only_services_with_a_database(dev_render: Any, release: tuple[str, str]) -> None:
-    policy = dev_render.get("NetworkPolicy", f"{release[0]}-postgresql")
-    (rule,) = policy["spec"]["ingress"]
-    (peer,) = rule["from"]
-    (expr,) = peer["podSelector"]["matchExpressions"]
-    assert set(expr["values"]) == {"gateway", "ingestion", "render", "billing", "privacy"}
-
-
-def test_network_policies_can_be_turned_off(render_chart: Any, minimal_values: dict[str, Any]) -> None:
-    assert render_chart({**minimal_values, "networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy") == {}
-
-
 # -------------------------------------------------------------------- scaling & budgets
 
 
@@ -414,105 +286,6 @@ def test_faces_gpu_option(prod_render: Any, dev_render: Any) -> None:
     assert dev_render.env("faces")["LIKENESS_DEVICE"] == "cpu"
     for svc in ("gateway", "render"):
         assert "nvidia.com/gpu" not in prod_render.container(svc)["resources"].get("limits", {})
-
-
-# --------------------------------------------------------------- secrets & configuration
-
-
-def test_dev_values_keep_secrets_in_the_chart_secret(dev_render: Any, release: tuple[str, str]) -> None:
-    name, namespace = release
-    secret = dev_render.get("Secret", name)
-    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-    assert data["database-url"] == f"postgresql://likeness:likeness-dev-only@{name}-postgresql.{namespace}.svc.cluster.local:5432/likeness"
-    assert len(base64.b64decode(data["kek"])) == 32
-    assert dev_render.env("privacy")["LIKENESS_KEK"] == ("secret", name, "kek")
-    assert dev_render.env("privacy")["LIKENESS_DATABASE_URL"] == ("secret", name, "database-url")
-    for doc in dev_render.documents:
-        if doc["kind"] == "Deployment":
-            # Secrets only ever arrive by reference, never as plain values.
-            assert data["kek"] not in yaml.safe_dump(doc)
-
-
-def test_existing_secrets_are_referenced_not_copied(prod_render: Any, release: tuple[str, str]) -> None:
-    secret = prod_render.get("Secret", release[0])
-    assert set(secret["data"]) == {"redis-url"}
-    env = {svc: prod_render.env(svc) for svc in ("privacy", "billing", "ingestion", "gateway", "render")}
-    assert env["privacy"]["LIKENESS_KEK"] == ("secret", "likeness-keys", "kek")
-    assert env["privacy"]["LIKENESS_PSEUDONYM_KEY"] == ("secret", "likeness-keys", "pseudonym-key")
-    assert env["gateway"]["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url")
-    assert env["billing"]["LIKENESS_APPLE_PRIVATE_KEY"] == ("secret", "likeness-appstore", "apple-private-key")
-    assert env["billing"]["LIKENESS_BILLING_LEDGER_KEY"] == ("secret", "likeness-billing", "billing-ledger-key")
-    assert env["billing"]["LIKENESS_APPLE_ENVIRONMENT"] == "Production"
-    assert env["ingestion"]["AWS_ACCESS_KEY_ID"] == ("secret", "likeness-s3", "s3-access-key-id")
-    assert env["render"]["LIKENESS_S3_BUCKET"] == "likeness-blobs"
-    assert env["gateway"]["LIKENESS_REDIS_URL"] == ("secret", release[0], "redis-url")
-
-
-def test_only_privacy_sees_the_kek(renders: dict[str, Any], services: tuple[str, ...]) -> None:
-    for rendered in renders.values():
-        for svc in services:
-            assert ("LIKENESS_KEK" in rendered.env(svc)) == (svc == "privacy"), svc
-            assert ("LIKENESS_BILLING_LEDGER_KEY" in rendered.env(svc)) == (svc == "billing"), svc
-
-
-def test_database_url_goes_only_to_services_with_a_schema(dev_render: Any, services: tuple[str, ...]) -> None:
-    for svc in services:
-        assert ("LIKENESS_DATABASE_URL" in dev_render.env(svc)) == (svc != "faces"), svc
-
-
-def test_blob_settings(renders: dict[str, Any], services: tuple[str, ...]) -> None:
-    for svc in services:
-        dev = renders["dev"].env(svc)
-        prod = renders["production"].env(svc)
-        blob_user = svc in ("ingestion", "render")
-        assert ("LIKENESS_BLOB_BACKEND" in dev) == blob_user, svc
-        if blob_user:
-            assert dev["LIKENESS_BLOB_BACKEND"] == "local" and dev["LIKENESS_BLOB_DIR"] == "/var/lib/likeness/blobs"
-            mounts = {m["mountPath"] for m in renders["dev"].container(svc)["volumeMounts"]}
-            assert "/var/lib/likeness/blobs" in mounts
-            assert prod["LIKENESS_BLOB_BACKEND"] == "s3" and "LIKENESS_BLOB_DIR" not in prod
-            assert prod["LIKENESS_S3_REGION"] == "eu-central-1"
-
-
-def test_otlp_endpoint(renders: dict[str, Any], svc: str) -> None:
-    prod = renders["production"].env(svc)
-    assert prod["LIKENESS_OTEL_EXPORTER"] == "otlp"
-    assert prod["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4317"
-    assert prod["OTEL_SERVICE_NAME"] == f"likeness-{svc}"
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in renders["minimal"].env(svc)
-
-
-def test_in_cluster_postgresql_only_when_asked(renders: dict[str, Any], release: tuple[str, str]) -> None:
-    name = f"{release[0]}-postgresql"
-    statefulset = renders["dev"].get("StatefulSet", name)
-    (container,) = pod_spec(statefulset)["containers"]
-    assert container["securityContext"]["runAsNonRoot"] is True
-    assert pod_spec(statefulset)["securityContext"]["runAsUser"] == 999
-    assert renders["dev"].get("Service", name)["spec"]["ports"][0]["port"] == 5432
-    for values_name in ("production", "minimal"):
-        assert renders[values_name].of_kind("StatefulSet") == {}
-
-
-def _settings_fields(svc: str) -> set[str]:
-    """LIKENESS_* variables the service's settings class reads."""
-    from likeness_platform.settings import ServiceSettings
-
-    module = importlib.import_module(f"likeness_{svc}.main")
-    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings]
-    assert classes, f"likeness_{svc}.main defines or imports no ServiceSettings subclass"
-    fields: set[str] = set()
-    for cls in classes:
-        fields |= {f"LIKENESS_{name.upper()}" for name in cls.model_fields}
-    return fields
-
-
-def test_every_setting_the_chart_sets_is_read_by_the_service(renders: dict[str, Any], svc: str) -> None:
-    # A misspelt or renamed variable is ignored by pydantic-settings without a word; the
-    # service would then run on its loopback / local-disk defaults in the cluster.
-    known = _settings_fields(svc)
-    for values_name in ("dev", "production"):
-        unknown = {k for k in renders[values_name].env(svc) if k.startswith("LIKENESS_")} - known
-        assert unknown == set(), f"{values_name}: {svc} does not read {sorted(unknown)}"
 
 
 # ------------------------------------------------------------------ mutual TLS & zero trust
@@ -573,151 +346,3 @@ def test_cert_manager_with_an_operator_issuer(render_chart: Any, minimal_values:
     assert all(c["spec"]["issuerRef"] == issuer for c in certificates.values())
     assert tls_volume(rendered, "render")["secret"]["secretName"] == "render-cert"
     assert tls_volume(rendered, "faces")["secret"]["secretName"] == f"{release[0]}-faces-tls"
-
-
-def test_migrations_run_under_their_own_database_url(
-    renders: dict[str, Any], services: tuple[str, ...], render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
-) -> None:
-    for svc in services:
-        prod = renders["production"].env(svc)
-        if svc == "faces":
-            assert "LIKENESS_MIGRATION_DATABASE_URL" not in prod
-            continue
-        assert prod["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", "likeness-db", "migration-url")
-        assert prod["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url")
-        # Single-role setups set only the runtime URL.
-        assert "LIKENESS_MIGRATION_DATABASE_URL" not in renders["minimal"].env(svc)
-    owner = "postgresql://owner:pw@db.internal:5432/likeness"
-    rendered = render_chart({**minimal_values, "database": {**minimal_values["database"], "migrationUrl": owner}})
-    assert rendered.env("privacy")["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", release[0], "migration-database-url")
-    data = rendered.get("Secret", release[0])["data"]
-    assert base64.b64decode(data["migration-database-url"]).decode() == owner
-
-
-# Network policies: default deny, then the policy table.
-
-
-def policy_of(rendered: Any, svc: str, release: tuple[str, str]) -> dict[str, Any]:
-    return rendered.get("NetworkPolicy", f"{release[0]}-{svc}")["spec"]
-
-
-def grpc_callees(rendered: Any, svc: str, release: tuple[str, str], grpc_ports: dict[str, int]) -> set[str]:
-    """Services of the release `svc` may open connections to, each checked to be on its gRPC port only."""
-    callees = set()
-    for rule in policy_of(rendered, svc, release)["egress"]:
-        for peer in rule["to"]:
-            component = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
-            if component in grpc_ports:
-                assert "namespaceSelector" not in peer
-                assert rule["ports"] == [{"port": grpc_ports[component], "protocol": "TCP"}], f"{svc} -> {component}"
-                callees.add(component)
-    return callees
-
-
-def test_a_default_deny_policy_selects_every_pod(renders: dict[str, Any], release: tuple[str, str]) -> None:
-    for rendered in renders.values():
-        spec = rendered.get("NetworkPolicy", f"{release[0]}-default-deny")["spec"]
-        assert spec["policyTypes"] == ["Ingress", "Egress"]
-        assert "ingress" not in spec and "egress" not in spec
-        for workload in [*rendered.of_kind("Deployment").values(), *rendered.of_kind("StatefulSet").values()]:
-            labels = workload["spec"]["template"]["metadata"]["labels"]
-            assert spec["podSelector"]["matchLabels"].items() <= labels.items(), workload["metadata"]["name"]
-
-
-def test_network_policy_graph_equals_the_policy_table(
-    renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str], grpc_ports: dict[str, int]
-) -> None:
-    expected_edges = {(caller, callee) for callee, callers in EXPECTED_GRPC_CALLERS.items() for caller in callers}
-    for values_name, rendered in renders.items():
-        ingress = {(caller, callee) for callee in services for caller in allowed_grpc_callers(rendered, callee, release)[0]}
-        egress = {(caller, callee) for caller in services for callee in grpc_callees(rendered, caller, release, grpc_ports)}
-        assert ingress == expected_edges, values_name
-        assert egress == expected_edges, values_name
-
-
-def test_the_gateway_reaches_only_the_services_it_may_call(
-    renders: dict[str, Any], release: tuple[str, str], grpc_ports: dict[str, int]
-) -> None:
-    # Per port, not per method: the gateway reaching ingestion's port also reaches the DataHolder
-    # served there, and the mTLS policy refuses it (DataHolder.* from privacy only). A service whose
-    # port serves the gateway nothing but DataHolder is not reachable from it at all.
-    for rendered in renders.values():
-        assert grpc_callees(rendered, "gateway", release, grpc_ports) == {"ingestion", "render", "billing", "privacy"}
-        for svc in DATAHOLDER_ONLY_FOR_THE_GATEWAY:
-            assert "gateway" not in allowed_grpc_callers(rendered, svc, release)[0]
-        assert "LIKENESS_FACES_ADDR" not in rendered.env("gateway")
-
-
-def egress_to(rendered: Any, svc: str, release: tuple[str, str], port: int) -> list[dict[str, Any]]:
-    return [rule for rule in policy_of(rendered, svc, release)["egress"] if any(p["port"] == port for p in rule["ports"])]
-
-
-def test_egress_beyond_the_mesh_is_named(renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str]) -> None:
-    dev, prod = renders["dev"], renders["production"]
-    kube_dns = [
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }
-    ]
-    for rendered in renders.values():
-        for svc in services:
-            for rule in policy_of(rendered, svc, release)["egress"]:
-                assert rule.get("to") and rule.get("ports"), f"{svc}: an egress rule open to every destination or port"
-            (dns,) = egress_to(rendered, svc, release, 53)
-            assert dns["to"] == kube_dns
-            assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
-    for svc in services:
-        database, blobs = svc != "faces", svc in ("ingestion", "render")
-        # PostgreSQL: the in-cluster pod in dev, the operator's address in production.
-        dev_pg, prod_pg = egress_to(dev, svc, release, 5432), egress_to(prod, svc, release, 5432)
-        assert bool(dev_pg) == bool(prod_pg) == database, svc
-        if database:
-            assert dev_pg[0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "postgresql"
-            assert prod_pg[0]["to"] == [{"ipBlock": {"cidr": "10.20.0.5/32"}}]
-        # Object storage (s3 in production only), the OTLP collector, Redis (the gateway's limiter).
-        assert bool(egress_to(prod, svc, release, 443)) == (blobs or svc == "billing"), svc
-        assert egress_to(dev, svc, release, 443) == []
-        assert egress_to(prod, svc, release, 4317)[0]["to"] == [
-            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
-        ]
-        assert egress_to(dev, svc, release, 4317) == []
-        assert bool(egress_to(prod, svc, release, 6379)) == (svc == "gateway"), svc
-    # Billing's extra rule (App Store Server API) is added as given.
-    assert {"to": [{"ipBlock": {"cidr": "17.0.0.0/8"}}], "ports": [{"port": 443, "protocol": "TCP"}]} in policy_of(
-        prod, "billing", release
-    )["egress"]
-
-
-@pytest.mark.parametrize(
-    ("change", "missing"),
-    [
-        ({"blobs": {"backend": "s3", "s3": {"bucket": "b"}}}, "objectStorage"),
-        ({"otel": {"exporter": "otlp", "endpoint": "http://collector:4317"}}, "otlp"),
-        ({"redis": {"url": "redis://cache:6379/0"}}, "redis"),
-        ({"networkPolicy": {"egress": {"postgresql": {"to": [], "ports": [5432]}}}}, "postgresql"),
-    ],
-)
-def test_egress_a_feature_needs_must_be_named(
-    render_chart: Any, minimal_values: dict[str, Any], change: dict[str, Any], missing: str
-) -> None:
-    values = json.loads(json.dumps(minimal_values))
-    for key, value in change.items():
-        values[key] = {**values.get(key, {}), **value}
-    with pytest.raises(helm.HelmError, match=rf"networkPolicy\.egress\.{missing}\.to is required"):
-        render_chart(values)
-
-
-def test_metrics_only_from_the_monitoring_namespace_and_health_from_the_nodes(
-    renders: dict[str, Any], svc: str, release: tuple[str, str]
-) -> None:
-    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
-    for values_name, rendered in renders.items():
-        rules = policy_of(rendered, svc, release)["ingress"]
-        (metrics,) = [r for r in rules if r["ports"] == [{"port": "metrics", "protocol": "TCP"}]]
-        assert metrics["from"] == monitoring, values_name
-        (health,) = [r for r in rules if r["ports"] == [{"port": "health", "protocol": "TCP"}]]
-        if values_name == "production":
-            assert health["from"] == [{"ipBlock": {"cidr": "10.0.0.0/16"}}]
-        else:
-            assert "from" not in health  # no node CIDR given: the health-only port is open to probes from anywhere

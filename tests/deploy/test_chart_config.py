@@ -1,0 +1,132 @@
+"""Secrets and settings the chart hands each service: where each comes from, that each
+service reads what it is given, and that it is given everything it needs to start."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+from typing import Any
+
+import yaml
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    return workload["spec"]["template"]["spec"]
+
+
+# --------------------------------------------------------------- secrets & configuration
+
+
+def test_dev_values_keep_secrets_in_the_chart_secret(dev_render: Any, release: tuple[str, str]) -> None:
+    name, namespace = release
+    secret = dev_render.get("Secret", name)
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["database-url"] == f"postgresql://likeness:likeness-dev-only@{name}-postgresql.{namespace}.svc.cluster.local:5432/likeness"
+    assert len(base64.b64decode(data["kek"])) == 32
+    assert dev_render.env("privacy")["LIKENESS_KEK"] == ("secret", name, "kek")
+    assert dev_render.env("privacy")["LIKENESS_DATABASE_URL"] == ("secret", name, "database-url")
+    for doc in dev_render.documents:
+        if doc["kind"] == "Deployment":
+            # Secrets only ever arrive by reference, never as plain values.
+            assert data["kek"] not in yaml.safe_dump(doc)
+
+
+def test_existing_secrets_are_referenced_not_copied(prod_render: Any, release: tuple[str, str]) -> None:
+    secret = prod_render.get("Secret", release[0])
+    assert set(secret["data"]) == {"redis-url"}
+    env = {svc: prod_render.env(svc) for svc in ("privacy", "billing", "ingestion", "gateway", "render")}
+    assert env["privacy"]["LIKENESS_KEK"] == ("secret", "likeness-keys", "kek")
+    assert env["privacy"]["LIKENESS_PSEUDONYM_KEY"] == ("secret", "likeness-keys", "pseudonym-key")
+    assert env["gateway"]["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url")
+    assert env["billing"]["LIKENESS_APPLE_PRIVATE_KEY"] == ("secret", "likeness-appstore", "apple-private-key")
+    assert env["billing"]["LIKENESS_BILLING_LEDGER_KEY"] == ("secret", "likeness-billing", "billing-ledger-key")
+    assert env["billing"]["LIKENESS_APPLE_ENVIRONMENT"] == "Production"
+    assert env["ingestion"]["AWS_ACCESS_KEY_ID"] == ("secret", "likeness-s3", "s3-access-key-id")
+    assert env["render"]["LIKENESS_S3_BUCKET"] == "likeness-blobs"
+    assert env["gateway"]["LIKENESS_REDIS_URL"] == ("secret", release[0], "redis-url")
+
+
+def test_only_privacy_sees_the_kek(renders: dict[str, Any], services: tuple[str, ...]) -> None:
+    for rendered in renders.values():
+        for svc in services:
+            assert ("LIKENESS_KEK" in rendered.env(svc)) == (svc == "privacy"), svc
+            assert ("LIKENESS_BILLING_LEDGER_KEY" in rendered.env(svc)) == (svc == "billing"), svc
+
+
+def test_database_url_goes_only_to_services_with_a_schema(dev_render: Any, services: tuple[str, ...]) -> None:
+    for svc in services:
+        assert ("LIKENESS_DATABASE_URL" in dev_render.env(svc)) == (svc != "faces"), svc
+
+
+def test_blob_settings(renders: dict[str, Any], services: tuple[str, ...]) -> None:
+    for svc in services:
+        dev = renders["dev"].env(svc)
+        prod = renders["production"].env(svc)
+        blob_user = svc in ("ingestion", "render")
+        assert ("LIKENESS_BLOB_BACKEND" in dev) == blob_user, svc
+        if blob_user:
+            assert dev["LIKENESS_BLOB_BACKEND"] == "local" and dev["LIKENESS_BLOB_DIR"] == "/var/lib/likeness/blobs"
+            mounts = {m["mountPath"] for m in renders["dev"].container(svc)["volumeMounts"]}
+            assert "/var/lib/likeness/blobs" in mounts
+            assert prod["LIKENESS_BLOB_BACKEND"] == "s3" and "LIKENESS_BLOB_DIR" not in prod
+            assert prod["LIKENESS_S3_REGION"] == "eu-central-1"
+
+
+def test_otlp_endpoint(renders: dict[str, Any], svc: str) -> None:
+    prod = renders["production"].env(svc)
+    assert prod["LIKENESS_OTEL_EXPORTER"] == "otlp"
+    assert prod["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4317"
+    assert prod["OTEL_SERVICE_NAME"] == f"likeness-{svc}"
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in renders["minimal"].env(svc)
+
+
+def test_in_cluster_postgresql_only_when_asked(renders: dict[str, Any], release: tuple[str, str]) -> None:
+    name = f"{release[0]}-postgresql"
+    statefulset = renders["dev"].get("StatefulSet", name)
+    (container,) = pod_spec(statefulset)["containers"]
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec(statefulset)["securityContext"]["runAsUser"] == 999
+    assert renders["dev"].get("Service", name)["spec"]["ports"][0]["port"] == 5432
+    for values_name in ("production", "minimal"):
+        assert renders[values_name].of_kind("StatefulSet") == {}
+
+
+def _settings_fields(svc: str) -> set[str]:
+    """LIKENESS_* variables the service's settings class reads."""
+    from likeness_platform.settings import ServiceSettings
+
+    module = importlib.import_module(f"likeness_{svc}.main")
+    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings]
+    assert classes, f"likeness_{svc}.main defines or imports no ServiceSettings subclass"
+    fields: set[str] = set()
+    for cls in classes:
+        fields |= {f"LIKENESS_{name.upper()}" for name in cls.model_fields}
+    return fields
+
+
+def test_every_setting_the_chart_sets_is_read_by_the_service(renders: dict[str, Any], svc: str) -> None:
+    # A misspelt or renamed variable is ignored by pydantic-settings without a word; the
+    # service would then run on its loopback / local-disk defaults in the cluster.
+    known = _settings_fields(svc)
+    for values_name in ("dev", "production"):
+        unknown = {k for k in renders[values_name].env(svc) if k.startswith("LIKENESS_")} - known
+        assert unknown == set(), f"{values_name}: {svc} does not read {sorted(unknown)}"
+
+
+def test_migrations_run_under_their_own_database_url(
+    renders: dict[str, Any], services: tuple[str, ...], render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    for svc in services:
+        prod = renders["production"].env(svc)
+        if svc == "faces":
+            assert "LIKENESS_MIGRATION_DATABASE_URL" not in prod
+            continue
+        assert prod["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", "likeness-db", "migration-url")
+        assert prod["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url")
+        # Single-role setups set only the runtime URL.
+        assert "LIKENESS_MIGRATION_DATABASE_URL" not in renders["minimal"].env(svc)
+    owner = "postgresql://owner:pw@db.internal:5432/likeness"
+    rendered = render_chart({**minimal_values, "database": {**minimal_values["database"], "migrationUrl": owner}})
+    assert rendered.env("privacy")["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", release[0], "migration-database-url")
+    data = rendered.get("Secret", release[0])["data"]
+    assert base64.b64decode(data["migration-database-url"]).decode() == owner
