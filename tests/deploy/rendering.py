@@ -16,6 +16,8 @@ CHART = REPO / "k8s" / "likeness"
 DEV_VALUES = CHART / "values-dev.yaml"
 BAKE = REPO / "docker-bake.json"
 SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy")
+# The services with a schema, each with its own runtime role (likeness_platform.db_roles).
+SCHEMA_SERVICES = ("gateway", "ingestion", "render", "billing", "privacy")
 GRPC_PORTS = {"gateway": 50050, "ingestion": 50051, "faces": 50052, "render": 50053, "billing": 50054, "privacy": 50055}
 RELEASE = "likeness"
 NAMESPACE = "likeness-test"
@@ -49,7 +51,12 @@ PRODUCTION_VALUES: dict[str, Any] = {
             "redis": {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cache"}}}], "ports": [6379]},
         },
     },
-    "database": {"existingSecret": "likeness-db", "existingSecretKey": "url", "existingSecretMigrationKey": "migration-url"},
+    # Least privilege: each service's runtime role under its own key, the owner's for migrations.
+    "database": {
+        "existingSecret": "likeness-db",
+        "existingSecretServiceKeys": {svc: f"url-{svc}" for svc in SCHEMA_SERVICES},
+        "existingSecretMigrationKey": "migration-url",
+    },
     "services": {
         **{svc: {"tls": {"existingSecret": f"likeness-{svc}-tls"}} for svc in SERVICES},
         "faces": {"gpu": {"enabled": True, "count": 2}, "tls": {"existingSecret": "likeness-faces-tls"}},

@@ -7,6 +7,8 @@ import base64
 import importlib
 from typing import Any
 
+import helm_python as helm
+import pytest
 import yaml
 
 
@@ -37,7 +39,7 @@ def test_existing_secrets_are_referenced_not_copied(prod_render: Any, release: t
     env = {svc: prod_render.env(svc) for svc in ("privacy", "billing", "ingestion", "gateway", "render")}
     assert env["privacy"]["LIKENESS_KEK"] == ("secret", "likeness-keys", "kek")
     assert env["privacy"]["LIKENESS_PSEUDONYM_KEY"] == ("secret", "likeness-keys", "pseudonym-key")
-    assert env["gateway"]["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url")
+    assert env["gateway"]["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url-gateway")
     assert env["billing"]["LIKENESS_APPLE_PRIVATE_KEY"] == ("secret", "likeness-appstore", "apple-private-key")
     assert env["billing"]["LIKENESS_BILLING_LEDGER_KEY"] == ("secret", "likeness-billing", "billing-ledger-key")
     assert env["billing"]["LIKENESS_APPLE_ENVIRONMENT"] == "Production"
@@ -122,7 +124,7 @@ def test_migrations_run_under_their_own_database_url(
             assert "LIKENESS_MIGRATION_DATABASE_URL" not in prod
             continue
         assert prod["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", "likeness-db", "migration-url")
-        assert prod["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", "url")
+        assert prod["LIKENESS_DATABASE_URL"] == ("secret", "likeness-db", f"url-{svc}")
         # Single-role setups set only the runtime URL.
         assert "LIKENESS_MIGRATION_DATABASE_URL" not in renders["minimal"].env(svc)
     owner = "postgresql://owner:pw@db.internal:5432/likeness"
@@ -130,3 +132,77 @@ def test_migrations_run_under_their_own_database_url(
     assert rendered.env("privacy")["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", release[0], "migration-database-url")
     data = rendered.get("Secret", release[0])["data"]
     assert base64.b64decode(data["migration-database-url"]).decode() == owner
+
+
+# Per-service runtime roles (likeness_platform.db_roles): each service with a schema logs in
+# as its own role, which its migrations grant DML on that schema only.
+SCHEMA_SERVICES = ("gateway", "ingestion", "render", "billing", "privacy")
+
+
+def runtime_url(svc: str) -> str:
+    return f"postgresql://likeness_{svc}:pw-{svc}@db.internal:5432/likeness"
+
+
+def secret_data(rendered: Any, name: str) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in rendered.get("Secret", name)["data"].items()}
+
+
+def test_each_service_gets_its_own_runtime_role(render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]) -> None:
+    owner = "postgresql://likeness_owner:pw@db.internal:5432/likeness"
+    database = {"urls": {svc: runtime_url(svc) for svc in SCHEMA_SERVICES}, "migrationUrl": owner}
+    rendered = render_chart({**minimal_values, "database": database})
+    data = secret_data(rendered, release[0])
+    refs = {}
+    for svc in SCHEMA_SERVICES:
+        env = rendered.env(svc)
+        kind, secret, key = env["LIKENESS_DATABASE_URL"]
+        assert (kind, secret) == ("secret", release[0])
+        assert data[key] == runtime_url(svc), f"{svc} logs in as another role"
+        assert env["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", release[0], "migration-database-url")
+        refs[svc] = key
+    assert len(set(refs.values())) == len(SCHEMA_SERVICES)
+    assert data["migration-database-url"] == owner
+    # faces keeps nothing: no URL at all, and no key for it in the Secret.
+    assert not {k for k in rendered.env("faces") if "DATABASE" in k}
+    assert not [k for k in data if "faces" in k]
+    assert "database-url" not in data  # nothing shared was given, so nothing shared is stored
+
+
+def test_a_service_without_its_own_role_falls_back_to_the_shared_url(
+    render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    database = {**minimal_values["database"], "urls": {"privacy": runtime_url("privacy")}}
+    rendered = render_chart({**minimal_values, "database": database})
+    assert rendered.env("privacy")["LIKENESS_DATABASE_URL"] == ("secret", release[0], "database-url-privacy")
+    for svc in ("gateway", "ingestion", "render", "billing"):
+        assert rendered.env(svc)["LIKENESS_DATABASE_URL"] == ("secret", release[0], "database-url"), svc
+
+
+def test_a_service_with_no_url_at_all_is_named(render_chart: Any, minimal_values: dict[str, Any]) -> None:
+    urls = {svc: runtime_url(svc) for svc in SCHEMA_SERVICES if svc != "billing"}
+    with pytest.raises(helm.HelmError, match=r"no database URL for billing: set database\.urls\.billing"):
+        render_chart({**minimal_values, "database": {"urls": urls}})
+
+
+def test_existing_secret_keys_per_service(render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]) -> None:
+    database = {"existingSecret": "db", "existingSecretServiceKeys": {"gateway": "database-url-gateway", "render": "database-url-render"}}
+    rendered = render_chart({**minimal_values, "database": database})
+    assert rendered.env("gateway")["LIKENESS_DATABASE_URL"] == ("secret", "db", "database-url-gateway")
+    assert rendered.env("render")["LIKENESS_DATABASE_URL"] == ("secret", "db", "database-url-render")
+    # The others read the shared key (existingSecretKey, database-url by default).
+    assert rendered.env("billing")["LIKENESS_DATABASE_URL"] == ("secret", "db", "database-url")
+    # Values of an existing Secret are never copied into the chart's own.
+    assert not [k for k in secret_data(rendered, release[0]) if k.startswith("database-url")]
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        {"urls": {"faces": "postgresql://u:p@h:5432/d"}},  # faces keeps nothing
+        {"urls": {"privacy": "mysql://u:p@h/d"}},
+        {"existingSecret": "db", "existingSecretServiceKeys": {"faces": "k"}},
+    ],
+)
+def test_schema_refuses_database_urls_it_cannot_use(render_chart: Any, minimal_values: dict[str, Any], database: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError, match="database"):
+        render_chart({**minimal_values, "database": {**minimal_values["database"], **database}})

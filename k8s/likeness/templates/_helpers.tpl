@@ -75,13 +75,22 @@ channel spreads calls over the replicas instead of pinning one connection to one
 Where each secret value comes from: a user's existing Secret or the chart's own.
 Each returns "secretName/key".
 */}}
+{{/*
+One service's runtime database URL as "secretName/key": (dict "root" $ "svc" "privacy").
+Each service with a schema logs in as its own runtime role (database.urls.<svc>, or the key
+database.existingSecretServiceKeys.<svc> of an existing Secret); database.url (or
+existingSecretKey) is the shared fallback of a single-role database.
+*/}}
 {{- define "likeness.ref.databaseUrl" -}}
-{{- if .Values.database.existingSecret -}}
-{{ .Values.database.existingSecret }}/{{ .Values.database.existingSecretKey }}
-{{- else if or .Values.database.url .Values.postgresql.enabled -}}
-{{ include "likeness.secretName" . }}/database-url
+{{- $db := .root.Values.database -}}
+{{- if $db.existingSecret -}}
+{{ $db.existingSecret }}/{{ dig .svc "" (default dict $db.existingSecretServiceKeys) | default $db.existingSecretKey }}
+{{- else if dig .svc "" (default dict $db.urls) -}}
+{{ include "likeness.secretName" .root }}/database-url-{{ .svc }}
+{{- else if or $db.url .root.Values.postgresql.enabled -}}
+{{ include "likeness.secretName" .root }}/database-url
 {{- else -}}
-{{ fail "likeness: no database configured: set database.url, database.existingSecret or postgresql.enabled" }}
+{{ fail (printf "likeness: no database URL for %s: set database.urls.%s (its runtime role), database.url, database.existingSecret or postgresql.enabled" .svc .svc) }}
 {{- end -}}
 {{- end }}
 
