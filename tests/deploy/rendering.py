@@ -40,7 +40,7 @@ PRODUCTION_VALUES: dict[str, Any] = {
         "backend": "s3",
         "s3": {"bucket": "likeness-blobs", "region": "eu-central-1", "existingSecret": "likeness-s3"},
     },
-    "redis": {"url": "redis://:pw@redis.cache:6379/0"},
+    "redis": {"url": "redis://:pw@redis.cache:6379/0", "rateLimitKey": "rate-limit-key-of-at-least-32-characters"},
     "networkPolicy": {
         "gatewayHttpFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
         "healthFrom": [{"ipBlock": {"cidr": "10.0.0.0/16"}}],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import os
 from typing import Any
 
 import helm_python as helm
@@ -35,7 +36,7 @@ def test_dev_values_keep_secrets_in_the_chart_secret(dev_render: Any, release: t
 
 def test_existing_secrets_are_referenced_not_copied(prod_render: Any, release: tuple[str, str]) -> None:
     secret = prod_render.get("Secret", release[0])
-    assert set(secret["data"]) == {"redis-url"}
+    assert set(secret["data"]) == {"redis-url", "rate-limit-key"}  # no existingSecret for these
     env = {svc: prod_render.env(svc) for svc in ("privacy", "billing", "ingestion", "gateway", "render")}
     assert env["privacy"]["LIKENESS_KEK"] == ("secret", "likeness-keys", "kek")
     assert env["privacy"]["LIKENESS_PSEUDONYM_KEY"] == ("secret", "likeness-keys", "pseudonym-key")
@@ -206,3 +207,149 @@ def test_existing_secret_keys_per_service(render_chart: Any, minimal_values: dic
 def test_schema_refuses_database_urls_it_cannot_use(render_chart: Any, minimal_values: dict[str, Any], database: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmError, match="database"):
         render_chart({**minimal_values, "database": {**minimal_values["database"], **database}})
+
+
+# --------------------------------------------------------------- the gateway's public API
+
+
+def settings_class(svc: str) -> type:
+    """The service's own settings class (likeness_<svc>.main.<Svc>Settings)."""
+    return getattr(importlib.import_module(f"likeness_{svc}.main"), f"{svc.capitalize()}Settings")
+
+
+def resolved_env(rendered: Any, svc: str, secret_name: str) -> dict[str, str]:
+    """The container's environment with each reference to the chart's own Secret replaced by its value."""
+    data = secret_data(rendered, secret_name) if secret_name in rendered.of_kind("Secret") else {}
+    env = {}
+    for name, value in rendered.env(svc).items():
+        if isinstance(value, tuple):
+            _, secret, key = value
+            assert secret == secret_name, f"{svc}: {name} comes from {secret}, not the chart's Secret"
+            assert key in data, f"{svc}: {name} names key {key}, which the chart's Secret lacks"
+            value = data[key]
+        env[name] = value
+    return env
+
+
+def load_settings(monkeypatch: pytest.MonkeyPatch, cls: type, env: dict[str, str]) -> Any:
+    """`cls` as the service would read it in the pod: from exactly `env`, nothing of this process's own."""
+    for name in [n for n in os.environ if n.startswith(("LIKENESS_", "OTEL_"))]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return cls()
+
+
+# Where the chart departs from the gateway's own defaults, for a gateway behind an ingress.
+BEHIND_AN_INGRESS = {"tls_terminated_upstream": True, "trusted_proxies": 1, "docs_enabled": False}
+# Gateway settings the chart leaves to the service: in-memory uploads' lifetime (uploadTTLSeconds 0
+# only). The Redis pair is set only with redis.url, App Attest's only with appAttest.
+GATEWAY_DEFAULTS_KEPT = {"memory_upload_ttl_seconds"}
+GATEWAY_WITH_REDIS = {"redis_url", "rate_limit_key"}
+GATEWAY_WITH_APP_ATTEST = {"app_attest_app_id", "app_attest_root_pem"}
+
+
+def test_gateway_api_settings_are_the_services_defaults_but_for_an_ingress(
+    monkeypatch: pytest.MonkeyPatch, renders: dict[str, Any], release: tuple[str, str]
+) -> None:
+    from likeness_platform.settings import ServiceSettings
+
+    cls = settings_class("gateway")
+    own_fields = set(cls.model_fields) - set(ServiceSettings.model_fields) - {"grpc_port"}
+    settings = load_settings(monkeypatch, cls, resolved_env(renders["minimal"], "gateway", release[0]))
+    defaults = cls.model_construct()
+    for name in own_fields - GATEWAY_DEFAULTS_KEPT - GATEWAY_WITH_REDIS - GATEWAY_WITH_APP_ATTEST - {"http_host", "http_port"}:
+        expected = BEHIND_AN_INGRESS.get(name, getattr(defaults, name))
+        assert getattr(settings, name) == expected, name
+    # A new gateway setting makes the chart decide: set it (services.gateway.api) or list it above.
+    for values_name, rendered in renders.items():
+        unset = {name for name in own_fields if f"LIKENESS_{name.upper()}" not in rendered.env("gateway")}
+        with_redis = values_name == "production"
+        assert unset == GATEWAY_DEFAULTS_KEPT | GATEWAY_WITH_APP_ATTEST | (set() if with_redis else GATEWAY_WITH_REDIS), values_name
+
+
+def test_gateway_api_settings_reach_the_service_as_given(
+    monkeypatch: pytest.MonkeyPatch, render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    api = {
+        "tlsTerminatedUpstream": False,
+        "trustedProxies": 0,
+        "docsEnabled": True,
+        "corsOrigins": ["https://app.example.com", "http://localhost:3000"],
+        "tokenTTLDays": 30,
+        "registrationsPerPrefixPerHour": 5,
+        "registrationsPerMinute": 60,
+        "rateLimitDevicePerMinute": 90,
+        "rateLimitIpPerMinute": 200,
+        "maxConcurrentGenerationsPerDevice": 1,
+        "maxConcurrentRequests": 64,
+        "maxBodyBytes": 52428800,  # large integers must not become 5.24288e+07
+        "maxHeaderBytes": 8192,
+        "headerTimeoutSeconds": 2.5,
+        "bodyTimeoutSeconds": 30,
+        "keepAliveTimeoutSeconds": 4,
+        "upstreamDeadlineSeconds": 12.5,
+    }
+    minimal_values["services"]["gateway"]["api"] = api
+    settings = load_settings(monkeypatch, settings_class("gateway"), resolved_env(render_chart(minimal_values), "gateway", release[0]))
+    assert settings.tls_terminated_upstream is False and settings.trusted_proxies == 0 and settings.docs_enabled is True
+    assert settings.cors_origins == ["https://app.example.com", "http://localhost:3000"]
+    assert (settings.token_ttl_days, settings.registrations_per_prefix_per_hour, settings.registrations_per_minute) == (30, 5, 60)
+    assert (settings.rate_limit_device_per_minute, settings.rate_limit_ip_per_minute) == (90, 200)
+    assert (settings.max_concurrent_generations_per_device, settings.max_concurrent_requests) == (1, 64)
+    assert (settings.max_body_bytes, settings.max_header_bytes) == (52428800, 8192)
+    assert (settings.header_timeout_seconds, settings.body_timeout_seconds, settings.keep_alive_timeout_seconds) == (2.5, 30, 4)
+    assert settings.upstream_deadline_seconds == 12.5
+
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def test_app_attest_is_on_only_with_both_halves(
+    monkeypatch: pytest.MonkeyPatch, render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    assert "LIKENESS_APP_ATTEST_APP_ID" not in render_chart(minimal_values).env("gateway")
+    minimal_values["services"]["gateway"]["appAttest"] = {
+        "appId": "ABCDE12345.com.example.idphoto",
+        "rootPem": PEM,
+        "challengeSeconds": 120,
+    }
+    settings = load_settings(monkeypatch, settings_class("gateway"), resolved_env(render_chart(minimal_values), "gateway", release[0]))
+    assert (settings.app_attest_app_id, settings.app_attest_root_pem, settings.attest_challenge_seconds) == (
+        "ABCDE12345.com.example.idphoto",
+        PEM,
+        120,
+    )
+    minimal_values["services"]["gateway"]["appAttest"] = {"appId": "ABCDE12345.com.example.idphoto"}
+    with pytest.raises(helm.HelmError, match=r"appAttest\.rootPem is required"):
+        render_chart(minimal_values)
+
+
+def test_the_chart_refuses_to_set_a_gateway_setting_twice(render_chart: Any, minimal_values: dict[str, Any]) -> None:
+    minimal_values["services"]["gateway"]["env"] = {"LIKENESS_TRUSTED_PROXIES": "2"}
+    with pytest.raises(helm.HelmError, match=r"env sets LIKENESS_TRUSTED_PROXIES"):
+        render_chart(minimal_values)
+
+
+def test_shared_rate_limits_need_one_key_for_every_replica(
+    render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    minimal_values["networkPolicy"]["egress"]["redis"] = {"to": [{"ipBlock": {"cidr": "10.30.0.0/24"}}], "ports": [6379]}
+    minimal_values["redis"] = {"url": "redis://cache:6379/0"}
+    with pytest.raises(helm.HelmError, match=r"redis\.rateLimitKey is required"):
+        render_chart(minimal_values)
+    minimal_values["redis"]["rateLimitKey"] = "r" * 40
+    rendered = render_chart(minimal_values)
+    assert rendered.env("gateway")["LIKENESS_RATE_LIMIT_KEY"] == ("secret", release[0], "rate-limit-key")
+    assert secret_data(rendered, release[0])["rate-limit-key"] == "r" * 40
+    assert all("LIKENESS_RATE_LIMIT_KEY" not in rendered.env(svc) for svc in SCHEMA_SERVICES if svc != "gateway")
+
+
+def test_dev_gateway_is_reached_without_a_proxy(dev_render: Any) -> None:
+    # Tilt port-forwards straight to the pod: no X-Forwarded-For to believe, no TLS in front.
+    env = dev_render.env("gateway")
+    assert (env["LIKENESS_TRUSTED_PROXIES"], env["LIKENESS_TLS_TERMINATED_UPSTREAM"], env["LIKENESS_DOCS_ENABLED"]) == (
+        "0",
+        "false",
+        "true",
+    )

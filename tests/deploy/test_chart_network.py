@@ -216,7 +216,7 @@ def test_egress_beyond_the_mesh_is_named(renders: dict[str, Any], services: tupl
     [
         ({"blobs": {"backend": "s3", "s3": {"bucket": "b"}}}, "objectStorage"),
         ({"otel": {"exporter": "otlp", "endpoint": "http://collector:4317"}}, "otlp"),
-        ({"redis": {"url": "redis://cache:6379/0"}}, "redis"),
+        ({"redis": {"url": "redis://cache:6379/0", "rateLimitKey": "k" * 32}}, "redis"),
         ({"networkPolicy": {"egress": {"postgresql": {"to": [], "ports": [5432]}}}}, "postgresql"),
     ],
 )

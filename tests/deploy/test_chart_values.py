@@ -94,6 +94,15 @@ BAD_VALUES = [
     ("logLevel", "verbose", "an unknown log level"),
     ("networkPolicy.metricsFrom", [{"podSelectr": {}}], "a misspelt NetworkPolicy peer"),
     ("replicaCount", 3, "an unknown top-level key"),
+    ("services.gateway.api.trustedProxies", -1, "a negative proxy count"),
+    ("services.gateway.api.docs", True, "a misspelt gateway API setting"),
+    ("services.gateway.api.corsOrigins", ["https://app.example.com/path"], "a CORS origin with a path"),
+    ("services.gateway.api.maxConcurrentGenerationsPerDevice", 0, "no generations at all"),
+    ("services.gateway.api.headerTimeoutSeconds", 0, "a zero header timeout"),
+    ("services.gateway.appAttest.appId", "com.example.idphoto", "an App Attest app id without the team id"),
+    ("services.render.api", {}, "gateway API settings on another service"),
+    ("redis.rateLimitKey", "short", "a rate-limit key shorter than 32 characters"),
+    ("database.urls.faces", "postgresql://u:p@h:5432/d", "a database URL for faces, which keeps nothing"),
 ]
 
 
