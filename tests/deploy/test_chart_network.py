@@ -3,31 +3,66 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import pytest
 
-# The mesh policy table (ARCHITECTURE.md, "Trust inside the mesh") as connections: who may
-# open one to each service's gRPC port. From the table: Ingestion.Upload/Describe/Delete
-# from the gateway, Ingestion.Open from render and faces; Faces.Analyze* from render;
-# Render.* from the gateway; Billing.* from the gateway; Privacy's public RPCs from the
-# gateway, GetDataKey and RecordAccess from ingestion and render, RecordSecurityEvent
-# (refused calls) from every service; DataHolder.* (every service but privacy serves it)
-# from privacy only. Operators come in through grpcFrom.
-# A NetworkPolicy admits a port, not a method: the gateway reaches ingestion's port, which
-# also serves DataHolder. Method-level control is the mTLS authorisation every server
-# enforces from the caller's certificate; these policies are the coarser layer under it.
-EXPECTED_GRPC_CALLERS = {
-    "gateway": {"privacy"},
-    "ingestion": {"gateway", "render", "faces", "privacy"},
-    "faces": {"render", "privacy"},
-    "render": {"gateway", "privacy"},
-    "billing": {"gateway", "privacy"},
-    "privacy": {"gateway", "ingestion", "faces", "render", "billing"},
-}
-# Services whose port serves the gateway nothing but DataHolder (privacy's business only).
-DATAHOLDER_ONLY_FOR_THE_GATEWAY = {"faces"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def served_by() -> dict[str, set[str]]:
+    """Full gRPC service name -> the services whose port serves it: each serves its own package's
+    (likeness.<svc>.v1), and DataHolder where its source registers one (add_dataholder)."""
+    from likeness_platform import policy
+
+    servers: dict[str, set[str]] = {}
+    for key in policy.POLICY:
+        name = key.split("/")[1]
+        package, _, service = name.rpartition(".")
+        if service == "DataHolder":
+            servers[name] = {
+                svc
+                for svc in policy.SERVICES
+                if any("add_dataholder(" in f.read_text() for f in (REPO / "services" / svc / "src").rglob("*.py"))
+            }
+        elif (own := package.removeprefix("likeness.").removesuffix(".v1")) in policy.SERVICES:
+            servers[name] = {own}
+    return servers
+
+
+def expected_grpc_callers() -> dict[str, set[str]]:
+    """likeness_platform.policy (identity -> the methods it may call) as connections: the services
+    that need a path to each service's gRPC port, because they may call a method served there.
+
+    A NetworkPolicy admits a port, not a method: the gateway reaches ingestion's port, which also
+    serves DataHolder. Method-level control is the mTLS authorisation every server enforces from
+    the caller's certificate; these policies are the coarser layer under it. Operators (OPERATOR)
+    come in through grpcFrom; health and reflection (ANYONE, ANY_IDENTITY) need no path of their own."""
+    from likeness_platform import policy
+
+    servers = served_by()
+    callers: dict[str, set[str]] = {svc: set() for svc in policy.SERVICES}
+    for key, identities in policy.POLICY.items():
+        named = identities & policy.SERVICES
+        if not named:
+            continue
+        name = key.split("/")[1]
+        assert servers.get(name), f"{key}: no service of the mesh serves {name}"
+        for server in servers[name]:
+            callers[server] |= named - {server}  # a service's calls to itself stay in the pod
+    return callers
+
+
+def test_the_derived_graph_is_not_empty_or_total() -> None:
+    # Guards the derivation against reading nothing (every test below would then agree with a chart
+    # that admits nothing) or everything.
+    callers = expected_grpc_callers()
+    assert callers["privacy"] == {"gateway", "ingestion", "faces", "render", "billing"}  # security events from all
+    assert "gateway" in callers["billing"] and "faces" not in callers["billing"]
+    assert served_by()["likeness.privacy.v1.DataHolder"] == {"gateway", "ingestion", "faces", "render", "billing", "privacy"}
+
 
 # ----------------------------------------------------------------------- network policy
 
@@ -56,7 +91,7 @@ def allowed_grpc_callers(rendered: Any, svc: str, release: tuple[str, str]) -> t
 def test_network_policy_admits_exactly_the_callers(renders: dict[str, Any], svc: str, release: tuple[str, str]) -> None:
     for rendered in renders.values():
         callers, _ = allowed_grpc_callers(rendered, svc, release)
-        assert callers == EXPECTED_GRPC_CALLERS[svc]
+        assert callers == expected_grpc_callers()[svc]
         policy = rendered.get("NetworkPolicy", f"{release[0]}-{svc}")
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == svc
@@ -100,7 +135,7 @@ def test_only_the_gateway_takes_outside_traffic(renders: dict[str, Any], service
 
 def test_extra_grpc_peers_are_added_not_substituted(prod_render: Any, release: tuple[str, str]) -> None:
     callers, others = allowed_grpc_callers(prod_render, "privacy", release)
-    assert callers == EXPECTED_GRPC_CALLERS["privacy"]
+    assert callers == expected_grpc_callers()["privacy"]
     assert others == [{"namespaceSelector": {"matchLabels": {"team": "ops"}}}]
 
 
@@ -149,7 +184,7 @@ def test_a_default_deny_policy_selects_every_pod(renders: dict[str, Any], releas
 def test_network_policy_graph_equals_the_policy_table(
     renders: dict[str, Any], services: tuple[str, ...], release: tuple[str, str], grpc_ports: dict[str, int]
 ) -> None:
-    expected_edges = {(caller, callee) for callee, callers in EXPECTED_GRPC_CALLERS.items() for caller in callers}
+    expected_edges = {(caller, callee) for callee, callers in expected_grpc_callers().items() for caller in callers}
     for values_name, rendered in renders.items():
         ingress = {(caller, callee) for callee in services for caller in allowed_grpc_callers(rendered, callee, release)[0]}
         egress = {(caller, callee) for caller in services for callee in grpc_callees(rendered, caller, release, grpc_ports)}
@@ -165,8 +200,8 @@ def test_the_gateway_reaches_only_the_services_it_may_call(
     # port serves the gateway nothing but DataHolder is not reachable from it at all.
     for rendered in renders.values():
         assert grpc_callees(rendered, "gateway", release, grpc_ports) == {"ingestion", "render", "billing", "privacy"}
-        for svc in DATAHOLDER_ONLY_FOR_THE_GATEWAY:
-            assert "gateway" not in allowed_grpc_callers(rendered, svc, release)[0]
+        # faces serves the gateway nothing but DataHolder (privacy's business only).
+        assert "gateway" not in allowed_grpc_callers(rendered, "faces", release)[0]
         assert "LIKENESS_FACES_ADDR" not in rendered.env("gateway")
 
 
