@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import importlib
 import os
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
@@ -353,3 +354,76 @@ def test_dev_gateway_is_reached_without_a_proxy(dev_render: Any) -> None:
         "false",
         "true",
     )
+
+
+# ------------------------------------------------------------- what each service needs to start
+
+TLS_DIR = "/etc/likeness/tls"
+TLS_SETTINGS = {"LIKENESS_TLS_CERT_FILE": "tls.crt", "LIKENESS_TLS_KEY_FILE": "tls.key", "LIKENESS_TLS_CA_FILE": "ca.crt"}
+# Settings a service exits without, though pydantic gives them an empty default.
+REQUIRED_WHEN_EMPTY = {
+    svc: set(TLS_SETTINGS)
+    | ({"LIKENESS_DATABASE_URL"} if svc in SCHEMA_SERVICES else set())
+    | {"privacy": {"LIKENESS_KEK"}, "billing": {"LIKENESS_BILLING_LEDGER_KEY"}}.get(svc, set())
+    for svc in ("gateway", "ingestion", "faces", "render", "billing", "privacy")
+}
+
+
+def required_settings(svc: str) -> set[str]:
+    """Fields of the service's settings without a default, and those it exits without."""
+    cls = settings_class(svc)
+    return {f"LIKENESS_{name.upper()}" for name, field in cls.model_fields.items() if field.is_required()} | REQUIRED_WHEN_EMPTY[svc]
+
+
+def test_every_render_sets_every_required_setting(renders: dict[str, Any], svc: str) -> None:
+    for values_name, rendered in renders.items():
+        env = rendered.env(svc)
+        missing = required_settings(svc) - {name for name, value in env.items() if value}
+        assert missing == set(), f"{values_name}: {svc} would not start without {sorted(missing)}"
+
+
+@pytest.mark.parametrize("values_name", ["dev", "minimal"])  # every value in the chart's own Secret, so each can be read
+def test_each_service_passes_its_own_start_up_checks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, renders: dict[str, Any], svc: str, release: tuple[str, str], values_name: str
+) -> None:
+    from likeness_platform.tls import TlsPaths
+
+    env = resolved_env(renders[values_name], svc, release[0])
+    # The certificate files are the keys of the Secret mounted at TLS_DIR: stand them in here.
+    for name, key in TLS_SETTINGS.items():
+        assert env[name] == f"{TLS_DIR}/{key}", name
+        (tmp_path / key).write_text("PEM")
+        env[name] = str(tmp_path / key)
+    settings = load_settings(monkeypatch, settings_class(svc), env)  # pydantic: fields without defaults, types
+    TlsPaths.from_settings(settings)  # raises TlsNotConfigured, as at start, when one is unset
+    if svc in SCHEMA_SERVICES:
+        assert settings.database_url.startswith("postgresql://")
+        assert settings.migration_database_url == ""  # neither render names an owner role: single-role
+    if svc == "privacy":
+        from likeness_privacy.main import build_config
+
+        build_config(settings)  # refuses a missing or malformed KEK
+    if svc == "billing":
+        from likeness_billing.main import ledger_key
+
+        assert len(ledger_key(settings)) >= 32
+    if svc in ("ingestion", "render"):
+        assert 0 <= settings.upload_ttl <= 86400
+        assert settings.blob_backend == "local" and settings.blob_dir == "/var/lib/likeness/blobs"
+
+
+def test_the_start_up_checks_would_notice_a_missing_setting(
+    monkeypatch: pytest.MonkeyPatch, renders: dict[str, Any], release: tuple[str, str]
+) -> None:
+    # Guards the test above: the checks it calls do refuse what the services refuse.
+    from likeness_billing.main import ledger_key
+    from likeness_platform.tls import TlsNotConfigured, TlsPaths
+    from likeness_privacy.main import build_config
+
+    env = resolved_env(renders["minimal"], "privacy", release[0])
+    with pytest.raises(TlsNotConfigured):
+        TlsPaths.from_settings(load_settings(monkeypatch, settings_class("privacy"), {**env, "LIKENESS_TLS_KEY_FILE": ""}))
+    with pytest.raises(Exception, match="LIKENESS_KEK"):
+        build_config(load_settings(monkeypatch, settings_class("privacy"), {**env, "LIKENESS_KEK": ""}))
+    with pytest.raises(SystemExit):
+        ledger_key(load_settings(monkeypatch, settings_class("billing"), {}))
