@@ -34,11 +34,26 @@ def exif_with_gps_and_orientation(orientation: int) -> Image.Exif:
     return exif
 
 
-def rotated_with_exif() -> tuple[bytes, np.ndarray]:
-    """A JPEG stored sideways with Orientation=6 (display rotated 90° clockwise) and GPS tags; and the upright pixels."""
-    upright = astronaut()
-    stored = np.rot90(upright, k=1)  # what a phone sensor might store
-    data = jpeg(np.ascontiguousarray(stored), exif=exif_with_gps_and_orientation(6))
+# How a camera stores an upright image for each EXIF orientation: the inverse of what a reader applies.
+_STORED = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, k=1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, k=-1),
+}
+
+
+def rotated_with_exif(orientation: int = 6, upright: np.ndarray | None = None) -> tuple[bytes, np.ndarray]:
+    """A JPEG stored as a camera stores it for `orientation` (6: sideways, display rotated 90° clockwise),
+    with GPS and maker tags; and the upright pixels. The default picture is 512x384, so sideways is visible."""
+    if upright is None:
+        upright = astronaut()[64:448]
+    stored = np.ascontiguousarray(_STORED[orientation](upright))
+    data = jpeg(stored, exif=exif_with_gps_and_orientation(orientation))
     return data, upright
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from likeness_imaging.codec import decode_rgb, decoded_size
 from likeness_ingestion.domain.errors import ContentTypeMismatch, CorruptImage, Empty, TooLarge, TooManyPixels, UnsupportedFormat
 from likeness_ingestion.domain.normalize import Limits, normalize
 
@@ -18,18 +19,48 @@ def _decoded(data: bytes) -> Image.Image:
     return img
 
 
-def test_exif_rotated_jpeg_comes_out_upright_without_metadata() -> None:
-    data, upright = images.rotated_with_exif()
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_oriented_jpeg_keeps_its_pixels_and_only_its_orientation(orientation: int) -> None:
+    data, upright = images.rotated_with_exif(orientation)
     assert Image.open(io.BytesIO(data)).getexif().get(0x8825) is not None  # the input does carry GPS
     out = normalize(data, "image/jpeg", LIMITS)
-    img = _decoded(out.data)
     assert (out.width, out.height) == (upright.shape[1], upright.shape[0])
-    # Upright: pixels match the original orientation closely (JPEG noise only).
-    diff = np.abs(np.asarray(img, dtype=np.int16) - upright.astype(np.int16)).mean()
-    assert diff < 6
-    assert len(img.getexif()) == 0
-    assert not {"exif", "icc_profile", "xmp", "comment"} & set(img.info)
-    assert b"SecretCam" not in out.data and b"GPS" not in out.data
+    # The entropy-coded data is the original's, bit for bit: nothing was decoded and encoded again.
+    scan = data[data.index(b"\xff\xda") :]
+    assert out.data.endswith(scan)
+    # The only metadata left is the orientation (none when upright): no GPS, maker, thumbnail or comment.
+    img = _decoded(out.data)
+    exif = img.getexif()
+    assert dict(exif) == ({} if orientation == 1 else {0x0112: orientation})
+    assert not exif.get_ifd(0x8825) and not {"icc_profile", "xmp", "comment"} & set(img.info)
+    assert b"SecretCam" not in out.data
+    # Read the way every Likeness service reads it: upright, at full and at reduced scale.
+    full = decode_rgb(out.data)
+    assert full.shape == upright.shape
+    assert np.abs(full.astype(np.int16) - upright.astype(np.int16)).mean() < 6
+    small = decode_rgb(out.data, min_side=96)
+    assert small.shape[:2] == (upright.shape[0] // 4, upright.shape[1] // 4)
+    assert decoded_size(out.data, 96, 0) == small.shape[1]
+    reduced = np.asarray(Image.fromarray(upright).reduce(4), dtype=np.int16)
+    assert np.abs(small.astype(np.int16) - reduced).mean() < 6
+
+
+def test_rotated_jpeg_that_must_be_re_encoded_comes_out_upright_without_metadata() -> None:
+    # CMYK takes the decode-and-encode path; the orientation is applied to the pixels there.
+    rgb = np.ascontiguousarray(np.rot90(images.astronaut()[:128, :96], k=1))
+    out_buf = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(out_buf, format="JPEG", exif=images.exif_with_gps_and_orientation(6))
+    out = normalize(out_buf.getvalue(), "image/jpeg", LIMITS)
+    img = _decoded(out.data)
+    assert (out.width, out.height) == img.size == (96, 128)
+    assert len(img.getexif()) == 0 and b"SecretCam" not in out.data
+
+
+def test_out_of_range_orientation_is_dropped() -> None:
+    exif = images.exif_with_gps_and_orientation(1)
+    exif[0x0112] = 9
+    out = normalize(images.jpeg(images.astronaut()[:64, :96], exif=exif), "image/jpeg", LIMITS)
+    assert len(_decoded(out.data).getexif()) == 0 and (out.width, out.height) == (96, 64)
 
 
 @pytest.mark.parametrize("mode", ["P", "RGBA", "L", "I;16"])

@@ -1,7 +1,13 @@
 """Lossless removal of metadata from a JPEG: keep the image's own segments, drop everything else.
 
 Re-encoding a 12 MP photo costs more than decoding it and loses quality; when a JPEG is already
-upright 8-bit sRGB, dropping its metadata segments gives the same privacy with the original pixels.
+8-bit sRGB, dropping its metadata segments gives the same privacy with the original pixels.
+
+A phone's portrait shot is stored sideways with an EXIF orientation. Its pixels are kept as they
+are too, and the orientation travels with them as the only metadata left: a fresh, minimal EXIF
+segment holding that one tag (no GPS, maker notes, thumbnails or anything else from the original).
+Every reader in Likeness decodes through `likeness_imaging.codec`, which applies it after the
+reduced-scale decode, where turning the image costs a fraction of turning it at full size.
 """
 
 from __future__ import annotations
@@ -13,11 +19,28 @@ _SOS, _EOI = 0xDA, 0xD9
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
 
 
-def strip_metadata(data: bytes) -> bytes | None:
-    """The JPEG with only image segments (JFIF APP0, Adobe APP14 kept); None when the structure is not plain."""
+def orientation_segment(orientation: int) -> bytes:
+    """An APP1 EXIF segment with the Orientation tag (0x0112) and nothing else."""
+    if not 1 <= orientation <= 8:
+        raise ValueError(f"EXIF orientation {orientation} is not one of 1-8")
+    # Big-endian TIFF header, one IFD with one SHORT entry, no next IFD.
+    tiff = b"MM\x00\x2a" + (8).to_bytes(4, "big") + (1).to_bytes(2, "big")
+    tiff += (0x0112).to_bytes(2, "big") + (3).to_bytes(2, "big") + (1).to_bytes(4, "big") + orientation.to_bytes(2, "big") + b"\x00\x00"
+    tiff += (0).to_bytes(4, "big")
+    payload = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def strip_metadata(data: bytes, orientation: int = 1) -> bytes | None:
+    """The JPEG with only image segments (JFIF APP0, Adobe APP14 kept); None when the structure is not plain.
+
+    With an `orientation` other than 1, a minimal EXIF segment carrying only that tag follows the
+    start marker (after JFIF APP0 where there is one), so readers still show the image upright.
+    """
     if not data.startswith(b"\xff\xd8"):
         return None
     out = bytearray(b"\xff\xd8")
+    pending = orientation_segment(orientation) if orientation != 1 else b""
     i, n = 2, len(data)
     while i < n:
         if data[i] != 0xFF:
@@ -41,6 +64,9 @@ def strip_metadata(data: bytes) -> bytes | None:
             return None
         segment = data[i : i + length]
         i += length
+        if pending and marker != 0xE0:
+            out += pending
+            pending = b""
         if marker in _KEEP:
             out += bytes((0xFF, marker)) + segment
         if marker == _SOS:

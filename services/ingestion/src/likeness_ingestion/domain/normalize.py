@@ -2,7 +2,9 @@
 
 Order matters: the format is judged from magic bytes, the pixel count from the header
 (before decoding, against decompression bombs), then the full decode; the output is a fresh
-8-bit sRGB JPEG carrying no metadata at all.
+8-bit sRGB JPEG carrying no metadata at all, except for an 8-bit sRGB JPEG, which keeps its pixels
+and loses only its metadata segments; if it was stored sideways (EXIF orientation 2-8), a minimal
+EXIF segment with that orientation alone goes with it and readers turn it after their decode.
 """
 
 from __future__ import annotations
@@ -114,9 +116,15 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
     return _to_srgb(img)
 
 
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation, 1 when absent or not one of 1-8 (as every reader, Pillow's included, treats it)."""
+    value = img.getexif().get(_ORIENTATION, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def _keeps_its_pixels(fmt: str, img: Image.Image) -> bool:
-    """Upright 8-bit sRGB JPEGs keep their pixels; only their metadata segments are dropped (header facts only)."""
-    if fmt != "jpeg" or img.mode != "RGB" or img.getexif().get(_ORIENTATION, 1) != 1:
+    """8-bit sRGB JPEGs keep their pixels, in any orientation; only their metadata segments are dropped (header facts only)."""
+    if fmt != "jpeg" or img.mode != "RGB":
         return False
     icc = img.info.get("icc_profile")
     return not (icc and b"sRGB" not in icc[:256] and b"s\x00R\x00G\x00B" not in icc)
@@ -142,6 +150,7 @@ def normalize(data: bytes, declared_content_type: str, limits: Limits) -> Normal
             if pixels > limits.max_pixels:
                 raise TooManyPixels(f"the image has {pixels} pixels ({img.width}x{img.height}); the limit is {limits.max_pixels}")
             width, height = img.size
+            orientation = _orientation(img)
             lossless = _keeps_its_pixels(fmt, img)
             if lossless:
                 # Every entropy-coded block is still decoded, so corruption and truncation are
@@ -158,8 +167,10 @@ def normalize(data: bytes, declared_content_type: str, limits: Limits) -> Normal
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
     if lossless:
-        stripped = strip_metadata(data)
+        stripped = strip_metadata(data, orientation)
         if stripped is not None:
+            if orientation >= 5:  # stored sideways: the upright image is the other way round
+                width, height = height, width
             return NormalizedImage(stripped, fmt, width, height, hashlib.sha256(stripped).hexdigest())
         img = Image.open(io.BytesIO(data))  # unusual segment layout: take the re-encoding path at full size
         img.load()
