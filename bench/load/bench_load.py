@@ -273,7 +273,10 @@ def main() -> None:
     parser.add_argument("--photo", choices=("rotated-12mp", "upright-12mp", "small"), default="rotated-12mp")
     parser.add_argument("--spec", default="us-passport")
     parser.add_argument("--url", help="a running gateway on a loopback address (default: start a mesh here)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 2 users, 10 s, the small photo")
     args = parser.parse_args()
+    if args.quick:
+        args.users, args.seconds, args.photo = 2, 10.0, "small"
     if not 1 <= args.users <= 250:
         raise SystemExit("--users must be 1-250 (one 127.0.0.x address each)")
     if not 1 <= args.seconds <= 600:
