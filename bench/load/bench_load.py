@@ -256,7 +256,7 @@ def report(args: argparse.Namespace, payload: bytes, baseline: float, stats: Sta
             p50 = statistics.median(values)
             print(
                 f"  {step:<11} {len(values):>5} {p50 * 1000:>8.0f} {pct(values, 0.95) * 1000:>8.0f} "
-                f"{pct(values, 0.99) * 1000:>8.0f} {p50 / baseline:>8.1f}x"
+                f"{pct(values, 0.99) * 1000:>8.0f} {p50 / baseline:>8.2f}x"
             )
     print(f"  throughput: {stats.completed / wall:.2f} photos/s ({stats.completed} in {wall:.1f} s); registrations {stats.registrations}")
     print(f"  errors: {dict(stats.errors) or 'none'}; Retry-After honoured: {dict(stats.retries) or 'never needed'}")

@@ -151,3 +151,15 @@ def test_deep_grey_conversion_rounds_like_the_float_formula_without_float64() ->
     out = np.asarray(_deep_grey_to_rgb8(img))[..., 0]
     expected = np.clip(values.astype(np.float64) * (255.0 / 65535.0) + 0.5, 0, 255).astype(np.uint8)
     assert out.shape == values.shape and np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("restart", [{}, {"restart_marker_rows": 1}, {"restart_marker_blocks": 7}])
+def test_entropy_data_with_stuffing_and_restarts_is_copied_whole(restart: dict) -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (96, 136, 3), dtype=np.uint8)  # noise: many stuffed FF00 bytes
+    data = images.jpeg(rgb, exif=images.exif_with_gps_and_orientation(1), **restart)
+    assert b"\xff\x00" in data and (not restart or b"\xff\xd0" in data)
+    out = normalize(data, "image/jpeg", LIMITS)
+    assert out.data.endswith(data[data.index(b"\xff\xda") :])  # up to and including the end marker
+    assert np.array_equal(np.asarray(_decoded(out.data)), np.asarray(_decoded(data)))
+    with pytest.raises(CorruptImage):
+        normalize(data[: len(data) // 2], "image/jpeg", LIMITS)

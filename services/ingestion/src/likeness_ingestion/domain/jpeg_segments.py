@@ -12,11 +12,15 @@ reduced-scale decode, where turning the image costs a fraction of turning it at 
 
 from __future__ import annotations
 
+import re
+
 # Segments that describe the image itself. Everything else (APP1 EXIF/XMP, APP2 ICC/MPF,
 # APP13 IPTC, COM, other APPn) is metadata and goes, as does anything after the end marker.
 _KEEP = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xC4, 0xCC, 0xDB, 0xDD, 0xDA, 0xE0, 0xEE}
 _SOS, _EOI = 0xDA, 0xD9
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
+# The first FF inside entropy-coded data that is neither stuffing (FF00) nor a restart marker (FFD0-D7).
+_MARKER_AFTER_SCAN = re.compile(rb"\xff(?![\x00\xd0-\xd7])")
 
 
 def orientation_segment(orientation: int) -> bytes:
@@ -71,14 +75,10 @@ def strip_metadata(data: bytes, orientation: int = 1) -> bytes | None:
             out += bytes((0xFF, marker)) + segment
         if marker == _SOS:
             # Entropy-coded data runs to the next marker that is not stuffing (FF00) or a restart (FFD0-D7).
-            start = i
-            while True:
-                i = data.find(b"\xff", i)
-                if i < 0 or i + 1 >= n:
-                    return None
-                following = data[i + 1]
-                if following != 0x00 and not 0xD0 <= following <= 0xD7:
-                    break
-                i += 2
+            # One regex scan in C: a 12 MP photo has thousands of stuffed FF00 pairs to step over.
+            found = _MARKER_AFTER_SCAN.search(data, i)
+            if found is None or found.start() + 1 >= n:
+                return None
+            start, i = i, found.start()
             out += data[start:i]
     return None
