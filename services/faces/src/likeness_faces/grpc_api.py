@@ -85,8 +85,13 @@ def options_of(o: faces_pb2.AnalyzeOptions) -> AnalyzeOptions:
 
 
 class FacesServicer(faces_pb2_grpc.FacesServicer):
-    def __init__(self, analyzer: FaceAnalyzer, ingestion: grpc.aio.Channel | None, max_pixels: int) -> None:
+    def __init__(
+        self, analyzer: FaceAnalyzer, ingestion: grpc.aio.Channel | None, max_pixels: int, max_concurrent_decodes: int = 2
+    ) -> None:
         self._analyzer = analyzer
+        # Decodes are bounded like the model work: a burst of large images neither takes every thread
+        # from the models nor holds a full-size copy of each at once.
+        self._decodes = asyncio.Semaphore(max(1, max_concurrent_decodes))
         self._ingestion = ingestion_pb2_grpc.IngestionStub(ingestion) if ingestion is not None else None
         self._max_pixels = max_pixels
 
@@ -112,7 +117,8 @@ class FacesServicer(faces_pb2_grpc.FacesServicer):
         if not data:
             raise errors.InvalidArgument("the image is empty", "EMPTY")
         try:
-            return await asyncio.to_thread(decode_rgb, data, self._max_pixels)
+            async with self._decodes:
+                return await asyncio.to_thread(decode_rgb, data, self._max_pixels)
         except UndecodableImage as exc:
             raise errors.InvalidArgument(str(exc), "CORRUPT_IMAGE") from None
 
