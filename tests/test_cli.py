@@ -175,3 +175,25 @@ async def test_a_missing_identity_is_a_clear_error(tmp_path: Path) -> None:
     )
     _, err = await proc.communicate()
     assert proc.returncode == 2 and b"does not exist" in err
+
+
+async def test_roles_decide_what_an_operator_may_do(mesh: dict[str, str], tmp_path: Path) -> None:
+    from tests.support.pki import pki
+
+    pki().ensure("operator/cli-support", roles=("support",))
+    pki().ensure("operator/cli-auditor", roles=("auditor",))
+    image = tmp_path / "template.jpg"
+    image.write_bytes(_jpeg(np.asarray(data.astronaut())))
+
+    # support: erasure status yes; the ledger and the catalog no.
+    support = await likeness(mesh, "erasure", "status", "no-such-erasure", identity="operator/cli-support")
+    assert support.rc == 1 and "CALLER_NOT_ALLOWED" not in support.err
+    refused = await likeness(mesh, "ledger", "verify", identity="operator/cli-support")
+    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
+    refused = await likeness(mesh, "templates", "add", str(image), "--name", "nope", identity="operator/cli-support")
+    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
+    # auditor: the ledger yes, erasures no.
+    audit = await likeness(mesh, "ledger", "verify", identity="operator/cli-auditor")
+    assert audit.rc == 0, audit.err
+    refused = await likeness(mesh, "erasure", "status", "no-such-erasure", identity="operator/cli-auditor")
+    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err

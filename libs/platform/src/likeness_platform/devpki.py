@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -24,6 +25,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 SPIFFE_PREFIX = "spiffe://likeness/"
 SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy")
+# Every operator role (likeness_platform.policy.ROLES): what a development operator gets by default.
+OPERATOR_ROLES = ("admin", "auditor", "support")
 
 
 def spiffe_id(identity: str) -> str:
@@ -141,22 +144,33 @@ class DevPki:
         folder = self.root / folder_name(identity)
         return TlsFiles(cert=folder / "tls.crt", key=folder / "tls.key", ca=folder / "ca.crt")
 
-    def ensure(self, identity: str) -> TlsFiles:
+    def ensure(self, identity: str, roles: Sequence[str] | None = None) -> TlsFiles:
         """`identity`'s files, issuing them if they do not exist."""
         files = self.files(identity)
         if files.cert.exists() and files.key.exists() and files.ca.exists():
             return files
-        return self.issue(identity)
+        return self.issue(identity, roles=roles)
 
-    def issue(self, identity: str, days: float = 365, not_before: dt.datetime | None = None) -> TlsFiles:
-        """A fresh key and certificate for `identity` (replacing any earlier one: this is rotation)."""
+    def issue(
+        self, identity: str, days: float = 365, not_before: dt.datetime | None = None, roles: Sequence[str] | None = None
+    ) -> TlsFiles:
+        """A fresh key and certificate for `identity` (replacing any earlier one: this is rotation).
+
+        Operator roles go into the Subject as OU `likeness-role:<role>`; a development operator gets
+        every role unless `roles` names fewer (services never get any)."""
         ca_key, ca_cert = self._ca()
+        if not identity.startswith("operator/"):
+            roles = ()
+        elif roles is None:
+            roles = OPERATOR_ROLES
+        subject = [x509.NameAttribute(NameOID.COMMON_NAME, identity)]
+        subject += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"likeness-role:{role}") for role in sorted(roles)]
         key = ec.generate_private_key(ec.SECP256R1())
         start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
         service = identity.split("/")[0]
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity)]))
+            .subject_name(x509.Name(subject))
             .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
