@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 from matplotlib import cbook
 from PIL import Image
@@ -89,7 +90,7 @@ async def test_specs_search_by_text_and_country(mesh: dict[str, str]) -> None:
     assert table.rc == 0 and "us-passport" in table.out and "gb-passport" in table.out
 
 
-async def test_id_photo_batch_summarises_rejects_and_resumes(mesh: dict[str, str], tmp_path: Path) -> None:
+async def test_id_photo_batch_summarises_rejects_and_resumes(mesh: dict[str, str], tmp_path: Path, database_url: str) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     with cbook.get_sample_data("grace_hopper.jpg") as fh:
@@ -112,6 +113,11 @@ async def test_id_photo_batch_summarises_rejects_and_resumes(mesh: dict[str, str
     assert sorted(Image.open(out / "grace-sheet.jpg").size) == [1200, 1800]
     assert not (out / "coffee.jpg").exists()
     made = {name: (out / name).stat().st_mtime_ns for name in ("grace.jpg", "astronaut.jpg")}
+    # Every download of the batch is in the access log under the operator who asked (through render), with the purpose.
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute("SELECT actor, resource FROM privacy.access_log WHERE purpose = 'operator_batch'")
+        reads = await cur.fetchall()
+    assert len(reads) == 4 and {actor for actor, _ in reads} == {"operator/cli-test via render"}, reads
 
     # Again: the done files are skipped (not remade), the face-less one is tried and refused again.
     second = await likeness(mesh, "id-photo", str(folder), "--spec", "us-passport", "--out", str(out), "--sheet", "4r")
