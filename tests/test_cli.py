@@ -20,7 +20,7 @@ from PIL import Image
 from skimage import data
 
 from likeness.privacy.v1 import privacy_pb2
-from tests.support.pki import files
+from tests.support.pki import files, pki
 from tests.support.services import Started, free_port, start_faces, start_ingestion, start_privacy, start_render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +56,10 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> A
 
 
 async def likeness(mesh: dict[str, str], *args: str, identity: str = "operator/cli-test") -> Ran:
-    """Run the CLI in its own process (the services keep serving on this event loop meanwhile)."""
-    tls = files(identity)
+    """Run the CLI in its own process (the services keep serving on this event loop meanwhile).
+    An identity a test issued with some roles is used as it is; others are issued on first use."""
+    issued = pki().files(identity)
+    tls = issued if issued.cert.is_file() else files(identity)
     env = {
         **os.environ,
         "LIKENESS_CLIENT_TLS_DIR": str(tls.cert.parent),
@@ -184,8 +186,6 @@ async def test_a_missing_identity_is_a_clear_error(tmp_path: Path) -> None:
 
 
 async def test_roles_decide_what_an_operator_may_do(mesh: dict[str, str], tmp_path: Path) -> None:
-    from tests.support.pki import pki
-
     pki().ensure("operator/cli-support", roles=("support",))
     pki().ensure("operator/cli-auditor", roles=("auditor",))
     image = tmp_path / "template.jpg"

@@ -162,6 +162,7 @@ async def test_sync_client_works_from_any_thread(server: tuple[FlakyRender, str]
 def test_identity_is_found_in_flags_env_and_the_dev_run_folder(tmp_path: Path) -> None:
     tls = files("operator/dev")
     assert Identity.discover(tls.cert, tls.key, tls.ca, env={}).name == "operator/dev"
+    assert Identity.discover(tls.cert, tls.key, tls.ca, env={}).roles == {"admin", "auditor", "support"}
     with pytest.raises(ConfigError, match="all three"):
         Identity.discover(tls.cert, None, None, env={})
     assert Identity.discover(env={"LIKENESS_CLIENT_TLS_DIR": str(tls.cert.parent)}, start=tmp_path).cert == tls.cert

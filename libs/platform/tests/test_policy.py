@@ -115,6 +115,12 @@ def test_roles_travel_in_the_certificate(pki: DevPki) -> None:
     assert roles_from_auth_context(auth("render", ("admin",))) == frozenset()
     assert identity_from_auth_context(auth("operator/sue", ("support",))) == "operator/sue"
     assert roles_from_auth_context({}) == frozenset()
+    # A development operator made before roles existed (or with other roles) is re-issued on ensure; one that matches is kept.
+    old = pki.issue("operator/legacy", roles=())
+    assert roles_from_auth_context({"x509_pem_cert": [pki.ensure("operator/legacy").cert.read_bytes()]}) == policy.ROLES
+    kept = old.cert.read_bytes()
+    assert pki.ensure("operator/legacy").cert.read_bytes() == kept
+    assert pki.ensure("operator/legacy", roles=("support",)).cert.read_bytes() != kept
 
 
 def _handlers(rpcs: list[Rpc]) -> list[grpc.GenericRpcHandler]:

@@ -402,7 +402,8 @@ def whoami(ctx: click.Context) -> None:
         identity, endpoints = ctx.obj.identity(), ctx.obj.endpoints()
     except ConfigError as exc:
         _fail(str(exc))
-    console.print(f"identity {identity.name or '(none in certificate)'}  cert {identity.cert}", highlight=False)
+    roles = ", ".join(sorted(identity.roles)) or "none"
+    console.print(f"identity {identity.name or '(none in certificate)'}  roles {roles}  cert {identity.cert}", highlight=False)
     for name in SERVICES:
         console.print(f"  {name:<10} {endpoints[name]}", highlight=False)
 

@@ -98,6 +98,16 @@ class Identity:
                 return uri[len(SPIFFE_PREFIX) :]
         return ""
 
+    @property
+    def roles(self) -> frozenset[str]:
+        """The operator roles the certificate carries (Subject OU `likeness-role:<role>`)."""
+        try:
+            cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        except (OSError, ValueError):
+            return frozenset()
+        units = [str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)]
+        return frozenset(u.removeprefix("likeness-role:") for u in units if u.startswith("likeness-role:"))
+
 
 def _dev_candidates(start: Path) -> list[Path]:
     here = start.resolve()

@@ -68,6 +68,25 @@ class TlsFiles:
         return self.cert.read_bytes(), self.key.read_bytes(), self.ca.read_bytes()
 
 
+ROLE_OU_PREFIX = "likeness-role:"
+
+
+def _wanted_roles(identity: str, roles: Sequence[str] | None) -> frozenset[str]:
+    """Services carry no roles; an operator the ones asked for, every role when none are named."""
+    if not identity.startswith("operator/"):
+        return frozenset()
+    return frozenset(OPERATOR_ROLES if roles is None else roles)
+
+
+def _roles_in(cert_file: Path) -> frozenset[str]:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError):
+        return frozenset()
+    units = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    return frozenset(u[len(ROLE_OU_PREFIX) :] for u in units if u.startswith(ROLE_OU_PREFIX))
+
+
 def _write(path: Path, data: bytes, private: bool = False) -> None:
     # Write then rename, so a reader never sees half a file (rotation happens under running services).
     tmp = path.with_name(path.name + ".tmp")
@@ -145,10 +164,13 @@ class DevPki:
         return TlsFiles(cert=folder / "tls.crt", key=folder / "tls.key", ca=folder / "ca.crt")
 
     def ensure(self, identity: str, roles: Sequence[str] | None = None) -> TlsFiles:
-        """`identity`'s files, issuing them if they do not exist."""
+        """`identity`'s files, issuing them if they do not exist (or, for an operator, carry other roles than asked:
+        a run folder made before roles existed gets its development operator re-issued with them)."""
         files = self.files(identity)
         if files.cert.exists() and files.key.exists() and files.ca.exists():
-            return files
+            wanted = _wanted_roles(identity, roles)
+            if not identity.startswith("operator/") or _roles_in(files.cert) == wanted:
+                return files
         return self.issue(identity, roles=roles)
 
     def issue(
@@ -159,12 +181,11 @@ class DevPki:
         Operator roles go into the Subject as OU `likeness-role:<role>`; a development operator gets
         every role unless `roles` names fewer (services never get any)."""
         ca_key, ca_cert = self._ca()
-        if not identity.startswith("operator/"):
-            roles = ()
-        elif roles is None:
-            roles = OPERATOR_ROLES
         subject = [x509.NameAttribute(NameOID.COMMON_NAME, identity)]
-        subject += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"likeness-role:{role}") for role in sorted(roles)]
+        subject += [
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{ROLE_OU_PREFIX}{role}")
+            for role in sorted(_wanted_roles(identity, roles))
+        ]
         key = ec.generate_private_key(ec.SECP256R1())
         start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
         service = identity.split("/")[0]
