@@ -176,7 +176,13 @@ def test_identity_is_found_in_flags_env_and_the_dev_run_folder(tmp_path: Path) -
     for src, name in ((tls.cert, "tls.crt"), (tls.key, "tls.key"), (tls.ca, "ca.crt")):
         (dev / name).write_bytes(src.read_bytes())
     (tmp_path / "a" / "b").mkdir(parents=True)
-    assert Identity.discover(env={}, start=tmp_path / "a" / "b").cert == dev / "tls.crt"
+    found = Identity.discover(env={}, start=tmp_path / "a" / "b")
+    assert found.cert == dev / "tls.crt" and found.run_dir == tmp_path / ".run"
+    # The run folder's endpoints.json (written by scripts/mesh.py) gives the addresses; env and flags still win.
+    (tmp_path / ".run" / "endpoints.json").write_text('{"render": "127.0.0.1:41001", "privacy": "127.0.0.1:41002"}')
+    endpoints = Endpoints.from_env(env={"LIKENESS_PRIVACY_ADDR": "p:1"}, run_dir=found.run_dir)
+    assert (endpoints["render"], endpoints["privacy"], endpoints["faces"]) == ("127.0.0.1:41001", "p:1", "127.0.0.1:50052")
+    assert Identity(tmp_path / "x.crt", tmp_path / "x.key", tmp_path / "ca.crt").run_dir is None
 
 
 def test_endpoints_default_to_make_run_and_follow_env_and_overrides() -> None:

@@ -45,15 +45,18 @@ class Options:
     def identity(self) -> Identity:
         return Identity.discover(self.cert, self.key, self.ca)
 
-    def endpoints(self) -> Endpoints:
+    def endpoints(self, identity: Identity | None = None) -> Endpoints:
         a = self.addresses
-        return Endpoints.from_env(None, render=a.get("render"), privacy=a.get("privacy"), faces=a.get("faces"))
+        run_dir = (identity or self.identity()).run_dir
+        return Endpoints.from_env(None, run_dir, render=a.get("render"), privacy=a.get("privacy"), faces=a.get("faces"))
 
     def client(self) -> Client:
-        return Client(self.identity(), self.endpoints(), deadline=self.deadline)
+        identity = self.identity()
+        return Client(identity, self.endpoints(identity), deadline=self.deadline)
 
     def async_client(self) -> AsyncClient:
-        return AsyncClient(self.identity(), self.endpoints(), deadline=self.deadline)
+        identity = self.identity()
+        return AsyncClient(identity, self.endpoints(identity), deadline=self.deadline)
 
 
 def _fail(message: str, code: int = 2) -> None:

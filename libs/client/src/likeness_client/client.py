@@ -42,7 +42,7 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.identity = identity or Identity.discover()
-        self.endpoints = endpoints or Endpoints.from_env()
+        self.endpoints = endpoints or Endpoints.from_env(run_dir=self.identity.run_dir)
         self.deadline = deadline
         self.retry = retry or RetryPolicy()
         cert, key, ca = self.identity.read()

@@ -9,6 +9,7 @@ The identity is a certificate, its key and the mesh CA bundle, as PEM files (an 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,6 +73,14 @@ class Identity:
             "or start the development mesh with `make run` (it writes .run/tls/operator-dev)"
         )
 
+    @property
+    def run_dir(self) -> Path | None:
+        """The `make run` folder this identity lies in (`<run>/tls/operator-<name>/tls.crt`), if it does."""
+        folder = self.cert.parent
+        if folder.name.startswith("operator-") and folder.parent.name == "tls":
+            return folder.parent.parent
+        return None
+
     def checked(self) -> Identity:
         for path in (self.cert, self.key, self.ca):
             if not path.is_file():
@@ -125,10 +134,17 @@ class Endpoints:
     addresses: dict[str, str] = field(default_factory=lambda: {name: f"127.0.0.1:{port}" for name, port in DEV_PORTS.items()})
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str | None) -> Endpoints:
-        """`make run`'s addresses, replaced by `LIKENESS_<SERVICE>_ADDR` and then by non-empty overrides (`render="host:port"`)."""
+    def from_env(cls, env: Mapping[str, str] | None = None, run_dir: Path | None = None, **overrides: str | None) -> Endpoints:
+        """`make run`'s addresses (its fixed ports, or those in `<run_dir>/endpoints.json` when given), replaced by
+        `LIKENESS_<SERVICE>_ADDR` and then by non-empty overrides (`render="host:port"`)."""
         env = os.environ if env is None else env
         addresses = cls().addresses
+        if run_dir is not None and (run_dir / "endpoints.json").is_file():
+            try:
+                written = json.loads((run_dir / "endpoints.json").read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot read {run_dir / 'endpoints.json'}: {exc}") from None
+            addresses.update({k: str(v) for k, v in written.items() if k in addresses})
         for name in SERVICES:
             if env.get(f"LIKENESS_{name.upper()}_ADDR"):
                 addresses[name] = env[f"LIKENESS_{name.upper()}_ADDR"]
