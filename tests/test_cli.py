@@ -44,13 +44,19 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> A
     started = Started()
     tmp = tmp_path_factory.mktemp("cli")
     ingestion_port, faces_port, render_port = free_port(), free_port(), free_port()
-    _, privacy_addr = await start_privacy(database_url, {"render": f"127.0.0.1:{render_port}"}, started)
+    privacy, privacy_addr = await start_privacy(database_url, {"render": f"127.0.0.1:{render_port}"}, started)
     await start_ingestion(database_url, privacy_addr, tmp / "uploads", started, port=ingestion_port)
     await start_faces(started, f"127.0.0.1:{ingestion_port}", port=faces_port)
     addrs = {"privacy": privacy_addr, "ingestion": f"127.0.0.1:{ingestion_port}", "faces": f"127.0.0.1:{faces_port}"}
     await start_render(database_url, addrs, tmp / "results", started, port=render_port)
     try:
         yield {**addrs, "render": f"127.0.0.1:{render_port}"}
+        # The erasures the CLI asked for (each batch's subject) complete across the holders: nothing is left behind.
+        for _ in range(50):
+            if not await privacy.erasures.drive_open():
+                break
+            await asyncio.sleep(0.2)
+        assert await privacy.erasures.drive_open() == []
     finally:
         await started.close()
 
