@@ -81,6 +81,8 @@ class Mesh:
             self.health_ports = {name: port + HEALTH_OFFSET for name, port in GRPC_PORTS.items()}
         self.pki = DevPki(self.run_dir)
         self.tls = self.pki.ensure_services((*GRPC_PORTS, OPERATOR))
+        # Where each service listens, for the `likeness` CLI (it finds this next to the operator identity).
+        (self.run_dir / "endpoints.json").write_text(json.dumps({name: self.addr(name) for name in GRPC_PORTS}))
 
     def addr(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"

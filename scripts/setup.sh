@@ -24,9 +24,14 @@ site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purel
 {
   echo "$PWD/libs/platform/src"
   echo "$PWD/libs/imaging/src"
+  echo "$PWD/libs/client/src"
   echo "$PWD/libs/protos"
   for s in services/*/src; do echo "$PWD/$s"; done
 } > "$site/likeness-dev.pth"
+
+# The operators' `likeness` command (libs/client; images install it from its pyproject's [project.scripts]).
+printf '#!%s\nfrom likeness_client.cli import main\n\nmain()\n' "$PWD/.venv/bin/python" > .venv/bin/likeness
+chmod +x .venv/bin/likeness
 
 .venv/bin/python scripts/gen_protos.py
 .venv/bin/python scripts/fetch_models.py

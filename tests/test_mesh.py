@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -98,6 +101,27 @@ def test_mesh_starts_with_embedded_postgres_serves_reflection_and_stops(tmp_path
         )
         assert device.status_code == 201
         assert device.json()["token"].startswith("lk_")
+        # The `likeness` CLI needs nothing but the development operator identity the mesh made (addresses come with it).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LIKENESS_CLIENT", "LIKENESS_RENDER", "LIKENESS_PRIVACY"))}
+        env["LIKENESS_CLIENT_TLS_DIR"] = str(tmp_path / "run" / "tls" / "operator-dev")
+        cli = subprocess.run(
+            [sys.executable, "-m", "likeness_client.cli", "specs", "search", "passport", "--country", "JP", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert cli.returncode == 0 and '"jp-passport"' in cli.stdout, cli.stderr
+        ledger = subprocess.run(
+            [sys.executable, "-m", "likeness_client.cli", "ledger", "verify"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert ledger.returncode == 0 and ledger.stdout.startswith("ok"), ledger.stdout + ledger.stderr
         codes = {name: proc.pid for name, proc in mesh.procs.items()}
     finally:
         mesh.down()

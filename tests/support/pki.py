@@ -53,7 +53,7 @@ _PREFERENCE = ("gateway", "privacy", "render", "ingestion", "faces", "billing", 
 def allowed_identity(method: str) -> str:
     """An identity the mesh policy lets call `method` (the test plays that party)."""
     for identity in _PREFERENCE:
-        if policy.is_allowed(identity, method):
+        if policy.is_allowed(identity, method, roles=policy.ROLES):
             return identity
     raise AssertionError(f"no identity may call {method}; is it in likeness_platform.policy.POLICY?")
 

@@ -63,7 +63,9 @@ def test_the_issue_minimum_holds() -> None:
     assert {c for c in ALL if rule(c, "/likeness.privacy.v1.Privacy/GetDataKey")} == {"ingestion", "render"}
     for method in ("ConsumeCredit", "GetEntitlements", "VerifyAppleTransaction", "HandleAppleNotification"):
         assert {c for c in ALL if rule(c, f"/likeness.billing.v1.Billing/{method}")} == {"gateway"}
-    assert {c for c in ALL if rule(c, "/likeness.render.v1.Render/RegisterTemplate")} == {"operator/alice"}
+    # Catalog writes need the admin role; an operator without it is refused like a service.
+    assert {c for c in ALL if rule(c, "/likeness.render.v1.Render/RegisterTemplate")} == set()
+    assert rule("operator/alice", "/likeness.render.v1.Render/RegisterTemplate", roles=frozenset({"admin"}))
     assert {c for c in ALL if rule(c, "/likeness.privacy.v1.Privacy/RecordGeneration")} == {"gateway"}
     assert not rule("faces", "/likeness.privacy.v1.Privacy/RecordAccess")
     assert {c for c in ALL if rule(c, "/likeness.privacy.v1.Privacy/RecordSecurityEvent")} == set(ALL) - {"operator/alice"}
@@ -74,6 +76,51 @@ def test_the_issue_minimum_holds() -> None:
     # `operator/` alone is not an operator; a look-alike service name is not a service.
     assert not rule("operator/", "/likeness.render.v1.Render/RegisterTemplate")
     assert not rule("privacy/x", "/likeness.privacy.v1.DataHolder/Export")
+
+
+def test_operator_roles() -> None:
+    rule = policy.is_allowed
+    privacy = "/likeness.privacy.v1.Privacy/"
+    support, auditor, admin = frozenset({"support"}), frozenset({"auditor"}), frozenset({"admin"})
+    # support: erasures and a subject's state, no content (exports stay with the subject's own device).
+    for method in ("GetErasure", "RequestErasure", "GetSubject"):
+        assert rule("operator/sue", privacy + method, roles=support)
+        assert not rule("operator/sue", privacy + method, roles=auditor | admin)
+    assert rule("operator/sue", "/likeness.gateway.v1.Devices/GetDevice", roles=support)
+    for method in ("RequestExport", "DownloadExport"):
+        assert not rule("operator/sue", privacy + method, roles=policy.ROLES)
+    # auditor: the ledger and the access log.
+    assert rule("operator/aud", privacy + "VerifyLedger", roles=auditor)
+    assert not rule("operator/aud", privacy + "VerifyLedger", roles=support | admin)
+    # Roles mean nothing on a service certificate, unknown roles nothing anywhere, and no role nothing role-gated.
+    assert not rule("render", "/likeness.render.v1.Render/RegisterTemplate", roles=admin)
+    assert not rule("operator/x", privacy + "VerifyLedger", roles=frozenset({"root", "auditors"}))
+    gated = [r.name for r in RPCS if any(a.startswith("role:") for a in policy.allowed_for(r.name) or ())]
+    assert len(gated) >= 5 and not [m for m in gated if rule("operator/norole", m)]
+    # Any operator, whatever its roles, may use the batch tools (render, faces, its own batch subject).
+    assert rule("operator/norole", "/likeness.render.v1.Render/CreateIdPhoto")
+    assert rule("operator/norole", privacy + "RegisterSubject")
+
+
+def test_roles_travel_in_the_certificate(pki: DevPki) -> None:
+    from likeness_platform.tls import identity_from_auth_context, roles_from_auth_context
+
+    def auth(identity: str, roles: tuple[str, ...] | None) -> dict[str, list[bytes]]:
+        return {"x509_pem_cert": [pki.issue(identity, roles=roles).cert.read_bytes()]}
+
+    assert roles_from_auth_context(auth("operator/sue", ("support",))) == {"support"}
+    assert roles_from_auth_context(auth("operator/dev", None)) == policy.ROLES
+    assert roles_from_auth_context(auth("operator/none", ())) == frozenset()
+    # A service certificate is issued without roles even when asked.
+    assert roles_from_auth_context(auth("render", ("admin",))) == frozenset()
+    assert identity_from_auth_context(auth("operator/sue", ("support",))) == "operator/sue"
+    assert roles_from_auth_context({}) == frozenset()
+    # A development operator made before roles existed (or with other roles) is re-issued on ensure; one that matches is kept.
+    old = pki.issue("operator/legacy", roles=())
+    assert roles_from_auth_context({"x509_pem_cert": [pki.ensure("operator/legacy").cert.read_bytes()]}) == policy.ROLES
+    kept = old.cert.read_bytes()
+    assert pki.ensure("operator/legacy").cert.read_bytes() == kept
+    assert pki.ensure("operator/legacy", roles=("support",)).cert.read_bytes() != kept
 
 
 def _handlers(rpcs: list[Rpc]) -> list[grpc.GenericRpcHandler]:
@@ -119,11 +166,28 @@ async def _call(channel: grpc.aio.Channel, rpc: Rpc) -> bytes:
     return bytes(await channel.unary_unary(rpc.name)(b"x", timeout=10))
 
 
+# Operators the wire test plays: one per role, and ones with no role at all.
+ROLES_OF: dict[str, tuple[str, ...]] = {
+    "operator/wire-norole": (),
+    "operator/mallory": (),
+    **{f"operator/{role}-only": (role,) for role in policy.ROLES},
+}
+
+
+def _caller(entry: str) -> str:
+    """A certificate identity that a policy entry names: an operator without roles for `OPERATOR`, one with only that role for a role."""
+    if entry == policy.OPERATOR:
+        return "operator/wire-norole"
+    if entry.startswith("role:"):
+        return f"operator/{entry.removeprefix('role:')}-only"
+    return entry
+
+
 def _credentials(pki: DevPki, identity: str | None) -> grpc.ChannelCredentials:
     files = pki.ensure("privacy")
     if identity is None:
         return grpc.ssl_channel_credentials(root_certificates=files.ca.read_bytes())
-    cert, key, ca = pki.ensure(identity).read()
+    cert, key, ca = pki.ensure(identity, roles=ROLES_OF.get(identity)).read()
     return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 
 
@@ -150,7 +214,7 @@ async def everything(pki: DevPki) -> AsyncIterator[tuple[RunningServer, list[tup
 def _denied_identity(method: str) -> str:
     """Another service's identity the rule does not name (an operator where every service is allowed)."""
     for candidate in ("gateway", "privacy", "faces", "billing", "render", "ingestion", "operator/mallory"):
-        if not policy.is_allowed(candidate, method):
+        if not policy.is_allowed(candidate, method, roles=frozenset(ROLES_OF.get(candidate, ()))):
             return candidate
     raise AssertionError(f"every identity may call {method}")
 
@@ -163,7 +227,7 @@ async def test_policy_over_the_wire(rpc: Rpc, everything: tuple[RunningServer, l
     assert allowed
     # Every identity the rule names gets through (an operator pattern stands for any operator).
     for identity in sorted(allowed):
-        caller = "operator/alice" if identity == policy.OPERATOR else identity
+        caller = _caller(identity)
         async with grpc.aio.secure_channel(address, _credentials(pki, caller)) as channel:
             assert await _call(channel, rpc) == b"ok", (rpc.name, caller)
     # Another service's (or an operator's) certificate: PERMISSION_DENIED, counted, reported.

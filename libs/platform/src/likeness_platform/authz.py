@@ -19,7 +19,7 @@ import structlog
 from likeness_platform import callcontext, policy
 from likeness_platform.errors import ERROR_CODE_KEY
 from likeness_platform.metrics import AUTHZ_DENIED, SECURITY_EVENTS_DROPPED
-from likeness_platform.tls import SPIFFE_PREFIX, peer_identity
+from likeness_platform.tls import SPIFFE_PREFIX, peer_identity, peer_roles
 
 log = structlog.get_logger("likeness.authz")
 
@@ -137,7 +137,7 @@ class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
         def check(context: grpc.aio.ServicerContext) -> str | None:
             identity = peer_identity(context)
             callcontext.caller_var.set(identity)
-            return identity if policy.is_allowed(identity, method, rules) else None
+            return identity if policy.is_allowed(identity, method, rules, peer_roles(context)) else None
 
         def wrap(behavior: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
             if streaming:

@@ -10,6 +10,9 @@ import uuid
 
 REQUEST_ID_KEY = "x-request-id"
 SUBJECT_KEY = "x-likeness-subject"
+# Set by a service on the calls it makes while serving an operator: the operator's certificate identity,
+# so the access log names the person behind a read (privacy trusts it only from mesh services).
+ON_BEHALF_OF_KEY = "x-likeness-on-behalf-of"
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("likeness_request_id", default="")
 subject_var: contextvars.ContextVar[str] = contextvars.ContextVar("likeness_subject", default="")

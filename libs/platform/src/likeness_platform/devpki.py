@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -24,6 +25,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 SPIFFE_PREFIX = "spiffe://likeness/"
 SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy")
+# Every operator role (likeness_platform.policy.ROLES): what a development operator gets by default.
+OPERATOR_ROLES = ("admin", "auditor", "support")
 
 
 def spiffe_id(identity: str) -> str:
@@ -63,6 +66,25 @@ class TlsFiles:
     def read(self) -> tuple[bytes, bytes, bytes]:
         """(certificate chain, private key, CA bundle) as PEM bytes."""
         return self.cert.read_bytes(), self.key.read_bytes(), self.ca.read_bytes()
+
+
+ROLE_OU_PREFIX = "likeness-role:"
+
+
+def _wanted_roles(identity: str, roles: Sequence[str] | None) -> frozenset[str]:
+    """Services carry no roles; an operator the ones asked for, every role when none are named."""
+    if not identity.startswith("operator/"):
+        return frozenset()
+    return frozenset(OPERATOR_ROLES if roles is None else roles)
+
+
+def _roles_in(cert_file: Path) -> frozenset[str]:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError):
+        return frozenset()
+    units = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    return frozenset(u[len(ROLE_OU_PREFIX) :] for u in units if u.startswith(ROLE_OU_PREFIX))
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
@@ -141,22 +163,35 @@ class DevPki:
         folder = self.root / folder_name(identity)
         return TlsFiles(cert=folder / "tls.crt", key=folder / "tls.key", ca=folder / "ca.crt")
 
-    def ensure(self, identity: str) -> TlsFiles:
-        """`identity`'s files, issuing them if they do not exist."""
+    def ensure(self, identity: str, roles: Sequence[str] | None = None) -> TlsFiles:
+        """`identity`'s files, issuing them if they do not exist (or, for an operator, carry other roles than asked:
+        a run folder made before roles existed gets its development operator re-issued with them)."""
         files = self.files(identity)
         if files.cert.exists() and files.key.exists() and files.ca.exists():
-            return files
-        return self.issue(identity)
+            wanted = _wanted_roles(identity, roles)
+            if not identity.startswith("operator/") or _roles_in(files.cert) == wanted:
+                return files
+        return self.issue(identity, roles=roles)
 
-    def issue(self, identity: str, days: float = 365, not_before: dt.datetime | None = None) -> TlsFiles:
-        """A fresh key and certificate for `identity` (replacing any earlier one: this is rotation)."""
+    def issue(
+        self, identity: str, days: float = 365, not_before: dt.datetime | None = None, roles: Sequence[str] | None = None
+    ) -> TlsFiles:
+        """A fresh key and certificate for `identity` (replacing any earlier one: this is rotation).
+
+        Operator roles go into the Subject as OU `likeness-role:<role>`; a development operator gets
+        every role unless `roles` names fewer (services never get any)."""
         ca_key, ca_cert = self._ca()
+        subject = [x509.NameAttribute(NameOID.COMMON_NAME, identity)]
+        subject += [
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{ROLE_OU_PREFIX}{role}")
+            for role in sorted(_wanted_roles(identity, roles))
+        ]
         key = ec.generate_private_key(ec.SECP256R1())
         start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
         service = identity.split("/")[0]
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity)]))
+            .subject_name(x509.Name(subject))
             .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -170,6 +170,9 @@ def _outgoing(details: ClientCallDetails, default_timeout: float) -> ClientCallD
     subject = callcontext.current_subject()
     if subject and callcontext.SUBJECT_KEY not in present:
         metadata.append((callcontext.SUBJECT_KEY, subject))
+    caller = callcontext.current_caller()
+    if caller.startswith("operator/") and callcontext.ON_BEHALF_OF_KEY not in present:
+        metadata.append((callcontext.ON_BEHALF_OF_KEY, caller))
     timeout = details.timeout if details.timeout is not None else default_timeout
     return ClientCallDetails(details.method, timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready)
 

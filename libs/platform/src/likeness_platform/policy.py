@@ -3,7 +3,9 @@
 Keys are full method names (`/package.Service/Method`) or a whole service (`/package.Service/*`);
 an exact entry wins over the service's. Values are the identities allowed: a service name
 (`gateway`, ...) for `spiffe://likeness/<service>`, `OPERATOR` for any `spiffe://likeness/operator/<name>`,
-`ANY_IDENTITY` for any certificate of the mesh CA, `ANYONE` for callers without one (health only).
+`ANY_IDENTITY` for any certificate of the mesh CA, `ANYONE` for callers without one (health only),
+and an operator role (`SUPPORT`, `AUDITOR`, `ADMIN`) for an operator whose certificate carries that role
+(`tls.roles_from_auth_context`: Subject OU `likeness-role:<role>`, signed by the mesh CA like the identity).
 A method with no entry is refused: adding an RPC means adding its line here (a test checks every
 method of protos/ has one). ARCHITECTURE.md "Trust inside the mesh" is the prose of this table.
 """
@@ -20,6 +22,12 @@ BILLING = "billing"
 PRIVACY = "privacy"
 SERVICES = frozenset({GATEWAY, INGESTION, FACES, RENDER, BILLING, PRIVACY})
 OPERATOR = "operator/*"
+# Operator roles (issue #20): support sees erasures and a subject's state, never content; auditor
+# verifies the ledger and the access log; admin manages the catalog (templates, outfits, settings).
+SUPPORT = "role:support"
+AUDITOR = "role:auditor"
+ADMIN = "role:admin"
+ROLES = frozenset({"support", "auditor", "admin"})
 ANY_IDENTITY = "*"
 ANYONE = ""
 
@@ -32,14 +40,15 @@ POLICY: Mapping[str, frozenset[str]] = {
     "/likeness.privacy.v1.DataHolder/*": frozenset({PRIVACY}),
     # Raw data keys: only the services that encrypt at rest.
     _PRIVACY + "GetDataKey": frozenset({INGESTION, RENDER}),
-    # Subject life cycle and rights requests: the public edge and support operators.
+    # Subject life cycle and rights requests: the public edge and support operators (an operator's batch
+    # registers a subject of its own); exports carry content: the subject's own device only.
     _PRIVACY + "RegisterSubject": frozenset({GATEWAY, OPERATOR}),
-    _PRIVACY + "GetSubject": frozenset({GATEWAY, OPERATOR}),
-    _PRIVACY + "RequestErasure": frozenset({GATEWAY, OPERATOR}),
-    _PRIVACY + "GetErasure": frozenset({GATEWAY, OPERATOR}),
-    _PRIVACY + "RequestExport": frozenset({GATEWAY, OPERATOR}),
-    _PRIVACY + "DownloadExport": frozenset({GATEWAY, OPERATOR}),
-    _PRIVACY + "VerifyLedger": frozenset({GATEWAY, OPERATOR}),
+    _PRIVACY + "GetSubject": frozenset({GATEWAY, SUPPORT}),
+    _PRIVACY + "RequestErasure": frozenset({GATEWAY, SUPPORT}),
+    _PRIVACY + "GetErasure": frozenset({GATEWAY, SUPPORT}),
+    _PRIVACY + "RequestExport": frozenset({GATEWAY}),
+    _PRIVACY + "DownloadExport": frozenset({GATEWAY}),
+    _PRIVACY + "VerifyLedger": frozenset({GATEWAY, AUDITOR}),
     # Records are written by the services that did the work: generations at the gateway,
     # reads of stored data by the holders that keep it.
     _PRIVACY + "RecordGeneration": frozenset({GATEWAY}),
@@ -52,12 +61,12 @@ POLICY: Mapping[str, frozenset[str]] = {
     _INGESTION + "Open": frozenset({RENDER, FACES}),
     "/likeness.faces.v1.Faces/*": frozenset({RENDER, OPERATOR}),
     "/likeness.render.v1.Render/*": frozenset({GATEWAY, OPERATOR}),
-    # Catalog writes: operators (admin) only.
-    _RENDER + "RegisterTemplate": frozenset({OPERATOR}),
+    # Catalog writes: admin operators only.
+    _RENDER + "RegisterTemplate": frozenset({ADMIN}),
     # Payments: the gateway (App Store webhooks come in through it).
     "/likeness.billing.v1.Billing/*": frozenset({GATEWAY}),
-    # The gateway's operator view of devices.
-    "/likeness.gateway.v1.Devices/*": frozenset({OPERATOR}),
+    # The gateway's operator view of devices: support.
+    "/likeness.gateway.v1.Devices/*": frozenset({SUPPORT}),
     # Probes: anyone (also on the plaintext health-only port).
     "/grpc.health.v1.Health/*": frozenset({ANYONE}),
     # Reflection (only served when enabled): any identity of the mesh.
@@ -79,8 +88,8 @@ def has_entry(method: str, policy: Mapping[str, frozenset[str]] = POLICY) -> boo
     return allowed_for(method, policy) is not None
 
 
-def is_allowed(identity: str, method: str, policy: Mapping[str, frozenset[str]] = POLICY) -> bool:
-    """May `identity` ('' for no certificate, `render`, `operator/alice`) call `method`? Unknown methods: no."""
+def is_allowed(identity: str, method: str, policy: Mapping[str, frozenset[str]] = POLICY, roles: frozenset[str] = frozenset()) -> bool:
+    """May `identity` ('' for no certificate, `render`, `operator/alice`) with operator `roles` call `method`? Unknown methods: no."""
     allowed = allowed_for(method, policy)
     if not allowed:
         return False
@@ -90,4 +99,6 @@ def is_allowed(identity: str, method: str, policy: Mapping[str, frozenset[str]] 
         return False
     if ANY_IDENTITY in allowed or identity in allowed:
         return True
-    return identity.startswith("operator/") and len(identity) > len("operator/") and OPERATOR in allowed
+    if not (identity.startswith("operator/") and len(identity) > len("operator/")):
+        return False
+    return OPERATOR in allowed or any(f"role:{role}" in allowed for role in roles & ROLES)

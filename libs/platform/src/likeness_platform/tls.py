@@ -153,6 +153,27 @@ def _identity_of_pem(pem: bytes) -> str:
     return ""
 
 
+# Operator roles ride in the certificate's Subject as OU `likeness-role:<role>`: the CA that vouches for
+# the identity vouches for its roles, so no mesh-wide role table has to be kept in step on every service.
+ROLE_OU_PREFIX = "likeness-role:"
+
+
+@lru_cache(maxsize=256)
+def _roles_of_pem(pem: bytes) -> frozenset[str]:
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return frozenset()
+    units = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)
+    return frozenset(str(u.value)[len(ROLE_OU_PREFIX) :] for u in units if str(u.value).startswith(ROLE_OU_PREFIX))
+
+
+def roles_from_auth_context(auth: Mapping[str, Sequence[bytes]]) -> frozenset[str]:
+    """The operator roles a verified peer certificate carries (empty for services and role-less operators)."""
+    pems = auth.get("x509_pem_cert") or ()
+    return _roles_of_pem(bytes(pems[0])) if pems else frozenset()
+
+
 def identity_from_auth_context(auth: Mapping[str, Sequence[bytes]]) -> str:
     """The mesh identity (`render`, `operator/alice`) in a verified peer certificate, '' when there is none."""
     pems = auth.get("x509_pem_cert") or ()
@@ -162,3 +183,8 @@ def identity_from_auth_context(auth: Mapping[str, Sequence[bytes]]) -> str:
 def peer_identity(context: grpc.aio.ServicerContext) -> str:
     """The calling identity of a call being served, from its client certificate ('' without one)."""
     return identity_from_auth_context(context.auth_context())
+
+
+def peer_roles(context: grpc.aio.ServicerContext) -> frozenset[str]:
+    """The operator roles in the client certificate of a call being served."""
+    return roles_from_auth_context(context.auth_context())

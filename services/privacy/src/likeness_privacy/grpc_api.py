@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from likeness_platform.callcontext import current_caller
+from likeness_platform.callcontext import ON_BEHALF_OF_KEY, current_caller
 from likeness_platform.dataholder import counts, seconds, timestamp
 from likeness_privacy.domain.records import ErasureRow, SubjectRow
 from likeness_privacy.usecases import PrivacyUseCases
@@ -103,8 +103,13 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
         return privacy_pb2.RecordSecurityEventResponse()
 
     async def RecordAccess(self, request: Any, context: Any) -> privacy_pb2.RecordAccessResponse:
-        # The actor is who the certificate says called, not what the request claims.
-        entry = await self._uc.records.access(request.subject_id, current_caller(), request.resource, request.purpose)
+        # The actor is who the certificate says called, not what the request claims; a service reading
+        # for an operator names the operator too (only services may call this, so only they can say so).
+        actor = current_caller()
+        operator = dict(context.invocation_metadata() or ()).get(ON_BEHALF_OF_KEY, "")
+        if operator.startswith("operator/") and not actor.startswith("operator/"):
+            actor = f"{operator} via {actor}"
+        entry = await self._uc.records.access(request.subject_id, actor, request.resource, request.purpose)
         return privacy_pb2.RecordAccessResponse(entry_hash=entry)
 
     async def VerifyLedger(self, request: Any, context: Any) -> privacy_pb2.VerifyLedgerResponse:

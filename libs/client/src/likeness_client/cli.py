@@ -1,0 +1,419 @@
+"""`likeness`: the operators' command-line tool over the mesh's gRPC (mTLS as an operator identity).
+
+With no flags it uses the development identity and addresses of `make run`; see `likeness --help`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from likeness.privacy.v1 import privacy_pb2
+from likeness.render.v1 import render_pb2
+from likeness_client.client import AsyncClient, Client
+from likeness_client.config import SERVICES, ConfigError, Endpoints, Identity
+from likeness_client.retry import LikenessError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp"}
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
+# What an output folder remembers between runs: which inputs are done (by name, size and mtime).
+MANIFEST = ".likeness-batch.json"
+BATCH_PURPOSE = "operator_batch"
+
+console = Console()
+errors = Console(stderr=True)
+
+
+@dataclass
+class Options:
+    cert: str | None
+    key: str | None
+    ca: str | None
+    addresses: dict[str, str | None]
+    deadline: float
+
+    def identity(self) -> Identity:
+        return Identity.discover(self.cert, self.key, self.ca)
+
+    def endpoints(self, identity: Identity | None = None) -> Endpoints:
+        a = self.addresses
+        run_dir = (identity or self.identity()).run_dir
+        return Endpoints.from_env(None, run_dir, render=a.get("render"), privacy=a.get("privacy"), faces=a.get("faces"))
+
+    def client(self) -> Client:
+        identity = self.identity()
+        return Client(identity, self.endpoints(identity), deadline=self.deadline)
+
+    def async_client(self) -> AsyncClient:
+        identity = self.identity()
+        return AsyncClient(identity, self.endpoints(identity), deadline=self.deadline)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--cert", type=click.Path(dir_okay=False), help="Client certificate (PEM); default: LIKENESS_CLIENT_* or make run's operator/dev."
+)
+@click.option("--key", type=click.Path(dir_okay=False), help="Its private key (PEM).")
+@click.option("--ca", type=click.Path(dir_okay=False), help="The mesh CA bundle (PEM).")
+@click.option("--render", "render_addr", metavar="HOST:PORT", help="Render service address (default: LIKENESS_RENDER_ADDR or make run's).")
+@click.option("--privacy", "privacy_addr", metavar="HOST:PORT", help="Privacy service address.")
+@click.option("--faces", "faces_addr", metavar="HOST:PORT", help="Faces service address.")
+@click.option("--deadline", type=float, default=120.0, show_default=True, help="Seconds each call may take, retries included.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    cert: str | None,
+    key: str | None,
+    ca: str | None,
+    render_addr: str | None,
+    privacy_addr: str | None,
+    faces_addr: str | None,
+    deadline: float,
+) -> None:
+    """Likeness operator tool: specs, batch ID photos, checks, erasures, ledger, templates."""
+    ctx.obj = Options(cert, key, ca, {"render": render_addr, "privacy": privacy_addr, "faces": faces_addr}, deadline)
+
+
+def _client(ctx: click.Context) -> Client:
+    try:
+        return ctx.obj.client()
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise  # unreachable
+
+
+# --- specs -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def specs() -> None:
+    """Photo specifications of the catalog."""
+
+
+@specs.command("search")
+@click.argument("query", default="")
+@click.option("--country", default="", help="Country code or name (JP, Japan).")
+@click.option("--document", default="", help="Document kind (passport, visa, id).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def specs_search(ctx: click.Context, query: str, country: str, document: str, as_json: bool) -> None:
+    """Specs whose name, country or document match QUERY."""
+    with _client(ctx) as client:
+        found = _guard(lambda: client.list_specs(query, country, document))
+    if as_json:
+        for spec in found:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": spec.id,
+                        "country": spec.country_code,
+                        "document": spec.document,
+                        "width_mm": spec.width_mm,
+                        "height_mm": spec.height_mm,
+                    }
+                )
+            )
+        return
+    table = Table(title=f"{len(found)} spec(s)")
+    for column in ("id", "country", "document", "size (mm)", "pixels", "dpi"):
+        table.add_column(column)
+    for spec in found:
+        pixels = f"{spec.width_px}x{spec.height_px}" if spec.width_px else ""
+        table.add_row(
+            spec.id,
+            f"{spec.country_code} {spec.country}",
+            spec.document,
+            f"{spec.width_mm:g}x{spec.height_mm:g}",
+            pixels,
+            str(spec.dpi or ""),
+        )
+    console.print(table)
+    if not found:
+        sys.exit(1)
+
+
+def _guard(call: Any) -> Any:
+    """Run one client call; a refusal ends the command with its code."""
+    try:
+        return call()
+    except LikenessError as exc:
+        _fail(f"{exc.code}: {exc.message}", 1)
+
+
+# --- id photos ---------------------------------------------------------------------------------
+
+
+def _inputs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def _fingerprint(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+class Manifest:
+    """The output folder's record of finished inputs; written after every file, so an interrupted run resumes."""
+
+    def __init__(self, out: Path, spec: str, sheet: str) -> None:
+        self.path = out / MANIFEST
+        self.spec, self.sheet = spec, sheet
+        self.done: dict[str, dict[str, Any]] = {}
+        if self.path.is_file():
+            try:
+                saved = json.loads(self.path.read_text())
+            except ValueError:
+                saved = {}
+            if saved.get("spec") == spec and saved.get("sheet", "") == sheet:
+                self.done = dict(saved.get("done", {}))
+
+    def is_done(self, source: Path, out: Path) -> bool:
+        entry = self.done.get(source.name)
+        if not entry:
+            return False
+        return entry.get("fingerprint") == _fingerprint(source) and all((out / f).is_file() for f in entry.get("files", []))
+
+    def mark(self, source: Path, files: list[str]) -> None:
+        self.done[source.name] = {"fingerprint": _fingerprint(source), "files": files}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"spec": self.spec, "sheet": self.sheet, "done": self.done}, indent=1))
+        os.replace(tmp, self.path)
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # ok | skipped | rejected | failed
+    code: str = ""
+    detail: str = ""
+
+
+async def _one(client: AsyncClient, subject: str, source: Path, out: Path, spec: str, sheet: str, manifest: Manifest) -> Outcome:
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        return Outcome(source.name, "failed", "UNREADABLE", str(exc))
+    try:
+        reply = await client.create_id_photo(subject, data, spec, sheet)
+        files = []
+        for info, suffix in ((reply.photo, ""), (reply.sheet, "-sheet")):
+            if not info.result_id:
+                continue
+            described, content = await client.open_result(info.result_id, subject, BATCH_PURPOSE)
+            name = f"{source.stem}{suffix}{EXTENSIONS.get(described.content_type or info.content_type, '.jpg')}"
+            tmp = out / f".{name}.part"
+            tmp.write_bytes(content)
+            os.replace(tmp, out / name)
+            files.append(name)
+    except LikenessError as exc:
+        rejected = exc.status.name in {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND", "OUT_OF_RANGE"}
+        return Outcome(source.name, "rejected" if rejected else "failed", exc.code, exc.message)
+    manifest.mark(source, files)
+    issues = [i.code for i in reply.report.issues if i.severity == render_pb2.SEVERITY_ERROR]
+    return Outcome(source.name, "ok", "" if reply.report.passed else "REPORT_FAILED", ", ".join(issues))
+
+
+async def _batch(options: Options, sources: list[Path], out: Path, spec: str, sheet: str, concurrency: int, keep: bool) -> list[Outcome]:
+    manifest = Manifest(out, spec, sheet)
+    outcomes = [Outcome(p.name, "skipped") for p in sources if manifest.is_done(p, out)]
+    todo = [p for p in sources if not manifest.is_done(p, out)]
+    if not todo:
+        return outcomes
+    async with options.async_client() as client:
+        # One subject per run holds everything made for this batch; it is erased when the run ends
+        # (the photos are in OUT by then), so an operator's batch leaves no personal data in the mesh.
+        subject = (await client.register_subject()).subject_id
+        gate = asyncio.Semaphore(max(1, concurrency))
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=errors, transient=False
+        ) as progress:
+            task = progress.add_task(f"id-photo {spec}", total=len(todo))
+
+            async def run(source: Path) -> Outcome:
+                async with gate:
+                    outcome = await _one(client, subject, source, out, spec, sheet, manifest)
+                progress.advance(task)
+                return outcome
+
+            outcomes += await asyncio.gather(*(run(p) for p in todo))
+        if not keep:
+            erasure = await client.request_erasure(subject, reason="operator")
+            errors.print(f"batch subject {subject} erasure {erasure.erasure_id} requested", highlight=False)
+    return outcomes
+
+
+@cli.command("id-photo")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--spec", required=True, help="Spec id (see `likeness specs search`).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder (made if missing).")
+@click.option("--sheet", default="", help="Also make a print sheet on this paper (4r, a4, ...).")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Photos in flight at once.")
+@click.option("--keep", is_flag=True, help="Keep the batch's data in the mesh (default: erase it once downloaded).")
+@click.pass_context
+def id_photo(ctx: click.Context, folder: Path, spec: str, out: Path, sheet: str, concurrency: int, keep: bool) -> None:
+    """Make ID photos of every image in FOLDER into OUT. Re-running skips the files already done; exits 1 when any failed."""
+    sources = _inputs(folder)
+    if not sources:
+        _fail(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        outcomes = asyncio.run(_batch(ctx.obj, sources, out, spec, sheet, concurrency, keep))
+    except ConfigError as exc:
+        _fail(str(exc))
+    except LikenessError as exc:
+        _fail(f"{exc.code}: {exc.message}", 1)
+    outcomes.sort(key=lambda o: o.name)
+    table = Table(title=f"id-photo {spec} → {out}")
+    for column in ("file", "result", "code", "detail"):
+        table.add_column(column)
+    colours = {"ok": "green", "skipped": "dim", "rejected": "yellow", "failed": "red"}
+    for o in outcomes:
+        table.add_row(o.name, f"[{colours[o.status]}]{o.status}[/]", o.code, o.detail)
+    console.print(table)
+    counts = {status: sum(o.status == status for o in outcomes) for status in colours}
+    console.print(" ".join(f"{status}={count}" for status, count in counts.items()), highlight=False)
+    if counts["rejected"] or counts["failed"]:
+        sys.exit(1)
+
+
+@cli.command("check")
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--spec", required=True, help="Spec id.")
+@click.pass_context
+def check(ctx: click.Context, photo: Path, spec: str) -> None:
+    """Check an unedited PHOTO against a spec; exits 1 when it does not pass."""
+    with _client(ctx) as client:
+        subject = _guard(lambda: client.register_subject()).subject_id
+        try:
+            report = _guard(lambda: client.check_id_photo(subject, photo.read_bytes(), spec))
+        finally:
+            client.request_erasure(subject, reason="operator")
+    table = Table(title=f"{photo.name}: {'passed' if report.passed else 'not passed'} ({spec})")
+    for column in ("severity", "code", "message", "measured", "allowed"):
+        table.add_column(column)
+    for issue in report.issues:
+        allowed = f"{issue.allowed.min:g}..{issue.allowed.max:g}" if issue.HasField("allowed") else ""
+        table.add_row(
+            render_pb2.Severity.Name(issue.severity).removeprefix("SEVERITY_"), issue.code, issue.message, f"{issue.measured:g}", allowed
+        )
+    console.print(table)
+    if not report.passed:
+        sys.exit(1)
+
+
+# --- privacy -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def erasure() -> None:
+    """Erasures of data subjects."""
+
+
+@erasure.command("status")
+@click.argument("erasure_id")
+@click.pass_context
+def erasure_status(ctx: click.Context, erasure_id: str) -> None:
+    """Progress and receipts of erasure ERASURE_ID."""
+    with _client(ctx) as client:
+        found = _guard(lambda: client.get_erasure(erasure_id))
+    status = privacy_pb2.ErasureStatus.Name(found.status).removeprefix("ERASURE_STATUS_").lower()
+    console.print(
+        f"erasure {found.erasure_id}: [bold]{status}[/]  requested {found.requested_at.ToJsonString()}  deadline {found.deadline.ToJsonString()}"
+    )
+    table = Table()
+    for column in ("holder", "erased", "remaining", "attempts", "last error"):
+        table.add_column(column)
+    for r in found.receipts:
+        counts = lambda items: ", ".join(f"{c.category}={c.count}" for c in items)  # noqa: E731
+        table.add_row(r.holder, counts(r.erased), counts(r.remaining), str(r.attempts), r.last_error)
+    console.print(table)
+    if found.ledger_hash:
+        console.print(f"ledger entry {found.ledger_hash}", highlight=False)
+
+
+@cli.group()
+def ledger() -> None:
+    """The erasure ledger and the access log."""
+
+
+@ledger.command("verify")
+@click.pass_context
+def ledger_verify(ctx: click.Context) -> None:
+    """Check the hash chains; exits 1 when a link is broken."""
+    with _client(ctx) as client:
+        reply = _guard(lambda: client.verify_ledger())
+    if reply.ok:
+        console.print(f"[green]ok[/]: {reply.erasure_entries} erasure entries, {reply.access_entries} access entries")
+    else:
+        console.print(f"[red]broken[/]: {reply.problem}")
+        sys.exit(1)
+
+
+# --- templates ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def templates() -> None:
+    """Portrait template materials."""
+
+
+@templates.command("list")
+@click.pass_context
+def templates_list(ctx: click.Context) -> None:
+    with _client(ctx) as client:
+        found = _guard(lambda: client.list_templates())
+    table = Table(title=f"{len(found)} template(s)")
+    for column in ("id", "name", "style", "faces", "size"):
+        table.add_column(column)
+    for t in found:
+        table.add_row(t.template_id, t.name, t.style, str(t.face_count), f"{t.width}x{t.height}")
+    console.print(table)
+
+
+@templates.command("add")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Display name.")
+@click.option("--style", default="", help="Style label (e.g. business, wedding).")
+@click.pass_context
+def templates_add(ctx: click.Context, image: Path, name: str, style: str) -> None:
+    """Register IMAGE (JPEG/PNG) as a portrait template."""
+    with _client(ctx) as client:
+        made = _guard(lambda: client.register_template(name, style, image.read_bytes()))
+    console.print(f"template [bold]{made.template_id}[/] {made.name} ({made.face_count} face(s), {made.width}x{made.height})")
+
+
+@cli.command("whoami")
+@click.pass_context
+def whoami(ctx: click.Context) -> None:
+    """The identity and addresses the tool would use."""
+    try:
+        identity, endpoints = ctx.obj.identity(), ctx.obj.endpoints()
+    except ConfigError as exc:
+        _fail(str(exc))
+    roles = ", ".join(sorted(identity.roles)) or "none"
+    console.print(f"identity {identity.name or '(none in certificate)'}  roles {roles}  cert {identity.cert}", highlight=False)
+    for name in SERVICES:
+        console.print(f"  {name:<10} {endpoints[name]}", highlight=False)
+
+
+def main() -> None:
+    cli(prog_name="likeness")
+
+
+if __name__ == "__main__":
+    main()
