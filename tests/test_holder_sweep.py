@@ -70,7 +70,7 @@ async def _store_live_data(h: dict[str, Any], subject: str) -> None:
     await h["billing"]._repo.consume_credit(subject, "req-1", date.today(), QuotaPolicy(3), False)
     privacy = h["privacy"]
     pseudonym = privacy._config.pseudonym(subject)
-    await privacy._repo.add_generation(pseudonym, "id_photo", {}, "ok", 1.0)
+    await privacy._repo.add_generation(subject, pseudonym, "id_photo", {}, "ok", 1.0)
     await privacy._repo.add_security_event(pseudonym, "device_registered", "hash", "203.0.113.0/24")
     await privacy._repo.add_access(subject, "test", "test/resource", "test")
     await privacy._repo.store_export(subject, b"sealed", timedelta(hours=1))

@@ -102,7 +102,9 @@ async def test_every_read_of_an_upload_is_in_the_access_log(world: dict) -> None
         ingestion_pb2.OpenRequest(upload_id=upload.upload_id, subject_id=sid, purpose="render_id_photo")
     ):
         pass
-    rows = await _rows(privacy, "SELECT actor, resource, purpose FROM access_log WHERE subject_id = %s ORDER BY seq", sid)
+    rows = await _rows(
+        privacy, "SELECT actor, coalesce(resource_ref, resource), purpose FROM access_log WHERE subject_id = %s ORDER BY seq", sid
+    )
     assert len(rows) == before + 1
     assert rows[-1] == ("ingestion", f"ingestion/upload/{upload.upload_id}", "render_id_photo")
     ok, _, _, problem = await privacy.records.verify_ledger()
@@ -122,7 +124,9 @@ async def test_every_holder_export_is_in_the_access_log_before_it_is_read(world:
     subject, _ = await privacy.subjects.register("device", False)
     sid = subject.subject_id
     export_id, _, _ = await privacy.exports.request(sid)
-    rows = await _rows(privacy, "SELECT actor, resource, purpose FROM access_log WHERE subject_id = %s ORDER BY seq", sid)
+    rows = await _rows(
+        privacy, "SELECT actor, coalesce(resource_ref, resource), purpose FROM access_log WHERE subject_id = %s ORDER BY seq", sid
+    )
     assert rows == [
         ("privacy", "privacy/export", "export"),
         ("privacy", "stale/export", "export"),
@@ -153,3 +157,87 @@ async def test_an_export_whose_read_cannot_be_logged_reads_nothing(world: dict, 
     with pytest.raises(RuntimeError):
         await privacy.exports.request(subject.subject_id)
     assert asked == []
+
+
+def _png(side: int = 32) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((side, side, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def _upload(world: dict, sid: str) -> str:
+    def requests():
+        yield ingestion_pb2.UploadRequest(metadata=ingestion_pb2.UploadMetadata(subject_id=sid, content_type="image/png"))
+        yield ingestion_pb2.UploadRequest(chunk=_png())
+
+    return (await world["ingestion"].Upload(requests())).upload.upload_id
+
+
+async def _erase(privacy, sid: str) -> None:
+    erasure = await privacy.erasures.request(sid, "user_request")
+    for _ in range(200):
+        if await privacy.erasures.drive(erasure.erasure_id):
+            return
+    raise AssertionError("erasure did not complete")
+
+
+async def test_the_access_log_after_erasure_carries_no_id_the_export_contains(world: dict) -> None:
+    import io
+    import re
+    import zipfile
+
+    privacy = world["privacy"]
+    subject, _ = await privacy.subjects.register("device", False)
+    sid = subject.subject_id
+    upload_id = await _upload(world, sid)
+    async for _ in world["ingestion"].Open(ingestion_pb2.OpenRequest(upload_id=upload_id, subject_id=sid, purpose="render_id_photo")):
+        pass
+    export_id, _, _ = await privacy.exports.request(sid)
+    archive = zipfile.ZipFile(io.BytesIO(await privacy.exports.download(export_id, sid)))
+    exported = " ".join(archive.read(name).decode(errors="replace") for name in archive.namelist())
+    # While the subject is active, its export shows the full resources it was read as.
+    assert f"ingestion/upload/{upload_id}" in exported
+    ids = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", exported)) | {export_id, sid}
+    assert upload_id in ids
+
+    await _erase(privacy, sid)
+    rows = await _rows(privacy, "SELECT * FROM access_log")
+    dumped = " ".join(str(v) for row in rows for v in row)
+    assert "ingestion/upload" in dumped  # the kinds of reads stay, chained
+    assert not [i for i in ids if i in dumped], "an id from the export is still in the access log"
+    assert not [i for i in ids if i.replace("-", "") in dumped.replace("-", "")]
+    ok, _, accesses, problem = await privacy.records.verify_ledger()
+    assert ok, problem
+    assert accesses >= 4
+
+
+async def test_a_record_arriving_after_erasure_starts_is_refused(world: dict) -> None:
+    from likeness_platform.errors import SubjectErasing
+
+    privacy = world["privacy"]
+    subject, _ = await privacy.subjects.register("device", False)
+    sid = subject.subject_id
+    pseudonym = privacy.config.pseudonym(sid)
+    await privacy.records.generation(sid, "id_photo", {}, "ok", 1.0)
+    await privacy.erasures.request(sid, "user_request")
+    # Erasing: nothing new is linked to the subject, even before any holder has been visited.
+    with pytest.raises(SubjectErasing):
+        await privacy.records.generation(sid, "id_photo", {}, "ok", 1.0)
+    with pytest.raises(SubjectErasing):
+        await privacy.records.access(sid, "render", "ingestion/upload/late", "render_id_photo")
+    await privacy.records.security_event(sid, "late_event", "203.0.113.9")
+    await _erase(privacy, sid)
+    # Erased: refused too, and the security event that came in was kept without the subject's pseudonym.
+    with pytest.raises(SubjectErasing):
+        await privacy.records.generation(sid, "id_photo", {}, "ok", 1.0)
+    with pytest.raises(SubjectErasing):
+        await privacy.records.access(sid, "render", "ingestion/upload/late", "render_id_photo")
+    assert await _rows(privacy, "SELECT count(*) FROM generation_records WHERE subject_pseudonym = %s", pseudonym) == [(0,)]
+    assert await _rows(privacy, "SELECT count(*) FROM security_events WHERE subject_pseudonym = %s", pseudonym) == [(0,)]
+    assert await _rows(privacy, "SELECT subject_pseudonym FROM security_events WHERE event_type = 'late_event'") == [(None,)]
+    assert await _rows(privacy, "SELECT count(*) FROM access_log WHERE resource_ref LIKE '%%late%%'") == [(0,)]

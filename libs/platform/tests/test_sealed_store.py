@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -19,7 +20,7 @@ from likeness_platform.categories import Category, unregistered
 from likeness_platform.crypto import DataKey, DataKeyCache, DecryptionFailed, open_sealed
 from likeness_platform.db import as_uuid, oldest_age, open_pool
 from likeness_platform.errors import SubjectErasing
-from likeness_platform.sealed_store import SealedHolder, SealedStore, SealedTable
+from likeness_platform.sealed_store import TOMBSTONES_DDL, SealedHolder, SealedStore, SealedTable
 
 TTL = timedelta(hours=24)
 
@@ -99,6 +100,7 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
         conn.execute(f"CREATE SCHEMA {schema}".encode())
         conn.execute(f"SET search_path TO {schema}".encode())
         conn.execute(TABLE.encode())
+        conn.execute(TOMBSTONES_DDL.encode())
     pool = await open_pool(database_url, schema)
     keys = Keys()
     blobs = LocalBlobStore(tmp_path / "blobs")
@@ -290,3 +292,38 @@ def test_as_uuid_accepts_uuids_and_refuses_everything_else() -> None:
     assert as_uuid(str(value).upper()) == value
     for bad in ("", "nope", None, 12, b"x" * 16, "1234"):
         assert as_uuid(bad) is None
+
+
+async def test_a_replica_with_the_key_cached_cannot_write_after_the_erase(world: World) -> None:
+    # Another replica of the holder (same database, its own key cache) fetched the key before the erasure.
+    replica = SealedStore(world.store.pool, world.blobs, DataKeyCache(world.keys.fetch, 600.0), _table(), TTL)
+    subject = _subject()
+    await replica.save(subject, b"before", {"label": "a"})
+    world.keys.erasing.add(subject)
+    assert await world.store.erase(subject) == (1, 0)
+    with pytest.raises(SubjectErasing):
+        await replica.save(subject, b"late", {"label": "b"})  # the cached key is no way around the tombstone
+    assert world.sql("SELECT count(*) FROM items") == [(0,)]
+    assert not any(p.is_file() for p in world.blob_dir.rglob("*"))
+    # The tombstone holds a hash, never the id.
+    assert subject not in str(world.sql("SELECT * FROM erased_subjects"))
+
+
+async def test_uploads_racing_an_erase_leave_nothing(world: World) -> None:
+    subject = _subject()
+    await world.store.save(subject, b"warm the key cache", {"label": "a"})
+
+    async def save_quietly(i: int) -> None:
+        try:
+            await world.store.save(subject, b"racing %d" % i, {"label": str(i)})
+        except SubjectErasing:
+            pass
+
+    racers = [asyncio.create_task(save_quietly(i)) for i in range(20)]
+    await asyncio.sleep(0)
+    erased, remaining = await world.store.erase(subject)
+    await asyncio.gather(*racers)
+    assert remaining == 0 and erased >= 1
+    # Whatever committed before the erase was deleted by it; whatever came after was refused and removed its blob.
+    assert world.sql("SELECT count(*) FROM items") == [(0,)]
+    assert not any(p.is_file() for p in world.blob_dir.rglob("*"))

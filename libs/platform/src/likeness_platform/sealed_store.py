@@ -4,13 +4,21 @@ An item is a PostgreSQL row (its own columns plus id, subject_id, blob_name, cre
 and a blob: the item's bytes sealed with AES-256-GCM under the subject's data key, the random blob name
 authenticated with it. Every item expires; `sweep` deletes expired rows with their blobs (a caller's cutoff is
 clamped to the store's ttl, so it cannot remove live items), and blobs no row points to (a crash between writing the blob and the row) once they are older than a grace period.
-Erasure forgets the cached key, deletes rows and blobs, and reads the count back as proof.
+Erasure forgets the cached key, leaves a tombstone, deletes rows and blobs, and reads the count back as proof.
+
+No write after erasing starts: `save` inserts its row in a transaction that holds the subject's lock (shared)
+and finds no tombstone; `erase` takes the same lock exclusively, writes the tombstone and deletes, in one
+transaction. So a save either commits before the erase (and its row is deleted by it) or sees the tombstone
+and is refused, deleting the blob it wrote — a data key cached on any replica cannot bypass that check.
+Tombstones keep only a hash of the subject id and are swept after TOMBSTONE_TTL, well past the key cache's
+lifetime and any request deadline (by then privacy has destroyed the key, so no new write can be sealed).
 
 Ingestion's uploads and render's results are two tables of this one store.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -27,9 +35,16 @@ from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache, open_sealed, seal
 from likeness_platform.dataholder import ExportItem, Retention
 from likeness_platform.db import as_uuid, oldest_age, table_name
+from likeness_platform.errors import SubjectErasing
 
 # Orphan blobs younger than this may belong to an item whose row is being written.
 ORPHAN_GRACE = timedelta(minutes=10)
+
+# How long an erased subject's tombstone refuses writes: longer than any request deadline and data-key cache ttl.
+TOMBSTONE_TTL = timedelta(hours=1)
+# The tombstone table each schema with a sealed store has (see the services' migrations).
+TOMBSTONES = "erased_subjects"
+TOMBSTONES_DDL = "CREATE TABLE IF NOT EXISTS erased_subjects (subject_hash text PRIMARY KEY, erased_at timestamptz NOT NULL DEFAULT now())"
 
 # Columns every sealed table has besides its id column; the store fills them itself.
 _STORE_COLUMNS = ("subject_id", "blob_name", "created_at", "expires_at")
@@ -102,6 +117,15 @@ class SealedStore(Generic[Row]):
             "DELETE FROM {t} WHERE expires_at <= now() OR created_at < LEAST(%s::timestamptz, now() - %s::interval) RETURNING blob_name"
         ).format(t=t)
         self._known = sql.SQL("SELECT blob_name FROM {t} WHERE blob_name = ANY(%s)").format(t=t)
+        tomb = table_name(TOMBSTONES, table.schema)
+        self._is_tombstoned = sql.SQL("SELECT 1 FROM {tomb} WHERE subject_hash = %s").format(tomb=tomb)
+        self._tombstone = sql.SQL(
+            "INSERT INTO {tomb} (subject_hash, erased_at) VALUES (%s, now()) ON CONFLICT (subject_hash) DO UPDATE SET erased_at = now()"
+        ).format(tomb=tomb)
+        self._sweep_tombstones = sql.SQL("DELETE FROM {tomb} WHERE erased_at < now() - %s::interval").format(tomb=tomb)
+
+    def _lock_key(self, subject_id: str) -> str:
+        return f"sealed:{self.table.schema or ''}.{self.table.table}:{subject_id}"
 
     @property
     def category(self) -> Category:
@@ -138,8 +162,16 @@ class SealedStore(Generic[Row]):
         )
         # Blob first, then row: a crash in between leaves an orphan blob that sweep removes.
         await self.blobs.put(blob_name, seal(key.key, data, key.key_id, blob_name.encode()))
-        async with self.pool.connection() as conn:
-            row = await (await conn.cursor(row_factory=dict_row).execute(insert, tuple(values.values()))).fetchone()
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                # The subject's state is checked in the write's own transaction, under the lock erase takes.
+                await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (self._lock_key(subject_id),))
+                if await (await conn.execute(self._is_tombstoned, (tombstone_hash(subject_id),))).fetchone():
+                    raise SubjectErasing("the subject is being erased; no new data may be written for it")
+                row = await (await conn.cursor(row_factory=dict_row).execute(insert, tuple(values.values()))).fetchone()
+        except BaseException:
+            await self.blobs.delete(blob_name)
+            raise
         if row is None:
             raise RuntimeError("INSERT … RETURNING returned no row")
         return self.table.decode(row)
@@ -197,7 +229,11 @@ class SealedStore(Generic[Row]):
         sid = as_uuid(subject_id)
         names: list[str] = []
         if sid is not None:
-            async with self.pool.connection() as conn:
+            async with self.pool.connection() as conn, conn.transaction():
+                # Exclusive: waits for saves in flight to commit (their rows are deleted here) and makes every
+                # later save see the tombstone.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key(subject_id),))
+                await conn.execute(self._tombstone, (tombstone_hash(subject_id),))
                 names = [r[0] for r in await (await conn.execute(self._erase, (sid,))).fetchall()]
         for name in names:
             await self.blobs.delete(name)
@@ -213,6 +249,7 @@ class SealedStore(Generic[Row]):
             expired = [r[0] for r in await (await conn.execute(self._expire, (cutoff, self.ttl))).fetchall()]
         for name in expired:
             await self.blobs.delete(name)
+            await conn.execute(self._sweep_tombstones, (TOMBSTONE_TTL,))
         orphans = await remove_orphans(self.blobs, self.known_blobs, self.orphan_grace)
         return {self.category: len(expired), Category.ORPHAN_BLOBS: orphans}
 
@@ -241,6 +278,11 @@ class SealedStore(Generic[Row]):
                 continue
             name, content_type = self.table.export_file(row)
             yield ExportItem(category, name, content_type, data)
+
+
+def tombstone_hash(subject_id: str) -> str:
+    """What a tombstone keeps of an erased subject: a hash of its id, never the id."""
+    return hashlib.sha256(b"likeness-tombstone:" + subject_id.encode()).hexdigest()
 
 
 class SealedHolder(Generic[Row]):

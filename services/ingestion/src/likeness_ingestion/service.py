@@ -114,7 +114,7 @@ class IngestionService(SealedHolder[UploadRow]):
             row = UploadRow(str(uuid.uuid4()), meta.subject_id, "", created_at=now, expires_at=now, **columns)
             return UploadResult(row, persisted=False, inline=image.data)
         row = await self.store.save(meta.subject_id, image.data, columns, ttl)
-        log.info("upload_stored", upload_id=row.upload_id, bytes=row.size_bytes, format=row.format)
+        log.info("upload_stored", bytes=row.size_bytes, format=row.format)
         return UploadResult(row, persisted=True)
 
     async def describe(self, upload_id: str, subject_id: str) -> UploadRow:

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from likeness_platform.categories import Category
 from likeness_platform.db import as_uuid as _uuid
 from likeness_platform.db import fetch_row, from_row, oldest_age
+from likeness_platform.errors import SubjectErasing
 from likeness_privacy.domain import chain
 from likeness_privacy.domain.pseudonyms import salted_commit
 from likeness_privacy.domain.records import ErasureRow, ReceiptRow, SubjectRow
@@ -196,9 +197,13 @@ class PrivacyRepository:
             return [chain.ChainEntry(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
 
     # records --------------------------------------------------------------------------
-    async def add_generation(self, pseudonym: str, interface: str, parameters: Mapping[str, str], status: str, latency_ms: float) -> str:
+    async def add_generation(
+        self, subject_id: str, pseudonym: str, interface: str, parameters: Mapping[str, str], status: str, latency_ms: float
+    ) -> str:
+        """Record a generation of an active subject; SubjectErasing once its erasure has started (checked in this transaction)."""
         record_id = uuid.uuid4()
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
+            await _require_active(conn, subject_id)
             await conn.execute(
                 "INSERT INTO generation_records (record_id, subject_pseudonym, interface, parameters, status, latency_ms)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
@@ -207,9 +212,19 @@ class PrivacyRepository:
         return str(record_id)
 
     async def add_security_event(
-        self, pseudonym: str | None, event_type: str, ip_hash: str, ip_prefix: str, caller: str = "", method: str = ""
+        self,
+        pseudonym: str | None,
+        event_type: str,
+        ip_hash: str,
+        ip_prefix: str,
+        caller: str = "",
+        method: str = "",
+        subject_id: str = "",
     ) -> None:
-        async with self.pool.connection() as conn:
+        """A security event stays (it is about the service's safety), but is linked to a subject only while it is active."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if subject_id and not await _is_active(conn, subject_id):
+                pseudonym = None
             await conn.execute(
                 "INSERT INTO security_events (event_id, subject_pseudonym, event_type, ip_hash, ip_prefix, caller, method)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -217,16 +232,23 @@ class PrivacyRepository:
             )
 
     async def add_access(self, subject_id: str, actor: str, resource: str, purpose: str) -> str:
+        """Chain an access of an active subject's data; SubjectErasing once its erasure has started.
+
+        The chained body names only the kind of resource; the full resource (ids the subject's export
+        contains) is kept beside it in resource_ref, committed to with the subject id, and unlinked with them.
+        """
         salt = os.urandom(16)
-        commit = salted_commit(salt, subject_id)
+        commit = salted_commit(salt, subject_id + "\n" + resource)
+        kind = resource_kind(resource)
         now = datetime.now(UTC)
-        body = {"subject_commit": commit, "actor": actor, "resource": resource, "purpose": purpose, "at": now.isoformat()}
+        body = {"subject_commit": commit, "actor": actor, "resource": kind, "purpose": purpose, "at": now.isoformat()}
         async with self.pool.connection() as conn, conn.transaction():
+            await _require_active(conn, subject_id)
             prev, entry_hash = await _link_to_chain(conn, "access_log", body)
             await conn.execute(
-                "INSERT INTO access_log (subject_id, salt, subject_commit, actor, resource, purpose, created_at, prev_hash, hash)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (_uuid(subject_id), salt, commit, actor, resource, purpose, now, prev, entry_hash),
+                "INSERT INTO access_log (subject_id, salt, subject_commit, actor, resource, resource_ref, purpose, created_at, prev_hash, hash)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (_uuid(subject_id), salt, commit, actor, kind, resource, purpose, now, prev, entry_hash),
             )
         return entry_hash
 
@@ -328,7 +350,11 @@ class PrivacyRepository:
                 )
             ).fetchall()
             acc = await (
-                await c.execute("SELECT actor, resource, purpose, created_at FROM access_log WHERE subject_id = %s ORDER BY seq", (sid,))
+                await c.execute(
+                    "SELECT actor, coalesce(resource_ref, resource) AS resource, purpose, created_at FROM access_log"
+                    " WHERE subject_id = %s ORDER BY seq",
+                    (sid,),
+                )
             ).fetchall()
         return {"subject": subject, "generation_records": gen, "security_events": sec, "access_log": acc}
 
@@ -360,6 +386,25 @@ async def _count(conn: Any, query: str | sql.Composable, params: tuple[Any, ...]
     """The row count one of the schema's functions returns."""
     row = await (await conn.execute(query, params)).fetchone()
     return int(row[0]) if row else 0
+
+
+async def _is_active(conn: Any, subject_id: str) -> bool:
+    """Inside a transaction: whether the subject is active, holding its row (FOR SHARE) so erasure cannot start meanwhile."""
+    sid = _uuid(subject_id)
+    if sid is None:
+        return False
+    row = await (await conn.execute("SELECT state FROM subjects WHERE subject_id = %s FOR SHARE", (sid,))).fetchone()
+    return row is not None and row[0] == "active"
+
+
+async def _require_active(conn: Any, subject_id: str) -> None:
+    if not await _is_active(conn, subject_id):
+        raise SubjectErasing("the subject is unknown, being erased or erased; nothing more is recorded about it")
+
+
+def resource_kind(resource: str) -> str:
+    """What the chained access log keeps of a resource: its first two path segments (``ingestion/upload``), no ids."""
+    return "/".join(resource.split("/")[:2])
 
 
 def _subject(row: Mapping[str, Any]) -> SubjectRow:

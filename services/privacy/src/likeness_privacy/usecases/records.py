@@ -21,7 +21,7 @@ class Records:
             raise InvalidArgument("interface is required")
         safe = {printable(k)[:64]: printable(v)[:128] for k, v in list(parameters.items())[:32]}
         return await self._repo.add_generation(
-            self._config.pseudonym(subject_id), printable(interface)[:64], safe, printable(status or "ok")[:64], latency_ms
+            subject_id, self._config.pseudonym(subject_id), printable(interface)[:64], safe, printable(status or "ok")[:64], latency_ms
         )
 
     async def security_event(self, subject_id: str, event_type: str, ip: str, caller: str = "", method: str = "") -> None:
@@ -42,6 +42,7 @@ class Records:
             prefix,
             printable(caller)[:128],
             printable(method)[:128],
+            subject_id=subject_id,
         )
 
     async def access(self, subject_id: str, actor: str, resource: str, purpose: str) -> str:
