@@ -224,3 +224,30 @@ async def test_a_minor_is_erased_at_once(world: dict) -> None:
     assert erasure is not None and erasure.status == "completed" and erasure.ledger_hash
     assert await world["privacy"].repo.get_subject(subject.subject_id) is None
     assert await world["privacy"].repo.get_wrapped_key(subject.subject_id) is None
+
+
+async def test_uploads_racing_an_erasure_leave_nothing(world: dict, tmp_path: Path) -> None:
+    w = world
+    a = await _populate(w)  # ingestion now has a's key cached
+    data = _png()
+
+    async def upload_quietly() -> None:
+        try:
+            await w["upload"].Upload(_upload(a, data))
+        except Exception:
+            pass  # refused: the subject is being erased
+
+    racers = [asyncio.create_task(upload_quietly()) for _ in range(8)]
+    await asyncio.sleep(0.01)
+    erasure = await w["privacy"].erasures.request(a, "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    await asyncio.gather(*racers)
+    late = [asyncio.create_task(upload_quietly()) for _ in range(3)]
+    await asyncio.gather(*late)
+    # Every upload either landed before the holder's erase (and went with it) or was refused with its blob removed.
+    assert await w["ingestion"].store.count(a) == 0
+    assert await w["ingestion"].store.of_subject(a) == []
+    blob_dir = tmp_path / "blobs"
+    assert not [p for p in blob_dir.rglob("*") if p.is_file()]
+    ok, _, _, problem = await w["privacy"].records.verify_ledger()
+    assert ok, problem

@@ -126,6 +126,9 @@ class Repo:
         was, e.deadline_breached = e.deadline_breached, True
         return not was
 
+    async def get_wrapped_key(self, subject_id: str) -> tuple[str, bytes] | None:
+        return ("key-id", b"wrapped") if subject_id in self.keys else None
+
     async def destroy_key(self, subject_id: str) -> int:
         had = subject_id in self.keys
         self.keys.discard(subject_id)
@@ -169,6 +172,8 @@ async def test_a_reachable_world_is_erased_in_one_pass_and_proven_in_the_ledger(
     body = repo.ledger[-1].body
     assert body["key_destroyed"] is True and body["subject_pseudonym"] == CONFIG.pseudonym(SUBJECT)
     assert SUBJECT not in str(body)  # the ledger names the subject only by its pseudonym
+    # What was verified is what the holders' inventories said afterwards, read back, not constants.
+    assert body["verified"] == {"ingestion": {"items": 0}, "privacy": {"items": 0}}
     assert {r["holder"]: r["erased"] for r in body["receipts"]} == {"ingestion": {"items": 2}, "privacy": {"items": 1}}
     assert chain.verify(repo.ledger) == (1, "")
 
@@ -266,3 +271,15 @@ async def test_a_minor_is_erased_before_the_request_returns(saga) -> None:
     erasures, repo, _, _ = saga
     erasure = await erasures.request(SUBJECT, "minor")
     assert erasure.status == "completed" and erasure.reason == "minor" and SUBJECT not in repo.keys
+
+
+async def test_a_key_that_is_still_there_after_destroying_it_keeps_the_erasure_open(saga, monkeypatch) -> None:
+    erasures, repo, _own, _ingestion = saga
+    started = await erasures.request(SUBJECT, "user_request")
+
+    async def destroy_nothing(subject_id: str) -> int:
+        return 1  # claims success, but the key row is still there
+
+    monkeypatch.setattr(repo, "destroy_key", destroy_nothing)
+    assert await erasures.drive(started.erasure_id) is False
+    assert (await erasures.get(started.erasure_id)).status == "in_progress" and not repo.ledger

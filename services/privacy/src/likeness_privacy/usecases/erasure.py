@@ -71,13 +71,17 @@ class Erasures:
         if any(r.completed_at is None for r in erasure.receipts):
             return False
         await self._repo.destroy_key(subject_id)
-        leftovers = await self._verify_empty(subject_id)
+        # What the ledger records is read back, not assumed: the key row and every holder's inventory.
+        key_destroyed = await self._repo.get_wrapped_key(subject_id) is None
+        leftovers, verified = await self._verify_empty(subject_id)
+        if not key_destroyed:
+            leftovers.add(SELF)
         if leftovers:
             for holder in leftovers:
                 await self._repo.reopen_receipt(erasure_id, holder)
             log.warning("erasure_verify_found_data", erasure_id=erasure_id, holders=sorted(leftovers))
             return False
-        entry_hash = await self._repo.complete_erasure(erasure, _ledger_body(erasure))
+        entry_hash = await self._repo.complete_erasure(erasure, _ledger_body(erasure, key_destroyed, verified))
         log.info("erasure_completed", erasure_id=erasure_id, ledger_hash=entry_hash)
         return True
 
@@ -127,8 +131,10 @@ class Erasures:
             return
         await self._repo.record_receipt(erasure.erasure_id, holder_name, erased, remaining)
 
-    async def _verify_empty(self, subject_id: str) -> set[str]:
+    async def _verify_empty(self, subject_id: str) -> tuple[set[str], dict[str, dict[str, int]]]:
+        """(holders still holding something or not answering, what each holder's inventory said)."""
         leftovers: set[str] = set()
+        verified: dict[str, dict[str, int]] = {}
         for name in self._holders.names:
             try:
                 found = dict(await self._holders.get(name).inventory(subject_id))
@@ -138,20 +144,22 @@ class Erasures:
             if name == SELF:
                 # The subject row is the erasure's anchor: it goes with the ledger append.
                 found.pop(Category.SUBJECTS, None)
+            verified[name] = found
             if any(found.values()):
                 leftovers.add(name)
-        return leftovers
+        return leftovers, verified
 
 
-def _ledger_body(erasure: ErasureRow) -> dict[str, Any]:
-    """The ledger entry proving an erasure: who held what, what was erased, what remained (nothing)."""
+def _ledger_body(erasure: ErasureRow, key_destroyed: bool, verified: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """The ledger entry proving an erasure: who held what, what was erased, what remained (nothing), as read back."""
     return {
         "erasure_id": erasure.erasure_id,
         "subject_pseudonym": erasure.subject_pseudonym,
         "reason": erasure.reason,
         "requested_at": erasure.requested_at.isoformat(),
         "verified_at": datetime.now(UTC).isoformat(),
-        "key_destroyed": True,
+        "key_destroyed": key_destroyed,
+        "verified": verified,
         "receipts": [
             {
                 "holder": r.holder,
