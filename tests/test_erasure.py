@@ -251,3 +251,52 @@ async def test_uploads_racing_an_erasure_leave_nothing(world: dict, tmp_path: Pa
     assert not [p for p in blob_dir.rglob("*") if p.is_file()]
     ok, _, _, problem = await w["privacy"].records.verify_ledger()
     assert ok, problem
+
+
+async def test_a_truncated_or_rebuilt_ledger_fails_verification_against_the_signed_checkpoint(world: dict, database_url: str) -> None:
+    from likeness_privacy.domain import chain
+
+    w = world
+    for _ in range(2):
+        erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+        await _wait_completed(w["privacy"], erasure.erasure_id)
+    # Each completed erasure is anchored at once: the newest checkpoint names the ledger's head.
+    latest = await w["privacy"].checkpoints.latest()
+    assert latest is not None and latest.heads["erasure_ledger"] is not None
+    ok, entries, _, problem = await w["privacy"].records.verify_ledger()
+    assert ok and entries >= 2, problem
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        rows = await (
+            await conn.execute("SELECT seq, erasure_id, body, prev_hash, hash FROM privacy.erasure_ledger ORDER BY seq")
+        ).fetchall()
+        newest = rows[-1]
+        # Someone with database credentials rewrites the newest entry and recomputes its hash: the chain is
+        # self-consistent, but the head no longer matches the signed checkpoint.
+        forged = {**newest[2], "reason": "forged"}
+        await conn.execute(
+            "UPDATE privacy.erasure_ledger SET body = %s, hash = %s WHERE seq = %s",
+            (psycopg.types.json.Jsonb(forged), chain.link(newest[3], forged), newest[0]),
+        )
+        ok, _, _, problem = await w["privacy"].records.verify_ledger()
+        assert not ok and "differs from the signed checkpoint" in problem
+        # Cutting the head off is no better.
+        await conn.execute("DELETE FROM privacy.erasure_ledger WHERE seq = %s", (newest[0],))
+        ok, _, _, problem = await w["privacy"].records.verify_ledger()
+        assert not ok and "missing" in problem, problem
+        # Nor is cutting off the start.
+        await conn.execute(
+            "INSERT INTO privacy.erasure_ledger (seq, erasure_id, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)",
+            (newest[0], newest[1], psycopg.types.json.Jsonb(newest[2]), newest[3], newest[4]),
+        )
+        ok, _, _, problem = await w["privacy"].records.verify_ledger()
+        assert ok, problem
+        first = rows[0]
+        await conn.execute("DELETE FROM privacy.erasure_ledger WHERE seq = %s", (first[0],))
+        try:
+            ok, _, _, problem = await w["privacy"].records.verify_ledger()
+            assert not ok and "genesis" in problem, problem
+        finally:  # the database is shared by the session's tests
+            await conn.execute(
+                "INSERT INTO privacy.erasure_ledger (seq, erasure_id, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)",
+                (first[0], first[1], psycopg.types.json.Jsonb(first[2]), first[3], first[4]),
+            )

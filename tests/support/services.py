@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,7 @@ async def start_privacy(database_url: str, holders: dict[str, str], started: Sta
         erasure_retry_cap_seconds=0.5,
         erasure_poll_seconds=0.2,
         holder_timeout_seconds=5.0,
+        ledger_checkpoint_dir=overrides.pop("ledger_checkpoint_dir", None) or tempfile.mkdtemp(prefix="likeness-checkpoints-"),
         **overrides,
     )
     wiring, addr = await serve("privacy", build, settings, started)

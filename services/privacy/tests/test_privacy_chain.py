@@ -73,3 +73,34 @@ def test_after_retention_the_first_kept_entry_is_the_anchor_but_must_still_match
     assert chain.verify(kept) == (2, "")
     kept[0] = replace(kept[0], body={"erasure_id": "forged"})
     assert chain.verify(kept) == (0, "entry 3: hash does not match its content")
+
+
+def test_a_checkpoint_is_read_only_when_our_key_signed_it_unchanged() -> None:
+    import json
+    import os
+    from datetime import UTC, datetime
+
+    from likeness_privacy.domain import checkpoints as cp
+
+    ours, theirs = cp.signing_key(os.urandom(32)), cp.signing_key(os.urandom(32))
+    point = cp.Checkpoint({"erasure_ledger": cp.Head(4, "ab" * 32), "access_log": None}, datetime.now(UTC))
+    signed = cp.sign(ours, point)
+    assert cp.read(ours.public_key(), signed) == point
+    assert cp.read(ours.public_key(), cp.sign(theirs, point)) is None  # another key's checkpoint is not an anchor
+    doc = json.loads(signed)
+    doc["body"]["heads"]["erasure_ledger"]["seq"] = 3  # moved back to before a cut-off head
+    assert cp.read(ours.public_key(), json.dumps(doc).encode()) is None
+    assert cp.read(ours.public_key(), b"not json") is None
+
+
+def test_the_chain_must_still_reach_the_checkpointed_head() -> None:
+    from likeness_privacy.domain import checkpoints as cp
+
+    entries = _chain(BODIES)
+    head = cp.Head(entries[-1].seq, entries[-1].hash)
+    assert cp.check(entries, head, "erasure_ledger") == ""
+    assert "missing" in cp.check(entries[:-1], head, "erasure_ledger")
+    assert "missing" in cp.check(entries[2:], cp.Head(entries[0].seq, entries[0].hash), "access_log")
+    # Only once the checkpoint is older than the chain's retention may its head have been swept.
+    assert cp.check(entries[2:], cp.Head(entries[0].seq, entries[0].hash), "access_log", may_be_swept=True) == ""
+    assert cp.check(entries, None, "erasure_ledger") == ""

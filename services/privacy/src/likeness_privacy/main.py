@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
 from likeness.privacy.v1 import privacy_pb2_grpc
+from likeness_platform.blobs import blob_store_from_settings
 from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import open_service_pool
 from likeness_platform.server import Wiring, run_service
@@ -37,6 +40,17 @@ class PrivacySettings(ServiceSettings):
     erasure_poll_seconds: float = 5.0
     holder_timeout_seconds: float = 10.0
     export_ttl_seconds: int = 3600
+    # Base64 32-byte Ed25519 seed signing the ledger checkpoints; derived from the KEK when empty.
+    ledger_signing_key: str = ""
+    # Where signed checkpoints of the ledger's head go: outside the database, append-only
+    # (local: a folder; s3: a bucket prefix, which should have object lock in compliance mode).
+    ledger_checkpoint_backend: str = "local"
+    ledger_checkpoint_dir: str = ".run/ledger-checkpoints"
+    ledger_checkpoint_s3_bucket: str = ""
+    ledger_checkpoint_s3_prefix: str = "ledger-checkpoints/"
+    ledger_checkpoint_s3_endpoint_url: str = ""
+    ledger_checkpoint_s3_region: str = ""
+    ledger_checkpoint_seconds: float = 300.0
 
 
 def build_config(settings: PrivacySettings) -> PrivacyConfig:
@@ -44,13 +58,15 @@ def build_config(settings: PrivacySettings) -> PrivacyConfig:
     if settings.pseudonym_key:
         pseudonym_key = base64.b64decode(settings.pseudonym_key)
     else:
-        import hashlib
-        import hmac
-
         pseudonym_key = hmac.new(kek, b"likeness-pseudonyms", hashlib.sha256).digest()
+    if settings.ledger_signing_key:
+        signing_seed = base64.b64decode(settings.ledger_signing_key)
+    else:
+        signing_seed = hmac.new(kek, b"likeness-ledger-signing", hashlib.sha256).digest()
     return PrivacyConfig(
         kek=kek,
         pseudonym_key=pseudonym_key,
+        ledger_signing_key=signing_seed,
         retry_base_seconds=settings.erasure_retry_base_seconds,
         retry_cap_seconds=settings.erasure_retry_cap_seconds,
         erasure_poll_seconds=settings.erasure_poll_seconds,
@@ -70,7 +86,17 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
     config = build_config(settings)
     pool = await open_service_pool(settings, "privacy", MIGRATIONS, append_only=APPEND_ONLY)
     holders = [RemoteHolder(name, addr, settings, settings.holder_timeout_seconds) for name, addr in settings.holders.items()]
-    use_cases = build_use_cases(PrivacyRepository(pool), holders, config)
+    sink = blob_store_from_settings(
+        settings.ledger_checkpoint_backend,
+        settings.ledger_checkpoint_dir,
+        settings.ledger_checkpoint_s3_bucket,
+        settings.ledger_checkpoint_s3_prefix,
+        settings.ledger_checkpoint_s3_endpoint_url,
+        settings.ledger_checkpoint_s3_region,
+    )
+    use_cases = build_use_cases(PrivacyRepository(pool), holders, config, sink)
+    assert use_cases.checkpoints is not None
+    checkpoints = use_cases.checkpoints
 
     def register(server: object) -> list[str]:
         privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(use_cases), server)
@@ -88,7 +114,11 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
     return PrivacyWiring(
         settings=settings,
         register=register,
-        background=[use_cases.erasures.run, lambda: use_cases.retention.run(settings.retention_interval_seconds)],
+        background=[
+            use_cases.erasures.run,
+            lambda: use_cases.retention.run(settings.retention_interval_seconds),
+            lambda: checkpoints.run(settings.ledger_checkpoint_seconds),
+        ],
         closers=[close],
         security_events=record_refusal,
         use_cases=use_cases,

@@ -17,7 +17,7 @@ from likeness_platform.categories import Category
 from likeness_platform.db import as_uuid as _uuid
 from likeness_platform.db import fetch_row, from_row, oldest_age
 from likeness_platform.errors import SubjectErasing
-from likeness_privacy.domain import chain
+from likeness_privacy.domain import chain, checkpoints
 from likeness_privacy.domain.pseudonyms import salted_commit
 from likeness_privacy.domain.records import ErasureRow, ReceiptRow, SubjectRow
 
@@ -195,6 +195,16 @@ class PrivacyRepository:
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT seq, body, prev_hash, hash FROM erasure_ledger ORDER BY seq")
             return [chain.ChainEntry(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
+
+    async def chain_heads(self) -> dict[str, checkpoints.Head | None]:
+        """The newest entry (seq, hash) of each hash chain, None for an empty one."""
+        heads: dict[str, checkpoints.Head | None] = {}
+        async with self.pool.connection() as conn:
+            for table in checkpoints.CHAINS:
+                cur = await conn.execute(sql.SQL("SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1").format(sql.Identifier(table)))
+                row = await cur.fetchone()
+                heads[table] = checkpoints.Head(int(row[0]), row[1]) if row else None
+        return heads
 
     # records --------------------------------------------------------------------------
     async def add_generation(

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from likeness_platform.blobs import BlobStore
+from likeness_platform.categories import Category
 from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.domain.checkpoints import signing_key
+from likeness_privacy.usecases.checkpoints import Checkpoints
 from likeness_privacy.usecases.erasure import Erasures
 from likeness_privacy.usecases.export import Exports
 from likeness_privacy.usecases.ports import HolderPort, Holders, PrivacyConfig
@@ -35,15 +39,22 @@ class PrivacyUseCases:
     exports: Exports
     records: Records
     retention: RetentionSweeper
+    checkpoints: Checkpoints | None = None
 
     @property
     def self_holder(self) -> HolderPort:
         return self.holders.own
 
 
-def build_use_cases(repo: PrivacyRepository, remote_holders: list[HolderPort], config: PrivacyConfig) -> PrivacyUseCases:
+def build_use_cases(
+    repo: PrivacyRepository, remote_holders: list[HolderPort], config: PrivacyConfig, checkpoint_sink: BlobStore | None = None
+) -> PrivacyUseCases:
+    """The use cases; with a `checkpoint_sink`, the ledger is anchored by signed checkpoints written there."""
     holders = Holders(SelfHolder(repo, config), remote_holders)
-    erasures = Erasures(repo, holders, config)
+    checkpoints = None
+    if checkpoint_sink is not None:
+        checkpoints = Checkpoints(repo, checkpoint_sink, signing_key(config.ledger_signing_key), config.retention[Category.ACCESS_LOG])
+    erasures = Erasures(repo, holders, config, checkpoints)
     subjects = Subjects(repo, config, erasures)
     return PrivacyUseCases(
         repo=repo,
@@ -52,6 +63,7 @@ def build_use_cases(repo: PrivacyRepository, remote_holders: list[HolderPort], c
         subjects=subjects,
         erasures=erasures,
         exports=Exports(repo, holders, subjects, config),
-        records=Records(repo, config),
+        records=Records(repo, config, checkpoints),
         retention=RetentionSweeper(holders, config),
+        checkpoints=checkpoints,
     )

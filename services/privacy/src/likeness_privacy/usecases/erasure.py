@@ -15,14 +15,16 @@ from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain.errors import describe_error
 from likeness_privacy.domain.records import ErasureRow
 from likeness_privacy.domain.retention import backoff_seconds
+from likeness_privacy.usecases.checkpoints import Checkpoints
 from likeness_privacy.usecases.ports import SELF, Holders, PrivacyConfig
 
 log = structlog.get_logger("likeness.privacy")
 
 
 class Erasures:
-    def __init__(self, repo: PrivacyRepository, holders: Holders, config: PrivacyConfig) -> None:
+    def __init__(self, repo: PrivacyRepository, holders: Holders, config: PrivacyConfig, checkpoints: Checkpoints | None = None) -> None:
         self._repo = repo
+        self._checkpoints = checkpoints
         self._holders = holders
         self._config = config
         self._wake = asyncio.Event()
@@ -83,6 +85,11 @@ class Erasures:
             return False
         entry_hash = await self._repo.complete_erasure(erasure, _ledger_body(erasure, key_destroyed, verified))
         log.info("erasure_completed", erasure_id=erasure_id, ledger_hash=entry_hash)
+        if self._checkpoints is not None:
+            try:
+                await self._checkpoints.write()  # anchor the new entry at once, not only at the next periodic checkpoint
+            except Exception as exc:
+                log.error("ledger_checkpoint_failed", error=type(exc).__name__)
         return True
 
     async def drive_open(self) -> list[ErasureRow]:

@@ -19,6 +19,8 @@ SELF = "privacy"
 class PrivacyConfig:
     kek: bytes
     pseudonym_key: bytes
+    # Ed25519 seed signing the ledger's checkpoints (never stored in the database).
+    ledger_signing_key: bytes = b"\x00" * 32
     retry_base_seconds: float = 0.5
     retry_cap_seconds: float = 30.0
     export_ttl: timedelta = timedelta(hours=1)

@@ -8,13 +8,15 @@ from likeness_platform.errors import InvalidArgument
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain import chain
 from likeness_privacy.domain.pseudonyms import ip_hash, ip_prefix
+from likeness_privacy.usecases.checkpoints import Checkpoints
 from likeness_privacy.usecases.ports import PrivacyConfig
 
 
 class Records:
-    def __init__(self, repo: PrivacyRepository, config: PrivacyConfig) -> None:
+    def __init__(self, repo: PrivacyRepository, config: PrivacyConfig, checkpoints: Checkpoints | None = None) -> None:
         self._repo = repo
         self._config = config
+        self._checkpoints = checkpoints
 
     async def generation(self, subject_id: str, interface: str, parameters: Mapping[str, str], status: str, latency_ms: float) -> str:
         if not interface:
@@ -52,10 +54,19 @@ class Records:
         return await self._repo.add_access(subject_id, printable(actor)[:64], printable(resource)[:256], printable(purpose)[:64])
 
     async def verify_ledger(self) -> tuple[bool, int, int, str]:
-        """(ok, erasure ledger entries, access log entries, '' or the first broken link)."""
-        erasures, problem = chain.verify(await self._repo.ledger_entries())
-        accesses, access_problem = chain.verify(await self._repo.access_entries())
+        """(ok, erasure ledger entries, access log entries, '' or the first problem).
+
+        Each chain must be intact; the erasure ledger (never swept) must start at the genesis; and both must still
+        reach the heads named by the newest signed checkpoint outside the database (so a cut-off head shows).
+        """
+        ledger, access_log = await self._repo.ledger_entries(), await self._repo.access_entries()
+        erasures, problem = chain.verify(ledger)
+        accesses, access_problem = chain.verify(access_log)
         problem = problem or access_problem
+        if not problem and ledger and ledger[0].prev_hash != chain.GENESIS:
+            problem = f"erasure_ledger: entry {ledger[0].seq} is the first but does not follow the genesis (entries were removed)"
+        if not problem and self._checkpoints is not None:
+            problem = await self._checkpoints.check({"erasure_ledger": ledger, "access_log": access_log})
         return not problem, erasures, accesses, problem
 
 

@@ -1,0 +1,80 @@
+"""Anchoring the ledger: signed checkpoints of the chains' heads written to an append-only sink outside the database."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from likeness_platform.blobs import BlobStore
+from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.domain import chain
+from likeness_privacy.domain import checkpoints as cp
+
+log = structlog.get_logger("likeness.privacy")
+
+
+class Checkpoints:
+    """Writes a checkpoint when a head moved; finds the newest one our key signed."""
+
+    def __init__(self, repo: PrivacyRepository, sink: BlobStore, key: Ed25519PrivateKey, access_retention: timedelta) -> None:
+        self._repo = repo
+        self._sink = sink
+        self._key = key
+        self._access_retention = access_retention
+        self._lock = asyncio.Lock()
+
+    async def write(self) -> cp.Checkpoint | None:
+        """Checkpoint the current heads unless the newest checkpoint already names them; the one written."""
+        async with self._lock:
+            heads = await self._repo.chain_heads()
+            latest = await self.latest()
+            if latest is not None and latest.heads == heads:
+                return None
+            now = datetime.now(UTC)
+            checkpoint = cp.Checkpoint(heads, now)
+            # Hex names that sort by time; the sink never overwrites (object lock on S3).
+            name = f"{int(now.timestamp() * 1_000_000):016x}{_random_hex()}"
+            await self._sink.put(name, cp.sign(self._key, checkpoint))
+            log.info("ledger_checkpointed", heads={k: (h.seq if h else 0) for k, h in heads.items()})
+            return checkpoint
+
+    async def latest(self) -> cp.Checkpoint | None:
+        """The newest checkpoint signed by our key (others, and anything unreadable, are skipped)."""
+        names = sorted([entry.name async for entry in self._sink.entries()], reverse=True)
+        public = self._key.public_key()
+        for name in names:
+            found = cp.read(public, await self._sink.get(name))
+            if found is not None:
+                return found
+            log.warning("ledger_checkpoint_unreadable", name=name)
+        return None
+
+    async def check(self, chains: dict[str, list[chain.ChainEntry]]) -> str:
+        """'' when both chains still reach the newest checkpoint's heads; else the first problem."""
+        latest = await self.latest()
+        if latest is None:
+            return ""
+        swept = latest.at < datetime.now(UTC) - self._access_retention
+        for name in cp.CHAINS:
+            problem = cp.check(chains.get(name, []), latest.heads.get(name), name, may_be_swept=swept and name == "access_log")
+            if problem:
+                return problem
+        return ""
+
+    async def run(self, interval_seconds: float, stop: asyncio.Event | None = None) -> None:
+        """Background loop: a checkpoint every interval (when a head moved)."""
+        while stop is None or not stop.is_set():
+            try:
+                await self.write()
+            except Exception as exc:
+                log.error("ledger_checkpoint_failed", error=type(exc).__name__)
+            await asyncio.sleep(interval_seconds)
+
+
+def _random_hex() -> str:
+    import secrets
+
+    return secrets.token_hex(4)
