@@ -300,3 +300,43 @@ async def test_a_truncated_or_rebuilt_ledger_fails_verification_against_the_sign
                 "INSERT INTO privacy.erasure_ledger (seq, erasure_id, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)",
                 (first[0], first[1], psycopg.types.json.Jsonb(first[2]), first[3], first[4]),
             )
+
+
+async def test_a_late_write_is_found_after_the_grace_period_and_erased(world: dict, database_url: str) -> None:
+    w = world
+    a = await _populate(w)
+    erasure = await w["privacy"].erasures.request(a, "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    # The subject id waits for the re-verification sealed under the KEK, never in clear.
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        rows = await (
+            await conn.execute("SELECT * FROM privacy.erasure_reverifications WHERE erasure_id = %s", (erasure.erasure_id,))
+        ).fetchall()
+        assert len(rows) == 1 and a.encode() not in bytes(rows[0][1])
+    # Late writes after each holder's erase: one at a holder without tombstones, one put straight into
+    # ingestion's table (as a restored backup or a write around the store would).
+    w["notes"].add(a, "a late note")
+    planted = await w["ingestion"].store.save(await _populate(w), b"someone else's", _UPLOAD_COLUMNS)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("UPDATE ingestion.uploads SET subject_id = %s WHERE upload_id = %s", (a, planted.upload_id))
+        # Not before the grace period is over.
+        assert await w["privacy"].erasures.reverify_due() == {}
+        await conn.execute("UPDATE privacy.erasure_reverifications SET due_at = now() WHERE erasure_id = %s", (erasure.erasure_id,))
+    found = await w["privacy"].erasures.reverify_due()
+    assert found == {erasure.erasure_id: {"notes": {"notes": 1}, "ingestion": {"uploads": 1}}}
+    assert await w["notes"].inventory(a) == {"notes": 0}
+    assert await w["ingestion"].store.count(a) == 0
+    # Clean now: the sealed subject id is gone and a further pass finds nothing to do.
+    assert await w["privacy"].repo.due_reverifications() == []
+    assert await w["privacy"].erasures.reverify_due() == {}
+
+
+_UPLOAD_COLUMNS = {
+    "sha256": "0" * 64,
+    "size_bytes": 4,
+    "format": "png",
+    "width": 1,
+    "height": 1,
+    "purpose": "test",
+    "retention_class": "default",
+}

@@ -134,7 +134,10 @@ class Repo:
         self.keys.discard(subject_id)
         return int(had)
 
-    async def complete_erasure(self, erasure: ErasureRow, body: dict[str, Any]) -> str:
+    async def due_reverifications(self) -> list[tuple[str, bytes, int]]:
+        return []
+
+    async def complete_erasure(self, erasure: ErasureRow, body: dict[str, Any], reverify: Any = None) -> str:
         prev = self.ledger[-1].hash if self.ledger else chain.GENESIS
         entry_hash = chain.link(prev, body)
         self.ledger.append(chain.ChainEntry(len(self.ledger) + 1, body, prev, entry_hash))

@@ -39,6 +39,9 @@ class PrivacySettings(ServiceSettings):
     erasure_retry_cap_seconds: float = 30.0
     erasure_poll_seconds: float = 5.0
     holder_timeout_seconds: float = 10.0
+    # Grace period before a completed erasure is verified again (and anything found re-erased); longer than any
+    # request deadline, shorter than the holders' tombstones (1 h).
+    erasure_reverify_seconds: float = 600.0
     export_ttl_seconds: int = 3600
     # Base64 32-byte Ed25519 seed signing the ledger checkpoints; derived from the KEK when empty.
     ledger_signing_key: str = ""
@@ -72,6 +75,7 @@ def build_config(settings: PrivacySettings) -> PrivacyConfig:
         erasure_poll_seconds=settings.erasure_poll_seconds,
         holder_timeout_seconds=settings.holder_timeout_seconds,
         export_ttl=timedelta(seconds=settings.export_ttl_seconds),
+        reverify_after=timedelta(seconds=settings.erasure_reverify_seconds),
     )
 
 

@@ -175,9 +175,15 @@ class PrivacyRepository:
             )
             return cur.rowcount == 1
 
-    async def complete_erasure(self, erasure: ErasureRow, body: dict[str, Any]) -> str:
-        """Append the ledger entry, close the erasure and drop the subject row, atomically."""
+    async def complete_erasure(self, erasure: ErasureRow, body: dict[str, Any], reverify: tuple[bytes, datetime] | None = None) -> str:
+        """Append the ledger entry, close the erasure, drop the subject row and schedule the re-verification, atomically."""
         async with self.pool.connection() as conn, conn.transaction():
+            if reverify is not None:
+                await conn.execute(
+                    "INSERT INTO erasure_reverifications (erasure_id, sealed_subject, due_at) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (erasure_id) DO NOTHING",
+                    (uuid.UUID(erasure.erasure_id), reverify[0], reverify[1]),
+                )
             prev, entry_hash = await _link_to_chain(conn, "erasure_ledger", body)
             await conn.execute(
                 "INSERT INTO erasure_ledger (erasure_id, body, prev_hash, hash) VALUES (%s, %s, %s, %s)",
@@ -190,6 +196,26 @@ class PrivacyRepository:
             if erasure.subject_id:
                 await conn.execute("DELETE FROM subjects WHERE subject_id = %s", (uuid.UUID(erasure.subject_id),))
         return entry_hash
+
+    async def due_reverifications(self) -> list[tuple[str, bytes, int]]:
+        """(erasure id, sealed subject id, attempts) of the re-verifications due now."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT erasure_id, sealed_subject, attempts FROM erasure_reverifications WHERE due_at <= now() ORDER BY due_at"
+            )
+            return [(str(r[0]), bytes(r[1]), int(r[2])) for r in await cur.fetchall()]
+
+    async def finish_reverification(self, erasure_id: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("DELETE FROM erasure_reverifications WHERE erasure_id = %s", (uuid.UUID(erasure_id),))
+
+    async def postpone_reverification(self, erasure_id: str, seconds: float) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE erasure_reverifications SET due_at = now() + make_interval(secs => %s), attempts = attempts + 1"
+                " WHERE erasure_id = %s",
+                (seconds, uuid.UUID(erasure_id)),
+            )
 
     async def ledger_entries(self) -> list[chain.ChainEntry]:
         async with self.pool.connection() as conn:

@@ -42,3 +42,13 @@ def wrap(kek: bytes, subject_id: str, key: bytes) -> bytes:
 def unwrap(kek: bytes, subject_id: str, wrapped: bytes) -> bytes:
     """Decrypt a wrapped data key."""
     return AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], b"likeness-data-key:" + subject_id.encode())
+
+
+def seal_subject(kek: bytes, erasure_id: str, subject_id: str) -> bytes:
+    """A subject id kept for an erasure's re-verification, sealed under the KEK and bound to the erasure."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(kek).encrypt(nonce, subject_id.encode(), b"likeness-reverify:" + erasure_id.encode())
+
+
+def open_subject(kek: bytes, erasure_id: str, sealed: bytes) -> str:
+    return AESGCM(kek).decrypt(sealed[:12], sealed[12:], b"likeness-reverify:" + erasure_id.encode()).decode()

@@ -12,6 +12,7 @@ from likeness_platform.categories import Category
 from likeness_platform.errors import NotFound
 from likeness_platform.metrics import ERASURE_DEADLINE_BREACHES
 from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.domain import keys
 from likeness_privacy.domain.errors import describe_error
 from likeness_privacy.domain.records import ErasureRow
 from likeness_privacy.domain.retention import backoff_seconds
@@ -83,7 +84,8 @@ class Erasures:
                 await self._repo.reopen_receipt(erasure_id, holder)
             log.warning("erasure_verify_found_data", erasure_id=erasure_id, holders=sorted(leftovers))
             return False
-        entry_hash = await self._repo.complete_erasure(erasure, _ledger_body(erasure, key_destroyed, verified))
+        reverify = (keys.seal_subject(self._config.kek, erasure_id, subject_id), datetime.now(UTC) + self._config.reverify_after)
+        entry_hash = await self._repo.complete_erasure(erasure, _ledger_body(erasure, key_destroyed, verified), reverify)
         log.info("erasure_completed", erasure_id=erasure_id, ledger_hash=entry_hash)
         if self._checkpoints is not None:
             try:
@@ -93,10 +95,41 @@ class Erasures:
         return True
 
     async def drive_open(self) -> list[ErasureRow]:
-        """Drive every open erasure once; the ones still open afterwards."""
+        """Drive every open erasure once, then re-verify the completed ones that are due; the ones still open afterwards."""
         for erasure in await self._repo.open_erasures():
             await self.drive(erasure.erasure_id)
+        await self.reverify_due()
         return await self._repo.open_erasures()
+
+    async def reverify_due(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Look again at every holder for completed erasures whose grace period is over; erase whatever a late
+        write left. {erasure id: {holder: what was found and erased}} for those where something was found."""
+        found_any: dict[str, dict[str, dict[str, int]]] = {}
+        for erasure_id, sealed, attempts in await self._repo.due_reverifications():
+            subject_id = keys.open_subject(self._config.kek, erasure_id, sealed)
+            found: dict[str, dict[str, int]] = {}
+            clean = True
+            for name in self._holders.names:
+                try:
+                    holder = self._holders.get(name)
+                    counts = {k: v for k, v in (await holder.inventory(subject_id)).items() if v}
+                    if counts:
+                        found[name] = counts
+                        _, remaining = await holder.erase(subject_id, erasure_id)
+                        clean = clean and not any(remaining.values())
+                except Exception as exc:
+                    clean = False
+                    log.warning("erasure_reverify_failed", erasure_id=erasure_id, holder=name, error=describe_error(exc))
+            if found:
+                found_any[erasure_id] = found
+                log.error("erasure_reverify_found_data", erasure_id=erasure_id, found=found)
+            if clean:
+                await self._repo.finish_reverification(erasure_id)
+                log.info("erasure_reverified", erasure_id=erasure_id, re_erased=sorted(found))
+            else:
+                retry = backoff_seconds(attempts + 1, self._config.retry_base_seconds, self._config.retry_cap_seconds)
+                await self._repo.postpone_reverification(erasure_id, retry)
+        return found_any
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Background loop: drives every open erasure until complete; resumes them after a restart."""

@@ -26,6 +26,8 @@ class PrivacyConfig:
     export_ttl: timedelta = timedelta(hours=1)
     holder_timeout_seconds: float = 10.0
     erasure_poll_seconds: float = 5.0
+    # A completed erasure is verified again after this long (more than any request deadline) and re-erased.
+    reverify_after: timedelta = timedelta(minutes=10)
     retention: dict[str, timedelta] = field(default_factory=lambda: dict(RETENTION))
 
     def pseudonym(self, subject_id: str) -> str:
