@@ -340,3 +340,27 @@ _UPLOAD_COLUMNS = {
     "purpose": "test",
     "retention_class": "default",
 }
+
+
+async def test_a_blob_planted_after_the_holders_erase_is_found_by_verification_and_erased(world: dict) -> None:
+    from likeness_platform.blobs import subject_blob_name
+
+    w = world
+    a = await _populate(w)
+    erasure = await w["privacy"].erasures.request(a, "user_request")
+    ingestion = w["privacy"].holders.get("ingestion")
+    # The holder erases first; then a blob of a's lands without a row (a write whose row was refused, a copy
+    # restored from a backup) before privacy verifies.
+    await w["privacy"].erasures._erase_at(erasure, "ingestion", 0)
+    store = w["ingestion"].store
+    planted = subject_blob_name(a)
+    await store.blobs.put(planted, b"sealed bytes of a")
+    assert await ingestion.inventory(a) == {"uploads": 0, "blobs": 1}  # listed, though no row points to it
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    assert not await store.blobs.exists(planted)
+    done = await w["privacy"].erasures.get(erasure.erasure_id)
+    receipt = next(r for r in done.receipts if r.holder == "ingestion")
+    assert receipt.attempts >= 2 and receipt.erased == {"uploads": 0, "blobs": 1}
+    ledger = (await w["privacy"].repo.ledger_entries())[-1].body
+    assert ledger["verified"]["ingestion"] == {"uploads": 0, "blobs": 0}
+    assert ledger["key_destroyed"] is True

@@ -55,7 +55,7 @@ def test_privacy_killed_mid_erasure_resumes_and_completes(tmp_path: Path, databa
                 assert time.monotonic() < deadline, status
                 time.sleep(0.2)
             ingestion = next(r for r in status["receipts"] if r["holder"] == "ingestion")
-            assert ingestion["erased"] == {"uploads": 1} and ingestion["attempts"] >= 2
+            assert ingestion["erased"] == {"uploads": 1, "blobs": 1} and ingestion["attempts"] >= 2
         with psycopg.connect(database_url) as conn:
             assert conn.execute(
                 "SELECT count(*) FROM privacy.erasures WHERE erasure_id = %s AND status = 'completed'", (erasure_id,)

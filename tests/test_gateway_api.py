@@ -142,7 +142,7 @@ async def test_delete_me_kills_the_token_and_completes(database_url: str, tmp_pa
         assert status["status"] == "completed" and status["deadline"] and status["ledger_hash"]
         receipts = {r["holder"]: r for r in status["receipts"]}
         assert set(receipts) == {"privacy", "gateway", "ingestion"}
-        assert receipts["ingestion"]["erased"] == {"uploads": 1}
+        assert receipts["ingestion"]["erased"] == {"uploads": 1, "blobs": 1}
         assert all(not any(r["remaining"].values()) for r in receipts.values())
     finally:
         await started.close()

@@ -165,10 +165,10 @@ async def test_erase_leaves_inventory_at_zero_and_refuses_new_writes(mesh: dict)
     for _ in range(2):
         await mesh["ingestion"].Upload(_requests(subject, images.webp(), "image/webp"))
     inventory = await mesh["holder"].Inventory(dataholder_pb2.InventoryRequest(subject_id=subject))
-    assert {c.category: c.count for c in inventory.counts} == {"uploads": 2}
+    assert {c.category: c.count for c in inventory.counts} == {"uploads": 2, "blobs": 2}
     erased = await mesh["holder"].Erase(dataholder_pb2.EraseRequest(subject_id=subject, request_id="t"))
-    assert {c.category: c.count for c in erased.erased} == {"uploads": 2}
-    assert {c.category: c.count for c in erased.remaining} == {"uploads": 0}
+    assert {c.category: c.count for c in erased.erased} == {"uploads": 2, "blobs": 2}
+    assert {c.category: c.count for c in erased.remaining} == {"uploads": 0, "blobs": 0}
     await mesh["privacy_service"].repo.start_erasure(subject, "p", "test", [])
     mesh["service"].store.keys.forget(subject)
     with pytest.raises(grpc.aio.AioRpcError) as info:

@@ -216,16 +216,23 @@ async def test_sweep_removes_expired_and_too_old_items_and_orphan_blobs_past_the
     await world.blobs.put(young_orphan, b"row being written")
     hour_ago = (datetime.now(UTC) - timedelta(hours=1)).timestamp()
     os.utime(world.blob_path(stale_orphan), (hour_ago, hour_ago))
+    # A put interrupted before its rename leaves a .tmp file: swept once past the grace, like an orphan.
+    stale_tmp, young_tmp = world.blob_path("ef" * 16).with_suffix(".tmp"), world.blob_path("fe" * 16).with_suffix(".tmp")
+    for tmp in (stale_tmp, young_tmp):
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(b"half a blob")
+    os.utime(stale_tmp, (hour_ago, hour_ago))
 
     removed = await world.store.sweep(datetime.now(UTC) - timedelta(hours=1))
-    assert removed == {"uploads": 2, "orphan_blobs": 1}
+    assert removed == {"uploads": 2, "orphan_blobs": 1, "temp_blobs": 1}
+    assert not stale_tmp.exists() and young_tmp.exists()
     assert not unregistered(removed)
     assert [i.label for i in await world.store.of_subject(subject)] == ["fresh"]  # 2 h old: inside the 24 h ttl, kept
     assert not world.blob_path(expired.blob_name).exists() and not world.blob_path(old.blob_name).exists()
     assert not world.blob_path(stale_orphan).exists()
     assert world.blob_path(young_orphan).exists() and world.blob_path(fresh.blob_name).exists()
     # Without a cutoff only expiry counts.
-    assert await world.store.sweep(None) == {"uploads": 0, "orphan_blobs": 0}
+    assert await world.store.sweep(None) == {"uploads": 0, "orphan_blobs": 0, "temp_blobs": 0}
 
 
 async def test_retention_reports_count_oldest_age_and_the_stores_ttl(world: World) -> None:
@@ -260,17 +267,21 @@ async def test_holder_view_reports_under_the_stores_category(world: World) -> No
     holder = SealedHolder("test", world.store)
     subject = _subject()
     item = await world.store.save(subject, b"x", {"label": "a"})
-    assert await holder.inventory(subject) == {"uploads": 1}
+    assert await holder.inventory(subject) == {"uploads": 1, "blobs": 1}
     assert [i.name async for i in holder.export(subject)] == ["uploads.json", f"uploads/a-{item.item_id}.bin"]
     world.sql("UPDATE items SET created_at = now() - interval '2 hours'")
     other = _subject()
     await world.store.save(other, b"y", {"label": "b"})
-    assert await holder.sweep({"results": datetime.now(UTC)}) == {"uploads": 0, "orphan_blobs": 0}  # another category's cutoff
+    assert await holder.sweep({"results": datetime.now(UTC)}) == {
+        "uploads": 0,
+        "orphan_blobs": 0,
+        "temp_blobs": 0,
+    }  # another category's cutoff
     # A cutoff of "now" is clamped to the ttl: nothing inside the 24 h ttl goes.
-    assert await holder.sweep({"uploads": datetime.now(UTC)}) == {"uploads": 0, "orphan_blobs": 0}
+    assert await holder.sweep({"uploads": datetime.now(UTC)}) == {"uploads": 0, "orphan_blobs": 0, "temp_blobs": 0}
     world.sql("UPDATE items SET created_at = now() - interval '25 hours' WHERE label = 'a'")
-    assert await holder.sweep({"uploads": datetime.now(UTC)}) == {"uploads": 1, "orphan_blobs": 0}
-    assert await holder.erase(other, "erasure-1") == ({"uploads": 1}, {"uploads": 0})
+    assert await holder.sweep({"uploads": datetime.now(UTC)}) == {"uploads": 1, "orphan_blobs": 0, "temp_blobs": 0}
+    assert await holder.erase(other, "erasure-1") == ({"uploads": 1, "blobs": 1}, {"uploads": 0, "blobs": 0})
     assert [r.category for r in await holder.retention()] == ["uploads"]
 
 

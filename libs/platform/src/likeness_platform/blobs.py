@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +18,18 @@ from likeness_platform.settings import SealedStoreSettings
 def new_blob_name() -> str:
     """A random name that reveals nothing about the subject or the content."""
     return secrets.token_hex(16)
+
+
+def subject_blob_prefix(subject_id: str) -> str:
+    """The name prefix of a subject's blobs: a hash of its id, so its blobs can be listed (and erased) without
+    their rows — a blob whose row never landed is still found. Someone who knows the id can tell which blobs
+    are that subject's (they are sealed under its key, destroyed on erasure); nobody can tell whose they are."""
+    return hashlib.sha256(b"likeness-blob:" + subject_id.encode()).hexdigest()[:16]
+
+
+def subject_blob_name(subject_id: str) -> str:
+    """A fresh blob name for a subject: its prefix and 128 random bits."""
+    return subject_blob_prefix(subject_id) + secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,7 @@ class BlobStore(Protocol):
 
     async def exists(self, name: str) -> bool: ...
 
-    def entries(self) -> AsyncIterator[BlobEntry]: ...
+    def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]: ...
 
 
 class BlobNotFound(KeyError):
@@ -93,23 +106,47 @@ class LocalBlobStore:
         """Whether a blob exists."""
         return self._path(name).is_file()
 
-    async def entries(self) -> AsyncIterator[BlobEntry]:
-        """Every blob with its size and modification time."""
-        entries = await asyncio.to_thread(self._scan)
+    async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        """Every blob (whose name starts with `prefix`) with its size and modification time."""
+        entries = await asyncio.to_thread(self._scan, prefix)
         for entry in entries:
             yield entry
 
-    def _scan(self) -> list[BlobEntry]:
+    def _shards(self, prefix: str) -> list[Path]:
+        if not self.root.exists():
+            return []
+        if len(prefix) >= 2:
+            shard = self.root / _valid(prefix)[:2]
+            return [shard] if shard.is_dir() else []
+        return [shard for shard in self.root.iterdir() if shard.is_dir()]
+
+    def _scan(self, prefix: str = "") -> list[BlobEntry]:
         out = []
-        for shard in self.root.iterdir() if self.root.exists() else []:
-            if not shard.is_dir():
-                continue
+        for shard in self._shards(prefix):
             for path in shard.iterdir():
-                if path.suffix == ".tmp" or not path.is_file():
+                if path.suffix == ".tmp" or not path.is_file() or not path.name.startswith(prefix):
                     continue
                 st = path.stat()
                 out.append(BlobEntry(path.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)))
         return out
+
+    async def remove_stale_temps(self, grace: timedelta) -> int:
+        """Delete `.tmp` files (a put interrupted before its rename) older than `grace`; how many."""
+
+        def remove() -> int:
+            horizon = (datetime.now(UTC) - grace).timestamp()
+            removed = 0
+            for shard in self._shards(""):
+                for path in shard.glob("*.tmp"):
+                    try:
+                        if path.stat().st_mtime < horizon:
+                            path.unlink()
+                            removed += 1
+                    except FileNotFoundError:
+                        pass
+            return removed
+
+        return await asyncio.to_thread(remove)
 
 
 class S3BlobStore:
@@ -155,10 +192,11 @@ class S3BlobStore:
                 return False
             raise
 
-    async def entries(self) -> AsyncIterator[BlobEntry]:
-        """Every blob with its size and modification time."""
+    async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        """Every blob (whose name starts with `prefix`) with its size and modification time."""
         paginator = self._s3.get_paginator("list_objects_v2")
-        pages = await asyncio.to_thread(lambda: [*paginator.paginate(Bucket=self.bucket, Prefix=self.prefix)])
+        start = self.prefix + (_valid(prefix) if prefix else "")
+        pages = await asyncio.to_thread(lambda: [*paginator.paginate(Bucket=self.bucket, Prefix=start)])
         for page in pages:
             for obj in page.get("Contents", []):
                 yield BlobEntry(obj["Key"][len(self.prefix) :], obj["Size"], obj["LastModified"])

@@ -38,6 +38,10 @@ class Category(StrEnum):
     RECORDS = "records"  # the export item holding privacy's own records
     # Sweep only: encrypted blobs no row points to (left by a crash between blob and row).
     ORPHAN_BLOBS = "orphan_blobs"
+    # Inventory and Erase of a sealed store: the subject's blobs as listed in the blob store, rows or not.
+    BLOBS = "blobs"
+    # Sweep only: `.tmp` files of blob writes interrupted before their rename.
+    TEMP_BLOBS = "temp_blobs"
 
 
 def is_registered(name: str) -> bool:

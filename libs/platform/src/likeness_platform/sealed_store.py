@@ -30,7 +30,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from likeness_platform.blobs import BlobNotFound, BlobStore, new_blob_name, remove_orphans
+from likeness_platform.blobs import BlobNotFound, BlobStore, remove_orphans, subject_blob_name, subject_blob_prefix
 from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache, open_sealed, seal
 from likeness_platform.dataholder import ExportItem, Retention
@@ -145,7 +145,7 @@ class SealedStore(Generic[Row]):
         if reserved:
             raise ValueError(f"the store sets {sorted(reserved)} itself")
         key = await self.keys.get(subject_id)
-        blob_name = new_blob_name()
+        blob_name = subject_blob_name(subject_id)
         now = datetime.now(UTC)
         values = {
             self.table.id_column: uuid.uuid4(),
@@ -223,8 +223,20 @@ class SealedStore(Generic[Row]):
         return int(row[0]) if row else 0
 
     # retention and erasure ---------------------------------------------------------------------
+    async def blob_names(self, subject_id: str) -> list[str]:
+        """The subject's blobs as the blob store lists them, whether a row points to them or not."""
+        if as_uuid(subject_id) is None:
+            return []
+        return [entry.name async for entry in self.blobs.entries(subject_blob_prefix(subject_id))]
+
     async def erase(self, subject_id: str) -> tuple[int, int]:
-        """Delete all the subject's rows and blobs; (erased, remaining) with `remaining` read back."""
+        """Delete all the subject's rows and blobs; (erased, remaining) rows with `remaining` read back."""
+        erased, remaining, _, _ = await self.erase_all(subject_id)
+        return erased, remaining
+
+    async def erase_all(self, subject_id: str) -> tuple[int, int, int, int]:
+        """Delete all the subject's rows and blobs, those of its rows and those listed under its prefix (a blob
+        whose row never landed); (rows erased, rows remaining, blobs erased, blobs remaining), read back."""
         self.keys.forget(subject_id)
         sid = as_uuid(subject_id)
         names: list[str] = []
@@ -235,9 +247,10 @@ class SealedStore(Generic[Row]):
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key(subject_id),))
                 await conn.execute(self._tombstone, (tombstone_hash(subject_id),))
                 names = [r[0] for r in await (await conn.execute(self._erase, (sid,))).fetchall()]
-        for name in names:
-            await self.blobs.delete(name)
-        return len(names), await self.count(subject_id)
+        blobs_erased = 0
+        for name in {*names, *await self.blob_names(subject_id)}:
+            blobs_erased += int(await self.blobs.delete(name))
+        return len(names), await self.count(subject_id), blobs_erased, len(await self.blob_names(subject_id))
 
     async def sweep(self, cutoff: datetime | None) -> dict[str, int]:
         """Delete expired items and those created before `cutoff`, then orphan blobs past the grace period.
@@ -251,7 +264,11 @@ class SealedStore(Generic[Row]):
             await self.blobs.delete(name)
             await conn.execute(self._sweep_tombstones, (TOMBSTONE_TTL,))
         orphans = await remove_orphans(self.blobs, self.known_blobs, self.orphan_grace)
-        return {self.category: len(expired), Category.ORPHAN_BLOBS: orphans}
+        swept: dict[str, int] = {self.category: len(expired), Category.ORPHAN_BLOBS: orphans}
+        remove_temps = getattr(self.blobs, "remove_stale_temps", None)
+        if remove_temps is not None:  # local folders: puts interrupted before their rename leave .tmp files
+            swept[Category.TEMP_BLOBS] = await remove_temps(self.orphan_grace)
+        return swept
 
     async def known_blobs(self, names: list[str]) -> set[str]:
         """Those of `names` that a row points to."""
@@ -293,15 +310,16 @@ class SealedHolder(Generic[Row]):
         self.store = store
 
     async def inventory(self, subject_id: str) -> dict[str, int]:
-        return {self.store.category: await self.store.count(subject_id)}
+        """Rows and blobs: the blob store is listed too, so a blob without its row is found."""
+        return {self.store.category: await self.store.count(subject_id), Category.BLOBS: len(await self.store.blob_names(subject_id))}
 
     def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
         return self.store.export(subject_id)
 
     async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
-        erased, remaining = await self.store.erase(subject_id)
+        erased, remaining, blobs_erased, blobs_remaining = await self.store.erase_all(subject_id)
         category = self.store.category
-        return {category: erased}, {category: remaining}
+        return {category: erased, Category.BLOBS: blobs_erased}, {category: remaining, Category.BLOBS: blobs_remaining}
 
     async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
         return await self.store.sweep(cutoffs.get(self.store.category))
