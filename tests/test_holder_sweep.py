@@ -82,19 +82,19 @@ def _every_category_at(moment: datetime) -> dict[str, datetime]:
 
 @pytest.mark.parametrize("ahead", [timedelta(0), timedelta(days=400)], ids=["now", "in-a-year"])
 async def test_sweep_with_cutoff_now_leaves_unexpired_data_in_place(holders: dict[str, Any], ahead: timedelta) -> None:
-    subject = str(uuid.uuid4())
+    # A registered subject: privacy records nothing about an unknown one.
+    subject = (await holders["privacy"]._repo.create_subject("device", False, "key-id", lambda _sid: b"wrapped")).subject_id
     await _store_live_data(holders, subject)
     before = {name: dict(await h.inventory(subject)) for name, h in holders.items()}
-    # Something of every category is there to lose (faces keeps nothing; privacy's subject row and key
-    # are not made here).
+    # Something of every category is there to lose (faces keeps nothing; sealed stores list their blobs too).
     held = {name: {c for c, n in counts.items() if n} for name, counts in before.items()}
     assert held == {
         "gateway": {"devices"},
-        "ingestion": {"uploads"},
-        "render": {"results"},
+        "ingestion": {"uploads", "blobs"},
+        "render": {"results", "blobs"},
         "faces": set(),
         "billing": {"quota_usage"},
-        "privacy": {"generation_records", "security_events", "access_log", "exports"},
+        "privacy": {"subjects", "data_keys", "generation_records", "security_events", "access_log", "exports"},
     }
     cutoffs = _every_category_at(datetime.now(UTC) + ahead)
     for name, holder in holders.items():
