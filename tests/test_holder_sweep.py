@@ -126,3 +126,41 @@ async def test_sealed_stores_still_sweep_what_outlived_their_ttl(holders: dict[s
         )
     await holders["ingestion"].sweep({Category.UPLOADS: datetime.now(UTC)})
     assert [r.upload_id for r in await store.of_subject(subject)] == [fresh.upload_id]
+
+
+async def test_a_holder_sweeps_its_own_data_with_privacy_down(database_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    import psycopg
+
+    from likeness_platform.blobs import subject_blob_name
+    from tests.support.services import Started, free_port, start_ingestion
+
+    started = Started()
+    # No privacy at this address: the holder cannot fetch a key or log an access, and still expires its data.
+    await start_ingestion(database_url, f"127.0.0.1:{free_port()}", tmp_path / "blobs", started, self_sweep_seconds=0.1)
+    wiring = started.wirings["ingestion"]
+    store = wiring.service.store
+    subject = str(uuid.uuid4())
+    blob = subject_blob_name(subject)
+    await store.blobs.put(blob, b"sealed")
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO ingestion.uploads (upload_id, subject_id, blob_name, sha256, size_bytes, format, width, height, purpose,"
+            " retention_class, created_at, expires_at)"
+            " VALUES (%s, %s, %s, '0', 6, 'png', 1, 1, 'test', 'default', now() - interval '2 hours', now() - interval '1 second')",
+            (uuid.uuid4(), subject, blob),
+        )
+    assert await store.count(subject) == 1
+    loops = [asyncio.ensure_future(job()) for job in wiring.background]
+    try:
+        for _ in range(100):
+            if await store.count(subject) == 0 and not await store.blobs.exists(blob):
+                break
+            await asyncio.sleep(0.05)
+        assert await store.count(subject) == 0 and not await store.blobs.exists(blob)
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await started.close()

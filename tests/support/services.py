@@ -111,7 +111,7 @@ async def start_gateway(database_url: str, addrs: dict[str, str], started: Start
 
 
 async def start_ingestion(
-    database_url: str, privacy_addr: str, blob_dir: Path, started: Started, ttl: int = 86400, port: int = 0
+    database_url: str, privacy_addr: str, blob_dir: Path, started: Started, ttl: int = 86400, port: int = 0, **overrides: Any
 ) -> tuple[Any, str]:
     """Ingestion on a free port with a local blob store."""
     from likeness_ingestion.main import IngestionSettings, build
@@ -126,6 +126,7 @@ async def start_ingestion(
         blob_backend="local",
         blob_dir=str(blob_dir),
         data_key_ttl_seconds=1.0,
+        **overrides,
     )
     wiring, addr = await serve("ingestion", build, settings, started)
     return wiring.service, addr

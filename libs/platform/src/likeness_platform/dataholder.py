@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+import structlog
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -160,3 +162,23 @@ def add_dataholder(server: Any, holder: Holder) -> str:
     """Register the DataHolder servicer for `holder`; returns the full service name."""
     dataholder_pb2_grpc.add_DataHolderServicer_to_server(DataHolderServicer(holder), server)
     return str(dataholder_pb2.DESCRIPTOR.services_by_name["DataHolder"].full_name)
+
+
+async def sweep_on_schedule(holder: Holder, interval_seconds: float, stop: asyncio.Event | None = None) -> None:
+    """A holder's own retention loop: every interval it sweeps by its own periods (no cutoffs asked), so
+    expiry does not depend on privacy being up; privacy's sweeps and RetentionStatus audit on top."""
+    log = structlog.get_logger("likeness.retention")
+    while stop is None or not stop.is_set():
+        try:
+            removed = {k: v for k, v in (await holder.sweep({})).items() if v}
+            if removed:
+                log.info("self_sweep", holder=getattr(holder, "name", ""), removed=removed)
+        except Exception as exc:
+            log.warning("self_sweep_failed", holder=getattr(holder, "name", ""), error=type(exc).__name__)
+        if stop is None:
+            await asyncio.sleep(interval_seconds)
+        else:
+            try:
+                await asyncio.wait_for(stop.wait(), interval_seconds)
+            except TimeoutError:
+                pass

@@ -74,3 +74,5 @@ class SealedStoreSettings(ServiceSettings):
     s3_endpoint_url: str = ""
     s3_region: str = ""
     data_key_ttl_seconds: float = 10.0
+    # The store sweeps its own expired items (and stale .tmp/orphan blobs) this often, privacy up or not.
+    self_sweep_seconds: float = 300.0

@@ -16,7 +16,7 @@ from likeness_ingestion.service import IngestionConfig, IngestionService
 from likeness_platform.blobs import blob_store_for
 from likeness_platform.clients import open_channel
 from likeness_platform.crypto import DataKeyCache
-from likeness_platform.dataholder import add_dataholder
+from likeness_platform.dataholder import add_dataholder, sweep_on_schedule
 from likeness_platform.db import open_service_pool
 from likeness_platform.privacy_port import PrivacyPort
 from likeness_platform.server import Wiring, run_service
@@ -71,7 +71,13 @@ async def build(settings: IngestionSettings) -> IngestionWiring:
         await privacy_channel.close()
         await pool.close()
 
-    return IngestionWiring(settings=settings, register=register, closers=[close], service=service)
+    return IngestionWiring(
+        settings=settings,
+        register=register,
+        background=[lambda: sweep_on_schedule(service, settings.self_sweep_seconds)],
+        closers=[close],
+        service=service,
+    )
 
 
 main = partial(run_service, "ingestion", IngestionSettings, build)

@@ -13,7 +13,7 @@ from likeness.render.v1 import render_pb2_grpc
 from likeness_platform.blobs import blob_store_for
 from likeness_platform.clients import open_channel
 from likeness_platform.crypto import DataKeyCache
-from likeness_platform.dataholder import add_dataholder
+from likeness_platform.dataholder import add_dataholder, sweep_on_schedule
 from likeness_platform.db import open_service_pool
 from likeness_platform.logging import get_logger
 from likeness_platform.privacy_port import PrivacyPort
@@ -103,7 +103,13 @@ async def build(settings: RenderSettings) -> RenderWiring:
         if generator is not None:
             await generator.aclose()
 
-    return RenderWiring(settings=settings, register=register, closers=[close], use_cases=use_cases)
+    return RenderWiring(
+        settings=settings,
+        register=register,
+        background=[lambda: sweep_on_schedule(RenderHolder(results), settings.self_sweep_seconds)],
+        closers=[close],
+        use_cases=use_cases,
+    )
 
 
 main = partial(run_service, "render", RenderSettings, build)
