@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -364,3 +366,61 @@ async def test_a_blob_planted_after_the_holders_erase_is_found_by_verification_a
     ledger = (await w["privacy"].repo.ledger_entries())[-1].body
     assert ledger["verified"]["ingestion"] == {"uploads": 0, "blobs": 0}
     assert ledger["key_destroyed"] is True
+
+
+async def test_a_backup_restored_after_the_kek_backup_window_cannot_decrypt(world: dict, database_url: str) -> None:
+    import base64
+    from datetime import UTC, datetime, timedelta
+
+    from likeness_platform.errors import FailedPrecondition
+
+    w = world
+    first = w["started"].wirings["privacy"].settings
+    old_kek = first.kek
+    a, b = await _populate(w), await _populate(w)
+    key_b = await w["privacy"].subjects.data_key(b)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        # A backup taken today holds a's subject row and wrapped key.
+        backup_subject = await (await conn.execute("SELECT subject_id, kind FROM privacy.subjects WHERE subject_id = %s", (a,))).fetchone()
+        backup_key = await (
+            await conn.execute("SELECT subject_id, key_id, wrapped, kek_id FROM privacy.data_keys WHERE subject_id = %s", (a,))
+        ).fetchone()
+    erasure = await w["privacy"].erasures.request(a, "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+
+    # Rotation: a new current KEK; the old one retired today and kept for the backup window.
+    new_kek = base64.b64encode(os.urandom(32)).decode()
+    today = datetime.now(UTC).date()
+
+    def rotated(retired_on: date) -> object:
+        return first.model_copy(update={"kek": new_kek, "kek_id": "k2", "retired_keks": {first.kek_id: f"{old_kek}@{retired_on}"}})
+
+    rotated_privacy = await build_privacy(rotated(today))
+    after_window = None
+    restored = False
+    try:
+        subjects = rotated_privacy.use_cases.subjects
+        assert await subjects.data_key(b) == key_b  # still opens under the retired KEK
+        assert await subjects.rewrap() >= 1
+        assert (await rotated_privacy.use_cases.repo.get_wrapped_key(b))[2] == "k2"
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute("INSERT INTO privacy.subjects (subject_id, kind) VALUES (%s, %s)", backup_subject)
+            await conn.execute("INSERT INTO privacy.data_keys (subject_id, key_id, wrapped, kek_id) VALUES (%s, %s, %s, %s)", backup_key)
+            restored = True
+        # Inside the window the restored backup still opens: that is what the window is for, and why it is bounded.
+        assert (await subjects.data_key(a))[0]
+        # After the window the retired KEK is not loaded any more: the same restored backup cannot be decrypted,
+        # while b (rewrapped) is untouched.
+        after_window = await build_privacy(rotated(today - timedelta(days=first.kek_backup_window_days + 1)))
+        with pytest.raises(FailedPrecondition) as info:
+            await after_window.use_cases.subjects.data_key(a)
+        assert info.value.code == "KEK_DESTROYED"
+        assert await after_window.use_cases.subjects.data_key(b) == key_b
+    finally:
+        if restored:
+            async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+                await conn.execute("DELETE FROM privacy.data_keys WHERE subject_id = %s", (a,))
+                await conn.execute("DELETE FROM privacy.subjects WHERE subject_id = %s", (a,))
+        await rotated_privacy.close()
+        if after_window is not None:
+            await after_window.close()

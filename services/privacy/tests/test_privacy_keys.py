@@ -56,3 +56,19 @@ def test_data_keys_and_their_wrappings_are_fresh_each_time() -> None:
     assert len(data_key) == 32 and keys.new_data_key() != data_key
     # A fresh nonce per wrap: wrapping the same key twice gives different bytes.
     assert keys.wrap(kek, "s", data_key) != keys.wrap(kek, "s", data_key)
+
+
+def test_a_retired_kek_is_used_only_inside_the_backup_window() -> None:
+    from datetime import UTC, datetime
+
+    from likeness_privacy.main import retired_keks
+
+    raw = os.urandom(32)
+    encoded = base64.b64encode(raw).decode()
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    assert retired_keks({"k1": f"{encoded}@2026-02-01"}, 35, now) == {"k1": raw}
+    assert retired_keks({"k1": f"{encoded}@2026-01-01"}, 35, now) == {}  # past the window: not used, destroy it
+    with pytest.raises(keys.KeyError_, match="retirement date"):
+        retired_keks({"k1": encoded}, 35, now)
+    with pytest.raises(keys.KeyError_, match="not a date"):
+        retired_keks({"k1": f"{encoded}@soon"}, 35, now)

@@ -7,9 +7,11 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+
+import structlog
 
 from likeness.privacy.v1 import privacy_pb2_grpc
 from likeness_platform.blobs import blob_store_from_settings
@@ -19,10 +21,11 @@ from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import ServiceSettings
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import APPEND_ONLY, PrivacyRepository
-from likeness_privacy.domain.keys import parse_kek
+from likeness_privacy.domain.keys import KeyError_, parse_kek
 from likeness_privacy.grpc_api import PrivacyServicer, service_name
 from likeness_privacy.usecases import PrivacyConfig, PrivacyUseCases, build_use_cases
 
+log = structlog.get_logger("likeness.privacy")
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -30,6 +33,15 @@ class PrivacySettings(ServiceSettings):
     grpc_port: int = 50055
     # Base64 32-byte key-encryption key; required (make run and tests generate a dev key).
     kek: str = ""
+    # The KEK's id, stored with every data key it wraps. To rotate: give a new `kek` and `kek_id`, and move the
+    # old one to `retired_keks` as {"<old id>": "<base64>@<YYYY-MM-DD it was retired>"}; the rewrap job moves every
+    # key to the new KEK, and the old one is no longer used (destroy it) `kek_backup_window_days` after that date.
+    kek_id: str = ""
+    retired_keks: dict[str, str] = {}
+    # How long backups are kept: a retired KEK must outlive every backup taken while it wrapped keys, and no
+    # longer, so an erased subject is unrecoverable from any backup once the window after the next rotation is over.
+    kek_backup_window_days: int = 35
+    kek_rewrap_seconds: float = 3600.0
     # Base64 key for keyed hashes of IPs and subject pseudonyms; derived from the KEK when empty.
     pseudonym_key: str = ""
     # JSON object: holder name -> gRPC address of its DataHolder.
@@ -68,6 +80,8 @@ def build_config(settings: PrivacySettings) -> PrivacyConfig:
         signing_seed = hmac.new(kek, b"likeness-ledger-signing", hashlib.sha256).digest()
     return PrivacyConfig(
         kek=kek,
+        kek_id=settings.kek_id,
+        retired_keks=retired_keks(settings.retired_keks, settings.kek_backup_window_days, datetime.now(UTC)),
         pseudonym_key=pseudonym_key,
         ledger_signing_key=signing_seed,
         retry_base_seconds=settings.erasure_retry_base_seconds,
@@ -77,6 +91,24 @@ def build_config(settings: PrivacySettings) -> PrivacyConfig:
         export_ttl=timedelta(seconds=settings.export_ttl_seconds),
         reverify_after=timedelta(seconds=settings.erasure_reverify_seconds),
     )
+
+
+def retired_keks(configured: dict[str, str], window_days: int, now: datetime) -> dict[str, bytes]:
+    """The retired KEKs still inside the backup window; one past it is not used (and should be destroyed)."""
+    kept: dict[str, bytes] = {}
+    for kek_id, value in configured.items():
+        encoded, _, retired_on = value.partition("@")
+        if not retired_on:
+            raise KeyError_(f"retired KEK {kek_id!r} needs its retirement date: <base64>@YYYY-MM-DD")
+        try:
+            retired = datetime.fromisoformat(retired_on).replace(tzinfo=UTC)
+        except ValueError as exc:
+            raise KeyError_(f"retired KEK {kek_id!r}: {retired_on!r} is not a date (YYYY-MM-DD)") from exc
+        if now > retired + timedelta(days=window_days):
+            log.error("retired_kek_past_backup_window", kek_id=kek_id, retired_on=retired_on, window_days=window_days)
+            continue
+        kept[kek_id] = parse_kek(encoded)
+    return kept
 
 
 @dataclass(kw_only=True)
@@ -122,12 +154,25 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
             use_cases.erasures.run,
             lambda: use_cases.retention.run(settings.retention_interval_seconds),
             lambda: checkpoints.run(settings.ledger_checkpoint_seconds),
+            lambda: _rewrap_loop(use_cases, settings.kek_rewrap_seconds),
         ],
         closers=[close],
         security_events=record_refusal,
         use_cases=use_cases,
         holders=holders,
     )
+
+
+async def _rewrap_loop(use_cases: PrivacyUseCases, interval_seconds: float) -> None:
+    """Moves data keys off retired KEKs: at start, then every interval."""
+    while True:
+        try:
+            moved = await use_cases.subjects.rewrap()
+            if moved:
+                log.info("data_keys_rewrapped", moved=moved)
+        except Exception as exc:
+            log.error("rewrap_failed", error=type(exc).__name__)
+        await asyncio.sleep(interval_seconds)
 
 
 main = partial(run_service, "privacy", PrivacySettings, build)

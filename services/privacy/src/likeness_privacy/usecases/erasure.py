@@ -106,7 +106,7 @@ class Erasures:
         write left. {erasure id: {holder: what was found and erased}} for those where something was found."""
         found_any: dict[str, dict[str, dict[str, int]]] = {}
         for erasure_id, sealed, attempts in await self._repo.due_reverifications():
-            subject_id = keys.open_subject(self._config.kek, erasure_id, sealed)
+            subject_id = _open_subject(self._config, erasure_id, sealed)
             found: dict[str, dict[str, int]] = {}
             clean = True
             for name in self._holders.names:
@@ -188,6 +188,16 @@ class Erasures:
             if any(found.values()):
                 leftovers.add(name)
         return leftovers, verified
+
+
+def _open_subject(config: PrivacyConfig, erasure_id: str, sealed: bytes) -> str:
+    """The sealed subject id, under the current KEK or (sealed before a rotation) a retired one."""
+    for kek in (config.kek, *config.retired_keks.values()):
+        try:
+            return keys.open_subject(kek, erasure_id, sealed)
+        except Exception:
+            continue
+    raise ValueError("the subject id of this re-verification was sealed under a KEK that is gone")
 
 
 def _ledger_body(erasure: ErasureRow, key_destroyed: bool, verified: dict[str, dict[str, int]]) -> dict[str, Any]:

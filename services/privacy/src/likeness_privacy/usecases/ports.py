@@ -19,6 +19,10 @@ SELF = "privacy"
 class PrivacyConfig:
     kek: bytes
     pseudonym_key: bytes
+    # The current KEK's id (stored with each key it wraps) and retired KEKs still kept for unwrapping until the
+    # rewrap job has moved every key and the backup window is over.
+    kek_id: str = ""
+    retired_keks: dict[str, bytes] = field(default_factory=dict)
     # Ed25519 seed signing the ledger's checkpoints (never stored in the database).
     ledger_signing_key: bytes = b"\x00" * 32
     retry_base_seconds: float = 0.5
@@ -29,6 +33,10 @@ class PrivacyConfig:
     # A completed erasure is verified again after this long (more than any request deadline) and re-erased.
     reverify_after: timedelta = timedelta(minutes=10)
     retention: dict[str, timedelta] = field(default_factory=lambda: dict(RETENTION))
+
+    def kek_for(self, kek_id: str) -> bytes | None:
+        """The KEK of that id, None when it has been destroyed (or never was ours)."""
+        return self.kek if kek_id == self.kek_id else self.retired_keks.get(kek_id)
 
     def pseudonym(self, subject_id: str) -> str:
         """The keyed pseudonym that stands for a subject in records and tombstones."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import uuid
 
+import structlog
+
 from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound, SubjectErasing
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain import keys
 from likeness_privacy.domain.records import ErasureRow, SubjectRow
 from likeness_privacy.usecases.erasure import Erasures
 from likeness_privacy.usecases.ports import PrivacyConfig
+
+log = structlog.get_logger("likeness.privacy")
 
 
 class Subjects:
@@ -23,7 +27,9 @@ class Subjects:
             raise InvalidArgument("kind must be device or account", "INVALID_SUBJECT_KIND")
         key_id = uuid.uuid4().hex
         data_key = keys.new_data_key()
-        subject = await self._repo.create_subject(kind, minor, key_id, lambda sid: keys.wrap(self._config.kek, sid, data_key))
+        subject = await self._repo.create_subject(
+            kind, minor, key_id, lambda sid: keys.wrap(self._config.kek, sid, data_key), self._config.kek_id
+        )
         erasure = None
         if minor:
             # Invariant 6: a subject under 13 is erased at once, nothing is kept.
@@ -44,5 +50,27 @@ class Subjects:
         wrapped = await self._repo.get_wrapped_key(subject_id)
         if wrapped is None:
             raise FailedPrecondition("the subject's data key no longer exists", "KEY_DESTROYED")
-        key_id, blob = wrapped
-        return keys.unwrap(self._config.kek, subject_id, blob), key_id
+        key_id, blob, kek_id = wrapped
+        kek = self._config.kek_for(kek_id)
+        if kek is None:
+            raise FailedPrecondition("the key-encryption key that wrapped this data key has been destroyed", "KEK_DESTROYED")
+        return keys.unwrap(kek, subject_id, blob), key_id
+
+    async def rewrap(self) -> int:
+        """Move every data key under a retired KEK to the current one; how many moved."""
+        config = self._config
+
+        def rewrap_one(subject_id: str, kek_id: str, wrapped: bytes) -> bytes | None:
+            old = config.kek_for(kek_id)
+            if old is None:
+                return None
+            try:
+                return keys.wrap(config.kek, subject_id, keys.unwrap(old, subject_id, wrapped))
+            except Exception:
+                log.error("rewrap_unwrap_failed", kek_id=kek_id)  # left as it is, never lost
+                return None
+
+        total = 0
+        while moved := await self._repo.rewrap(config.kek_id, rewrap_one):
+            total += moved
+        return total
