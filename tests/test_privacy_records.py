@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from likeness_platform.dataholder import Retention
+from likeness_platform.errors import NotFound as NotFoundError
 from likeness_platform.metrics import RETENTION_BREACHES
 from tests.support.memholder import MemoryHolder, serve_holder
 from tests.support.pki import mesh_channel
@@ -34,7 +37,7 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[dict]:
     await start_ingestion(database_url, privacy_addr, tmp_path / "blobs", started, port=ingestion_port)
     channel = mesh_channel(f"127.0.0.1:{ingestion_port}")
     try:
-        yield {"privacy": privacy, "ingestion": ingestion_pb2_grpc.IngestionStub(channel)}
+        yield {"privacy": privacy, "ingestion": ingestion_pb2_grpc.IngestionStub(channel), "stale": stale}
     finally:
         await channel.close()
         await stale_server.stop(0)
@@ -241,3 +244,50 @@ async def test_a_record_arriving_after_erasure_starts_is_refused(world: dict) ->
     assert await _rows(privacy, "SELECT count(*) FROM security_events WHERE subject_pseudonym = %s", pseudonym) == [(0,)]
     assert await _rows(privacy, "SELECT subject_pseudonym FROM security_events WHERE event_type = 'late_event'") == [(None,)]
     assert await _rows(privacy, "SELECT count(*) FROM access_log WHERE resource_ref LIKE '%%late%%'") == [(0,)]
+
+
+async def test_a_large_export_is_built_and_downloaded_in_bounded_memory(world: dict) -> None:
+    import tracemalloc
+    import zipfile
+
+    from likeness_platform.errors import ResourceExhausted
+
+    privacy = world["privacy"]
+    subject, _ = await privacy.subjects.register("device", False)
+    sid = subject.subject_id
+    note_chars, notes = 2 * 1024 * 1024, 24  # about 48 MB held, well over what the export may take in memory
+    for _ in range(notes):
+        world["stale"].add(sid, os.urandom(note_chars // 2).hex())
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        export_id, _, size = await privacy.exports.request(sid)
+        built_peak = tracemalloc.get_traced_memory()[1] - baseline
+        tracemalloc.reset_peak()
+        baseline = tracemalloc.get_traced_memory()[0]
+        total, chunks = 0, 0
+        with tempfile.TemporaryFile() as out:
+            async for chunk in privacy.exports.stream(export_id, sid):
+                out.write(chunk)
+                total += len(chunk)
+                chunks += 1
+            streamed_peak = tracemalloc.get_traced_memory()[1] - baseline
+            out.seek(0)
+            with zipfile.ZipFile(out) as archive:
+                assert len([n for n in archive.namelist() if n.startswith("stale/")]) == notes
+    finally:
+        tracemalloc.stop()
+    assert size > 24 * 1024 * 1024 and total == size and chunks >= 24
+    # Building holds about one item and the spool's in-memory part; downloading holds about one chunk.
+    assert built_peak < 16 * 1024 * 1024, built_peak
+    assert streamed_peak < 8 * 1024 * 1024, streamed_peak
+    with pytest.raises(NotFoundError):
+        await privacy.exports.download(export_id, sid)  # once
+    # A cap bounds the export's size: past it, the export is refused, not built.
+    privacy.config.export_max_bytes = 4 * 1024 * 1024
+    try:
+        with pytest.raises(ResourceExhausted) as info:
+            await privacy.exports.request(sid)
+        assert info.value.code == "EXPORT_TOO_LARGE"
+    finally:
+        privacy.config.export_max_bytes = 2 * 1024**3

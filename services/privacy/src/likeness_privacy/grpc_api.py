@@ -19,7 +19,6 @@ _STATE_PB = {
     "erased": privacy_pb2.SUBJECT_STATE_ERASED,
 }
 _STATUS_PB = {"in_progress": privacy_pb2.ERASURE_STATUS_IN_PROGRESS, "completed": privacy_pb2.ERASURE_STATUS_COMPLETED}
-CHUNK = 1024 * 1024
 
 
 def subject_pb(row: SubjectRow) -> privacy_pb2.Subject:
@@ -88,9 +87,8 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
         return privacy_pb2.RequestExportResponse(export_id=export_id, expires_at=timestamp(expires), size_bytes=size)
 
     async def DownloadExport(self, request: Any, context: Any) -> AsyncIterator[privacy_pb2.DownloadExportResponse]:
-        data = await self._uc.exports.download(request.export_id, request.subject_id)
-        for i in range(0, len(data), CHUNK):
-            yield privacy_pb2.DownloadExportResponse(chunk=data[i : i + CHUNK])
+        async for chunk in self._uc.exports.stream(request.export_id, request.subject_id):
+            yield privacy_pb2.DownloadExportResponse(chunk=chunk)
 
     async def RecordGeneration(self, request: Any, context: Any) -> privacy_pb2.RecordGenerationResponse:
         record_id = await self._uc.records.generation(

@@ -55,6 +55,7 @@ class PrivacySettings(ServiceSettings):
     # request deadline, shorter than the holders' tombstones (1 h).
     erasure_reverify_seconds: float = 600.0
     export_ttl_seconds: int = 3600
+    export_max_bytes: int = 2 * 1024**3
     # Base64 32-byte Ed25519 seed signing the ledger checkpoints; derived from the KEK when empty.
     ledger_signing_key: str = ""
     # Where signed checkpoints of the ledger's head go: outside the database, append-only
@@ -89,6 +90,7 @@ def build_config(settings: PrivacySettings) -> PrivacyConfig:
         erasure_poll_seconds=settings.erasure_poll_seconds,
         holder_timeout_seconds=settings.holder_timeout_seconds,
         export_ttl=timedelta(seconds=settings.export_ttl_seconds),
+        export_max_bytes=settings.export_max_bytes,
         reverify_after=timedelta(seconds=settings.erasure_reverify_seconds),
     )
 

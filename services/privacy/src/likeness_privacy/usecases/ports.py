@@ -28,6 +28,8 @@ class PrivacyConfig:
     retry_base_seconds: float = 0.5
     retry_cap_seconds: float = 30.0
     export_ttl: timedelta = timedelta(hours=1)
+    # The largest export privacy builds (bytes of zip); larger ones are refused with EXPORT_TOO_LARGE.
+    export_max_bytes: int = 2 * 1024**3
     holder_timeout_seconds: float = 10.0
     erasure_poll_seconds: float = 5.0
     # A completed erasure is verified again after this long (more than any request deadline) and re-erased.
