@@ -1,0 +1,80 @@
+"""Pixel measurements the compliance rules use: background uniformity and how cleanly a cut-out was made."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from likeness_render.domain.compliance_types import DEFAULT_THRESHOLDS, CutoutMeasurements, Thresholds
+
+
+def measure_background_uniformity(
+    image: npt.NDArray[np.uint8],
+    person_mask: npt.NDArray[np.bool_] | npt.NDArray[np.floating] | npt.NDArray[np.uint8],
+    border_fraction: float = 0.05,
+) -> float | None:
+    """Standard deviation of the background along the image border.
+
+    The border band (``border_fraction`` of the shorter side, at least 2 px) is where the
+    background shows in every ID-photo composition; person pixels (mask > 0.5, or > 127
+    for uint8 masks) are excluded. Returns the largest per-channel std, so a colour
+    gradient counts even when luma is flat; ``None`` when no background pixel is left.
+    """
+    h, w = image.shape[:2]
+    if person_mask.shape[:2] != (h, w):
+        raise ValueError(f"mask {person_mask.shape[:2]} does not match image {(h, w)}")
+    person = person_mask > (127 if person_mask.dtype == np.uint8 else 0.5)
+    band = max(2, round(min(h, w) * border_fraction))
+    border = np.zeros((h, w), dtype=bool)
+    border[:band, :] = border[-band:, :] = True
+    border[:, :band] = border[:, -band:] = True
+    pixels = image[border & ~person]
+    if pixels.shape[0] == 0:
+        return None
+    pixels = pixels.reshape(pixels.shape[0], -1).astype(np.float64)
+    return float(pixels.std(axis=0).max())
+
+
+def _lab(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    return cv2.cvtColor(np.ascontiguousarray(image).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def _grown(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return np.asarray(cv2.dilate(mask.astype(np.uint8), kernel) > 0)
+
+
+def measure_cutout(
+    image: npt.NDArray[np.uint8],
+    silhouette: npt.NDArray[np.bool_],
+    background: npt.NDArray[np.uint8],
+    others_removed: int = 0,
+    t: Thresholds = DEFAULT_THRESHOLDS,
+) -> CutoutMeasurements:
+    """Old background left in a composited output: islands, fringe and leftover (see CutoutMeasurements).
+
+    ``background`` is the new background alone (same size); ``silhouette`` where the person is
+    by a segmentation that did not make the matte's edge (the ring is measured from it, as an
+    independent observer would). Colour difference is CIE76 in CIELAB.
+    """
+    if image.shape != background.shape or silhouette.shape != image.shape[:2]:
+        raise ValueError(f"image {image.shape}, background {background.shape} and silhouette {silhouette.shape} differ in size")
+    differs = np.linalg.norm(_lab(image) - _lab(background), axis=-1) > t.cutout_delta_e
+    person = silhouette.astype(bool)
+    near, ring_out = _grown(person, 3), _grown(person, 15)
+    fringe_band = ring_out & ~near
+    beyond = ~near
+    # Blobs apart from the person: what differs, less everything that touches the person.
+    count, labels = cv2.connectedComponents((differs | person).astype(np.uint8), connectivity=8)
+    attached = np.zeros(count, bool)
+    attached[np.unique(labels[person])] = True
+    apart = differs & ~attached[labels]
+    n, _, stats, _ = cv2.connectedComponentsWithStats(apart.astype(np.uint8), connectivity=8)
+    islands = int((stats[1:, cv2.CC_STAT_AREA] > t.island_px).sum()) if n > 1 else 0
+    return CutoutMeasurements(
+        islands=islands,
+        fringe_fraction=float(differs[fringe_band].mean()) if fringe_band.any() else 0.0,
+        leftover_fraction=float(differs[beyond].mean()) if beyond.any() else 0.0,
+        others_removed=others_removed,
+    )
