@@ -118,8 +118,10 @@ async def test_catalogs_list_templates_hairstyles_and_outfits(mesh: dict) -> Non
 
 
 async def test_demo_templates_have_their_faces_from_the_faces_service(mesh: dict) -> None:
-    templates = {t.style: t for t in (await mesh["render"].ListTemplates(render_pb2.ListTemplatesRequest())).templates}
-    assert {style: t.face_count for style, t in templates.items()} == {"studio": 1, "painterly": 1, "vintage": 1, "mono": 1, "duo": 2}
+    demo = {"studio": 1, "painterly": 1, "vintage": 1, "mono": 1, "duo": 2}
+    # Other tests in the session may register templates of their own: only the demo styles are checked.
+    templates = {t.style: t for t in (await mesh["render"].ListTemplates(render_pb2.ListTemplatesRequest())).templates if t.style in demo}
+    assert {style: t.face_count for style, t in templates.items()} == demo
 
 
 async def test_register_template_finds_its_faces_through_faces(mesh: dict) -> None:
