@@ -164,3 +164,28 @@ async def test_channels_present_a_rotated_client_certificate(server: RunningServ
         assert await who(b"") == b"operator/alice"
     finally:
         await channel.close()
+
+
+async def test_a_channel_that_tried_before_its_peer_was_up_reaches_it_soon_after(pki: DevPki) -> None:
+    """A call made shortly after the peer starts succeeds: the channel is not stuck in a long reconnect backoff."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    channel = open_channel(f"127.0.0.1:{port}", "faces", ServiceSettings(**pki.ensure("faces").settings()))
+    try:
+        who = channel.unary_unary("/test.Who/Am")
+        with pytest.raises(grpc.aio.AioRpcError) as down:
+            await who(b"", timeout=2)
+        assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+        settings = ServiceSettings(grpc_port=port, metrics_port=-1, health_port=-1, **pki.ensure("render").settings())
+        running = await start_server("who", settings, _register, rules=RULES, security_events=_ignore)
+        try:
+            # Half a second after the peer is up (gRPC's default backoff would still refuse for ~1-1.6 s).
+            await asyncio.sleep(0.5)
+            assert await who(b"", timeout=2) == b"faces"
+        finally:
+            await running.stop(0)
+    finally:
+        await channel.close()

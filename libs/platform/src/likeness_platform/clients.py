@@ -24,6 +24,16 @@ log = structlog.get_logger("likeness.clients")
 # How long a channel replaced after a rotation lets its running calls finish.
 RETIRE_GRACE_SECONDS = 60.0
 
+# A channel that tried a peer before it was up (render asking faces for template meshes at start) waits
+# out gRPC's reconnect backoff, and calls made meanwhile fail fast with UNAVAILABLE. The default backoff
+# starts at 1 s and grows to 120 s: a peer that comes up would stay unreachable for that long. Retry the
+# connection soon and often (a failed connect is cheap), so a restarted peer is used within ~2 s.
+RECONNECT_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
 
 class _Method:
     """A multicallable that sends each call over the channel's current underlying channel."""
@@ -56,7 +66,7 @@ class ReloadingChannel(grpc.aio.Channel):
             self._address,
             channel_credentials(self._tls.material),
             # Headless Services give every pod's address: spread calls across them.
-            options=[*server_options(self._settings), ("grpc.lb_policy_name", "round_robin")],
+            options=[*server_options(self._settings), ("grpc.lb_policy_name", "round_robin"), *RECONNECT_OPTIONS],
             interceptors=client_interceptors(self._deadline),
         )
 
