@@ -624,9 +624,10 @@ function updateSheetFields() {
   for (const id of ["margin", "gap", "cut-marks"]) $(id).disabled = none;
 }
 
-function mmValue(id, fallback) {
+// An empty field is null: the layout chooses the spacing that fits the most photos.
+function mmValue(id) {
   const n = num(Number.parseFloat($(id).value));
-  return n === null || n < 0 ? fallback : Math.min(n, 50);
+  return n === null || n < 0 ? null : Math.min(n, 50);
 }
 
 // ---------------------------------------------------------------------------
@@ -730,7 +731,7 @@ function requestBody() {
     },
     layout:
       paper && paper !== "none"
-        ? { paper_id: paper, margin_mm: mmValue("margin", 3), gap_mm: mmValue("gap", 2), cut_marks: $("cut-marks").checked, dpi: 300 }
+        ? { paper_id: paper, margin_mm: mmValue("margin"), gap_mm: mmValue("gap"), cut_marks: $("cut-marks").checked, dpi: 300 }
         : null,
   };
 }

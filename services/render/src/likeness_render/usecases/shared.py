@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from likeness_imaging.codec import UndecodableImage, decode_rgb, decoded_size, encode_jpeg
 from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound
-from likeness_render.domain import compliance
+from likeness_render.domain import compliance, encoding
 from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.results import NewResult, StoredResult
 from likeness_render.domain.spec_catalog import Catalog
@@ -120,8 +120,8 @@ class Shared:
         return await self.results.save(subject_id, data, new)
 
     async def save_jpeg(self, subject_id: str, kind: str, image: RGB, meta: dict[str, Any]) -> tuple[StoredResult, bytes]:
-        """A portrait-like result (no print size, no spec) kept as a quality-92 JPEG."""
-        data = await asyncio.to_thread(encode_jpeg, image, 92)
+        """A portrait-like result (no print size, no spec) kept as a quality-92 JPEG (sRGB profile)."""
+        data = await asyncio.to_thread(encoding.encode_portrait, image, 92)
         return await self.save(subject_id, kind, data, "image/jpeg", image, 0, "", meta), data
 
 
