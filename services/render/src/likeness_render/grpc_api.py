@@ -32,6 +32,10 @@ SEVERITIES = {
     compliance.Severity.ERROR.value: render_pb2.SEVERITY_ERROR,
     compliance.Severity.WARNING.value: render_pb2.SEVERITY_WARNING,
 }
+REMEDIES = {
+    compliance.Remedy.RETAKE.value: render_pb2.REMEDY_RETAKE,
+    compliance.Remedy.FIXED.value: render_pb2.REMEDY_FIXED,
+}
 RESULT_KINDS = {
     "id_photo": render_pb2.RESULT_KIND_ID_PHOTO,
     "sheet": render_pb2.RESULT_KIND_SHEET,
@@ -89,6 +93,7 @@ def report_pb(report: compliance.ComplianceReport, measured: dict[str, float]) -
                 measured=float(i.measured or 0.0),
                 allowed=render_pb2.Range(min=float(i.allowed_min or 0.0), max=float(i.allowed_max or 0.0)),
                 severity=SEVERITIES.get(str(i.severity), render_pb2.SEVERITY_UNSPECIFIED),
+                remedy=REMEDIES.get(str(i.remedy), render_pb2.REMEDY_UNSPECIFIED),
             )
         )
     out.measurements.CopyFrom(
@@ -110,6 +115,7 @@ def _report_from_meta(meta: dict[str, Any]) -> render_pb2.ComplianceReport | Non
                 measured=float(i["measured"] or 0),
                 allowed=render_pb2.Range(min=float(i["min"] or 0), max=float(i["max"] or 0)),
                 severity=SEVERITIES.get(i["severity"], render_pb2.SEVERITY_UNSPECIFIED),
+                remedy=REMEDIES.get(i.get("remedy", ""), render_pb2.REMEDY_UNSPECIFIED),
             )
         )
     fields = render_pb2.Measurements.DESCRIPTOR.fields_by_name

@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from likeness.render.v1 import render_pb2
-from likeness_gateway.adapters.render_client import image_ref, severity_name
+from likeness_gateway.adapters.render_client import image_ref, remedy_name, severity_name
 from likeness_gateway.deps import CurrentDevice, Gateway, GatewayDep
 from likeness_gateway.domain.devices import Device
 from likeness_gateway.domain.text import IDENTIFIER
@@ -110,6 +110,7 @@ class IssueOut(BaseModel):
     measured: float
     allowed: RangeOut
     severity: str
+    remedy: str = Field(description='"retake": take the photo again as the message says; "fixed": Likeness corrected it in this output')
 
 
 class MeasurementsOut(BaseModel):
@@ -132,7 +133,12 @@ class ReportOut(BaseModel):
 
 
 def report_out(r: render_pb2.ComplianceReport) -> ReportOut:
-    issues = [from_message(IssueOut, i, allowed=from_message(RangeOut, i.allowed), severity=severity_name(i.severity)) for i in r.issues]
+    issues = [
+        from_message(
+            IssueOut, i, allowed=from_message(RangeOut, i.allowed), severity=severity_name(i.severity), remedy=remedy_name(i.remedy)
+        )
+        for i in r.issues
+    ]
     return from_message(ReportOut, r, issues=issues, measurements=from_message(MeasurementsOut, r.measurements))
 
 

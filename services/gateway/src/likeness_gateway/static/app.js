@@ -954,7 +954,12 @@ function renderReport(report, spec) {
         { class: "issue__body" },
         h("span", { class: "issue__message", text: issue.message || issue.code }),
         meta ? h("span", { class: "issue__meta", text: meta }) : null,
-        issue.code ? h("span", { class: "issue__code", text: `${issue.code} · ${kind === "fail" ? "error" : kind === "warn" ? "warning" : "note"}` }) : null,
+        issue.code
+          ? h("span", {
+              class: "issue__code",
+              text: `${issue.code} · ${kind === "fail" ? "error" : kind === "warn" ? "warning" : "note"}${issue.remedy === "fixed" ? " · fixed by Likeness" : issue.remedy === "retake" ? " · retake" : ""}`,
+            })
+          : null,
       ),
     );
   });

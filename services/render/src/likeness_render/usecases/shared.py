@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -130,6 +130,12 @@ def _measure(message: Any, name: str) -> float | None:
     if message is None or not message.HasField(name):
         return None
     return float(getattr(message, name))
+
+
+def with_gaze(fm: compliance.FaceMeasurements, face: FaceGeometry) -> compliance.FaceMeasurements:
+    """``fm`` with where the eyes look, measured on the face's mesh (when it has iris points)."""
+    gaze = compliance.measure_gaze(face.mesh)
+    return fm if gaze is None else replace(fm, gaze_sideways=gaze[0], gaze_vertical=gaze[1])
 
 
 def face_measurements(raw: Any, head_mm: float, eye_mm: float, roll: float | None = None) -> compliance.FaceMeasurements:
