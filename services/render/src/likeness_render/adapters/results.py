@@ -25,7 +25,7 @@ def _row(r: Mapping[str, Any]) -> StoredResult:
 
 
 def _export_file(result: StoredResult) -> tuple[str, str]:
-    ext = "png" if result.content_type == "image/png" else "jpg"
+    ext = {"image/png": "png", "application/pdf": "pdf"}.get(result.content_type, "jpg")
     return f"results/{result.kind}-{result.result_id}.{ext}", result.content_type
 
 
