@@ -40,7 +40,7 @@ async def _store_live_data(h: dict[str, Any], subject: str) -> None:
     """One fresh item of every category a holder keeps for `subject`."""
     from likeness_billing.domain.quotas import QuotaPolicy
 
-    await h["gateway"].add(
+    await h["gateway"].devices.add(
         subject,
         f"hash-{subject}",
         {"platform": "ios", "model": "m", "os_version": "1", "app_version": "1", "language": "en"},

@@ -230,6 +230,12 @@ class SealedStore(Generic[Row]):
             return []
         return [entry.name for prefix in self.names.prefixes(subject_id) async for entry in self.blobs.entries(prefix)]
 
+    async def blob_bytes(self, subject_id: str) -> int:
+        """How many bytes the subject's blobs take in the blob store (about what an export of them carries)."""
+        if as_uuid(subject_id) is None:
+            return 0
+        return sum([entry.size for prefix in self.names.prefixes(subject_id) async for entry in self.blobs.entries(prefix)])
+
     async def erase(self, subject_id: str) -> tuple[int, int]:
         """Delete all the subject's rows and blobs; (erased, remaining) rows with `remaining` read back."""
         erased, remaining, _, _ = await self.erase_all(subject_id)
@@ -311,6 +317,10 @@ class SealedHolder(Generic[Row]):
 
     def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
         return self.store.export(subject_id)
+
+    async def export_size(self, subject_id: str) -> int:
+        """About how many bytes `export` will yield: the subject's sealed blobs."""
+        return await self.store.blob_bytes(subject_id)
 
     async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
         erased, remaining, blobs_erased, blobs_remaining = await self.store.erase_all(subject_id)
