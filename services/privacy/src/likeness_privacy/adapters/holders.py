@@ -56,7 +56,7 @@ class RemoteHolder:
     @_translated
     async def export_size(self, subject_id: str) -> int:
         """About how many bytes the holder's export of the subject will carry (0 when it does not say)."""
-        response = await self._stub.Inventory(dataholder_pb2.InventoryRequest(subject_id=subject_id))
+        response = await self._stub.Inventory(dataholder_pb2.InventoryRequest(subject_id=subject_id, include_export_bytes=True))
         return int(response.export_bytes)
 
     async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
