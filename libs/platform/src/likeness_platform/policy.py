@@ -48,6 +48,7 @@ POLICY: Mapping[str, frozenset[str]] = {
     _PRIVACY + "GetErasure": frozenset({GATEWAY, SUPPORT}),
     _PRIVACY + "RequestExport": frozenset({GATEWAY}),
     _PRIVACY + "DownloadExport": frozenset({GATEWAY}),
+    _PRIVACY + "GetExport": frozenset({GATEWAY}),
     _PRIVACY + "VerifyLedger": frozenset({GATEWAY, AUDITOR}),
     # Records are written by the services that did the work: generations at the gateway,
     # reads of stored data by the holders that keep it.
