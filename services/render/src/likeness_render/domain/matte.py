@@ -305,8 +305,25 @@ def remove_spill(
     return foreground
 
 
-def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float]) -> CutOut:
+def model_alpha(predicted: Alpha, person: Mask) -> Alpha:
+    """A matting model's alpha made one person: what is not connected to `person` goes, its holes are solid.
+
+    `person` is `single_person` of the prediction (the face's component, small enclosed holes filled).
+    """
+    alpha = np.asarray(predicted, np.float32)
+    # Faint haze (at most ALPHA_NOISE) and whatever is not connected to the person go.
+    core = cv2.erode(person.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    alpha = connected_alpha(alpha, core if core.any() else person)
+    # An ear rim or a gap in the hair the model let through, enclosed by the person: solid.
+    alpha[person & (alpha < 0.5)] = 1.0
+    return alpha
+
+
+def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float], refined: bool = False) -> CutOut:
     """Alpha and spill-free foreground of the one person whose face is at `face_centre`.
+
+    `coarse` is the selfie model's mask, or with `refined` a matting model's alpha at the
+    image's resolution: that is kept (one person, holes filled) instead of being solved.
 
     The alpha and the smooth colour fields around the edge are solved at half the output's
     size when that is still over SOLVE_MIN_SIDE px (a 300 dpi ID photo): a quarter of the
@@ -316,7 +333,8 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float]) -> CutO
     if image.shape[:2] != coarse.shape:
         raise ValueError(f"image {image.shape[:2]} and mask {coarse.shape} differ in size")
     h, w = coarse.shape
-    k = 2 if min(h, w) >= 2 * SOLVE_MIN_SIDE else 1
+    # A model's alpha is used at full size (its detail is the point of it).
+    k = 2 if min(h, w) >= 2 * SOLVE_MIN_SIDE and not refined else 1
     small_img, small_coarse = image, coarse
     if k > 1:
         size = (round(w / k), round(h / k))
@@ -327,12 +345,15 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float]) -> CutO
         return CutOut(np.zeros(coarse.shape, np.float32), image.astype(np.float32), np.zeros(coarse.shape, bool))
     removed = others(small_coarse, person)
     radius = band_radius(small_coarse.shape)
-    # The selfie model's upsampled mask spills over the person's edge more often than it falls
-    # short of it: the band reaches less far out than in.
-    tri = trimap(person, radius, max(2, round(radius * OUTSIDE_SHARE)))
-    alpha = solve_alpha(small_img, tri)
-    core = tri == 1.0
-    alpha = connected_alpha(alpha, core if core.any() else person)
+    if refined:
+        alpha = model_alpha(small_coarse, person)
+    else:
+        # The selfie model's upsampled mask spills over the person's edge more often than it falls
+        # short of it: the band reaches less far out than in.
+        tri = trimap(person, radius, max(2, round(radius * OUTSIDE_SHARE)))
+        alpha = solve_alpha(small_img, tri)
+        core = tri == 1.0
+        alpha = connected_alpha(alpha, core if core.any() else person)
     around = _surroundings(small_img, alpha, person, radius)
     back, front, interior, inner = around.back, around.front, around.interior_chroma, around.inner
     if k > 1:
