@@ -13,7 +13,12 @@ wrong places. The cut-out works on the output-size crop:
    (pymatting's solver, which builds it for every pixel, checks it in the tests);
 4. the person's own colour in the edge pixels is solved from I = aF + (1 - a)B with the old
    background B taken from beside each pixel, and backdrop light on the rim (a green screen
-   tints a white collar) is taken off, so the old background does not tint the new one.
+   tints a white collar, magenta a dark strand of hair) is unmixed: its chroma and lightness
+   come off, and a cast of the backdrop's hue that is left takes the chroma of the person's
+   interior nearby, so the old background does not tint the new one.
+
+The rim is measured from the solved alpha's own edge, not the mask's: the mask may reach well
+outside the person, with the backdrop's light on what it calls the inside.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ MIN_BAND_PX = 3
 MAX_HOLE_FRACTION = 0.02
 # Alpha below this is dropped and above 1 - this is made solid: solver noise, not hair.
 ALPHA_NOISE = 0.1
+# The solved alpha's outer end is cut off here: the faint outer tail of a soft edge is a halo of
+# the old background's light on a plain new one (an ID photo's edge is crisp), not hair.
+ALPHA_OUTER = 0.35
 # The unknown band reaches this share of its inner width outside the coarse silhouette.
 OUTSIDE_SHARE = 0.67
 # A region of the mask apart from the person this large (of the frame) is someone or something else.
@@ -47,8 +55,13 @@ OTHER_FRACTION = 0.01
 CG_ITERATIONS = 60
 # The alpha is solved on a half-size copy when that copy's short side is still at least this.
 SOLVE_MIN_SIDE = 180
-# Backdrop light is removed from this many band radii inside the silhouette (half of it each side).
+# Backdrop light is removed up to half this many band radii inside the alpha's edge.
 SPILL_DEPTH = 6
+# A rim pixel whose chroma points this much closer (cosine) to the backdrop's than the interior's
+# does has a cast of the backdrop; twice this closer, its chroma is the interior's.
+SPILL_COS = 0.2
+# At most this share of a rim pixel's light is taken for the backdrop's (unmixing divides by the rest).
+MAX_SPILL_SHARE = 0.4
 
 
 @dataclass(frozen=True)
@@ -214,9 +227,9 @@ def centres_reach(unknown: Mask, centres: Mask) -> npt.NDArray[np.bool_]:
 def solve_alpha(image: RGB, tri: npt.NDArray[np.float64]) -> Alpha:
     """The alpha of the trimap's unknown band, with solver noise at either end cut off."""
     a = closed_form_alpha(image, tri)
-    # Solver noise at either end is cut off, and the ramp between is stretched over what is
-    # left: a sliver less hair does not show, a faint veil of old background does.
-    a = np.clip((a - ALPHA_NOISE) / (1.0 - 2.0 * ALPHA_NOISE), 0.0, 1.0)
+    # Solver noise and the faint outer tail are cut off, and the ramp between is stretched over
+    # what is left: a sliver less hair does not show, a faint veil of old background does.
+    a = np.clip((a - ALPHA_OUTER) / (1.0 - ALPHA_OUTER - ALPHA_NOISE), 0.0, 1.0)
     return a.astype(np.float32)
 
 
@@ -244,19 +257,20 @@ class _Surroundings:
 
     back: npt.NDArray[np.float32]  # the old background's colour nearby
     front: npt.NDArray[np.float32]  # the person's colour nearby
-    interior_chroma: npt.NDArray[np.float32]  # the person's chroma well inside (colour minus its grey)
+    interior: npt.NDArray[np.float32]  # the person's colour well inside
     inner: Mask  # well inside the person
 
 
-def _surroundings(image: RGB, alpha: Alpha, person: Mask, radius: int) -> _Surroundings:
+def _surroundings(image: RGB, alpha: Alpha, radius: int) -> _Surroundings:
     img = image.astype(np.float32)
     depth = SPILL_DEPTH * radius
-    inner = cv2.erode(person.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (depth + 1, depth + 1))) > 0
-    chroma = img - img.mean(axis=2, keepdims=True)
+    # Well inside: this far from any pixel the matte did not make solid (the mask's own edge may
+    # lie well outside the person, with the backdrop's light on what it calls the inside).
+    inner = cv2.distanceTransform((alpha >= 1.0).astype(np.uint8), cv2.DIST_L2, 3) > depth / 2
     return _Surroundings(
         back=_spread_mean(img, (alpha <= 0.0).astype(np.float32), radius),
         front=_spread_mean(img, (alpha >= 1.0).astype(np.float32), radius),
-        interior_chroma=_spread_mean(chroma, inner.astype(np.float32), depth),
+        interior=_spread_mean(img, inner.astype(np.float32), depth),
         inner=inner,
     )
 
@@ -278,30 +292,50 @@ def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], f
 
 
 def remove_spill(
-    foreground: npt.NDArray[np.float32], back: npt.NDArray[np.float32], interior_chroma: npt.NDArray[np.float32], rim: Mask
+    foreground: npt.NDArray[np.float32], back: npt.NDArray[np.float32], interior: npt.NDArray[np.float32], rim: Mask
 ) -> npt.NDArray[np.float32]:
     """The old background's tint taken off the person's rim (light bounced off a coloured backdrop).
 
     In the rim, a pixel's chroma along the old background's own chroma direction is limited to
     what the person's interior nearby has along it: a green backdrop can no longer make a white
-    collar green, while a green jumper stays green.
+    collar green, while a green jumper stays green. Where what is left still has the backdrop's
+    hue (a dark strand of hair before magenta keeps a magenta cast however little chroma it has
+    left), its chroma is taken toward the interior's nearby chroma (scaled to its lightness).
     """
     ys, xs = np.nonzero(rim)
     if ys.size == 0:
         return foreground
     fg = foreground[ys, xs]
     bk = back[ys, xs]
+    inside = interior[ys, xs]
+    inside_grey = inside.mean(axis=1, keepdims=True)
+    own_c = inside - inside_grey
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
-    fg_c = fg - fg.mean(axis=1, keepdims=True)
+    grey = fg.mean(axis=1, keepdims=True)
+    fg_c = fg - grey
     bk_c = bk - bk.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(bk_c, axis=1, keepdims=True)
     direction = bk_c / np.maximum(norm, 1e-3)
-    own = (interior_chroma[ys, xs] * direction).sum(axis=1)
+    own = (own_c * direction).sum(axis=1)
     along = (fg_c * direction).sum(axis=1)
-    excess = np.maximum(along - np.maximum(own, 0.0), 0.0)
     # Only a backdrop with a colour of its own spills; a grey wall has no direction to remove.
-    excess *= np.clip((norm[:, 0] - 15.0) / 15.0, 0.0, 1.0)
-    foreground[ys, xs] = np.clip(fg - excess[:, None] * direction, 0, 255)
+    strength = np.clip((norm[:, 0] - 15.0) / 15.0, 0.0, 1.0)
+    excess = np.maximum(along - np.maximum(own, 0.0), 0.0) * strength
+    # The excess is the backdrop's light mixed in, I = (1 - s) F + s B, with s the excess over the
+    # backdrop's own chroma: its chroma comes off, and its lightness is unmixed (a magenta rim would
+    # otherwise stay a pale stripe once grey).
+    fg_c = fg_c - excess[:, None] * direction
+    share = np.clip(excess / np.maximum(norm[:, 0], 1e-3), 0.0, MAX_SPILL_SHARE)[:, None]
+    grey = np.clip((grey - share * bk.mean(axis=1, keepdims=True)) / (1.0 - share), 0.0, 255.0)
+    # What is left: how much it points the backdrop's way (cosine), against how much the interior does.
+    size = np.linalg.norm(fg_c, axis=1)
+    cos = (fg_c * direction).sum(axis=1) / np.maximum(size, 1e-3)
+    own_cos = own / np.maximum(np.linalg.norm(own_c, axis=1), 1e-3)
+    cast = np.clip((cos - np.maximum(own_cos, 0.0) - SPILL_COS) / SPILL_COS, 0.0, 1.0) * np.clip(size / 4.0, 0.0, 1.0) * strength
+    # The interior's hue and saturation at this pixel's lightness (chroma in RGB units scales with it).
+    target = own_c * np.clip(grey / np.maximum(inside_grey, 1.0), 0.0, 1.5)
+    fg_c = fg_c + cast[:, None] * (target - fg_c)
+    foreground[ys, xs] = np.clip(grey + fg_c, 0, 255)
     return foreground
 
 
@@ -354,8 +388,8 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float], refined
         alpha = solve_alpha(small_img, tri)
         core = tri == 1.0
         alpha = connected_alpha(alpha, core if core.any() else person)
-    around = _surroundings(small_img, alpha, person, radius)
-    back, front, interior, inner = around.back, around.front, around.interior_chroma, around.inner
+    around = _surroundings(small_img, alpha, radius)
+    back, front, interior, inner = around.back, around.front, around.interior, around.inner
     if k > 1:
         full = (w, h)
         alpha = cv2.resize(alpha, full, interpolation=cv2.INTER_LINEAR)
