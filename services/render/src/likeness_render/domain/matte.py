@@ -175,27 +175,26 @@ def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-
         return alpha
     img = image.astype(np.float64) / 255.0
     py, px, centred, inv = _window_stats(img, ys, xs, eps)
-    # W_ij for every window: (1 + c_i^T inv c_j) / 9
-    weights = (1.0 + np.matmul(np.matmul(centred, inv), centred.transpose(0, 2, 1))) / 9.0
-    idx = (py * w + px).astype(np.int64)  # (n, 9)
-    rows = np.repeat(idx, 9, axis=1).ravel()
-    cols = np.tile(idx, (1, 9)).ravel()
-    vals = (np.eye(9)[None] - weights).ravel()
     order = np.full(h * w, -1, np.int64)
     reached = centres_reach(unknown, centres)
     flat_unknown = np.flatnonzero(unknown.ravel() & reached)
     order[flat_unknown] = np.arange(flat_unknown.size)
     if flat_unknown.size == 0:
         return alpha
-    ru = order[rows]
-    keep = ru >= 0
-    rows_u, cols, vals = ru[keep], cols[keep], vals[keep]
-    cu = order[cols]
-    inside = cu >= 0
     n = flat_unknown.size
-    luu = sparse.csr_matrix((vals[inside], (rows_u[inside], cu[inside])), shape=(n, n))
-    known_alpha = alpha.ravel()[cols[~inside]]
-    rhs = -np.bincount(rows_u[~inside], weights=vals[~inside] * known_alpha, minlength=n)
+    # L's entries of window k: delta_ij - (1 + c_i^T inv c_j) / 9, for its pixels i, j (3x3 each).
+    vals = np.eye(9)[None] - (1.0 + np.matmul(np.matmul(centred, inv), centred.transpose(0, 2, 1))) / 9.0
+    idx = py * w + px  # (windows, 9)
+    u = order[idx]  # each window pixel's unknown number, -1 when known
+    unknown_i = u >= 0
+    # Rows of unknown pixels only: L_uu from unknown columns, the right-hand side from known ones.
+    both = unknown_i[:, :, None] & unknown_i[:, None, :]
+    rows_u = np.broadcast_to(u[:, :, None], vals.shape)[both]
+    cols_u = np.broadcast_to(u[:, None, :], vals.shape)[both]
+    luu = sparse.csr_matrix((vals[both], (rows_u, cols_u)), shape=(n, n))
+    known_alpha = np.where(unknown_i, 0.0, alpha.ravel()[idx])  # (windows, 9)
+    from_known = np.einsum("kij,kj->ki", vals, known_alpha)
+    rhs = -np.bincount(u[unknown_i], weights=from_known[unknown_i], minlength=n)
     # A tiny ridge keeps the system definite where a window's colours are flat.
     # Conjugate gradients with a Jacobi preconditioner, started from the trimap's middle.
     diag = luu.diagonal() + 1e-9
@@ -251,63 +250,67 @@ def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float3
     return np.where(((mass < 0.02) & (wide_mass < 0.002))[..., None], colours, mean)
 
 
-@dataclass(frozen=True)
-class _Surroundings:
-    """Smooth colour fields around the edge, at the solve's scale."""
+class _Fields:
+    """Smooth colour fields around the edge, at the solve's scale, read at full-size pixels.
 
-    back: npt.NDArray[np.float32]  # the old background's colour nearby
-    front: npt.NDArray[np.float32]  # the person's colour nearby
-    interior: npt.NDArray[np.float32]  # the person's colour well inside
-    inner: Mask  # well inside the person
+    They are local means over several pixels: read at the nearest cell of the solve's grid they
+    need no full-size copy (three RGB float images less to resize per photo).
+    """
 
+    def __init__(self, image: RGB, alpha: Alpha, radius: int, full: tuple[int, int]) -> None:
+        self.img = image.astype(np.float32)
+        self.radius = radius
+        self.full = full  # (h, w) of the output
+        # The old background's colour nearby, and the person's.
+        self.back = _spread_mean(self.img, (alpha <= 0.0).astype(np.float32), radius)
+        self.front = _spread_mean(self.img, (alpha >= 1.0).astype(np.float32), radius)
+        # Well inside: this far from any pixel the matte did not make solid (the mask's own edge may
+        # lie well outside the person, with the backdrop's light on what it calls the inside).
+        self.depth = SPILL_DEPTH * radius
+        self.inner = cv2.distanceTransform((alpha >= 1.0).astype(np.uint8), cv2.DIST_L2, 3) > self.depth / 2
 
-def _surroundings(image: RGB, alpha: Alpha, radius: int) -> _Surroundings:
-    img = image.astype(np.float32)
-    depth = SPILL_DEPTH * radius
-    # Well inside: this far from any pixel the matte did not make solid (the mask's own edge may
-    # lie well outside the person, with the backdrop's light on what it calls the inside).
-    inner = cv2.distanceTransform((alpha >= 1.0).astype(np.uint8), cv2.DIST_L2, 3) > depth / 2
-    return _Surroundings(
-        back=_spread_mean(img, (alpha <= 0.0).astype(np.float32), radius),
-        front=_spread_mean(img, (alpha >= 1.0).astype(np.float32), radius),
-        interior=_spread_mean(img, inner.astype(np.float32), depth),
-        inner=inner,
-    )
+    def cells(self, ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        hs, ws = self.inner.shape
+        return (ys * hs) // self.full[0], (xs * ws) // self.full[1]
+
+    def interior(self, ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
+        """The person's colour well inside, near these cells (computed when a rim needs it)."""
+        return _spread_mean(self.img, self.inner.astype(np.float32), self.depth)[ys, xs]
 
 
 def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], front: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The person's colour behind every pixel: the photo where the alpha is 1, solved in the edge.
+    """The person's colour behind edge pixels (`image`, `alpha`, `back`, `front`: rows of them).
 
     The person's colour solves I = aF + (1 - a)B with B the old background beside the pixel,
     where a is large enough to trust, and is the person's colour nearby where it is not.
     """
-    out = image.astype(np.float32)
-    ys, xs = np.nonzero((alpha > 0.0) & (alpha < 1.0))
-    if ys.size:
-        a = alpha[ys, xs][:, None]
-        solved = np.clip((out[ys, xs] - (1.0 - a) * back[ys, xs]) / np.maximum(a, 0.05), 0.0, 255.0)
-        trust = np.clip((a - 0.1) / 0.4, 0.0, 1.0)
-        out[ys, xs] = trust * solved + (1.0 - trust) * front[ys, xs]
-    return out
+    a = alpha[:, None]
+    solved = np.clip((image - (1.0 - a) * back) / np.maximum(a, 0.05), 0.0, 255.0)
+    trust = np.clip((a - 0.1) / 0.4, 0.0, 1.0)
+    return np.asarray(trust * solved + (1.0 - trust) * front, np.float32)
 
 
-def remove_spill(
-    foreground: npt.NDArray[np.float32], back: npt.NDArray[np.float32], interior: npt.NDArray[np.float32], rim: Mask
-) -> npt.NDArray[np.float32]:
-    """The old background's tint taken off the person's rim (light bounced off a coloured backdrop).
+def backdrop_strength(back: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """0..1 per row of old-background colours: how much of a colour of its own it has to spill.
 
-    In the rim, a pixel's chroma along the old background's own chroma direction is limited to
-    what the person's interior nearby has along it: a green backdrop can no longer make a white
-    collar green, while a green jumper stays green. Where what is left still has the backdrop's
-    hue (a dark strand of hair before magenta keeps a magenta cast however little chroma it has
-    left), its chroma is taken toward the interior's nearby chroma (scaled to its lightness).
+    A grey or white wall has no direction to remove; a saturated one does.
     """
-    ys, xs = np.nonzero(rim)
-    if ys.size == 0:
-        return foreground
-    fg = foreground[ys, xs]
-    bk = back[ys, xs]
-    inside = interior[ys, xs]
+    norm = np.linalg.norm(back - back.mean(axis=1, keepdims=True), axis=1)
+    return np.asarray(np.clip((norm - 15.0) / 15.0, 0.0, 1.0), np.float32)
+
+
+def remove_spill(fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], inside: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The old background's tint taken off rim pixels (rows: the person's colour, the old background's, the interior's nearby).
+
+    A pixel's chroma along the old background's own chroma direction is limited to what the
+    person's interior nearby has along it: a green backdrop can no longer make a white collar
+    green, while a green jumper stays green. The excess is the backdrop's light mixed in,
+    I = (1 - s) F + s B with s the excess over the backdrop's own chroma: its lightness is
+    unmixed too (a magenta rim would otherwise stay a pale stripe once grey). Where what is
+    left still has the backdrop's hue (a dark strand of hair before magenta keeps a magenta
+    cast however little chroma it has left), its chroma is taken toward the interior's nearby
+    chroma, scaled to its lightness.
+    """
     inside_grey = inside.mean(axis=1, keepdims=True)
     own_c = inside - inside_grey
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
@@ -318,12 +321,8 @@ def remove_spill(
     direction = bk_c / np.maximum(norm, 1e-3)
     own = (own_c * direction).sum(axis=1)
     along = (fg_c * direction).sum(axis=1)
-    # Only a backdrop with a colour of its own spills; a grey wall has no direction to remove.
-    strength = np.clip((norm[:, 0] - 15.0) / 15.0, 0.0, 1.0)
+    strength = backdrop_strength(bk)
     excess = np.maximum(along - np.maximum(own, 0.0), 0.0) * strength
-    # The excess is the backdrop's light mixed in, I = (1 - s) F + s B, with s the excess over the
-    # backdrop's own chroma: its chroma comes off, and its lightness is unmixed (a magenta rim would
-    # otherwise stay a pale stripe once grey).
     fg_c = fg_c - excess[:, None] * direction
     share = np.clip(excess / np.maximum(norm[:, 0], 1e-3), 0.0, MAX_SPILL_SHARE)[:, None]
     grey = np.clip((grey - share * bk.mean(axis=1, keepdims=True)) / (1.0 - share), 0.0, 255.0)
@@ -335,8 +334,30 @@ def remove_spill(
     # The interior's hue and saturation at this pixel's lightness (chroma in RGB units scales with it).
     target = own_c * np.clip(grey / np.maximum(inside_grey, 1.0), 0.0, 1.5)
     fg_c = fg_c + cast[:, None] * (target - fg_c)
-    foreground[ys, xs] = np.clip(grey + fg_c, 0, 255)
-    return foreground
+    return np.asarray(np.clip(grey + fg_c, 0, 255), np.float32)
+
+
+def person_colour(image: RGB, alpha: Alpha, fields: _Fields) -> npt.NDArray[np.float32]:
+    """The person's colour at every pixel, free of the old background: the photo, solved in the
+    edge and unmixed on the rim; only those pixels are computed."""
+    out = image.astype(np.float32)
+    # The rim: the person's pixels that are not well inside.
+    inner = fields.inner
+    if inner.shape != alpha.shape:
+        inner = cv2.resize(inner.astype(np.uint8), alpha.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+    ys, xs = np.nonzero((alpha > 0.0) & ~inner)
+    cy, cx = fields.cells(ys, xs)
+    solid = alpha[ys, xs] >= 1.0
+    back = fields.back[cy, cx]
+    edge = ~solid
+    colour = out[ys, xs]
+    if edge.any():
+        colour[edge] = foreground_colour(colour[edge], alpha[ys[edge], xs[edge]], back[edge], fields.front[cy[edge], cx[edge]])
+    tinted = backdrop_strength(back) > 0.0
+    if tinted.any():
+        colour[tinted] = remove_spill(colour[tinted], back[tinted], fields.interior(cy[tinted], cx[tinted]))
+    out[ys, xs] = colour
+    return out
 
 
 def model_alpha(predicted: Alpha, person: Mask) -> Alpha:
@@ -388,18 +409,14 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float], refined
         alpha = solve_alpha(small_img, tri)
         core = tri == 1.0
         alpha = connected_alpha(alpha, core if core.any() else person)
-    around = _surroundings(small_img, alpha, radius)
-    back, front, interior, inner = around.back, around.front, around.interior, around.inner
+    fields = _Fields(small_img, alpha, radius, (h, w))
     if k > 1:
         full = (w, h)
         alpha = cv2.resize(alpha, full, interpolation=cv2.INTER_LINEAR)
         alpha[alpha < 0.02] = 0.0
         alpha[alpha > 0.98] = 1.0
         person = cv2.resize(person.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0
-        inner = cv2.resize(inner.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0
-        back, front, interior = (cv2.resize(x, full, interpolation=cv2.INTER_LINEAR) for x in (back, front, interior))
-    fg = foreground_colour(image, alpha, back, front)
-    fg = remove_spill(fg, back, interior, (alpha > 0.0) & ~inner)
+    fg = person_colour(image, alpha, fields)
     return CutOut(alpha, fg, person, removed)
 
 
