@@ -242,12 +242,16 @@ def _local_mean(
     return total / np.maximum(mass, 1e-6)[..., None], mass
 
 
-def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int) -> npt.NDArray[np.float32]:
-    """Local mean colour of the weighted pixels, reaching four times farther where they are sparse."""
+def _spread_mean(
+    colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int
+) -> tuple[npt.NDArray[np.float32], Mask]:
+    """Local mean colour of the weighted pixels, reaching four times farther where they are sparse,
+    and where there were any to average (elsewhere the pixel's own colour stands in)."""
     mean, mass = _local_mean(colours, weight, radius)
     wide, wide_mass = _local_mean(colours, weight, 4 * radius)
     mean = np.where((mass < 0.02)[..., None], wide, mean)
-    return np.where(((mass < 0.02) & (wide_mass < 0.002))[..., None], colours, mean)
+    known = (mass >= 0.02) | (wide_mass >= 0.002)
+    return np.where(known[..., None], mean, colours), known
 
 
 class _Fields:
@@ -262,8 +266,8 @@ class _Fields:
         self.radius = radius
         self.full = full  # (h, w) of the output
         # The old background's colour nearby, and the person's.
-        self.back = _spread_mean(self.img, (alpha <= 0.0).astype(np.float32), radius)
-        self.front = _spread_mean(self.img, (alpha >= 1.0).astype(np.float32), radius)
+        self.back, self.back_known = _spread_mean(self.img, (alpha <= 0.0).astype(np.float32), radius)
+        self.front, _ = _spread_mean(self.img, (alpha >= 1.0).astype(np.float32), radius)
         # Well inside: this far from any pixel the matte did not make solid (the mask's own edge may
         # lie well outside the person, with the backdrop's light on what it calls the inside).
         self.depth = SPILL_DEPTH * radius
@@ -275,7 +279,7 @@ class _Fields:
 
     def interior(self, ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
         """The person's colour well inside, near these cells (computed when a rim needs it)."""
-        return _spread_mean(self.img, self.inner.astype(np.float32), self.depth)[ys, xs]
+        return _spread_mean(self.img, self.inner.astype(np.float32), self.depth)[0][ys, xs]
 
 
 def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], front: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -353,7 +357,8 @@ def person_colour(image: RGB, alpha: Alpha, fields: _Fields) -> npt.NDArray[np.f
     colour = out[ys, xs]
     if edge.any():
         colour[edge] = foreground_colour(colour[edge], alpha[ys[edge], xs[edge]], back[edge], fields.front[cy[edge], cx[edge]])
-    tinted = backdrop_strength(back) > 0.0
+    # Spill only from an old background that is near (and has a colour of its own).
+    tinted = (backdrop_strength(back) > 0.0) & fields.back_known[cy, cx]
     if tinted.any():
         colour[tinted] = remove_spill(colour[tinted], back[tinted], fields.interior(cy[tinted], cx[tinted]))
     out[ys, xs] = colour
