@@ -156,6 +156,13 @@ def _window_stats(image: npt.NDArray[np.float64], ys: npt.NDArray[np.intp], xs: 
     return py, px, centred, np.linalg.inv(cov)
 
 
+# Offsets (dy, dx) in -2..2 of two pixels that share a 3x3 window, numbered 0..24 in raster order,
+# and the number of the offset between pixels i and j of a window.
+_OFFSET_DY, _OFFSET_DX = (a.ravel() for a in np.mgrid[-2:3, -2:3])
+_WIN_DY, _WIN_DX = (a.ravel() for a in np.mgrid[-1:2, -1:2])
+_PAIR_OFFSET = (_WIN_DY[None, :] - _WIN_DY[:, None] + 2) * 5 + (_WIN_DX[None, :] - _WIN_DX[:, None] + 2)
+
+
 def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-6) -> npt.NDArray[np.float64]:
     """Levin, Lischinski and Weiss's closed-form matting, built and solved for the unknown pixels' windows only.
 
@@ -184,17 +191,19 @@ def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-
     n = flat_unknown.size
     # L's entries of window k: delta_ij - (1 + c_i^T inv c_j) / 9, for its pixels i, j (3x3 each).
     vals = np.eye(9)[None] - (1.0 + np.matmul(np.matmul(centred, inv), centred.transpose(0, 2, 1))) / 9.0
-    idx = py * w + px  # (windows, 9)
-    u = order[idx]  # each window pixel's unknown number, -1 when known
-    unknown_i = u >= 0
-    # Rows of unknown pixels only: L_uu from unknown columns, the right-hand side from known ones.
-    both = unknown_i[:, :, None] & unknown_i[:, None, :]
-    rows_u = np.broadcast_to(u[:, :, None], vals.shape)[both]
-    cols_u = np.broadcast_to(u[:, None, :], vals.shape)[both]
-    luu = sparse.csr_matrix((vals[both], (rows_u, cols_u)), shape=(n, n))
-    known_alpha = np.where(unknown_i, 0.0, alpha.ravel()[idx])  # (windows, 9)
-    from_known = np.einsum("kij,kj->ki", vals, known_alpha)
-    rhs = -np.bincount(u[unknown_i], weights=from_known[unknown_i], minlength=n)
+    # Two pixels share a window only within 2 px of each other: each unknown pixel's row of L has
+    # at most 25 entries, one per offset. Sum every window's share into (unknown row, offset).
+    u = order[py * w + px]  # each window pixel's unknown number, -1 when known
+    rows = u >= 0
+    keys = (u[:, :, None] * 25 + _PAIR_OFFSET[None])[rows]
+    coef = np.bincount(keys.ravel(), weights=vals[rows].ravel(), minlength=n * 25).reshape(n, 25)
+    neighbours = np.clip(flat_unknown[:, None] + (_OFFSET_DY * w + _OFFSET_DX)[None], 0, h * w - 1)
+    cols = order[neighbours]
+    # Known neighbours go to the right-hand side; unknown ones make L_uu, a row's columns in order.
+    rhs = -(np.where(cols < 0, coef, 0.0) * alpha.ravel()[neighbours]).sum(axis=1)
+    entries = (cols >= 0) & (coef != 0.0)
+    indptr = np.concatenate(([0], np.cumsum(entries.sum(axis=1))))
+    luu = sparse.csr_matrix((coef[entries], cols[entries], indptr), shape=(n, n))
     # A tiny ridge keeps the system definite where a window's colours are flat.
     # Conjugate gradients with a Jacobi preconditioner, started from the trimap's middle.
     diag = luu.diagonal() + 1e-9
@@ -242,9 +251,7 @@ def _local_mean(
     return total / np.maximum(mass, 1e-6)[..., None], mass
 
 
-def _spread_mean(
-    colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int
-) -> tuple[npt.NDArray[np.float32], Mask]:
+def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int) -> tuple[npt.NDArray[np.float32], Mask]:
     """Local mean colour of the weighted pixels, reaching four times farther where they are sparse,
     and where there were any to average (elsewhere the pixel's own colour stands in)."""
     mean, mass = _local_mean(colours, weight, radius)
