@@ -395,7 +395,7 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float], refined
     The alpha and the smooth colour fields around the edge are solved at half the output's
     size when that is still over SOLVE_MIN_SIDE px (a 300 dpi ID photo): a quarter of the
     unknowns, and at most a half-pixel of softness, which print does not show. The person's
-    colour is then solved at full size, for the edge pixels only.
+    colour is then solved at full size for the rim pixels only, the fields read on the solve's grid.
     """
     if image.shape[:2] != coarse.shape:
         raise ValueError(f"image {image.shape[:2]} and mask {coarse.shape} differ in size")
