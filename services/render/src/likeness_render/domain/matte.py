@@ -170,7 +170,7 @@ def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-
 
     The matting Laplacian L = sum over 3x3 windows of (I - (1 + (Ii - mu)^T (Sigma + eps/9)^-1 (Ij - mu)) / 9)
     is assembled only from windows that touch an unknown pixel, and L_uu alpha_u = -L_uk alpha_k is solved
-    with a sparse direct solver: the cost follows the band, not the picture.
+    with preconditioned conjugate gradients: the cost follows the band, not the picture.
     """
     h, w = tri.shape
     alpha = np.where(tri >= 1.0, 1.0, 0.0)
