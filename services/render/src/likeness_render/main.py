@@ -10,12 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from likeness.render.v1 import render_pb2_grpc
-<<<<<<< HEAD
-from likeness_platform.blobs import blob_store_for, subject_names_for
-=======
 from likeness_imaging.model_backend import ModelError
-from likeness_platform.blobs import blob_store_for
->>>>>>> matting
+from likeness_platform.blobs import blob_store_for, subject_names_for
 from likeness_platform.clients import open_channel
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.dataholder import add_dataholder, sweep_on_schedule
