@@ -90,16 +90,18 @@ def own_clothes(image: RGB, person: npt.NDArray[np.bool_], face: FaceGeometry) -
     ys = np.arange(h)[:, None]
     beside = (np.abs(xs - float(face.mesh[152, 0])) > 0.6 * face.width) & (ys > mouth_y)
     zone = ((ys > chin_y + 4) | beside) & ~(oval > 0)
-    return person & zone & (chroma_far | light_far)
+    found = (person & zone & (chroma_far | light_far)).astype(np.uint8)
+    # A shirt runs down to the bottom of the photo; a shadow under the chin does not.
+    count, labels = cv2.connectedComponents(found, connectivity=8)
+    bottom = set(np.unique(labels[-1]).tolist()) - {0}
+    return np.isin(labels, list(bottom))
 
 
 def silhouette(seg: SelfieSegmenter, image: RGB, seed: tuple[float, float]) -> npt.NDArray[np.bool_]:
     return matte.single_person(seg.mask(image), seed)
 
 
-def measure(
-    before: RGB, after: RGB, clothes: npt.NDArray[np.bool_], person: npt.NDArray[np.bool_], chin_y: float
-) -> dict[str, float]:
+def measure(before: RGB, after: RGB, clothes: npt.NDArray[np.bool_], person: npt.NDArray[np.bool_], chin_y: float) -> dict[str, float]:
     de = color.deltaE_ciede2000(color.rgb2lab(before), color.rgb2lab(after))
     unchanged = de < SAME
     collars = 100.0 * float((clothes & unchanged).sum()) / max(1, int(clothes.sum()))
@@ -158,7 +160,9 @@ def main() -> None:
                     )
                     p = plain.placement
                     neck_y = p.chin_y + 0.13 * p.head_px
-                    drawn = old["dress"](plain.image, plain.alpha, old["OUTFITS"][gid], (float(plain.face.chin[0]), neck_y), plain.face.width)
+                    drawn = old["dress"](
+                        plain.image, plain.alpha, old["OUTFITS"][gid], (float(plain.face.chin[0]), neck_y), plain.face.width
+                    )
                     new_m = measure(plain.image, made.image, clothes, person, chin_y)
                     old_m = measure(plain.image, drawn, clothes, person, chin_y)
                     rows.append((spec_id, name, gid, new_m, old_m))
@@ -166,7 +170,9 @@ def main() -> None:
                         centre = (float(out_face.mesh[152, 0]), chin_y + 0.25 * out_face.width)  # type: ignore[index]
                         h = plain.image.shape[0]
                         z = [cv2.resize(zoom(im, centre, 140, 280), (h // 2, h // 2)) for im in (plain.image, made.image)]
-                        zb = [cv2.resize(zoom(im, centre, 140, 280), (h // 2, h // 2)) for im in (drawn, clothes_view(plain.image, clothes))]
+                        zb = [
+                            cv2.resize(zoom(im, centre, 140, 280), (h // 2, h // 2)) for im in (drawn, clothes_view(plain.image, clothes))
+                        ]
                         col = np.concatenate([np.concatenate(z, axis=1), np.concatenate(zb, axis=1)], axis=0)
                         col = cv2.resize(col, (col.shape[1], h))
                         tile = np.concatenate([plain.image, made.image, drawn, col], axis=1)
@@ -176,7 +182,9 @@ def main() -> None:
                             pad = tiles[0].shape[1] - tile.shape[1]
                             tile = np.pad(tile, ((0, 0), (0, max(0, pad)), (0, 0)), constant_values=255)[:, : tiles[0].shape[1]]
                         tiles.append(tile)
-    print(f"{'spec':<14} {'source':<16} {'outfit':<12} {'two collars %':>14} {'(drawn, main)':>14} {'outside body %':>15} {'(main)':>8} {'width':>6} {'(main)':>7}")
+    print(
+        f"{'spec':<14} {'source':<16} {'outfit':<12} {'two collars %':>14} {'(drawn, main)':>14} {'outside body %':>15} {'(main)':>8} {'width':>6} {'(main)':>7}"
+    )
     for spec_id, name, gid, n, o in rows:
         print(
             f"{spec_id:<14} {name:<16} {gid:<12} {n['collars_%']:14.2f} {o['collars_%']:14.2f} {n['outside_%']:15.2f} "

@@ -34,5 +34,7 @@ def verified_bytes(name: str, sha256: str, model_dir: Path | None = None) -> byt
     data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
-        raise ModelFileCorrupt(f"model file {name} in {path.parent} is corrupt (sha256 {actual[:12]}…, expected {sha256[:12]}…); {FETCH_HINT}")
+        raise ModelFileCorrupt(
+            f"model file {name} in {path.parent} is corrupt (sha256 {actual[:12]}…, expected {sha256[:12]}…); {FETCH_HINT}"
+        )
     return data

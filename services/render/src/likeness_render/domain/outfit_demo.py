@@ -116,7 +116,9 @@ def paint(layers: Sequence[Layer], weave: npt.NDArray[np.float32]) -> npt.NDArra
     ys = np.arange(h, dtype=np.float32)[:, None]
     xs = np.arange(w, dtype=np.float32)[None, :]
     # Soft light from the front: sides and lower parts a little darker, like cloth on a body.
-    falloff = (0.7 * np.clip(np.abs(xs - nx) / (3.0 * UNIT), 0, 1) ** 1.5 + 0.3 * np.clip((ys - ny) / (3.0 * UNIT), 0, 1)).astype(np.float32)
+    falloff = (0.7 * np.clip(np.abs(xs - nx) / (3.0 * UNIT), 0, 1) ** 1.5 + 0.3 * np.clip((ys - ny) / (3.0 * UNIT), 0, 1)).astype(
+        np.float32
+    )
     fine = cv2.resize(weave, (w, h), interpolation=cv2.INTER_LINEAR)
     for layer in layers:
         pts = np.array([[nx + dx * UNIT, ny + dy * UNIT] for dx, dy in layer.polygon], np.float32)

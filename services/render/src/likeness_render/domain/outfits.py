@@ -61,7 +61,11 @@ class Body:
         return Body(move(self.left_shoulder), move(self.right_shoulder), self.visibility)
 
     def scaled(self, k: float) -> Body:
-        return Body((self.left_shoulder[0] * k, self.left_shoulder[1] * k), (self.right_shoulder[0] * k, self.right_shoulder[1] * k), self.visibility)
+        return Body(
+            (self.left_shoulder[0] * k, self.left_shoulder[1] * k),
+            (self.right_shoulder[0] * k, self.right_shoulder[1] * k),
+            self.visibility,
+        )
 
     @property
     def span(self) -> float:
@@ -276,8 +280,23 @@ def original_clothes(image: RGB, person: Mask, face: FaceGeometry) -> npt.NDArra
     """The person's own clothes (and anything else on the body that is not skin) around and below the neck."""
     h, w = image.shape[:2]
     clothes = (person >= 0.5) & body_zone(face, (h, w)) & ~skin_like(image, face)
-    # Specks (a shadow fold on the neck, a freckle) are not clothes.
-    return cv2.morphologyEx(clothes.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    # Specks (a shadow fold on the neck, a freckle) are not clothes, nor is the chin's shadow: clothes
+    # reach down to the bottom of the photo (or out to its sides), a shadow on the skin does not.
+    opened = cv2.morphologyEx(clothes.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return reaching_the_edge(opened > 0)
+
+
+def reaching_the_edge(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """The parts of `mask` connected to the bottom row or the lower half of the side columns."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask
+    h = mask.shape[0]
+    edge = np.concatenate([labels[-1], labels[h // 2 :, 0], labels[h // 2 :, -1]])
+    keep = np.zeros(count, bool)
+    keep[np.unique(edge)] = True
+    keep[0] = False
+    return keep[labels]
 
 
 @dataclass(frozen=True)
