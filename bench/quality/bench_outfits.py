@@ -92,7 +92,7 @@ def own_clothes(image: RGB, person: npt.NDArray[np.bool_], face: FaceGeometry) -
     zone = ((ys > chin_y + 4) | beside) & ~(oval > 0)
     found = (person & zone & (chroma_far | light_far)).astype(np.uint8)
     # A shirt runs down to the bottom of the photo; a shadow under the chin does not.
-    count, labels = cv2.connectedComponents(found, connectivity=8)
+    _, labels = cv2.connectedComponents(found, connectivity=8)
     bottom = set(np.unique(labels[-1]).tolist()) - {0}
     return np.isin(labels, list(bottom))
 
