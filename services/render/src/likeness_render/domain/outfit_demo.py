@@ -127,7 +127,7 @@ def paint(layers: Sequence[Layer], weave: npt.NDArray[np.float32]) -> npt.NDArra
         m = mask.astype(np.float32) / np.float32(255.0)
         base = np.array(layer.colour, np.float32)
         # Cloth texture: a multiplicative luminance change, stronger on dark cloth (wool) than on a shirt.
-        strength = np.float32(layer.weave * (0.06 if base.mean() < 128 else 0.02))
+        strength = np.float32(layer.weave * (0.04 if base.mean() < 128 else 0.015))
         # A soft shadow just inside each piece's edge reads as a fold or a seam, not a flat shape.
         edge = np.clip(m - cv2.GaussianBlur(m, (0, 0), max(1.0, 0.03 * UNIT)), 0, 1)
         gain = (1.0 - np.float32(layer.shade) * falloff) * (1.0 + strength * fine) * (1.0 - np.float32(0.35) * edge)

@@ -366,9 +366,39 @@ def fit(garment: Garment, image: RGB, person: Mask, face: FaceGeometry, body: Bo
     fill = clothes & (alpha < 0.5)
     fill = cv2.dilate(fill.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
     fill &= body_zone(face, (h, w))
-    alpha = np.maximum(alpha, cv2.GaussianBlur(fill.astype(np.float32), (0, 0), 0.8))
-    alpha = np.clip(alpha * allowed, 0.0, 1.0)
-    return Fitted(np.ascontiguousarray(rgba[..., :3]), alpha, (neck_x, neck_y), int(fill.sum()))
+    soft_fill = cv2.GaussianBlur(fill.astype(np.float32), (0, 0), 0.8)
+    rgb = rgba[..., :3]
+    if fill.any():
+        rgb = _carry_cloth(rgb, alpha >= 0.9, (soft_fill > 0) & (alpha < 0.9), cloth_colour(garment), face.width)
+    alpha = np.clip(np.maximum(alpha, soft_fill) * allowed, 0.0, 1.0)
+    return Fitted(np.ascontiguousarray(rgb), alpha, (neck_x, neck_y), int(fill.sum()))
+
+
+def _carry_cloth(
+    rgb: RGB, own: npt.NDArray[np.bool_], need: npt.NDArray[np.bool_], cloth: npt.NDArray[np.float32], face_width: float
+) -> RGB:
+    """`rgb` with the `need` pixels in the garment's body cloth colour (a little darker further from the
+    garment's own pixels, like cloth turning from the light), so a covered collar reads as the same cloth."""
+    dist = cv2.distanceTransform((~own).astype(np.uint8), cv2.DIST_L2, 5) if own.any() else np.zeros(own.shape, np.float32)
+    shade = 1.0 - 0.12 * np.clip(dist / (0.4 * face_width), 0.0, 1.0)
+    out = rgb.copy()
+    out[need] = np.clip(cloth[None, :] * shade[need][:, None] + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def cloth_colour(garment: Garment) -> npt.NDArray[np.float32]:
+    """The garment's body cloth: the median colour of its opaque pixels around the shoulder anchors."""
+    h, w = garment.rgba.shape[:2]
+    span = float(np.hypot(garment.left_shoulder[0] - garment.right_shoulder[0], garment.left_shoulder[1] - garment.right_shoulder[1]))
+    r = max(2, round(0.08 * span))
+    picked = []
+    for x, y in (garment.left_shoulder, garment.right_shoulder):
+        patch = garment.rgba[max(0, round(y) - r) : min(h, round(y) + r + 1), max(0, round(x) - r) : min(w, round(x) + r + 1)].reshape(
+            -1, 4
+        )
+        picked.append(patch[patch[:, 3] >= 230, :3])
+    pixels = np.concatenate(picked)
+    return np.median(pixels, axis=0).astype(np.float32) if len(pixels) else np.zeros(3, np.float32)
 
 
 @dataclass(frozen=True)
