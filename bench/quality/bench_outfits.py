@@ -132,13 +132,13 @@ def main() -> None:
     folder = Path(tempfile.gettempdir()) / "likeness-quality"
     folder.mkdir(exist_ok=True)
     old = old_outfits()
-    garments = {g.id: g for g in outfit_demo.demo_garments()}
-    probes = {gid: probe(g) for gid, g in garments.items()}
     catalog = load_catalog()
     rows: list[tuple[str, str, str, dict[str, float], dict[str, float]]] = []
     tiles = []
     times: list[float] = []
     with SelfieSegmenter() as seg, TestLandmarker() as marks, PoseEstimator() as pose:
+        garments = {g.id: g for g in outfit_demo.demo_garments(seg.mask, pose.body)}
+        probes = {gid: probe(g) for gid, g in garments.items()}
         people = {"grace": grace(), "astronaut": np.asarray(data.astronaut())}
         sources = dict(people)
         for name, img in people.items():
@@ -164,8 +164,13 @@ def main() -> None:
                     )
                     p = plain.placement
                     neck_y = p.chin_y + 0.13 * p.head_px
+                    # main had no photographic garment: its suit stands in for the uniform.
                     drawn = old["dress"](
-                        plain.image, plain.alpha, old["OUTFITS"][gid], (float(plain.face.chin[0]), neck_y), plain.face.width
+                        plain.image,
+                        plain.alpha,
+                        old["OUTFITS"].get(gid, old["OUTFITS"]["suit"]),
+                        (float(plain.face.chin[0]), neck_y),
+                        plain.face.width,
                     )
                     new_m = measure(plain.image, made.image, clothes, person, chin_y)
                     probed = idphoto.compose(

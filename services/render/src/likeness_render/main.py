@@ -78,7 +78,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
     template_repo = TemplateRepository(pool)
     for template in await template_repo.load_all():
         templates.put(template)
-    garments = InMemoryGarmentStore(await asyncio.to_thread(demo_garments))
+    garments = InMemoryGarmentStore(await asyncio.to_thread(demo_garments, segmenter.mask, pose.body))
     outfit_repo = OutfitRepository(pool)
     for garment in await outfit_repo.load_all():  # an operator's garment of a demo id wins
         garments.put(garment)

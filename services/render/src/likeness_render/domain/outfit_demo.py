@@ -12,14 +12,14 @@ image with its anchors (neck opening, shoulder joints), registered like an opera
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from likeness_render.domain.outfits import Garment, make_garment
+from likeness_render.domain.outfits import RGB, Body, Garment, OutfitError, make_garment, skin_from
 
 Poly = Sequence[tuple[float, float]]
 # Material pixels per unit (a face width); the canvas spans +-3.2 units across, -0.7..3.6 down.
@@ -90,11 +90,7 @@ def wool_texture(size: tuple[int, int]) -> npt.NDArray[np.float32]:
     """Relative luminance detail (mean 0, about +-1) of real wool cloth, tiled to `size` (w, h): the
     navy jacket in Grace Hopper's portrait (a patch clear of badges and ribbons), mirrored so
     tiles meet without seams."""
-    import matplotlib.cbook
-    from PIL import Image
-
-    with Image.open(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))) as img:
-        photo = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    photo = _hopper()
     patch = cv2.cvtColor(photo[528:596, 300:440], cv2.COLOR_RGB2GRAY).astype(np.float32)  # the jacket below the ribbons
     # Upscaled twice: the photo is small, a weave a material shows at 160 px per face width is coarser.
     patch = cv2.resize(patch, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
@@ -149,10 +145,80 @@ def anchors() -> tuple[tuple[float, float], tuple[float, float], tuple[float, fl
     return px(*NECK), px(SHOULDERS[0], SHOULDERS[1]), px(-SHOULDERS[0], SHOULDERS[1])
 
 
-def demo_garments() -> list[Garment]:
-    """The demo set (about 0.3 s of CPU)."""
+def _hopper() -> npt.NDArray[np.uint8]:
+    import matplotlib.cbook
+    from PIL import Image
+
+    with Image.open(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+# In matplotlib's 512x600 grace_hopper.jpg: the name tag and the ribbon bar (x1, y1, x2, y2), painted out of the jacket.
+_BADGES = ((68, 472, 178, 528), (308, 474, 470, 540))
+
+
+def navy_uniform(segment: Callable[[RGB], npt.NDArray[np.float32]], body: Callable[[RGB], Body | None]) -> Garment | None:
+    """A photographic garment: the jacket, white shirt collar and black tie Grace Hopper wears in her
+    portrait (U.S. Navy, public domain, via matplotlib), cut out with the person matte below the chin,
+    her neck left transparent, the name tag and ribbons painted out; anchors from the pose model.
+    None when the portrait is not the one this cut was made for."""
+    photo = _hopper()
+    if photo.shape[:2] != (600, 512):
+        return None
+    found = body(photo)
+    if found is None:
+        return None
+    span = found.span
+    shoulder_y = (found.left_shoulder[1] + found.right_shoulder[1]) / 2
+    mid_x = (found.left_shoulder[0] + found.right_shoulder[0]) / 2
+    top = shoulder_y - 0.27 * span  # just under the chin
+    h, w = photo.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    neck_sample = (np.abs(xs - mid_x) < 0.05 * span) & (ys > top + 0.02 * span) & (ys < top + 0.08 * span)
+    skin = skin_from(photo, neck_sample)
+    skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    skin = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    # The neck's rim against the collar is half skin, half shadow: the cut keeps clear of it.
+    # Bare skin is only around the neck (red ribbons and the gold button are not skin).
+    skin = (cv2.dilate(skin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))) > 0) & (ys < top + 0.3 * span)
+    person = segment(photo) >= 0.5
+    cloth = person & (ys > top) & ~skin
+    # Only the cloth connected to the body (not flecks of the flag or hair).
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(cloth.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return None
+    cloth = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    alpha = cv2.GaussianBlur(cloth.astype(np.float32), (0, 0), 0.7)
+    badges = np.zeros((h, w), np.uint8)
+    for x1, y1, x2, y2 in _BADGES:
+        badges[y1:y2, x1:x2] = 1
+    clean = cv2.inpaint(photo, cv2.dilate(badges, np.ones((7, 7), np.uint8)), 9, cv2.INPAINT_TELEA)
+    # The painted-out areas get the jacket's weave back.
+    weave = wool_texture((w, h))
+    patched = clean.astype(np.float32) * (1.0 + 0.05 * weave * badges.astype(np.float32))[..., None]
+    rgba = np.dstack([np.clip(patched + 0.5, 0, 255), np.clip(alpha * 255.0 + 0.5, 0, 255)]).astype(np.uint8)
+    neck = (mid_x, top + 0.05 * span)
+    try:
+        return make_garment(
+            "Navy uniform jacket", rgba, neck, found.left_shoulder, found.right_shoulder, garment_id="navy-uniform",
+            description="Photographic: the uniform in Grace Hopper's portrait (U.S. Navy, public domain, via matplotlib), badges painted out.",
+        )  # fmt: skip
+    except OutfitError:
+        return None
+
+
+def demo_garments(
+    segment: Callable[[RGB], npt.NDArray[np.float32]] | None = None, body: Callable[[RGB], Body | None] | None = None
+) -> list[Garment]:
+    """The demo set (under a second of CPU): the drawn garments, and the photographic uniform when a
+    person matte and the pose model are at hand."""
     w, h = round((_X1 - _X0) * UNIT), round((_Y1 - _Y0) * UNIT)
     weave = wool_texture((w, h))
     neck, left, right = anchors()
     credit = "Drawn shapes; cloth texture from the jacket in Grace Hopper's portrait (U.S. Navy, public domain, via matplotlib)."
-    return [make_garment(name, paint(layers, weave), neck, left, right, garment_id=gid, description=credit) for gid, name, layers in DEMO]
+    made = [make_garment(name, paint(layers, weave), neck, left, right, garment_id=gid, description=credit) for gid, name, layers in DEMO]
+    if segment is not None and body is not None:
+        uniform = navy_uniform(segment, body)
+        if uniform is not None:
+            made.append(uniform)
+    return made

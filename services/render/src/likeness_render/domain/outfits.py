@@ -242,7 +242,6 @@ def face_region(face: FaceGeometry, shape: tuple[int, int]) -> npt.NDArray[np.bo
 def skin_like(image: RGB, face: FaceGeometry) -> npt.NDArray[np.bool_]:
     """Pixels of this face's skin colour, lit or in shadow: the hue of the cheeks, a chroma within a
     range of theirs, a lightness from deep shadow to highlight (white, black, navy cloth are not)."""
-    lab = _lab(image)
     oval = face_region(face, image.shape[:2])
     inner = cv2.erode(oval.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
     if face.mesh is not None:
@@ -250,7 +249,13 @@ def skin_like(image: RGB, face: FaceGeometry) -> npt.NDArray[np.bool_]:
         for part in (LEFT_EYE, RIGHT_EYE, LIPS):
             cv2.fillPoly(cut, [cv2.convexHull(np.round(face.mesh[list(part), :2]).astype(np.int32))], 1)
         inner &= ~(cv2.dilate(cut, np.ones((9, 9), np.uint8)) > 0)
-    samples = lab[inner]
+    return skin_from(image, inner)
+
+
+def skin_from(image: RGB, sample: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Pixels of the skin colour seen in `sample` (a bare-skin area of the same photo)."""
+    lab = _lab(image)
+    samples = lab[sample]
     if len(samples) < 50:
         return np.zeros(image.shape[:2], bool)
     hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))
