@@ -1,13 +1,16 @@
 """The demo garment materials, made at start-up from package data (nothing downloaded, nothing committed).
 
-No photograph of clothing alone ships in an installed package under a licence fit for a
-product: the public-domain portraits there (matplotlib's Grace Hopper, scikit-image's astronaut)
-wear a uniform with a name tag and ribbons, and a flight suit with mission patches. So the
-demo garments' shapes are drawn here (suit, blazer, white shirt: jacket, lapels, collar, tie),
-and their cloth is photographic: the fine weave and the light of real wool, the luminance
-texture of the navy jacket in Grace Hopper's portrait (U.S. Navy, public domain, via
-matplotlib), laid over each piece and shaded like cloth on a body. Each material is an RGBA
-image with its anchors (neck opening, shoulder joints), registered like an operator's.
+No photograph of clothing alone ships in an installed package under a licence fit for a product.
+The public-domain portraits there are the next best thing, and one of them gives a photographic
+garment: the navy uniform (jacket, white shirt collar, black tie) Grace Hopper wears in
+matplotlib's ``grace_hopper.jpg`` (U.S. Navy, public domain), cut out below her chin with the
+person matte, her neck left open, the name tag and ribbons painted out, anchors from the pose
+model (``navy_uniform``). Its neck opening is deep (her neck shows down to the tie).
+
+The other demo garments' shapes are drawn here (suit, blazer, white shirt: jacket, lapels,
+collar, tie), and their cloth is photographic: the luminance texture of that same navy jacket
+laid over each piece and shaded like cloth on a body. Each material is an RGBA image with its
+anchors (neck opening, shoulder joints), registered like an operator's.
 """
 
 from __future__ import annotations
