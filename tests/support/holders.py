@@ -30,7 +30,9 @@ async def all_holders(
     from likeness_billing.adapters.repository import BillingRepository
     from likeness_billing.holder import BillingHolder
     from likeness_faces.holder import StatelessHolder
+    from likeness_gateway.adapters.accounts import AccountRepository
     from likeness_gateway.adapters.devices import DeviceRepository
+    from likeness_gateway.adapters.holder import GatewayHolder
     from likeness_gateway.main import MIGRATIONS as GATEWAY_MIGRATIONS
     from likeness_ingestion.adapters.repository import upload_store
     from likeness_ingestion.main import MIGRATIONS as INGESTION_MIGRATIONS
@@ -61,7 +63,7 @@ async def all_holders(
     config = IngestionConfig()
     try:
         yield [
-            DeviceRepository(pools["gateway"]),
+            GatewayHolder(DeviceRepository(pools["gateway"]), AccountRepository(pools["gateway"], keys)),
             IngestionService(upload_store(pools["ingestion"], blobs, keys, config.longest_ttl), access, config),
             RenderHolder(ResultStore(pools["render"], blobs, keys, timedelta(hours=24))),
             StatelessHolder(),

@@ -16,6 +16,9 @@ class Category(StrEnum):
 
     # gateway
     DEVICES = "devices"
+    # Optional email + password accounts (address sealed under the subject's key) and their one-time codes.
+    ACCOUNTS = "accounts"
+    ACCOUNT_CODES = "account_codes"
     # ingestion
     UPLOADS = "uploads"
     # render
