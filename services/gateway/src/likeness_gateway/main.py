@@ -66,7 +66,9 @@ def build_accounts(settings: GatewaySettings, repo: AccountRepository) -> Accoun
     root = settings.account_key.encode()
     return Accounts(
         repo=repo,
-        passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism),
+        passwords=Passwords(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism, settings.argon2_max_concurrent
+        ),
         rules=PasswordRules(min_length=settings.password_min_length),
         outbox=outbox,
         lookup_key=hmac.new(root, b"likeness-account-email-lookup", hashlib.sha256).digest(),

@@ -60,6 +60,8 @@ class GatewaySettings(MailSettings):
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 1
+    # Hashes computed at once per process (each holds argon2_memory_kib): bounds the pod's memory.
+    argon2_max_concurrent: int = 2
     password_min_length: int = 12
     # Sign-in attempts (and reset confirmations) allowed per account and per network prefix (/24 IPv4, /56 IPv6)
     # in one window; counted whether or not the address has an account.

@@ -6,6 +6,7 @@ read from the installed `zxcvbn` package: it ships with the code and is never fe
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from dataclasses import dataclass
@@ -55,7 +56,9 @@ class PasswordRules:
 class Passwords:
     """argon2id hashing; verification costs the same whether or not there is a stored hash to check."""
 
-    def __init__(self, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    def __init__(self, time_cost: int, memory_kib: int, parallelism: int, max_concurrent: int = 2) -> None:
+        # Each hash holds `memory_kib` while it runs: at most `max_concurrent` run at once (in worker threads).
+        self._running = asyncio.Semaphore(max_concurrent)
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID)
         # Checked against when no account matches, so an unknown email takes as long as a wrong password.
         self._decoy = self._hasher.hash(secrets.token_urlsafe(24))
@@ -76,6 +79,16 @@ class Passwords:
             return self._hasher.verify(stored or self._decoy, password) and stored is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+    async def hash_async(self, password: str) -> str:
+        """`hash` in a worker thread, at most `max_concurrent` at once."""
+        async with self._running:
+            return await asyncio.to_thread(self.hash, password)
+
+    async def verify_async(self, stored: str | None, password: str) -> bool:
+        """`verify` in a worker thread, at most `max_concurrent` at once."""
+        async with self._running:
+            return await asyncio.to_thread(self.verify, stored, password)
 
     def needs_rehash(self, stored: str) -> bool:
         """Whether `stored` was made with other parameters than today's (it is replaced after a good login)."""

@@ -7,7 +7,6 @@ work (an argon2 hash or verification on every path), and mail leaves after the a
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
@@ -187,7 +186,7 @@ async def sign_up(body: Credentials, request: Request, response: Response, devic
     _weak(acc, body.password, body.email)
     if await acc.repo.by_subject(device.subject_id) is not None:
         raise ApiError(409, "ALREADY_SIGNED_IN", "this device is already signed in to an account")
-    password_hash = await asyncio.to_thread(acc.passwords.hash, body.password)
+    password_hash = await acc.passwords.hash_async(body.password)
     account = await acc.repo.create(device.subject_id, body.email.strip(), lookup, password_hash)
     if account is None:
         _address_in_use(acc, body.email.strip())
@@ -254,14 +253,14 @@ async def login(body: Credentials, request: Request, response: Response, device:
     await _login_throttle(gw, request, lookup)
     account = await acc.repo.by_email_hash(lookup)
     # With no account the check runs against a decoy hash: the same work, the same answer.
-    if not await asyncio.to_thread(acc.passwords.verify, account.password_hash if account else None, body.password):
+    if not await acc.passwords.verify_async(account.password_hash if account else None, body.password):
         await gw.privacy.record_security_event(device.subject_id, "login_failed", ip)
         raise ApiError(401, "INVALID_CREDENTIALS", "the email address or the password is wrong")
     assert account is not None
     if account.email_verified_at is None:
         raise ApiError(403, "EMAIL_NOT_VERIFIED", "confirm the address with the emailed code first (POST /v1/account/verify:resend)")
     if acc.passwords.needs_rehash(account.password_hash):
-        await acc.repo.set_password(account.account_id, await asyncio.to_thread(acc.passwords.hash, body.password))
+        await acc.repo.set_password(account.account_id, await acc.passwords.hash_async(body.password))
     await gw.privacy.record_security_event(account.subject_id, "login", ip)
     if device.subject_id == account.subject_id:
         return SignedIn(linked=True, previous_erasure_id=None)
@@ -304,7 +303,7 @@ async def confirm_reset(body: ResetIn, request: Request, device: CurrentDevice, 
     lookup = email_lookup_hash(acc.lookup_key, body.email)
     await _login_throttle(gw, request, lookup)
     _weak(acc, body.password, body.email)
-    password_hash = await asyncio.to_thread(acc.passwords.hash, body.password)
+    password_hash = await acc.passwords.hash_async(body.password)
     account = await acc.repo.by_email_hash(lookup)
     max_attempts = gw.settings.account_code_max_attempts
     hashed = code_hash(acc.code_key, account.account_id, CodePurpose.RESET_PASSWORD, body.code) if account else ""
