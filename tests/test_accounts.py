@@ -302,6 +302,10 @@ async def test_password_reset_by_emailed_code(database_url: str) -> None:
 
 async def test_corrections_are_made_and_recorded_in_the_access_log(database_url: str) -> None:
     async with mesh(database_url) as m:
+        # The API describes the account routes and the correction when accounts are on.
+        paths = (await m.client.get("/openapi.json")).json()["paths"]
+        assert {"/v1/account", "/v1/account/login", "/v1/account/password-reset/confirm"} <= set(paths)
+        assert {"get", "patch"} <= set(paths["/v1/me"])
         device = await m.device()
         no_account = await m.client.patch("/v1/me", json={"email": _email()}, headers=device)
         assert no_account.status_code == 404 and no_account.json()["error"]["code"] == "NO_ACCOUNT"
@@ -343,6 +347,9 @@ async def test_accounts_are_off_without_a_mail_server(database_url: str) -> None
     async with mesh(database_url, smtp_host="") as m:
         device = await m.device()
         reply = await m.client.post("/v1/account", json={"email": _email(), "password": PASSWORD}, headers=device)
-        assert reply.status_code == 503 and reply.json()["error"]["code"] == "ACCOUNTS_UNAVAILABLE"
+        assert reply.status_code == 404
+        assert "/v1/account" not in (await m.client.get("/openapi.json")).json()["paths"]
+        correction = await m.client.patch("/v1/me", json={"email": _email()}, headers=device)
+        assert correction.status_code == 404 and correction.json()["error"]["code"] == "ACCOUNTS_DISABLED"
         # Device corrections do not need accounts.
         assert (await m.client.patch("/v1/me", json={"language": "de"}, headers=device)).status_code == 200

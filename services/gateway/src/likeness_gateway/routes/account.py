@@ -80,7 +80,7 @@ class SignedIn(BaseModel):
 
 def accounts_of(gw: Gateway) -> Accounts:
     if gw.accounts is None:
-        raise ApiError(503, "ACCOUNTS_UNAVAILABLE", "accounts are not enabled on this server (no account key or mail server)")
+        raise ApiError(404, "ACCOUNTS_DISABLED", "accounts are not enabled on this server (no account key or mail server)")
     return gw.accounts
 
 
