@@ -44,6 +44,8 @@ class Mesh:
     client: httpx.AsyncClient
     privacy: PrivacyUseCases
     smtp: FakeSmtp
+    # Every code mailed, to check none of them reached a log line.
+    codes: list[str]
 
     async def device(self) -> dict[str, str]:
         reply = await self.client.post("/v1/devices", json=DEVICE)
@@ -59,6 +61,7 @@ class Mesh:
         assert mail.recipients == [to]
         found = re.search(r"\b(\d{6})\b", mail.body)
         assert found, mail.body
+        self.codes.append(found.group(1))
         return found.group(1)
 
     async def sign_up(self, auth: dict[str, str], email: str, verify: bool = True) -> None:
@@ -100,7 +103,7 @@ async def mesh(database_url: str, **overrides: Any) -> AsyncIterator[Mesh]:
             }
             gw, client, gateway_grpc = await start_gateway(database_url, {"privacy": f"127.0.0.1:{privacy_port}"}, started, **settings)
             privacy, _ = await start_privacy(database_url, {"gateway": gateway_grpc}, started, port=privacy_port)
-            yield Mesh(gw, client, privacy, smtp)
+            yield Mesh(gw, client, privacy, smtp, [])
     finally:
         await started.close()
 
@@ -116,7 +119,7 @@ async def _poll(check: Callable[[], Awaitable[bool]], what: str, timeout: float 
         await asyncio.sleep(0.05)
 
 
-async def test_two_linked_devices_share_one_subject_and_cancelling_erases_both(database_url: str) -> None:
+async def test_two_linked_devices_share_one_subject_and_cancelling_erases_both(database_url: str, capsys: Any) -> None:
     async with mesh(database_url) as m:
         phone, tablet = await m.device(), await m.device()
         email = _email()
@@ -186,6 +189,11 @@ async def test_two_linked_devices_share_one_subject_and_cancelling_erases_both(d
         fresh = await m.device()
         gone = await m.client.post("/v1/account/login", json={"email": email, "password": PASSWORD}, headers=fresh)
         assert gone.status_code == 401 and gone.json()["error"]["code"] == "INVALID_CREDENTIALS"
+    # Invariant 1 for accounts: no address, password or code in any log line of the gateway or privacy.
+    logged = "".join(capsys.readouterr())
+    assert "rpc=/likeness.privacy.v1.Privacy/GetDataKey" in logged  # the logs were captured
+    for secret in (email, email.split("@")[0], PASSWORD, *m.codes):
+        assert secret not in logged, "a secret reached the logs"
 
 
 async def test_login_is_throttled_per_account_and_per_network(database_url: str) -> None:
@@ -341,6 +349,24 @@ async def test_corrections_are_made_and_recorded_in_the_access_log(database_url:
         assert gone.status_code == 401
         found = await m.client.post("/v1/account/login", json={"email": new, "password": PASSWORD}, headers=other)
         assert found.status_code == 200
+
+
+async def test_unconfirmed_accounts_and_expired_codes_are_swept(database_url: str) -> None:
+    async with mesh(database_url, account_unverified_ttl_hours=1) as m:
+        confirmed, unconfirmed = await m.device(), await m.device()
+        await m.sign_up(confirmed, _email())
+        await m.sign_up(unconfirmed, _email(), verify=False)
+        ids = [uuid.UUID(await m.subject(auth)) for auth in (confirmed, unconfirmed)]
+        await m.rows("UPDATE accounts SET created_at = now() - interval '2 hours' WHERE subject_id = ANY(%s) RETURNING 1", ids)
+        await m.rows(
+            "UPDATE account_codes SET expires_at = now() - interval '1 second'"
+            " WHERE account_id IN (SELECT account_id FROM accounts WHERE subject_id = ANY(%s)) RETURNING 1",
+            ids,
+        )
+        swept = await m.gw.accounts.repo.sweep({})
+        assert swept == {"accounts": 1, "account_codes": 1}
+        left = await m.rows("SELECT subject_id FROM accounts WHERE subject_id = ANY(%s)", ids)
+        assert left == [(ids[0],)]
 
 
 async def test_accounts_are_off_without_a_mail_server(database_url: str) -> None:

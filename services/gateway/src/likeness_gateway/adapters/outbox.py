@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from likeness_platform.logging import get_logger
 from likeness_platform.mail import Mail, MailSender
@@ -21,13 +22,24 @@ class MailOutbox:
 
     def post(self, mail: Mail, kind: str) -> None:
         """Send `mail` in the background; `kind` (e.g. "verify_email") is all a failure logs."""
-        task = asyncio.create_task(self._send(mail, kind))
+
+        async def ready() -> Mail:
+            return mail
+
+        self.post_job(ready, kind)
+
+    def post_job(self, compose: Callable[[], Awaitable[Mail | None]], kind: str) -> None:
+        """Compose a message (e.g. store a code, open an address) and send it, all after the answer: what the
+        job does (or that it does nothing) never shows in the request's time."""
+        task = asyncio.create_task(self._send(compose, kind))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, mail: Mail, kind: str) -> None:
+    async def _send(self, compose: Callable[[], Awaitable[Mail | None]], kind: str) -> None:
         try:
-            await self.sender.send(mail)
+            mail = await compose()
+            if mail is not None:
+                await self.sender.send(mail)
         except Exception as exc:
             log.warning("mail_not_sent", kind=kind, error=type(exc).__name__)
 

@@ -130,22 +130,23 @@ async def _code_throttle(gw: Gateway, request: Request, email_hash: str) -> None
     await _throttle(gw, client_ip(request), email_hash, "code", gw.settings.account_codes_per_hour, 3600)
 
 
-async def _send_code(gw: Gateway, acc: Accounts, account: Account, to: str, purpose: CodePurpose) -> None:
-    code = new_code()
+def _send_code(gw: Gateway, acc: Accounts, account: Account, to: str | None, purpose: CodePurpose) -> None:
+    """Issue a code and mail it to `to` (None: the account's address), after the answer."""
     ttl = gw.settings.account_code_ttl_seconds
-    await acc.repo.issue_code(
-        account.account_id, purpose, code_hash(acc.code_key, account.account_id, purpose, code), timedelta(seconds=ttl)
-    )
-    what = "confirm this email address" if purpose is CodePurpose.VERIFY_EMAIL else "choose a new password"
-    acc.outbox.post(
-        Mail(
-            to,
+
+    async def compose() -> Mail:
+        code = new_code()
+        hashed = code_hash(acc.code_key, account.account_id, purpose, code)
+        await acc.repo.issue_code(account.account_id, purpose, hashed, timedelta(seconds=ttl))
+        what = "confirm this email address" if purpose is CodePurpose.VERIFY_EMAIL else "choose a new password"
+        return Mail(
+            to or await acc.repo.email(account),
             f"Your Likeness code: {code}",
             f"Enter {code} in the app to {what}. The code works once, for {ttl // 60} minutes.\n\n"
             "If you did not ask for it, ignore this message; nothing changes without the code.\n",
-        ),
-        purpose.value,
-    )
+        )
+
+    acc.outbox.post_job(compose, purpose.value)
 
 
 def _address_in_use(acc: Accounts, to: str) -> None:
@@ -191,7 +192,7 @@ async def sign_up(body: Credentials, request: Request, response: Response, devic
     if account is None:
         _address_in_use(acc, body.email.strip())
     else:
-        await _send_code(gw, acc, account, body.email.strip(), CodePurpose.VERIFY_EMAIL)
+        _send_code(gw, acc, account, body.email.strip(), CodePurpose.VERIFY_EMAIL)
     await gw.privacy.record_security_event(device.subject_id, "account_sign_up", client_ip(request))
     return Accepted(status="check_email", message=CHECK_EMAIL)
 
@@ -234,7 +235,7 @@ async def resend_code(request: Request, device: CurrentDevice, gw: GatewayDep) -
     if pending is None and account.email_verified_at is not None:
         raise ApiError(409, "ALREADY_VERIFIED", "the address is confirmed; nothing to send")
     await _code_throttle(gw, request, account.pending_email_hash or account.email_hash)
-    await _send_code(gw, acc, account, pending or await acc.repo.email(account), CodePurpose.VERIFY_EMAIL)
+    _send_code(gw, acc, account, pending, CodePurpose.VERIFY_EMAIL)
     return Accepted(status="check_email", message=CHECK_EMAIL)
 
 
@@ -289,7 +290,7 @@ async def request_reset(body: EmailIn, request: Request, response: Response, _: 
     await _code_throttle(gw, request, lookup)
     account = await acc.repo.by_email_hash(lookup)
     if account is not None:
-        await _send_code(gw, acc, account, await acc.repo.email(account), CodePurpose.RESET_PASSWORD)
+        _send_code(gw, acc, account, None, CodePurpose.RESET_PASSWORD)
     return Accepted(status="check_email", message=CHECK_EMAIL)
 
 

@@ -108,7 +108,7 @@ async def correct_me(body: Correction, request: Request, response: Response, dev
                 await acc.repo.set_pending_email(account, body.email.strip(), lookup)
                 fresh = await acc.repo.by_subject(device.subject_id)
                 assert fresh is not None
-                await _send_code(gw, acc, fresh, body.email.strip(), CodePurpose.VERIFY_EMAIL)
+                _send_code(gw, acc, fresh, body.email.strip(), CodePurpose.VERIFY_EMAIL)
             verification = "check_email"
     for name in changes:
         await gw.privacy.record_access(device.subject_id, f"gateway/device/{device.device_id}/{name}", "correction")
