@@ -98,9 +98,7 @@ async def start_privacy(database_url: str, holders: dict[str, str], started: Sta
     return wiring.use_cases, addr
 
 
-async def start_gateway(
-    database_url: str, addrs: dict[str, str], started: Started, **overrides: Any
-) -> tuple[Any, httpx.AsyncClient, str]:
+async def start_gateway(database_url: str, addrs: dict[str, str], started: Started, **overrides: Any) -> tuple[Any, httpx.AsyncClient, str]:
     """The gateway app (in-process ASGI client) and its gRPC DataHolder on a free port; settings overrides as keywords."""
     from likeness_gateway.main import GatewaySettings, build
 
