@@ -113,8 +113,9 @@ class SmtpMailSender:
                 if self._username:
                     smtp.login(self._username, self._password)
                 smtp.send_message(message)
-        except (OSError, smtplib.SMTPException) as exc:
-            # The server's reply can quote the recipient: only the exception's type goes further.
+        except (OSError, smtplib.SMTPException, UnicodeError, ValueError) as exc:
+            # The server's reply can quote the recipient: only the exception's type goes further. UnicodeError and
+            # ValueError: an address the server cannot take (non-ASCII without SMTPUTF8, a malformed header).
             raise MailUnavailable(f"the mail server did not accept the message ({type(exc).__name__})") from None
 
 
