@@ -128,9 +128,10 @@ async def test_two_linked_devices_share_one_subject_and_cancelling_erases_both(d
         assert "common_password" in weak.json()["error"]["details"]["problems"]
 
         await m.sign_up(phone, email, verify=False)
-        # Not confirmed yet: signing in from another device waits for the code.
+        # Not confirmed yet: there is no account to sign in to, nor to see.
         early = await m.client.post("/v1/account/login", json={"email": email, "password": PASSWORD}, headers=tablet)
-        assert early.status_code == 403 and early.json()["error"]["code"] == "EMAIL_NOT_VERIFIED"
+        assert early.status_code == 401 and early.json()["error"]["code"] == "INVALID_CREDENTIALS"
+        assert (await m.client.get("/v1/account", headers=phone)).status_code == 404
         resent = await m.client.post("/v1/account/verify:resend", headers=phone)
         assert resent.status_code == 202
         code = await m.code(email)
@@ -233,11 +234,25 @@ async def test_answers_do_not_tell_whether_an_address_has_an_account(database_ur
         await m.sign_up(await m.device(), taken)
 
         # Sign-up: the same answer; the owner of the taken address is told, the new one gets a code.
-        answers = []
+        answers, devices = [], []
         for address in (taken, free):
-            reply = await m.client.post("/v1/account", json={"email": address, "password": PASSWORD}, headers=await m.device())
+            devices.append(await m.device())
+            reply = await m.client.post("/v1/account", json={"email": address, "password": PASSWORD}, headers=devices[-1])
             answers.append((reply.status_code, reply.json()))
         assert answers[0] == answers[1] and answers[0][0] == 202
+        # Nor can the signing-up device tell afterwards: no account to see yet, and a sign-up waiting for a code in
+        # both cases (it is in the device's export either way).
+        seen = [
+            ((await m.client.get("/v1/account", headers=d)).status_code, (await m.client.get("/v1/me", headers=d)).json()["account"])
+            for d in devices
+        ]
+        assert seen == [(404, None), (404, None)]
+        waiting = await m.rows(
+            "SELECT count(*) FROM account_signups WHERE subject_id = ANY(%s)", [uuid.UUID(await m.subject(d)) for d in devices]
+        )
+        assert waiting == [(2,)]
+        wrong = [(await m.client.post("/v1/account/verify", json={"code": "000000"}, headers=d)).json() for d in devices]
+        assert wrong[0] == wrong[1]
         mails = {mail.recipients[0]: mail for mail in [await m.smtp.next(), await m.smtp.next()]}
         assert "already has one" in mails[taken].body and not re.search(r"\d{6}", mails[taken].body)
         assert re.search(r"\b\d{6}\b", mails[free].body)
@@ -351,22 +366,28 @@ async def test_corrections_are_made_and_recorded_in_the_access_log(database_url:
         assert found.status_code == 200
 
 
-async def test_unconfirmed_accounts_and_expired_codes_are_swept(database_url: str) -> None:
+async def test_unconfirmed_sign_ups_and_expired_codes_are_swept(database_url: str) -> None:
     async with mesh(database_url, account_unverified_ttl_hours=1) as m:
         confirmed, unconfirmed = await m.device(), await m.device()
-        await m.sign_up(confirmed, _email())
+        email = _email()
+        await m.sign_up(confirmed, email)
         await m.sign_up(unconfirmed, _email(), verify=False)
         ids = [uuid.UUID(await m.subject(auth)) for auth in (confirmed, unconfirmed)]
-        await m.rows("UPDATE accounts SET created_at = now() - interval '2 hours' WHERE subject_id = ANY(%s) RETURNING 1", ids)
+        # A reset code for the account, then everything made two hours ago and the code expired.
+        assert (await m.client.post("/v1/account/password-reset", json={"email": email}, headers=confirmed)).status_code == 202
+        await m.code(email)
+        for table in ("accounts", "account_signups"):
+            await m.rows(f"UPDATE {table} SET created_at = now() - interval '2 hours' WHERE subject_id = ANY(%s) RETURNING 1", ids)
         await m.rows(
             "UPDATE account_codes SET expires_at = now() - interval '1 second'"
             " WHERE account_id IN (SELECT account_id FROM accounts WHERE subject_id = ANY(%s)) RETURNING 1",
             ids,
         )
         swept = await m.gw.accounts.repo.sweep({})
-        assert swept == {"accounts": 1, "account_codes": 1}
-        left = await m.rows("SELECT subject_id FROM accounts WHERE subject_id = ANY(%s)", ids)
-        assert left == [(ids[0],)]
+        assert swept == {"accounts": 0, "account_codes": 1, "account_signups": 1}
+        # The confirmed account stays (accounts last until cancelled); the waiting sign-up is gone.
+        assert await m.rows("SELECT subject_id FROM accounts WHERE subject_id = ANY(%s)", ids) == [(ids[0],)]
+        assert await m.rows("SELECT 1 FROM account_signups WHERE subject_id = ANY(%s)", ids) == []
 
 
 async def test_accounts_are_off_without_a_mail_server(database_url: str) -> None:

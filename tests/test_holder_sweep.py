@@ -48,7 +48,8 @@ async def _store_live_data(h: dict[str, Any], subject: str) -> None:
         timedelta(days=90),
     )
     account = await h["gateway"].accounts.create(subject, f"{subject}@example.org", f"email-{subject}", "$argon2id$stand-in")
-    await h["gateway"].accounts.issue_code(account.account_id, CodePurpose.VERIFY_EMAIL, "code-hash", timedelta(minutes=15))
+    await h["gateway"].accounts.issue_code(account.account_id, CodePurpose.RESET_PASSWORD, "code-hash", timedelta(minutes=15))
+    await h["gateway"].accounts.start_signup(subject, "b@example.org", "email-b", "$argon2id$x", "code-hash", timedelta(minutes=15))
     columns = {
         "sha256": "0" * 64,
         "size_bytes": 4,
@@ -92,7 +93,7 @@ async def test_sweep_with_cutoff_now_leaves_unexpired_data_in_place(holders: dic
     # Something of every category is there to lose (faces keeps nothing; sealed stores list their blobs too).
     held = {name: {c for c, n in counts.items() if n} for name, counts in before.items()}
     assert held == {
-        "gateway": {"devices", "accounts", "account_codes"},
+        "gateway": {"devices", "accounts", "account_codes", "account_signups"},
         "ingestion": {"uploads", "blobs"},
         "render": {"results", "blobs"},
         "faces": set(),

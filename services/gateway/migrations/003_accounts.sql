@@ -25,3 +25,16 @@ CREATE TABLE IF NOT EXISTS account_codes (
     PRIMARY KEY (account_id, purpose)
 );
 CREATE INDEX IF NOT EXISTS account_codes_expires ON account_codes (expires_at);
+-- A sign-up waits here until the code mailed to the address confirms it; only then is the account created.
+-- It is stored the same way whether or not the address already has an account (its owner then gets a notice,
+-- and no code), so nothing the signing-up device can see tells the two apart.
+CREATE TABLE IF NOT EXISTS account_signups (
+    subject_id uuid PRIMARY KEY,
+    email_hash text NOT NULL,
+    email_sealed bytea NOT NULL,
+    password_hash text NOT NULL,
+    code_hash text NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    expires_at timestamptz NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);

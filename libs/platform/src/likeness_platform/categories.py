@@ -19,6 +19,8 @@ class Category(StrEnum):
     # Optional email + password accounts (address sealed under the subject's key) and their one-time codes.
     ACCOUNTS = "accounts"
     ACCOUNT_CODES = "account_codes"
+    # Sign-ups waiting for the emailed code (address sealed, password hashed, code hashed).
+    ACCOUNT_SIGNUPS = "account_signups"
     # ingestion
     UPLOADS = "uploads"
     # render

@@ -73,5 +73,5 @@ class GatewaySettings(MailSettings):
     account_code_ttl_seconds: int = 900
     account_code_max_attempts: int = 5
     account_codes_per_hour: int = 5
-    # Accounts whose address is not confirmed within this many hours are deleted by the sweep.
+    # Sign-ups whose code does not come back within this many hours are deleted by the sweep.
     account_unverified_ttl_hours: int = 24

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import sql
 from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from likeness_gateway.domain.accounts import Account, CodePurpose, email_associated, same
+from likeness_gateway.domain.accounts import Account, CodePurpose, Signup, email_associated, same
 from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache, open_sealed, seal
 from likeness_platform.dataholder import ExportItem, Retention
@@ -21,6 +22,15 @@ from likeness_platform.db import as_uuid, fetch_row, from_row, oldest_age
 
 def _account(row: Mapping[str, Any]) -> Account:
     return from_row(Account, row)
+
+
+_USE_CODE = {
+    "select": sql.SQL("SELECT code_hash, attempts, expires_at > now() FROM {t} WHERE {w} FOR UPDATE"),
+    "delete": sql.SQL("DELETE FROM {t} WHERE {w}"),
+    "count": sql.SQL("UPDATE {t} SET attempts = attempts + 1 WHERE {w}"),
+    # A sign-up whose code died keeps waiting for a new code (resend); the dead code cannot match.
+    "expire": sql.SQL("UPDATE {t} SET expires_at = now() - interval '1 second' WHERE {w}"),
+}
 
 
 class AccountRepository:
@@ -38,14 +48,15 @@ class AccountRepository:
         return open_sealed(key.key, bytes(sealed), email_associated(account.account_id, field)).decode()
 
     async def create(self, subject_id: str, email: str, email_hash: str, password_hash: str) -> Account | None:
-        """A new, unverified account of `subject_id`; None when the address or the subject already has one."""
+        """A new account of `subject_id`, its address confirmed (a sign-up's code came back); None when the address
+        or the subject already has one."""
         account_id = str(uuid.uuid4())
         sealed = await self._seal(subject_id, account_id, "email", email)
         async with self.pool.connection() as conn:
             try:
                 cur = await conn.cursor(row_factory=dict_row).execute(
-                    "INSERT INTO accounts (account_id, subject_id, email_hash, email_sealed, password_hash)"
-                    " VALUES (%s, %s, %s, %s, %s) RETURNING *",
+                    "INSERT INTO accounts (account_id, subject_id, email_hash, email_sealed, password_hash, email_verified_at)"
+                    " VALUES (%s, %s, %s, %s, %s, now()) RETURNING *",
                     (uuid.UUID(account_id), uuid.UUID(subject_id), email_hash, sealed, password_hash),
                 )
             except UniqueViolation:
@@ -72,15 +83,50 @@ class AccountRepository:
             return None
         return await self._open(account, "pending_email", account.pending_email_sealed)
 
-    async def set_password(self, account_id: str, password_hash: str, verified: bool = False) -> None:
-        """Replace the password hash; `verified` also marks the address confirmed (a reset code reached it)."""
+    async def set_password(self, account_id: str, password_hash: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE accounts SET password_hash = %s WHERE account_id = %s", (password_hash, uuid.UUID(account_id)))
+
+    # Sign-ups ---------------------------------------------------------------------------------------------------
+    async def start_signup(self, subject_id: str, email: str, email_hash: str, password_hash: str, code_hash: str, ttl: timedelta) -> None:
+        """Keep a sign-up until its code comes back; a new one of the same subject replaces it."""
+        key = await self.keys.get(subject_id)
+        sealed = seal(key.key, email.encode(), key.key_id, email_associated(f"signup/{subject_id}", "email"))
         async with self.pool.connection() as conn:
             await conn.execute(
-                "UPDATE accounts SET password_hash = %s,"
-                " email_verified_at = CASE WHEN %s THEN coalesce(email_verified_at, now()) ELSE email_verified_at END"
-                " WHERE account_id = %s",
-                (password_hash, verified, uuid.UUID(account_id)),
+                "INSERT INTO account_signups (subject_id, email_hash, email_sealed, password_hash, code_hash, expires_at)"
+                " VALUES (%s, %s, %s, %s, %s, now() + %s) ON CONFLICT (subject_id) DO UPDATE SET email_hash = EXCLUDED.email_hash,"
+                " email_sealed = EXCLUDED.email_sealed, password_hash = EXCLUDED.password_hash, code_hash = EXCLUDED.code_hash,"
+                " attempts = 0, expires_at = EXCLUDED.expires_at, created_at = now()",
+                (uuid.UUID(subject_id), email_hash, sealed, password_hash, code_hash, ttl),
             )
+
+    async def signup_of(self, subject_id: str) -> Signup | None:
+        sid = as_uuid(subject_id)
+        row = await fetch_row(self.pool, "SELECT * FROM account_signups WHERE subject_id = %s", (sid,)) if sid else None
+        return from_row(Signup, row) if row else None
+
+    async def signup_email(self, signup: Signup) -> str:
+        key = await self.keys.get(signup.subject_id)
+        return open_sealed(key.key, bytes(signup.email_sealed), email_associated(f"signup/{signup.subject_id}", "email")).decode()
+
+    async def reissue_signup_code(self, subject_id: str, code_hash: str, ttl: timedelta) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE account_signups SET code_hash = %s, attempts = 0, expires_at = now() + %s WHERE subject_id = %s",
+                (code_hash, ttl, uuid.UUID(subject_id)),
+            )
+
+    async def use_signup_code(self, subject_id: str, hashed: str, max_attempts: int) -> bool:
+        """Whether `hashed` is the sign-up's live code; the sign-up stays until the account is made from it."""
+        return await self._use_code("account_signups", "subject_id = %s", (uuid.UUID(subject_id),), hashed, max_attempts, keep=True)
+
+    async def finish_signup(self, signup: Signup) -> Account | None:
+        """The account made from a confirmed sign-up (which is then forgotten); None when the address was taken meanwhile."""
+        account = await self.create(signup.subject_id, await self.signup_email(signup), signup.email_hash, signup.password_hash)
+        async with self.pool.connection() as conn:
+            await conn.execute("DELETE FROM account_signups WHERE subject_id = %s", (uuid.UUID(signup.subject_id),))
+        return account
 
     async def set_pending_email(self, account: Account, email: str, email_hash: str) -> None:
         sealed = await self._seal(account.subject_id, account.account_id, "pending_email", email)
@@ -91,20 +137,18 @@ class AccountRepository:
             )
 
     async def confirm_email(self, account: Account) -> bool:
-        """Mark the address verified, or make a pending correction the address; False when another account took it."""
-        aid = uuid.UUID(account.account_id)
+        """Make a pending correction the address; False when another account has it by now."""
+        if account.pending_email_hash is None:
+            return False
+        email = await self.pending_email(account)
+        assert email is not None
+        sealed = await self._seal(account.subject_id, account.account_id, "email", email)
         async with self.pool.connection() as conn:
-            if account.pending_email_hash is None:
-                await conn.execute("UPDATE accounts SET email_verified_at = now() WHERE account_id = %s", (aid,))
-                return True
-            email = await self.pending_email(account)
-            assert email is not None
-            sealed = await self._seal(account.subject_id, account.account_id, "email", email)
             try:
                 await conn.execute(
                     "UPDATE accounts SET email_hash = pending_email_hash, email_sealed = %s, email_verified_at = now(),"
                     " pending_email_hash = NULL, pending_email_sealed = NULL WHERE account_id = %s AND pending_email_hash = %s",
-                    (sealed, aid, account.pending_email_hash),
+                    (sealed, uuid.UUID(account.account_id), account.pending_email_hash),
                 )
             except UniqueViolation:
                 return False
@@ -122,25 +166,25 @@ class AccountRepository:
 
     async def use_code(self, account_id: str, purpose: CodePurpose, hashed: str, max_attempts: int) -> bool:
         """Whether `hashed` is the live code (it is used up); a wrong try counts, and the code dies at `max_attempts`."""
-        aid = uuid.UUID(account_id)
+        where = "account_id = %s AND purpose = %s"
+        return await self._use_code("account_codes", where, (uuid.UUID(account_id), purpose.value), hashed, max_attempts)
+
+    async def _use_code(self, table: str, where: str, args: tuple[Any, ...], hashed: str, max_attempts: int, keep: bool = False) -> bool:
+        # Table and condition come from the two callers above, never from a request.
+        query = {name: text.format(t=sql.Identifier(table), w=sql.SQL(where)) for name, text in _USE_CODE.items()}
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT code_hash, attempts, expires_at > now() FROM account_codes WHERE account_id = %s AND purpose = %s FOR UPDATE",
-                (aid, purpose.value),
-            )
-            row = await cur.fetchone()
+            row = await (await conn.execute(query["select"], args)).fetchone()
             if row is None:
                 return False
             stored, attempts, live = row
             if live and attempts < max_attempts and same(stored, hashed):
-                await conn.execute("DELETE FROM account_codes WHERE account_id = %s AND purpose = %s", (aid, purpose.value))
+                if not keep:
+                    await conn.execute(query["delete"], args)
                 return True
             if not live or attempts + 1 >= max_attempts:
-                await conn.execute("DELETE FROM account_codes WHERE account_id = %s AND purpose = %s", (aid, purpose.value))
+                await conn.execute(query["expire" if keep else "delete"], args)
             else:
-                await conn.execute(
-                    "UPDATE account_codes SET attempts = attempts + 1 WHERE account_id = %s AND purpose = %s", (aid, purpose.value)
-                )
+                await conn.execute(query["count"], args)
         return False
 
     # DataHolder parts (the gateway's holder adds these to its devices) ---------------------------------------------
@@ -149,14 +193,19 @@ class AccountRepository:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT (SELECT count(*) FROM accounts WHERE subject_id = %s),"
-                " (SELECT count(*) FROM account_codes c JOIN accounts a USING (account_id) WHERE a.subject_id = %s)",
-                (sid, sid),
+                " (SELECT count(*) FROM account_codes c JOIN accounts a USING (account_id) WHERE a.subject_id = %s),"
+                " (SELECT count(*) FROM account_signups WHERE subject_id = %s)",
+                (sid, sid, sid),
             )
             row = await cur.fetchone()
         assert row is not None
-        return {Category.ACCOUNTS: int(row[0]), Category.ACCOUNT_CODES: int(row[1])}
+        return {Category.ACCOUNTS: int(row[0]), Category.ACCOUNT_CODES: int(row[1]), Category.ACCOUNT_SIGNUPS: int(row[2])}
 
     async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
+        signup = await self.signup_of(subject_id)
+        if signup is not None:
+            waiting = {"email": await self.signup_email(signup), "started_at": signup.created_at, "status": "waiting for the emailed code"}
+            yield ExportItem(Category.ACCOUNT_SIGNUPS, "account-signup.json", "application/json", json.dumps(waiting, default=str).encode())
         account = await self.by_subject(subject_id)
         if account is None:
             return
@@ -175,20 +224,24 @@ class AccountRepository:
         before = await self.inventory(subject_id)
         async with self.pool.connection() as conn:
             await conn.execute("DELETE FROM accounts WHERE subject_id = %s", (sid,))
+            await conn.execute("DELETE FROM account_signups WHERE subject_id = %s", (sid,))
         self.keys.forget(subject_id)
         return before
 
     async def sweep(self, cutoffs: Mapping[str, datetime]) -> dict[str, int]:
-        """Expired codes, and accounts whose address was never confirmed within the verification window."""
+        """Expired codes, and sign-ups not confirmed within the sign-up window."""
         async with self.pool.connection() as conn:
             codes = await conn.execute("DELETE FROM account_codes WHERE expires_at <= now()")
-            accounts = await conn.execute(
-                "DELETE FROM accounts WHERE email_verified_at IS NULL AND created_at < now() - %s", (self.unverified_ttl,)
-            )
-        return {Category.ACCOUNTS: accounts.rowcount, Category.ACCOUNT_CODES: codes.rowcount}
+            signups = await conn.execute("DELETE FROM account_signups WHERE created_at < now() - %s", (self.unverified_ttl,))
+        return {Category.ACCOUNTS: 0, Category.ACCOUNT_CODES: codes.rowcount, Category.ACCOUNT_SIGNUPS: signups.rowcount}
 
     async def retention(self) -> list[Retention]:
         count, age = await oldest_age(self.pool, "account_codes")
         accounts, accounts_age = await oldest_age(self.pool, "accounts")
-        # Accounts last until they are cancelled; codes live minutes (their age is reported, no class limit).
-        return [Retention(Category.ACCOUNTS, accounts, accounts_age, 0.0), Retention(Category.ACCOUNT_CODES, count, age, 0.0)]
+        signups, signups_age = await oldest_age(self.pool, "account_signups")
+        # Accounts last until they are cancelled; codes and sign-ups are swept by their own windows.
+        return [
+            Retention(Category.ACCOUNTS, accounts, accounts_age, 0.0),
+            Retention(Category.ACCOUNT_CODES, count, age, 0.0),
+            Retention(Category.ACCOUNT_SIGNUPS, signups, signups_age, 0.0),
+        ]

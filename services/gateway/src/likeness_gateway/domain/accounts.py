@@ -34,6 +34,29 @@ class Account:
         return f"Account(account_id={self.account_id!r})"
 
 
+@dataclass(frozen=True)
+class Signup:
+    """A sign-up waiting for its code; the account exists only once the code comes back."""
+
+    subject_id: str
+    email_hash: str
+    email_sealed: bytes
+    password_hash: str
+    created_at: datetime
+
+    @property
+    def code_ref(self) -> str:
+        """What a sign-up's code hash is bound to (there is no account id yet)."""
+        return signup_ref(self.subject_id)
+
+    def __repr__(self) -> str:
+        return "Signup(…)"
+
+
+def signup_ref(subject_id: str) -> str:
+    return f"signup:{subject_id}"
+
+
 def normalize_email(email: str) -> str:
     """One spelling per mailbox for lookups: NFKC, trimmed, lower case (the address as typed is what is stored)."""
     return unicodedata.normalize("NFKC", email).strip().lower()

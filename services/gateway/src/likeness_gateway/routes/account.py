@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from likeness_gateway.deps import Accounts, CurrentDevice, ErasingDevice, Gateway, GatewayDep, client_ip, ip_bucket
-from likeness_gateway.domain.accounts import Account, CodePurpose, code_hash, email_lookup_hash, new_code
+from likeness_gateway.domain.accounts import Account, CodePurpose, code_hash, email_lookup_hash, new_code, signup_ref
 from likeness_gateway.domain.devices import Device
 from likeness_gateway.errors import ApiError
 from likeness_gateway.routes import me
@@ -130,36 +130,62 @@ async def _code_throttle(gw: Gateway, request: Request, email_hash: str) -> None
     await _throttle(gw, client_ip(request), email_hash, "code", gw.settings.account_codes_per_hour, 3600)
 
 
-def _send_code(gw: Gateway, acc: Accounts, account: Account, to: str | None, purpose: CodePurpose) -> None:
-    """Issue a code and mail it to `to` (None: the account's address), after the answer."""
+def _code_mail(to: str, code: str, purpose: CodePurpose, ttl: int) -> Mail:
+    what = "confirm this email address" if purpose is CodePurpose.VERIFY_EMAIL else "choose a new password"
+    return Mail(
+        to,
+        f"Your Likeness code: {code}",
+        f"Enter {code} in the app to {what}. The code works once, for {ttl // 60} minutes.\n\n"
+        "If you did not ask for it, ignore this message; nothing changes without the code.\n",
+    )
+
+
+def _in_use_mail(to: str) -> Mail:
+    """Told to the owner of an address someone tried to use again (instead of telling the caller)."""
+    return Mail(
+        to,
+        "Your Likeness account",
+        "Someone asked to use this address for a Likeness account, and it already has one.\n"
+        "If it was you, sign in, or reset your password from the app. If not, ignore this message.\n",
+    )
+
+
+def _send_code(gw: Gateway, acc: Accounts, account: Account, purpose: CodePurpose) -> None:
+    """After the answer: a reset code to the account's address, or a confirmation code to its pending corrected
+    address (a notice instead when another account has that address)."""
     ttl = gw.settings.account_code_ttl_seconds
 
-    async def compose() -> Mail:
+    async def compose() -> Mail | None:
+        if purpose is CodePurpose.VERIFY_EMAIL:
+            to = await acc.repo.pending_email(account)
+            if to is None:
+                return None
+            assert account.pending_email_hash is not None
+            if await acc.repo.by_email_hash(account.pending_email_hash) is not None:
+                return _in_use_mail(to)
+        else:
+            to = await acc.repo.email(account)
         code = new_code()
-        hashed = code_hash(acc.code_key, account.account_id, purpose, code)
-        await acc.repo.issue_code(account.account_id, purpose, hashed, timedelta(seconds=ttl))
-        what = "confirm this email address" if purpose is CodePurpose.VERIFY_EMAIL else "choose a new password"
-        return Mail(
-            to or await acc.repo.email(account),
-            f"Your Likeness code: {code}",
-            f"Enter {code} in the app to {what}. The code works once, for {ttl // 60} minutes.\n\n"
-            "If you did not ask for it, ignore this message; nothing changes without the code.\n",
+        await acc.repo.issue_code(
+            account.account_id, purpose, code_hash(acc.code_key, account.account_id, purpose, code), timedelta(seconds=ttl)
         )
+        return _code_mail(to, code, purpose, ttl)
 
     acc.outbox.post_job(compose, purpose.value)
 
 
-def _address_in_use(acc: Accounts, to: str) -> None:
-    """Told to the owner of an address someone tried to use again (instead of telling the caller)."""
-    acc.outbox.post(
-        Mail(
-            to,
-            "Your Likeness account",
-            "Someone asked to use this address for a Likeness account, and it already has one.\n"
-            "If it was you, sign in, or reset your password from the app. If not, ignore this message.\n",
-        ),
-        "address_in_use",
-    )
+async def _start_signup(gw: Gateway, acc: Accounts, subject_id: str, email: str, lookup: str, password_hash: str | None) -> None:
+    """Store (or renew) a sign-up with a fresh code; the code is mailed only when the address has no account (else
+    its owner gets a notice). Both cases store and answer the same."""
+    ttl = gw.settings.account_code_ttl_seconds
+    code = new_code()
+    hashed = code_hash(acc.code_key, signup_ref(subject_id), CodePurpose.VERIFY_EMAIL, code)
+    if password_hash is None:
+        await acc.repo.reissue_signup_code(subject_id, hashed, timedelta(seconds=ttl))
+    else:
+        await acc.repo.start_signup(subject_id, email, lookup, password_hash, hashed, timedelta(seconds=ttl))
+    taken = await acc.repo.by_email_hash(lookup) is not None
+    acc.outbox.post(_in_use_mail(email) if taken else _code_mail(email, code, CodePurpose.VERIFY_EMAIL, ttl), "signup")
 
 
 async def _view(acc: Accounts, gw: Gateway, account: Account) -> AccountView:
@@ -176,8 +202,10 @@ async def _view(acc: Accounts, gw: Gateway, account: Account) -> AccountView:
     "/v1/account",
     status_code=202,
     response_model=Accepted,
-    summary="Create an account for this device's data (a code to confirm the address is emailed)",
-    description="The answer is the same whether or not the address already has an account; its owner is told by email.",
+    summary="Start an account for this device's data: a code to confirm the address is emailed",
+    description="The account exists once the code comes back (POST /v1/account/verify). The answer, and what the "
+    "device can see afterwards, are the same whether or not the address already has an account: its owner gets a "
+    "notice instead of a code.",
 )
 async def sign_up(body: Credentials, request: Request, response: Response, device: CurrentDevice, gw: GatewayDep) -> Accepted:
     response.headers.update(NO_STORE)
@@ -188,11 +216,7 @@ async def sign_up(body: Credentials, request: Request, response: Response, devic
     if await acc.repo.by_subject(device.subject_id) is not None:
         raise ApiError(409, "ALREADY_SIGNED_IN", "this device is already signed in to an account")
     password_hash = await acc.passwords.hash_async(body.password)
-    account = await acc.repo.create(device.subject_id, body.email.strip(), lookup, password_hash)
-    if account is None:
-        _address_in_use(acc, body.email.strip())
-    else:
-        _send_code(gw, acc, account, body.email.strip(), CodePurpose.VERIFY_EMAIL)
+    await _start_signup(gw, acc, device.subject_id, body.email.strip(), lookup, password_hash)
     await gw.privacy.record_security_event(device.subject_id, "account_sign_up", client_ip(request))
     return Accepted(status="check_email", message=CHECK_EMAIL)
 
@@ -209,17 +233,30 @@ async def get_account(response: Response, device: CurrentDevice, gw: GatewayDep)
 @router.post(
     "/v1/account/verify",
     response_model=AccountView,
-    summary="Confirm the account's address (or a corrected one) with the emailed code",
+    summary="Confirm the address with the emailed code: creates the account, or applies a corrected address",
 )
-async def verify_email(body: CodeIn, device: CurrentDevice, gw: GatewayDep) -> AccountView:
+async def verify_email(body: CodeIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> AccountView:
     acc = accounts_of(gw)
-    account = await account_of(acc, device)
+    max_attempts = gw.settings.account_code_max_attempts
+    invalid = ApiError(400, "INVALID_CODE", "the code is wrong, used or expired; ask for a new one")
+    signup = await acc.repo.signup_of(device.subject_id)
+    if signup is not None:
+        hashed = code_hash(acc.code_key, signup.code_ref, CodePurpose.VERIFY_EMAIL, body.code)
+        if not await acc.repo.use_signup_code(device.subject_id, hashed, max_attempts):
+            raise invalid
+        created = await acc.repo.finish_signup(signup)
+        if created is None:
+            raise ApiError(409, "EMAIL_IN_USE", "the address is used by another account now; nothing was created")
+        await gw.privacy.record_security_event(device.subject_id, "account_created", client_ip(request))
+        return await _view(acc, gw, created)
+    account = await acc.repo.by_subject(device.subject_id)
+    if account is None or account.pending_email_hash is None:
+        raise invalid
     hashed = code_hash(acc.code_key, account.account_id, CodePurpose.VERIFY_EMAIL, body.code)
-    if not await acc.repo.use_code(account.account_id, CodePurpose.VERIFY_EMAIL, hashed, gw.settings.account_code_max_attempts):
-        raise ApiError(400, "INVALID_CODE", "the code is wrong, used or expired; ask for a new one")
-    if account.pending_email_hash is not None:
-        # A correction of the address (PATCH /v1/me): recorded before it is made.
-        await gw.privacy.record_access(device.subject_id, f"gateway/account/{account.account_id}/email", "correction")
+    if not await acc.repo.use_code(account.account_id, CodePurpose.VERIFY_EMAIL, hashed, max_attempts):
+        raise invalid
+    # A correction of the address (PATCH /v1/me): recorded before it is made.
+    await gw.privacy.record_access(device.subject_id, f"gateway/account/{account.account_id}/email", "correction")
     if not await acc.repo.confirm_email(account):
         raise ApiError(409, "EMAIL_IN_USE", "the new address is used by another account now; nothing changed")
     fresh = await acc.repo.by_subject(device.subject_id)
@@ -227,15 +264,21 @@ async def verify_email(body: CodeIn, device: CurrentDevice, gw: GatewayDep) -> A
     return await _view(acc, gw, fresh)
 
 
-@router.post("/v1/account/verify:resend", status_code=202, response_model=Accepted, summary="Email a new confirmation code")
+@router.post(
+    "/v1/account/verify:resend",
+    status_code=202,
+    response_model=Accepted,
+    summary="Email a new code for the waiting sign-up or address correction (202 whether or not one waits)",
+)
 async def resend_code(request: Request, device: CurrentDevice, gw: GatewayDep) -> Accepted:
     acc = accounts_of(gw)
-    account = await account_of(acc, device)
-    pending = await acc.repo.pending_email(account)
-    if pending is None and account.email_verified_at is not None:
-        raise ApiError(409, "ALREADY_VERIFIED", "the address is confirmed; nothing to send")
-    await _code_throttle(gw, request, account.pending_email_hash or account.email_hash)
-    _send_code(gw, acc, account, pending, CodePurpose.VERIFY_EMAIL)
+    signup = await acc.repo.signup_of(device.subject_id)
+    if signup is not None:
+        await _code_throttle(gw, request, signup.email_hash)
+        await _start_signup(gw, acc, device.subject_id, await acc.repo.signup_email(signup), signup.email_hash, None)
+    elif (account := await acc.repo.by_subject(device.subject_id)) is not None and account.pending_email_hash is not None:
+        await _code_throttle(gw, request, account.pending_email_hash)
+        _send_code(gw, acc, account, CodePurpose.VERIFY_EMAIL)
     return Accepted(status="check_email", message=CHECK_EMAIL)
 
 
@@ -258,8 +301,6 @@ async def login(body: Credentials, request: Request, response: Response, device:
         await gw.privacy.record_security_event(device.subject_id, "login_failed", ip)
         raise ApiError(401, "INVALID_CREDENTIALS", "the email address or the password is wrong")
     assert account is not None
-    if account.email_verified_at is None:
-        raise ApiError(403, "EMAIL_NOT_VERIFIED", "confirm the address with the emailed code first (POST /v1/account/verify:resend)")
     if acc.passwords.needs_rehash(account.password_hash):
         await acc.repo.set_password(account.account_id, await acc.passwords.hash_async(body.password))
     await gw.privacy.record_security_event(account.subject_id, "login", ip)
@@ -290,7 +331,7 @@ async def request_reset(body: EmailIn, request: Request, response: Response, _: 
     await _code_throttle(gw, request, lookup)
     account = await acc.repo.by_email_hash(lookup)
     if account is not None:
-        _send_code(gw, acc, account, None, CodePurpose.RESET_PASSWORD)
+        _send_code(gw, acc, account, CodePurpose.RESET_PASSWORD)
     return Accepted(status="check_email", message=CHECK_EMAIL)
 
 
@@ -310,8 +351,7 @@ async def confirm_reset(body: ResetIn, request: Request, device: CurrentDevice, 
     hashed = code_hash(acc.code_key, account.account_id, CodePurpose.RESET_PASSWORD, body.code) if account else ""
     if account is None or not await acc.repo.use_code(account.account_id, CodePurpose.RESET_PASSWORD, hashed, max_attempts):
         raise ApiError(400, "INVALID_CODE", "the code is wrong, used or expired; ask for a new one")
-    # The code reached the address, so the address is confirmed too.
-    await acc.repo.set_password(account.account_id, password_hash, verified=True)
+    await acc.repo.set_password(account.account_id, password_hash)
     await gw.devices.revoke_subject(account.subject_id)
     await gw.privacy.record_security_event(account.subject_id, "password_reset", client_ip(request))
     return Response(status_code=204, headers=NO_STORE)

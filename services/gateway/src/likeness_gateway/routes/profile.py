@@ -14,7 +14,6 @@ from likeness_gateway.errors import ApiError
 from likeness_gateway.routes.account import (
     EMAIL,
     AccountView,
-    _address_in_use,
     _code_throttle,
     _send_code,
     _view,
@@ -102,13 +101,12 @@ async def correct_me(body: Correction, request: Request, response: Response, dev
         lookup = email_lookup_hash(acc.lookup_key, body.email)
         if lookup != account.email_hash:
             await _code_throttle(gw, request, lookup)
-            if await acc.repo.by_email_hash(lookup) is not None:
-                _address_in_use(acc, body.email.strip())
-            else:
-                await acc.repo.set_pending_email(account, body.email.strip(), lookup)
-                fresh = await acc.repo.by_subject(device.subject_id)
-                assert fresh is not None
-                _send_code(gw, acc, fresh, body.email.strip(), CodePurpose.VERIFY_EMAIL)
+            # Kept as pending whether or not another account has the address (the code, or a notice to its owner,
+            # goes out after the answer): the caller sees the same either way.
+            await acc.repo.set_pending_email(account, body.email.strip(), lookup)
+            fresh = await acc.repo.by_subject(device.subject_id)
+            assert fresh is not None
+            _send_code(gw, acc, fresh, CodePurpose.VERIFY_EMAIL)
             verification = "check_email"
     for name in changes:
         await gw.privacy.record_access(device.subject_id, f"gateway/device/{device.device_id}/{name}", "correction")
