@@ -103,7 +103,20 @@ async def mesh(database_url: str, **overrides: Any) -> AsyncIterator[Mesh]:
             }
             gw, client, gateway_grpc = await start_gateway(database_url, {"privacy": f"127.0.0.1:{privacy_port}"}, started, **settings)
             privacy, _ = await start_privacy(database_url, {"gateway": gateway_grpc}, started, port=privacy_port)
+            # Sign-ins erase the device's earlier anonymous subject: finish those erasures before leaving, so no
+            # erasure this test started stays open for later tests (privacy's background loop is off here).
+            started_erasures: list[str] = []
+
+            async def note_erasure(response: httpx.Response) -> None:
+                if response.request.url.path == "/v1/account/login" and response.status_code == 200:
+                    await response.aread()
+                    if erasure_id := response.json()["previous_erasure_id"]:
+                        started_erasures.append(erasure_id)
+
+            client.event_hooks["response"].append(note_erasure)
             yield Mesh(gw, client, privacy, smtp, [])
+            for erasure_id in started_erasures:
+                await _poll(lambda erasure_id=erasure_id: privacy.erasures.drive(erasure_id), "erased")
     finally:
         await started.close()
 
