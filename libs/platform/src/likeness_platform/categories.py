@@ -18,6 +18,11 @@ class Category(StrEnum):
     DEVICES = "devices"
     # gateway, memory-only mode: images held in the answering replica's memory for the next call
     INLINE_IMAGES = "inline_images"
+    # Optional email + password accounts (address sealed under the subject's key) and their one-time codes.
+    ACCOUNTS = "accounts"
+    ACCOUNT_CODES = "account_codes"
+    # Sign-ups waiting for the emailed code (address sealed, password hashed, code hashed).
+    ACCOUNT_SIGNUPS = "account_signups"
     # ingestion
     UPLOADS = "uploads"
     # render

@@ -38,8 +38,8 @@ _RENDER = "/likeness.render.v1.Render/"
 POLICY: Mapping[str, frozenset[str]] = {
     # Holders give out and delete a person's data only when privacy orchestrates it.
     "/likeness.privacy.v1.DataHolder/*": frozenset({PRIVACY}),
-    # Raw data keys: only the services that encrypt at rest.
-    _PRIVACY + "GetDataKey": frozenset({INGESTION, RENDER}),
+    # Raw data keys: only the services that encrypt at rest (the gateway seals account email addresses).
+    _PRIVACY + "GetDataKey": frozenset({GATEWAY, INGESTION, RENDER}),
     # Subject life cycle and rights requests: the public edge and support operators (an operator's batch
     # registers a subject of its own); exports carry content: the subject's own device only.
     _PRIVACY + "RegisterSubject": frozenset({GATEWAY, OPERATOR}),
