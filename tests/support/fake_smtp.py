@@ -57,7 +57,7 @@ class FakeSmtp:
             writer.write(line.encode() + b"\r\n")
 
         reply("220 fake-smtp ready")
-        sender, recipients = "", []
+        sender, recipients = "", list[str]()
         try:
             while line := (await reader.readline()).decode(errors="replace").rstrip("\r\n"):
                 verb = line[:4].upper()

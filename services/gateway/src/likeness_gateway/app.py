@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from likeness_gateway.deps import Gateway
 from likeness_gateway.errors import ApiError, error_response
 from likeness_gateway.guards import RequestGuard
-from likeness_gateway.routes import billing, catalog, demo, devices, idphotos, me, portraits, uploads
+from likeness_gateway.routes import billing, catalog, demo, devices, idphotos, me, portraits, rights, uploads
 
 log = structlog.get_logger("likeness.gateway")
 
@@ -100,6 +100,7 @@ def create_app(gw: Gateway) -> FastAPI:
         _serve_docs(app)
     app.include_router(devices.router)
     app.include_router(me.router)
+    app.include_router(rights.router)
     app.include_router(uploads.router)
     app.include_router(billing.router)
     app.include_router(catalog.router)
@@ -110,7 +111,7 @@ def create_app(gw: Gateway) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=gw.settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     # Outermost: it must see the raw byte stream and every response.

@@ -20,6 +20,7 @@ from likeness_platform.privacy_port import PrivacyPort
 from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import SealedStoreSettings
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
+from likeness_render.adapters.consent import ConsentCheck
 from likeness_render.adapters.model_files import ModelFileMissing
 from likeness_render.adapters.results import ResultStore
 from likeness_render.adapters.segmenter import SelfieSegmenter
@@ -86,7 +87,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
         memory_only=settings.upload_ttl == 0,
         default_dpi=settings.default_dpi,
     )
-    use_cases = build_use_cases(shared, templates, privacy, generator)
+    use_cases = build_use_cases(shared, templates, privacy, generator, ConsentCheck(privacy_channel))
     # Demo templates need the faces service, which may not be up yet: built in the background.
     use_cases.templates.start_demo_templates()
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))

@@ -25,7 +25,7 @@ from likeness_render.usecases.hairstyle import Hairstyles
 from likeness_render.usecases.id_photo import IdPhotos, Made, PhotoRequest
 from likeness_render.usecases.portrait import Portraits
 from likeness_render.usecases.ports import AccessLogPort
-from likeness_render.usecases.restyle import Restyler
+from likeness_render.usecases.restyle import ConsentPort, Restyler
 from likeness_render.usecases.results import Results
 from likeness_render.usecases.shared import Shared
 from likeness_render.usecases.sheet import SheetRequest, Sheets
@@ -53,8 +53,11 @@ class RenderUseCases:
         return self.shared.spec(spec_id)
 
 
-def build_use_cases(shared: Shared, templates: TemplateStore, access: AccessLogPort, generator: Any = None) -> RenderUseCases:
-    """Every use case over the `shared` ports; `generator` is the AI image provider (None: off)."""
+def build_use_cases(
+    shared: Shared, templates: TemplateStore, access: AccessLogPort, generator: Any = None, consent: ConsentPort | None = None
+) -> RenderUseCases:
+    """Every use case over the `shared` ports; `generator` is the AI image provider (None: off), used only for
+    people whose consent `consent` confirms at the time of the call."""
     sheets = Sheets(shared)
     template_cases = Templates(shared, templates)
     return RenderUseCases(
@@ -62,7 +65,7 @@ def build_use_cases(shared: Shared, templates: TemplateStore, access: AccessLogP
         id_photos=IdPhotos(shared, sheets),
         checks=IdPhotoChecks(shared),
         sheets=sheets,
-        portraits=Portraits(shared, template_cases, Restyler(generator)),
+        portraits=Portraits(shared, template_cases, Restyler(generator, consent)),
         hairstyles=Hairstyles(shared),
         templates=template_cases,
         results=Results(shared.results, access),
