@@ -29,7 +29,8 @@ from likeness.privacy.v1 import rights_pb2, rights_pb2_grpc
 from likeness_gateway.domain.tokens import token_hash
 from tests.support.fake_smtp import FakeSmtp
 from tests.support.pki import mesh_channel, pki
-from tests.support.services import Started, free_port, start_gateway, start_privacy
+from tests.support.services import NOWHERE, Started, free_port, start_gateway, start_privacy
+from tests.test_cli import likeness
 
 DEVICE = {
     "platform": "ios",
@@ -102,6 +103,7 @@ async def mesh(database_url: str, apns: str, tmp_path: Path) -> AsyncIterator[di
             yield {
                 "client": client,
                 "gw": gw,
+                "privacy_addr": privacy_addr,
                 "privacy": privacy,
                 "rights": rights_pb2_grpc.RightsStub(channel),
                 "support": rights_pb2_grpc.RightsStub(support),
@@ -338,4 +340,35 @@ async def test_policy_change_is_announced_30_days_ahead_and_acceptance_is_record
     assert current["privacy_policy"]["granted"] and current["privacy_policy"]["policy_version"] == "2027-01"
     missing = await client.post("/v1/me/notices/00000000-0000-0000-0000-000000000000/accept", headers=auth)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOTICE_NOT_FOUND"
+    await _erase(mesh, auth)
+
+
+async def test_support_answers_through_the_cli_and_the_person_reads_it(mesh: dict) -> None:
+    client = mesh["client"]
+    auth, subject = await _device(mesh)
+    posted = await client.post("/v1/me/inquiries", json={"message": "Do you sell my photos?"}, headers=auth)
+    inquiry_id = posted.json()["inquiry_id"]
+    pki().ensure("operator/cli-sam", roles=["support"])
+    pki().ensure("operator/cli-ann", roles=["auditor"])
+    addrs = {"privacy": mesh["privacy_addr"], "render": NOWHERE, "faces": NOWHERE}
+
+    listed = await likeness(addrs, "inquiries", "list", "--json", "--limit", "200", identity="operator/cli-sam")
+    assert listed.rc == 0, listed.err
+    found = [json.loads(line) for line in listed.out.splitlines() if inquiry_id in line]
+    assert [(f["subject_id"], f["message"]) for f in found] == [(subject, "Do you sell my photos?")]
+    refused = await likeness(addrs, "inquiries", "list", identity="operator/cli-ann")
+    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
+    answered = await likeness(addrs, "inquiries", "answer", inquiry_id, "No, never.", identity="operator/cli-sam")
+    assert answered.rc == 0 and f"answered {inquiry_id}" in answered.out, answered.err
+    seen = (await client.get("/v1/me/inquiries", headers=auth)).json()["inquiries"]
+    assert [(i["inquiry_id"], i["answer"]) for i in seen] == [(inquiry_id, "No, never.")]
+    logged = await _rows(mesh, "SELECT actor FROM access_log WHERE subject_id = %s", subject)
+    assert ("operator/cli-sam",) in logged
+
+    soon = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
+    too_soon = await likeness(
+        addrs, "notices", "publish", "--kind", "policy-change", "--title", "t", "--body", "b", "--policy-version", "9",
+        "--effective", soon, identity="operator/test",
+    )  # fmt: skip
+    assert too_soon.rc == 1 and "NOTICE_TOO_SHORT" in too_soon.err
     await _erase(mesh, auth)
