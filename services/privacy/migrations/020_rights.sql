@@ -10,7 +10,7 @@ CREATE TABLE IF NOT EXISTS consents (
     granted boolean NOT NULL,
     policy_version text NOT NULL DEFAULT '',
     source text NOT NULL DEFAULT 'app',
-    recorded_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS consents_subject ON consents (subject_id, purpose, seq);
 

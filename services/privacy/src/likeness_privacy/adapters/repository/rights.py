@@ -40,7 +40,7 @@ class RightsRepository:
             return []
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT purpose, granted, policy_version, source, recorded_at FROM consents WHERE subject_id = %s ORDER BY seq", (sid,)
+                "SELECT purpose, granted, policy_version, source, created_at FROM consents WHERE subject_id = %s ORDER BY seq", (sid,)
             )
             return [ConsentRecord(*row) for row in await cur.fetchall()]
 
