@@ -147,6 +147,11 @@ async def _rows(m: dict, query: str, *args: Any) -> list[tuple]:
         return await (await conn.execute(query, args)).fetchall()
 
 
+async def _rows_changed(m: dict, query: str, *args: Any) -> int:
+    async with m["privacy"].repo.pool.connection() as conn:
+        return (await conn.execute(query, args)).rowcount
+
+
 async def test_consent_history_is_recorded_exported_and_erased(mesh: dict) -> None:
     client, rights = mesh["client"], mesh["rights"]
     auth, subject = await _device(mesh)
@@ -226,6 +231,18 @@ async def test_inquiry_round_trip_through_support_is_logged_and_erased(mesh: dic
     export = await client.get("/v1/me/export", headers=auth)
     document = json.loads(zipfile.ZipFile(io.BytesIO(export.content)).read("privacy/rights.json"))
     assert [i["message"] for i in document["inquiries"]] == ["Why was my photo kept for a day?"]
+    control = await client.post("/v1/me/inquiries", json={"message": "bell\x07"}, headers=auth)
+    assert control.status_code == 400 and control.json()["error"]["code"] == "INVALID_REQUEST"
+
+    # Retention: an inquiry older than LIKENESS_INQUIRY_RETENTION_DAYS goes with privacy's next sweep, whatever cutoff it is asked.
+    old = await client.post("/v1/me/inquiries", json={"message": "An old question"}, headers=auth)
+    await _rows_changed(
+        mesh, "UPDATE inquiries SET created_at = now() - interval '366 days' WHERE inquiry_id = %s", old.json()["inquiry_id"]
+    )
+    swept = await mesh["privacy"].self_holder.sweep({})
+    assert swept["inquiries"] >= 1
+    left = [i["inquiry_id"] for i in (await client.get("/v1/me/inquiries", headers=auth)).json()["inquiries"]]
+    assert left == [inquiry["inquiry_id"]]
     await _erase(mesh, auth)
     assert await _rows(mesh, "SELECT 1 FROM inquiries WHERE subject_id = %s", subject) == []
     listed = (
@@ -256,7 +273,7 @@ async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else
     for (auth, _), token in zip(people, tokens, strict=True):
         assert (await client.put("/v1/me/push-token", json={"token": token}, headers=auth)).status_code == 204
     bad = await client.put("/v1/me/push-token", json={"token": "z" * 64}, headers=people[0][0])
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_PUSH_TOKEN"
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_REQUEST"
     # The first two have accounts with a verified email (set by the accounts flow through the same RPC).
     for (_, subject), address in zip(people[:2], ("ana@example.org", "ben@example.org"), strict=True):
         await rights.SetNoticeContact(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from likeness.privacy.v1 import rights_pb2
 from likeness_gateway.adapters.rights_client import RightsClient
 from likeness_gateway.deps import CurrentDevice, gateway
+from likeness_gateway.domain.text import IDENTIFIER
+
+# Free text with line breaks: no other control characters (logs and terminals garble them).
+MESSAGE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$"
 
 router = APIRouter(tags=["me"])
 
@@ -91,9 +96,9 @@ class ConsentsIn(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"consents": {"ai_generation_third_party": False}, "policy_version": "2026-11"}]}}
 
     # purpose -> granted. Withdrawing (false) stops that processing for the next request.
-    consents: dict[str, bool] = Field(min_length=1, max_length=16)
+    consents: dict[Annotated[str, StringConstraints(pattern=IDENTIFIER, max_length=64)], bool] = Field(min_length=1, max_length=16)
     # The policy version shown to the person when they decided.
-    policy_version: str = Field(default="", max_length=64)
+    policy_version: str = Field(default="", max_length=64, pattern=r"^$|" + IDENTIFIER)
 
 
 @router.put(
@@ -111,10 +116,19 @@ async def put_consents(body: ConsentsIn, device: CurrentDevice, rights: Rights) 
 class InquiryIn(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"topic": "complaint", "message": "Why was my photo kept for a day?"}]}}
 
-    # inquiry | complaint
-    topic: str = "inquiry"
-    # At most LIKENESS_INQUIRY_MAX_CHARS characters (4000 by default); stored encrypted.
-    message: str = Field(min_length=1, max_length=100_000)
+    topic: Literal["inquiry", "complaint"] = "inquiry"
+    # At most LIKENESS_INQUIRY_MAX_CHARS characters (4000 by default); line breaks and tabs allowed, other control
+    # characters not. Stored encrypted.
+    message: str = Field(min_length=1, max_length=100_000, pattern=MESSAGE)
+
+    @field_validator("message")
+    @classmethod
+    def _encodable(cls, value: str) -> str:
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("the message is not valid Unicode text") from None
+        return value
 
 
 class InquiryOut(BaseModel):
@@ -202,13 +216,13 @@ async def get_notices(device: CurrentDevice, rights: Rights) -> NoticesOut:
     summary="Accept the policy version a policy-change notice announced",
     description="Recorded in the consent history as `privacy_policy` with the notice's version and source `notice`.",
 )
-async def accept_notice(notice_id: str, device: CurrentDevice, rights: Rights) -> ConsentOut:
-    return _consent(await rights.accept_policy(device.subject_id, notice_id))
+async def accept_notice(notice_id: uuid.UUID, device: CurrentDevice, rights: Rights) -> ConsentOut:
+    return _consent(await rights.accept_policy(device.subject_id, str(notice_id)))
 
 
 class PushTokenIn(BaseModel):
     # The APNs device token (hex) the app got from registerForRemoteNotifications; stored encrypted.
-    token: str = Field(min_length=64, max_length=200)
+    token: str = Field(min_length=64, max_length=200, pattern=r"^[0-9a-fA-F]+$")
 
 
 @router.put("/v1/me/push-token", status_code=204, summary="Where notices reach this device by push (APNs)")
