@@ -51,6 +51,13 @@ class FakeApns(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeApns.seen.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+        if self.path.rsplit("/", 1)[-1].startswith("dead"):  # an app removed from its device
+            reason = b'{"reason":"Unregistered"}'
+            self.send_response(410)
+            self.send_header("Content-Length", str(len(reason)))
+            self.end_headers()
+            self.wfile.write(reason)
+            return
         self.send_response(200)
         self.send_header("apns-id", "00000000-0000-0000-0000-000000000001")
         self.send_header("Content-Length", "0")
@@ -268,8 +275,9 @@ def _verify_provider_token(bearer: str) -> dict:
 
 async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else(mesh: dict) -> None:
     client, rights = mesh["client"], mesh["rights"]
-    people = [await _device(mesh) for _ in range(3)]
-    tokens = [_push_token() for _ in people]
+    people = [await _device(mesh) for _ in range(4)]
+    # The fourth person's app was removed from the phone: APNs answers 410 for its token.
+    tokens = [_push_token() for _ in people[:3]] + ["dead" + _push_token()[4:]]
     for (auth, _), token in zip(people, tokens, strict=True):
         assert (await client.put("/v1/me/push-token", json={"token": token}, headers=auth)).status_code == 204
     bad = await client.put("/v1/me/push-token", json={"token": "z" * 64}, headers=people[0][0])
@@ -283,7 +291,7 @@ async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else
     assert len(contacts) == 2 and all(b"ana@" not in bytes(c[0]) and tokens[0].encode() not in bytes(c[0]) for c in contacts)
 
     FakeApns.seen.clear()
-    affected = [people[0][1], people[1][1]]
+    affected = [people[0][1], people[1][1], people[3][1]]
     published = await mesh["admin"].PublishNotice(
         rights_pb2.PublishNoticeRequest(
             kind=rights_pb2.NOTICE_KIND_SECURITY_INCIDENT,
@@ -292,9 +300,12 @@ async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else
             subject_ids=affected,
         )
     )
-    assert (published.recipients, published.push_sent, published.email_sent, published.failed) == (2, 2, 2, 0)
+    assert (published.recipients, published.push_sent, published.email_sent, published.failed) == (3, 2, 2, 1)
     pushed = {call["path"].rsplit("/", 1)[-1]: call for call in FakeApns.seen}
-    assert set(pushed) == {tokens[0], tokens[1]}  # the third device is not told
+    assert set(pushed) == {tokens[0], tokens[1], tokens[3]}  # the third device is not told
+    # A token APNs says is gone is forgotten; the person still has the notice in the app.
+    assert await _rows(mesh, "SELECT 1 FROM notice_contacts WHERE subject_id = %s", people[3][1]) == []
+    del pushed[tokens[3]]
     for call in pushed.values():
         assert call["headers"]["apns-topic"] == "org.example.likeness" and call["headers"]["apns-push-type"] == "alert"
         assert _verify_provider_token(call["headers"]["authorization"].removeprefix("bearer "))["iss"] == "TEAM456XYZ"
@@ -305,7 +316,10 @@ async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else
 
     in_app = [[n["notice_id"] for n in (await client.get("/v1/me/notices", headers=auth)).json()["notices"]] for auth, _ in people]
     nid = published.notice.notice_id
-    assert nid in in_app[0] and nid in in_app[1] and nid not in in_app[2]
+    assert nid in in_app[0] and nid in in_app[1] and nid not in in_app[2] and nid in in_app[3]
+    # Contacts are read in pages; a subject's two channels straddling a page boundary are both delivered.
+    paged = [(s, c) async for s, c, _ in mesh["privacy"].rights.repo.contacts(nid, False, None, page=3)]
+    assert sorted(paged) == sorted((people[i][1], c) for i in (0, 1) for c in ("apns", "email"))
 
     # Only admins publish; the notice kept no more than who it concerned, and that goes with the subject.
     with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -316,7 +330,7 @@ async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else
     await _erase(mesh, people[1][0])
     assert await _rows(mesh, "SELECT 1 FROM notice_recipients WHERE subject_id = %s", people[1][1]) == []
     assert await _rows(mesh, "SELECT 1 FROM notice_contacts WHERE subject_id = %s", people[1][1]) == []
-    for auth, _ in (people[0], people[2]):
+    for auth, _ in (people[0], people[2], people[3]):
         await _erase(mesh, auth)
 
 

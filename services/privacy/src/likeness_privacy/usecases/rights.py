@@ -214,6 +214,9 @@ class Rights:
                 except DomainError as exc:
                     counts["failed"] += 1
                     log.warning("notice_delivery_failed", channel=channel, code=exc.code)
+                    if exc.code == "PUSH_TOKEN_INVALID":
+                        # APNs says the app is gone from that device: keep no token that reaches no one.
+                        await self.repo.set_contact(subject_id, channel, None)
 
         tasks: list[asyncio.Task[None]] = []
         async for subject_id, channel, sealed in self.repo.contacts(str(notice["notice_id"]), notice["everyone"], created_before):

@@ -148,11 +148,15 @@ class RightsRepository:
                         (uuid.UUID(notice_id), after, page),
                     )
                 rows = await cur.fetchall()
+            full = len(rows) == page
+            if full:
+                # The last subject's channels may straddle pages: it starts the next page whole.
+                last = rows[-1][0]
+                rows = [row for row in rows if row[0] != last]
             for row in rows:
                 yield str(row[0]), row[1], bytes(row[2])
-            if len(rows) < page:
+            if not full:
                 return
-            # A subject's channels may straddle pages: restart after the last complete subject.
             after = rows[-1][0]
 
     # Notices ------------------------------------------------------------------------------------
