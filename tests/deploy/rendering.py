@@ -36,8 +36,8 @@ PRODUCTION_VALUES: dict[str, Any] = {
     "billingKeys": {"existingSecret": "likeness-billing"},
     "rights": {
         "apns": {"keyId": "KEY123ABCD", "teamId": "TEAM456XYZ", "topic": "com.example.idphoto", "existingSecret": "likeness-apns"},
-        "smtp": {"host": "smtp.example.com", "existingSecret": "likeness-smtp"},
     },
+    "mail": {"smtpHost": "smtp.example.com", "smtpUsername": "likeness", "existingSecret": "likeness-smtp"},
     "appStore": {
         "bundleId": "com.example.idphoto",
         "appId": "1234567890",

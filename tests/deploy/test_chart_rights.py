@@ -22,13 +22,13 @@ RIGHTS = {
         "topic": "com.example.idphoto",
         "existingSecret": "likeness-apns",
     },
-    "smtp": {
-        "host": "smtp.example.com",
-        "port": 465,
-        "security": "tls",
-        "from": "Likeness <notices@example.com>",
-        "existingSecret": "likeness-smtp",
-    },
+}
+MAIL = {
+    "smtpHost": "smtp.example.com",
+    "smtpPort": 465,
+    "smtpSecurity": "tls",
+    "from": "Likeness <notices@example.com>",
+    "existingSecret": "likeness-smtp",
 }
 
 
@@ -48,6 +48,7 @@ def test_configured_rights_settings_reach_privacy_as_given(
     monkeypatch: pytest.MonkeyPatch, render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
 ) -> None:
     minimal_values["rights"] = RIGHTS
+    minimal_values["mail"] = MAIL
     egress = minimal_values["networkPolicy"]["egress"]
     egress["apns"] = {"to": ANYWHERE, "ports": [443]}
     egress["smtp"] = {"to": [{"ipBlock": {"cidr": "192.0.2.25/32"}}], "ports": [465]}
@@ -74,7 +75,8 @@ def test_configured_rights_settings_reach_privacy_as_given(
     )
     # Only privacy gets them, and only privacy may reach APNs and the mail server.
     for svc in ("gateway", "render"):
-        assert not any(name.startswith(("LIKENESS_APNS_", "LIKENESS_SMTP_")) for name in rendered.env(svc))
+        assert not any(name.startswith("LIKENESS_APNS_") for name in rendered.env(svc))
+    assert not any(name.startswith("LIKENESS_SMTP_") for name in rendered.env("render"))
     rules = policy_of(rendered, "privacy", release)["egress"]
     assert {"to": ANYWHERE, "ports": [{"port": 443, "protocol": "TCP"}]} in rules
     assert {"to": [{"ipBlock": {"cidr": "192.0.2.25/32"}}], "ports": [{"port": 465, "protocol": "TCP"}]} in rules
@@ -95,8 +97,20 @@ def test_half_an_apns_configuration_or_no_egress_for_it_is_refused(render_chart:
     with pytest.raises(helm.HelmError, match=r"rights\.apns needs keyId, teamId, topic and existingSecret together"):
         render_chart(minimal_values)
     minimal_values["rights"] = RIGHTS
+    minimal_values["mail"] = MAIL
     with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.apns\.to is required"):
         render_chart(minimal_values)
     minimal_values["networkPolicy"]["egress"]["apns"] = {"to": ANYWHERE, "ports": [443]}
     with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.smtp\.to is required"):
         render_chart(minimal_values)
+
+
+def test_a_mail_password_given_as_a_value_is_kept_in_the_charts_secret(
+    monkeypatch: pytest.MonkeyPatch, render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    minimal_values["mail"] = {"smtpHost": "smtp.example.com", "smtpUsername": "likeness", "smtpPassword": "s3cret-pass"}
+    minimal_values["networkPolicy"]["egress"]["smtp"] = {"to": ANYWHERE, "ports": [587]}
+    rendered = render_chart(minimal_values)
+    assert rendered.env("privacy")["LIKENESS_SMTP_PASSWORD"] == ("secret", release[0], "smtp-password")
+    settings = load_settings(monkeypatch, settings_class("privacy"), resolved_env(rendered, "privacy", release[0]))
+    assert (settings.smtp_username, settings.smtp_password, settings.smtp_port) == ("likeness", "s3cret-pass", 587)
