@@ -74,6 +74,7 @@ class Rights:
         self.config = config
         self._push = push
         self._mail = mail
+        self._deliveries: set[asyncio.Task[Delivery]] = set()
 
     # Consents -----------------------------------------------------------------------------------
 
@@ -183,7 +184,11 @@ class Rights:
             "published_at": now,
         }
         recipients = await self.repo.add_notice(notice, subject_ids)
-        delivery = await self._deliver(notice, recipients)
+        # A caller that gives up (deadline, cancel) does not stop the deliveries half-way: they run to the end.
+        task = asyncio.create_task(self._deliver(notice, recipients))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+        delivery = await asyncio.shield(task)
         log.info(
             "notice_published",
             kind=kind,
