@@ -7,6 +7,8 @@ person, a hole in them, a speck apart from them), run through the whole ID-photo
 
 from __future__ import annotations
 
+import base64
+import os
 from pathlib import Path
 
 import cv2
@@ -26,6 +28,9 @@ from likeness_render.main import RenderSettings, build
 from likeness_render.usecases.id_photo import frame_of
 
 from .landmarks import TestLandmarker
+
+# Render refuses to start without a blob-name key; any 32 random bytes do here.
+KEY = base64.b64encode(os.urandom(32)).decode()
 
 SUBJECT = np.array([200, 170, 150], np.float64)
 GREEN = np.array([20, 200, 40], np.float64)
@@ -135,11 +140,11 @@ async def test_render_does_not_start_with_a_model_that_differs_from_its_digest(t
     sha = chroma_key_model(tmp_path / "key.onnx")
     wrong = "f" * 64 if sha != "f" * 64 else "e" * 64
     with pytest.raises(SystemExit, match=r"render cannot start: LIKENESS_MATTING_MODEL_PATH: .* has SHA-256"):
-        await build(RenderSettings(matting_model_path=str(tmp_path / "key.onnx"), matting_model_sha256=wrong))
+        await build(RenderSettings(blob_name_key=KEY, matting_model_path=str(tmp_path / "key.onnx"), matting_model_sha256=wrong))
     with pytest.raises(SystemExit, match="LIKENESS_MATTING_MODEL_SHA256 is empty"):
-        await build(RenderSettings(matting_model_path=str(tmp_path / "key.onnx")))
+        await build(RenderSettings(blob_name_key=KEY, matting_model_path=str(tmp_path / "key.onnx")))
     with pytest.raises(SystemExit, match="does not exist"):
-        await build(RenderSettings(matting_model_path=str(tmp_path / "absent.onnx"), matting_model_sha256=sha))
+        await build(RenderSettings(blob_name_key=KEY, matting_model_path=str(tmp_path / "absent.onnx"), matting_model_sha256=sha))
 
 
 def _person_map(s: int) -> tuple[npt.NDArray[np.float32], tuple[slice, slice], tuple[slice, slice]]:

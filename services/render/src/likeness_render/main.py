@@ -23,17 +23,21 @@ from likeness_platform.settings import SealedStoreSettings
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
 from likeness_render.adapters.consent import ConsentCheck
 from likeness_render.adapters.matting_model import InputRange, load_matting_model
-from likeness_render.adapters.model_files import ModelFileMissing
+from likeness_render.adapters.model_files import ModelFileCorrupt, ModelFileMissing
+from likeness_render.adapters.outfits_repo import OutfitRepository
+from likeness_render.adapters.pose import PoseEstimator
 from likeness_render.adapters.results import ResultStore
 from likeness_render.adapters.segmenter import SelfieSegmenter
 from likeness_render.adapters.templates_repo import TemplateRepository
 from likeness_render.adapters.upstreams import FacesClient, ImageSource
 from likeness_render.domain import hair
+from likeness_render.domain.outfit_demo import demo_garments
+from likeness_render.domain.outfits import InMemoryGarmentStore
 from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.domain.templates import InMemoryTemplateStore
 from likeness_render.grpc_api import RenderServicer, service_name
 from likeness_render.holder import RenderHolder
-from likeness_render.usecases import RenderUseCases, Shared, build_use_cases
+from likeness_render.usecases import Outfits, RenderUseCases, Shared, build_use_cases
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 log = get_logger("likeness.render")
@@ -69,7 +73,8 @@ async def build(settings: RenderSettings) -> RenderWiring:
     names = subject_names_for(settings)
     try:
         segmenter = SelfieSegmenter()
-    except ModelFileMissing as exc:
+        pose = await asyncio.to_thread(PoseEstimator)
+    except (ModelFileMissing, ModelFileCorrupt) as exc:
         raise SystemExit(f"render cannot start: {exc}") from None
     try:
         matting = load_matting_model(
@@ -93,6 +98,10 @@ async def build(settings: RenderSettings) -> RenderWiring:
     template_repo = TemplateRepository(pool)
     for template in await template_repo.load_all():
         templates.put(template)
+    garments = InMemoryGarmentStore(await asyncio.to_thread(demo_garments, segmenter.mask, pose.body))
+    outfit_repo = OutfitRepository(pool)
+    for garment in await outfit_repo.load_all():  # an operator's garment of a demo id wins
+        garments.put(garment)
     for style in hair.hairstyles():
         hair.hair_material(style.id)  # drawn once per process, before the first request waits for it
     generator = make_image_generator(AiGenSettings())
@@ -106,7 +115,9 @@ async def build(settings: RenderSettings) -> RenderWiring:
         default_dpi=settings.default_dpi,
         matting=matting,
     )
-    use_cases = build_use_cases(shared, templates, privacy, generator, ConsentCheck(privacy_channel))
+    use_cases = build_use_cases(
+        shared, templates, privacy, generator, Outfits(garments, pose.body, outfit_repo), consent=ConsentCheck(privacy_channel)
+    )
     # Demo templates need the faces service, which may not be up yet: built in the background.
     use_cases.templates.start_demo_templates()
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))
@@ -121,6 +132,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
             await channel.close()
         await pool.close()
         segmenter.close()
+        pose.close()
         if generator is not None:
             await generator.aclose()
 

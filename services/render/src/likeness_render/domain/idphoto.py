@@ -85,8 +85,10 @@ def compose(
     options: Options,
     preview: RGB | None = None,
     matting: Matting | None = None,
+    wear: outfits.Wear | None = None,
 ) -> Composed:
-    """The finished ID photo at the frame's exact pixel size (`preview`: an optional smaller copy of the source).
+    """The finished ID photo at the frame's exact pixel size (`preview`: an optional smaller copy of the source;
+    `wear`: the garment of `options.outfit_id` and the person's shoulders in the source's pixels).
 
     With `matting` (an operator's model), the model's alpha of the crop replaces the selfie
     mask and the edge solve; the crown is still found with `segment` on a small copy.
@@ -126,12 +128,10 @@ def compose(
         background = _background(options, spec_backgrounds, size)
         image = matte.composite(foreground, alpha, background)
     if options.outfit_id:
-        outfit = outfits.OUTFITS.get(options.outfit_id)
-        if outfit is None:
+        if wear is None or wear.garment.id != options.outfit_id:
             raise KeyError(options.outfit_id)
-        # Where a collar sits: a little below the chin (about an eighth of the head height).
-        neck_y = placement.chin_y + 0.13 * placement.head_px
-        image = outfits.dress(image, alpha, outfit, (float(face_out.chin[0]), neck_y), face_out.width)
+        # The collar is found on the framed photo as taken (before a new background or retouch).
+        image, _ = outfits.dress(image, alpha, wear.garment, face_out, wear.body.transformed(placement.affine), framed)
     # The person as the segmentation saw them, and whatever the matte solved firmly beyond it (a hat's brim).
     silhouette = (cut.person & inside) | (alpha >= 0.5)
     return Composed(image, alpha, placement, face_out, from_matte, background, silhouette, cut.others_removed)
