@@ -32,6 +32,7 @@ ANY_IDENTITY = "*"
 ANYONE = ""
 
 _PRIVACY = "/likeness.privacy.v1.Privacy/"
+_RIGHTS = "/likeness.privacy.v1.Rights/"
 _INGESTION = "/likeness.ingestion.v1.Ingestion/"
 _RENDER = "/likeness.render.v1.Render/"
 
@@ -54,6 +55,20 @@ POLICY: Mapping[str, frozenset[str]] = {
     # reads of stored data by the holders that keep it.
     _PRIVACY + "RecordGeneration": frozenset({GATEWAY}),
     _PRIVACY + "RecordAccess": frozenset({GATEWAY, INGESTION, RENDER, BILLING}),
+    # A person's rights (issue #22): the subject's own device through the gateway; render asks for consent at the
+    # moment it would hand data to an AI provider; support reads and answers inquiries (each read in the access
+    # log); admins publish notices to every affected subject.
+    _RIGHTS + "SetConsents": frozenset({GATEWAY}),
+    _RIGHTS + "GetConsents": frozenset({GATEWAY}),
+    _RIGHTS + "CheckConsent": frozenset({GATEWAY, RENDER}),
+    _RIGHTS + "CreateInquiry": frozenset({GATEWAY}),
+    _RIGHTS + "ListMyInquiries": frozenset({GATEWAY}),
+    _RIGHTS + "ListInquiries": frozenset({SUPPORT}),
+    _RIGHTS + "AnswerInquiry": frozenset({SUPPORT}),
+    _RIGHTS + "SetNoticeContact": frozenset({GATEWAY}),
+    _RIGHTS + "PublishNotice": frozenset({ADMIN}),
+    _RIGHTS + "ListNotices": frozenset({GATEWAY}),
+    _RIGHTS + "AcceptPolicy": frozenset({GATEWAY}),
     # Every service reports refused calls and other security events.
     _PRIVACY + "RecordSecurityEvent": SERVICES,
     _INGESTION + "Upload": frozenset({GATEWAY}),

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from likeness_gateway.deps import Gateway
 from likeness_gateway.errors import ApiError, error_response, from_domain_error
 from likeness_gateway.guards import RequestGuard
-from likeness_gateway.routes import account, billing, catalog, demo, devices, idphotos, me, portraits, profile, uploads
+from likeness_gateway.routes import account, billing, catalog, demo, devices, idphotos, me, portraits, profile, rights, uploads
 from likeness_platform.errors import DomainError
 
 log = structlog.get_logger("likeness.gateway")
@@ -110,6 +110,7 @@ def create_app(gw: Gateway) -> FastAPI:
     if gw.accounts is not None:
         # Off (no account key or no mail server): the routes do not exist, and the API description says so.
         app.include_router(account.router)
+    app.include_router(rights.router)
     app.include_router(uploads.router)
     app.include_router(billing.router)
     app.include_router(catalog.router)
@@ -120,7 +121,7 @@ def create_app(gw: Gateway) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=gw.settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     # Outermost: it must see the raw byte stream and every response.

@@ -32,6 +32,8 @@ CODE_STATUS = {
     "UNSUPPORTED_FORMAT": 415,
     "QUOTA_EXCEEDED": 402,
     "SUBJECT_ERASING": 401,
+    # The person has not given (or has withdrawn) the consent this processing needs.
+    "CONSENT_REQUIRED": 403,
     # The photo is readable but cannot make an ID photo: the client must take another one.
     "NO_FACE": 422,
     "MULTIPLE_FACES": 422,

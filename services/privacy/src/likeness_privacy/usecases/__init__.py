@@ -6,6 +6,7 @@
 - records.py    generation records, security events, the access log, ledger verification
 - retention.py  retention sweeps and their alarms
 - self_holder.py  privacy's own data as a DataHolder
+- rights.py     consents, inquiries to operators, notices (issue #22)
 - ports.py      settings and the holder set the use cases share
 """
 
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 
 from likeness_platform.blobs import BlobStore
 from likeness_platform.categories import Category
+from likeness_platform.mail import MailSender
 from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.adapters.repository.rights import RightsRepository
 from likeness_privacy.domain.checkpoints import signing_key
 from likeness_privacy.usecases.checkpoints import Checkpoints
 from likeness_privacy.usecases.erasure import Erasures
@@ -23,6 +26,7 @@ from likeness_privacy.usecases.export import Exports
 from likeness_privacy.usecases.ports import HolderPort, Holders, PrivacyConfig
 from likeness_privacy.usecases.records import Records
 from likeness_privacy.usecases.retention import RetentionSweeper
+from likeness_privacy.usecases.rights import PushSender, Rights, RightsConfig, RightsData
 from likeness_privacy.usecases.self_holder import SelfHolder
 from likeness_privacy.usecases.subjects import Subjects
 
@@ -40,6 +44,7 @@ class PrivacyUseCases:
     records: Records
     retention: RetentionSweeper
     checkpoints: Checkpoints | None = None
+    rights: Rights | None = None
 
     @property
     def self_holder(self) -> HolderPort:
@@ -47,15 +52,28 @@ class PrivacyUseCases:
 
 
 def build_use_cases(
-    repo: PrivacyRepository, remote_holders: list[HolderPort], config: PrivacyConfig, checkpoint_sink: BlobStore | None = None
+    repo: PrivacyRepository,
+    remote_holders: list[HolderPort],
+    config: PrivacyConfig,
+    checkpoint_sink: BlobStore | None = None,
+    *,
+    rights_config: RightsConfig | None = None,
+    push: PushSender | None = None,
+    mail: MailSender | None = None,
 ) -> PrivacyUseCases:
-    """The use cases; with a `checkpoint_sink`, the ledger is anchored by signed checkpoints written there."""
-    holders = Holders(SelfHolder(repo, config), remote_holders)
+    """The use cases; with a `checkpoint_sink`, the ledger is anchored by signed checkpoints written there; with
+    `rights_config`, consents, inquiries and notices (delivered through `push` and `mail` where given)."""
+    keys = _LateKeys()
+    rights_repo = RightsRepository(repo.pool)
+    rights_data = RightsData(rights_repo, keys, rights_config) if rights_config is not None else None
+    holders = Holders(SelfHolder(repo, config, rights_data), remote_holders)
     checkpoints = None
     if checkpoint_sink is not None:
         checkpoints = Checkpoints(repo, checkpoint_sink, signing_key(config.ledger_signing_key), config.retention[Category.ACCESS_LOG])
     erasures = Erasures(repo, holders, config, checkpoints)
     subjects = Subjects(repo, config, erasures)
+    keys.subjects = subjects
+    records = Records(repo, config, checkpoints)
     return PrivacyUseCases(
         repo=repo,
         config=config,
@@ -63,7 +81,18 @@ def build_use_cases(
         subjects=subjects,
         erasures=erasures,
         exports=Exports(repo, holders, subjects, config),
-        records=Records(repo, config, checkpoints),
+        records=records,
         retention=RetentionSweeper(holders, config),
         checkpoints=checkpoints,
+        rights=Rights(rights_repo, subjects, records, rights_config, push, mail) if rights_config is not None else None,
     )
+
+
+class _LateKeys:
+    """Data keys for privacy's own holder, which exists before the Subjects use case that hands them out."""
+
+    subjects: Subjects | None = None
+
+    async def data_key(self, subject_id: str) -> tuple[bytes, str]:
+        assert self.subjects is not None
+        return await self.subjects.data_key(subject_id)
