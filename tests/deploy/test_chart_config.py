@@ -279,8 +279,10 @@ def test_gateway_api_settings_are_the_services_defaults_but_for_an_ingress(
     # A new gateway setting makes the chart decide: set it (services.gateway.api) or list it above.
     for values_name, rendered in renders.items():
         unset = {name for name in own_fields if f"LIKENESS_{name.upper()}" not in rendered.env("gateway")}
-        with_redis = values_name == "production"
-        expected = GATEWAY_DEFAULTS_KEPT | GATEWAY_WITH_APP_ATTEST | GATEWAY_WITH_MAIL | (set() if with_redis else GATEWAY_WITH_REDIS)
+        # Production values name a Redis and a mail server (privacy's notices) but no account key: accounts stay off.
+        with_redis = with_mail = values_name == "production"
+        mail_unset = {"account_key"} if with_mail else GATEWAY_WITH_MAIL
+        expected = GATEWAY_DEFAULTS_KEPT | GATEWAY_WITH_APP_ATTEST | mail_unset | (set() if with_redis else GATEWAY_WITH_REDIS)
         assert unset == expected, values_name
 
 
