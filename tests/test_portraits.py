@@ -33,7 +33,15 @@ class FakeProvider(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        FakeProvider.seen.append({"path": self.path, "auth": self.headers.get("Authorization", ""), "bytes": len(body)})
+        images = []
+        start = body.find(b"\x89PNG")
+        while start >= 0:  # every PNG part of the multipart body (image, and mask when sent)
+            with Image.open(io.BytesIO(body[start:])) as part:
+                images.append(part.size)
+            start = body.find(b"\x89PNG", start + 8)
+        FakeProvider.seen.append(
+            {"path": self.path, "auth": self.headers.get("Authorization", ""), "bytes": len(body), "images": images, "body": body}
+        )
         out = io.BytesIO()
         Image.new("RGB", (512, 512), MAGENTA).save(out, format="PNG")
         payload = json.dumps({"created": 0, "data": [{"b64_json": base64.b64encode(out.getvalue()).decode()}]}).encode()
@@ -118,7 +126,7 @@ async def test_catalogs_list_templates_hairstyles_and_outfits(mesh: dict) -> Non
 
 
 async def test_demo_templates_have_their_faces_from_the_faces_service(mesh: dict) -> None:
-    demo = {"studio": 1, "painterly": 1, "vintage": 1, "mono": 1, "duo": 2}
+    demo = {"documentary": 1, "official": 1, "studio": 1, "duo": 2}
     # Other tests in the session may register templates of their own: only the demo styles are checked.
     templates = {t.style: t for t in (await mesh["render"].ListTemplates(render_pb2.ListTemplatesRequest())).templates if t.style in demo}
     assert {style: t.face_count for style, t in templates.items()} == demo
@@ -131,7 +139,11 @@ async def test_register_template_finds_its_faces_through_faces(mesh: dict) -> No
     reply = await mesh["render"].RegisterTemplate(
         render_pb2.RegisterTemplateRequest(name="Two Pioneers", style="duo", image=out.getvalue())
     )
-    assert (reply.template.template_id, reply.template.face_count, reply.template.width) == ("two-pioneers", 2, 949)
+    assert (reply.template.template_id, reply.template.face_count, reply.template.width) == (
+        "two-pioneers",
+        2,
+        1024,
+    )  # upscaled to the material size
     listed = (await mesh["render"].ListTemplates(render_pb2.ListTemplatesRequest())).templates
     assert any(t.template_id == "two-pioneers" and t.face_count == 2 for t in listed)
     portrait = await mesh["render"].CreatePortrait(
@@ -205,7 +217,9 @@ async def test_ai_restyle_sends_only_a_crop_and_keeps_the_answer_as_a_result(mes
     assert len(FakeProvider.seen) == 1
     call = FakeProvider.seen[0]
     assert call["path"].endswith("/images/edits") and call["auth"] == "Bearer sk-test-secret"
-    assert call["bytes"] < len(_grace())  # the crop, not the user's photo
+    # The crop (at most 512 px), not the 1024 px portrait, and nothing that names the subject.
+    assert call["images"] and all(max(size) <= 512 for size in call["images"])
+    assert mesh["subject"].encode() not in call["body"]
     out = await _image(mesh, reply.result.result_id)
     magenta = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] > 200)
     assert 0.05 < magenta.mean() < 0.9  # the provider's answer replaced the face area, not the whole picture

@@ -2,7 +2,7 @@
 
 Users: the package-shipped public-domain portraits (Grace Hopper, Eileen Collins) and a
 darker-skinned rendering of each (Lab lightness 0.55x on the person, warmer): a skin-tone
-change shows at once. Templates: the demo catalog (render's own plan) with meshes from
+change shows at once. Templates: the demo catalog (render's own, at material size) with meshes from
 MediaPipe's landmarker, as the faces service would give them. Per template, user and strength:
 
 - ``d_user`` / ``d_tmpl``: dlib distance of the output's face to the user's photo and to
@@ -134,23 +134,16 @@ def main() -> None:
 
     if not args.no_portrait:
         plan = templates.plan_demo(seg.mask)
-        looks = list(plan.looks)
         a_face, h_face = lm.faces(plan.astronaut)[0], lm.faces(plan.hopper)[0]
-        looks.append(templates.diptych_look(plan, a_face, h_face))
-        source_of = {
-            "studio": ["astronaut"],
-            "painterly": ["hopper"],
-            "vintage": ["astronaut"],
-            "mono": ["hopper"],
-            "duo": ["astronaut", "hopper"],
-        }
+        looks = list(templates.demo_looks(plan, a_face, h_face))
+        source_of = {"documentary": ["astronaut"], "official": ["hopper"], "studio": ["astronaut"], "duo": ["astronaut", "hopper"]}
         print(f"portraits: {len(users)} users x {len(looks)} templates x strengths {strengths}; d = dlib distance (same person < 0.6)")
         print(
             f" {'template':<15}{'user':<14}{'s':>4}{'base':>7}{'d_user':>8}{'d_tmpl':>8}{'skin':>7}{'vs tmpl':>8}{'seam':>7}{'tmpl':>6}{'px':>6}{'ms':>6}"
         )
         at_default = []
         for look in looks:
-            tmpl = templates.register_template(look.name, look.style, look.image, lm.faces(look.image))
+            tmpl = templates.register_template(look.name, look.style, look.image, lm.faces(look.image), alpha=look.alpha)
             for uname, (uimg, usrc) in users.items():
                 for face_i, src in enumerate(source_of[look.style]):
                     t_mesh = tmpl.meshes[face_i]
@@ -160,7 +153,7 @@ def main() -> None:
                     same_source = src == usrc
                     for s in strengths:
                         t0 = time.perf_counter()
-                        fused = fusion.fuse(tmpl.image, list(tmpl.meshes), [(uimg, user_mesh[uname])], s, face_i)
+                        fused = fusion.fuse(tmpl.image, list(tmpl.meshes), [(uimg, user_mesh[uname])], s, face_i, tmpl.alpha)
                         ms = (time.perf_counter() - t0) * 1000
                         out = fused.image
                         od = ident.descriptor_near(out, centre)

@@ -15,7 +15,7 @@ from likeness_platform.errors import InvalidArgument, NotFound
 from likeness_render.domain import compliance, hair, idphoto, outfits
 from likeness_render.domain.results import StoredResult
 from likeness_render.domain.specs import Medium, Spec
-from likeness_render.domain.templates import Template, TemplateError
+from likeness_render.domain.templates import Template, TemplateError, png_alpha
 from likeness_render.usecases import Made, PhotoRequest, RenderUseCases, SheetRequest
 
 CHUNK = 1024 * 1024
@@ -236,8 +236,13 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
             image = await asyncio.to_thread(decode_rgb, bytes(request.image))
         except ValueError:
             raise InvalidArgument("the template image cannot be decoded", "CORRUPT_IMAGE") from None
+        alpha = await asyncio.to_thread(png_alpha, bytes(request.image))
+        if alpha is not None and alpha.shape != image.shape[:2]:
+            alpha = None  # an EXIF-rotated picture: its alpha no longer lines up; matted here instead
         try:
-            template = await self._uc.templates.register_template(request.name, request.style or "custom", np.ascontiguousarray(image))
+            template = await self._uc.templates.register_template(
+                request.name, request.style or "custom", np.ascontiguousarray(image), alpha=alpha
+            )
         except TemplateError as exc:
             raise InvalidArgument(str(exc), "INVALID_TEMPLATE") from None
         if self._template_repo is not None:

@@ -90,13 +90,15 @@ def fuse(
     users: Sequence[tuple[RgbImage, npt.NDArray[np.floating]]],
     strength: int,
     face_index: int = ALL_FACES,
+    person_alpha: npt.NDArray[np.floating] | None = None,
 ) -> Fused:
     """Template with user faces fused in, and the blend masks that took them in.
 
     ``face_index`` = ``ALL_FACES``: template face i gets ``users[i]`` (faces beyond the
     number of users stay as they are). ``face_index`` = k >= 0: template face k gets
     ``users[0]``. ``strength`` 0..100: 0 is the template's face, 100 the user's geometry
-    and features in the template's skin tone and lighting.
+    and features, skin tone included. ``person_alpha``: the template material's person
+    matte (H, W), 0..1; when given, only skin on the person is recoloured.
     """
     _check_image(template_rgb, "template image")
     if not 0 <= strength <= 100:
@@ -112,13 +114,15 @@ def fuse(
     else:
         raise FusionError(f"face_index {face_index} is out of range: the template has {len(template_faces)} face(s)")
 
+    if person_alpha is not None and np.shape(person_alpha) != template_rgb.shape[:2]:
+        raise FusionError(f"person matte is {np.shape(person_alpha)}, the template {template_rgb.shape[:2]}")
     out = template_rgb.copy()
     masks: dict[int, npt.NDArray[np.float32]] = {}
     for i, (user_rgb, user_mesh) in pairs:
         _check_image(user_rgb, f"user image {i}")
         t_mesh = _mesh_2d(template_faces[i], f"template face {i}")
         u_mesh = _mesh_2d(user_mesh, f"user face {i}")
-        out, masks[i] = _fuse_one(out, t_mesh, user_rgb, u_mesh, strength / 100.0)
+        out, masks[i] = _fuse_one(out, t_mesh, user_rgb, u_mesh, strength / 100.0, person_alpha)
     return Fused(out, masks)
 
 
@@ -196,7 +200,12 @@ def appearance_weight(s: float) -> float:
 
 
 def _fuse_one(
-    base: RgbImage, t_mesh: FloatArray, user_rgb: RgbImage, u_mesh: FloatArray, s: float
+    base: RgbImage,
+    t_mesh: FloatArray,
+    user_rgb: RgbImage,
+    u_mesh: FloatArray,
+    s: float,
+    person_alpha: npt.NDArray[np.floating] | None = None,
 ) -> tuple[RgbImage, npt.NDArray[np.float32]]:
     h, w = base.shape[:2]
     g, a = geometry_weight(s), appearance_weight(s)
@@ -234,7 +243,7 @@ def _fuse_one(
     elif u_stats is not None and t_stats is not None and a > 0:
         # The user's skin tone is kept; the template's visible skin (forehead edge, ears,
         # neck, hands) is recoloured towards it, so the face meets skin of its own colour.
-        source = _recolour_skin(base, t_pts, t_stats, u_stats, a)
+        source = _recolour_skin(base, t_pts, t_stats, u_stats, a, person_alpha)
     # The template's head, reshaped to the target geometry (identity on the ring and beyond).
     reshaped, _ = _piecewise_affine(source, src_t, dst_all, tris, roi, identity_outside=True)
     out = source.copy()
@@ -291,7 +300,14 @@ def _skin_probability(lab: npt.NDArray[np.float32], stats: _SkinStats) -> npt.ND
     return np.asarray(np.exp(-dist2 / (2.0 * SKIN_SIGMA**2)), dtype=np.float32)
 
 
-def _recolour_skin(img: RgbImage, t_mesh: FloatArray, t_stats: _SkinStats, u_stats: _SkinStats, amount: float) -> RgbImage:
+def _recolour_skin(
+    img: RgbImage,
+    t_mesh: FloatArray,
+    t_stats: _SkinStats,
+    u_stats: _SkinStats,
+    amount: float,
+    person_alpha: npt.NDArray[np.floating] | None = None,
+) -> RgbImage:
     """``img`` with the skin around one face (the head and what hangs below it: neck,
     ears, hands up to a face height away) moved from the template's skin colour to the
     user's, by ``amount``. Only skin connected to the face is touched: a beige backdrop of
@@ -312,6 +328,8 @@ def _recolour_skin(img: RgbImage, t_mesh: FloatArray, t_stats: _SkinStats, u_sta
     keep = np.isin(labels, touching[touching > 0])
     grown = cv2.dilate(keep.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     weight = prob * grown
+    if person_alpha is not None:
+        weight = weight * np.asarray(person_alpha[y0:y1, x0:x1], dtype=np.float32)
     sigma = max(1.0, fh * 0.01)
     weight = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), sigma) * amount
     gain = np.clip(u_stats.spread / t_stats.spread, 0.5, 2.0)
