@@ -180,15 +180,19 @@ async def test_portrait_and_two_face_template(mesh: dict) -> None:
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def _collins() -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(out, format="PNG")
+    return out.getvalue()
+
+
 async def test_hairstyle_changes_hair_and_keeps_the_face(mesh: dict) -> None:
     reply = await mesh["render"].ChangeHairstyle(
-        render_pb2.ChangeHairstyleRequest(
-            subject_id=mesh["subject"], image=common_pb2.ImageRef(data=_grace()), hairstyle_id="long_straight"
-        ),
+        render_pb2.ChangeHairstyleRequest(subject_id=mesh["subject"], image=common_pb2.ImageRef(data=_collins()), hairstyle_id="bob_black"),
         timeout=120,
     )
     out = await _image(mesh, reply.result.result_id)
-    original = np.asarray(Image.open(io.BytesIO(_grace())).convert("RGB"))
+    original = data.astronaut()
     assert out.shape == original.shape
     faces = await _faces(mesh, out)
     assert len(faces) == 1
@@ -199,7 +203,17 @@ async def test_hairstyle_changes_hair_and_keeps_the_face(mesh: dict) -> None:
     )
     assert np.abs(out[inner].astype(int) - original[inner].astype(int)).mean() < 6  # the lower face is the user's
     top = (slice(0, int(b.y1)), slice(int(b.x1), int(b.x2)))
-    assert np.abs(out[top].astype(int) - original[top].astype(int)).mean() > 15  # above it, new hair
+    assert np.abs(out[top].astype(int) - original[top].astype(int)).mean() > 15  # above it, new (black) hair
+    # Grace Hopper wears her cap: the hat is not erased, the style is refused with a code.
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await mesh["render"].ChangeHairstyle(
+            render_pb2.ChangeHairstyleRequest(
+                subject_id=mesh["subject"], image=common_pb2.ImageRef(data=_grace()), hairstyle_id="bob_black"
+            ),
+            timeout=120,
+        )
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(info.value.trailing_metadata())["likeness-error-code"] == "HAT_PRESENT"
 
 
 async def test_ai_restyle_sends_only_a_crop_and_keeps_the_answer_as_a_result(mesh: dict) -> None:

@@ -1,8 +1,8 @@
 """How portraits and hairstyles look, in numbers (measures.py says how each is taken).
 
-Users: the package-shipped public-domain portraits (Grace Hopper, Eileen Collins) and a
-darker-skinned rendering of each (Lab lightness 0.55x on the person, warmer): a skin-tone
-change shows at once. Templates: the demo catalog (render's own, at material size) with meshes from
+Users: the package-shipped public-domain portraits (Grace Hopper, Eileen Collins), a
+darker-skinned rendering of each (Lab lightness 0.55x on the person, warmer: a skin-tone
+change shows at once), Collins tilted 10 degrees and at 1024 px. Templates: the demo catalog (render's own, at material size) with meshes from
 MediaPipe's landmarker, as the faces service would give them. Per template, user and strength:
 
 - ``d_user`` / ``d_tmpl``: dlib distance of the output's face to the user's photo and to
@@ -81,6 +81,12 @@ def darker(rgb: Rgb, person: npt.NDArray[np.float32]) -> Rgb:
     return np.clip(cv2.cvtColor(mixed, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+def tilted(rgb: Rgb, degrees: float) -> Rgb:
+    h, w = rgb.shape[:2]
+    rot = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return np.asarray(cv2.warpAffine(rgb, rot, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT), dtype=np.uint8)
+
+
 def cheek_lab(rgb: Rgb, mesh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     lab = rgb2lab(rgb)
     d = float(np.linalg.norm(mesh[468] - mesh[473])) if mesh.shape[0] > 473 else 60.0
@@ -123,6 +129,8 @@ def main() -> None:
         "collins": (astro, "astronaut"),
         "hopper-dark": (darker(hopper, seg.mask(hopper)), "hopper"),
         "collins-dark": (darker(astro, seg.mask(astro)), "astronaut"),
+        "collins-tilt": (tilted(astro, 10.0), "astronaut"),
+        "collins-1k": (cv2.resize(astro, (1024, 1024), interpolation=cv2.INTER_CUBIC), "astronaut"),
     }
     user_mesh: dict[str, npt.NDArray[np.float64]] = {}
     user_desc = {}
@@ -195,14 +203,15 @@ def main() -> None:
             for style in hair.hairstyles():
                 t0 = time.perf_counter()
                 try:
-                    out = hair.change_hairstyle(uimg, mesh, person, style.id)
-                except hair.HairError as exc:
-                    print(f" {uname:<14}{style.id:<16} refused: {exc}")
+                    res = hair.restyle_hair(uimg, mesh, person, style.id)
+                except hair.HatPresent:
+                    print(f" {uname:<14}{style.id:<16} refused: HAT_PRESENT")
                     continue
+                out = res.image
                 ms = (time.perf_counter() - t0) * 1000
                 new = hairline_sharpness(out, mesh)
                 ratio = new.sharpness / real.sharpness if real.sharpness > 0 else float("nan")
-                kept = ear_preservation(uimg, out, mesh)
+                kept = ear_preservation(uimg, out, mesh, res.coverage)
                 ratios.append(ratio)
                 ears.append(kept)
                 print(f" {uname:<14}{style.id:<16}{real.sharpness:>7.2f}{new.sharpness:>7.2f}{ratio:>7.2f}{kept:>7.0%}{ms:>6.0f}")

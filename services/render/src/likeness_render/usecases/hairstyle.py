@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from likeness_platform.errors import InvalidArgument, NotFound
+from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from likeness_render.domain import hair
 from likeness_render.domain.results import StoredResult
 from likeness_render.usecases.shared import Shared
@@ -22,6 +22,8 @@ class Hairstyles:
         mask = await asyncio.to_thread(self.shared.segment, image)
         try:
             result = await asyncio.to_thread(hair.change_hairstyle, image, mesh, mask, hairstyle_id)
+        except hair.HatPresent as exc:
+            raise FailedPrecondition(str(exc), "HAT_PRESENT") from None
         except hair.HairError as exc:
             raise InvalidArgument(str(exc), "HAIRSTYLE_FAILED") from None
         return await self.shared.save_jpeg(subject_id, "hairstyle", result, {"hairstyle_id": hairstyle_id})
