@@ -238,3 +238,26 @@ async def test_ai_restyle_sends_only_a_crop_and_keeps_the_answer_as_a_result(mes
     magenta = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] > 200)
     assert 0.05 < magenta.mean() < 0.9  # the provider's answer replaced the face area, not the whole picture
     assert reply.result.persisted and reply.result.expires_at.seconds - reply.result.created_at.seconds <= 86400
+
+
+async def test_ai_hair_refinement_sends_only_the_head_crop_and_the_hair_mask(mesh: dict) -> None:
+    FakeProvider.seen.clear()
+    reply = await mesh["render"].ChangeHairstyle(
+        render_pb2.ChangeHairstyleRequest(
+            subject_id=mesh["subject"], image=common_pb2.ImageRef(data=_collins()), hairstyle_id="bob_auburn", ai_prompt="wavy"
+        ),
+        timeout=120,
+    )
+    assert len(FakeProvider.seen) == 1
+    call = FakeProvider.seen[0]
+    assert call["path"].endswith("/images/edits")
+    # The head crop and its mask, the same size, at most 512 px; no subject id.
+    assert len(call["images"]) == 2 and call["images"][0] == call["images"][1] and max(call["images"][0]) <= 512
+    assert mesh["subject"].encode() not in call["body"]
+    out = await _image(mesh, reply.result.result_id)
+    magenta = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] > 200)
+    faces = await _faces(mesh, data.astronaut())
+    b = faces[0].box
+    lower_face = magenta[int(b.y1 + 0.5 * (b.y2 - b.y1)) : int(b.y2), int(b.x1 + 0.2 * (b.x2 - b.x1)) : int(b.x2 - 0.2 * (b.x2 - b.x1))]
+    # The answer went in where the hair is (above the face), not over the face.
+    assert magenta[: int(b.y1)].mean() > 0.05 and lower_face.mean() < 0.01

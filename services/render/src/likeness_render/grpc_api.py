@@ -211,7 +211,9 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         return render_pb2.CreatePortraitResponse(result=result_pb(stored, data))
 
     async def ChangeHairstyle(self, request: Any, context: Any) -> render_pb2.ChangeHairstyleResponse:
-        stored, data = await self._uc.hairstyles.change_hairstyle(request.subject_id, request.image, request.hairstyle_id)
+        stored, data = await self._uc.hairstyles.change_hairstyle(
+            request.subject_id, request.image, request.hairstyle_id, request.ai_prompt
+        )
         return render_pb2.ChangeHairstyleResponse(result=result_pb(stored, data))
 
     async def ListSpecs(self, request: Any, context: Any) -> render_pb2.ListSpecsResponse:

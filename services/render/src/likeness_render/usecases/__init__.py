@@ -63,7 +63,7 @@ def build_use_cases(shared: Shared, templates: TemplateStore, access: AccessLogP
         checks=IdPhotoChecks(shared),
         sheets=sheets,
         portraits=Portraits(shared, template_cases, Restyler(generator)),
-        hairstyles=Hairstyles(shared),
+        hairstyles=Hairstyles(shared, Restyler(generator)),
         templates=template_cases,
         results=Results(shared.results, access),
     )
