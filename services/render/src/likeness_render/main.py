@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from likeness.render.v1 import render_pb2_grpc
+from likeness_imaging.model_backend import ModelError
 from likeness_platform.blobs import blob_store_for
 from likeness_platform.clients import open_channel
 from likeness_platform.crypto import DataKeyCache
@@ -20,6 +21,7 @@ from likeness_platform.privacy_port import PrivacyPort
 from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import SealedStoreSettings
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
+from likeness_render.adapters.matting_model import InputRange, load_matting_model
 from likeness_render.adapters.model_files import ModelFileMissing
 from likeness_render.adapters.results import ResultStore
 from likeness_render.adapters.segmenter import SelfieSegmenter
@@ -44,6 +46,14 @@ class RenderSettings(SealedStoreSettings):
     s3_prefix: str = "results"
     # Print resolution for specs that state none.
     default_dpi: int = 300
+    # An ONNX portrait-matting model an operator mounts (adapters/matting_model.py): its file and
+    # SHA-256 (render refuses to start when the file is missing or differs). Empty: the built-in
+    # matting (selfie mask, closed-form solve of the edge band).
+    matting_model_path: str = ""
+    matting_model_sha256: str = ""
+    # Long side the model sees when its input size is free, and how it wants pixels scaled.
+    matting_model_side: int = 512
+    matting_model_input_range: InputRange = "-1..1"
 
 
 @dataclass(kw_only=True)
@@ -59,6 +69,14 @@ async def build(settings: RenderSettings) -> RenderWiring:
         segmenter = SelfieSegmenter()
     except ModelFileMissing as exc:
         raise SystemExit(f"render cannot start: {exc}") from None
+    try:
+        matting = load_matting_model(
+            settings.matting_model_path, settings.matting_model_sha256, settings.matting_model_side, settings.matting_model_input_range
+        )
+    except (ModelError, ValueError) as exc:
+        raise SystemExit(f"render cannot start: {exc}") from None
+    if matting is not None:
+        log.info("matting_model_loaded", sha256=matting.model.sha256, providers=matting.model.providers)
     catalog = load_catalog()
     pool = await open_service_pool(settings, "render", MIGRATIONS)
     privacy_channel = open_channel(settings.privacy_addr, "render", settings)
@@ -84,6 +102,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
         results,
         memory_only=settings.upload_ttl == 0,
         default_dpi=settings.default_dpi,
+        matting=matting,
     )
     use_cases = build_use_cases(shared, templates, privacy, generator)
     # Demo templates need the faces service, which may not be up yet: built in the background.

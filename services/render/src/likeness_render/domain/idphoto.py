@@ -19,6 +19,8 @@ from likeness_render.domain.framing import FrameSpec, Placement, crown_from_matt
 
 RGB = npt.NDArray[np.uint8]
 Segment = Callable[[RGB], npt.NDArray[np.float32]]
+# A matting model: the person's alpha (0..1) in an output-size crop.
+Matting = Callable[[RGB], npt.NDArray[np.float32]]
 # The crown is looked for on a small copy: the selfie model sees 256 px anyway.
 CROWN_WORKING_SIDE = 512
 
@@ -82,8 +84,13 @@ def compose(
     spec_backgrounds: tuple[str, ...],
     options: Options,
     preview: RGB | None = None,
+    matting: Matting | None = None,
 ) -> Composed:
-    """The finished ID photo at the frame's exact pixel size (`preview`: an optional smaller copy of the source)."""
+    """The finished ID photo at the frame's exact pixel size (`preview`: an optional smaller copy of the source).
+
+    With `matting` (an operator's model), the model's alpha of the crop replaces the selfie
+    mask and the edge solve; the crown is still found with `segment` on a small copy.
+    """
     crown, from_matte = find_crown(source, face, segment, preview)
     placement = plan(crown, face.chin, face.eye_centre, face.centre_x, face.roll_deg, frame)
     size = (frame.width_px, frame.height_px)
@@ -101,7 +108,11 @@ def compose(
     keep = options.background == "keep"
     centre = face_out.eye_centre
     inside = valid > 0.99
-    cut = matte.cut_out(framed, segment(framed) * inside, (float(centre[0]), float(centre[1])))
+    eyes = (float(centre[0]), float(centre[1]))
+    if matting is None:
+        cut = matte.cut_out(framed, segment(framed) * inside, eyes)
+    else:
+        cut = matte.cut_out(framed, matting(framed) * inside, eyes, refined=True)
     # Where the frame reaches past the source there is no person to show, whatever the solver made of the border.
     alpha = cut.alpha * inside
     image = framed

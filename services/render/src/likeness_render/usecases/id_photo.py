@@ -86,7 +86,7 @@ class IdPhotos:
             options = idphoto.Options("keep", (), 0, 0, options.outfit_id)
         frame = frame_of(spec, dpi)
         composed = await asyncio.to_thread(
-            idphoto.compose, source, analysis.faces[0], shared.segment, frame, spec.background, options, preview
+            idphoto.compose, source, analysis.faces[0], shared.segment, frame, spec.background, options, preview, shared.matting
         )
         fmt = request.output_format or (spec.format or "JPEG")
         encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
