@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -91,6 +91,7 @@ def fuse(
     strength: int,
     face_index: int = ALL_FACES,
     person_alpha: npt.NDArray[np.floating] | None = None,
+    restore: Callable[[RgbImage], RgbImage] | None = None,
 ) -> Fused:
     """Template with user faces fused in, and the blend masks that took them in.
 
@@ -98,7 +99,10 @@ def fuse(
     number of users stay as they are). ``face_index`` = k >= 0: template face k gets
     ``users[0]``. ``strength`` 0..100: 0 is the template's face, 100 the user's geometry
     and features, skin tone included. ``person_alpha``: the template material's person
-    matte (H, W), 0..1; when given, only skin on the person is recoloured.
+    matte (H, W), 0..1; when given, only skin on the person is recoloured. ``restore``: a
+    learned face-restoration backend (a square RGB face crop in, the same size out), run on
+    each fused face and blended back under its mask by the appearance weight; None: the
+    classical pipeline alone.
     """
     _check_image(template_rgb, "template image")
     if not 0 <= strength <= 100:
@@ -123,6 +127,8 @@ def fuse(
         t_mesh = _mesh_2d(template_faces[i], f"template face {i}")
         u_mesh = _mesh_2d(user_mesh, f"user face {i}")
         out, masks[i] = _fuse_one(out, t_mesh, user_rgb, u_mesh, strength / 100.0, person_alpha)
+        if restore is not None and strength > 0:
+            out = _restored(out, masks[i], restore, appearance_weight(strength / 100.0))
     return Fused(out, masks)
 
 
@@ -371,6 +377,27 @@ def _accessory_mask(
     acc_u8 = cv2.morphologyEx(acc.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     acc_u8 = cv2.dilate(acc_u8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     return np.asarray(cv2.GaussianBlur(acc_u8.astype(np.float32), (0, 0), max(1.0, r / 2.0)), dtype=np.float32)
+
+
+def _restored(img: RgbImage, mask: npt.NDArray[np.float32], restore: Callable[[RgbImage], RgbImage], amount: float) -> RgbImage:
+    """``img`` with the square crop around ``mask`` (1.5x its extent) restored by the backend
+    and blended back under the mask."""
+    ys, xs = np.nonzero(mask > 0.01)
+    if len(xs) == 0:
+        return img
+    h, w = img.shape[:2]
+    cx, cy = (xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0
+    half = max(xs.max() - xs.min(), ys.max() - ys.min()) * 0.75 + 2
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
+    crop = np.ascontiguousarray(img[y0:y1, x0:x1])
+    fixed = restore(crop)
+    if fixed.shape != crop.shape or fixed.dtype != np.uint8:
+        raise FusionError(f"the face model answered {fixed.dtype} {fixed.shape} for a crop of {crop.shape}")
+    m = (mask[y0:y1, x0:x1] * amount)[..., None]
+    out = img.copy()
+    out[y0:y1, x0:x1] = np.clip(crop.astype(np.float32) * (1.0 - m) + fixed.astype(np.float32) * m + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _ring(t_pts: FloatArray) -> FloatArray:
