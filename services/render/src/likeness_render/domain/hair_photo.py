@@ -82,13 +82,13 @@ def extract(
     cv2.fillPoly(inner, [np.round(centre + (oval_pts - centre) * 0.9).astype(np.int32)], 1)
     brow_y = float(pts[[70, 300], 1].min())
     face = ((inner > 0) & (gy > brow_y)).astype(np.float32)
-    face = cv2.GaussianBlur(face, (0, 0), 0.03 * ppi)
+    face = np.asarray(cv2.GaussianBlur(face, (0, 0), 0.03 * ppi), dtype=np.float32)
     # Hair: the person, minus strong skin (forehead, ears, neck), minus the face, above the
     # collar. Blond hair can read as skin in colour: what hair encloses is hair (holes
     # filled), and only clear skin is taken out.
     hair_hard = ((a > 0.5) & (skin < 0.8) & (face < 0.5) & (cy < HAIR_BOTTOM)).astype(np.uint8)
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (round(0.12 * ppi) | 1,) * 2)
-    hair_hard = cv2.morphologyEx(hair_hard, cv2.MORPH_CLOSE, k)
+    hair_hard = np.asarray(cv2.morphologyEx(hair_hard, cv2.MORPH_CLOSE, k), dtype=np.uint8)
     hair_hard = _fill_holes(hair_hard)
     soft = cv2.GaussianBlur(hair_hard.astype(np.float32), (0, 0), 0.015 * ppi)
     hair_a = np.clip(a * soft * (1.0 - face), 0.0, 1.0).astype(np.float32)

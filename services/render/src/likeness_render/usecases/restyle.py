@@ -45,7 +45,7 @@ def _paste_under(image: RGB, styled: RGB, crop: tuple[int, int, int, int], regio
     x0, y0, x1, y1 = crop
     answer = cv2.resize(styled, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32)
     r = np.clip(np.asarray(region[y0:y1, x0:x1], dtype=np.float32), 0.0, 1.0)
-    r = cv2.GaussianBlur(r, (0, 0), max(1.0, 0.004 * max(x1 - x0, y1 - y0)))[..., None]
+    r = np.asarray(cv2.GaussianBlur(r, (0, 0), max(1.0, 0.004 * max(x1 - x0, y1 - y0))), dtype=np.float32)[..., None]
     out = image.copy()
     out[y0:y1, x0:x1] = np.clip(image[y0:y1, x0:x1].astype(np.float32) * (1.0 - r) + answer * r + 0.5, 0, 255).astype(np.uint8)
     return out
