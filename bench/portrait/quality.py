@@ -13,7 +13,8 @@ MediaPipe's landmarker, as the faces service would give them. Per template, user
 Hairstyles, per user and style: the hairline's sharpness against the user's real hairline
 (same run), and the share of ear skin kept.
 
-    .venv/bin/python bench/portrait/bench_quality.py [--out /tmp/portraits/bench] [--strengths 30,60,100]
+    .venv/bin/python bench/portrait/quality.py [--out /tmp/portraits/bench] [--strengths 30,60,100]
+    (bench/portrait/bench_portrait.py runs it first, then the latency numbers.)
 """
 
 from __future__ import annotations
@@ -114,9 +115,12 @@ def main() -> None:
     ap.add_argument("--no-hair", action="store_true")
     ap.add_argument("--no-portrait", action="store_true")
     args = ap.parse_args()
-    strengths = [int(s) for s in args.strengths.split(",")]
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
+    run(args.out, [int(s) for s in args.strengths.split(",")], portraits=not args.no_portrait, hairstyles=not args.no_hair)
+
+
+def run(out: Path | None, strengths: list[int], portraits: bool = True, hairstyles: bool = True) -> None:
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
     cv2.setNumThreads(2)
     ident = Identity()
     lm = Landmarker()
@@ -140,7 +144,7 @@ def main() -> None:
         user_mesh[name] = faces[0].mesh
         user_desc[name] = ident.descriptor(img)
 
-    if not args.no_portrait:
+    if portraits:
         plan = templates.plan_demo(seg.mask)
         a_face, h_face = lm.faces(plan.astronaut)[0], lm.faces(plan.hopper)[0]
         looks = list(templates.demo_looks(plan, a_face, h_face))
@@ -182,8 +186,8 @@ def main() -> None:
                         )
                         if s == DEFAULT_STRENGTH and not same_source:
                             at_default.append((d_user, d_tmpl))
-                        if args.out is not None:
-                            save(args.out, f"portrait_{tmpl.id}_{face_i}_{uname}_{s}", uimg, tmpl.image, out)
+                        if out is not None:
+                            save(out, f"portrait_{tmpl.id}_{face_i}_{uname}_{s}", uimg, tmpl.image, out)
         if at_default:
             du = np.array([a for a, _ in at_default])
             dt = np.array([b for _, b in at_default])
@@ -192,7 +196,7 @@ def main() -> None:
                 f"max {np.nanmax(du):.3f}; < 0.5: {int((du < 0.5).sum())}/{len(du)}; closer to user than template: {int((du < dt).sum())}/{len(du)}"
             )
 
-    if not args.no_hair:
+    if hairstyles:
         print("hairstyles: sharpness = max slope / contrast across the hairline, per IOD (real hairline = the user's photo, same run)")
         print(f" {'user':<14}{'style':<16}{'real':>7}{'new':>7}{'ratio':>7}{'ears':>7}{'ms':>6}")
         ratios, ears = [], []
@@ -215,8 +219,8 @@ def main() -> None:
                 ratios.append(ratio)
                 ears.append(kept)
                 print(f" {uname:<14}{style.id:<16}{real.sharpness:>7.2f}{new.sharpness:>7.2f}{ratio:>7.2f}{kept:>7.0%}{ms:>6.0f}")
-                if args.out is not None:
-                    save(args.out, f"hair_{uname}_{style.id}", uimg, out)
+                if out is not None:
+                    save(out, f"hair_{uname}_{style.id}", uimg, out)
         r, e = np.array(ratios), np.array(ears)
         print(
             f" hairline sharpness ratio median {np.nanmedian(r):.2f} max {np.nanmax(r):.2f} (target <= 2); "
