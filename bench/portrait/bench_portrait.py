@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="strength 60 only and fewer timing runs: a smoke run")
     ap.add_argument("--out", type=Path, default=None, help="write before/after PNGs of the quality pass here")
     args = ap.parse_args()
-    quality.run(out=args.out, strengths=[60] if args.quick else [30, 60, 100])
+    quality.run(out_dir=args.out, strengths=[60] if args.quick else [30, 60, 100])
     global RUNS
     if args.quick:
         RUNS = 5

@@ -118,9 +118,9 @@ def main() -> None:
     run(args.out, [int(s) for s in args.strengths.split(",")], portraits=not args.no_portrait, hairstyles=not args.no_hair)
 
 
-def run(out: Path | None, strengths: list[int], portraits: bool = True, hairstyles: bool = True) -> None:
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
+def run(out_dir: Path | None, strengths: list[int], portraits: bool = True, hairstyles: bool = True) -> None:
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
     cv2.setNumThreads(2)
     ident = Identity()
     lm = Landmarker()
@@ -186,8 +186,8 @@ def run(out: Path | None, strengths: list[int], portraits: bool = True, hairstyl
                         )
                         if s == DEFAULT_STRENGTH and not same_source:
                             at_default.append((d_user, d_tmpl))
-                        if out is not None:
-                            save(out, f"portrait_{tmpl.id}_{face_i}_{uname}_{s}", uimg, tmpl.image, out)
+                        if out_dir is not None:
+                            save(out_dir, f"portrait_{tmpl.id}_{face_i}_{uname}_{s}", uimg, tmpl.image, out)
         if at_default:
             du = np.array([a for a, _ in at_default])
             dt = np.array([b for _, b in at_default])
@@ -219,8 +219,8 @@ def run(out: Path | None, strengths: list[int], portraits: bool = True, hairstyl
                 ratios.append(ratio)
                 ears.append(kept)
                 print(f" {uname:<14}{style.id:<16}{real.sharpness:>7.2f}{new.sharpness:>7.2f}{ratio:>7.2f}{kept:>7.0%}{ms:>6.0f}")
-                if out is not None:
-                    save(out, f"hair_{uname}_{style.id}", uimg, out)
+                if out_dir is not None:
+                    save(out_dir, f"hair_{uname}_{style.id}", uimg, out)
         r, e = np.array(ratios), np.array(ears)
         print(
             f" hairline sharpness ratio median {np.nanmedian(r):.2f} max {np.nanmax(r):.2f} (target <= 2); "
