@@ -409,7 +409,10 @@ def test_each_service_passes_its_own_start_up_checks(
         assert len(ledger_key(settings)) >= 32
     if svc in ("ingestion", "render"):
         assert 0 <= settings.upload_ttl <= 86400
-        assert settings.blob_backend == "local" and settings.blob_dir == "/var/lib/likeness/blobs"
+        if values_name == "dev":
+            assert settings.blob_backend == "local" and settings.blob_dir == "/var/lib/likeness/blobs"
+        else:
+            assert settings.blob_backend == "s3" and settings.s3_bucket == "likeness-blobs"
 
 
 def test_the_start_up_checks_would_notice_a_missing_setting(

@@ -204,3 +204,27 @@ TLS is not optional, so a service without a source for it fails the render.
       protocol: TCP
     {{- end }}
 {{- end }}
+
+{{/*
+The database URLs the chart keeps in its own Secret (none with database.existingSecret), as
+YAML: key -> value. secret.yaml stores them; the migrations Job gets a copy of its own.
+*/}}
+{{- define "likeness.databaseSecretData" -}}
+{{- $data := dict -}}
+{{- if not .Values.database.existingSecret -}}
+{{- if .Values.database.url -}}
+{{- $_ := set $data "database-url" .Values.database.url -}}
+{{- else if .Values.postgresql.enabled -}}
+{{- $_ := set $data "database-url" (include "likeness.postgresqlUrl" .) -}}
+{{- end -}}
+{{- range $svc, $url := .Values.database.urls -}}
+{{- if $url -}}
+{{- $_ := set $data (printf "database-url-%s" $svc) $url -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.database.migrationUrl -}}
+{{- $_ := set $data "migration-database-url" . -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $data -}}
+{{- end }}
