@@ -71,5 +71,6 @@ PY
         "${args[@]}" -t "localhost/likeness-$service:$TAG" . >".run/images/$service.log" 2>&1 \
         || { tail -n 40 ".run/images/$service.log" >&2; echo "images: likeness-$service failed (log: .run/images/$service.log)" >&2; exit 1; }
     size=$(buildah images --noheading --format '{{.Size}}' "localhost/likeness-$service:$TAG" | head -n1)
-    echo "images: likeness-$service:$TAG built in $((SECONDS - start)) s, $size" >&2
+    digest=$(buildah images --noheading --digests --format '{{.Digest}}' "localhost/likeness-$service:$TAG" | head -n1)
+    echo "images: likeness-$service:$TAG built in $((SECONDS - start)) s, $size, $digest" >&2
 done
