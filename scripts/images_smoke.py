@@ -69,15 +69,20 @@ class ContainerMesh(Mesh):
         env = self.env_for(service)
         # Only what the mesh sets: nothing of this machine's own environment reaches the image.
         settings = {k: v for k, v in env.items() if os.environ.get(k) != v and not k.startswith("PYTHON")}
-        blobs = Path(settings["LIKENESS_BLOB_DIR"])
-        blobs.mkdir(parents=True, exist_ok=True)
-        os.chown(blobs, UID, UID)
+        if service == "privacy":  # as the chart does: the root filesystem is read-only
+            settings["LIKENESS_LEDGER_CHECKPOINT_DIR"] = str(self.run_dir / "ledger-checkpoints")
+        writable = [Path(settings["LIKENESS_BLOB_DIR"])] + [Path(v) for k, v in settings.items() if k == "LIKENESS_LEDGER_CHECKPOINT_DIR"]
+        for folder in writable:
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chown(folder, UID, UID)
         command = [
             "podman", "run", "--rm", "--name", self.container(service), "--runtime", self.runtime,
             "--network", "host", "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,mode=1777,size=512m",
             "--user", f"{UID}:{UID}", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", *ULIMITS,
-            "-v", f"{self.run_dir / 'tls'}:{self.run_dir / 'tls'}:ro", "-v", f"{blobs}:{blobs}:rw",
+            "-v", f"{self.run_dir / 'tls'}:{self.run_dir / 'tls'}:ro",
         ]  # fmt: skip
+        for folder in writable:
+            command += ["-v", f"{folder}:{folder}:rw"]
         for key, value in sorted(settings.items()):
             command += ["-e", f"{key}={value}"]
         command.append(f"localhost/likeness-{service}:{self.tag}")

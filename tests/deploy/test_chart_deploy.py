@@ -276,3 +276,24 @@ def test_notes_explain_tls_and_keys(dev_values: dict[str, Any], minimal_values: 
         for phrase in ("mutual TLS", "privacyKeys", "billingKeys", "helm test"):
             assert phrase in notes, phrase
     assert "cert-manager" in notes or "existingSecret" in notes
+
+
+# ------------------------------------------------------------------ ledger checkpoints
+
+
+def test_privacy_ledger_checkpoints_local_on_a_volume_or_s3(render_chart: Any, minimal_values: dict[str, Any]) -> None:
+    rendered = render_chart(minimal_values)
+    env = rendered.env("privacy")
+    assert env["LIKENESS_LEDGER_CHECKPOINT_BACKEND"] == "local"
+    mounts = {m["name"]: m["mountPath"] for m in rendered.container("privacy")["volumeMounts"]}
+    assert env["LIKENESS_LEDGER_CHECKPOINT_DIR"] == mounts["ledger-checkpoints"]
+    s3 = {"backend": "s3", "s3": {"bucket": "ledger", "prefix": "cp/", "region": "eu-central-1"}}
+    rendered = render_chart(merge(minimal_values, {"services": {"privacy": {"ledgerCheckpoints": s3}}}))
+    env = rendered.env("privacy")
+    assert (env["LIKENESS_LEDGER_CHECKPOINT_BACKEND"], env["LIKENESS_LEDGER_CHECKPOINT_S3_BUCKET"]) == ("s3", "ledger")
+    assert env["LIKENESS_LEDGER_CHECKPOINT_S3_PREFIX"] == "cp/" and "LIKENESS_LEDGER_CHECKPOINT_DIR" not in env
+    assert "ledger-checkpoints" not in {m["name"] for m in rendered.container("privacy")["volumeMounts"]}
+    egress = rendered.get("NetworkPolicy", f"{RELEASE}-privacy")["spec"]["egress"]
+    assert {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]} in egress
+    with pytest.raises(helm.HelmError, match=r"ledgerCheckpoints\.s3\.bucket is required"):
+        render_chart(merge(minimal_values, {"services": {"privacy": {"ledgerCheckpoints": {"backend": "s3"}}}}))
