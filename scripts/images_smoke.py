@@ -7,7 +7,8 @@ host's network namespace (the database is this machine's PostgreSQL on 127.0.0.1
 mutual TLS to each other with a throwaway CA, as in the cluster. Settings come from the same
 code as `make run` (scripts/mesh.py), so the images are checked with every required setting.
 
-Checks: each service's plaintext health port answers SERVING, the gateway's /healthz is 200,
+Checks: the migrations Job's command (python -m likeness_platform.migrate) applies each
+schema in its service's image, each service's plaintext health port answers SERVING, the gateway's /healthz is 200,
 then a device registers, uploads a portrait and gets a compliant ID photo and its print sheet
 through the gateway's HTTP API (gateway -> ingestion -> render -> faces -> billing/privacy).
 
@@ -76,9 +77,7 @@ class ContainerMesh(Mesh):
             folder.mkdir(parents=True, exist_ok=True)
             os.chown(folder, UID, UID)
         command = [
-            "podman", "run", "--rm", "--name", self.container(service), "--runtime", self.runtime,
-            "--network", "host", "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,mode=1777,size=512m",
-            "--user", f"{UID}:{UID}", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", *ULIMITS,
+            "podman", "run", "--rm", "--name", self.container(service), *self.security(),
             "-v", f"{self.run_dir / 'tls'}:{self.run_dir / 'tls'}:ro",
         ]  # fmt: skip
         for folder in writable:
@@ -89,13 +88,33 @@ class ContainerMesh(Mesh):
         log = open(self.run_dir / f"{service}.log", "ab")  # noqa: SIM115 - handed to the child
         self.procs[service] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
+    def security(self) -> list[str]:
+        """The chart's container security context, as podman options."""
+        return [
+            "--runtime", self.runtime, "--network", "host", "--read-only", "--read-only-tmpfs=false",
+            "--tmpfs", "/tmp:rw,mode=1777,size=512m", "--user", f"{UID}:{UID}", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges", *ULIMITS,
+        ]  # fmt: skip
+
+    def migrate(self, service: str) -> str:
+        """What the chart's migrations Job runs for one schema, in the service's image; its output."""
+        env = self.env_for(service)
+        command = ["podman", "run", "--rm", "--name", f"likeness-smoke-migrate-{service}-{self.name_suffix}", *self.security()]
+        for key in ("LIKENESS_DATABASE_URL", "LIKENESS_MIGRATION_DATABASE_URL"):
+            command += ["-e", f"{key}={env[key]}"]
+        command += ["--entrypoint", "python", f"localhost/likeness-{service}:{self.tag}", "-m", "likeness_platform.migrate", service]
+        done = subprocess.run(command, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RuntimeError(f"the migrations Job's command failed for {service} (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+        return done.stdout.strip().splitlines()[-1]
+
     def down(self) -> None:
         super().down()
         for service in GRPC_PORTS:
             subprocess.run(["podman", "rm", "--force", "--ignore", self.container(service)], capture_output=True, check=False)
 
 
-def make_id_photo(http_url: str) -> None:
+def make_id_photo(http_url: str, out: Path) -> None:
     with httpx.Client(base_url=http_url, timeout=180) as app:
         registered = app.post("/v1/devices", json=DEVICE)
         assert registered.status_code == 201, registered.text
@@ -119,6 +138,7 @@ def make_id_photo(http_url: str) -> None:
         assert image.status_code == 200, image.text
         size = Image.open(io.BytesIO(image.content)).size
         assert size == (413, 531), size
+        out.write_bytes(image.content)
         sheet = app.get(photo["sheet_url"], headers=auth)
         assert sheet.status_code == 200 and sorted(Image.open(io.BytesIO(sheet.content)).size) == [1200, 1800]
         head = photo["report"]["measurements"]["head_height_mm"]
@@ -150,7 +170,7 @@ def main() -> None:
         "--runtime", default=os.environ.get("LIKENESS_OCI_RUNTIME", "runc"), help="podman --runtime (crun refuses some hosts' cgroups)"
     )
     parser.add_argument("--database-url", default=os.environ.get("LIKENESS_DATABASE_URL", ""), help="admin URL of a PostgreSQL server")
-    parser.add_argument("--keep", action="store_true", help="keep the run folder (service logs) on success")
+    parser.add_argument("--keep", action="store_true", help="keep the run folder (service logs, id-photo.jpg) on success")
     args = parser.parse_args()
     if not args.database_url:
         raise SystemExit("images-smoke: set LIKENESS_DATABASE_URL to an admin URL of a PostgreSQL server")
@@ -164,13 +184,18 @@ def main() -> None:
     ok = False
     try:
         mesh.start_database()
+        assert mesh.db_roles is not None
+        # The chart's migrations Job first (owner role, runtime grants); the services then find nothing to apply.
+        for service in mesh.services:
+            if service in mesh.db_roles.runtime_urls:
+                print(f"images-smoke: migrations Job command, {mesh.migrate(service)}", flush=True)
         for service in mesh.services:
             mesh.start(service)
         for service in mesh.services:
             mesh.wait_healthy(service, timeout=240)
             print(f"images-smoke: {service} SERVING after {time.monotonic() - started:.1f} s", flush=True)
         print("images-smoke: gateway /healthz 200", flush=True)
-        make_id_photo(mesh.http_url)
+        make_id_photo(mesh.http_url, run_dir / "id-photo.jpg")
         ok = True
     finally:
         mesh.down()
@@ -183,7 +208,9 @@ def main() -> None:
                         f"--- {service} (last lines of {log})\n" + "\n".join(log.read_text(errors="replace").splitlines()[-25:]),
                         file=sys.stderr,
                     )
-        elif not args.keep:
+        elif args.keep:
+            print(f"images-smoke: logs and id-photo.jpg kept in {run_dir}", flush=True)
+        else:
             shutil.rmtree(run_dir, ignore_errors=True)
     print(f"images-smoke: passed in {time.monotonic() - started:.1f} s", flush=True)
 
