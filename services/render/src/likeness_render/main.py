@@ -44,6 +44,8 @@ class RenderSettings(SealedStoreSettings):
     s3_prefix: str = "results"
     # Print resolution for specs that state none.
     default_dpi: int = 300
+    # ID photos whose pixel and model work runs at once; the rest wait in order (0: one per usable core, at least 2).
+    max_concurrent_work: int = 0
 
 
 @dataclass(kw_only=True)
@@ -84,6 +86,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
         results,
         memory_only=settings.upload_ttl == 0,
         default_dpi=settings.default_dpi,
+        max_concurrent_work=settings.max_concurrent_work,
     )
     use_cases = build_use_cases(shared, templates, privacy, generator)
     # Demo templates need the faces service, which may not be up yet: built in the background.
