@@ -44,7 +44,7 @@ class RenderSettings(SealedStoreSettings):
     s3_prefix: str = "results"
     # Print resolution for specs that state none.
     default_dpi: int = 300
-    # ID photos whose pixel and model work runs at once; the rest wait in order (0: one per usable core, at least 2).
+    # ID photos whose pixel and model work runs at once; the rest wait in order (0: two per usable core).
     max_concurrent_work: int = 0
 
 

@@ -98,9 +98,9 @@ class Shared:
         default_dpi: float = 300.0,
         max_concurrent_work: int = 0,
     ) -> None:
-        """`max_concurrent_work`: requests whose pixel and model work may run at once (0: one per
-        usable core, at least 2). More only share the same cores: each one is slower, and every
-        one of them holds its full-size images meanwhile; the rest wait their turn in order."""
+        """`max_concurrent_work`: ID photos whose pixel and model work may run at once (0: two per
+        usable core, as a photo also waits for faces meanwhile). More only share the same cores:
+        each one is slower, and every one holds its full-size images; the rest wait in order."""
         self.catalog = catalog
         self.images = images
         self.faces = faces
@@ -108,7 +108,7 @@ class Shared:
         self.results = results
         self.memory_only = memory_only
         self.default_dpi = default_dpi
-        self.slot = asyncio.Semaphore(max_concurrent_work if max_concurrent_work > 0 else max(2, usable_cores()))
+        self.slot = asyncio.Semaphore(max_concurrent_work if max_concurrent_work > 0 else 2 * usable_cores())
 
     def spec(self, spec_id: str) -> Spec:
         try:
