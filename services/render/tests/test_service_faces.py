@@ -1,6 +1,8 @@
 """Render gets everything it knows of a face from the faces service: the compliance report
 judges faces' pose, eye/mouth state and quality (never a re-measurement of the pixels), and
-template meshes come from faces too, also when faces starts after render."""
+template meshes come from faces too, also when faces starts after render. An ID photo decodes
+its source once and faces sees a reduced copy of it, with its answer mapped back to the source;
+the pixel work of ID photos is bounded (the rest wait their turn)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from likeness.faces.v1 import faces_pb2
 from likeness_platform.errors import Unavailable
 from likeness_render.domain import templates
 from likeness_render.domain.spec_loading import load_catalog
-from likeness_render.usecases import RenderUseCases, Shared, build_use_cases
+from likeness_render.usecases import PhotoRequest, RenderUseCases, Shared, build_use_cases, id_photo, shared
 from likeness_render.usecases import templates as template_cases
+from likeness_render.usecases.shared import ANALYSIS_SIDE, analysis_copy
 
 W, H = 600, 800
 BOX = (200.0, 250.0, 400.0, 500.0)
@@ -91,8 +94,8 @@ def _person(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
 
 def _service(faces: FakeFaces, image: npt.NDArray[np.uint8] | None = None) -> RenderUseCases:
     pixels = image if image is not None else np.full((H, W, 3), 200, np.uint8)
-    shared = Shared(load_catalog(), InlineImages(pixels), faces, _person, results=None)  # type: ignore[arg-type]
-    return build_use_cases(shared, templates.InMemoryTemplateStore(), access=None)  # type: ignore[arg-type]
+    ports = Shared(load_catalog(), InlineImages(pixels), faces, _person, results=None, memory_only=True)  # type: ignore[arg-type]
+    return build_use_cases(ports, templates.InMemoryTemplateStore(), access=None)  # type: ignore[arg-type]
 
 
 async def _check(faces: FakeFaces, image: npt.NDArray[np.uint8] | None = None) -> set[str]:
@@ -164,3 +167,63 @@ async def test_demo_templates_give_up_after_the_deadline_then_retry_on_demand(mo
     faces.down_for = 0  # faces is up now: the next request starts a new build and gets the templates
     assert len(await svc.list_templates()) == 4
     await svc.stop()
+
+
+def test_the_analysis_copy_is_whole_blocks_of_the_source_when_that_is_large_enough() -> None:
+    rng = np.random.default_rng(2)
+    big = rng.integers(0, 256, (2017, 1513, 3), dtype=np.uint8)  # odd sides: the last row and column are left out
+    copy, scale = analysis_copy(big)
+    assert copy.shape == (1008, 756, 3) and scale == 0.5
+    blocks = big[:2016, :1512].reshape(1008, 2, 756, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(copy.astype(np.float64) - blocks).max() <= 0.5 + 1e-9  # each pixel is its 2x2 block's mean
+    # 1100 px: halving would leave 550 (less than 2/3 of 1024), so it is resized to 1024 instead.
+    copy, scale = analysis_copy(np.zeros((1100, 800, 3), np.uint8))
+    assert copy.shape[0] == ANALYSIS_SIDE and scale == copy.shape[1] / 800
+    small = np.zeros((800, 600, 3), np.uint8)
+    copy, scale = analysis_copy(small)
+    assert copy is small and scale == 1.0
+
+
+async def test_an_id_photo_decodes_its_source_once_and_maps_faces_answer_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 1200x1600 source: faces sees its 600x800 analysis copy and answers in those pixels.
+    source = np.full((1600, 1200, 3), 200, np.uint8)
+    decodes: list[int] = []
+
+    def counting_decode(data: bytes, min_side: int = 1500) -> npt.NDArray[np.uint8]:
+        decodes.append(min_side)
+        return shared.decode(data, min_side)
+
+    monkeypatch.setattr(id_photo, "decode", counting_decode)
+    faces = FakeFaces([_face()])
+    service = _service(faces, source)
+    made = await service.id_photos.create_id_photo(PhotoRequest("s", "us-passport"), common_pb2.ImageRef(data=b"x"))
+    assert len(decodes) == 1 and faces.calls == [(600, 800)]
+    # In source pixels the chin faces reported at y=500 is at y=1000 and the person's crown (the matte's, at
+    # 25 % of the height) at 400: a 600 px head, framed to the spec's 1-1 3/8 in.
+    assert 25.4 <= made.measurements["head_height_mm"] <= 35.0
+    analysis = await service.shared.analyze(source)  # no copy given: analyze makes it, and maps back the same way
+    assert analysis.faces[0].box == (400.0, 500.0, 800.0, 1000.0)
+
+
+async def test_pixel_work_is_bounded_to_the_slots_and_the_rest_wait_their_turn() -> None:
+    class CountingFaces(FakeFaces):
+        inside = 0
+        most = 0
+
+        async def analyze(self, image: bytes, dense: bool = True, min_face_fraction: float = 0.0) -> faces_pb2.AnalyzeResponse:
+            CountingFaces.inside += 1
+            CountingFaces.most = max(CountingFaces.most, CountingFaces.inside)
+            await asyncio.sleep(0.05)
+            CountingFaces.inside -= 1
+            return await super().analyze(image, dense, min_face_fraction)
+
+    for slots in (1, 2):
+        CountingFaces.most = 0
+        pixels = np.full((H, W, 3), 200, np.uint8)
+        shared_ports = Shared(
+            load_catalog(), InlineImages(pixels), CountingFaces([_face()]), _person, None, True, max_concurrent_work=slots
+        )  # type: ignore[arg-type]
+        service = build_use_cases(shared_ports, templates.InMemoryTemplateStore(), access=None)  # type: ignore[arg-type]
+        request = PhotoRequest("s", "us-passport")
+        made = await asyncio.gather(*(service.id_photos.create_id_photo(request, common_pb2.ImageRef(data=b"x")) for _ in range(4)))
+        assert len(made) == 4 and CountingFaces.most == slots

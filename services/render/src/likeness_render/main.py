@@ -67,6 +67,8 @@ class RenderSettings(SealedStoreSettings):
     face_model_sha256: str = ""
     face_model_side: int = 512
     face_model_input_range: InputRange = "-1..1"
+    # ID photos whose pixel and model work runs at once; the rest wait in order (0: two per usable core).
+    max_concurrent_work: int = 0
 
 
 @dataclass(kw_only=True)
@@ -131,6 +133,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
         default_dpi=settings.default_dpi,
         matting=matting,
         face_model=face_model,
+        max_concurrent_work=settings.max_concurrent_work,
     )
     use_cases = build_use_cases(
         shared, templates, privacy, generator, Outfits(garments, pose.body, outfit_repo), consent=ConsentCheck(privacy_channel)

@@ -40,6 +40,17 @@ def _lab(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     return cv2.cvtColor(np.ascontiguousarray(image).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
 
 
+def _differs(image: npt.NDArray[np.uint8], background: npt.NDArray[np.uint8], delta_e: float) -> npt.NDArray[np.bool_]:
+    """Where `image` is more than `delta_e` (CIE76) from `background`; a one-colour background is converted once."""
+    first = background.reshape(-1, background.shape[-1])[0]
+    flat = bool((background == first).all())
+    lab_back = _lab(first.reshape(1, 1, -1))[0, 0] if flat else _lab(background)
+    diff = _lab(image) - lab_back
+    # Squared distances against the squared threshold: the same test without a square root per pixel.
+    squared = cv2.transform(diff * diff, np.ones((1, diff.shape[-1]), np.float32))
+    return np.asarray(squared > np.float32(delta_e) ** 2)
+
+
 def _grown(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return np.asarray(cv2.dilate(mask.astype(np.uint8), kernel) > 0)
@@ -60,7 +71,7 @@ def measure_cutout(
     """
     if image.shape != background.shape or silhouette.shape != image.shape[:2]:
         raise ValueError(f"image {image.shape}, background {background.shape} and silhouette {silhouette.shape} differ in size")
-    differs = np.linalg.norm(_lab(image) - _lab(background), axis=-1) > t.cutout_delta_e
+    differs = _differs(image, background, t.cutout_delta_e)
     person = silhouette.astype(bool)
     near, ring_out = _grown(person, 3), _grown(person, 15)
     fringe_band = ring_out & ~near
@@ -68,7 +79,7 @@ def measure_cutout(
     # Blobs apart from the person: what differs, less everything that touches the person.
     count, labels = cv2.connectedComponents((differs | person).astype(np.uint8), connectivity=8)
     attached = np.zeros(count, bool)
-    attached[np.unique(labels[person])] = True
+    attached[labels[person]] = True
     apart = differs & ~attached[labels]
     n, _, stats, _ = cv2.connectedComponentsWithStats(apart.astype(np.uint8), connectivity=8)
     islands = int((stats[1:, cv2.CC_STAT_AREA] > t.island_px).sum()) if n > 1 else 0

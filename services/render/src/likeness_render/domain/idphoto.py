@@ -46,21 +46,41 @@ class Composed:
     others_removed: int = 0  # other people or large objects the cut-out left out
 
 
-def find_crown(source: RGB, face: FaceGeometry, segment: Segment, preview: RGB | None = None) -> tuple[npt.NDArray[np.float64], bool]:
-    """Top of the hair above the face centre, from the matte; the proportions' estimate when the head touches the top.
+@dataclass(frozen=True)
+class CrownMask:
+    """The person mask the crown is looked for in: `k` times the size of the source it was made for."""
 
-    `preview` is a smaller copy of `source` (same framing) to work from when one is at hand.
+    mask: npt.NDArray[np.float32]
+    k: float
+
+
+def crown_mask(source_shape: tuple[int, ...], segment: Segment, preview: RGB) -> CrownMask:
+    """The segmentation find_crown needs, from `preview` (the source or a smaller copy of it, same framing).
+
+    It needs no face, so it can be made while the faces are still being looked for.
     """
-    h, w = source.shape[:2]
-    base = preview if preview is not None else source
+    h, w = source_shape[:2]
     k = min(1.0, CROWN_WORKING_SIDE / max(h, w))
     target = (max(1, round(w * k)), max(1, round(h * k)))
-    small = cv2.resize(base, target, interpolation=cv2.INTER_AREA) if base.shape[1::-1] != target else base
-    mask = segment(small)
+    small = cv2.resize(preview, target, interpolation=cv2.INTER_AREA) if preview.shape[1::-1] != target else preview
+    return CrownMask(segment(small), k)
+
+
+def find_crown(
+    source: RGB, face: FaceGeometry, segment: Segment, preview: RGB | None = None, mask: CrownMask | None = None
+) -> tuple[npt.NDArray[np.float64], bool]:
+    """Top of the hair above the face centre, from the matte; the proportions' estimate when the head touches the top.
+
+    `preview` is a smaller copy of `source` (same framing) to work from when one is at hand;
+    `mask` is crown_mask's result when it was already made.
+    """
+    if mask is None:
+        mask = crown_mask(source.shape, segment, preview if preview is not None else source)
+    k = mask.k
     lo, hi = face.span_x
     # The middle half of the face's width: the crown, not the shoulders or a raised hand.
     quarter = (hi - lo) / 4
-    top = crown_from_matte(mask, (lo + quarter) * k, (hi - quarter) * k, float(face.eye_centre[1]) * k)
+    top = crown_from_matte(mask.mask, (lo + quarter) * k, (hi - quarter) * k, float(face.eye_centre[1]) * k)
     centre_x = face.centre_x
     if top is None:
         return face.estimated_crown(), False
@@ -86,14 +106,16 @@ def compose(
     preview: RGB | None = None,
     matting: Matting | None = None,
     wear: outfits.Wear | None = None,
+    mask: CrownMask | None = None,
 ) -> Composed:
     """The finished ID photo at the frame's exact pixel size (`preview`: an optional smaller copy of the source;
-    `wear`: the garment of `options.outfit_id` and the person's shoulders in the source's pixels).
+    `wear`: the garment of `options.outfit_id` and the person's shoulders in the source's pixels; `mask`:
+    crown_mask's result when it was made while the face was looked for).
 
     With `matting` (an operator's model), the model's alpha of the crop replaces the selfie
     mask and the edge solve; the crown is still found with `segment` on a small copy.
     """
-    crown, from_matte = find_crown(source, face, segment, preview)
+    crown, from_matte = find_crown(source, face, segment, preview, mask)
     placement = plan(crown, face.chin, face.eye_centre, face.centre_x, face.roll_deg, frame)
     size = (frame.width_px, frame.height_px)
     affine = placement.affine.copy()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import cv2
+import numpy as np
+import numpy.typing as npt
 
 from likeness_render.domain import compliance, idphoto
+from likeness_render.domain.face import FaceGeometry
+from likeness_render.usecases.ports import RGB, Segmenter
 from likeness_render.usecases.shared import Shared, face_measurements, pose_measured, with_gaze
 
 
@@ -28,20 +33,14 @@ class IdPhotoChecks:
         scene = None
         if face is not None:
             raw = analysis.raw[0]
-            crown, _ = idphoto.find_crown(source, face, shared.segment)
+            # Pixel and model work (segmentations, the border's spread): not on the event loop.
+            crown, background_std, scene = await asyncio.to_thread(_crown_border_scene, source, face, shared.segment)
             ppm_out = spec.px_per_mm(shared.default_dpi)
             # The photo as given: its height is the frame's height.
             px_per_mm = h / (spec.size_px(shared.default_dpi)[1] / ppm_out)
             head_px = float(face.chin[1] - crown[1])
             eye_px = h - float(face.eye_centre[1])
             fm = with_gaze(face_measurements(raw, head_px / px_per_mm, eye_px / px_per_mm), face)
-            k = 4 if max(h, w) > 1200 else 1
-            small = cv2.resize(source, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA) if k > 1 else source
-            person = shared.segment(small)
-            background_std = idphoto.border_std(small, person)
-            # What the photo shows around the face, on the same small copy (the mesh scaled to it).
-            mesh = None if face.mesh is None else face.mesh * (small.shape[1] / w)
-            scene = compliance.measure_scene(small, person, mesh)
             measured = {
                 "head_height_mm": head_px / px_per_mm,
                 "eye_line_from_bottom_mm": eye_px / px_per_mm,
@@ -53,3 +52,17 @@ class IdPhotoChecks:
             }
         m = compliance.PhotoMeasurements(len(analysis.faces), w, h, fm, background_std, scene=scene)
         return compliance.check_compliance(m, spec, default_dpi=shared.default_dpi), measured
+
+
+def _crown_border_scene(
+    source: RGB, face: FaceGeometry, segment: Segmenter
+) -> tuple[npt.NDArray[np.float64], float, compliance.SceneMeasurements]:
+    """The crown above `face`, the spread of the background along the photo's borders, and what the photo
+    shows around the face (hands, objects, a cut torso), measured on one small copy."""
+    crown, _ = idphoto.find_crown(source, face, segment)
+    h, w = source.shape[:2]
+    small = cv2.resize(source, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA) if max(h, w) > 1200 else source
+    person = segment(small)
+    # The mesh scaled to the small copy.
+    mesh = None if face.mesh is None else face.mesh * (small.shape[1] / w)
+    return crown, idphoto.border_std(small, person), compliance.measure_scene(small, person, mesh)

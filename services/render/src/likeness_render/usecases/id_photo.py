@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from likeness_platform.errors import NotFound
@@ -16,15 +17,14 @@ from likeness_render.domain.specs import Spec
 from likeness_render.usecases.outfits import Outfits
 from likeness_render.usecases.ports import RGB
 from likeness_render.usecases.shared import (
-    ANALYSIS_SIDE,
     Analysis,
     MultipleFaces,
     NoFace,
     Shared,
+    analysis_copy,
     decode,
     face_measurements,
     pose_measured,
-    width_of,
     with_gaze,
 )
 from likeness_render.usecases.sheet import SheetRequest, Sheets
@@ -74,30 +74,50 @@ class IdPhotos:
         spec = shared.spec(request.spec_id)
         dpi = float(request.dpi or shared.default_dpi)
         data = await shared.images.read(image_ref, request.subject_id, "id_photo")
-        # The working copy decodes in one thread while a quarter-scale copy (a few ms for a
-        # JPEG) is already on its way to face analysis.
-        decoding = asyncio.create_task(asyncio.to_thread(decode, data))
-        preview = await asyncio.to_thread(decode, data, ANALYSIS_SIDE * 2 // 3)
-        source_width = await width_of(data, preview)
-        analysis = await shared.analyze(preview, ID_PHOTO_MIN_FACE, source_width)
-        if not analysis.faces:
-            analysis = await shared.analyze(preview, 0.0, source_width)
-        source = await decoding
-        if not analysis.faces:
-            raise NoFace("no face was found in the photo; use a photo facing the camera")
-        if len(analysis.faces) > 1 and _second_is_real(analysis.faces):
-            raise MultipleFaces(f"{len(analysis.faces)} faces were found; an ID photo shows exactly one person")
-        options = request.options
-        if options.background == "keep":
-            options = idphoto.Options("keep", (), 0, 0, options.outfit_id)
-        frame = frame_of(spec, dpi)
-        wear = await self._wear(options.outfit_id, preview, source, analysis.faces[0])
-        composed = await asyncio.to_thread(
-            idphoto.compose, source, analysis.faces[0], shared.segment, frame, spec.background, options, preview, shared.matting, wear
-        )
-        fmt = request.output_format or (spec.format or "JPEG")
-        encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
-        report, measured = _report(spec, dpi, composed, analysis, encoded)
+        async with shared.slot:
+            # One decode, at the reduced JPEG scale the output needs; the copy faces sees is a
+            # whole-number reduction of it (block averages, about 1 ms), not a second decode.
+            source = await asyncio.to_thread(decode, data)
+            preview, scale = await asyncio.to_thread(analysis_copy, source)
+            # The crown's segmentation needs no face: it runs while faces looks for one.
+            masking = asyncio.ensure_future(asyncio.to_thread(idphoto.crown_mask, source.shape, shared.segment, preview))
+            try:
+                analysis = await shared.analyze(preview, ID_PHOTO_MIN_FACE, scale)
+                if not analysis.faces:
+                    analysis = await shared.analyze(preview, 0.0, scale)
+            except BaseException:
+                await asyncio.gather(masking, return_exceptions=True)
+                raise
+            mask = await masking
+            if not analysis.faces:
+                raise NoFace("no face was found in the photo; use a photo facing the camera")
+            if len(analysis.faces) > 1 and _second_is_real(analysis.faces):
+                raise MultipleFaces(f"{len(analysis.faces)} faces were found; an ID photo shows exactly one person")
+            options = request.options
+            if options.background == "keep":
+                options = idphoto.Options("keep", (), 0, 0, options.outfit_id)
+            frame = frame_of(spec, dpi)
+            wear = await self._wear(options.outfit_id, preview, source, analysis.faces[0])
+            composed = await asyncio.to_thread(
+                partial(
+                    idphoto.compose,
+                    source,
+                    analysis.faces[0],
+                    shared.segment,
+                    frame,
+                    spec.background,
+                    options,
+                    preview,
+                    matting=shared.matting,
+                    wear=wear,
+                    mask=mask,
+                )
+            )
+            del source, preview, mask
+            fmt = request.output_format or (spec.format or "JPEG")
+            encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
+            # The report measures pixels (the cut-out's edge, the background): not on the event loop.
+            report, measured = await asyncio.to_thread(_report, spec, dpi, composed, analysis, encoded)
         meta = {"report": _report_json(report, measured)}
         photo = await shared.save(
             request.subject_id, "id_photo", encoded.data, encoded.media_type, composed.image, round(dpi), spec.id, meta

@@ -1,0 +1,27 @@
+"""torch's OpenMP workers sleep while they wait (OMP_WAIT_POLICY=PASSIVE) unless the operator says
+otherwise: spinning workers beside the rest of the mesh on a few cores cost several times the CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def _policy_seen_by_torch(environ: dict[str, str]) -> str:
+    # The package is what `python -m likeness_faces.main` imports first: the policy is set before torch loads.
+    code = (
+        "import os, sys; import likeness_faces; assert 'torch' not in sys.modules; "
+        "import likeness_faces.main; print(os.environ.get('OMP_WAIT_POLICY', ''))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=300, check=True)
+    return done.stdout.split()[0]
+
+
+def test_the_service_sets_passive_waiting_before_torch_loads() -> None:
+    environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert _policy_seen_by_torch(environ) == "PASSIVE"
+
+
+def test_an_operators_own_policy_wins() -> None:
+    assert _policy_seen_by_torch({**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
