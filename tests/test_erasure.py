@@ -422,3 +422,62 @@ async def test_a_backup_restored_after_the_kek_backup_window_cannot_decrypt(worl
         await rotated_privacy.close()
         if after_window is not None:
             await after_window.close()
+
+
+async def test_rotating_the_signing_key_keeps_old_checkpoints_verifiable(world: dict, tmp_path: Path) -> None:
+    """Checkpoints signed before a rotation verify under the retired public key; unknown or forged ones fail."""
+    import base64
+    import json
+
+    from likeness_platform.blobs import LocalBlobStore
+    from likeness_privacy.domain import checkpoints as cp
+    from likeness_privacy.usecases.checkpoints import Checkpoints
+    from likeness_privacy.usecases.records import Records
+
+    w = world
+    repo, config = w["privacy"].repo, w["privacy"].config
+    retention = config.retention["access_log"]
+    sink = LocalBlobStore(tmp_path / "checkpoints")
+    old, new, stranger = (cp.signing_key(os.urandom(32)) for _ in range(3))
+
+    async def verify(checkpoints: Checkpoints) -> tuple[bool, str]:
+        ok, _, _, problem = await Records(repo, config, checkpoints).verify_ledger()
+        return ok, problem
+
+    erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    before = Checkpoints(repo, sink, old, retention)
+    assert await before.write() is not None
+    assert await verify(before) == (True, "")
+
+    # Rotate: a new signing key, the old one's public key listed as retired (its private key is gone).
+    retired = cp.public_key(cp.public_text(old.public_key()))
+    rotated = Checkpoints(repo, sink, new, retention, retired=[retired])
+    assert await verify(rotated) == (True, "")
+    assert await rotated.write() is None  # the old checkpoint still anchors the same heads
+    # Without the retired key listed, the newest checkpoint is signed by an unknown key: verification fails.
+    ok, problem = await verify(Checkpoints(repo, sink, new, retention))
+    assert not ok and f"unknown key id {cp.key_id(old.public_key())}" in problem, problem
+
+    erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    written = await rotated.write()
+    assert written is not None and written.heads["erasure_ledger"] == (await repo.chain_heads())["erasure_ledger"]
+    assert await verify(rotated) == (True, "")
+    names = sorted([e.name async for e in sink.entries()])
+    assert [cp.signer(await sink.get(n)) for n in names] == [cp.key_id(old.public_key()), cp.key_id(new.public_key())]
+
+    # A checkpoint signed by a key nobody listed, newest in the sink, fails verification (not skipped).
+    planted = "f" * 24
+    await sink.put(planted, cp.sign(stranger, cp.Checkpoint(await repo.chain_heads(), written.at)))
+    ok, problem = await verify(rotated)
+    assert not ok and f"checkpoint {planted}: signed by unknown key id {cp.key_id(stranger.public_key())}" in problem, problem
+    await sink.delete(planted)
+    # So does the newest checkpoint with its signature tampered with.
+    doc = json.loads(await sink.get(names[-1]))
+    signature = bytearray(base64.b64decode(doc["signature"]))
+    signature[0] ^= 1
+    doc["signature"] = base64.b64encode(bytes(signature)).decode()
+    await sink.put(planted, json.dumps(doc).encode())
+    ok, problem = await verify(rotated)
+    assert not ok and f"checkpoint {planted}: bad signature (key id {cp.key_id(new.public_key())})" in problem, problem

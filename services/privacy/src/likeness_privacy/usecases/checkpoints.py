@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from likeness_platform.blobs import BlobStore
 from likeness_privacy.adapters.repository import PrivacyRepository
@@ -17,14 +18,27 @@ log = structlog.get_logger("likeness.privacy")
 
 
 class Checkpoints:
-    """Writes a checkpoint when a head moved; finds the newest one our key signed."""
+    """Writes a checkpoint when a head moved; verifies the newest against the current and retired public keys."""
 
-    def __init__(self, repo: PrivacyRepository, sink: BlobStore, key: Ed25519PrivateKey, access_retention: timedelta) -> None:
+    def __init__(
+        self,
+        repo: PrivacyRepository,
+        sink: BlobStore,
+        key: Ed25519PrivateKey,
+        access_retention: timedelta,
+        retired: list[Ed25519PublicKey] | None = None,
+    ) -> None:
         self._repo = repo
         self._sink = sink
         self._key = key
         self._access_retention = access_retention
+        # Checkpoints signed before a rotation still verify under the retired public key (no private key needed).
+        self._keys = cp.keyring([*(retired or []), key.public_key()])
         self._lock = asyncio.Lock()
+
+    @property
+    def key_id(self) -> str:
+        return cp.key_id(self._key.public_key())
 
     async def write(self) -> cp.Checkpoint | None:
         """Checkpoint the current heads unless the newest checkpoint already names them; the one written."""
@@ -42,19 +56,33 @@ class Checkpoints:
             return checkpoint
 
     async def latest(self) -> cp.Checkpoint | None:
-        """The newest checkpoint signed by our key (others, and anything unreadable, are skipped)."""
-        names = sorted([entry.name async for entry in self._sink.entries()], reverse=True)
-        public = self._key.public_key()
-        for name in names:
-            found = cp.read(public, await self._sink.get(name))
-            if found is not None:
+        """The newest checkpoint that verifies under a known key (unreadable ones are logged and skipped)."""
+        async for name, found in self._newest_first():
+            if isinstance(found, cp.Checkpoint):
                 return found
-            log.warning("ledger_checkpoint_unreadable", name=name)
+            log.warning("ledger_checkpoint_unreadable", name=name, problem=str(found))
         return None
 
+    async def _newest_first(self) -> AsyncIterator[tuple[str, cp.Checkpoint | cp.CheckpointError]]:
+        names = sorted([entry.name async for entry in self._sink.entries()], reverse=True)
+        for name in names:
+            try:
+                yield name, cp.read(self._keys, await self._sink.get(name))
+            except cp.CheckpointError as exc:
+                yield name, exc
+
     async def check(self, chains: dict[str, list[chain.ChainEntry]]) -> str:
-        """'' when both chains still reach the newest checkpoint's heads; else the first problem."""
-        latest = await self.latest()
+        """'' when both chains still reach the newest checkpoint's heads; else the first problem.
+
+        The newest checkpoint must verify: one signed by a key that is neither current nor listed as retired, or
+        whose signature does not match, is a problem in itself (not skipped in favour of an older one).
+        """
+        latest: cp.Checkpoint | None = None
+        async for name, found in self._newest_first():
+            if isinstance(found, cp.CheckpointError):
+                return f"checkpoint {name}: {found}"
+            latest = found
+            break
         if latest is None:
             return ""
         swept = latest.at < datetime.now(UTC) - self._access_retention
