@@ -481,3 +481,50 @@ async def test_rotating_the_signing_key_keeps_old_checkpoints_verifiable(world: 
     await sink.put(planted, json.dumps(doc).encode())
     ok, problem = await verify(rotated)
     assert not ok and f"checkpoint {planted}: bad signature (key id {cp.key_id(new.public_key())})" in problem, problem
+
+
+async def test_an_auditor_checks_the_chains_against_the_checkpoints_with_read_only_access(
+    world: dict, database_url: str, tmp_path: Path
+) -> None:
+    """`likeness ledger verify --checkpoints DIR --public-key FILE --database-url URL`, with no mesh and no private key."""
+    import json
+
+    from click.testing import CliRunner
+
+    from likeness_client.cli import cli
+    from likeness_platform.blobs import LocalBlobStore
+    from likeness_privacy.domain import checkpoints as cp
+    from likeness_privacy.usecases.checkpoints import Checkpoints
+
+    w = world
+    erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    key = cp.signing_key(os.urandom(32))
+    sink = LocalBlobStore(tmp_path / "checkpoints")
+    written = await Checkpoints(w["privacy"].repo, sink, key, w["privacy"].config.retention["access_log"]).write()
+    assert written is not None
+    public = tmp_path / "ledger.pub"
+    public.write_text(cp.public_text(key.public_key()))
+    args = ["ledger", "verify", "--json", "--checkpoints", str(tmp_path / "checkpoints"), "--public-key", str(public)]
+
+    def audit() -> tuple[int, dict]:
+        result = CliRunner().invoke(cli, [*args, "--database-url", database_url])
+        return result.exit_code, json.loads(result.output)
+
+    code, report = await asyncio.to_thread(audit)
+    assert code == 0, report["problems"]
+    assert report["entries"]["erasure_ledger"] >= written.heads["erasure_ledger"].seq  # type: ignore[union-attr]
+    # A validly signed checkpoint the database no longer matches: a head rewritten, and one cut off.
+    head = written.heads["erasure_ledger"]
+    assert head is not None
+    rewritten = cp.Checkpoint({**written.heads, "erasure_ledger": cp.Head(head.seq, "0" * 64)}, written.at)
+    await sink.put("f" * 20, cp.sign(key, rewritten))
+    code, report = await asyncio.to_thread(audit)
+    assert code == 1 and report["problems"] == [f"erasure_ledger: entry {head.seq} differs from checkpoint {'f' * 20}"]
+    await sink.delete("f" * 20)
+    cut = cp.Checkpoint({**written.heads, "erasure_ledger": cp.Head(10**9, "1" * 64)}, written.at)
+    await sink.put("f" * 20, cp.sign(key, cut))
+    code, report = await asyncio.to_thread(audit)
+    assert code == 1 and report["problems"] == [
+        f"erasure_ledger: entry {10**9} of checkpoint {'f' * 20} is missing (the chain was cut off)"
+    ]
