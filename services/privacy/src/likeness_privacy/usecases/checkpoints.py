@@ -36,10 +36,6 @@ class Checkpoints:
         self._keys = cp.keyring([*(retired or []), key.public_key()])
         self._lock = asyncio.Lock()
 
-    @property
-    def key_id(self) -> str:
-        return cp.key_id(self._key.public_key())
-
     async def write(self) -> cp.Checkpoint | None:
         """Checkpoint the current heads unless the newest checkpoint already names them; the one written."""
         async with self._lock:
