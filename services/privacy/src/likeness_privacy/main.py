@@ -32,6 +32,8 @@ from likeness_privacy.usecases.rights import RightsConfig
 
 log = structlog.get_logger("likeness.privacy")
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# How often exports interrupted by a restart (or a replica's death) are looked for and built again.
+EXPORT_RESUME_SECONDS = 60.0
 
 
 class PrivacySettings(MailSettings):
@@ -238,6 +240,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
             lambda: use_cases.retention.run(settings.retention_interval_seconds),
             lambda: checkpoints.run(settings.ledger_checkpoint_seconds),
             lambda: _rewrap_loop(use_cases, settings.kek_rewrap_seconds),
+            lambda: use_cases.exports.run_resumer(EXPORT_RESUME_SECONDS),
         ],
         closers=[close],
         security_events=record_refusal,
