@@ -528,3 +528,40 @@ async def test_an_auditor_checks_the_chains_against_the_checkpoints_with_read_on
     assert code == 1 and report["problems"] == [
         f"erasure_ledger: entry {10**9} of checkpoint {'f' * 20} is missing (the chain was cut off)"
     ]
+
+
+async def test_no_checkpoint_is_signed_over_a_chain_cut_off_since_the_last_one(world: dict, database_url: str, tmp_path: Path) -> None:
+    """Otherwise the next periodic checkpoint would anchor the damage and VerifyLedger (newest only) would pass."""
+    from likeness_platform.blobs import LocalBlobStore
+    from likeness_privacy.domain import checkpoints as cp
+    from likeness_privacy.usecases.checkpoints import Checkpoints
+    from likeness_privacy.usecases.records import Records
+
+    w = world
+    repo, config = w["privacy"].repo, w["privacy"].config
+    for _ in range(2):
+        erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+        await _wait_completed(w["privacy"], erasure.erasure_id)
+    sink = LocalBlobStore(tmp_path / "checkpoints")
+    checkpoints = Checkpoints(repo, sink, cp.signing_key(os.urandom(32)), config.retention["access_log"])
+    assert await checkpoints.write() is not None
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        newest = await (
+            await conn.execute("SELECT seq, erasure_id, body, prev_hash, hash FROM privacy.erasure_ledger ORDER BY seq DESC LIMIT 1")
+        ).fetchone()
+        await conn.execute("DELETE FROM privacy.erasure_ledger WHERE seq = %s", (newest[0],))
+        try:
+            assert await checkpoints.write() is None  # the heads moved (back), but the cut is not signed
+            assert len([e async for e in sink.entries()]) == 1
+            ok, _, _, problem = await Records(repo, config, checkpoints).verify_ledger()
+            assert not ok and "missing" in problem, problem
+        finally:  # the database is shared by the session's tests
+            await conn.execute(
+                "INSERT INTO privacy.erasure_ledger (seq, erasure_id, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)",
+                (newest[0], newest[1], psycopg.types.json.Jsonb(newest[2]), newest[3], newest[4]),
+            )
+    # Restored, the chain extends the checkpoint again and new entries are anchored as before.
+    erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    assert await checkpoints.write() is not None
+    assert (await Records(repo, config, checkpoints).verify_ledger())[0]

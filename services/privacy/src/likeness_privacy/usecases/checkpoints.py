@@ -43,6 +43,13 @@ class Checkpoints:
             latest = await self.latest()
             if latest is not None and latest.heads == heads:
                 return None
+            if latest is not None:
+                # A new checkpoint must extend the last one: never sign heads of a chain that was cut off or
+                # rewritten since (that would bless the damage, and VerifyLedger checks only the newest).
+                problem = await self._still_reached(latest)
+                if problem:
+                    log.error("ledger_checkpoint_refused", problem=problem)
+                    return None
             now = datetime.now(UTC)
             checkpoint = cp.Checkpoint(heads, now)
             # Hex names that sort by time; the sink never overwrites (object lock on S3).
@@ -66,6 +73,23 @@ class Checkpoints:
                 yield name, cp.read(self._keys, await self._sink.get(name))
             except cp.CheckpointError as exc:
                 yield name, exc
+
+    async def _still_reached(self, latest: cp.Checkpoint) -> str:
+        """'' when every head of `latest` is still in its chain with the same hash (the access log's may have
+        been swept by retention once the checkpoint is older than it); else what is wrong."""
+        swept = latest.at < datetime.now(UTC) - self._access_retention
+        for name in cp.CHAINS:
+            head = latest.heads.get(name)
+            if head is None:
+                continue
+            digest, first = await self._repo.chain_entry(name, head.seq)
+            if digest == head.hash:
+                continue
+            if digest is not None:
+                return f"{name}: entry {head.seq} differs from the signed checkpoint"
+            if not (swept and name == "access_log" and first is not None and first > head.seq):
+                return f"{name}: entry {head.seq} of the signed checkpoint is missing (the chain was cut off)"
+        return ""
 
     async def check(self, chains: dict[str, list[chain.ChainEntry]]) -> str:
         """'' when both chains still reach the newest checkpoint's heads; else the first problem.
