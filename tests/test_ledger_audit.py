@@ -68,3 +68,21 @@ def test_offline_verification_refuses_bad_keys_and_missing_arguments(tmp_path: P
     good.write_text(cp.public_text(cp.signing_key(os.urandom(32)).public_key()))
     code, report = _verify("--checkpoints", str(tmp_path / "cps"), "--public-key", str(good))
     assert code == 1 and report["problems"] == [f"no checkpoints under {tmp_path / 'cps'}"]  # nothing to anchor is not ok
+
+
+def test_the_public_key_of_a_signing_key_is_what_privacy_verifies_with(tmp_path: Path) -> None:
+    """`likeness ledger public-key SEED_FILE`: the line to list as retired when rotating, and to give an auditor."""
+    seed = os.urandom(32)
+    seed_file = tmp_path / "seed"
+    seed_file.write_text(base64.b64encode(seed).decode() + "\n")
+    result = CliRunner().invoke(cli, ["ledger", "public-key", str(seed_file)])
+    public = cp.signing_key(seed).public_key()
+    assert result.exit_code == 0 and result.output == f"{cp.public_text(public)}  # key id {cp.key_id(public)}\n"
+    # The line is a key file as `verify --public-key` reads it (the comment is ignored).
+    key_file = tmp_path / "ledger.pub"
+    key_file.write_text(result.output)
+    from likeness_client.ledger import load_public_keys
+
+    assert list(load_public_keys([key_file])) == [cp.key_id(public)]
+    result = CliRunner().invoke(cli, ["ledger", "public-key", "-"], input=base64.b64encode(b"short").decode())
+    assert result.exit_code == 2 and "32-byte" in result.output

@@ -293,6 +293,23 @@ def ledger_verify(
     _verify_offline(checkpoint_dir, public_keys, database_url, access_retention_days, as_json)
 
 
+@ledger.command("public-key")
+@click.argument("seed_file", type=click.File("r"))
+def ledger_public_key(seed_file: Any) -> None:
+    """The public key and key id of a ledger signing key (SEED_FILE: base64 of the 32-byte seed; - for stdin).
+
+    What to list in LIKENESS_LEDGER_RETIRED_PUBLIC_KEYS when rotating it away, and to give an auditor.
+    """
+    from likeness_client import ledger as audit
+
+    try:
+        public = audit.public_of_seed(seed_file.read())
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"{audit.public_text(public)}  # key id {audit.key_id(public)}")
+
+
 def _verify_offline(checkpoint_dir: Path, public_keys: tuple[Path, ...], database_url: str, retention_days: int, as_json: bool) -> None:
     from datetime import timedelta
 

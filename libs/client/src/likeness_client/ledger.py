@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
 CHAINS = ("erasure_ledger", "access_log")
@@ -37,6 +37,21 @@ class KeyFileError(ValueError):
 
 def key_id(public: Ed25519PublicKey) -> str:
     return hashlib.sha256(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).digest()[:8].hex()
+
+
+def public_text(public: Ed25519PublicKey) -> str:
+    return base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def public_of_seed(encoded: str) -> Ed25519PublicKey:
+    """The public key of a signing key given as base64 of its 32-byte seed (LIKENESS_LEDGER_SIGNING_KEY)."""
+    try:
+        seed = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the signing key must be base64 of a 32-byte Ed25519 seed") from None
+    if len(seed) != 32:
+        raise ValueError(f"the signing key must be base64 of a 32-byte Ed25519 seed, got {len(seed)} bytes")
+    return Ed25519PrivateKey.from_private_bytes(seed).public_key()
 
 
 def load_public_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
