@@ -422,3 +422,146 @@ async def test_a_backup_restored_after_the_kek_backup_window_cannot_decrypt(worl
         await rotated_privacy.close()
         if after_window is not None:
             await after_window.close()
+
+
+async def test_rotating_the_signing_key_keeps_old_checkpoints_verifiable(world: dict, tmp_path: Path) -> None:
+    """Checkpoints signed before a rotation verify under the retired public key; unknown or forged ones fail."""
+    import base64
+    import json
+
+    from likeness_platform.blobs import LocalBlobStore
+    from likeness_privacy.domain import checkpoints as cp
+    from likeness_privacy.usecases.checkpoints import Checkpoints
+    from likeness_privacy.usecases.records import Records
+
+    w = world
+    repo, config = w["privacy"].repo, w["privacy"].config
+    retention = config.retention["access_log"]
+    sink = LocalBlobStore(tmp_path / "checkpoints")
+    old, new, stranger = (cp.signing_key(os.urandom(32)) for _ in range(3))
+
+    async def verify(checkpoints: Checkpoints) -> tuple[bool, str]:
+        ok, _, _, problem = await Records(repo, config, checkpoints).verify_ledger()
+        return ok, problem
+
+    erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    before = Checkpoints(repo, sink, old, retention)
+    assert await before.write() is not None
+    assert await verify(before) == (True, "")
+
+    # Rotate: a new signing key, the old one's public key listed as retired (its private key is gone).
+    retired = cp.public_key(cp.public_text(old.public_key()))
+    rotated = Checkpoints(repo, sink, new, retention, retired=[retired])
+    assert await verify(rotated) == (True, "")
+    assert await rotated.write() is None  # the old checkpoint still anchors the same heads
+    # Without the retired key listed, the newest checkpoint is signed by an unknown key: verification fails.
+    ok, problem = await verify(Checkpoints(repo, sink, new, retention))
+    assert not ok and f"unknown key id {cp.key_id(old.public_key())}" in problem, problem
+
+    erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    written = await rotated.write()
+    assert written is not None and written.heads["erasure_ledger"] == (await repo.chain_heads())["erasure_ledger"]
+    assert await verify(rotated) == (True, "")
+    names = sorted([e.name async for e in sink.entries()])
+    assert [cp.signer(await sink.get(n)) for n in names] == [cp.key_id(old.public_key()), cp.key_id(new.public_key())]
+
+    # A checkpoint signed by a key nobody listed, newest in the sink, fails verification (not skipped).
+    planted = "f" * 24
+    await sink.put(planted, cp.sign(stranger, cp.Checkpoint(await repo.chain_heads(), written.at)))
+    ok, problem = await verify(rotated)
+    assert not ok and f"checkpoint {planted}: signed by unknown key id {cp.key_id(stranger.public_key())}" in problem, problem
+    await sink.delete(planted)
+    # So does the newest checkpoint with its signature tampered with.
+    doc = json.loads(await sink.get(names[-1]))
+    signature = bytearray(base64.b64decode(doc["signature"]))
+    signature[0] ^= 1
+    doc["signature"] = base64.b64encode(bytes(signature)).decode()
+    await sink.put(planted, json.dumps(doc).encode())
+    ok, problem = await verify(rotated)
+    assert not ok and f"checkpoint {planted}: bad signature (key id {cp.key_id(new.public_key())})" in problem, problem
+
+
+async def test_an_auditor_checks_the_chains_against_the_checkpoints_with_read_only_access(
+    world: dict, database_url: str, tmp_path: Path
+) -> None:
+    """`likeness ledger verify --checkpoints DIR --public-key FILE --database-url URL`, with no mesh and no private key."""
+    import json
+
+    from click.testing import CliRunner
+
+    from likeness_client.cli import cli
+    from likeness_platform.blobs import LocalBlobStore
+    from likeness_privacy.domain import checkpoints as cp
+    from likeness_privacy.usecases.checkpoints import Checkpoints
+
+    w = world
+    erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    key = cp.signing_key(os.urandom(32))
+    sink = LocalBlobStore(tmp_path / "checkpoints")
+    written = await Checkpoints(w["privacy"].repo, sink, key, w["privacy"].config.retention["access_log"]).write()
+    assert written is not None
+    public = tmp_path / "ledger.pub"
+    public.write_text(cp.public_text(key.public_key()))
+    args = ["ledger", "verify", "--json", "--checkpoints", str(tmp_path / "checkpoints"), "--public-key", str(public)]
+
+    def audit() -> tuple[int, dict]:
+        result = CliRunner().invoke(cli, [*args, "--database-url", database_url])
+        return result.exit_code, json.loads(result.output)
+
+    code, report = await asyncio.to_thread(audit)
+    assert code == 0, report["problems"]
+    assert report["entries"]["erasure_ledger"] >= written.heads["erasure_ledger"].seq  # type: ignore[union-attr]
+    # A validly signed checkpoint the database no longer matches: a head rewritten, and one cut off.
+    head = written.heads["erasure_ledger"]
+    assert head is not None
+    rewritten = cp.Checkpoint({**written.heads, "erasure_ledger": cp.Head(head.seq, "0" * 64)}, written.at)
+    await sink.put("f" * 20, cp.sign(key, rewritten))
+    code, report = await asyncio.to_thread(audit)
+    assert code == 1 and report["problems"] == [f"erasure_ledger: entry {head.seq} differs from checkpoint {'f' * 20}"]
+    await sink.delete("f" * 20)
+    cut = cp.Checkpoint({**written.heads, "erasure_ledger": cp.Head(10**9, "1" * 64)}, written.at)
+    await sink.put("f" * 20, cp.sign(key, cut))
+    code, report = await asyncio.to_thread(audit)
+    assert code == 1 and report["problems"] == [
+        f"erasure_ledger: entry {10**9} of checkpoint {'f' * 20} is missing (the chain was cut off)"
+    ]
+
+
+async def test_no_checkpoint_is_signed_over_a_chain_cut_off_since_the_last_one(world: dict, database_url: str, tmp_path: Path) -> None:
+    """Otherwise the next periodic checkpoint would anchor the damage and VerifyLedger (newest only) would pass."""
+    from likeness_platform.blobs import LocalBlobStore
+    from likeness_privacy.domain import checkpoints as cp
+    from likeness_privacy.usecases.checkpoints import Checkpoints
+    from likeness_privacy.usecases.records import Records
+
+    w = world
+    repo, config = w["privacy"].repo, w["privacy"].config
+    for _ in range(2):
+        erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+        await _wait_completed(w["privacy"], erasure.erasure_id)
+    sink = LocalBlobStore(tmp_path / "checkpoints")
+    checkpoints = Checkpoints(repo, sink, cp.signing_key(os.urandom(32)), config.retention["access_log"])
+    assert await checkpoints.write() is not None
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        newest = await (
+            await conn.execute("SELECT seq, erasure_id, body, prev_hash, hash FROM privacy.erasure_ledger ORDER BY seq DESC LIMIT 1")
+        ).fetchone()
+        await conn.execute("DELETE FROM privacy.erasure_ledger WHERE seq = %s", (newest[0],))
+        try:
+            assert await checkpoints.write() is None  # the heads moved (back), but the cut is not signed
+            assert len([e async for e in sink.entries()]) == 1
+            ok, _, _, problem = await Records(repo, config, checkpoints).verify_ledger()
+            assert not ok and "missing" in problem, problem
+        finally:  # the database is shared by the session's tests
+            await conn.execute(
+                "INSERT INTO privacy.erasure_ledger (seq, erasure_id, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)",
+                (newest[0], newest[1], psycopg.types.json.Jsonb(newest[2]), newest[3], newest[4]),
+            )
+    # Restored, the chain extends the checkpoint again and new entries are anchored as before.
+    erasure = await w["privacy"].erasures.request(await _populate(w), "user_request")
+    await _wait_completed(w["privacy"], erasure.erasure_id)
+    assert await checkpoints.write() is not None
+    assert (await Records(repo, config, checkpoints).verify_ledger())[0]

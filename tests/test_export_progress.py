@@ -165,3 +165,66 @@ async def test_a_build_that_fails_says_why_and_keeps_nothing(world: dict[str, An
     w["photos"].fail = False
     reply = await w["client"].get("/v1/me/export", headers=w["auth"])
     assert reply.status_code == 200 and len(_photos_in(reply.content)) == 8
+
+
+async def test_an_export_interrupted_by_a_privacy_restart_is_built_again(world: dict[str, Any]) -> None:
+    """A shutdown cancels the build (EXPORT_INTERRUPTED); privacy's resumer builds it again, which the poll then shows;
+    a build whose process died (no longer moving) is resumed the same way, and none is restarted forever."""
+    from datetime import timedelta
+
+    from likeness_privacy.usecases.export import MAX_RESTARTS
+
+    w = world
+    exports = w["privacy"].exports
+    started = await w["client"].get("/v1/me/export", headers={**w["auth"], "Prefer": "respond-async"})
+    first = started.json()["export_id"]
+    await _until(w, lambda p: p["state"] == "building" and p["bytes_gathered"] >= 5 * MiB)  # held at photo 5
+    for task in list(exports._building):  # what stopping privacy does to a build in flight
+        task.cancel()
+    interrupted = (await _until(w, lambda p: p["state"] != "building"))[-1]
+    assert (interrupted["export_id"], interrupted["state"], interrupted["error_code"]) == (first, "failed", "EXPORT_INTERRUPTED")
+
+    assert await exports.resume_interrupted() == 1  # what the resumer does when privacy starts again
+    again = await _progress(w)
+    assert again["state"] == "building" and again["export_id"] != first
+    assert await exports.resume_interrupted() == 0  # claimed once: a second replica's resumer finds nothing
+    w["photos"].gate.set()
+    ready = (await _until(w, lambda p: p["state"] != "building"))[-1]
+    assert ready["state"] == "ready" and ready["export_id"] == again["export_id"]
+    async with w["privacy"].repo.pool.connection() as conn:
+        row = await (await conn.execute("SELECT state, error_code FROM exports WHERE export_id = %s", (first,))).fetchone()
+    assert row == ("failed", "EXPORT_RESTARTED")
+    reply = await w["client"].get("/v1/me/export", headers=w["auth"])
+    assert reply.status_code == 200 and len(_photos_in(reply.content)) == 8
+
+    # A build on a replica that died stops moving; once stale it is resumed too, but only MAX_RESTARTS times in all.
+    # (Driven through privacy's use cases from here: polling the gateway this often would be rate-limited.)
+    async with w["privacy"].repo.pool.connection() as conn:
+        subject = str((await (await conn.execute("SELECT subject_id FROM exports WHERE export_id = %s", (first,))).fetchone())[0])
+
+    async def settled() -> Any:
+        deadline = time.monotonic() + 20
+        while (seen := await exports.progress(subject)).state == "building":
+            assert time.monotonic() < deadline, seen
+            await asyncio.sleep(0.05)
+        return seen
+
+    restarts = [1]
+    for _ in range(MAX_RESTARTS + 1):
+        building = await exports.start(subject)
+        await settled()  # (the gate is open: it completes; then it is rewound to a stale build)
+        async with w["privacy"].repo.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE exports SET state = 'building', updated_at = now() - %s WHERE export_id = %s",
+                (timedelta(minutes=10), building.export_id),
+            )
+        stale = await exports.progress(subject)
+        assert (stale.state, stale.error_code) == ("failed", "EXPORT_INTERRUPTED")
+        restarts.append(await exports.resume_interrupted())
+        if not restarts[-1]:
+            break
+        assert (await exports.progress(subject)).export_id != building.export_id
+    # The first restart plus one more reach the cap: the last interrupted build is left as it is, and says so.
+    assert restarts == [1] * MAX_RESTARTS + [0], restarts
+    last = await exports.progress(subject)
+    assert (last.export_id, last.state, last.error_code) == (building.export_id, "failed", "EXPORT_INTERRUPTED")

@@ -508,11 +508,21 @@ def test_every_render_sets_what_production_needs_beyond_starting(renders: dict[s
 def test_privacys_keys_and_ledger_settings_reach_it_as_given(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
 ) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     from likeness_privacy.main import build_config
 
     old = base64.b64encode(bytes(range(200, 232))).decode()
     minimal_values["privacyKeys"].update(kekId="kek-2", retiredKeks={"kek-1": f"{old}@2999-01-01"}, backupWindowDays=40, rewrapSeconds=900)
-    minimal_values["ledgerCheckpoints"] = {"backend": "local", "intervalSeconds": 120, "local": {"existingClaim": "ledger"}}
+    retired_signer = Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    retired_public = base64.b64encode(retired_signer).decode()
+    minimal_values["ledgerCheckpoints"] = {
+        "backend": "local",
+        "intervalSeconds": 120,
+        "retiredPublicKeys": [retired_public],
+        "local": {"existingClaim": "ledger"},
+    }
     rendered = render_chart(minimal_values)
     env = resolved_env(rendered, "privacy", release[0])
     settings = load_settings(monkeypatch, settings_class("privacy"), env)
@@ -522,6 +532,14 @@ def test_privacys_keys_and_ledger_settings_reach_it_as_given(
     config = build_config(settings)
     assert config.kek_for("kek-1") == bytes(range(200, 232))
     assert config.pseudonym_key == bytes(range(100, 132)) and config.ledger_signing_key == bytes(range(140, 172))
+    # Retired ledger signing keys: public keys only, a plain value (nothing secret), parsed and checked at start.
+    assert settings.ledger_retired_public_keys == [retired_public] and config.ledger_retired_public_keys == [retired_public]
+    assert rendered.env("privacy")["LIKENESS_LEDGER_RETIRED_PUBLIC_KEYS"][0] != "secret"
+    assert "LIKENESS_LEDGER_RETIRED_PUBLIC_KEYS" not in render_chart({**minimal_values, "ledgerCheckpoints": {}}).env("privacy")
+    minimal_values["ledgerCheckpoints"]["retiredPublicKeys"] = ["not-a-key"]
+    with pytest.raises(helm.HelmError):
+        render_chart(minimal_values)  # the schema: base64 of 32 bytes
+    minimal_values["ledgerCheckpoints"]["retiredPublicKeys"] = [retired_public]
     # The checkpoint folder is a volume of its own (the root filesystem is read-only): here the operator's claim.
     mounts = {m["mountPath"]: m["name"] for m in rendered.container("privacy")["volumeMounts"]}
     assert mounts[settings.ledger_checkpoint_dir] == "ledger-checkpoints"

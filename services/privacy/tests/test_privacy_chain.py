@@ -75,22 +75,63 @@ def test_after_retention_the_first_kept_entry_is_the_anchor_but_must_still_match
     assert chain.verify(kept) == (0, "entry 3: hash does not match its content")
 
 
-def test_a_checkpoint_is_read_only_when_our_key_signed_it_unchanged() -> None:
+def test_a_checkpoint_is_read_only_when_a_known_key_signed_it_unchanged() -> None:
     import json
     import os
     from datetime import UTC, datetime
 
+    import pytest
+
     from likeness_privacy.domain import checkpoints as cp
 
     ours, theirs = cp.signing_key(os.urandom(32)), cp.signing_key(os.urandom(32))
+    keys = cp.keyring([ours.public_key()])
     point = cp.Checkpoint({"erasure_ledger": cp.Head(4, "ab" * 32), "access_log": None}, datetime.now(UTC))
     signed = cp.sign(ours, point)
-    assert cp.read(ours.public_key(), signed) == point
-    assert cp.read(ours.public_key(), cp.sign(theirs, point)) is None  # another key's checkpoint is not an anchor
+    assert cp.read(keys, signed) == point
+    assert json.loads(signed)["key_id"] == cp.key_id(ours.public_key()) and len(cp.key_id(ours.public_key())) == 16
+    with pytest.raises(cp.CheckpointError, match=f"unknown key id {cp.key_id(theirs.public_key())}"):
+        cp.read(keys, cp.sign(theirs, point))  # another key's checkpoint is not an anchor
     doc = json.loads(signed)
     doc["body"]["heads"]["erasure_ledger"]["seq"] = 3  # moved back to before a cut-off head
-    assert cp.read(ours.public_key(), json.dumps(doc).encode()) is None
-    assert cp.read(ours.public_key(), b"not json") is None
+    with pytest.raises(cp.CheckpointError, match="bad signature"):
+        cp.read(keys, json.dumps(doc).encode())
+    # Claiming a known key id does not help a checkpoint another key signed.
+    forged = json.loads(cp.sign(theirs, point))
+    forged["key_id"] = cp.key_id(ours.public_key())
+    with pytest.raises(cp.CheckpointError, match="bad signature"):
+        cp.read(keys, json.dumps(forged).encode())
+    with pytest.raises(cp.CheckpointError, match="not a checkpoint"):
+        cp.read(keys, b"not json")
+
+
+def test_after_rotation_checkpoints_of_a_listed_retired_key_still_verify() -> None:
+    import base64
+    import json
+    import os
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from likeness_privacy.domain import checkpoints as cp
+
+    old, new = cp.signing_key(os.urandom(32)), cp.signing_key(os.urandom(32))
+    point = cp.Checkpoint({"erasure_ledger": cp.Head(2, "cd" * 32), "access_log": cp.Head(9, "ef" * 32)}, datetime.now(UTC))
+    before, after = cp.sign(old, point), cp.sign(new, point)
+    # The verifier holds public keys only: the retired one given as text, as in LIKENESS_LEDGER_RETIRED_PUBLIC_KEYS.
+    keys = cp.keyring([new.public_key(), cp.public_key(cp.public_text(old.public_key()))])
+    assert cp.read(keys, before) == point and cp.read(keys, after) == point
+    with pytest.raises(cp.CheckpointError, match="unknown key id"):
+        cp.read(cp.keyring([new.public_key()]), before)  # not listed: refused
+    # Checkpoints written before key ids (they carried the base64 public key) verify under the same id.
+    legacy = json.loads(before)
+    legacy["key"] = legacy.pop("public_key")
+    del legacy["key_id"]
+    assert cp.signer(json.dumps(legacy).encode()) == cp.key_id(old.public_key())
+    assert cp.read(keys, json.dumps(legacy).encode()) == point
+    for bad in ("", "not base64!", base64.b64encode(b"short").decode()):
+        with pytest.raises(ValueError, match="32 bytes"):
+            cp.public_key(bad)
 
 
 def test_the_chain_must_still_reach_the_checkpointed_head() -> None:

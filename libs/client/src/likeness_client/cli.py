@@ -244,15 +244,113 @@ def ledger() -> None:
 
 
 @ledger.command("verify")
+@click.option(
+    "--checkpoints",
+    "checkpoint_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Verify offline, without the mesh: the folder of signed checkpoints (the local sink, or a copy of the S3 prefix).",
+)
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file with a signing key's public key (PEM, or base64 of the 32 raw bytes, one a line): current and retired.",
+)
+@click.option(
+    "--database-url",
+    envvar="LIKENESS_AUDIT_DATABASE_URL",
+    default="",
+    help="With --checkpoints: also check the chains, read from privacy's tables (read-only access suffices).",
+)
+@click.option("--access-retention-days", default=365, show_default=True, type=click.IntRange(1), help="The access log's retention.")
+@click.option("--json", "as_json", is_flag=True, help="Offline mode: print the report as JSON.")
 @click.pass_context
-def ledger_verify(ctx: click.Context) -> None:
-    """Check the hash chains; exits 1 when a link is broken."""
-    with _client(ctx) as client:
-        reply = _guard(lambda: client.verify_ledger())
-    if reply.ok:
-        console.print(f"[green]ok[/]: {reply.erasure_entries} erasure entries, {reply.access_entries} access entries")
+def ledger_verify(
+    ctx: click.Context,
+    checkpoint_dir: Path | None,
+    public_keys: tuple[Path, ...],
+    database_url: str,
+    access_retention_days: int,
+    as_json: bool,
+) -> None:
+    """Check the hash chains; exits 1 when a link is broken.
+
+    Without --checkpoints, privacy checks them (VerifyLedger over gRPC). With --checkpoints and --public-key,
+    this machine checks every checkpoint's signature itself, and with --database-url the chains against them.
+    """
+    if checkpoint_dir is None:
+        if public_keys or database_url:
+            _fail("--public-key and --database-url verify offline: give --checkpoints DIR too")
+        with _client(ctx) as client:
+            reply = _guard(lambda: client.verify_ledger())
+        if reply.ok:
+            console.print(f"[green]ok[/]: {reply.erasure_entries} erasure entries, {reply.access_entries} access entries")
+        else:
+            console.print(f"[red]broken[/]: {reply.problem}")
+            sys.exit(1)
+        return
+    _verify_offline(checkpoint_dir, public_keys, database_url, access_retention_days, as_json)
+
+
+@ledger.command("public-key")
+@click.argument("seed_file", type=click.File("r"))
+def ledger_public_key(seed_file: Any) -> None:
+    """The public key and key id of a ledger signing key (SEED_FILE: base64 of the 32-byte seed; - for stdin).
+
+    What to list in LIKENESS_LEDGER_RETIRED_PUBLIC_KEYS when rotating it away, and to give an auditor.
+    """
+    from likeness_client import ledger as audit
+
+    try:
+        public = audit.public_of_seed(seed_file.read())
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"{audit.public_text(public)}  # key id {audit.key_id(public)}")
+
+
+def _verify_offline(checkpoint_dir: Path, public_keys: tuple[Path, ...], database_url: str, retention_days: int, as_json: bool) -> None:
+    from datetime import timedelta
+
+    from likeness_client import ledger as audit
+
+    if not public_keys:
+        _fail("--checkpoints needs --public-key: the public keys that may have signed them (current and retired)")
+    try:
+        keys = audit.load_public_keys(public_keys)
+    except (audit.KeyFileError, ValueError) as exc:
+        _fail(f"public key: {exc}")
+        return
+    report = audit.Report()
+    audit.verify_checkpoints(checkpoint_dir, keys, report)
+    if database_url:
+        try:
+            chains = audit.chains_from_database(database_url)
+        except Exception as exc:  # the driver's errors are many; the auditor needs the message
+            _fail(f"reading the chains: {type(exc).__name__}: {exc}")
+            return
+        audit.verify_chains(chains, report, timedelta(days=retention_days))
+    newest = report.checkpoints[-1] if report.checkpoints else None
+    if as_json:
+        out = {
+            "ok": report.ok,
+            "checkpoints": len(report.checkpoints),
+            "key_ids": sorted({c.key_id for c in report.checkpoints}),
+            "newest": {"name": newest.name, "at": newest.at.isoformat(), "heads": newest.heads} if newest else None,
+            "entries": report.entries,
+            "problems": report.problems,
+        }
+        click.echo(json.dumps(out, sort_keys=True))
+    elif report.ok:
+        what = f"{len(report.checkpoints)} checkpoints signed by {', '.join(sorted({c.key_id for c in report.checkpoints}))}"
+        if report.entries:
+            what += f"; {report.entries['erasure_ledger']} erasure entries, {report.entries['access_log']} access entries reach them"
+        console.print(f"[green]ok[/]: {what}", highlight=False)
     else:
-        console.print(f"[red]broken[/]: {reply.problem}")
+        for problem in report.problems:
+            console.print(f"[red]broken[/]: {problem}", highlight=False)
+    if not report.ok:
         sys.exit(1)
 
 

@@ -22,6 +22,7 @@ from likeness_platform.server import Wiring, run_service
 from likeness_privacy.adapters.apns import ApnsConfig, ApnsSender
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import APPEND_ONLY, PrivacyRepository
+from likeness_privacy.domain.checkpoints import key_id, public_key, public_text, signing_key
 from likeness_privacy.domain.keys import KeyError_, parse_kek
 from likeness_privacy.grpc_api import PrivacyServicer, service_name
 from likeness_privacy.grpc_rights import RightsServicer
@@ -31,6 +32,8 @@ from likeness_privacy.usecases.rights import RightsConfig
 
 log = structlog.get_logger("likeness.privacy")
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# How often exports interrupted by a restart (or a replica's death) are looked for and built again.
+EXPORT_RESUME_SECONDS = 60.0
 
 
 class PrivacySettings(MailSettings):
@@ -64,6 +67,10 @@ class PrivacySettings(MailSettings):
     export_max_bytes: int = 2 * 1024**3
     # Base64 32-byte Ed25519 seed signing the ledger checkpoints; derived from the KEK when empty.
     ledger_signing_key: str = ""
+    # JSON list of the public keys (base64 of 32 raw bytes) of retired signing keys. To rotate: give a new
+    # `ledger_signing_key` and list the old key's public key here, so the checkpoints it signed still verify.
+    # Public keys only: verifying never needs an old private key (destroy it).
+    ledger_retired_public_keys: list[str] = []
     # Where signed checkpoints of the ledger's head go: outside the database, append-only
     # (local: a folder; s3: a bucket prefix, which should have object lock in compliance mode).
     ledger_checkpoint_backend: str = "local"
@@ -94,16 +101,22 @@ def build_config(settings: PrivacySettings) -> PrivacyConfig:
         pseudonym_key = base64.b64decode(settings.pseudonym_key)
     else:
         pseudonym_key = hmac.new(kek, b"likeness-pseudonyms", hashlib.sha256).digest()
-    if settings.ledger_signing_key:
-        signing_seed = base64.b64decode(settings.ledger_signing_key)
-    else:
-        signing_seed = hmac.new(kek, b"likeness-ledger-signing", hashlib.sha256).digest()
+    try:
+        if settings.ledger_signing_key:
+            signing_seed = base64.b64decode(settings.ledger_signing_key, validate=True)
+        else:
+            signing_seed = hmac.new(kek, b"likeness-ledger-signing", hashlib.sha256).digest()
+        signing_key(signing_seed)
+        retired = [public_key(k) for k in settings.ledger_retired_public_keys]
+    except ValueError as exc:
+        raise SystemExit(f"LIKENESS_LEDGER_SIGNING_KEY / LIKENESS_LEDGER_RETIRED_PUBLIC_KEYS: {exc}") from None
     return PrivacyConfig(
         kek=kek,
         kek_id=settings.kek_id,
         retired_keks=retired_keks(settings.retired_keks, settings.kek_backup_window_days, datetime.now(UTC)),
         pseudonym_key=pseudonym_key,
         ledger_signing_key=signing_seed,
+        ledger_retired_public_keys=[public_text(k) for k in retired],
         retry_base_seconds=settings.erasure_retry_base_seconds,
         retry_cap_seconds=settings.erasure_retry_cap_seconds,
         erasure_poll_seconds=settings.erasure_poll_seconds,
@@ -173,6 +186,14 @@ class PrivacyWiring(Wiring[PrivacySettings]):
 async def build(settings: PrivacySettings) -> PrivacyWiring:
     """The privacy service's one composition root: adapters, use cases, servicers, background loops."""
     config = build_config(settings)
+    # Public facts an auditor needs to verify the checkpoints offline (`likeness ledger verify --checkpoints`).
+    signing = signing_key(config.ledger_signing_key).public_key()
+    log.info(
+        "ledger_signing_key",
+        key_id=key_id(signing),
+        public_key=public_text(signing),
+        retired_key_ids=[key_id(public_key(k)) for k in config.ledger_retired_public_keys],
+    )
     pool = await open_service_pool(settings, "privacy", MIGRATIONS, append_only=APPEND_ONLY)
     holders = [
         RemoteHolder(name, addr, settings, settings.holder_timeout_seconds, settings.holder_export_timeout_seconds)
@@ -219,6 +240,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
             lambda: use_cases.retention.run(settings.retention_interval_seconds),
             lambda: checkpoints.run(settings.ledger_checkpoint_seconds),
             lambda: _rewrap_loop(use_cases, settings.kek_rewrap_seconds),
+            lambda: use_cases.exports.run_resumer(EXPORT_RESUME_SECONDS),
         ],
         closers=[close],
         security_events=record_refusal,

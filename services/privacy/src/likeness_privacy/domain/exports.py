@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-# A build that has not moved for this long was interrupted (privacy restarted mid-build): it is reported failed.
+# A build that has not moved for this long was interrupted (privacy died mid-build): it is reported failed, and
+# privacy's resumer builds it again (Exports.resume_interrupted).
 STALE_AFTER = timedelta(minutes=5)
 
 # Content types already compressed: stored in the zip as they are (deflating them costs CPU and saves nothing).

@@ -19,7 +19,7 @@ from likeness_platform.categories import Category
 from likeness_platform.mail import MailSender
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.adapters.repository.rights import RightsRepository
-from likeness_privacy.domain.checkpoints import signing_key
+from likeness_privacy.domain.checkpoints import public_key, signing_key
 from likeness_privacy.usecases.checkpoints import Checkpoints
 from likeness_privacy.usecases.erasure import Erasures
 from likeness_privacy.usecases.export import Exports
@@ -69,7 +69,13 @@ def build_use_cases(
     holders = Holders(SelfHolder(repo, config, rights_data), remote_holders)
     checkpoints = None
     if checkpoint_sink is not None:
-        checkpoints = Checkpoints(repo, checkpoint_sink, signing_key(config.ledger_signing_key), config.retention[Category.ACCESS_LOG])
+        checkpoints = Checkpoints(
+            repo,
+            checkpoint_sink,
+            signing_key(config.ledger_signing_key),
+            config.retention[Category.ACCESS_LOG],
+            [public_key(k) for k in config.ledger_retired_public_keys],
+        )
     erasures = Erasures(repo, holders, config, checkpoints)
     subjects = Subjects(repo, config, erasures)
     keys.subjects = subjects

@@ -21,7 +21,7 @@ from likeness_platform.crypto import open_sealed, seal
 from likeness_platform.errors import DomainError, NotFound, ResourceExhausted, Unavailable
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain.errors import describe_error
-from likeness_privacy.domain.exports import ExportProgress, already_compressed
+from likeness_privacy.domain.exports import STALE_AFTER, ExportProgress, already_compressed
 from likeness_privacy.usecases.ports import Holders, PrivacyConfig
 from likeness_privacy.usecases.subjects import Subjects
 
@@ -32,6 +32,8 @@ SPOOL_BYTES = 4 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 # Progress is written at most this often while items arrive (and after each holder).
 PROGRESS_EVERY_SECONDS = 0.25
+# An interrupted build (privacy stopped or died mid-build) is started again this often at most per export's life.
+MAX_RESTARTS = 2
 
 
 class Exports:
@@ -73,6 +75,34 @@ class Exports:
         self._building.add(task)
         task.add_done_callback(self._building.discard)
         return started
+
+    async def resume_interrupted(self) -> int:
+        """Start again the builds a privacy restart interrupted (on any replica); how many were started.
+
+        A build is not resumed half-way (the spooled zip died with its process): a new export of the subject is
+        built in the background, which GET /v1/me/export then reports, and the interrupted one reads
+        EXPORT_RESTARTED. A subject whose builds keep being interrupted gets at most MAX_RESTARTS of them.
+        """
+        restarted = 0
+        for export_id, subject_id in await self._repo.claim_interrupted_exports(STALE_AFTER, MAX_RESTARTS):
+            try:
+                started = await self.start(subject_id)
+            except Exception as exc:  # e.g. the subject is being erased: its exports go with it
+                log.warning("export_restart_failed", error=describe_error(exc))
+                await self._repo.unclaim_export(export_id)
+                continue
+            log.info("export_restarted", export_id=started.export_id, interrupted=export_id)
+            restarted += 1
+        return restarted
+
+    async def run_resumer(self, interval_seconds: float) -> None:
+        """Background loop: at start (a restart's cancelled builds) and every interval (a dead replica's stale ones)."""
+        while True:
+            try:
+                await self.resume_interrupted()
+            except Exception as exc:
+                log.error("export_resume_failed", error=describe_error(exc))
+            await asyncio.sleep(interval_seconds)
 
     async def progress(self, subject_id: str) -> ExportProgress | None:
         """The subject's latest unexpired export as far as it has got; None when there is none."""

@@ -25,6 +25,8 @@ class PrivacyConfig:
     retired_keks: dict[str, bytes] = field(default_factory=dict)
     # Ed25519 seed signing the ledger's checkpoints (never stored in the database).
     ledger_signing_key: bytes = b"\x00" * 32
+    # Public keys (base64 of 32 raw bytes) of retired signing keys: checkpoints they signed still verify.
+    ledger_retired_public_keys: list[str] = field(default_factory=list)
     retry_base_seconds: float = 0.5
     retry_cap_seconds: float = 30.0
     export_ttl: timedelta = timedelta(hours=1)

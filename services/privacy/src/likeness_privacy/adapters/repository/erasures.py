@@ -184,3 +184,16 @@ class ErasuresRepository(RepositoryBase):
                 row = await cur.fetchone()
                 heads[table] = checkpoints.Head(int(row[0]), row[1]) if row else None
         return heads
+
+    async def chain_entry(self, table: str, seq: int) -> tuple[str | None, int | None]:
+        """(the hash of that chain's entry `seq` or None when it is not there, the chain's first seq or None)."""
+        if table not in checkpoints.CHAINS:
+            raise ValueError(f"not a hash chain: {table}")
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                sql.SQL("SELECT (SELECT hash FROM {t} WHERE seq = %s), (SELECT min(seq) FROM {t})").format(t=sql.Identifier(table)),
+                (seq,),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return row[0], (int(row[1]) if row[1] is not None else None)

@@ -119,3 +119,39 @@ class ExportsRepository(RepositoryBase):
     async def drop_export(self, export_id: str) -> None:
         async with self.pool.connection() as conn:
             await conn.execute("DELETE FROM exports WHERE export_id = %s", (uuid.UUID(export_id),))
+
+    async def claim_interrupted_exports(self, stale_after: timedelta, max_restarts: int, limit: int = 20) -> list[tuple[str, str]]:
+        """Interrupted builds to start again, claimed once across replicas: (export id, subject id) each.
+
+        Interrupted: cancelled by a shutdown (failed, EXPORT_INTERRUPTED), or still 'building' but not moved for
+        `stale_after` (its process died). Only a subject's newest export, unexpired, and only while the subject has
+        had fewer than `max_restarts` restarts within the export's lifetime (a build that kills privacy every time
+        is not restarted forever). A claimed row is marked failed with EXPORT_RESTARTED and its chunks go.
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "WITH claimed AS ("
+                "  SELECT e.export_id FROM exports e"
+                "  WHERE e.expires_at > now()"
+                "    AND ((e.state = 'building' AND e.updated_at < now() - %(stale)s)"
+                "      OR (e.state = 'failed' AND e.error_code = 'EXPORT_INTERRUPTED'))"
+                "    AND NOT EXISTS (SELECT 1 FROM exports n WHERE n.subject_id = e.subject_id AND n.created_at > e.created_at)"
+                "    AND (SELECT count(*) FROM exports r WHERE r.subject_id = e.subject_id AND r.expires_at > now()"
+                "         AND r.error_code = 'EXPORT_RESTARTED') < %(max)s"
+                "  ORDER BY e.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                " UPDATE exports x SET state = 'failed', error_code = 'EXPORT_RESTARTED', updated_at = now()"
+                " FROM claimed WHERE x.export_id = claimed.export_id RETURNING x.export_id, x.subject_id",
+                {"stale": stale_after, "max": max_restarts, "limit": limit},
+            )
+            rows = await cur.fetchall()
+            for export_id, _ in rows:
+                await conn.execute("DELETE FROM export_chunks WHERE export_id = %s", (export_id,))
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    async def unclaim_export(self, export_id: str) -> None:
+        """A claimed restart that could not start: the export reads as interrupted again."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE exports SET error_code = 'EXPORT_INTERRUPTED', updated_at = now() WHERE export_id = %s AND error_code = 'EXPORT_RESTARTED'",
+                (uuid.UUID(export_id),),
+            )
