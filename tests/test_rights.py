@@ -9,12 +9,10 @@ import base64
 import io
 import json
 import os
-import threading
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from likeness.privacy.v1 import rights_pb2, rights_pb2_grpc
 from likeness_gateway.domain.tokens import token_hash
+from tests.support.fake_apns import FakeApns
 from tests.support.fake_smtp import FakeSmtp
 from tests.support.pki import mesh_channel, pki
 from tests.support.services import NOWHERE, Started, free_port, start_gateway, start_privacy
@@ -43,43 +42,15 @@ DEVICE = {
 APNS_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
-class FakeApns(BaseHTTPRequestHandler):
-    """Answers POST /3/device/<token> like APNs (HTTP/1.1 here: the h2 package is not installed in this venv)."""
-
-    seen: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeApns.seen.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
-        if self.path.rsplit("/", 1)[-1].startswith("dead"):  # an app removed from its device
-            reason = b'{"reason":"Unregistered"}'
-            self.send_response(410)
-            self.send_header("Content-Length", str(len(reason)))
-            self.end_headers()
-            self.wfile.write(reason)
-            return
-        self.send_response(200)
-        self.send_header("apns-id", "00000000-0000-0000-0000-000000000001")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        return
-
-
 @pytest.fixture(scope="module")
-def apns() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeApns)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+def apns() -> Iterator[FakeApns]:
+    """APNs over HTTP/2 (h2c with prior knowledge here; tests/test_apns_http2.py covers TLS with ALPN h2)."""
+    with FakeApns() as fake:
+        yield fake
 
 
 @pytest.fixture
-async def mesh(database_url: str, apns: str, tmp_path: Path) -> AsyncIterator[dict]:
+async def mesh(database_url: str, apns: FakeApns, tmp_path: Path) -> AsyncIterator[dict]:
     started = Started()
     async with FakeSmtp() as smtp:
         privacy_port = free_port()
@@ -90,12 +61,11 @@ async def mesh(database_url: str, apns: str, tmp_path: Path) -> AsyncIterator[di
             {"gateway": gateway_grpc},
             started,
             port=privacy_port,
-            apns_host=apns,
+            apns_host=apns.url,
             apns_key=key_pem.decode(),
             apns_key_id="KEY123ABCD",
             apns_team_id="TEAM456XYZ",
             apns_topic="org.example.likeness",
-            apns_http2=False,
             smtp_host="127.0.0.1",
             smtp_port=smtp.port,
             smtp_security="none",
@@ -105,7 +75,7 @@ async def mesh(database_url: str, apns: str, tmp_path: Path) -> AsyncIterator[di
         support = _operator_channel(privacy_addr, "operator/sam", ["support"])
         auditor = _operator_channel(privacy_addr, "operator/ann", ["auditor"])
         admin = _operator_channel(privacy_addr, "operator/ada", ["admin"])
-        FakeApns.seen.clear()
+        apns.seen.clear()
         try:
             yield {
                 "client": client,
@@ -117,6 +87,7 @@ async def mesh(database_url: str, apns: str, tmp_path: Path) -> AsyncIterator[di
                 "auditor": rights_pb2_grpc.RightsStub(auditor),
                 "admin": rights_pb2_grpc.RightsStub(admin),
                 "smtp": smtp,
+                "apns": apns,
             }
         finally:
             for ch in (channel, support, auditor, admin):
@@ -290,7 +261,7 @@ async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else
     contacts = await _rows(mesh, "SELECT sealed FROM notice_contacts WHERE subject_id = %s", people[0][1])
     assert len(contacts) == 2 and all(b"ana@" not in bytes(c[0]) and tokens[0].encode() not in bytes(c[0]) for c in contacts)
 
-    FakeApns.seen.clear()
+    mesh["apns"].seen.clear()
     affected = [people[0][1], people[1][1], people[3][1]]
     published = await mesh["admin"].PublishNotice(
         rights_pb2.PublishNoticeRequest(
@@ -301,7 +272,7 @@ async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else
         )
     )
     assert (published.recipients, published.push_sent, published.email_sent, published.failed) == (3, 2, 2, 1)
-    pushed = {call["path"].rsplit("/", 1)[-1]: call for call in FakeApns.seen}
+    pushed = {call["path"].rsplit("/", 1)[-1]: call for call in mesh["apns"].seen}
     assert set(pushed) == {tokens[0], tokens[1], tokens[3]}  # the third device is not told
     # A token APNs says is gone is forgotten; the person still has the notice in the app.
     assert await _rows(mesh, "SELECT 1 FROM notice_contacts WHERE subject_id = %s", people[3][1]) == []
@@ -351,10 +322,10 @@ async def test_policy_change_is_announced_30_days_ahead_and_acceptance_is_record
     assert short.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(short.value.trailing_metadata())["likeness-error-code"] == "NOTICE_TOO_SHORT"
     request.effective_at.CopyFrom(later)
-    FakeApns.seen.clear()
+    mesh["apns"].seen.clear()
     published = await mesh["admin"].PublishNotice(request)
     # A policy change is for everyone: this subject, and every other active one in the database.
-    assert published.recipients >= 1 and token in {c["path"].rsplit("/", 1)[-1] for c in FakeApns.seen}
+    assert published.recipients >= 1 and token in {c["path"].rsplit("/", 1)[-1] for c in mesh["apns"].seen}
     notice = {"notice_id": published.notice.notice_id}
     notices = (await client.get("/v1/me/notices", headers=auth)).json()["notices"]
     mine = next(n for n in notices if n["notice_id"] == str(notice["notice_id"]))

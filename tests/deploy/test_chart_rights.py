@@ -66,7 +66,8 @@ def test_configured_rights_settings_reach_privacy_as_given(
         "TEAM456",
         "com.example.idphoto",
     )
-    assert settings.apns_http2 is True
+    # APNs is HTTP/2 only: no setting can turn it off.
+    assert not any(name == "LIKENESS_APNS_HTTP2" for name in env)
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_security, settings.mail_from) == (
         "smtp.example.com",
         465,
