@@ -374,3 +374,40 @@ async def test_support_answers_through_the_cli_and_the_person_reads_it(mesh: dic
     )  # fmt: skip
     assert too_soon.rc == 1 and "NOTICE_TOO_SHORT" in too_soon.err
     await _erase(mesh, auth)
+
+
+async def test_the_notices_cli_refuses_clearly_and_warns_about_subjects_it_could_not_tell(mesh: dict) -> None:
+    auth, subject = await _device(mesh)
+    addrs = {"privacy": mesh["privacy_addr"], "render": NOWHERE, "faces": NOWHERE}
+    title = f"Incident {subject[:8]}"
+    incident = ("notices", "publish", "--kind", "security-incident", "--title", title, "--body", "What happened.")
+
+    async def titles() -> list[str]:
+        notices = (await mesh["client"].get("/v1/me/notices", headers=auth)).json()["notices"]
+        return [n["title"] for n in notices if n["title"] == title]
+
+    # Options that do not fit the kind are refused before anything is sent (usage error, exit 2).
+    mixed = await likeness(addrs, *incident, "--effective", "2030-01-01", identity="operator/test")
+    assert mixed.rc == 2 and "--kind policy-change only" in mixed.err and mixed.out == ""
+    later = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    policy = ("notices", "publish", "--kind", "policy-change", "--title", "t", "--body", "b", "--policy-version", "9")
+    targeted = await likeness(addrs, *policy, "--effective", later, "--subject", subject, identity="operator/test")
+    assert targeted.rc == 2 and "leave out --subject" in targeted.err
+
+    # A malformed subject id is refused with its code, and nothing is published (the subject sees no notice).
+    typo = await likeness(addrs, *incident, "--subject", subject, "--subject", subject[:-1], identity="operator/test")
+    assert typo.rc == 1 and "INVALID_SUBJECT_ID" in typo.err and "nothing was published" in typo.err, typo.err
+    assert await titles() == []
+
+    # A well-formed id of nobody (or of someone erased) is published for the others, with a warning.
+    nobody = "00000000-0000-4000-8000-000000000000"
+    told = await likeness(addrs, *incident, "--subject", subject, "--subject", nobody, identity="operator/test")
+    assert told.rc == 0 and "1 subjects" in told.out, told.err
+    assert "1 of the 2 subjects given are not active subjects" in told.err
+    assert await titles() == [title]
+
+    # Without the admin role: the refusal names its code.
+    pki().ensure("operator/cli-sue", roles=["support"])
+    refused = await likeness(addrs, *incident, identity="operator/cli-sue")
+    assert refused.rc == 1 and "error:" in refused.err and "CALLER_NOT_ALLOWED" in refused.err, refused.err
+    await _erase(mesh, auth)

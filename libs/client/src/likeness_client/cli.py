@@ -321,6 +321,10 @@ def notices_publish(
     ctx: click.Context, kind: str, title: str, body: str, policy_version: str, effective: str, subjects: tuple[str, ...]
 ) -> None:
     """Publish a notice: in-app for its subjects, by push and email where they can be reached."""
+    if kind == "security-incident" and (policy_version or effective):
+        _fail("--policy-version and --effective are for --kind policy-change only; an incident notice has neither")
+    if kind == "policy-change" and subjects:
+        _fail("a policy change is announced to everyone: leave out --subject")
     request = rights_pb2.PublishNoticeRequest(
         kind=rights_pb2.NOTICE_KIND_POLICY_CHANGE if kind == "policy-change" else rights_pb2.NOTICE_KIND_SECURITY_INCIDENT,
         title=title,
@@ -341,6 +345,13 @@ def notices_publish(
         f" {done.failed} failed",
         highlight=False,
     )
+    untold = len(set(subjects)) - done.recipients if subjects else 0
+    if untold > 0:
+        errors.print(
+            f"[yellow]warning:[/yellow] {untold} of the {len(set(subjects))} subjects given are not active subjects"
+            " (erased, being erased, or unknown): they were not told",
+            highlight=False,
+        )
 
 
 # --- templates ---------------------------------------------------------------------------------

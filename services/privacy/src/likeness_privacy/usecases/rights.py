@@ -20,6 +20,7 @@ import structlog
 from likeness_platform.categories import Category
 from likeness_platform.crypto import open_sealed, seal
 from likeness_platform.dataholder import ExportItem, Retention
+from likeness_platform.db import as_uuid
 from likeness_platform.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from likeness_platform.mail import Mail, MailSender
 from likeness_privacy.adapters.repository.rights import RightsRepository
@@ -172,6 +173,13 @@ class Rights:
             raise InvalidArgument("a policy change is announced to everyone", "POLICY_CHANGE_FOR_EVERYONE")
         if len(subject_ids) > 100_000:
             raise InvalidArgument("at most 100000 subjects per notice; publish for everyone instead", "TOO_MANY_SUBJECTS")
+        malformed = [s for s in subject_ids if as_uuid(s) is None]
+        if malformed:
+            # A typo must not quietly leave someone untold: nothing is published until every id is one.
+            raise InvalidArgument(
+                f"{len(malformed)} subject id(s) are not subject ids (UUIDs), e.g. {malformed[0][:40]!r}; nothing was published",
+                "INVALID_SUBJECT_ID",
+            )
         notice = {
             "notice_id": uuid.uuid4(),
             "kind": kind,
