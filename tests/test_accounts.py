@@ -426,6 +426,10 @@ async def test_incident_notices_reach_the_confirmed_address_and_follow_its_corre
         erasure_id = cancelled.json()["erasure_id"]
         await _poll(lambda: m.privacy.erasures.drive(erasure_id), "erased")
         assert await incident(subject, await m.subject(bystander)) == [[other]]
+        for auth in (bystander, unverified):
+            erased = await m.client.delete("/v1/me", headers=auth)
+            assert erased.status_code == 202, erased.text
+            await _poll(lambda erased=erased: m.privacy.erasures.drive(erased.json()["erasure_id"]), "erased")
 
 
 async def test_unconfirmed_sign_ups_and_expired_codes_are_swept(database_url: str) -> None:

@@ -411,3 +411,25 @@ async def test_the_notices_cli_refuses_clearly_and_warns_about_subjects_it_could
     refused = await likeness(addrs, *incident, identity="operator/cli-sue")
     assert refused.rc == 1 and "error:" in refused.err and "CALLER_NOT_ALLOWED" in refused.err, refused.err
     await _erase(mesh, auth)
+
+
+async def test_a_contact_that_cannot_be_opened_is_a_counted_failure_and_the_others_are_told(mesh: dict) -> None:
+    people = [await _device(mesh) for _ in range(2)]
+    tokens = [_push_token() for _ in people]
+    for (auth, _), token in zip(people, tokens, strict=True):
+        assert (await mesh["client"].put("/v1/me/push-token", json={"token": token}, headers=auth)).status_code == 204
+    # The first one's data key no longer unwraps (damaged, or wrapped under a KEK this privacy does not have).
+    [(wrapped,)] = await _rows(mesh, "SELECT wrapped FROM data_keys WHERE subject_id = %s::uuid", people[0][1])
+    damage = "UPDATE data_keys SET wrapped = %s WHERE subject_id = %s::uuid"
+    assert await _rows_changed(mesh, damage, bytes(wrapped[:12]) + b"\x00" * (len(wrapped) - 12), people[0][1]) == 1
+    mesh["apns"].seen.clear()
+    published = await mesh["admin"].PublishNotice(
+        rights_pb2.PublishNoticeRequest(
+            kind=rights_pb2.NOTICE_KIND_SECURITY_INCIDENT, title="Incident", body="b", subject_ids=[s for _, s in people]
+        )
+    )
+    assert (published.recipients, published.push_sent, published.failed) == (2, 1, 1)
+    assert mesh["apns"].tokens() == [tokens[1]]
+    assert await _rows_changed(mesh, damage, bytes(wrapped), people[0][1]) == 1
+    for auth, _ in people:
+        await _erase(mesh, auth)

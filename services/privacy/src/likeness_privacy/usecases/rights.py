@@ -230,6 +230,11 @@ class Rights:
                     if exc.code == "PUSH_TOKEN_INVALID":
                         # APNs says the app is gone from that device: keep no token that reaches no one.
                         await self.repo.set_contact(subject_id, channel, None)
+                except Exception as exc:
+                    # One contact that cannot be opened (a data key the KEK does not unwrap, a damaged row) is a
+                    # failed delivery, counted and logged by type: it must not stop the notice reaching everyone else.
+                    counts["failed"] += 1
+                    log.error("notice_delivery_failed", channel=channel, error=type(exc).__name__)
 
         tasks: list[asyncio.Task[None]] = []
         async for subject_id, channel, sealed in self.repo.contacts(str(notice["notice_id"]), notice["everyone"], created_before):
