@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 from argon2 import extract_parameters
 
+from likeness_gateway.adapters.rights_client import RightsClient
 from likeness_gateway.domain.tokens import token_hash
+from likeness_gateway.errors import ApiError
 from likeness_privacy.usecases import PrivacyUseCases
 from tests.support.fake_smtp import FakeSmtp
 from tests.support.services import Started, free_port, start_gateway, start_privacy
@@ -430,6 +432,30 @@ async def test_incident_notices_reach_the_confirmed_address_and_follow_its_corre
             erased = await m.client.delete("/v1/me", headers=auth)
             assert erased.status_code == 202, erased.text
             await _poll(lambda erased=erased: m.privacy.erasures.drive(erased.json()["erasure_id"]), "erased")
+
+
+async def test_a_sign_up_waits_for_privacy_to_take_the_notice_address(database_url: str, monkeypatch: Any) -> None:
+    async with mesh(database_url) as m:
+        device, email = await m.device(), _email()
+        await m.sign_up(device, email, verify=False)
+        code = m.codes[-1]
+        original = RightsClient.set_notice_email
+
+        async def unavailable(self: RightsClient, subject_id: str, address: str) -> None:
+            raise ApiError(503, "UPSTREAM_UNAVAILABLE", "privacy is unavailable; retry")
+
+        monkeypatch.setattr(RightsClient, "set_notice_email", unavailable)
+        refused = await m.client.post("/v1/account/verify", json={"code": code}, headers=device)
+        assert refused.status_code == 503, refused.text
+        # No account that incident emails would miss: the sign-up and its code wait for the retry.
+        assert (await m.client.get("/v1/account", headers=device)).json()["error"]["code"] == "NO_ACCOUNT"
+        monkeypatch.setattr(RightsClient, "set_notice_email", original)
+        done = await m.client.post("/v1/account/verify", json={"code": code}, headers=device)
+        assert done.status_code == 200 and done.json()["email"] == email, done.text
+        _, delivery = await m.privacy.rights.publish("admin", "security_incident", "Incident", "b", "", None, [await m.subject(device)])
+        assert delivery.email_sent == 1 and (await m.smtp.next()).recipients == [email]
+        erased = await m.client.delete("/v1/account", headers=device)
+        await _poll(lambda: m.privacy.erasures.drive(erased.json()["erasure_id"]), "erased")
 
 
 async def test_unconfirmed_sign_ups_and_expired_codes_are_swept(database_url: str) -> None:
