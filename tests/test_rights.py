@@ -359,7 +359,7 @@ async def test_support_answers_through_the_cli_and_the_person_reads_it(mesh: dic
     found = [json.loads(line) for line in listed.out.splitlines() if inquiry_id in line]
     assert [(f["subject_id"], f["message"]) for f in found] == [(subject, "Do you sell my photos?")]
     refused = await likeness(addrs, "inquiries", "list", identity="operator/cli-ann")
-    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
+    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err and "with the support role" in refused.err
     answered = await likeness(addrs, "inquiries", "answer", inquiry_id, "No, never.", identity="operator/cli-sam")
     assert answered.rc == 0 and f"answered {inquiry_id}" in answered.out, answered.err
     seen = (await client.get("/v1/me/inquiries", headers=auth)).json()["inquiries"]
@@ -409,7 +409,7 @@ async def test_the_notices_cli_refuses_clearly_and_warns_about_subjects_it_could
     # Without the admin role: the refusal names its code.
     pki().ensure("operator/cli-sue", roles=["support"])
     refused = await likeness(addrs, *incident, identity="operator/cli-sue")
-    assert refused.rc == 1 and "error:" in refused.err and "CALLER_NOT_ALLOWED" in refused.err, refused.err
+    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err and "with the admin role" in refused.err, refused.err
     await _erase(mesh, auth)
 
 

@@ -141,12 +141,13 @@ def specs_search(ctx: click.Context, query: str, country: str, document: str, as
         sys.exit(1)
 
 
-def _guard(call: Any) -> Any:
-    """Run one client call; a refusal ends the command with its code."""
+def _guard(call: Any, role: str = "") -> Any:
+    """Run one client call; a refusal ends the command with its code (and, refused for its identity, the role it needs)."""
     try:
         return call()
     except LikenessError as exc:
-        _fail(f"{exc.code}: {exc.message}", 1)
+        hint = f" (this needs an operator certificate with the {role} role)" if role and exc.code == "CALLER_NOT_ALLOWED" else ""
+        _fail(f"{exc.code}: {exc.message}{hint}", 1)
 
 
 @cli.command("id-photo")
@@ -272,7 +273,7 @@ def inquiries() -> None:
 def inquiries_list(ctx: click.Context, answered: bool, limit: int, as_json: bool) -> None:
     """Open (or answered) inquiries, oldest first."""
     with _client(ctx) as client:
-        found = _guard(lambda: client.list_inquiries(answered, limit))
+        found = _guard(lambda: client.list_inquiries(answered, limit), "support")
     for i in found:
         if as_json:
             item = {
@@ -300,7 +301,7 @@ def inquiries_list(ctx: click.Context, answered: bool, limit: int, as_json: bool
 def inquiries_answer(ctx: click.Context, inquiry_id: str, answer: str) -> None:
     """Answer INQUIRY_ID; the person sees ANSWER in the app."""
     with _client(ctx) as client:
-        done = _guard(lambda: client.answer_inquiry(inquiry_id, answer))
+        done = _guard(lambda: client.answer_inquiry(inquiry_id, answer), "support")
     console.print(f"answered {done.inquiry_id} at {done.answered_at.ToJsonString()}", highlight=False)
 
 
@@ -339,7 +340,7 @@ def notices_publish(
             _fail(f"--effective {effective!r} is not an ISO date")
         request.effective_at.FromDatetime((when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC))
     with _client(ctx) as client:
-        done = _guard(lambda: client.publish_notice(request))
+        done = _guard(lambda: client.publish_notice(request), "admin")
     console.print(
         f"notice {done.notice.notice_id}: {done.recipients} subjects, {done.push_sent} pushed, {done.email_sent} emailed,"
         f" {done.failed} failed",
