@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 from argon2 import extract_parameters
 
+from likeness_gateway.adapters.rights_client import RightsClient
 from likeness_gateway.domain.tokens import token_hash
+from likeness_gateway.errors import ApiError
 from likeness_privacy.usecases import PrivacyUseCases
 from tests.support.fake_smtp import FakeSmtp
 from tests.support.services import Started, free_port, start_gateway, start_privacy
@@ -102,7 +104,9 @@ async def mesh(database_url: str, **overrides: Any) -> AsyncIterator[Mesh]:
                 **overrides,
             }
             gw, client, gateway_grpc = await start_gateway(database_url, {"privacy": f"127.0.0.1:{privacy_port}"}, started, **settings)
-            privacy, _ = await start_privacy(database_url, {"gateway": gateway_grpc}, started, port=privacy_port)
+            # Privacy mails notices through the same fake server.
+            mail = {k: settings[k] for k in ("smtp_host", "smtp_port", "smtp_security", "mail_from")}
+            privacy, _ = await start_privacy(database_url, {"gateway": gateway_grpc}, started, port=privacy_port, **mail)
             # Sign-ins erase the device's earlier anonymous subject: finish those erasures before leaving, so no
             # erasure this test started stays open for later tests (privacy's background loop is off here).
             started_erasures: list[str] = []
@@ -377,6 +381,81 @@ async def test_corrections_are_made_and_recorded_in_the_access_log(database_url:
         assert gone.status_code == 401
         found = await m.client.post("/v1/account/login", json={"email": new, "password": PASSWORD}, headers=other)
         assert found.status_code == 200
+
+
+async def test_incident_notices_reach_the_confirmed_address_and_follow_its_correction(database_url: str) -> None:
+    async with mesh(database_url) as m:
+        device, bystander, unverified = await m.device(), await m.device(), await m.device()
+        old, new, other, waiting = _email(), _email(), _email(), _email()
+        await m.sign_up(device, old)
+        await m.sign_up(bystander, other)
+        await m.sign_up(unverified, waiting, verify=False)
+        subject = await m.subject(device)
+
+        async def incident(*subjects: str) -> list[list[str]]:
+            _, delivery = await m.privacy.rights.publish(
+                "admin", "security_incident", "A security incident", "What happened and what to do.", "", None, list(subjects)
+            )
+            received = [(await m.smtp.next()).recipients for _ in range(delivery.email_sent)]
+            assert m.smtp.drain() == [] and delivery.failed == 0
+            return received
+
+        # Only the affected subject's confirmed address gets the incident email; a sign-up waiting for its
+        # code is no contact yet.
+        assert await incident(subject) == [[old]]
+        assert await incident(subject, await m.subject(unverified)) == [[old]]
+
+        # While a correction waits for its code, notices still go to the confirmed address; once it is
+        # confirmed, to the new one only.
+        pending = await m.client.patch("/v1/me", json={"email": new}, headers=device)
+        assert pending.status_code == 200, pending.text
+        code = await m.code(new)
+        assert await incident(subject) == [[old]]
+        done = await m.client.post("/v1/account/verify", json={"code": code}, headers=device)
+        assert done.status_code == 200 and done.json()["email"] == new, done.text
+        assert await incident(subject) == [[new]]
+        # Privacy keeps one contact per subject and channel, sealed (the address is not in the clear).
+        async with m.privacy.repo.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT sealed FROM notice_contacts WHERE subject_id = %s AND channel = 'email'", (uuid.UUID(subject),)
+            )
+            sealed = await cur.fetchall()
+        assert len(sealed) == 1 and new.encode() not in bytes(sealed[0][0])
+
+        # Cancelling the account erases the subject, and its contact with it.
+        cancelled = await m.client.delete("/v1/account", headers=device)
+        assert cancelled.status_code == 202, cancelled.text
+        erasure_id = cancelled.json()["erasure_id"]
+        await _poll(lambda: m.privacy.erasures.drive(erasure_id), "erased")
+        assert await incident(subject, await m.subject(bystander)) == [[other]]
+        for auth in (bystander, unverified):
+            erased = await m.client.delete("/v1/me", headers=auth)
+            assert erased.status_code == 202, erased.text
+            await _poll(lambda erased=erased: m.privacy.erasures.drive(erased.json()["erasure_id"]), "erased")
+
+
+async def test_a_sign_up_waits_for_privacy_to_take_the_notice_address(database_url: str, monkeypatch: Any) -> None:
+    async with mesh(database_url) as m:
+        device, email = await m.device(), _email()
+        await m.sign_up(device, email, verify=False)
+        code = m.codes[-1]
+        original = RightsClient.set_notice_email
+
+        async def unavailable(self: RightsClient, subject_id: str, address: str) -> None:
+            raise ApiError(503, "UPSTREAM_UNAVAILABLE", "privacy is unavailable; retry")
+
+        monkeypatch.setattr(RightsClient, "set_notice_email", unavailable)
+        refused = await m.client.post("/v1/account/verify", json={"code": code}, headers=device)
+        assert refused.status_code == 503, refused.text
+        # No account that incident emails would miss: the sign-up and its code wait for the retry.
+        assert (await m.client.get("/v1/account", headers=device)).json()["error"]["code"] == "NO_ACCOUNT"
+        monkeypatch.setattr(RightsClient, "set_notice_email", original)
+        done = await m.client.post("/v1/account/verify", json={"code": code}, headers=device)
+        assert done.status_code == 200 and done.json()["email"] == email, done.text
+        _, delivery = await m.privacy.rights.publish("admin", "security_incident", "Incident", "b", "", None, [await m.subject(device)])
+        assert delivery.email_sent == 1 and (await m.smtp.next()).recipients == [email]
+        erased = await m.client.delete("/v1/account", headers=device)
+        await _poll(lambda: m.privacy.erasures.drive(erased.json()["erasure_id"]), "erased")
 
 
 async def test_unconfirmed_sign_ups_and_expired_codes_are_swept(database_url: str) -> None:

@@ -9,12 +9,10 @@ import base64
 import io
 import json
 import os
-import threading
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from likeness.privacy.v1 import rights_pb2, rights_pb2_grpc
 from likeness_gateway.domain.tokens import token_hash
+from tests.support.fake_apns import FakeApns
 from tests.support.fake_smtp import FakeSmtp
 from tests.support.pki import mesh_channel, pki
 from tests.support.services import NOWHERE, Started, free_port, start_gateway, start_privacy
@@ -43,43 +42,15 @@ DEVICE = {
 APNS_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
-class FakeApns(BaseHTTPRequestHandler):
-    """Answers POST /3/device/<token> like APNs (HTTP/1.1 here: the h2 package is not installed in this venv)."""
-
-    seen: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeApns.seen.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
-        if self.path.rsplit("/", 1)[-1].startswith("dead"):  # an app removed from its device
-            reason = b'{"reason":"Unregistered"}'
-            self.send_response(410)
-            self.send_header("Content-Length", str(len(reason)))
-            self.end_headers()
-            self.wfile.write(reason)
-            return
-        self.send_response(200)
-        self.send_header("apns-id", "00000000-0000-0000-0000-000000000001")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        return
-
-
 @pytest.fixture(scope="module")
-def apns() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeApns)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+def apns() -> Iterator[FakeApns]:
+    """APNs over HTTP/2 (h2c with prior knowledge here; tests/test_apns_http2.py covers TLS with ALPN h2)."""
+    with FakeApns() as fake:
+        yield fake
 
 
 @pytest.fixture
-async def mesh(database_url: str, apns: str, tmp_path: Path) -> AsyncIterator[dict]:
+async def mesh(database_url: str, apns: FakeApns, tmp_path: Path) -> AsyncIterator[dict]:
     started = Started()
     async with FakeSmtp() as smtp:
         privacy_port = free_port()
@@ -90,12 +61,11 @@ async def mesh(database_url: str, apns: str, tmp_path: Path) -> AsyncIterator[di
             {"gateway": gateway_grpc},
             started,
             port=privacy_port,
-            apns_host=apns,
+            apns_host=apns.url,
             apns_key=key_pem.decode(),
             apns_key_id="KEY123ABCD",
             apns_team_id="TEAM456XYZ",
             apns_topic="org.example.likeness",
-            apns_http2=False,
             smtp_host="127.0.0.1",
             smtp_port=smtp.port,
             smtp_security="none",
@@ -105,7 +75,7 @@ async def mesh(database_url: str, apns: str, tmp_path: Path) -> AsyncIterator[di
         support = _operator_channel(privacy_addr, "operator/sam", ["support"])
         auditor = _operator_channel(privacy_addr, "operator/ann", ["auditor"])
         admin = _operator_channel(privacy_addr, "operator/ada", ["admin"])
-        FakeApns.seen.clear()
+        apns.seen.clear()
         try:
             yield {
                 "client": client,
@@ -117,6 +87,7 @@ async def mesh(database_url: str, apns: str, tmp_path: Path) -> AsyncIterator[di
                 "auditor": rights_pb2_grpc.RightsStub(auditor),
                 "admin": rights_pb2_grpc.RightsStub(admin),
                 "smtp": smtp,
+                "apns": apns,
             }
         finally:
             for ch in (channel, support, auditor, admin):
@@ -290,7 +261,7 @@ async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else
     contacts = await _rows(mesh, "SELECT sealed FROM notice_contacts WHERE subject_id = %s", people[0][1])
     assert len(contacts) == 2 and all(b"ana@" not in bytes(c[0]) and tokens[0].encode() not in bytes(c[0]) for c in contacts)
 
-    FakeApns.seen.clear()
+    mesh["apns"].seen.clear()
     affected = [people[0][1], people[1][1], people[3][1]]
     published = await mesh["admin"].PublishNotice(
         rights_pb2.PublishNoticeRequest(
@@ -301,7 +272,7 @@ async def test_an_incident_notice_reaches_every_affected_subject_and_nobody_else
         )
     )
     assert (published.recipients, published.push_sent, published.email_sent, published.failed) == (3, 2, 2, 1)
-    pushed = {call["path"].rsplit("/", 1)[-1]: call for call in FakeApns.seen}
+    pushed = {call["path"].rsplit("/", 1)[-1]: call for call in mesh["apns"].seen}
     assert set(pushed) == {tokens[0], tokens[1], tokens[3]}  # the third device is not told
     # A token APNs says is gone is forgotten; the person still has the notice in the app.
     assert await _rows(mesh, "SELECT 1 FROM notice_contacts WHERE subject_id = %s", people[3][1]) == []
@@ -351,10 +322,10 @@ async def test_policy_change_is_announced_30_days_ahead_and_acceptance_is_record
     assert short.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(short.value.trailing_metadata())["likeness-error-code"] == "NOTICE_TOO_SHORT"
     request.effective_at.CopyFrom(later)
-    FakeApns.seen.clear()
+    mesh["apns"].seen.clear()
     published = await mesh["admin"].PublishNotice(request)
     # A policy change is for everyone: this subject, and every other active one in the database.
-    assert published.recipients >= 1 and token in {c["path"].rsplit("/", 1)[-1] for c in FakeApns.seen}
+    assert published.recipients >= 1 and token in {c["path"].rsplit("/", 1)[-1] for c in mesh["apns"].seen}
     notice = {"notice_id": published.notice.notice_id}
     notices = (await client.get("/v1/me/notices", headers=auth)).json()["notices"]
     mine = next(n for n in notices if n["notice_id"] == str(notice["notice_id"]))
@@ -388,7 +359,7 @@ async def test_support_answers_through_the_cli_and_the_person_reads_it(mesh: dic
     found = [json.loads(line) for line in listed.out.splitlines() if inquiry_id in line]
     assert [(f["subject_id"], f["message"]) for f in found] == [(subject, "Do you sell my photos?")]
     refused = await likeness(addrs, "inquiries", "list", identity="operator/cli-ann")
-    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
+    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err and "with the support role" in refused.err
     answered = await likeness(addrs, "inquiries", "answer", inquiry_id, "No, never.", identity="operator/cli-sam")
     assert answered.rc == 0 and f"answered {inquiry_id}" in answered.out, answered.err
     seen = (await client.get("/v1/me/inquiries", headers=auth)).json()["inquiries"]
@@ -403,3 +374,62 @@ async def test_support_answers_through_the_cli_and_the_person_reads_it(mesh: dic
     )  # fmt: skip
     assert too_soon.rc == 1 and "NOTICE_TOO_SHORT" in too_soon.err
     await _erase(mesh, auth)
+
+
+async def test_the_notices_cli_refuses_clearly_and_warns_about_subjects_it_could_not_tell(mesh: dict) -> None:
+    auth, subject = await _device(mesh)
+    addrs = {"privacy": mesh["privacy_addr"], "render": NOWHERE, "faces": NOWHERE}
+    title = f"Incident {subject[:8]}"
+    incident = ("notices", "publish", "--kind", "security-incident", "--title", title, "--body", "What happened.")
+
+    async def titles() -> list[str]:
+        notices = (await mesh["client"].get("/v1/me/notices", headers=auth)).json()["notices"]
+        return [n["title"] for n in notices if n["title"] == title]
+
+    # Options that do not fit the kind are refused before anything is sent (usage error, exit 2).
+    mixed = await likeness(addrs, *incident, "--effective", "2030-01-01", identity="operator/test")
+    assert mixed.rc == 2 and "--kind policy-change only" in mixed.err and mixed.out == ""
+    later = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    policy = ("notices", "publish", "--kind", "policy-change", "--title", "t", "--body", "b", "--policy-version", "9")
+    targeted = await likeness(addrs, *policy, "--effective", later, "--subject", subject, identity="operator/test")
+    assert targeted.rc == 2 and "leave out --subject" in targeted.err
+
+    # A malformed subject id is refused with its code, and nothing is published (the subject sees no notice).
+    typo = await likeness(addrs, *incident, "--subject", subject, "--subject", subject[:-1], identity="operator/test")
+    assert typo.rc == 1 and "INVALID_SUBJECT_ID" in typo.err and "nothing was published" in typo.err, typo.err
+    assert await titles() == []
+
+    # A well-formed id of nobody (or of someone erased) is published for the others, with a warning.
+    nobody = "00000000-0000-4000-8000-000000000000"
+    told = await likeness(addrs, *incident, "--subject", subject, "--subject", nobody, identity="operator/test")
+    assert told.rc == 0 and "1 subjects" in told.out, told.err
+    assert "1 of the 2 subjects given are not active subjects" in told.err
+    assert await titles() == [title]
+
+    # Without the admin role: the refusal names its code.
+    pki().ensure("operator/cli-sue", roles=["support"])
+    refused = await likeness(addrs, *incident, identity="operator/cli-sue")
+    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err and "with the admin role" in refused.err, refused.err
+    await _erase(mesh, auth)
+
+
+async def test_a_contact_that_cannot_be_opened_is_a_counted_failure_and_the_others_are_told(mesh: dict) -> None:
+    people = [await _device(mesh) for _ in range(2)]
+    tokens = [_push_token() for _ in people]
+    for (auth, _), token in zip(people, tokens, strict=True):
+        assert (await mesh["client"].put("/v1/me/push-token", json={"token": token}, headers=auth)).status_code == 204
+    # The first one's data key no longer unwraps (damaged, or wrapped under a KEK this privacy does not have).
+    [(wrapped,)] = await _rows(mesh, "SELECT wrapped FROM data_keys WHERE subject_id = %s::uuid", people[0][1])
+    damage = "UPDATE data_keys SET wrapped = %s WHERE subject_id = %s::uuid"
+    assert await _rows_changed(mesh, damage, bytes(wrapped[:12]) + b"\x00" * (len(wrapped) - 12), people[0][1]) == 1
+    mesh["apns"].seen.clear()
+    published = await mesh["admin"].PublishNotice(
+        rights_pb2.PublishNoticeRequest(
+            kind=rights_pb2.NOTICE_KIND_SECURITY_INCIDENT, title="Incident", body="b", subject_ids=[s for _, s in people]
+        )
+    )
+    assert (published.recipients, published.push_sent, published.failed) == (2, 1, 1)
+    assert mesh["apns"].tokens() == [tokens[1]]
+    assert await _rows_changed(mesh, damage, bytes(wrapped), people[0][1]) == 1
+    for auth, _ in people:
+        await _erase(mesh, auth)

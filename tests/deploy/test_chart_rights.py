@@ -66,7 +66,8 @@ def test_configured_rights_settings_reach_privacy_as_given(
         "TEAM456",
         "com.example.idphoto",
     )
-    assert settings.apns_http2 is True
+    # APNs is HTTP/2 only: no setting can turn it off.
+    assert not any(name == "LIKENESS_APNS_HTTP2" for name in env)
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_security, settings.mail_from) == (
         "smtp.example.com",
         465,
@@ -98,13 +99,17 @@ def test_half_an_apns_configuration_or_no_egress_for_it_is_refused(render_chart:
         render_chart(minimal_values)
     minimal_values["rights"] = RIGHTS
     minimal_values["mail"] = MAIL
-    with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.smtp\.to is required"):
-        render_chart(minimal_values)
-    minimal_values["networkPolicy"]["egress"]["smtp"] = {"to": ANYWHERE, "ports": [587]}
+    # Each missing egress rule is named (the gateway's and privacy's mail rule alike need the smtp one).
+    egress = minimal_values["networkPolicy"]["egress"]
+    egress["smtp"] = {"to": [{"ipBlock": {"cidr": "192.0.2.25/32"}}], "ports": [465]}
     with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.apns\.to is required"):
         render_chart(minimal_values)
-    minimal_values["networkPolicy"]["egress"]["apns"] = {"to": ANYWHERE, "ports": [443]}
-    render_chart(minimal_values)
+    egress["apns"] = {"to": ANYWHERE, "ports": [443]}
+    del egress["smtp"]
+    with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.smtp\.to is required"):
+        render_chart(minimal_values)
+    egress["smtp"] = {"to": [{"ipBlock": {"cidr": "192.0.2.25/32"}}], "ports": [465]}
+    assert "LIKENESS_APNS_KEY" in render_chart(minimal_values).env("privacy")
 
 
 def test_a_mail_password_given_as_a_value_is_kept_in_the_charts_secret(

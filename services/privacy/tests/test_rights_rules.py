@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -87,7 +87,7 @@ def test_the_provider_token_is_an_es256_jwt_apns_can_verify() -> None:
 
 
 def _sender(handler) -> ApnsSender:
-    config = ApnsConfig("https://apns.test", PEM, "KEY123ABCD", "TEAM456XYZ", "org.example.likeness", http2=False)
+    config = ApnsConfig("https://apns.test", PEM, "KEY123ABCD", "TEAM456XYZ", "org.example.likeness")
     return ApnsSender(config, transport=httpx.MockTransport(handler))
 
 
@@ -115,14 +115,15 @@ async def test_apns_answers_map_to_errors_that_never_quote_the_token() -> None:
     await sender.aclose()
 
 
-def test_apns_settings_all_or_nothing() -> None:
+def test_apns_settings_all_or_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert apns_sender(PrivacySettings()) is None
     with pytest.raises(SystemExit, match="together"):
         apns_sender(PrivacySettings(apns_key=PEM.decode()))
     full = {"apns_key": PEM.decode(), "apns_key_id": "K", "apns_team_id": "T", "apns_topic": "org.example.likeness"}
-    if importlib.util.find_spec("h2") is None:
-        # Production speaks HTTP/2 to APNs: without the h2 package the service refuses to start rather than fail at the first push.
+    sender = apns_sender(PrivacySettings(**full))
+    assert sender is not None and "BEGIN" not in repr(sender)
+    # APNs speaks HTTP/2 only: an install without the h2 package refuses to start rather than fail at the first push.
+    with monkeypatch.context() as patched:
+        patched.setitem(sys.modules, "h2", None)
         with pytest.raises(SystemExit, match="h2"):
             apns_sender(PrivacySettings(**full))
-    sender = apns_sender(PrivacySettings(**full, apns_http2=False))
-    assert sender is not None and "BEGIN" not in repr(sender)

@@ -141,12 +141,13 @@ def specs_search(ctx: click.Context, query: str, country: str, document: str, as
         sys.exit(1)
 
 
-def _guard(call: Any) -> Any:
-    """Run one client call; a refusal ends the command with its code."""
+def _guard(call: Any, role: str = "") -> Any:
+    """Run one client call; a refusal ends the command with its code (and, refused for its identity, the role it needs)."""
     try:
         return call()
     except LikenessError as exc:
-        _fail(f"{exc.code}: {exc.message}", 1)
+        hint = f" (this needs an operator certificate with the {role} role)" if role and exc.code == "CALLER_NOT_ALLOWED" else ""
+        _fail(f"{exc.code}: {exc.message}{hint}", 1)
 
 
 @cli.command("id-photo")
@@ -370,7 +371,7 @@ def inquiries() -> None:
 def inquiries_list(ctx: click.Context, answered: bool, limit: int, as_json: bool) -> None:
     """Open (or answered) inquiries, oldest first."""
     with _client(ctx) as client:
-        found = _guard(lambda: client.list_inquiries(answered, limit))
+        found = _guard(lambda: client.list_inquiries(answered, limit), "support")
     for i in found:
         if as_json:
             item = {
@@ -398,7 +399,7 @@ def inquiries_list(ctx: click.Context, answered: bool, limit: int, as_json: bool
 def inquiries_answer(ctx: click.Context, inquiry_id: str, answer: str) -> None:
     """Answer INQUIRY_ID; the person sees ANSWER in the app."""
     with _client(ctx) as client:
-        done = _guard(lambda: client.answer_inquiry(inquiry_id, answer))
+        done = _guard(lambda: client.answer_inquiry(inquiry_id, answer), "support")
     console.print(f"answered {done.inquiry_id} at {done.answered_at.ToJsonString()}", highlight=False)
 
 
@@ -419,6 +420,10 @@ def notices_publish(
     ctx: click.Context, kind: str, title: str, body: str, policy_version: str, effective: str, subjects: tuple[str, ...]
 ) -> None:
     """Publish a notice: in-app for its subjects, by push and email where they can be reached."""
+    if kind == "security-incident" and (policy_version or effective):
+        _fail("--policy-version and --effective are for --kind policy-change only; an incident notice has neither")
+    if kind == "policy-change" and subjects:
+        _fail("a policy change is announced to everyone: leave out --subject")
     request = rights_pb2.PublishNoticeRequest(
         kind=rights_pb2.NOTICE_KIND_POLICY_CHANGE if kind == "policy-change" else rights_pb2.NOTICE_KIND_SECURITY_INCIDENT,
         title=title,
@@ -433,12 +438,19 @@ def notices_publish(
             _fail(f"--effective {effective!r} is not an ISO date")
         request.effective_at.FromDatetime((when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC))
     with _client(ctx) as client:
-        done = _guard(lambda: client.publish_notice(request))
+        done = _guard(lambda: client.publish_notice(request), "admin")
     console.print(
         f"notice {done.notice.notice_id}: {done.recipients} subjects, {done.push_sent} pushed, {done.email_sent} emailed,"
         f" {done.failed} failed",
         highlight=False,
     )
+    untold = len(set(subjects)) - done.recipients if subjects else 0
+    if untold > 0:
+        errors.print(
+            f"[yellow]warning:[/yellow] {untold} of the {len(set(subjects))} subjects given are not active subjects"
+            " (erased, being erased, or unknown): they were not told",
+            highlight=False,
+        )
 
 
 # --- templates ---------------------------------------------------------------------------------

@@ -84,14 +84,12 @@ class PrivacySettings(MailSettings):
     inquiry_max_chars: int = 4000
     inquiry_retention_days: int = 365
     # APNs token-based auth for notices: the .p8 key (PEM text, or a path to it), its key id, the team id and the
-    # app's bundle id; any empty: no push (in-app and email only). http2 is what APNs speaks; False only for a
-    # local HTTP/1.1 fake.
+    # app's bundle id; any empty: no push (in-app and email only). Pushes go over HTTP/2 only (what APNs speaks).
     apns_host: str = "https://api.push.apple.com"
     apns_key: str = ""
     apns_key_id: str = ""
     apns_team_id: str = ""
     apns_topic: str = ""
-    apns_http2: bool = True
     notice_delivery_concurrency: int = 16
 
 
@@ -149,13 +147,11 @@ def apns_sender(settings: PrivacySettings) -> ApnsSender | None:
     key = settings.apns_key
     if "-----BEGIN" not in key:
         key = Path(key).read_text()
-    config = ApnsConfig(
-        settings.apns_host, key.encode(), settings.apns_key_id, settings.apns_team_id, settings.apns_topic, settings.apns_http2
-    )
+    config = ApnsConfig(settings.apns_host, key.encode(), settings.apns_key_id, settings.apns_team_id, settings.apns_topic)
     try:
         return ApnsSender(config)
     except (ValueError, ImportError) as exc:
-        # ImportError: HTTP/2 asked for without the h2 package installed.
+        # ImportError: an install without the h2 package (a dependency of privacy), which APNs's HTTP/2 needs.
         raise SystemExit(f"APNs cannot be used: {exc}") from None
 
 

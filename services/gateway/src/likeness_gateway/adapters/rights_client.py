@@ -39,5 +39,12 @@ class RightsClient:
         return (await self._upstream.call(self.stub.AcceptPolicy(request))).record
 
     async def set_push_token(self, subject_id: str, token: str) -> None:
-        request = rights_pb2.SetNoticeContactRequest(subject_id=subject_id, channel=rights_pb2.CONTACT_CHANNEL_APNS, address=token)
+        await self._set_contact(subject_id, rights_pb2.CONTACT_CHANNEL_APNS, token)
+
+    async def set_notice_email(self, subject_id: str, address: str) -> None:
+        """Where email notices reach the subject: its account's confirmed address ("" = none)."""
+        await self._set_contact(subject_id, rights_pb2.CONTACT_CHANNEL_EMAIL, address)
+
+    async def _set_contact(self, subject_id: str, channel: rights_pb2.ContactChannel.ValueType, address: str) -> None:
+        request = rights_pb2.SetNoticeContactRequest(subject_id=subject_id, channel=channel, address=address)
         await self._upstream.call(self.stub.SetNoticeContact(request))

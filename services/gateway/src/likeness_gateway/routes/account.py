@@ -1,6 +1,10 @@
 """Optional email + password accounts beside device tokens: sign-up, email verification, sign-in (which links the
 calling device to the account's subject), password reset, and cancelling the account (the erasure of DELETE /v1/me).
 
+The confirmed address is also privacy's email notice contact for the subject (SetNoticeContact): set when it is
+confirmed, replaced when a correction is confirmed, and erased with the subject (cancelling the account is that
+erasure). Both copies are sealed under the subject's one data key, so its crypto-shredding ends both.
+
 No route tells whether an address has an account: sign-up, sign-in and reset answer the same, after the same
 work (an argon2 hash or verification on every path), and mail leaves after the answer.
 """
@@ -12,6 +16,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from likeness_gateway.adapters.rights_client import RightsClient
 from likeness_gateway.deps import Accounts, CurrentDevice, ErasingDevice, Gateway, GatewayDep, client_ip, ip_bucket
 from likeness_gateway.domain.accounts import Account, CodePurpose, code_hash, email_lookup_hash, new_code, signup_ref
 from likeness_gateway.domain.devices import Device
@@ -244,8 +249,13 @@ async def verify_email(body: CodeIn, request: Request, device: CurrentDevice, gw
         hashed = code_hash(acc.code_key, signup.code_ref, CodePurpose.VERIFY_EMAIL, body.code)
         if not await acc.repo.use_signup_code(device.subject_id, hashed, max_attempts):
             raise invalid
+        # Notices reach the address from the moment it is the account's. Privacy is told first: when it cannot be
+        # reached the sign-up (and its code) stays for a retry, instead of an account that incident emails miss.
+        rights = RightsClient(gw.privacy)
+        await rights.set_notice_email(device.subject_id, await acc.repo.signup_email(signup))
         created = await acc.repo.finish_signup(signup)
         if created is None:
+            await rights.set_notice_email(device.subject_id, "")
             raise ApiError(409, "EMAIL_IN_USE", "the address is used by another account now; nothing was created")
         await gw.privacy.record_security_event(device.subject_id, "account_created", client_ip(request))
         return await _view(acc, gw, created)
@@ -257,7 +267,13 @@ async def verify_email(body: CodeIn, request: Request, device: CurrentDevice, gw
         raise invalid
     # A correction of the address (PATCH /v1/me): recorded before it is made.
     await gw.privacy.record_access(device.subject_id, f"gateway/account/{account.account_id}/email", "correction")
+    # Notices follow the correction: the new address from now on, the old one no more (put back if it fails).
+    rights = RightsClient(gw.privacy)
+    new_email = await acc.repo.pending_email(account)
+    assert new_email is not None
+    await rights.set_notice_email(device.subject_id, new_email)
     if not await acc.repo.confirm_email(account):
+        await rights.set_notice_email(device.subject_id, await acc.repo.email(account))
         raise ApiError(409, "EMAIL_IN_USE", "the new address is used by another account now; nothing changed")
     fresh = await acc.repo.by_subject(device.subject_id)
     assert fresh is not None

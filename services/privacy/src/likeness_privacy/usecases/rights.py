@@ -20,6 +20,7 @@ import structlog
 from likeness_platform.categories import Category
 from likeness_platform.crypto import open_sealed, seal
 from likeness_platform.dataholder import ExportItem, Retention
+from likeness_platform.db import as_uuid
 from likeness_platform.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from likeness_platform.mail import Mail, MailSender
 from likeness_privacy.adapters.repository.rights import RightsRepository
@@ -172,6 +173,13 @@ class Rights:
             raise InvalidArgument("a policy change is announced to everyone", "POLICY_CHANGE_FOR_EVERYONE")
         if len(subject_ids) > 100_000:
             raise InvalidArgument("at most 100000 subjects per notice; publish for everyone instead", "TOO_MANY_SUBJECTS")
+        malformed = [s for s in subject_ids if as_uuid(s) is None]
+        if malformed:
+            # A typo must not quietly leave someone untold: nothing is published until every id is one.
+            raise InvalidArgument(
+                f"{len(malformed)} subject id(s) are not subject ids (UUIDs), e.g. {malformed[0][:40]!r}; nothing was published",
+                "INVALID_SUBJECT_ID",
+            )
         notice = {
             "notice_id": uuid.uuid4(),
             "kind": kind,
@@ -222,6 +230,11 @@ class Rights:
                     if exc.code == "PUSH_TOKEN_INVALID":
                         # APNs says the app is gone from that device: keep no token that reaches no one.
                         await self.repo.set_contact(subject_id, channel, None)
+                except Exception as exc:
+                    # One contact that cannot be opened (a data key the KEK does not unwrap, a damaged row) is a
+                    # failed delivery, counted and logged by type: it must not stop the notice reaching everyone else.
+                    counts["failed"] += 1
+                    log.error("notice_delivery_failed", channel=channel, error=type(exc).__name__)
 
         tasks: list[asyncio.Task[None]] = []
         async for subject_id, channel, sealed in self.repo.contacts(str(notice["notice_id"]), notice["everyone"], created_before):
