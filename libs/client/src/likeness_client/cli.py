@@ -26,6 +26,9 @@ from likeness_client.retry import LikenessError
 console = Console()
 errors = Console(stderr=True)
 
+# How the CLI's calls are counted in the usage statistics (interface "cli").
+CLI_NAME = "likeness-cli/0.1.0"
+
 
 @dataclass
 class Options:
@@ -45,11 +48,11 @@ class Options:
 
     def client(self) -> Client:
         identity = self.identity()
-        return Client(identity, self.endpoints(identity), deadline=self.deadline)
+        return Client(identity, self.endpoints(identity), deadline=self.deadline, client_name=CLI_NAME)
 
     def async_client(self) -> AsyncClient:
         identity = self.identity()
-        return AsyncClient(identity, self.endpoints(identity), deadline=self.deadline)
+        return AsyncClient(identity, self.endpoints(identity), deadline=self.deadline, client_name=CLI_NAME)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -253,6 +256,39 @@ def ledger_verify(ctx: click.Context) -> None:
     else:
         console.print(f"[red]broken[/]: {reply.problem}")
         sys.exit(1)
+
+
+# --- usage statistics ----------------------------------------------------------------------------
+
+
+@cli.command("stats")
+@click.option("--from", "from_day", default="", help="First UTC day, YYYY-MM-DD (default: 30 days before --to).")
+@click.option("--to", "to_day", default="", help="Last UTC day (default and at most: yesterday).")
+@click.option("--by", "group_by", multiple=True, help="Group by: day, interface, operation, spec_id, country, outcome, app_version.")
+@click.option("--where", "filters", multiple=True, metavar="DIM=VALUE", help="Only cells with this value, e.g. --where country=JP.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def stats(ctx: click.Context, from_day: str, to_day: str, group_by: tuple[str, ...], filters: tuple[str, ...], as_json: bool) -> None:
+    """Daily usage aggregates (auditor or admin role); counts under the threshold are withheld."""
+    wanted: dict[str, str] = {}
+    for item in filters:
+        name, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"--where takes DIM=VALUE, not {item!r}")
+        wanted[name] = value
+    with _client(ctx) as client:
+        reply = _guard(lambda: client.usage_stats(from_day, to_day, list(group_by), wanted))
+    cells = [{**dict(c.dimensions), "count": c.count} for c in reply.cells]
+    if as_json:
+        click.echo(json.dumps({"from_day": reply.from_day, "to_day": reply.to_day, "min_count": reply.min_count, "cells": cells}))
+        return
+    names = list(group_by) or ["day", "interface", "operation", "spec_id", "country", "outcome", "app_version"]
+    table = Table(title=f"usage {reply.from_day} .. {reply.to_day} (cells under {reply.min_count} withheld)")
+    for name in (*names, "count"):
+        table.add_column(name, justify="right" if name == "count" else "left")
+    for cell in cells:
+        table.add_row(*(str(cell.get(n, "")) for n in (*names, "count")))
+    console.print(table)
 
 
 # --- templates ---------------------------------------------------------------------------------

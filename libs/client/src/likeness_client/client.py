@@ -29,6 +29,9 @@ DEFAULT_DEADLINE_SECONDS = 120.0
 MAX_MESSAGE_BYTES = 64 << 20
 REQUEST_ID_KEY = "x-request-id"
 SUBJECT_KEY = "x-likeness-subject"
+# Names the client program in usage statistics (`likeness-cli/0.1.0`); never anything about the user.
+CLIENT_KEY = "x-likeness-client"
+CLIENT_NAME = "likeness-python/0.1.0"
 
 
 class AsyncClient:
@@ -40,8 +43,10 @@ class AsyncClient:
         endpoints: Endpoints | None = None,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
         retry: RetryPolicy | None = None,
+        client_name: str = CLIENT_NAME,
     ) -> None:
         self.identity = identity or Identity.discover()
+        self.client_name = client_name
         self.endpoints = endpoints or Endpoints.from_env(run_dir=self.identity.run_dir)
         self.deadline = deadline
         self.retry = retry or RetryPolicy()
@@ -70,7 +75,7 @@ class AsyncClient:
         """Run `attempt(remaining_seconds, metadata)` until it succeeds, fails for good, or the deadline passes."""
         loop = asyncio.get_running_loop()
         ends = loop.time() + (deadline if deadline is not None else self.deadline)
-        metadata = [(REQUEST_ID_KEY, uuid.uuid4().hex)]
+        metadata = [(REQUEST_ID_KEY, uuid.uuid4().hex), (CLIENT_KEY, self.client_name)]
         if subject:
             metadata.append((SUBJECT_KEY, subject))
         tried = 0
@@ -188,6 +193,18 @@ class AsyncClient:
         """Checks the hash chains of the erasure ledger and the access log."""
         return await self._unary("VerifyLedger", self._privacy().VerifyLedger, privacy_pb2.VerifyLedgerRequest(), deadline=deadline)
 
+    async def usage_stats(
+        self,
+        from_day: str = "",
+        to_day: str = "",
+        group_by: list[str] | None = None,
+        filters: dict[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> privacy_pb2.GetUsageStatsResponse:
+        """Daily usage aggregates (auditor or admin role); cells under the threshold are withheld."""
+        request = privacy_pb2.GetUsageStatsRequest(from_day=from_day, to_day=to_day, group_by=group_by or [], filters=filters or {})
+        return await self._unary("GetUsageStats", self._privacy().GetUsageStats, request, deadline=deadline)
+
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
@@ -210,12 +227,13 @@ class Client:
         endpoints: Endpoints | None = None,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
         retry: RetryPolicy | None = None,
+        client_name: str = CLIENT_NAME,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="likeness-client", daemon=True)
         self._thread.start()
         try:
-            self._async = self._run(_make_async(identity, endpoints, deadline, retry))
+            self._async = self._run(_make_async(identity, endpoints, deadline, retry, client_name))
         except BaseException:
             self._stop()
             raise
@@ -270,6 +288,16 @@ class Client:
     def verify_ledger(self, deadline: float | None = None) -> privacy_pb2.VerifyLedgerResponse:
         return self._run(self._async.verify_ledger(deadline))
 
+    def usage_stats(
+        self,
+        from_day: str = "",
+        to_day: str = "",
+        group_by: list[str] | None = None,
+        filters: dict[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> privacy_pb2.GetUsageStatsResponse:
+        return self._run(self._async.usage_stats(from_day, to_day, group_by, filters, deadline))
+
     def _stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
@@ -288,9 +316,11 @@ class Client:
         self.close()
 
 
-async def _make_async(identity: Identity | None, endpoints: Endpoints | None, deadline: float, retry: RetryPolicy | None) -> AsyncClient:
+async def _make_async(
+    identity: Identity | None, endpoints: Endpoints | None, deadline: float, retry: RetryPolicy | None, client_name: str
+) -> AsyncClient:
     # Made on the client's own loop: grpc.aio channels belong to the loop they are created on.
-    return AsyncClient(identity, endpoints, deadline, retry)
+    return AsyncClient(identity, endpoints, deadline, retry, client_name)
 
 
 __all__ = ["AsyncClient", "Client", "LikenessError", "RetryPolicy"]

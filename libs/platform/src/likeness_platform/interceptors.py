@@ -173,6 +173,9 @@ def _outgoing(details: ClientCallDetails, default_timeout: float) -> ClientCallD
     caller = callcontext.current_caller()
     if caller.startswith("operator/") and callcontext.ON_BEHALF_OF_KEY not in present:
         metadata.append((callcontext.ON_BEHALF_OF_KEY, caller))
+    app_version = callcontext.app_version_var.get()
+    if app_version and callcontext.APP_VERSION_KEY not in present:
+        metadata.append((callcontext.APP_VERSION_KEY, app_version))
     timeout = details.timeout if details.timeout is not None else default_timeout
     return ClientCallDetails(details.method, timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready)
 

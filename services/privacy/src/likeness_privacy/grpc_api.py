@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from likeness_platform.callcontext import ON_BEHALF_OF_KEY, current_caller
+from likeness_platform.callcontext import ON_BEHALF_OF_KEY, current_actor, current_caller
 from likeness_platform.dataholder import counts, seconds, timestamp
+from likeness_platform.errors import InvalidArgument
 from likeness_privacy.domain.records import ErasureRow, SubjectRow
 from likeness_privacy.usecases import PrivacyUseCases
 
@@ -113,6 +115,47 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
     async def VerifyLedger(self, request: Any, context: Any) -> privacy_pb2.VerifyLedgerResponse:
         ok, erasures, accesses, problem = await self._uc.records.verify_ledger()
         return privacy_pb2.VerifyLedgerResponse(ok=ok, erasure_entries=erasures, access_entries=accesses, problem=problem)
+
+    async def GetSubjectInventory(self, request: Any, context: Any) -> privacy_pb2.GetSubjectInventoryResponse:
+        # The actor is the certificate's operator (and the admin API it came through), never the request's say.
+        subject, holders = await self._uc.inventory.look(request.subject_id, current_actor(), request.purpose)
+        return privacy_pb2.GetSubjectInventoryResponse(
+            subject=subject_pb(subject),
+            holders=[privacy_pb2.HolderInventory(holder=name, counts=counts(found), error=error) for name, found, error in holders],
+        )
+
+    async def ListSecurityEvents(self, request: Any, context: Any) -> privacy_pb2.ListSecurityEventsResponse:
+        if not 0 <= request.limit <= 1000:
+            raise InvalidArgument("limit is 1..1000 (0: 100)", "INVALID_LIMIT")
+        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        rows = await self._uc.repo.recent_security_events(request.limit or 100, since)
+        return privacy_pb2.ListSecurityEventsResponse(
+            events=[
+                privacy_pb2.SecurityEvent(
+                    event_type=str(r["event_type"]),
+                    caller=str(r["caller"]),
+                    method=str(r["method"]),
+                    ip_prefix=str(r["ip_prefix"]),
+                    created_at=timestamp(r["created_at"]),  # type: ignore[arg-type]
+                )
+                for r in rows
+            ]
+        )
+
+    async def RecordUsage(self, request: Any, context: Any) -> privacy_pb2.RecordUsageResponse:
+        await self._uc.usage.record(
+            request.interface, request.operation, request.spec_id, request.country, request.outcome, request.app_version
+        )
+        return privacy_pb2.RecordUsageResponse()
+
+    async def GetUsageStats(self, request: Any, context: Any) -> privacy_pb2.GetUsageStatsResponse:
+        first, last, cells = await self._uc.usage.query(request.from_day, request.to_day, list(request.group_by), dict(request.filters))
+        return privacy_pb2.GetUsageStatsResponse(
+            cells=[privacy_pb2.UsageCell(dimensions=dims, count=count) for dims, count in cells],
+            min_count=self._uc.usage.min_count,
+            from_day=first.isoformat(),
+            to_day=last.isoformat(),
+        )
 
 
 def service_name() -> str:

@@ -19,6 +19,7 @@ from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import open_service_pool
 from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import ServiceSettings
+from likeness_privacy.adapters import usage_metrics
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import APPEND_ONLY, PrivacyRepository
 from likeness_privacy.domain.keys import KeyError_, parse_kek
@@ -67,6 +68,11 @@ class PrivacySettings(ServiceSettings):
     ledger_checkpoint_s3_endpoint_url: str = ""
     ledger_checkpoint_s3_region: str = ""
     ledger_checkpoint_seconds: float = 300.0
+    # Usage statistics: cells (day x interface, operation, spec, country, outcome, app version) counting fewer
+    # calls than this are withheld from every read (admin API, metrics); at least 2.
+    stats_min_count: int = 5
+    # How often the Prometheus gauge of the last complete day is refreshed.
+    stats_metrics_seconds: float = 300.0
 
 
 def build_config(settings: PrivacySettings) -> PrivacyConfig:
@@ -132,7 +138,9 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
         settings.ledger_checkpoint_s3_endpoint_url,
         settings.ledger_checkpoint_s3_region,
     )
-    use_cases = build_use_cases(PrivacyRepository(pool), holders, config, sink)
+    if settings.stats_min_count < 2:
+        raise SystemExit("LIKENESS_STATS_MIN_COUNT must be at least 2: a count of 1 singles a person out")
+    use_cases = build_use_cases(PrivacyRepository(pool), holders, config, sink, settings.stats_min_count)
     assert use_cases.checkpoints is not None
     checkpoints = use_cases.checkpoints
 
@@ -157,6 +165,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
             lambda: use_cases.retention.run(settings.retention_interval_seconds),
             lambda: checkpoints.run(settings.ledger_checkpoint_seconds),
             lambda: _rewrap_loop(use_cases, settings.kek_rewrap_seconds),
+            lambda: usage_metrics.publish_loop(use_cases.usage, settings.stats_metrics_seconds),
         ],
         closers=[close],
         security_events=record_refusal,

@@ -4,6 +4,8 @@
 - erasure.py    the erasure saga across every holder, and its background loop
 - export.py     data export (one sealed zip, downloadable once)
 - records.py    generation records, security events, the access log, ledger verification
+- usage.py      usage statistics (counted per day and cell, small cells withheld when read)
+- inventory.py  an operator's look at one subject (counts only, access-logged)
 - retention.py  retention sweeps and their alarms
 - self_holder.py  privacy's own data as a DataHolder
 - ports.py      settings and the holder set the use cases share
@@ -20,11 +22,13 @@ from likeness_privacy.domain.checkpoints import signing_key
 from likeness_privacy.usecases.checkpoints import Checkpoints
 from likeness_privacy.usecases.erasure import Erasures
 from likeness_privacy.usecases.export import Exports
+from likeness_privacy.usecases.inventory import SubjectInventory
 from likeness_privacy.usecases.ports import HolderPort, Holders, PrivacyConfig
 from likeness_privacy.usecases.records import Records
 from likeness_privacy.usecases.retention import RetentionSweeper
 from likeness_privacy.usecases.self_holder import SelfHolder
 from likeness_privacy.usecases.subjects import Subjects
+from likeness_privacy.usecases.usage import UsageStats
 
 __all__ = ["PrivacyConfig", "PrivacyUseCases", "build_use_cases"]
 
@@ -39,6 +43,8 @@ class PrivacyUseCases:
     exports: Exports
     records: Records
     retention: RetentionSweeper
+    usage: UsageStats
+    inventory: SubjectInventory
     checkpoints: Checkpoints | None = None
 
     @property
@@ -47,15 +53,22 @@ class PrivacyUseCases:
 
 
 def build_use_cases(
-    repo: PrivacyRepository, remote_holders: list[HolderPort], config: PrivacyConfig, checkpoint_sink: BlobStore | None = None
+    repo: PrivacyRepository,
+    remote_holders: list[HolderPort],
+    config: PrivacyConfig,
+    checkpoint_sink: BlobStore | None = None,
+    stats_min_count: int = 5,
 ) -> PrivacyUseCases:
-    """The use cases; with a `checkpoint_sink`, the ledger is anchored by signed checkpoints written there."""
+    """The use cases; with a `checkpoint_sink`, the ledger is anchored by signed checkpoints written there.
+
+    `stats_min_count` is the usage statistics' suppression threshold k (see domain.usage)."""
     holders = Holders(SelfHolder(repo, config), remote_holders)
     checkpoints = None
     if checkpoint_sink is not None:
         checkpoints = Checkpoints(repo, checkpoint_sink, signing_key(config.ledger_signing_key), config.retention[Category.ACCESS_LOG])
     erasures = Erasures(repo, holders, config, checkpoints)
     subjects = Subjects(repo, config, erasures)
+    records = Records(repo, config, checkpoints)
     return PrivacyUseCases(
         repo=repo,
         config=config,
@@ -63,7 +76,9 @@ def build_use_cases(
         subjects=subjects,
         erasures=erasures,
         exports=Exports(repo, holders, subjects, config),
-        records=Records(repo, config, checkpoints),
+        records=records,
         retention=RetentionSweeper(holders, config),
+        usage=UsageStats(repo, stats_min_count),
+        inventory=SubjectInventory(subjects, holders, records),
         checkpoints=checkpoints,
     )

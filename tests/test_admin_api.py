@@ -1,0 +1,196 @@
+"""The admin HTTP API on the `make run` mesh (every service its own process): operators by mTLS certificate,
+refusals without a certificate or the role, allowed calls logged, and usage statistics counted from real
+ID-photo calls with small counts withheld."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from matplotlib import cbook
+
+from tests.support.mesh import Mesh
+
+K = 3
+APP_VERSION = f"7.{uuid.uuid4().int % 10_000}.0"
+DEVICE = {
+    "platform": "ios",
+    "model": "iPhone15,2",
+    "os_version": "18.1",
+    "app_version": APP_VERSION,
+    "language": "en",
+    "age_confirmed": True,
+}
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Mesh]:
+    mesh = Mesh(
+        tmp_path_factory.mktemp("admin"),
+        database_url=database_url,
+        free_ports=True,
+        quiet=True,
+        extra_env={"LIKENESS_STATS_MIN_COUNT": str(K), "LIKENESS_FREE_DAILY_GENERATIONS": "10"},
+    )
+    try:
+        mesh.up()
+        yield mesh
+    finally:
+        mesh.down()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM privacy.usage_stats WHERE app_version = %s", (APP_VERSION,))
+
+
+def admin(mesh: Mesh, identity: str | None, roles: list[str] | None = None) -> httpx.Client:
+    """An HTTPS client of the admin API presenting `identity`'s certificate (none for None)."""
+    ca = mesh.tls_files("admin").ca
+    context = ssl.create_default_context(cafile=str(ca))
+    if identity is not None:
+        issued = mesh.pki.issue(identity, roles=roles) if roles is not None else mesh.tls_files(identity)
+        context.load_cert_chain(str(issued.cert), str(issued.key))
+    return httpx.Client(base_url=mesh.admin_url, verify=context, timeout=60)
+
+
+def test_refuses_without_certificate_or_role_and_serves_openapi(mesh: Mesh) -> None:
+    with admin(mesh, None) as anonymous:
+        assert anonymous.get("/healthz").status_code == 200
+        spec = anonymous.get("/openapi.json")
+        assert spec.status_code == 200
+        assert {"/v1/ledger/verify", "/v1/usage", "/v1/subjects/{subject_id}/inventory", "/v1/erasures/{erasure_id}"} <= set(
+            spec.json()["paths"]
+        )
+        refused = anonymous.post("/v1/ledger/verify")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "CERTIFICATE_REQUIRED"
+    # A service's certificate is not an operator's.
+    with admin(mesh, "render") as service:
+        refused = service.post("/v1/ledger/verify")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "NOT_AN_OPERATOR"
+    with admin(mesh, "operator/sam", roles=["support"]) as support:
+        assert support.get("/v1/whoami").json() == {"operator": "operator/sam", "roles": ["support"]}
+        refused = support.post("/v1/ledger/verify")
+        assert refused.status_code == 403
+        error = refused.json()["error"]
+        assert error["code"] == "ROLE_REQUIRED" and error["details"]["roles_needed"] == ["auditor"]
+        assert support.get("/v1/usage").status_code == 403
+        assert support.post("/v1/templates", data={"name": "x"}, files={"image": ("t.png", b"png", "image/png")}).status_code == 403
+    with admin(mesh, "operator/ann", roles=["auditor"]) as auditor:
+        verified = auditor.post("/v1/ledger/verify")
+        assert verified.status_code == 200 and verified.json()["ok"] is True, verified.text
+        assert auditor.get("/v1/security-events", params={"limit": 5}).status_code == 200
+        assert auditor.get("/v1/subjects/00000000-0000-0000-0000-000000000000/inventory", params={"purpose": "x"}).status_code == 403
+    # The refusals reached no service; the allowed calls are in the admin API's log with operator and method.
+    log = (mesh.run_dir / "admin.log").read_text()
+    calls = [json.loads(line) for line in log.splitlines() if '"operator_call"' in line]
+    assert any(c["operator"] == "operator/ann" and c["method"].endswith("/VerifyLedger") and c["status"] == 200 for c in calls)
+    assert not any(c["operator"] == "operator/sam" and c["method"].endswith("/VerifyLedger") for c in calls)
+
+
+def _photo() -> bytes:
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        return fh.read()
+
+
+def _usage_rows(database_url: str) -> dict[tuple[str, str, str, str], int]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT interface, operation, spec_id, outcome, count FROM privacy.usage_stats WHERE app_version = %s", (APP_VERSION,)
+        ).fetchall()
+    return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
+
+
+def test_inventory_is_access_logged_and_usage_counts_real_calls_with_small_cells_withheld(mesh: Mesh, database_url: str) -> None:
+    app = httpx.Client(base_url=mesh.http_url, timeout=180)
+    registered = app.post("/v1/devices", json=DEVICE)
+    assert registered.status_code == 201, registered.text
+    auth = {"Authorization": f"Bearer {registered.json()['token']}"}
+    upload = app.post("/v1/uploads", files={"file": ("me.jpg", _photo(), "image/jpeg")}, headers=auth)
+    assert upload.status_code == 201, upload.text
+    upload_id = upload.json()["upload_id"]
+    # K checks against one spec (a cell of K), one against another and one ID photo (cells of 1).
+    for _ in range(K):
+        check = app.post("/v1/id-photos/check", json={"upload_id": upload_id, "spec_id": "us-passport"}, headers=auth)
+        assert check.status_code == 200, check.text
+    assert app.post("/v1/id-photos/check", json={"upload_id": upload_id, "spec_id": "jp-passport"}, headers=auth).status_code == 200
+    made = app.post("/v1/id-photos", json={"upload_id": upload_id, "spec_id": "schengen-visa"}, headers=auth)
+    assert made.status_code == 201, made.text
+
+    expected = {
+        ("http", "id_photo_check", "us-passport", "ok"): K,
+        ("http", "id_photo_check", "jp-passport", "ok"): 1,
+        ("http", "id_photo", "schengen-visa", "ok"): 1,
+    }
+    deadline = time.monotonic() + 30
+    while (rows := _usage_rows(database_url)) != expected:
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    with psycopg.connect(database_url) as conn:
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'privacy' AND table_name = 'usage_stats'"
+            )
+        }
+        subject_id = str(
+            conn.execute("SELECT subject_id FROM gateway.devices WHERE device_id = %s", (registered.json()["device_id"],)).fetchone()[0]
+        )
+    # Only the dimensions and the count: nothing that says who, from where, or when within the day.
+    assert columns == {"day", "interface", "operation", "spec_id", "country", "outcome", "app_version", "count"}
+
+    with admin(mesh, "operator/ann", roles=["auditor"]) as auditor:
+        # Today's counts are never shown (two reads an hour apart would give the calls in between).
+        today = auditor.get("/v1/usage", params={"where": f"app_version={APP_VERSION}"})
+        assert today.status_code == 200 and today.json()["cells"] == [], today.text
+        # A day later (the rows moved back a day):
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("UPDATE privacy.usage_stats SET day = day - 1 WHERE app_version = %s", (APP_VERSION,))
+        by_spec = auditor.get("/v1/usage", params={"where": f"app_version={APP_VERSION}", "group_by": ["operation", "spec_id", "country"]})
+        assert by_spec.status_code == 200, by_spec.text
+        body = by_spec.json()
+        assert body["min_count"] == K
+        assert body["cells"] == [{"dimensions": {"operation": "id_photo_check", "spec_id": "us-passport", "country": "US"}, "count": K}]
+        # Totals are sums of the shown cells: the total by operation does not give the withheld ones away by difference.
+        by_operation = auditor.get("/v1/usage", params={"where": f"app_version={APP_VERSION}", "group_by": ["interface"]}).json()
+        assert by_operation["cells"] == [{"dimensions": {"interface": "http"}, "count": K}]
+
+    # `likeness stats` with make run's development operator (every role) shows the same.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIKENESS_CLIENT", "LIKENESS_RENDER", "LIKENESS_PRIVACY"))}
+    env["LIKENESS_CLIENT_TLS_DIR"] = str(Path(mesh.tls_files("operator/dev").cert).parent)
+    ran = subprocess.run(
+        [sys.executable, "-m", "likeness_client.cli", "stats", "--where", f"app_version={APP_VERSION}", "--by", "spec_id", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["cells"] == [{"spec_id": "us-passport", "count": K}]
+
+    # Support looks at the subject (counts, no content): the look is in the access log under the operator, via admin.
+    with admin(mesh, "operator/sam", roles=["support"]) as support:
+        assert support.get(f"/v1/subjects/{subject_id}/inventory").json()["error"]["code"] == "PURPOSE_REQUIRED"
+        looked = support.get(f"/v1/subjects/{subject_id}/inventory", params={"purpose": "ticket 4711"})
+        assert looked.status_code == 200, looked.text
+        holders = {h["holder"]: {c["category"]: int(c["count"]) for c in h["counts"]} for h in looked.json()["holders"]}
+        assert holders["ingestion"]["uploads"] == 1 and holders["render"]["results"] >= 1
+        assert looked.json()["subject"]["state"] == "SUBJECT_STATE_ACTIVE"
+    with psycopg.connect(database_url) as conn:
+        logged = conn.execute(
+            "SELECT actor, resource, purpose FROM privacy.access_log WHERE subject_id = %s AND resource = 'privacy/inventory'",
+            (subject_id,),
+        ).fetchall()
+    assert logged == [("operator/sam via admin", "privacy/inventory", "ticket 4711")]
+
+    deleted = app.delete("/v1/me", headers=auth)
+    assert deleted.status_code == 202
+    app.close()
