@@ -91,8 +91,8 @@ def test_refuses_without_certificate_or_role_and_serves_openapi(mesh: Mesh) -> N
     # The refusals reached no service; the allowed calls are in the admin API's log with operator and method.
     log = (mesh.run_dir / "admin.log").read_text()
     calls = [json.loads(line) for line in log.splitlines() if '"operator_call"' in line]
-    assert any(c["operator"] == "operator/ann" and c["method"].endswith("/VerifyLedger") and c["status"] == 200 for c in calls)
-    assert not any(c["operator"] == "operator/sam" and c["method"].endswith("/VerifyLedger") for c in calls)
+    assert any(c["operator"] == "operator/ann" and c["rpc"] == "Privacy/VerifyLedger" and c["status"] == 200 for c in calls)
+    assert not any(c["operator"] == "operator/sam" and c["rpc"] == "Privacy/VerifyLedger" for c in calls)
 
 
 def _photo() -> bytes:

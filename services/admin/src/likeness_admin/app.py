@@ -153,7 +153,8 @@ def create_app(mesh: Mesh, docs_enabled: bool = True) -> FastAPI:
                 "operator_call",
                 operator=call.operator.identity,
                 roles=sorted(call.operator.roles),
-                method=call.method,
+                # Service/Method: the full gRPC path is long enough to look like a secret to the redactor.
+                rpc=call.method.rsplit(".", 1)[-1],
                 route=name,
                 purpose=call.purpose,
                 status=response.status_code,
@@ -163,7 +164,9 @@ def create_app(mesh: Mesh, docs_enabled: bool = True) -> FastAPI:
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> JSONResponse:
-        log.warning("operator_refused", code=exc.code, path=request.url.path)
+        # The route template, never the path: a path names the subject or erasure looked up.
+        route = getattr(request.scope.get("route"), "path", "")
+        log.warning("operator_refused", code=exc.code, route=route)
         return problem(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(UpstreamError)
