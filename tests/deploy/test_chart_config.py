@@ -59,7 +59,7 @@ def test_only_privacy_sees_the_kek(renders: dict[str, Any], services: tuple[str,
 
 def test_database_url_goes_only_to_services_with_a_schema(dev_render: Any, services: tuple[str, ...]) -> None:
     for svc in services:
-        assert ("LIKENESS_DATABASE_URL" in dev_render.env(svc)) == (svc != "faces"), svc
+        assert ("LIKENESS_DATABASE_URL" in dev_render.env(svc)) == (svc not in ("faces", "admin")), svc
 
 
 def test_blob_settings(renders: dict[str, Any], services: tuple[str, ...]) -> None:
@@ -122,7 +122,7 @@ def test_migrations_run_under_their_own_database_url(
 ) -> None:
     for svc in services:
         prod = renders["production"].env(svc)
-        if svc == "faces":
+        if svc in ("faces", "admin"):
             assert "LIKENESS_MIGRATION_DATABASE_URL" not in prod
             continue
         assert prod["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", "likeness-db", "migration-url")
@@ -365,7 +365,7 @@ REQUIRED_WHEN_EMPTY = {
     svc: set(TLS_SETTINGS)
     | ({"LIKENESS_DATABASE_URL"} if svc in SCHEMA_SERVICES else set())
     | {"privacy": {"LIKENESS_KEK"}, "billing": {"LIKENESS_BILLING_LEDGER_KEY"}}.get(svc, set())
-    for svc in ("gateway", "ingestion", "faces", "render", "billing", "privacy")
+    for svc in ("gateway", "ingestion", "faces", "render", "billing", "privacy", "admin")
 }
 
 

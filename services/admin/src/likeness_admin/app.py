@@ -34,6 +34,10 @@ ADMIN_CALLS = Counter("likeness_admin_calls_total", "Admin API calls by route an
 
 _PRIVACY = "/likeness.privacy.v1.Privacy/"
 _RENDER = "/likeness.render.v1.Render/"
+# Every gRPC method a route forwards to (the chart's NetworkPolicy lets the admin API reach their servers only).
+FORWARDED = tuple(
+    _PRIVACY + m for m in ("GetErasure", "GetSubjectInventory", "VerifyLedger", "ListSecurityEvents", "GetUsageStats")
+) + tuple(_RENDER + m for m in ("ListTemplates", "RegisterTemplate"))
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -66,6 +70,7 @@ class Call:
 
 def operator_for(method: str) -> Any:
     """Dependency: the request's operator, allowed `method` by the policy (Refused otherwise)."""
+    assert method in FORWARDED, f"add {method} to FORWARDED"
 
     async def dependency(request: Request, purpose: Annotated[str, Query(max_length=200, description="Why (access log)")] = "") -> Call:
         operator = operator_of(client_cert_pem(request.scope))
