@@ -194,3 +194,14 @@ def test_inventory_is_access_logged_and_usage_counts_real_calls_with_small_cells
     deleted = app.delete("/v1/me", headers=auth)
     assert deleted.status_code == 202
     app.close()
+    # Support follows the erasure (the service's stable code comes through on a miss).
+    with admin(mesh, "operator/sam", roles=["support"]) as support:
+        deadline = time.monotonic() + 60
+        while (status := support.get(f"/v1/erasures/{deleted.json()['erasure_id']}")).json().get("status") != "completed":
+            assert status.status_code == 200, status.text
+            assert time.monotonic() < deadline, status.text
+            time.sleep(0.2)
+        assert {r["holder"] for r in status.json()["receipts"]} >= {"privacy", "ingestion", "render"}
+        missing = support.get(f"/v1/erasures/{uuid.uuid4()}")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "ERASURE_NOT_FOUND"
+        assert support.get("/v1/templates").status_code == 200  # any operator may list the catalog
