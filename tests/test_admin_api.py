@@ -40,7 +40,12 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterato
         database_url=database_url,
         free_ports=True,
         quiet=True,
-        extra_env={"LIKENESS_STATS_MIN_COUNT": str(K), "LIKENESS_FREE_DAILY_GENERATIONS": "10"},
+        # A generous deadline for the gateway's calls: this checks behaviour, not speed, on a shared machine.
+        extra_env={
+            "LIKENESS_STATS_MIN_COUNT": str(K),
+            "LIKENESS_FREE_DAILY_GENERATIONS": "10",
+            "LIKENESS_UPSTREAM_DEADLINE_SECONDS": "120",
+        },
     )
     try:
         mesh.up()
@@ -88,6 +93,27 @@ def test_refuses_without_certificate_or_role_and_serves_openapi(mesh: Mesh) -> N
         assert verified.status_code == 200 and verified.json()["ok"] is True, verified.text
         assert auditor.get("/v1/security-events", params={"limit": 5}).status_code == 200
         assert auditor.get("/v1/subjects/00000000-0000-0000-0000-000000000000/inventory", params={"purpose": "x"}).status_code == 403
+        assert auditor.get("/v1/settings").status_code == 403
+    with admin(mesh, "operator/ada", roles=["admin"]) as admin_role:
+        settings = admin_role.get("/v1/settings")
+        assert settings.status_code == 200, settings.text
+        retention = {r["category"]: r["period"] for r in settings.json()["retention"]}
+        assert retention["uploads"] == "86400s" and retention["access_log"] == "31536000s"
+        assert settings.json()["stats_min_count"] == K and "kek" not in settings.json()
+        rewrapped = admin_role.post("/v1/keys/rewrap")
+        assert rewrapped.status_code == 200 and rewrapped.json()["moved"] == 0  # no KEK was retired
+    # Refusals are security events (who, what, the address only as privacy keeps it), as refused gRPC calls are.
+    with admin(mesh, "operator/ann", roles=["auditor"]) as auditor:
+        deadline = time.monotonic() + 20
+        while not [
+            e
+            for e in auditor.get("/v1/security-events", params={"limit": 1000}).json()["events"]
+            if e["event_type"] == "operator_refused"
+            and e["caller"] == "spiffe://likeness/operator/sam"
+            and e["method"] == "/likeness.privacy.v1.Privacy/VerifyLedger"
+        ]:
+            assert time.monotonic() < deadline, "the refusal never reached the security-event log"
+            time.sleep(0.2)
     # The refusals reached no service; the allowed calls are in the admin API's log with operator and method.
     log = (mesh.run_dir / "admin.log").read_text()
     calls = [json.loads(line) for line in log.splitlines() if '"operator_call"' in line]

@@ -63,6 +63,9 @@ POLICY: Mapping[str, frozenset[str]] = {
     # auditors and admins.
     _PRIVACY + "RecordUsage": frozenset({RENDER}),
     _PRIVACY + "GetUsageStats": frozenset({AUDITOR, ADMIN}),
+    # Retention and key-rotation state, and rewrapping data keys after a KEK rotation: admins.
+    _PRIVACY + "GetSettings": frozenset({ADMIN}),
+    _PRIVACY + "RewrapKeys": frozenset({ADMIN}),
     # Records are written by the services that did the work: generations at the gateway,
     # reads of stored data by the holders that keep it.
     _PRIVACY + "RecordGeneration": frozenset({GATEWAY}),

@@ -9,6 +9,7 @@ counted; reads of a subject's data are also in privacy's hash-chained access log
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -36,7 +37,8 @@ _PRIVACY = "/likeness.privacy.v1.Privacy/"
 _RENDER = "/likeness.render.v1.Render/"
 # Every gRPC method a route forwards to (the chart's NetworkPolicy lets the admin API reach their servers only).
 FORWARDED = tuple(
-    _PRIVACY + m for m in ("GetErasure", "GetSubjectInventory", "VerifyLedger", "ListSecurityEvents", "GetUsageStats")
+    _PRIVACY + m
+    for m in ("GetErasure", "GetSubjectInventory", "VerifyLedger", "ListSecurityEvents", "GetUsageStats", "GetSettings", "RewrapKeys")
 ) + tuple(_RENDER + m for m in ("ListTemplates", "RegisterTemplate"))
 
 ERROR_SCHEMA = {
@@ -125,12 +127,27 @@ class Usage(BaseModel):
     cells: list[UsageCell]
 
 
+class Settings(BaseModel):
+    retention: list[dict[str, Any]]
+    kek_id: str
+    retired_keks: list[dict[str, Any]]
+    kek_backup_window_days: int
+    kek_rewrap_interval: str
+    erasure_reverify_after: str
+    stats_min_count: int
+
+
+class Rewrapped(BaseModel):
+    moved: int = Field(description="Data keys moved from retired KEKs to the current one")
+
+
 class Whoami(BaseModel):
     operator: str
     roles: list[str]
 
 
-def create_app(mesh: Mesh, docs_enabled: bool = True) -> FastAPI:
+def create_app(mesh: Mesh, docs_enabled: bool = True, refusals: Callable[[Refused, str, str, str], None] | None = None) -> FastAPI:
+    """The app; `refusals(refusal, caller URI, method, client address)` reports each refused call (security events)."""
     app = FastAPI(
         title="Likeness admin API",
         version="1.0.0",
@@ -172,7 +189,11 @@ def create_app(mesh: Mesh, docs_enabled: bool = True) -> FastAPI:
         # The route template, never the path: a path names the subject or erasure looked up.
         route = getattr(request.scope.get("route"), "path", "")
         log.warning("operator_refused", code=exc.code, route=route)
-        return problem(exc.status, exc.code, exc.message, exc.details)
+        if refusals is not None and exc.status in (401, 403):
+            caller = exc.details.get("caller", "")
+            client = request.scope.get("client") or ("", 0)
+            refusals(exc, str(caller), str(exc.details.get("method", route)), str(client[0]))
+        return problem(exc.status, exc.code, exc.message, {k: v for k, v in exc.details.items() if k != "caller"})
 
     @app.exception_handler(UpstreamError)
     async def upstream(_: Request, exc: UpstreamError) -> JSONResponse:
@@ -302,5 +323,20 @@ def create_app(mesh: Mesh, docs_enabled: bool = True) -> FastAPI:
             min_count=reply.min_count,
             cells=[UsageCell(dimensions=dict(c.dimensions), count=c.count) for c in reply.cells],
         )
+
+    @app.get("/v1/settings", response_model=Settings, tags=["admin"], summary="Retention periods and key-rotation state in force")
+    async def settings(call: Call = operator_for(_PRIVACY + "GetSettings")) -> Settings:
+        reply = await mesh.call(mesh.privacy.GetSettings, privacy_pb2.GetSettingsRequest(), call.operator, call.purpose)
+        return Settings(**as_dict(reply))
+
+    @app.post(
+        "/v1/keys/rewrap",
+        response_model=Rewrapped,
+        tags=["admin"],
+        summary="After a KEK rotation: move every data key off retired KEKs now (then the old KEK can be destroyed)",
+    )
+    async def rewrap(call: Call = operator_for(_PRIVACY + "RewrapKeys")) -> Rewrapped:
+        reply = await mesh.call(mesh.privacy.RewrapKeys, privacy_pb2.RewrapKeysRequest(), call.operator, call.purpose)
+        return Rewrapped(moved=reply.moved)
 
     return app

@@ -15,13 +15,16 @@ from fastapi import FastAPI
 from likeness_admin.app import create_app
 from likeness_admin.https import ClientCertProtocol, ServerTls
 from likeness_admin.mesh import Mesh
+from likeness_admin.operators import Refused
 from likeness_admin.settings import AdminSettings
+from likeness_platform.authz import SecurityEvents, remote_sender
 from likeness_platform.logging import get_logger
 from likeness_platform.metrics import start_metrics_server
 from likeness_platform.server import Wiring, run_service, start_server
 from likeness_platform.tls import TlsPaths
 
 log = get_logger("likeness.admin")
+REFUSED_EVENT = "operator_refused"
 
 
 class _Server(uvicorn.Server):
@@ -40,12 +43,19 @@ class AdminWiring(Wiring[AdminSettings]):
 async def build(settings: AdminSettings) -> AdminWiring:
     """The admin API's one composition root."""
     mesh = Mesh(settings, settings.upstream_deadline_seconds)
+    # Refused operator calls go to privacy's security-event log, like refused gRPC calls (bounded, never waited on).
+    send, close_sender = remote_sender("admin", settings)
+    events = SecurityEvents("admin", send)
+
+    def refused(refusal: Refused, caller: str, method: str, ip: str) -> None:
+        events.report(REFUSED_EVENT, caller, method, ip)
+
     return AdminWiring(
         settings=settings,
         # The gRPC port serves health only: the API is the HTTPS port.
         register=lambda server: [],
-        closers=[mesh.close],
-        app=create_app(mesh, settings.docs_enabled),
+        closers=[mesh.close, events.close, close_sender],
+        app=create_app(mesh, settings.docs_enabled, refused),
         tls=ServerTls(TlsPaths.from_settings(settings)),
     )
 

@@ -59,5 +59,5 @@ def authorise(operator: Operator, method: str) -> None:
             403,
             "ROLE_REQUIRED",
             f"{operator.identity} may not call {method}" + (f": it needs the role {' or '.join(needed)}" if needed else ""),
-            {"method": method, "roles_needed": needed, "roles_held": sorted(operator.roles)},
+            {"method": method, "roles_needed": needed, "roles_held": sorted(operator.roles), "caller": operator.uri},
         )

@@ -8,10 +8,11 @@ from typing import Any
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from likeness_platform.callcontext import ON_BEHALF_OF_KEY, current_actor, current_caller
-from likeness_platform.dataholder import counts, seconds, timestamp
+from likeness_platform.dataholder import counts, duration, seconds, timestamp
 from likeness_platform.errors import InvalidArgument
 from likeness_privacy.domain.records import ErasureRow, SubjectRow
 from likeness_privacy.usecases import PrivacyUseCases
+from likeness_privacy.usecases.operator_settings import SettingsView
 
 _KIND = {privacy_pb2.SUBJECT_KIND_DEVICE: "device", privacy_pb2.SUBJECT_KIND_ACCOUNT: "account"}
 _KIND_PB = {v: k for k, v in _KIND.items()}
@@ -59,8 +60,9 @@ def erasure_pb(row: ErasureRow) -> privacy_pb2.Erasure:
 
 
 class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
-    def __init__(self, use_cases: PrivacyUseCases) -> None:
+    def __init__(self, use_cases: PrivacyUseCases, settings_view: SettingsView | None = None) -> None:
         self._uc = use_cases
+        self._settings = settings_view or SettingsView(dict(use_cases.config.retention), use_cases.config.kek_id)
 
     async def RegisterSubject(self, request: Any, context: Any) -> privacy_pb2.RegisterSubjectResponse:
         subject, erasure = await self._uc.subjects.register(_KIND.get(request.kind, ""), request.minor)
@@ -156,6 +158,23 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
             from_day=first.isoformat(),
             to_day=last.isoformat(),
         )
+
+    async def GetSettings(self, request: Any, context: Any) -> privacy_pb2.GetSettingsResponse:
+        view = self._settings
+        return privacy_pb2.GetSettingsResponse(
+            retention=[
+                privacy_pb2.RetentionPeriod(category=str(c), period=duration(p.total_seconds())) for c, p in sorted(view.retention.items())
+            ],
+            kek_id=view.kek_id,
+            retired_keks=[privacy_pb2.RetiredKek(kek_id=k.kek_id, retired_on=k.retired_on, usable=k.usable) for k in view.retired_keks],
+            kek_backup_window_days=view.kek_backup_window_days,
+            kek_rewrap_interval=duration(view.kek_rewrap_interval.total_seconds()),
+            erasure_reverify_after=duration(view.erasure_reverify_after.total_seconds()),
+            stats_min_count=view.stats_min_count or self._uc.usage.min_count,
+        )
+
+    async def RewrapKeys(self, request: Any, context: Any) -> privacy_pb2.RewrapKeysResponse:
+        return privacy_pb2.RewrapKeysResponse(moved=await self._uc.subjects.rewrap())
 
 
 def service_name() -> str:

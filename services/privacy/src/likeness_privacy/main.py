@@ -25,6 +25,7 @@ from likeness_privacy.adapters.repository import APPEND_ONLY, PrivacyRepository
 from likeness_privacy.domain.keys import KeyError_, parse_kek
 from likeness_privacy.grpc_api import PrivacyServicer, service_name
 from likeness_privacy.usecases import PrivacyConfig, PrivacyUseCases, build_use_cases
+from likeness_privacy.usecases.operator_settings import SettingsView, retired_states
 
 log = structlog.get_logger("likeness.privacy")
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -119,6 +120,19 @@ def retired_keks(configured: dict[str, str], window_days: int, now: datetime) ->
     return kept
 
 
+def settings_view(settings: PrivacySettings, config: PrivacyConfig) -> SettingsView:
+    """What admins see of the settings in force (GetSettings): periods, ids and dates, never a key."""
+    return SettingsView(
+        retention=dict(config.retention),
+        kek_id=settings.kek_id,
+        retired_keks=retired_states(settings.retired_keks, settings.kek_backup_window_days),
+        kek_backup_window_days=settings.kek_backup_window_days,
+        kek_rewrap_interval=timedelta(seconds=settings.kek_rewrap_seconds),
+        erasure_reverify_after=timedelta(seconds=settings.erasure_reverify_seconds),
+        stats_min_count=settings.stats_min_count,
+    )
+
+
 @dataclass(kw_only=True)
 class PrivacyWiring(Wiring[PrivacySettings]):
     use_cases: PrivacyUseCases
@@ -145,7 +159,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
     checkpoints = use_cases.checkpoints
 
     def register(server: object) -> list[str]:
-        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(use_cases), server)
+        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(use_cases, settings_view(settings, config)), server)
         return [service_name(), add_dataholder(server, use_cases.self_holder)]
 
     async def record_refusal(event_type: str, caller: str, method: str, ip: str) -> None:
