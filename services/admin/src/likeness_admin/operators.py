@@ -40,7 +40,11 @@ def operator_of(cert_pem: bytes | None) -> Operator:
     identity = identity_from_auth_context(auth)
     if not (identity.startswith("operator/") and len(identity) > len("operator/")):
         raise Refused(
-            403, "NOT_AN_OPERATOR", f"{identity or 'this certificate'} is not an operator identity (spiffe://likeness/operator/<name>)"
+            403,
+            "NOT_AN_OPERATOR",
+            f"{identity or 'this certificate'} is not an operator identity (spiffe://likeness/operator/<name>)",
+            # Who was refused, for the security-event log (not sent back).
+            {"caller": SPIFFE_PREFIX + identity if identity else ""},
         )
     return Operator(identity, roles_from_auth_context(auth) & policy.ROLES)
 
