@@ -78,8 +78,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_id=request_id,
                 rpc=method,
                 subject=metadata.get(callcontext.SUBJECT_KEY, ""),
-                # The certificate identity the authorisation interceptor found, never a header.
-                caller=callcontext.caller_var.get(),
+                # The certificate identity the authorisation interceptor found, never a header (for a call the
+                # admin API makes for an operator: "operator/<name> via admin").
+                caller=callcontext.current_actor(),
             )
 
         def leave(started: float, outcome: str) -> None:
