@@ -193,6 +193,26 @@ class AsyncClient:
         """Checks the hash chains of the erasure ledger and the access log."""
         return await self._unary("VerifyLedger", self._privacy().VerifyLedger, privacy_pb2.VerifyLedgerRequest(), deadline=deadline)
 
+    async def subject_inventory(
+        self, subject_id: str, purpose: str, deadline: float | None = None
+    ) -> privacy_pb2.GetSubjectInventoryResponse:
+        """A subject's state and every holder's counts (support role); the look is access-logged with `purpose`."""
+        request = privacy_pb2.GetSubjectInventoryRequest(subject_id=subject_id, purpose=purpose)
+        return await self._unary("GetSubjectInventory", self._privacy().GetSubjectInventory, request, deadline=deadline)
+
+    async def security_events(self, limit: int = 100, deadline: float | None = None) -> list[privacy_pb2.SecurityEvent]:
+        """The newest security events (auditor role)."""
+        request = privacy_pb2.ListSecurityEventsRequest(limit=limit)
+        return list((await self._unary("ListSecurityEvents", self._privacy().ListSecurityEvents, request, deadline=deadline)).events)
+
+    async def settings(self, deadline: float | None = None) -> privacy_pb2.GetSettingsResponse:
+        """Retention periods and key-rotation state in force (admin role)."""
+        return await self._unary("GetSettings", self._privacy().GetSettings, privacy_pb2.GetSettingsRequest(), deadline=deadline)
+
+    async def rewrap_keys(self, deadline: float | None = None) -> int:
+        """Move every data key off retired KEKs now (admin role); how many moved."""
+        return int((await self._unary("RewrapKeys", self._privacy().RewrapKeys, privacy_pb2.RewrapKeysRequest(), deadline=deadline)).moved)
+
     async def usage_stats(
         self,
         from_day: str = "",
@@ -287,6 +307,18 @@ class Client:
 
     def verify_ledger(self, deadline: float | None = None) -> privacy_pb2.VerifyLedgerResponse:
         return self._run(self._async.verify_ledger(deadline))
+
+    def subject_inventory(self, subject_id: str, purpose: str, deadline: float | None = None) -> privacy_pb2.GetSubjectInventoryResponse:
+        return self._run(self._async.subject_inventory(subject_id, purpose, deadline))
+
+    def security_events(self, limit: int = 100, deadline: float | None = None) -> list[privacy_pb2.SecurityEvent]:
+        return self._run(self._async.security_events(limit, deadline))
+
+    def settings(self, deadline: float | None = None) -> privacy_pb2.GetSettingsResponse:
+        return self._run(self._async.settings(deadline))
+
+    def rewrap_keys(self, deadline: float | None = None) -> int:
+        return self._run(self._async.rewrap_keys(deadline))
 
     def usage_stats(
         self,
