@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from matplotlib import cbook
 
+from likeness_platform.devpki import DevPki
 from tests.support.mesh import Mesh
 
 K = 3
@@ -66,7 +67,7 @@ def admin(mesh: Mesh, identity: str | None, roles: list[str] | None = None) -> h
     return httpx.Client(base_url=mesh.admin_url, verify=context, timeout=60)
 
 
-def test_refuses_without_certificate_or_role_and_serves_openapi(mesh: Mesh) -> None:
+def test_refuses_without_certificate_or_role_and_serves_openapi(mesh: Mesh, tmp_path: Path) -> None:
     with admin(mesh, None) as anonymous:
         assert anonymous.get("/healthz").status_code == 200
         spec = anonymous.get("/openapi.json")
@@ -76,6 +77,12 @@ def test_refuses_without_certificate_or_role_and_serves_openapi(mesh: Mesh) -> N
         )
         refused = anonymous.post("/v1/ledger/verify")
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "CERTIFICATE_REQUIRED"
+    # An operator certificate from another CA does not get through the handshake.
+    rogue = DevPki(tmp_path / "rogue", ca_name="Not the mesh CA").ensure("operator/eve")
+    context = ssl.create_default_context(cafile=str(mesh.tls_files("admin").ca))
+    context.load_cert_chain(str(rogue.cert), str(rogue.key))
+    with pytest.raises(httpx.TransportError):
+        httpx.get(mesh.admin_url + "/v1/whoami", verify=context, timeout=10)
     # A service's certificate is not an operator's.
     with admin(mesh, "render") as service:
         refused = service.post("/v1/ledger/verify")

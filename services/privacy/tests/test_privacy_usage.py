@@ -11,7 +11,7 @@ import pytest
 from likeness_platform.errors import InvalidArgument
 from likeness_privacy.adapters import usage_metrics
 from likeness_privacy.domain.usage import GROUPABLE, Cell, Usage, UsageError, aggregate, normalise
-from likeness_privacy.usecases.usage import UsageStats
+from likeness_privacy.usecases.usage import MAX_DAYS, UsageStats
 
 TODAY = date(2026, 12, 3)
 
@@ -84,6 +84,11 @@ class _Repo:
     async def usage_cells(self, first: date, last: date) -> list[Cell]:
         return [c for c in self.cells if first <= c.day <= last]
 
+    async def forget_usage_before(self, day: date) -> int:
+        before = len(self.cells)
+        self.cells = [c for c in self.cells if c.day >= day]
+        return before - len(self.cells)
+
 
 async def test_reads_never_show_the_running_day_and_check_their_input() -> None:
     today_cell = Cell(TODAY, Usage("http", "id_photo", "us-passport", "US", "ok", "1.0"), 50)
@@ -101,6 +106,10 @@ async def test_reads_never_show_the_running_day_and_check_their_input() -> None:
     assert repo.counted == [(TODAY, Usage("cli", "id_photo", "jp-passport", "JP", "ok", "0.1.0"))]
     with pytest.raises(ValueError):
         UsageStats(repo, 1)  # type: ignore[arg-type]
+    # Days no query may reach any more are dropped; the rest stay.
+    ancient = Cell(TODAY - timedelta(days=MAX_DAYS + 1), Usage("http", "id_photo", "", "", "ok", "1.0"), 9)
+    repo.cells.append(ancient)
+    assert await stats.forget_old() == 1 and ancient not in repo.cells and today_cell in repo.cells
 
 
 async def test_the_prometheus_gauge_shows_yesterdays_shown_cells_only() -> None:

@@ -35,10 +35,12 @@ async def publish(stats: UsageStats) -> int:
 
 
 async def publish_loop(stats: UsageStats, interval_seconds: float) -> None:
-    """Refresh the gauge at start, then every interval (yesterday changes once a day; the interval bounds the lag)."""
+    """Refresh the gauge at start, then every interval (yesterday changes once a day; the interval bounds the lag),
+    and drop days older than any query may ask for."""
     while True:
         try:
             await publish(stats)
+            await stats.forget_old()
         except Exception as exc:
             log.error("usage_metrics_failed", error=type(exc).__name__)
         await asyncio.sleep(interval_seconds)

@@ -10,7 +10,7 @@ from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain import usage
 from likeness_privacy.domain.usage import UsageError
 
-# The longest range one query may cover.
+# The longest range one query may cover, and how long the daily counts are kept.
 MAX_DAYS = 400
 
 
@@ -58,6 +58,10 @@ class UsageStats:
             return first, last, usage.aggregate(cells, self.min_count, groups, wanted)
         except UsageError as exc:
             raise InvalidArgument(str(exc), "INVALID_STATS_QUERY") from None
+
+    async def forget_old(self) -> int:
+        """Drop the days no query may reach any more (older than MAX_DAYS); how many cells went."""
+        return await self._repo.forget_usage_before(self._today() - timedelta(days=MAX_DAYS))
 
     async def last_day(self) -> list[tuple[dict[str, str], int]]:
         """Yesterday's finest cells that pass the threshold (what the Prometheus gauge shows)."""

@@ -29,3 +29,9 @@ class UsageRepository(RepositoryBase):
                 (first, last),
             )
             return [Cell(r[0], Usage(*r[1:7]), int(r[7])) for r in await cur.fetchall()]
+
+    async def forget_usage_before(self, day: date) -> int:
+        """Remove the days before `day` (the statistics' own retention); how many cells went."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM usage_stats WHERE day < %s", (day,))
+            return cur.rowcount
