@@ -74,7 +74,9 @@ class Mesh:
     async def call(self, method: Any, request: Any, operator: Operator, purpose: str = "") -> Any:
         """One unary call for `operator`; UpstreamError when it fails."""
         try:
-            return await method(request, metadata=self.metadata(operator, purpose))
+            # wait_for_ready: a peer that is (re)connecting is waited for within the deadline rather than failing the
+            # operator's call at once; a call that never left cannot have done anything, so nothing runs twice.
+            return await method(request, metadata=self.metadata(operator, purpose), wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             raise _error(exc) from None
 
