@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup run test lint protos bench clean
+.PHONY: setup run test lint security protos bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +21,10 @@ lint: setup
 	.venv/bin/buf lint
 	@bash scripts/buf_breaking.sh
 	.venv/bin/lint-imports
+
+security: setup
+	$(PY) scripts/security_scan.py code
+	$(PY) scripts/security_scan.py deps $${LIKENESS_ADVISORY_DIR:+--advisories "$$LIKENESS_ADVISORY_DIR"}
 
 protos: setup
 	$(PY) scripts/gen_protos.py

@@ -144,6 +144,9 @@ class Mesh:
         if service == "privacy":
             env["LIKENESS_KEK"] = env.get("LIKENESS_KEK") or self.dev_kek()
             env["LIKENESS_HOLDERS"] = json.dumps({h: self.addr(h) for h in HOLDERS if h in self.services})
+        if service in ("ingestion", "render"):
+            # One key for every sealed store: the keyed hashes naming a subject's blobs and tombstones.
+            env["LIKENESS_BLOB_NAME_KEY"] = env.get("LIKENESS_BLOB_NAME_KEY") or self.dev_secret("dev-blob-name-key")
         if service == "billing":
             env["LIKENESS_BILLING_LEDGER_KEY"] = env.get("LIKENESS_BILLING_LEDGER_KEY") or self.dev_secret("dev-ledger-key")
         if service == "gateway":

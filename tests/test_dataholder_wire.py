@@ -41,3 +41,26 @@ async def test_retention_ages_survive_the_wire() -> None:
     finally:
         await remote.close()
         await running.stop(1)
+
+
+class SizedHolder(FixedHolder):
+    name = "sized"
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def export_size(self, subject_id: str) -> int:
+        self.asked += 1
+        return 5 * 1024**3  # past 32 bits
+
+
+async def test_export_bytes_cross_the_wire_only_when_asked() -> None:
+    holder = SizedHolder()
+    running = await start_server("sized", settings_for(ServiceSettings, "render"), lambda server: [add_dataholder(server, holder)])
+    remote = RemoteHolder("sized", f"127.0.0.1:{running.port}", settings_for(ServiceSettings, "privacy"), timeout=10)
+    try:
+        assert await remote.inventory("s") == {} and holder.asked == 0  # erasure's verification does not pay for it
+        assert await remote.export_size("s") == 5 * 1024**3 and holder.asked == 1
+    finally:
+        await remote.close()
+        await running.stop(1)

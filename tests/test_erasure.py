@@ -345,8 +345,6 @@ _UPLOAD_COLUMNS = {
 
 
 async def test_a_blob_planted_after_the_holders_erase_is_found_by_verification_and_erased(world: dict) -> None:
-    from likeness_platform.blobs import subject_blob_name
-
     w = world
     a = await _populate(w)
     erasure = await w["privacy"].erasures.request(a, "user_request")
@@ -355,7 +353,7 @@ async def test_a_blob_planted_after_the_holders_erase_is_found_by_verification_a
     # restored from a backup) before privacy verifies.
     await w["privacy"].erasures._erase_at(erasure, "ingestion", 0)
     store = w["ingestion"].store
-    planted = subject_blob_name(a)
+    planted = store.names.blob_name(a)  # under a's keyed prefix, as the holder names a's blobs
     await store.blobs.put(planted, b"sealed bytes of a")
     assert await ingestion.inventory(a) == {"uploads": 0, "blobs": 1}  # listed, though no row points to it
     await _wait_completed(w["privacy"], erasure.erasure_id)

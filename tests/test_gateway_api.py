@@ -165,6 +165,51 @@ async def test_memory_only_mode_stores_nothing(database_url: str, tmp_path: Path
         await started.close()
 
 
+async def test_an_erasure_clears_in_memory_images_on_every_replica(database_url: str, tmp_path: Path) -> None:
+    # Two gateway replicas on one database, in memory-only mode: each holds an image of the subject. The
+    # DELETE reaches one of them; the other drops its image on its own check, well before the erasure ends.
+    started, gw_a, client_a, privacy = await _api(database_url, tmp_path, 0)
+    try:
+        upstreams = {"privacy": gw_a.settings.privacy_addr, "ingestion": gw_a.settings.ingestion_addr}
+        gw_b, client_b, _ = await start_gateway(database_url, upstreams, started)
+        replica_b = started.wirings["gateway"]
+        gw_b.settings.inline_image_check_seconds = 0.05
+        auth = {"Authorization": f"Bearer {await _token(client_a)}"}
+        other = {"Authorization": f"Bearer {await _token(client_a)}"}  # another subject, untouched
+        uploads = {}
+        for name, client in (("a", client_a), ("b", client_b), ("other", client_b)):
+            headers = {**(other if name == "other" else auth), "Content-Type": "image/jpeg"}
+            reply = await client.post("/v1/uploads", content=_jpeg(), headers=headers)
+            assert reply.status_code == 201 and reply.json()["stored"] is False
+            uploads[name] = reply.json()["upload_id"]
+        subject = (await gw_a.devices.by_token_hash(token_hash(auth["Authorization"][7:]))).subject_id
+        other_subject = (await gw_a.devices.by_token_hash(token_hash(other["Authorization"][7:]))).subject_id
+        assert (gw_a.inline_images.count(subject), gw_b.inline_images.count(subject)) == (1, 1)
+        loops = [asyncio.ensure_future(job()) for job in replica_b.background]
+        try:
+            await asyncio.sleep(0.2)
+            assert gw_b.inline_images.count(subject) == 1  # an active subject's images stay
+            deleted = await client_a.delete("/v1/me", headers=auth)
+            assert deleted.status_code == 202
+            assert gw_a.inline_images.count(subject) == 0  # the replica that answered, at once
+            deadline = time.monotonic() + 5
+            while gw_b.inline_images.count(subject):
+                assert time.monotonic() < deadline, "replica b still holds the erased subject's image"
+                await asyncio.sleep(0.02)
+            assert gw_b.inline_images.get(uploads["b"], subject) is None
+            assert gw_b.inline_images.get(uploads["other"], other_subject) is not None
+            erasure_id = deleted.json()["erasure_id"]
+            while not await privacy.erasures.drive(erasure_id):
+                await asyncio.sleep(0.05)
+        finally:
+            for loop in loops:
+                loop.cancel()
+        receipts = {r.holder: r for r in (await privacy.erasures.get(erasure_id)).receipts}
+        assert receipts["gateway"].remaining == {"devices": 0, "inline_images": 0}
+    finally:
+        await started.close()
+
+
 def test_render_enums_keep_their_public_json_strings() -> None:
     """render.v1 carries enums; the public HTTP API keeps the strings it always had."""
     from likeness.render.v1 import render_pb2

@@ -40,7 +40,7 @@ async def _store_live_data(h: dict[str, Any], subject: str) -> None:
     """One fresh item of every category a holder keeps for `subject`."""
     from likeness_billing.domain.quotas import QuotaPolicy
 
-    await h["gateway"].add(
+    await h["gateway"].devices.add(
         subject,
         f"hash-{subject}",
         {"platform": "ios", "model": "m", "os_version": "1", "app_version": "1", "language": "en"},
@@ -133,7 +133,6 @@ async def test_a_holder_sweeps_its_own_data_with_privacy_down(database_url: str,
 
     import psycopg
 
-    from likeness_platform.blobs import subject_blob_name
     from tests.support.services import Started, free_port, start_ingestion
 
     started = Started()
@@ -142,7 +141,7 @@ async def test_a_holder_sweeps_its_own_data_with_privacy_down(database_url: str,
     wiring = started.wirings["ingestion"]
     store = wiring.service.store
     subject = str(uuid.uuid4())
-    blob = subject_blob_name(subject)
+    blob = store.names.blob_name(subject)
     await store.blobs.put(blob, b"sealed")
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         await conn.execute(

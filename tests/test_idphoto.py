@@ -11,7 +11,7 @@ import grpc
 import numpy as np
 import pytest
 from matplotlib import cbook
-from PIL import Image
+from PIL import Image, ImageCms
 from skimage import data
 
 from likeness.common.v1 import common_pb2
@@ -157,6 +157,22 @@ async def test_sheet_holds_eight_35x45_photos_on_4x6(mesh: dict) -> None:
     assert sorted(sheet.size) == [1200, 1800]
     # 35x45 mm at 300 dpi is 413x531 px; 2 columns and 4 rows need 2*413+2 mm gap+2*3 mm margins across.
     assert 2 * 413 + round(2 / 25.4 * 300) + 2 * round(3 / 25.4 * 300) <= 1200
+
+
+async def test_default_us_passport_sheet_is_the_6_up_pdf_at_exact_size(mesh: dict) -> None:
+    layout = render_pb2.SheetLayout(paper_id="4r", cut_marks=True, format=render_pb2.IMAGE_FORMAT_PDF)
+    reply = await _make(mesh, "astronaut", "us-passport", sheet=layout)
+    assert reply.sheet_photo_count == 6
+    assert reply.sheet.content_type == "application/pdf"
+    pdf = await _open(mesh, reply.sheet.result_id)
+    assert pdf.startswith(b"%PDF-") and b"/MediaBox [0 0 288 432]" in pdf  # 4x6 in, exactly
+    # The photo itself is a JPEG tagged sRGB.
+    photo = Image.open(io.BytesIO(await _open(mesh, reply.photo.result_id)))
+    assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(photo.info["icc_profile"]))).strip() == "sRGB built-in"
+    # An ID photo itself is never a PDF.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _make(mesh, "astronaut", "us-passport", output=render_pb2.OutputOptions(format=render_pb2.IMAGE_FORMAT_PDF))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_background_outfit_and_beauty_options(mesh: dict) -> None:

@@ -28,7 +28,11 @@ PRODUCTION_VALUES: dict[str, Any] = {
     "image": {"registry": "registry.example.com/likeness", "tag": "1.2.3"},
     "imagePullSecrets": ["regcred"],
     "otel": {"exporter": "otlp", "endpoint": "http://otel-collector.observability:4317"},
-    "privacyKeys": {"existingSecret": "likeness-keys"},
+    "privacyKeys": {"existingSecret": "likeness-keys", "kekId": "kek-2026-11", "backupWindowDays": 30},
+    "ledgerCheckpoints": {
+        "backend": "s3",
+        "s3": {"bucket": "likeness-ledger", "region": "eu-central-1", "existingSecret": "likeness-ledger-s3"},
+    },
     "billingKeys": {"existingSecret": "likeness-billing"},
     "appStore": {
         "bundleId": "com.example.idphoto",
@@ -39,6 +43,7 @@ PRODUCTION_VALUES: dict[str, Any] = {
     "blobs": {
         "backend": "s3",
         "s3": {"bucket": "likeness-blobs", "region": "eu-central-1", "existingSecret": "likeness-s3"},
+        "nameKeyExistingSecret": "likeness-blob-names",
     },
     "redis": {"url": "redis://:pw@redis.cache:6379/0", "rateLimitKey": "rate-limit-key-of-at-least-32-characters"},
     "networkPolicy": {
@@ -71,11 +76,17 @@ PRODUCTION_VALUES: dict[str, Any] = {
     },
 }
 
-# The least an operator must give: a database URL, a KEK, billing's ledger key, each
-# service's certificate Secret, and (egress being denied by default) the database's address.
+# The least an operator must give: a database URL, privacy's keys (KEK, pseudonym key, ledger signing key),
+# billing's ledger key, the blob-name key, each service's certificate Secret, and (egress being denied by
+# default) the database's address.
 MINIMAL_VALUES: dict[str, Any] = {
     "database": {"url": "postgresql://likeness:secret@db.internal:5432/likeness"},
-    "privacyKeys": {"kek": base64.b64encode(bytes(range(32))).decode()},
+    "privacyKeys": {
+        "kek": base64.b64encode(bytes(range(32))).decode(),
+        "pseudonymKey": base64.b64encode(bytes(range(100, 132))).decode(),
+        "ledgerSigningKey": base64.b64encode(bytes(range(140, 172))).decode(),
+    },
+    "blobs": {"nameKey": base64.b64encode(bytes(range(180, 220))).decode()},
     "billingKeys": {"ledgerKey": base64.b64encode(bytes(range(32, 80))).decode()},
     "services": {svc: {"tls": {"existingSecret": f"{svc}-cert"}} for svc in SERVICES},
     "networkPolicy": {"egress": {"postgresql": {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [5432]}}},

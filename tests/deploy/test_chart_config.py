@@ -244,8 +244,8 @@ def load_settings(monkeypatch: pytest.MonkeyPatch, cls: type, env: dict[str, str
 # Where the chart departs from the gateway's own defaults, for a gateway behind an ingress.
 BEHIND_AN_INGRESS = {"tls_terminated_upstream": True, "trusted_proxies": 1, "docs_enabled": False}
 # Gateway settings the chart leaves to the service: in-memory uploads' lifetime (uploadTTLSeconds 0
-# only). The Redis pair is set only with redis.url, App Attest's only with appAttest.
-GATEWAY_DEFAULTS_KEPT = {"memory_upload_ttl_seconds"}
+# only) and how often each replica drops those of erased subjects. The Redis pair is set only with redis.url, App Attest's only with appAttest.
+GATEWAY_DEFAULTS_KEPT = {"memory_upload_ttl_seconds", "inline_image_check_seconds"}
 GATEWAY_WITH_REDIS = {"redis_url", "rate_limit_key"}
 GATEWAY_WITH_APP_ATTEST = {"app_attest_app_id", "app_attest_root_pem"}
 
@@ -364,9 +364,43 @@ TLS_SETTINGS = {"LIKENESS_TLS_CERT_FILE": "tls.crt", "LIKENESS_TLS_KEY_FILE": "t
 REQUIRED_WHEN_EMPTY = {
     svc: set(TLS_SETTINGS)
     | ({"LIKENESS_DATABASE_URL"} if svc in SCHEMA_SERVICES else set())
-    | {"privacy": {"LIKENESS_KEK"}, "billing": {"LIKENESS_BILLING_LEDGER_KEY"}}.get(svc, set())
+    | {
+        "privacy": {"LIKENESS_KEK"},
+        "billing": {"LIKENESS_BILLING_LEDGER_KEY"},
+        "ingestion": {"LIKENESS_BLOB_NAME_KEY"},
+        "render": {"LIKENESS_BLOB_NAME_KEY"},
+    }.get(svc, set())
     for svc in ("gateway", "ingestion", "faces", "render", "billing", "privacy", "admin")
 }
+
+# Settings a service starts without, on a default that only suits a developer's machine, and that a deployment
+# must therefore be given: privacy's anchored ledger (where the checkpoints go, the key that signs them, how
+# often), its key hierarchy (the KEK's id, the backup window and rewrap schedule; the pseudonym key, which a
+# KEK rotation would otherwise change); where the sealed stores keep blobs. A tuple: one of them. A new setting
+# of this kind goes here, and the chart sets it.
+PRODUCTION_REQUIRED: dict[str, set[str | tuple[str, ...]]] = {
+    "privacy": {
+        "LIKENESS_KEK_ID",
+        "LIKENESS_KEK_BACKUP_WINDOW_DAYS",
+        "LIKENESS_KEK_REWRAP_SECONDS",
+        "LIKENESS_PSEUDONYM_KEY",
+        "LIKENESS_LEDGER_SIGNING_KEY",
+        "LIKENESS_LEDGER_CHECKPOINT_BACKEND",
+        "LIKENESS_LEDGER_CHECKPOINT_SECONDS",
+        ("LIKENESS_LEDGER_CHECKPOINT_DIR", "LIKENESS_LEDGER_CHECKPOINT_S3_BUCKET"),
+        "LIKENESS_HOLDERS",
+        "LIKENESS_STATS_MIN_COUNT",
+    },
+    "ingestion": {"LIKENESS_BLOB_BACKEND", ("LIKENESS_BLOB_DIR", "LIKENESS_S3_BUCKET"), "LIKENESS_UPLOAD_TTL"},
+    "render": {"LIKENESS_BLOB_BACKEND", ("LIKENESS_BLOB_DIR", "LIKENESS_S3_BUCKET"), "LIKENESS_UPLOAD_TTL"},
+    "gateway": set(),
+    "faces": {"LIKENESS_DEVICE"},
+    "billing": {"LIKENESS_APPLE_ENVIRONMENT"},
+    # The operators' HTTPS port listens on loopback by default.
+    "admin": {"LIKENESS_HTTP_HOST", "LIKENESS_HTTP_PORT"},
+}
+# Of those, the ones whose empty value is meaningful (the id of keys wrapped before KEKs had ids).
+MAY_BE_EMPTY = {"LIKENESS_KEK_ID"}
 
 
 def required_settings(svc: str) -> set[str]:
@@ -380,6 +414,87 @@ def test_every_render_sets_every_required_setting(renders: dict[str, Any], svc: 
         env = rendered.env(svc)
         missing = required_settings(svc) - {name for name, value in env.items() if value}
         assert missing == set(), f"{values_name}: {svc} would not start without {sorted(missing)}"
+
+
+def test_every_render_sets_what_production_needs_beyond_starting(renders: dict[str, Any], svc: str) -> None:
+    known = _settings_fields(svc)
+    for values_name, rendered in renders.items():
+        env = rendered.env(svc)
+        given = {name for name, value in env.items() if value or name in MAY_BE_EMPTY}
+        for needed in PRODUCTION_REQUIRED[svc]:
+            names = needed if isinstance(needed, tuple) else (needed,)
+            assert set(names) <= known, f"{svc} reads none of {names}: the list is out of date"
+            assert given & set(names), f"{values_name}: {svc} runs on its development default for {' or '.join(names)}"
+
+
+def test_privacys_keys_and_ledger_settings_reach_it_as_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    from likeness_privacy.main import build_config
+
+    old = base64.b64encode(bytes(range(200, 232))).decode()
+    minimal_values["privacyKeys"].update(kekId="kek-2", retiredKeks={"kek-1": f"{old}@2999-01-01"}, backupWindowDays=40, rewrapSeconds=900)
+    minimal_values["ledgerCheckpoints"] = {"backend": "local", "intervalSeconds": 120, "local": {"existingClaim": "ledger"}}
+    rendered = render_chart(minimal_values)
+    env = resolved_env(rendered, "privacy", release[0])
+    settings = load_settings(monkeypatch, settings_class("privacy"), env)
+    assert (settings.kek_id, settings.kek_backup_window_days, settings.kek_rewrap_seconds) == ("kek-2", 40, 900)
+    assert settings.retired_keks == {"kek-1": f"{old}@2999-01-01"}
+    assert (settings.ledger_checkpoint_backend, settings.ledger_checkpoint_seconds) == ("local", 120)
+    config = build_config(settings)
+    assert config.kek_for("kek-1") == bytes(range(200, 232))
+    assert config.pseudonym_key == bytes(range(100, 132)) and config.ledger_signing_key == bytes(range(140, 172))
+    # The checkpoint folder is a volume of its own (the root filesystem is read-only): here the operator's claim.
+    mounts = {m["mountPath"]: m["name"] for m in rendered.container("privacy")["volumeMounts"]}
+    assert mounts[settings.ledger_checkpoint_dir] == "ledger-checkpoints"
+    volumes = {v["name"]: v for v in rendered.deployment("privacy")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["ledger-checkpoints"]["persistentVolumeClaim"] == {"claimName": "ledger"}
+    # Secrets stay in the Secret: none of the keys is a plain value in the Deployment.
+    for name in ("LIKENESS_PSEUDONYM_KEY", "LIKENESS_LEDGER_SIGNING_KEY", "LIKENESS_RETIRED_KEKS"):
+        assert rendered.env("privacy")[name][0] == "secret", name
+
+
+def test_checkpoints_on_s3_name_their_bucket_and_credentials(prod_render: Any, render_chart: Any, minimal_values: dict[str, Any]) -> None:
+    env = prod_render.env("privacy")
+    assert env["LIKENESS_LEDGER_CHECKPOINT_BACKEND"] == "s3" and env["LIKENESS_LEDGER_CHECKPOINT_S3_BUCKET"] == "likeness-ledger"
+    assert env["LIKENESS_LEDGER_CHECKPOINT_S3_PREFIX"] == "ledger-checkpoints/"
+    assert env["AWS_ACCESS_KEY_ID"] == ("secret", "likeness-ledger-s3", "s3-access-key-id")
+    assert "LIKENESS_LEDGER_CHECKPOINT_DIR" not in env
+    assert "ledger-checkpoints" not in {m["name"] for m in prod_render.container("privacy")["volumeMounts"]}
+    # The existing Secret must hold every privacy key; only retired KEKs may be absent from it.
+    optional = {
+        var["name"]: var["valueFrom"]["secretKeyRef"].get("optional", False)
+        for var in prod_render.container("privacy")["env"]
+        if "valueFrom" in var
+    }
+    assert optional["LIKENESS_LEDGER_SIGNING_KEY"] is False and optional["LIKENESS_PSEUDONYM_KEY"] is False
+    assert optional["LIKENESS_RETIRED_KEKS"] is True
+    minimal_values["ledgerCheckpoints"] = {"backend": "s3"}
+    # Privacy then reaches object storage, which egress must name, as for blobs.
+    with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.objectStorage\.to is required"):
+        render_chart(minimal_values)
+    minimal_values["networkPolicy"]["egress"]["objectStorage"] = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [443]}
+    with pytest.raises(helm.HelmError, match=r"ledgerCheckpoints\.s3\.bucket is required"):
+        render_chart(minimal_values)
+
+
+@pytest.mark.parametrize("missing", ["pseudonymKey", "ledgerSigningKey"])
+def test_privacy_keys_derived_from_the_kek_are_refused(render_chart: Any, minimal_values: dict[str, Any], missing: str) -> None:
+    # Derived keys change when the KEK rotates: pseudonyms would no longer match, checkpoints no longer verify.
+    del minimal_values["privacyKeys"][missing]
+    with pytest.raises(helm.HelmError, match=rf"privacyKeys\.{missing} .*is required"):
+        render_chart(minimal_values)
+
+
+def test_every_blob_store_gets_the_same_blob_name_key(renders: dict[str, Any], render_chart: Any, minimal_values: dict[str, Any]) -> None:
+    for values_name, rendered in renders.items():
+        refs = {svc: rendered.env(svc).get("LIKENESS_BLOB_NAME_KEY") for svc in ("ingestion", "render")}
+        assert refs["ingestion"] == refs["render"] and refs["ingestion"][0] == "secret", values_name
+        assert all("LIKENESS_BLOB_NAME_KEY" not in rendered.env(svc) for svc in ("gateway", "faces", "billing", "privacy"))
+    assert renders["production"].env("render")["LIKENESS_BLOB_NAME_KEY"] == ("secret", "likeness-blob-names", "blob-name-key")
+    minimal_values["blobs"] = {"nameKey": base64.b64encode(bytes(16)).decode()}
+    with pytest.raises(helm.HelmError, match=r"nameKey"):
+        render_chart(minimal_values)
 
 
 @pytest.mark.parametrize("values_name", ["dev", "minimal"])  # every value in the chart's own Secret, so each can be read
@@ -400,16 +515,22 @@ def test_each_service_passes_its_own_start_up_checks(
         assert settings.database_url.startswith("postgresql://")
         assert settings.migration_database_url == ""  # neither render names an owner role: single-role
     if svc == "privacy":
+        from likeness_privacy.domain.checkpoints import signing_key
         from likeness_privacy.main import build_config
 
-        build_config(settings)  # refuses a missing or malformed KEK
+        signing_key(build_config(settings).ledger_signing_key)  # refuses a missing or malformed KEK; a 32-byte seed
+        assert settings.ledger_checkpoint_backend == "local" and settings.ledger_checkpoint_dir == "/var/lib/likeness/ledger-checkpoints"
+        assert settings.ledger_checkpoint_dir in {m["mountPath"] for m in renders[values_name].container(svc)["volumeMounts"]}
     if svc == "billing":
         from likeness_billing.main import ledger_key
 
         assert len(ledger_key(settings)) >= 32
     if svc in ("ingestion", "render"):
+        from likeness_platform.blobs import subject_names_for
+
         assert 0 <= settings.upload_ttl <= 86400
         assert settings.blob_backend == "local" and settings.blob_dir == "/var/lib/likeness/blobs"
+        subject_names_for(settings)  # exits, as at start, without a usable key
 
 
 def test_the_start_up_checks_would_notice_a_missing_setting(

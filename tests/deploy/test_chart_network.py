@@ -242,8 +242,9 @@ def test_egress_beyond_the_mesh_is_named(renders: dict[str, Any], services: tupl
         if database:
             assert dev_pg[0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "postgresql"
             assert prod_pg[0]["to"] == [{"ipBlock": {"cidr": "10.20.0.5/32"}}]
-        # Object storage (s3 in production only), the OTLP collector, Redis (the gateway's limiter).
-        assert bool(egress_to(prod, svc, release, 443)) == (blobs or svc == "billing"), svc
+        # Object storage (s3 in production only: blobs, and privacy's ledger checkpoints), the OTLP collector,
+        # Redis (the gateway's limiter).
+        assert bool(egress_to(prod, svc, release, 443)) == (blobs or svc in ("billing", "privacy")), svc
         assert egress_to(dev, svc, release, 443) == []
         assert egress_to(prod, svc, release, 4317)[0]["to"] == [
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}

@@ -47,8 +47,11 @@ def test_defaults_alone_refuse_to_render_and_say_what_is_missing(render_chart: A
     with pytest.raises(helm.HelmError, match=r"services\.\w+\.tls\.existingSecret is required"):
         render_chart({"database": database, "networkPolicy": egress, "billingKeys": {"existingSecret": "b"}})
     tls = {svc: {"tls": {"existingSecret": f"{svc}-cert"}} for svc in SERVICES}
+    given = {"database": database, "networkPolicy": egress, "services": tls, "billingKeys": {"existingSecret": "b"}}
+    with pytest.raises(helm.HelmError, match=r"blobs\.nameKey"):
+        render_chart(given)
     with pytest.raises(helm.HelmError, match="kek"):
-        render_chart({"database": database, "networkPolicy": egress, "services": tls, "billingKeys": {"existingSecret": "b"}})
+        render_chart({**given, "blobs": {"backend": "local", "nameKeyExistingSecret": "n"}})
 
 
 def test_billing_needs_its_ledger_key(render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]) -> None:
@@ -64,7 +67,7 @@ def test_billing_needs_its_ledger_key(render_chart: Any, minimal_values: dict[st
 
 
 def test_a_kek_of_the_wrong_length_is_refused(render_chart: Any, minimal_values: dict[str, Any]) -> None:
-    values = {**minimal_values, "privacyKeys": {"kek": base64.b64encode(b"0" * 16).decode()}}
+    values = {**minimal_values, "privacyKeys": {**minimal_values["privacyKeys"], "kek": base64.b64encode(b"0" * 16).decode()}}
     with pytest.raises(helm.HelmError, match="kek"):
         render_chart(values)
 
@@ -187,7 +190,7 @@ def test_service_links_are_off(dev_render: Any, svc: str) -> None:
 
 
 def test_a_secret_change_rolls_the_pods(render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]) -> None:
-    other = {**minimal_values, "privacyKeys": {"kek": base64.b64encode(bytes(32)).decode()}}
+    other = {**minimal_values, "privacyKeys": {**minimal_values["privacyKeys"], "kek": base64.b64encode(bytes(32)).decode()}}
     before = render_chart(minimal_values).deployment("privacy")["spec"]["template"]["metadata"]["annotations"]
     after = render_chart(other).deployment("privacy")["spec"]["template"]["metadata"]["annotations"]
     assert before["checksum/secret"] != after["checksum/secret"]

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from likeness_platform.blobs import LocalBlobStore
+from likeness_platform.blobs import LocalBlobStore, SubjectNames
 from likeness_platform.crypto import DataKey, DataKeyCache
 from likeness_platform.db import open_service_pool
 from likeness_platform.db_roles import provision_roles
@@ -31,6 +31,8 @@ async def all_holders(
     from likeness_billing.holder import BillingHolder
     from likeness_faces.holder import StatelessHolder
     from likeness_gateway.adapters.devices import DeviceRepository
+    from likeness_gateway.domain.inline_store import InlineImages
+    from likeness_gateway.holder import GatewayHolder
     from likeness_gateway.main import MIGRATIONS as GATEWAY_MIGRATIONS
     from likeness_ingestion.adapters.repository import upload_store
     from likeness_ingestion.main import MIGRATIONS as INGESTION_MIGRATIONS
@@ -59,11 +61,12 @@ async def all_holders(
     keys = DataKeyCache(key_for)
     blobs = LocalBlobStore(blob_dir)
     config = IngestionConfig()
+    names = SubjectNames(os.urandom(32))
     try:
         yield [
-            DeviceRepository(pools["gateway"]),
-            IngestionService(upload_store(pools["ingestion"], blobs, keys, config.longest_ttl), access, config),
-            RenderHolder(ResultStore(pools["render"], blobs, keys, timedelta(hours=24))),
+            GatewayHolder(DeviceRepository(pools["gateway"]), InlineImages(600)),
+            IngestionService(upload_store(pools["ingestion"], blobs, keys, config.longest_ttl, names), access, config),
+            RenderHolder(ResultStore(pools["render"], blobs, keys, timedelta(hours=24), names)),
             StatelessHolder(),
             BillingHolder(BillingRepository(pools["billing"], ledger_key=os.urandom(32))),
             SelfHolder(PrivacyRepository(pools["privacy"]), PrivacyConfig(kek=os.urandom(32), pseudonym_key=os.urandom(32))),

@@ -29,6 +29,9 @@ class MemoryHolder:
         for i, note in enumerate(self.rows.get(subject_id, [])):
             yield ExportItem("notes", f"note-{i}.txt", "text/plain", note.encode())
 
+    async def export_size(self, subject_id: str) -> int:
+        return sum(len(note.encode()) for note in self.rows.get(subject_id, []))
+
     async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
         self.erase_calls += 1
         erased = len(self.rows.pop(subject_id, []))

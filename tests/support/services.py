@@ -50,6 +50,17 @@ def new_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
+# The key of the keyed blob names and tombstones of every sealed store a test starts (one per test session, as one
+# per deployment): tests that plant a blob under a subject's name make it with `subject_names()`.
+BLOB_NAME_KEY = new_key()
+
+
+def subject_names() -> Any:
+    from likeness_platform.blobs import SubjectNames
+
+    return SubjectNames.from_setting(BLOB_NAME_KEY)
+
+
 @dataclass
 class Started:
     """What a test started: servers are stopped first, then each wiring is closed (newest first)."""
@@ -126,6 +137,7 @@ async def start_ingestion(
         blob_backend="local",
         blob_dir=str(blob_dir),
         data_key_ttl_seconds=1.0,
+        blob_name_key=BLOB_NAME_KEY,
         **overrides,
     )
     wiring, addr = await serve("ingestion", build, settings, started)
@@ -170,6 +182,7 @@ async def start_render(
         blob_backend="local",
         blob_dir=str(blob_dir),
         data_key_ttl_seconds=1.0,
+        blob_name_key=BLOB_NAME_KEY,
     )
     wiring, addr = await serve("render", build, settings, started)
     return wiring.use_cases, addr

@@ -102,6 +102,15 @@ existingSecretKey) is the shared fallback of a single-role database.
 {{- if ne (len (b64dec .Values.privacyKeys.kek)) 32 -}}
 {{ fail "likeness: privacyKeys.kek must be base64 of exactly 32 bytes" }}
 {{- end -}}
+{{- /* Keys derived from the KEK would change when it rotates: pseudonyms and checkpoint signatures with them. */ -}}
+{{- $_ := required "likeness: privacyKeys.pseudonymKey (base64 of 32 random bytes) is required: a key derived from the KEK would change when the KEK rotates" .Values.privacyKeys.pseudonymKey -}}
+{{- if lt (len (b64dec .Values.privacyKeys.pseudonymKey)) 32 -}}
+{{ fail "likeness: privacyKeys.pseudonymKey must be base64 of at least 32 bytes" }}
+{{- end -}}
+{{- $_ := required "likeness: privacyKeys.ledgerSigningKey (base64 of a 32-byte Ed25519 seed) is required: checkpoints signed under a key derived from the KEK would stop verifying when it rotates" .Values.privacyKeys.ledgerSigningKey -}}
+{{- if ne (len (b64dec .Values.privacyKeys.ledgerSigningKey)) 32 -}}
+{{ fail "likeness: privacyKeys.ledgerSigningKey must be base64 of exactly 32 bytes" }}
+{{- end -}}
 {{ include "likeness.secretName" . }}
 {{- end -}}
 {{- end }}
@@ -113,6 +122,18 @@ existingSecretKey) is the shared fallback of a single-role database.
 {{- $_ := required "likeness: billingKeys.ledgerKey (base64 of at least 32 random bytes) or billingKeys.existingSecret is required" .Values.billingKeys.ledgerKey -}}
 {{- if lt (len (b64dec .Values.billingKeys.ledgerKey)) 32 -}}
 {{ fail "likeness: billingKeys.ledgerKey must be base64 of at least 32 bytes" }}
+{{- end -}}
+{{ include "likeness.secretName" . }}
+{{- end -}}
+{{- end }}
+
+{{- define "likeness.ref.blobNameKey" -}}
+{{- if .Values.blobs.nameKeyExistingSecret -}}
+{{ .Values.blobs.nameKeyExistingSecret }}
+{{- else -}}
+{{- $_ := required "likeness: blobs.nameKey (base64 of at least 32 random bytes) or blobs.nameKeyExistingSecret is required" .Values.blobs.nameKey -}}
+{{- if lt (len (b64dec .Values.blobs.nameKey)) 32 -}}
+{{ fail "likeness: blobs.nameKey must be base64 of at least 32 bytes" }}
 {{- end -}}
 {{ include "likeness.secretName" . }}
 {{- end -}}

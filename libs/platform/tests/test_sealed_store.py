@@ -15,14 +15,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from likeness_platform.blobs import BlobNotFound, LocalBlobStore
+from likeness_platform.blobs import BlobNotFound, LocalBlobStore, SubjectNames, legacy_blob_prefix, legacy_tombstone
 from likeness_platform.categories import Category, unregistered
-from likeness_platform.crypto import DataKey, DataKeyCache, DecryptionFailed, open_sealed
+from likeness_platform.crypto import DataKey, DataKeyCache, DecryptionFailed, open_sealed, seal
 from likeness_platform.db import as_uuid, oldest_age, open_pool
 from likeness_platform.errors import SubjectErasing
 from likeness_platform.sealed_store import TOMBSTONES_DDL, SealedHolder, SealedStore, SealedTable
 
 TTL = timedelta(hours=24)
+# One deployment's blob-name key (every replica has the same).
+NAMES = SubjectNames(os.urandom(32))
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,12 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
     blobs = LocalBlobStore(tmp_path / "blobs")
     try:
         yield World(
-            SealedStore(pool, blobs, DataKeyCache(keys.fetch, 60.0), _table(), TTL), keys, blobs, tmp_path / "blobs", schema, database_url
+            SealedStore(pool, blobs, DataKeyCache(keys.fetch, 60.0), _table(), TTL, NAMES),
+            keys,
+            blobs,
+            tmp_path / "blobs",
+            schema,
+            database_url,
         )
     finally:
         await pool.close()
@@ -166,7 +173,7 @@ async def test_save_refuses_bad_ttls_reserved_columns_and_erasing_subjects_witho
     assert world.sql("SELECT count(*) FROM items") == [(0,)]
     assert not any(world.blob_dir.rglob("*"))
     with pytest.raises(ValueError, match="negative"):
-        SealedStore(world.store.pool, world.blobs, world.store.keys, _table(), timedelta(seconds=-1))
+        SealedStore(world.store.pool, world.blobs, world.store.keys, _table(), timedelta(seconds=-1), NAMES)
 
 
 async def test_a_shorter_ttl_is_kept(world: World) -> None:
@@ -288,7 +295,7 @@ async def test_holder_view_reports_under_the_stores_category(world: World) -> No
 async def test_a_schema_qualified_table_works_whatever_the_search_path(world: World, database_url: str) -> None:
     pool = await open_pool(database_url, "public")
     try:
-        store = SealedStore(pool, world.blobs, world.store.keys, _table(world.schema), TTL)
+        store = SealedStore(pool, world.blobs, world.store.keys, _table(world.schema), TTL, NAMES)
         subject = _subject()
         item = await store.save(subject, b"q", {"label": "q"})
         assert await world.store.find(item.item_id, subject) == item
@@ -307,7 +314,7 @@ def test_as_uuid_accepts_uuids_and_refuses_everything_else() -> None:
 
 async def test_a_replica_with_the_key_cached_cannot_write_after_the_erase(world: World) -> None:
     # Another replica of the holder (same database, its own key cache) fetched the key before the erasure.
-    replica = SealedStore(world.store.pool, world.blobs, DataKeyCache(world.keys.fetch, 600.0), _table(), TTL)
+    replica = SealedStore(world.store.pool, world.blobs, DataKeyCache(world.keys.fetch, 600.0), _table(), TTL, NAMES)
     subject = _subject()
     await replica.save(subject, b"before", {"label": "a"})
     world.keys.erasing.add(subject)
@@ -338,3 +345,67 @@ async def test_uploads_racing_an_erase_leave_nothing(world: World) -> None:
     # Whatever committed before the erase was deleted by it; whatever came after was refused and removed its blob.
     assert world.sql("SELECT count(*) FROM items") == [(0,)]
     assert not any(p.is_file() for p in world.blob_dir.rglob("*"))
+
+
+async def test_blob_names_and_tombstones_cannot_be_linked_to_a_subject_id_without_the_key(world: World) -> None:
+    subject = _subject()
+    item = await world.store.save(subject, b"x", {"label": "a"})
+    # Who knows the id but not the key: neither the unkeyed hash nor another key's names point at the blob.
+    stranger = SubjectNames(os.urandom(32))
+    for guess in (legacy_blob_prefix(subject), stranger.blob_prefix(subject)):
+        assert not item.blob_name.startswith(guess)
+        assert [e.name async for e in world.blobs.entries(guess)] == []
+    # Every replica (same key) names it alike, and lists it under its prefix.
+    assert item.blob_name.startswith(SubjectNames(NAMES._key).blob_prefix(subject))
+    assert await world.store.blob_names(subject) == [item.blob_name]
+    assert await world.store.erase(subject) == (1, 0)
+    (tombstone,) = world.sql("SELECT subject_hash FROM erased_subjects")
+    assert tombstone[0] == NAMES.tombstone(subject)
+    assert tombstone[0] not in (legacy_tombstone(subject), stranger.tombstone(subject))
+
+
+def test_the_blob_name_key_setting_is_checked() -> None:
+    import base64
+
+    for value, message in (("", "not set"), ("not base64!", "not valid base64"), (base64.b64encode(b"short").decode(), "at least 32")):
+        with pytest.raises(ValueError, match=message):
+            SubjectNames.from_setting(value)
+    assert SubjectNames.from_setting(base64.b64encode(b"k" * 32).decode()).blob_prefix("s") == SubjectNames(b"k" * 32).blob_prefix("s")
+
+
+async def test_names_made_before_the_key_are_still_read_listed_erased_and_tombstones_honoured(world: World) -> None:
+    # Compatibility path: a blob named under the unkeyed prefix (before the key) and its row, as an older
+    # release wrote them: it is read, inventoried and erased; an unkeyed tombstone still refuses writes.
+    subject = _subject()
+    key = await world.store.keys.get(subject)
+    old_name = legacy_blob_prefix(subject) + "0" * 32
+    await world.blobs.put(old_name, seal(key.key, b"older", key.key_id, old_name.encode()))
+    now = datetime.now(UTC)
+    world.sql(
+        "INSERT INTO items (item_id, subject_id, blob_name, label, created_at, expires_at) VALUES (%s, %s, %s, 'old', %s, %s)",
+        uuid.uuid4(),
+        uuid.UUID(subject),
+        old_name,
+        now,
+        now + TTL,
+    )
+    new = await world.store.save(subject, b"newer", {"label": "new"})
+    (old,) = [r for r in await world.store.of_subject(subject) if r.label == "old"]
+    assert await world.store.read(old) == b"older"
+    holder = SealedHolder("items", world.store)
+    assert await holder.inventory(subject) == {"uploads": 2, "blobs": 2}
+    assert sorted(await world.store.blob_names(subject)) == sorted([old_name, new.blob_name])
+    assert await holder.erase(subject, "e-1") == ({"uploads": 2, "blobs": 2}, {"uploads": 0, "blobs": 0})
+    other = _subject()
+    world.sql("INSERT INTO erased_subjects (subject_hash) VALUES (%s)", legacy_tombstone(other))
+    with pytest.raises(SubjectErasing):
+        await world.store.save(other, b"late", {"label": "late"})
+
+
+async def test_sweep_removes_tombstones_past_their_time_even_when_nothing_expired(world: World) -> None:
+    subject = _subject()
+    await world.store.save(subject, b"x", {"label": "a"})
+    await world.store.erase(subject)
+    world.sql("UPDATE erased_subjects SET erased_at = now() - interval '2 hours'")
+    await world.store.sweep(None)
+    assert world.sql("SELECT count(*) FROM erased_subjects") == [(0,)]

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ValidationError
 
 from likeness.render.v1 import render_pb2
 from likeness_gateway.routes.catalog import PaperOut
-from likeness_gateway.routes.idphotos import CheckIn, report_out
+from likeness_gateway.routes.idphotos import CheckIn, IdPhotoIn, LayoutIn, _layout, report_out
 from likeness_gateway.routes.models import EXAMPLE_UPLOAD_ID, from_message, request_config
 
 
@@ -43,3 +43,18 @@ def test_report_out_keeps_every_measurement_and_issue() -> None:
     assert (out.passed, out.spec_id) == (False, "us-passport")
     assert (out.measurements.head_height_mm, out.measurements.roll, out.measurements.yaw) == (30.5, -2.0, 0.0)
     assert [(i.code, i.measured, i.allowed.min, i.allowed.max) for i in out.issues] == [("HEAD_SIZE", 20.0, 25.0, 35.0)]
+
+
+def test_layout_without_spacing_lets_render_choose_and_pdf_reaches_the_proto() -> None:
+    auto = _layout(LayoutIn(paper_id="4r", format="pdf"))
+    assert auto is not None
+    assert not auto.exact_spacing and auto.format == render_pb2.IMAGE_FORMAT_PDF
+    assert (auto.margin_mm, auto.gap_mm) == (3.0, 2.0)  # the preferred spacing render starts from
+    exact = _layout(LayoutIn(paper_id="4r", margin_mm=0))
+    assert exact is not None
+    assert exact.exact_spacing and (exact.margin_mm, exact.gap_mm) == (0.0, 2.0)
+    assert exact.format == render_pb2.IMAGE_FORMAT_JPEG
+    with pytest.raises(ValidationError):
+        LayoutIn(paper_id="4r", format="tiff")  # type: ignore[arg-type]
+    schema = IdPhotoIn.model_json_schema()
+    assert schema["$defs"]["LayoutIn"]["properties"]["format"]["enum"] == ["jpeg", "png", "pdf"]

@@ -14,6 +14,7 @@ from likeness_render.domain.sheet import (
     SheetLayout,
     SheetTooLarge,
     mm_to_px,
+    plan_best_sheet,
     plan_sheet,
     render_sheet,
 )
@@ -190,3 +191,57 @@ def test_oversize_sheet_is_refused_before_any_buffer_is_made() -> None:
         plan_sheet((250, 250), [SheetItem(35, 45, 1)], dpi=1200)
     with pytest.raises(SheetTooLarge):
         plan_sheet((1000, 1000), [SheetItem(35, 45, 1)], dpi=1200)
+
+
+# -------------------------------------------------------------------------- the usual 6-up
+
+
+def test_2x2_in_on_4x6_in_is_the_usual_6_up_touching_with_cut_lines_on_the_borders() -> None:
+    layout = plan_best_sheet(load_catalog().paper("4r"), [SheetItem(50.8, 50.8)], dpi=300)
+    assert layout.total == 6 and (layout.width_px, layout.height_px) == (1200, 1800)
+    assert (layout.margin_px, layout.gap_px) == (0, 0) and not layout.landscape
+    assert sorted((p.x, p.y) for p in layout.placements) == [(x, y) for x in (0, 600) for y in (0, 600, 1200)]
+    assert all((p.width, p.height) == (600, 600) for p in layout.placements)
+    _assert_valid_layout(layout)
+
+    colour = (40, 160, 90)
+    sheet = render_sheet(layout, [_photo(colour, 600, 600)])
+    grey = np.array(CUT_MARK_GREY, dtype=np.uint8)
+    is_grey = (sheet == grey).all(axis=-1)
+    # One line on each shared border: the last pixel of one photo and the first of the next,
+    # over the whole length of the border, and nowhere else.
+    assert is_grey[:, 599].all() and is_grey[:, 600].all()
+    assert is_grey[599, :].all() and is_grey[600, :].all() and is_grey[1199, :].all() and is_grey[1200, :].all()
+    lines = np.zeros_like(is_grey)
+    lines[:, 599:601] = True
+    lines[[599, 600, 1199, 1200], :] = True
+    assert (is_grey == lines).all()
+    # The paper's edges are cut by the lab, not drawn; every other pixel is the photo.
+    assert (sheet[~lines] == colour).all()
+    # 600 dpi: the line is 0.1 mm thick on each side (2 px), still centred on the border.
+    fine = plan_best_sheet(FOUR_R, [SheetItem(50.8, 50.8)], dpi=600)
+    fine_sheet = render_sheet(fine, [_photo(colour, 1200, 1200)])
+    column = (fine_sheet[:, 1196:1204] == grey).all(axis=-1).all(axis=0)
+    assert column.tolist() == [False, False, True, True, True, True, False, False]
+
+
+def test_spacing_tightens_only_when_it_places_more_photos() -> None:
+    # 35x45 mm: 8 fit with the preferred 3 mm margin and 2 mm gap, so those are kept.
+    loose = plan_best_sheet(FOUR_R, [SheetItem(35, 45)], dpi=300)
+    assert loose.total == 8 and (loose.margin_px, loose.gap_px) == (mm_to_px(3, 300), mm_to_px(2, 300))
+    # 33x48 mm (China): 4 with the preferred spacing, more with a tighter one.
+    assert plan_sheet(FOUR_R, [SheetItem(33, 48)], dpi=300).total == 4
+    assert plan_best_sheet(FOUR_R, [SheetItem(33, 48)], dpi=300).total > 4
+    # A fixed count that fits loosely keeps the loose spacing.
+    two = plan_best_sheet(FOUR_R, [SheetItem(50.8, 50.8, 2)], dpi=300)
+    assert two.placed == (2,) and two.margin_px == mm_to_px(3, 300)
+    # A4 goes through desktop printers: the margin never shrinks there, only the gap.
+    a4 = plan_best_sheet(load_catalog().paper("a4"), [SheetItem(35, 45)], dpi=300)
+    assert a4.margin_px == mm_to_px(3, 300) and a4.total >= 30
+    _assert_valid_layout(a4)
+
+
+def test_cut_lines_on_borders_need_cut_marks() -> None:
+    layout = plan_best_sheet(FOUR_R, [SheetItem(50.8, 50.8)], dpi=300)
+    sheet = render_sheet(layout, [_photo((1, 2, 3), 600, 600)], cut_marks=False)
+    assert (sheet == (1, 2, 3)).all()

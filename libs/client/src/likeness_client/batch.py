@@ -18,7 +18,7 @@ from likeness_client.client import AsyncClient
 from likeness_client.retry import LikenessError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp"}
-EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "application/pdf": ".pdf"}
 # What an output folder remembers between runs: which inputs are done (by name, size and mtime).
 MANIFEST = ".likeness-batch.json"
 BATCH_PURPOSE = "operator_batch"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,16 +22,75 @@ def new_blob_name() -> str:
     return secrets.token_hex(16)
 
 
-def subject_blob_prefix(subject_id: str) -> str:
-    """The name prefix of a subject's blobs: a hash of its id, so its blobs can be listed (and erased) without
-    their rows — a blob whose row never landed is still found. Someone who knows the id can tell which blobs
-    are that subject's (they are sealed under its key, destroyed on erasure); nobody can tell whose they are."""
+class SubjectNames:
+    """How a sealed store names what it keeps per subject: blob-name prefixes and tombstones are keyed hashes
+    (HMAC-SHA256) of the subject id, under a key from settings (LIKENESS_BLOB_NAME_KEY).
+
+    A subject's blobs can be listed (and erased) without their rows, so a blob whose row never landed is still
+    found; but someone who knows a subject id and not the key cannot tell which blobs or tombstones are that
+    subject's, and nobody can tell whose they are.
+
+    Compatibility: names made before the key existed used an unkeyed SHA-256 (`legacy_blob_prefix`,
+    `legacy_tombstone`). Blobs are sealed with their name as associated data, so they cannot be renamed; a store
+    lists and erases under both prefixes and honours both tombstones. Legacy names stop being written at once
+    and are gone once the store's ttl (at most 24 h) has passed after the upgrade.
+    """
+
+    MIN_KEY_BYTES = 32
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < self.MIN_KEY_BYTES:
+            raise ValueError(f"the blob name key must be at least {self.MIN_KEY_BYTES} bytes, got {len(key)}")
+        self._key = key
+
+    @classmethod
+    def from_setting(cls, value: str) -> SubjectNames:
+        """From LIKENESS_BLOB_NAME_KEY (base64 of at least 32 random bytes); a clear error when unusable."""
+        if not value:
+            raise ValueError(
+                "LIKENESS_BLOB_NAME_KEY is not set: base64 of at least 32 random bytes, the same for every replica "
+                "(make run and the tests generate a development key)"
+            )
+        try:
+            key = base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError("LIKENESS_BLOB_NAME_KEY is not valid base64") from None
+        if len(key) < cls.MIN_KEY_BYTES:
+            raise ValueError(f"LIKENESS_BLOB_NAME_KEY must decode to at least {cls.MIN_KEY_BYTES} bytes, got {len(key)}")
+        return cls(key)
+
+    def _mac(self, purpose: bytes, subject_id: str) -> str:
+        return hmac.new(self._key, purpose + subject_id.encode(), hashlib.sha256).hexdigest()
+
+    def blob_prefix(self, subject_id: str) -> str:
+        """The name prefix of a subject's blobs (64 bits of a keyed hash of its id)."""
+        return self._mac(b"likeness-blob:", subject_id)[:16]
+
+    def blob_name(self, subject_id: str) -> str:
+        """A fresh blob name for a subject: its prefix and 128 random bits."""
+        return self.blob_prefix(subject_id) + secrets.token_hex(16)
+
+    def tombstone(self, subject_id: str) -> str:
+        """What a tombstone keeps of an erased subject: a keyed hash of its id, never the id."""
+        return self._mac(b"likeness-tombstone:", subject_id)
+
+    def prefixes(self, subject_id: str) -> list[str]:
+        """Every prefix a subject's blobs may have: the keyed one, and the legacy one of older blobs."""
+        return [self.blob_prefix(subject_id), legacy_blob_prefix(subject_id)]
+
+    def tombstones(self, subject_id: str) -> list[str]:
+        """Every tombstone that refuses a subject's writes: the keyed one, and a legacy one written before the key."""
+        return [self.tombstone(subject_id), legacy_tombstone(subject_id)]
+
+
+def legacy_blob_prefix(subject_id: str) -> str:
+    """The unkeyed prefix of blobs named before LIKENESS_BLOB_NAME_KEY (read, listed and erased; never written)."""
     return hashlib.sha256(b"likeness-blob:" + subject_id.encode()).hexdigest()[:16]
 
 
-def subject_blob_name(subject_id: str) -> str:
-    """A fresh blob name for a subject: its prefix and 128 random bits."""
-    return subject_blob_prefix(subject_id) + secrets.token_hex(16)
+def legacy_tombstone(subject_id: str) -> str:
+    """The unkeyed tombstone hash written before LIKENESS_BLOB_NAME_KEY (honoured; never written)."""
+    return hashlib.sha256(b"likeness-tombstone:" + subject_id.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -206,6 +267,14 @@ def blob_store_for(settings: SealedStoreSettings) -> BlobStore:
     """The blob store a service's settings configure."""
     s = settings
     return blob_store_from_settings(s.blob_backend, s.blob_dir, s.s3_bucket, s.s3_prefix, s.s3_endpoint_url, s.s3_region)
+
+
+def subject_names_for(settings: SealedStoreSettings) -> SubjectNames:
+    """The keyed naming a service's settings configure; the service does not start without a usable key."""
+    try:
+        return SubjectNames.from_setting(settings.blob_name_key)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def blob_store_from_settings(backend: str, local_dir: str, bucket: str, prefix: str, endpoint_url: str, region: str) -> BlobStore:

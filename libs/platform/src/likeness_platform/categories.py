@@ -16,6 +16,8 @@ class Category(StrEnum):
 
     # gateway
     DEVICES = "devices"
+    # gateway, memory-only mode: images held in the answering replica's memory for the next call
+    INLINE_IMAGES = "inline_images"
     # ingestion
     UPLOADS = "uploads"
     # render

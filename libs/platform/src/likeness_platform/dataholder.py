@@ -115,8 +115,12 @@ class DataHolderServicer(dataholder_pb2_grpc.DataHolderServicer):
         self._holder = holder
 
     async def Inventory(self, request: Any, context: Any) -> dataholder_pb2.InventoryResponse:
-        found = await self._holder.inventory(_subject(request.subject_id))
-        return dataholder_pb2.InventoryResponse(holder=self._holder.name, counts=counts(found))
+        subject_id = _subject(request.subject_id)
+        found = await self._holder.inventory(subject_id)
+        # A holder whose export can be large (sealed blobs) says how large, for the export's progress.
+        size_of = getattr(self._holder, "export_size", None) if request.include_export_bytes else None
+        size = int(await size_of(subject_id)) if size_of is not None else 0
+        return dataholder_pb2.InventoryResponse(holder=self._holder.name, counts=counts(found), export_bytes=size)
 
     async def Export(self, request: Any, context: Any) -> AsyncIterator[dataholder_pb2.ExportResponse]:
         async for item in self._holder.export(_subject(request.subject_id)):

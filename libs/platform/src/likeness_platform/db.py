@@ -46,20 +46,22 @@ async def apply_migrations(
         # Several replicas may start at once: one applies, the others wait and find nothing to do.
         await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"likeness-migrate-{schema}",))
         try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            ident = sql.Identifier(schema)
+            await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
             await conn.execute(
-                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
-                "version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(ident)
             )
-            cur = await conn.execute(f'SELECT version FROM "{schema}".schema_migrations')
+            cur = await conn.execute(sql.SQL("SELECT version FROM {}.schema_migrations").format(ident))
             done = {row[0] for row in await cur.fetchall()}
             for path in files:
                 if path.name in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                    await conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(ident))
                     await conn.execute(path.read_text())  # type: ignore[arg-type]
-                    await conn.execute(f'INSERT INTO "{schema}".schema_migrations (version) VALUES (%s)', (path.name,))
+                    await conn.execute(sql.SQL("INSERT INTO {}.schema_migrations (version) VALUES (%s)").format(ident), (path.name,))
                 applied_now.append(path.name)
             if runtime_role is not None and runtime_role != await _current_role(conn):
                 await grant_runtime(conn, schema, runtime_role, append_only)

@@ -97,7 +97,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
                 await context.abort(grpc_status(exc), exc.message)
             span.set_attribute("likeness.error_code", "INTERNAL")
-            log.error("rpc_failed", error=type(exc).__name__, detail=str(exc))
+            # An exception's message can quote request data (a SQL parameter, a file name); log where, not what.
+            log.error("rpc_failed", error=type(exc).__name__, where=_innermost_frame(exc))
             context.set_trailing_metadata(((ERROR_CODE_KEY, "INTERNAL"),))
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {callcontext.current_request_id()})")
             return "INTERNAL"
@@ -215,3 +216,13 @@ def client_interceptors(default_timeout: float) -> list[Any]:
         StreamUnaryClient(default_timeout),
         StreamStreamClient(default_timeout),
     ]
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    """`module.py:line` of the frame that raised, enough to find the bug without the message's content."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"

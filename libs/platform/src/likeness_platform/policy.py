@@ -55,6 +55,7 @@ POLICY: Mapping[str, frozenset[str]] = {
     _PRIVACY + "GetErasure": frozenset({GATEWAY, SUPPORT}),
     _PRIVACY + "RequestExport": frozenset({GATEWAY}),
     _PRIVACY + "DownloadExport": frozenset({GATEWAY}),
+    _PRIVACY + "GetExport": frozenset({GATEWAY}),
     _PRIVACY + "VerifyLedger": frozenset({GATEWAY, AUDITOR}),
     # What is kept about one subject, as counts (no content): support; the read is access-logged.
     _PRIVACY + "GetSubjectInventory": frozenset({SUPPORT}),

@@ -10,7 +10,7 @@ No write after erasing starts: `save` inserts its row in a transaction that hold
 and finds no tombstone; `erase` takes the same lock exclusively, writes the tombstone and deletes, in one
 transaction. So a save either commits before the erase (and its row is deleted by it) or sees the tombstone
 and is refused, deleting the blob it wrote — a data key cached on any replica cannot bypass that check.
-Tombstones keep only a hash of the subject id and are swept after TOMBSTONE_TTL, well past the key cache's
+Tombstones keep only a keyed hash of the subject id (as blob-name prefixes do: SubjectNames) and are swept after TOMBSTONE_TTL, well past the key cache's
 lifetime and any request deadline (by then privacy has destroyed the key, so no new write can be sealed).
 
 Ingestion's uploads and render's results are two tables of this one store.
@@ -18,7 +18,6 @@ Ingestion's uploads and render's results are two tables of this one store.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -30,7 +29,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from likeness_platform.blobs import BlobNotFound, BlobStore, remove_orphans, subject_blob_name, subject_blob_prefix
+from likeness_platform.blobs import BlobNotFound, BlobStore, SubjectNames, remove_orphans
 from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache, open_sealed, seal
 from likeness_platform.dataholder import ExportItem, Retention
@@ -95,6 +94,7 @@ class SealedStore(Generic[Row]):
         keys: DataKeyCache,
         table: SealedTable[Row],
         ttl: timedelta,
+        names: SubjectNames,
         orphan_grace: timedelta = ORPHAN_GRACE,
     ) -> None:
         if ttl < timedelta(0):
@@ -104,6 +104,7 @@ class SealedStore(Generic[Row]):
         self.keys = keys
         self.table = table
         self.ttl = ttl
+        self.names = names
         self.orphan_grace = orphan_grace
         t, key = table_name(table.table, table.schema), sql.Identifier(table.id_column)
         self._select_one = sql.SQL("SELECT * FROM {t} WHERE {key} = %s AND subject_id = %s AND expires_at > now()").format(t=t, key=key)
@@ -118,7 +119,7 @@ class SealedStore(Generic[Row]):
         ).format(t=t)
         self._known = sql.SQL("SELECT blob_name FROM {t} WHERE blob_name = ANY(%s)").format(t=t)
         tomb = table_name(TOMBSTONES, table.schema)
-        self._is_tombstoned = sql.SQL("SELECT 1 FROM {tomb} WHERE subject_hash = %s").format(tomb=tomb)
+        self._is_tombstoned = sql.SQL("SELECT 1 FROM {tomb} WHERE subject_hash = ANY(%s)").format(tomb=tomb)
         self._tombstone = sql.SQL(
             "INSERT INTO {tomb} (subject_hash, erased_at) VALUES (%s, now()) ON CONFLICT (subject_hash) DO UPDATE SET erased_at = now()"
         ).format(tomb=tomb)
@@ -145,7 +146,7 @@ class SealedStore(Generic[Row]):
         if reserved:
             raise ValueError(f"the store sets {sorted(reserved)} itself")
         key = await self.keys.get(subject_id)
-        blob_name = subject_blob_name(subject_id)
+        blob_name = self.names.blob_name(subject_id)
         now = datetime.now(UTC)
         values = {
             self.table.id_column: uuid.uuid4(),
@@ -166,7 +167,7 @@ class SealedStore(Generic[Row]):
             async with self.pool.connection() as conn, conn.transaction():
                 # The subject's state is checked in the write's own transaction, under the lock erase takes.
                 await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (self._lock_key(subject_id),))
-                if await (await conn.execute(self._is_tombstoned, (tombstone_hash(subject_id),))).fetchone():
+                if await (await conn.execute(self._is_tombstoned, (self.names.tombstones(subject_id),))).fetchone():
                     raise SubjectErasing("the subject is being erased; no new data may be written for it")
                 row = await (await conn.cursor(row_factory=dict_row).execute(insert, tuple(values.values()))).fetchone()
         except BaseException:
@@ -227,7 +228,13 @@ class SealedStore(Generic[Row]):
         """The subject's blobs as the blob store lists them, whether a row points to them or not."""
         if as_uuid(subject_id) is None:
             return []
-        return [entry.name async for entry in self.blobs.entries(subject_blob_prefix(subject_id))]
+        return [entry.name for prefix in self.names.prefixes(subject_id) async for entry in self.blobs.entries(prefix)]
+
+    async def blob_bytes(self, subject_id: str) -> int:
+        """How many bytes the subject's blobs take in the blob store (about what an export of them carries)."""
+        if as_uuid(subject_id) is None:
+            return 0
+        return sum([entry.size for prefix in self.names.prefixes(subject_id) async for entry in self.blobs.entries(prefix)])
 
     async def erase(self, subject_id: str) -> tuple[int, int]:
         """Delete all the subject's rows and blobs; (erased, remaining) rows with `remaining` read back."""
@@ -245,7 +252,7 @@ class SealedStore(Generic[Row]):
                 # Exclusive: waits for saves in flight to commit (their rows are deleted here) and makes every
                 # later save see the tombstone.
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key(subject_id),))
-                await conn.execute(self._tombstone, (tombstone_hash(subject_id),))
+                await conn.execute(self._tombstone, (self.names.tombstone(subject_id),))
                 names = [r[0] for r in await (await conn.execute(self._erase, (sid,))).fetchall()]
         blobs_erased = 0
         for name in {*names, *await self.blob_names(subject_id)}:
@@ -260,9 +267,9 @@ class SealedStore(Generic[Row]):
         """
         async with self.pool.connection() as conn:
             expired = [r[0] for r in await (await conn.execute(self._expire, (cutoff, self.ttl))).fetchall()]
+            await conn.execute(self._sweep_tombstones, (TOMBSTONE_TTL,))
         for name in expired:
             await self.blobs.delete(name)
-            await conn.execute(self._sweep_tombstones, (TOMBSTONE_TTL,))
         orphans = await remove_orphans(self.blobs, self.known_blobs, self.orphan_grace)
         swept: dict[str, int] = {self.category: len(expired), Category.ORPHAN_BLOBS: orphans}
         remove_temps = getattr(self.blobs, "remove_stale_temps", None)
@@ -297,11 +304,6 @@ class SealedStore(Generic[Row]):
             yield ExportItem(category, name, content_type, data)
 
 
-def tombstone_hash(subject_id: str) -> str:
-    """What a tombstone keeps of an erased subject: a hash of its id, never the id."""
-    return hashlib.sha256(b"likeness-tombstone:" + subject_id.encode()).hexdigest()
-
-
 class SealedHolder(Generic[Row]):
     """A DataHolder (see likeness_platform.dataholder.Holder) whose data is one sealed store."""
 
@@ -315,6 +317,10 @@ class SealedHolder(Generic[Row]):
 
     def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
         return self.store.export(subject_id)
+
+    async def export_size(self, subject_id: str) -> int:
+        """About how many bytes `export` will yield: the subject's sealed blobs."""
+        return await self.store.blob_bytes(subject_id)
 
     async def erase(self, subject_id: str, request_id: str) -> tuple[dict[str, int], dict[str, int]]:
         erased, remaining, blobs_erased, blobs_remaining = await self.store.erase_all(subject_id)

@@ -74,5 +74,8 @@ class SealedStoreSettings(ServiceSettings):
     s3_endpoint_url: str = ""
     s3_region: str = ""
     data_key_ttl_seconds: float = 10.0
+    # Base64 of at least 32 random bytes, the same on every replica: keys the hashes of subject ids that name a
+    # subject's blobs and tombstones (likeness_platform.blobs.SubjectNames). Required.
+    blob_name_key: str = ""
     # The store sweeps its own expired items (and stale .tmp/orphan blobs) this often, privacy up or not.
     self_sweep_seconds: float = 300.0

@@ -6,6 +6,7 @@ from typing import Any
 
 from likeness.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from likeness_gateway.adapters.devices import DeviceRepository
+from likeness_gateway.holder import GatewayHolder
 from likeness_platform.dataholder import add_dataholder, message_from
 from likeness_platform.errors import NotFound
 
@@ -21,6 +22,6 @@ class DevicesServicer(gateway_pb2_grpc.DevicesServicer):
         return gateway_pb2.GetDeviceResponse(device=message_from(gateway_pb2.Device, device))
 
 
-def register(server: Any, devices: DeviceRepository) -> list[str]:
-    gateway_pb2_grpc.add_DevicesServicer_to_server(DevicesServicer(devices), server)
-    return [str(gateway_pb2.DESCRIPTOR.services_by_name["Devices"].full_name), add_dataholder(server, devices)]
+def register(server: Any, holder: GatewayHolder) -> list[str]:
+    gateway_pb2_grpc.add_DevicesServicer_to_server(DevicesServicer(holder.devices), server)
+    return [str(gateway_pb2.DESCRIPTOR.services_by_name["Devices"].full_name), add_dataholder(server, holder)]

@@ -25,8 +25,9 @@ from likeness_gateway.adapters.render_client import RenderClient
 from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.app import create_app
 from likeness_gateway.deps import Gateway
-from likeness_gateway.domain.inline_store import InlineImages
+from likeness_gateway.domain.inline_store import InlineImages, forget_inactive_on_schedule
 from likeness_gateway.guards import uvicorn_config
+from likeness_gateway.holder import GatewayHolder
 from likeness_gateway.routes import generation
 from likeness_gateway.settings import GatewaySettings
 from likeness_platform.db import open_service_pool
@@ -83,9 +84,11 @@ async def build(settings: GatewaySettings) -> GatewayWiring:
             await upstream.close()
         await pool.close()
 
+    holder = GatewayHolder(gw.devices, gw.inline_images)
     return GatewayWiring(
         settings=settings,
-        register=lambda server: grpc_api.register(server, gw.devices),
+        register=lambda server: grpc_api.register(server, holder),
+        background=[lambda: forget_inactive_on_schedule(gw.inline_images, gw.devices.active_subjects, settings.inline_image_check_seconds)],
         closers=[close],
         gateway=gw,
         app=create_app(gw),
@@ -100,6 +103,7 @@ async def serve(service: str, wiring: GatewayWiring) -> None:
     start_metrics_server(settings.grpc_host, metrics_port)
     http = _Server(uvicorn_config(wiring.app, settings))
     serving = asyncio.create_task(http.serve())
+    background = [asyncio.ensure_future(job()) for job in wiring.background]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -107,6 +111,8 @@ async def serve(service: str, wiring: GatewayWiring) -> None:
     log.info("serving", http_port=settings.http_port, grpc_port=running.port)
     await asyncio.wait([serving, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     await running.set_serving(False)
+    for task in background:
+        task.cancel()
     http.should_exit = True
     await serving
     await generation.drain()

@@ -22,6 +22,9 @@ class GatewaySettings(ServiceSettings):
     upstream_deadline_seconds: float = 30.0
     # Seconds in-memory uploads (memory-only mode) stay available to the next call.
     memory_upload_ttl_seconds: int = 600
+    # How often each replica drops its in-memory images of subjects without an active device (an erasure has
+    # started): the lag before an erasure reaches every replica's memory.
+    inline_image_check_seconds: float = 1.0
     # Honour X-Forwarded-For from this many trusted proxies in front of the gateway.
     trusted_proxies: int = 0
     # Device tokens stop working this many days after they were issued or last rotated.

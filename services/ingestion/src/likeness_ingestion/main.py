@@ -13,7 +13,7 @@ from likeness_ingestion.adapters.repository import upload_store
 from likeness_ingestion.domain.normalize import Limits
 from likeness_ingestion.grpc_api import IngestionServicer, service_name
 from likeness_ingestion.service import IngestionConfig, IngestionService
-from likeness_platform.blobs import blob_store_for
+from likeness_platform.blobs import blob_store_for, subject_names_for
 from likeness_platform.clients import open_channel
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.dataholder import add_dataholder, sweep_on_schedule
@@ -56,11 +56,12 @@ class IngestionWiring(Wiring[IngestionSettings]):
 async def build(settings: IngestionSettings) -> IngestionWiring:
     """The ingestion service's one composition root: adapters, use cases, servicers."""
     config = build_config(settings)
+    names = subject_names_for(settings)
     pool = await open_service_pool(settings, "ingestion", MIGRATIONS)
     privacy_channel = open_channel(settings.privacy_addr, "ingestion", settings)
     privacy = PrivacyPort(privacy_channel, "ingestion")
     blobs = blob_store_for(settings)
-    uploads = upload_store(pool, blobs, DataKeyCache(privacy.data_key, settings.data_key_ttl_seconds), config.longest_ttl)
+    uploads = upload_store(pool, blobs, DataKeyCache(privacy.data_key, settings.data_key_ttl_seconds), config.longest_ttl, names)
     service = IngestionService(uploads, privacy, config)
 
     def register(server: Any) -> list[str]:

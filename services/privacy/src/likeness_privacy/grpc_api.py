@@ -9,7 +9,8 @@ from typing import Any
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from likeness_platform.callcontext import ON_BEHALF_OF_KEY, current_actor, current_caller
 from likeness_platform.dataholder import counts, duration, seconds, timestamp
-from likeness_platform.errors import InvalidArgument
+from likeness_platform.errors import InvalidArgument, NotFound
+from likeness_privacy.domain.exports import ExportProgress
 from likeness_privacy.domain.records import ErasureRow, SubjectRow
 from likeness_privacy.usecases import PrivacyUseCases
 from likeness_privacy.usecases.operator_settings import SettingsView
@@ -31,6 +32,31 @@ def subject_pb(row: SubjectRow) -> privacy_pb2.Subject:
         state=_STATE_PB[row.state],
         minor=row.minor,
         created_at=timestamp(row.created_at),
+    )
+
+
+_EXPORT_STATE_PB = {
+    "building": privacy_pb2.EXPORT_STATE_BUILDING,
+    "ready": privacy_pb2.EXPORT_STATE_READY,
+    "downloading": privacy_pb2.EXPORT_STATE_DOWNLOADING,
+    "failed": privacy_pb2.EXPORT_STATE_FAILED,
+}
+
+
+def export_progress_pb(p: ExportProgress) -> privacy_pb2.ExportProgress:
+    return privacy_pb2.ExportProgress(
+        export_id=p.export_id,
+        state=_EXPORT_STATE_PB[p.state],
+        bytes_written=p.bytes_written,
+        bytes_gathered=p.bytes_gathered,
+        bytes_expected=p.bytes_expected,
+        parts_written=p.parts_written,
+        parts_expected=p.parts_expected,
+        percent=p.percent,
+        started_at=timestamp(p.created_at),
+        updated_at=timestamp(p.updated_at),
+        expires_at=timestamp(p.expires_at),
+        error_code=p.error_code,
     )
 
 
@@ -87,8 +113,25 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
         return privacy_pb2.GetErasureResponse(erasure=erasure_pb(await self._uc.erasures.get(request.erasure_id)))
 
     async def RequestExport(self, request: Any, context: Any) -> privacy_pb2.RequestExportResponse:
+        if request.background:
+            started = await self._uc.exports.start(request.subject_id)
+            return privacy_pb2.RequestExportResponse(
+                export_id=started.export_id, expires_at=timestamp(started.expires_at), progress=export_progress_pb(started)
+            )
         export_id, expires, size = await self._uc.exports.request(request.subject_id)
-        return privacy_pb2.RequestExportResponse(export_id=export_id, expires_at=timestamp(expires), size_bytes=size)
+        done = await self._uc.exports.progress(request.subject_id)
+        return privacy_pb2.RequestExportResponse(
+            export_id=export_id,
+            expires_at=timestamp(expires),
+            size_bytes=size,
+            progress=export_progress_pb(done) if done is not None and done.export_id == export_id else None,
+        )
+
+    async def GetExport(self, request: Any, context: Any) -> privacy_pb2.GetExportResponse:
+        found = await self._uc.exports.progress(request.subject_id)
+        if found is None:
+            raise NotFound("no export in progress or waiting (a downloaded one is gone)", "EXPORT_NOT_FOUND")
+        return privacy_pb2.GetExportResponse(progress=export_progress_pb(found))
 
     async def DownloadExport(self, request: Any, context: Any) -> AsyncIterator[privacy_pb2.DownloadExportResponse]:
         async for chunk in self._uc.exports.stream(request.export_id, request.subject_id):

@@ -53,6 +53,8 @@ class PrivacySettings(ServiceSettings):
     erasure_retry_cap_seconds: float = 30.0
     erasure_poll_seconds: float = 5.0
     holder_timeout_seconds: float = 10.0
+    # The longest one holder's export stream may take (everything it keeps about a subject).
+    holder_export_timeout_seconds: float = 900.0
     # Grace period before a completed erasure is verified again (and anything found re-erased); longer than any
     # request deadline, shorter than the holders' tombstones (1 h).
     erasure_reverify_seconds: float = 600.0
@@ -143,7 +145,10 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
     """The privacy service's one composition root: adapters, use cases, servicers, background loops."""
     config = build_config(settings)
     pool = await open_service_pool(settings, "privacy", MIGRATIONS, append_only=APPEND_ONLY)
-    holders = [RemoteHolder(name, addr, settings, settings.holder_timeout_seconds) for name, addr in settings.holders.items()]
+    holders = [
+        RemoteHolder(name, addr, settings, settings.holder_timeout_seconds, settings.holder_export_timeout_seconds)
+        for name, addr in settings.holders.items()
+    ]
     sink = blob_store_from_settings(
         settings.ledger_checkpoint_backend,
         settings.ledger_checkpoint_dir,

@@ -35,6 +35,10 @@ SEVERITIES = {
     compliance.Severity.ERROR.value: render_pb2.SEVERITY_ERROR,
     compliance.Severity.WARNING.value: render_pb2.SEVERITY_WARNING,
 }
+REMEDIES = {
+    compliance.Remedy.RETAKE.value: render_pb2.REMEDY_RETAKE,
+    compliance.Remedy.FIXED.value: render_pb2.REMEDY_FIXED,
+}
 RESULT_KINDS = {
     "id_photo": render_pb2.RESULT_KIND_ID_PHOTO,
     "sheet": render_pb2.RESULT_KIND_SHEET,
@@ -92,6 +96,7 @@ def report_pb(report: compliance.ComplianceReport, measured: dict[str, float]) -
                 measured=float(i.measured or 0.0),
                 allowed=render_pb2.Range(min=float(i.allowed_min or 0.0), max=float(i.allowed_max or 0.0)),
                 severity=SEVERITIES.get(str(i.severity), render_pb2.SEVERITY_UNSPECIFIED),
+                remedy=REMEDIES.get(str(i.remedy), render_pb2.REMEDY_UNSPECIFIED),
             )
         )
     out.measurements.CopyFrom(
@@ -113,6 +118,7 @@ def _report_from_meta(meta: dict[str, Any]) -> render_pb2.ComplianceReport | Non
                 measured=float(i["measured"] or 0),
                 allowed=render_pb2.Range(min=float(i["min"] or 0), max=float(i["max"] or 0)),
                 severity=SEVERITIES.get(i["severity"], render_pb2.SEVERITY_UNSPECIFIED),
+                remedy=REMEDIES.get(i.get("remedy", ""), render_pb2.REMEDY_UNSPECIFIED),
             )
         )
     fields = render_pb2.Measurements.DESCRIPTOR.fields_by_name
@@ -135,16 +141,31 @@ def result_pb(r: StoredResult, data: bytes = b"") -> render_pb2.ResultInfo:
     return out
 
 
+SHEET_FORMATS = {
+    render_pb2.IMAGE_FORMAT_UNSPECIFIED: "JPEG",
+    render_pb2.IMAGE_FORMAT_JPEG: "JPEG",
+    render_pb2.IMAGE_FORMAT_PNG: "PNG",
+    render_pb2.IMAGE_FORMAT_PDF: "PDF",
+}
+DEFAULT_SHEET = SheetRequest()
+
+
 def _sheet(layout: render_pb2.SheetLayout) -> SheetRequest:
+    if layout.format not in SHEET_FORMATS:
+        raise InvalidArgument(f"unknown sheet format {layout.format}", "UNSUPPORTED_FORMAT")
+    exact = layout.exact_spacing
     return SheetRequest(
         layout.paper_id,
         layout.width_mm,
         layout.height_mm,
         layout.dpi or 300,
-        layout.margin_mm,
-        layout.gap_mm,
+        # Without exact spacing a 0 is "the default preferred spacing".
+        layout.margin_mm if exact or layout.margin_mm else DEFAULT_SHEET.margin_mm,
+        layout.gap_mm if exact or layout.gap_mm else DEFAULT_SHEET.gap_mm,
         layout.cut_marks,
         layout.count,
+        exact,
+        SHEET_FORMATS[layout.format],
     )
 
 
@@ -208,6 +229,8 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
             raise NotFound(f"no outfit {request.outfit_id!r}; list them with GET /v1/outfits", "OUTFIT_NOT_FOUND")
         if not (0 <= request.beauty.smoothing <= 10 and 0 <= request.beauty.whitening <= 10):
             raise InvalidArgument("beauty levels are 0..10", "INVALID_BEAUTY")
+        if request.output.format == render_pb2.IMAGE_FORMAT_PDF:
+            raise InvalidArgument("an ID photo is JPEG or PNG; PDF is for print sheets (layout.format)", "UNSUPPORTED_FORMAT")
         fmt = {render_pb2.IMAGE_FORMAT_JPEG: "JPEG", render_pb2.IMAGE_FORMAT_PNG: "PNG"}.get(request.output.format, "")
         photo_request = PhotoRequest(
             subject_id=request.subject_id,

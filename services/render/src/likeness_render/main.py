@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from likeness.render.v1 import render_pb2_grpc
-from likeness_platform.blobs import blob_store_for
+from likeness_platform.blobs import blob_store_for, subject_names_for
 from likeness_platform.clients import open_channel
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.dataholder import add_dataholder, sweep_on_schedule
@@ -56,6 +56,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
     """The render service's one composition root: models, adapters, use cases, servicers."""
     if not 0 <= settings.upload_ttl <= 86400:
         raise SystemExit("LIKENESS_UPLOAD_TTL must be between 0 and 86400 seconds: results are kept at most 24 h")
+    names = subject_names_for(settings)
     try:
         segmenter = SelfieSegmenter()
     except ModelFileMissing as exc:
@@ -68,7 +69,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
     privacy = PrivacyPort(privacy_channel, "render")
     blobs = blob_store_for(settings)
     results = ResultStore(
-        pool, blobs, DataKeyCache(privacy.data_key, settings.data_key_ttl_seconds), timedelta(seconds=settings.upload_ttl)
+        pool, blobs, DataKeyCache(privacy.data_key, settings.data_key_ttl_seconds), timedelta(seconds=settings.upload_ttl), names
     )
     templates = InMemoryTemplateStore()
     template_repo = TemplateRepository(pool)

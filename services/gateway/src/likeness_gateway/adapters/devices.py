@@ -88,6 +88,15 @@ class DeviceRepository:
             cur = await conn.execute("DELETE FROM devices WHERE device_id = %s AND active", (uuid.UUID(device_id),))
             return cur.rowcount == 1
 
+    async def active_subjects(self, subject_ids: set[str]) -> set[str]:
+        """Those of `subject_ids` with an active device (a subject whose erasure started has none)."""
+        ids = [sid for sid in map(_uuid, subject_ids) if sid is not None]
+        if not ids:
+            return set()
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT DISTINCT subject_id FROM devices WHERE subject_id = ANY(%s) AND active", (ids,))
+            return {str(r[0]) for r in await cur.fetchall()}
+
     async def deactivate_subject(self, subject_id: str) -> int:
         """Stop a subject's tokens at once (erasure started)."""
         async with self.pool.connection() as conn:

@@ -35,8 +35,8 @@ class IdempotencyKeys:
             # An expired key, or a first call abandoned mid-work (its process died), no longer holds the key.
             await conn.execute(
                 "DELETE FROM idempotency_keys WHERE subject_id = %s AND key = %s AND"
-                f" (created_at < now() - interval '{KEY_LIFETIME}' OR (status_code IS NULL AND created_at < now() - interval '{ABANDONED}'))",
-                (sid, key),
+                " (created_at < now() - %s::interval OR (status_code IS NULL AND created_at < now() - %s::interval))",
+                (sid, key, KEY_LIFETIME, ABANDONED),
             )
             cur = await conn.execute(
                 "INSERT INTO idempotency_keys (subject_id, key, interface, body_hash) VALUES (%s, %s, %s, %s)"
@@ -73,5 +73,5 @@ class IdempotencyKeys:
 
     async def sweep(self) -> int:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(f"DELETE FROM idempotency_keys WHERE created_at < now() - interval '{KEY_LIFETIME}'")
+            cur = await conn.execute("DELETE FROM idempotency_keys WHERE created_at < now() - %s::interval", (KEY_LIFETIME,))
             return cur.rowcount

@@ -12,6 +12,7 @@ from likeness_platform.settings import ServiceSettings
 # The render contract's enums as the public HTTP API spells them (the same strings as before
 # the contract had enums; an unknown value reads as "").
 SEVERITY_NAMES = {render_pb2.SEVERITY_ERROR: "error", render_pb2.SEVERITY_WARNING: "warning"}
+REMEDY_NAMES = {render_pb2.REMEDY_RETAKE: "retake", render_pb2.REMEDY_FIXED: "fixed"}
 RESULT_KIND_NAMES = {
     render_pb2.RESULT_KIND_ID_PHOTO: "id_photo",
     render_pb2.RESULT_KIND_SHEET: "sheet",
@@ -24,6 +25,10 @@ MEDIUM_NAMES = {render_pb2.MEDIUM_PRINT: "print", render_pb2.MEDIUM_DIGITAL: "di
 
 def severity_name(value: int) -> str:
     return SEVERITY_NAMES.get(value, "")
+
+
+def remedy_name(value: int) -> str:
+    return REMEDY_NAMES.get(value, "")
 
 
 def result_kind_name(value: int) -> str:

@@ -1,11 +1,18 @@
-"""Memory-only mode: normalized images kept in the gateway's memory, briefly, for the next call."""
+"""Memory-only mode: normalized images kept in the gateway's memory, briefly, for the next call.
+
+Each replica has its own; an erasure reaches all of them through the database they share: every replica drops
+the images of subjects without an active device (`forget_inactive`, run every
+LIKENESS_INLINE_IMAGE_CHECK_SECONDS), and a subject's devices are deactivated before its erasure fans out."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from cachetools import TTLCache
 
 
@@ -59,3 +66,48 @@ class InlineImages:
     def count(self, subject_id: str) -> int:
         self._items.expire()
         return sum(1 for v in self._items.values() if v.subject_id == subject_id)
+
+    def subjects(self) -> set[str]:
+        """The subjects with an image held now."""
+        self._items.expire()
+        return {v.subject_id for v in self._items.values()}
+
+    def forget_subjects(self, subject_ids: set[str]) -> int:
+        """Drop every image of those subjects; how many went."""
+        if not subject_ids:
+            return 0
+        self._items.expire()
+        doomed = [k for k, v in self._items.items() if v.subject_id in subject_ids]
+        for key in doomed:
+            del self._items[key]
+        return len(doomed)
+
+    def total(self) -> tuple[int, float]:
+        """(images held, age in seconds of the oldest) across subjects."""
+        self._items.expire()
+        now = time.time()
+        ages = [now - (v.expires_at - self.ttl) for v in self._items.values()]
+        return len(ages), max(ages, default=0.0)
+
+
+async def forget_inactive(images: InlineImages, active: Callable[[set[str]], Awaitable[set[str]]]) -> int:
+    """Drop the images of every subject `active` (read from the database all replicas share) does not name."""
+    held = images.subjects()
+    if not held:
+        return 0
+    return images.forget_subjects(held - await active(held))
+
+
+async def forget_inactive_on_schedule(
+    images: InlineImages, active: Callable[[set[str]], Awaitable[set[str]]], interval_seconds: float
+) -> None:
+    """This replica's share of every erasure: its in-memory images of erased subjects go within an interval."""
+    log = structlog.get_logger("likeness.gateway")
+    while True:
+        try:
+            dropped = await forget_inactive(images, active)
+            if dropped:
+                log.info("inline_images_of_inactive_subjects_dropped", images=dropped)
+        except Exception as exc:
+            log.warning("inline_image_check_failed", error=type(exc).__name__)
+        await asyncio.sleep(interval_seconds)

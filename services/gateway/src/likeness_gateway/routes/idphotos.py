@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from likeness.render.v1 import render_pb2
-from likeness_gateway.adapters.render_client import image_ref, severity_name
+from likeness_gateway.adapters.render_client import image_ref, remedy_name, severity_name
 from likeness_gateway.deps import CurrentDevice, Gateway, GatewayDep
 from likeness_gateway.domain.devices import Device
 from likeness_gateway.domain.text import IDENTIFIER
@@ -25,6 +25,8 @@ HEX = r"^#[0-9a-fA-F]{6}$"
 MM_PER_INCH = 25.4
 # The largest print sheet, in pixels: a documented limit that render enforces too (paper sizes included).
 MAX_SHEET_PIXELS = 50_000_000
+SHEET_FORMATS = {"jpeg": render_pb2.IMAGE_FORMAT_JPEG, "png": render_pb2.IMAGE_FORMAT_PNG, "pdf": render_pb2.IMAGE_FORMAT_PDF}
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}
 _MODES = {
     "spec": render_pb2.BACKGROUND_MODE_SPEC,
     "solid": render_pb2.BACKGROUND_MODE_SOLID,
@@ -53,10 +55,20 @@ class LayoutIn(BaseModel):
     width_mm: float | None = Field(None, gt=20, le=1000)
     height_mm: float | None = Field(None, gt=20, le=1000)
     dpi: int = Field(300, ge=72, le=1200, description="The sheet may have at most 50 MP (width × height in pixels at this dpi)")
-    margin_mm: float = Field(3.0, ge=0, le=50)
-    gap_mm: float = Field(2.0, ge=0, le=50)
+    margin_mm: float | None = Field(
+        None,
+        ge=0,
+        le=50,
+        description="Omit margin_mm and gap_mm to let the layout choose: 3 mm margin and 2 mm gap, or tighter when that places "
+        "more photos (on papers up to 5x7 in photos may touch, e.g. the usual 6-up of 2x2 in on 4x6 in, cut lines on the "
+        "borders). Give either to use exactly those (the other: 3 mm margin / 2 mm gap).",
+    )
+    gap_mm: float | None = Field(None, ge=0, le=50)
     cut_marks: bool = True
     count: int = Field(0, ge=0, le=100)
+    format: Literal["jpeg", "png", "pdf"] = Field(
+        "jpeg", description="pdf: one page at the paper's exact size (points = inches x 72); jpeg and png carry an sRGB ICC profile"
+    )
 
 
 class IdPhotoIn(BaseModel):
@@ -67,7 +79,7 @@ class IdPhotoIn(BaseModel):
         beauty={"smoothing": 3, "whitening": 0},
         outfit=None,
         output={"format": "jpeg"},
-        layout={"paper_id": "4r", "margin_mm": 3, "gap_mm": 2, "cut_marks": True},
+        layout={"paper_id": "4r", "cut_marks": True, "format": "pdf"},
     )
 
     upload_id: Identifier
@@ -98,6 +110,7 @@ class IssueOut(BaseModel):
     measured: float
     allowed: RangeOut
     severity: str
+    remedy: str = Field(description='"retake": take the photo again as the message says; "fixed": Likeness corrected it in this output')
 
 
 class MeasurementsOut(BaseModel):
@@ -120,7 +133,12 @@ class ReportOut(BaseModel):
 
 
 def report_out(r: render_pb2.ComplianceReport) -> ReportOut:
-    issues = [from_message(IssueOut, i, allowed=from_message(RangeOut, i.allowed), severity=severity_name(i.severity)) for i in r.issues]
+    issues = [
+        from_message(
+            IssueOut, i, allowed=from_message(RangeOut, i.allowed), severity=severity_name(i.severity), remedy=remedy_name(i.remedy)
+        )
+        for i in r.issues
+    ]
     return from_message(ReportOut, r, issues=issues, measurements=from_message(MeasurementsOut, r.measurements))
 
 
@@ -184,10 +202,12 @@ def _layout(layout: LayoutIn | None) -> render_pb2.SheetLayout | None:
         width_mm=layout.width_mm or 0,
         height_mm=layout.height_mm or 0,
         dpi=layout.dpi,
-        margin_mm=layout.margin_mm,
-        gap_mm=layout.gap_mm,
+        margin_mm=3.0 if layout.margin_mm is None else layout.margin_mm,
+        gap_mm=2.0 if layout.gap_mm is None else layout.gap_mm,
         cut_marks=layout.cut_marks,
         count=layout.count,
+        exact_spacing=layout.margin_mm is not None or layout.gap_mm is not None,
+        format=SHEET_FORMATS[layout.format],
     )
 
 
@@ -268,9 +288,10 @@ async def _stream(gw: Gateway, device: Device, result_id: str, filename: str) ->
     item = gw.inline_images.item(result_id, device.subject_id)
     headers = {"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, no-store"}
     if item is not None:
+        headers["Content-Disposition"] = f'inline; filename="{filename}.{EXTENSIONS.get(item.content_type, "jpg")}"'
         return Response(item.data, media_type=item.content_type, headers=headers)
     info, chunks = await gw.render.open_result(device.subject_id, result_id, "download")
-    ext = "png" if info.content_type == "image/png" else "jpg"
+    ext = EXTENSIONS.get(info.content_type, "jpg")
     headers["Content-Disposition"] = f'inline; filename="{filename}.{ext}"'
     return StreamingResponse(chunks, media_type=info.content_type, headers=headers)
 
@@ -284,7 +305,12 @@ async def get_image(photo_id: str, device: CurrentDevice, gw: GatewayDep) -> Res
     return await _stream(gw, device, photo_id, "id-photo")
 
 
-@_image_route("/v1/id-photos/{photo_id}/sheet", "The print sheet made with the ID photo")
+@router.get(
+    "/v1/id-photos/{photo_id}/sheet",
+    summary="The print sheet made with the ID photo (JPEG, PNG or PDF as asked in layout.format)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "application/pdf": {}}}},
+)
 async def get_sheet(photo_id: str, device: CurrentDevice, gw: GatewayDep) -> Response:
     item = gw.inline_images.item(photo_id, device.subject_id)
     sheet_id = item.meta.get("sheet_id", "") if item is not None else (await _info(gw, device, photo_id)).sheet_result_id

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from likeness.privacy.v1 import privacy_pb2
@@ -86,20 +88,134 @@ async def get_erasure(erasure_id: str, gw: GatewayDep) -> ErasureStatus:
     return erasure_status(await gw.privacy.get_erasure(erasure_id))
 
 
+class ExportProgressOut(BaseModel):
+    """How far the caller's latest export has got. Counts and times only."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "export_id": "5d1e…",
+                    "state": "building",
+                    "bytes_written": 31457280,
+                    "bytes_gathered": 33554432,
+                    "bytes_expected": 104857600,
+                    "parts_written": 2,
+                    "parts_expected": 5,
+                    "percent": 32,
+                    "started_at": "2026-11-23T10:00:00Z",
+                    "updated_at": "2026-11-23T10:00:04Z",
+                    "expires_at": "2026-11-23T11:00:00Z",
+                    "error_code": None,
+                }
+            ]
+        }
+    }
+
+    export_id: str | None
+    # none | building | ready | downloading | failed
+    state: str
+    # Bytes of zip written so far (its size once ready).
+    bytes_written: int
+    # Bytes of the holders' items gathered so far, of those they announced (an estimate; 0 when none did).
+    bytes_gathered: int
+    bytes_expected: int
+    # Services whose items are in the archive, of those the export visits.
+    parts_written: int
+    parts_expected: int
+    # 0-100; 100 only once ready to download.
+    percent: int
+    started_at: str | None
+    updated_at: str | None
+    expires_at: str | None
+    error_code: str | None
+
+
+_EXPORT_STATE = {
+    privacy_pb2.EXPORT_STATE_BUILDING: "building",
+    privacy_pb2.EXPORT_STATE_READY: "ready",
+    privacy_pb2.EXPORT_STATE_DOWNLOADING: "downloading",
+    privacy_pb2.EXPORT_STATE_FAILED: "failed",
+}
+NO_EXPORT = ExportProgressOut(
+    export_id=None,
+    state="none",
+    bytes_written=0,
+    bytes_gathered=0,
+    bytes_expected=0,
+    parts_written=0,
+    parts_expected=0,
+    percent=0,
+    started_at=None,
+    updated_at=None,
+    expires_at=None,
+    error_code=None,
+)
+
+
+def _iso(ts: Any) -> str:
+    return ts.ToDatetime().isoformat() + "Z"
+
+
+def export_progress_out(p: privacy_pb2.ExportProgress | None) -> ExportProgressOut:
+    if p is None:
+        return NO_EXPORT
+    return ExportProgressOut(
+        export_id=p.export_id,
+        state=_EXPORT_STATE.get(p.state, "building"),
+        bytes_written=p.bytes_written,
+        bytes_gathered=p.bytes_gathered,
+        bytes_expected=p.bytes_expected,
+        parts_written=p.parts_written,
+        parts_expected=p.parts_expected,
+        percent=p.percent,
+        started_at=_iso(p.started_at),
+        updated_at=_iso(p.updated_at),
+        expires_at=_iso(p.expires_at),
+        error_code=p.error_code or None,
+    )
+
+
+def _wants_progress(accept: str) -> bool:
+    """`Accept: application/json` (and not the zip) asks for the export's progress instead of the export."""
+    types = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+    return "application/json" in types and "application/zip" not in types
+
+
 @router.get(
     "/v1/me/export",
-    summary="Download everything held about the caller (zip)",
+    summary="Download everything held about the caller (zip), or see how far its export has got",
+    description="Plain (or `Accept: application/zip`): the zip, built now unless one built in the background is ready. "
+    "`Prefer: respond-async`: 202 at once with the progress below while the export is built in the background; poll with "
+    "`Accept: application/json`, then GET the zip when `state` is `ready`. `Accept: application/json`: the progress of "
+    "the caller's latest export (`state` `none` when there is none, or it has been downloaded: an export is downloaded once).",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}},
+    responses={
+        200: {"content": {"application/zip": {}, "application/json": {"schema": ExportProgressOut.model_json_schema()}}},
+        202: {"content": {"application/json": {"schema": ExportProgressOut.model_json_schema()}}},
+    },
 )
-async def export_me(device: CurrentDevice, gw: GatewayDep) -> StreamingResponse:
-    prepared = await gw.privacy.request_export(device.subject_id)
-    chunks = await gw.privacy.download_export(prepared.export_id, device.subject_id)
+async def export_me(request: Request, device: CurrentDevice, gw: GatewayDep) -> Response:
+    if _wants_progress(request.headers.get("accept", "")):
+        return JSONResponse(export_progress_out(await gw.privacy.export_progress(device.subject_id)).model_dump(), headers=_NO_STORE)
+    latest = await gw.privacy.export_progress(device.subject_id)
+    if latest is not None and latest.state == privacy_pb2.EXPORT_STATE_READY:
+        export_id = latest.export_id  # built in the background: downloaded now, once
+    elif "respond-async" in request.headers.get("prefer", "").lower():
+        started = await gw.privacy.request_export(device.subject_id, background=True)
+        return JSONResponse(
+            export_progress_out(started.progress).model_dump(),
+            status_code=202,
+            headers={**_NO_STORE, "Location": "/v1/me/export", "Preference-Applied": "respond-async", "Retry-After": "2"},
+        )
+    else:
+        export_id = (await gw.privacy.request_export(device.subject_id)).export_id
+    chunks = await gw.privacy.download_export(export_id, device.subject_id)
     return StreamingResponse(
         chunks,
         media_type="application/zip",
-        headers={
-            "Content-Disposition": f'attachment; filename="likeness-export-{prepared.export_id}.zip"',
-            "Cache-Control": "private, no-store",
-        },
+        headers={"Content-Disposition": f'attachment; filename="likeness-export-{export_id}.zip"', **_NO_STORE},
     )
+
+
+_NO_STORE = {"Cache-Control": "private, no-store"}

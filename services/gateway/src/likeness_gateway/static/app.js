@@ -624,9 +624,10 @@ function updateSheetFields() {
   for (const id of ["margin", "gap", "cut-marks"]) $(id).disabled = none;
 }
 
-function mmValue(id, fallback) {
+// An empty field is null: the layout chooses the spacing that fits the most photos.
+function mmValue(id) {
   const n = num(Number.parseFloat($(id).value));
-  return n === null || n < 0 ? fallback : Math.min(n, 50);
+  return n === null || n < 0 ? null : Math.min(n, 50);
 }
 
 // ---------------------------------------------------------------------------
@@ -730,7 +731,7 @@ function requestBody() {
     },
     layout:
       paper && paper !== "none"
-        ? { paper_id: paper, margin_mm: mmValue("margin", 3), gap_mm: mmValue("gap", 2), cut_marks: $("cut-marks").checked, dpi: 300 }
+        ? { paper_id: paper, margin_mm: mmValue("margin"), gap_mm: mmValue("gap"), cut_marks: $("cut-marks").checked, dpi: 300 }
         : null,
   };
 }
@@ -953,7 +954,12 @@ function renderReport(report, spec) {
         { class: "issue__body" },
         h("span", { class: "issue__message", text: issue.message || issue.code }),
         meta ? h("span", { class: "issue__meta", text: meta }) : null,
-        issue.code ? h("span", { class: "issue__code", text: `${issue.code} · ${kind === "fail" ? "error" : kind === "warn" ? "warning" : "note"}` }) : null,
+        issue.code
+          ? h("span", {
+              class: "issue__code",
+              text: `${issue.code} · ${kind === "fail" ? "error" : kind === "warn" ? "warning" : "note"}${issue.remedy === "fixed" ? " · fixed by Likeness" : issue.remedy === "retake" ? " · retake" : ""}`,
+            })
+          : null,
       ),
     );
   });

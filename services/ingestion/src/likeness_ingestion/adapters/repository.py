@@ -9,7 +9,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from likeness_ingestion.domain.uploads import UploadRow
-from likeness_platform.blobs import BlobStore
+from likeness_platform.blobs import BlobStore, SubjectNames
 from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.db import from_row
@@ -32,6 +32,8 @@ UPLOADS = SealedTable(
 UploadStore = SealedStore[UploadRow]
 
 
-def upload_store(pool: AsyncConnectionPool[Any], blobs: BlobStore, keys: DataKeyCache, longest: timedelta) -> UploadStore:
+def upload_store(
+    pool: AsyncConnectionPool[Any], blobs: BlobStore, keys: DataKeyCache, longest: timedelta, names: SubjectNames
+) -> UploadStore:
     """The uploads table; `longest` is the longest retention class (no upload is kept longer)."""
-    return SealedStore(pool, blobs, keys, UPLOADS, longest)
+    return SealedStore(pool, blobs, keys, UPLOADS, longest, names)

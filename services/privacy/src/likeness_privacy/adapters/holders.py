@@ -40,9 +40,11 @@ def _translated(call: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 class RemoteHolder:
     """One holder reached over gRPC."""
 
-    def __init__(self, name: str, address: str, settings: ServiceSettings, timeout: float = 10.0) -> None:
+    def __init__(self, name: str, address: str, settings: ServiceSettings, timeout: float = 10.0, export_timeout: float = 900.0) -> None:
         self.name = name
         self.address = address
+        # An export streams everything the holder keeps about the subject: it gets longer than the other calls.
+        self.export_timeout = max(timeout, export_timeout)
         self._channel = open_channel(address, "privacy", settings, deadline=timeout)
         self._stub = dataholder_pb2_grpc.DataHolderStub(self._channel)
 
@@ -51,10 +53,17 @@ class RemoteHolder:
         response = await self._stub.Inventory(dataholder_pb2.InventoryRequest(subject_id=subject_id))
         return {c.category: c.count for c in response.counts}
 
+    @_translated
+    async def export_size(self, subject_id: str) -> int:
+        """About how many bytes the holder's export of the subject will carry (0 when it does not say)."""
+        response = await self._stub.Inventory(dataholder_pb2.InventoryRequest(subject_id=subject_id, include_export_bytes=True))
+        return int(response.export_bytes)
+
     async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
         pending: dict[str, list[bytes]] = {}
         try:
-            async for part in self._stub.Export(dataholder_pb2.ExportRequest(subject_id=subject_id)):
+            request = dataholder_pb2.ExportRequest(subject_id=subject_id)
+            async for part in self._stub.Export(request, timeout=self.export_timeout):
                 pending.setdefault(part.name, []).append(part.data)
                 if part.last_chunk:
                     yield ExportItem(part.category, part.name, part.content_type, b"".join(pending.pop(part.name)))

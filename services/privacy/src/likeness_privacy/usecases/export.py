@@ -1,9 +1,15 @@
-"""Data export: one zip of what every holder keeps about a subject, sealed under its key, downloadable once."""
+"""Data export: one zip of what every holder keeps about a subject, sealed under its key, downloadable once.
+
+Its progress is visible while it is built (`progress`): the export's row is written before the first holder is
+asked and updated as items land in the archive (bytes and holders done, against the bytes the holders announced).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,9 +18,10 @@ from typing import Any
 import structlog
 
 from likeness_platform.crypto import open_sealed, seal
-from likeness_platform.errors import NotFound, ResourceExhausted, Unavailable
+from likeness_platform.errors import DomainError, NotFound, ResourceExhausted, Unavailable
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain.errors import describe_error
+from likeness_privacy.domain.exports import ExportProgress, already_compressed
 from likeness_privacy.usecases.ports import Holders, PrivacyConfig
 from likeness_privacy.usecases.subjects import Subjects
 
@@ -23,6 +30,8 @@ log = structlog.get_logger("likeness.privacy")
 # Up to this much of an export is built in memory, the rest on disk; it is stored and read in chunks of CHUNK_BYTES.
 SPOOL_BYTES = 4 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
+# Progress is written at most this often while items arrive (and after each holder).
+PROGRESS_EVERY_SECONDS = 0.25
 
 
 class Exports:
@@ -31,19 +40,87 @@ class Exports:
         self._holders = holders
         self._subjects = subjects
         self._config = config
+        self._building: set[asyncio.Task[None]] = set()
 
     async def request(self, subject_id: str) -> tuple[str, datetime, int]:
-        """(export id, expiry, size in bytes); refused when any holder does not answer or it outgrows the cap.
+        """Build an export and answer once it is stored: (export id, expiry, size in bytes); refused when any
+        holder does not answer or it outgrows the cap.
 
         Memory stays bounded whatever the export's size: the zip is written to a spooled temporary file (on
         disk past a few MiB), one holder item at a time, and stored as sealed 1 MiB chunks read back from it.
         """
         key, key_id = await self._subjects.data_key(subject_id)
+        started = await self._begin(subject_id)
+        size = await self._build(subject_id, started.export_id, key, key_id)
+        return started.export_id, started.expires_at, size
+
+    async def start(self, subject_id: str) -> ExportProgress:
+        """Start building an export in the background and answer at once with its progress; a build of the
+        subject's that is still running is answered instead of starting another."""
+        key, key_id = await self._subjects.data_key(subject_id)
+        latest = await self.progress(subject_id)
+        if latest is not None and latest.state == "building":
+            return latest
+        started = await self._begin(subject_id)
+
+        async def build() -> None:
+            try:
+                await self._build(subject_id, started.export_id, key, key_id)
+            except Exception as exc:  # recorded on the export by _build; the caller polls for it
+                log.warning("export_failed", error=describe_error(exc))
+
+        task = asyncio.create_task(build())
+        self._building.add(task)
+        task.add_done_callback(self._building.discard)
+        return started
+
+    async def progress(self, subject_id: str) -> ExportProgress | None:
+        """The subject's latest unexpired export as far as it has got; None when there is none."""
+        latest = await self._repo.latest_export(subject_id)
+        return latest.as_seen_at(datetime.now(UTC)) if latest else None
+
+    async def _begin(self, subject_id: str) -> ExportProgress:
+        names = self._holders.names
+        expected = sum(await asyncio.gather(*(self._announced_bytes(name, subject_id) for name in names)))
+        return await self._repo.start_export(subject_id, self._config.export_ttl, len(names), expected)
+
+    async def _announced_bytes(self, name: str, subject_id: str) -> int:
+        """What a holder says its export will weigh (its stored blobs); 0 when it says nothing or does not answer
+        (the build then finds out)."""
+        size_of = getattr(self._holders.get(name), "export_size", None)
+        if size_of is None:
+            return 0
+        try:
+            return int(await size_of(subject_id))
+        except Exception:
+            return 0
+
+    async def _build(self, subject_id: str, export_id: str, key: bytes, key_id: str) -> int:
+        """Gather every holder's items into the zip, store it sealed; the export's size. On failure the export is
+        marked failed with the error's code, and the error raised."""
+        try:
+            return await self._gather_and_store(subject_id, export_id, key, key_id)
+        except BaseException as exc:
+            code = (
+                exc.code
+                if isinstance(exc, DomainError)
+                else "EXPORT_INTERRUPTED"
+                if isinstance(exc, asyncio.CancelledError)
+                else "EXPORT_FAILED"
+            )
+            try:
+                await asyncio.shield(self._repo.fail_export(export_id, code))
+            except Exception as fail_exc:
+                log.warning("export_fail_not_recorded", error=describe_error(fail_exc))
+            raise
+
+    async def _gather_and_store(self, subject_id: str, export_id: str, key: bytes, key_id: str) -> int:
         cap = self._config.export_max_bytes
         manifest: dict[str, Any] = {"subject_id": subject_id, "created_at": datetime.now(UTC).isoformat(), "holders": {}}
+        gathered, last_report = 0, time.monotonic()
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
             with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-                for name in self._holders.names:
+                for done, name in enumerate(self._holders.names):
                     items = 0
                     # Export reads are access-logged like any other read. Privacy logs them here, before asking:
                     # the mesh policy lets only privacy call DataHolder.Export, so this is every export read, and
@@ -51,16 +128,28 @@ class Exports:
                     await self._repo.add_access(subject_id, "privacy", f"{name}/export", "export")
                     try:
                         async for item in self._holders.get(name).export(subject_id):
-                            archive.writestr(f"{name}/{item.name}", item.data)
+                            compress = zipfile.ZIP_STORED if already_compressed(item.content_type) else zipfile.ZIP_DEFLATED
+                            archive.writestr(f"{name}/{item.name}", item.data, compress_type=compress)
                             items += 1
+                            gathered += len(item.data)
                             if spool.tell() > cap:
                                 raise ExportTooLarge(f"the export is larger than {cap} bytes; ask for help to get it in parts")
+                            if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
+                                await self._repo.export_progressed(
+                                    export_id, bytes_written=spool.tell(), bytes_gathered=gathered, parts_written=done
+                                )
+                                last_report = time.monotonic()
                     except ExportTooLarge:
                         raise
                     except Exception as exc:
                         log.warning("export_holder_failed", holder=name, error=describe_error(exc))
-                        raise Unavailable(f"the {name} service did not answer, so the export would be incomplete; try again") from None
+                        raise HolderUnavailable(
+                            f"the {name} service did not answer, so the export would be incomplete; try again"
+                        ) from None
                     manifest["holders"][name] = items
+                    await self._repo.export_progressed(
+                        export_id, bytes_written=spool.tell(), bytes_gathered=gathered, parts_written=done + 1
+                    )
                 archive.writestr("manifest.json", json.dumps(manifest, indent=2))
             size = spool.tell()
 
@@ -75,9 +164,9 @@ class Exports:
                     if left <= 0:
                         return
 
-            export_id, expires = await self._repo.store_export_chunks(subject_id, self._config.export_ttl, chunks)
+            await self._repo.store_export_chunks(export_id, size, chunks)
         await self._repo.add_access(subject_id, "privacy", f"privacy/export/{export_id}", "export")
-        return export_id, expires, size
+        return size
 
     async def stream(self, export_id: str, subject_id: str) -> AsyncIterator[bytes]:
         """The export's zip, chunk by chunk, once; afterwards (or after it expires) it is gone."""
@@ -102,10 +191,10 @@ class ExportTooLarge(ResourceExhausted):
     default_code = "EXPORT_TOO_LARGE"
 
 
+class HolderUnavailable(Unavailable):
+    default_code = "HOLDER_UNAVAILABLE"
+
+
 def _chunk_aad(subject_id: str, export_id: str, idx: int, last: bool) -> bytes:
     # Bound to subject, export, position and end: chunks cannot be reordered, moved, dropped or cut short.
     return f"export:{subject_id}:{export_id}:{idx}:{'last' if last else 'more'}".encode()
-
-
-def _aad(subject_id: str) -> bytes:
-    return b"export:" + subject_id.encode()

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from likeness_platform.blobs import BlobNotFound, BlobStore
+from likeness_platform.blobs import BlobNotFound, BlobStore, SubjectNames
 from likeness_platform.categories import Category
 from likeness_platform.crypto import DataKeyCache
 from likeness_platform.db import from_row
@@ -25,7 +25,7 @@ def _row(r: Mapping[str, Any]) -> StoredResult:
 
 
 def _export_file(result: StoredResult) -> tuple[str, str]:
-    ext = "png" if result.content_type == "image/png" else "jpg"
+    ext = {"image/png": "png", "application/pdf": "pdf"}.get(result.content_type, "jpg")
     return f"results/{result.kind}-{result.result_id}.{ext}", result.content_type
 
 
@@ -45,8 +45,8 @@ class ResultNotFound(NotFound):
 class ResultStore:
     """Render's results in the shared sealed store (likeness_platform.sealed_store), each kept `ttl`."""
 
-    def __init__(self, pool: AsyncConnectionPool, blobs: BlobStore, keys: DataKeyCache, ttl: timedelta) -> None:
-        self.store = SealedStore(pool, blobs, keys, RESULTS, ttl)
+    def __init__(self, pool: AsyncConnectionPool, blobs: BlobStore, keys: DataKeyCache, ttl: timedelta, names: SubjectNames) -> None:
+        self.store = SealedStore(pool, blobs, keys, RESULTS, ttl, names)
         self.ttl = ttl
 
     async def save(self, subject_id: str, data: bytes, new: NewResult) -> StoredResult:

@@ -2,8 +2,11 @@
 
 Pure: the measurements come from the faces service (pose, eye and mouth state, and the
 face's image quality: sharpness, exposure, clipping, lighting, all defined there, once) and
-from the render pipeline (frame geometry, background, file size). Nothing here measures a
-face again.
+from the render pipeline (frame geometry, background, file size, and what the output shows
+around the face: compliance_scene). Nothing here measures a face again.
+
+Every issue says what to do: the messages give a direction ("lower your chin"), and
+``Issue.remedy`` says whether the user must retake the photo or Likeness fixed it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from likeness_render.domain.compliance_pixels import measure_background_uniformity, measure_cutout
+from likeness_render.domain.compliance_scene import measure_gaze, measure_scene
 from likeness_render.domain.compliance_types import (
     DEFAULT_THRESHOLDS,
     ComplianceReport,
@@ -20,6 +24,7 @@ from likeness_render.domain.compliance_types import (
     IssueCode,
     PhotoMeasurements,
     Remedy,
+    SceneMeasurements,
     Severity,
     Thresholds,
 )
@@ -53,12 +58,15 @@ def _issues(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_dpi: float)
     face = m.face if m.face_count > 0 else None
     if face is not None:
         yield from _check_pose(face, t)
+        yield from _check_gaze(face, t)
         yield from _check_expression(face, t)
         yield from _check_image_quality(face, t)
         yield from _check_geometry(face, spec, t, default_dpi)
 
     if m.cutout is not None:
         yield from _check_cutout(m.cutout, t)
+    if m.scene is not None:
+        yield from _check_scene(m.scene, t)
 
     yield from _outside(
         IssueCode.BACKGROUND_NOT_UNIFORM,
@@ -131,20 +139,80 @@ def _check_resolution(m: PhotoMeasurements, spec: Spec, t: Thresholds, default_d
             )
 
 
+# What to do about a pose angle, by its sign (the faces service's conventions: roll > 0 when
+# the subject's left eye is lower, yaw > 0 when the nose points to the image's left, i.e. the
+# subject's right, pitch > 0 when the chin is up).
+_POSE_DIRECTIONS = {
+    IssueCode.HEAD_TILTED: (
+        "Hold your head level: it leans towards your left shoulder.",
+        "Hold your head level: it leans towards your right shoulder.",
+    ),
+    IssueCode.HEAD_TURNED: (
+        "Turn your face a little to your left, straight towards the camera.",
+        "Turn your face a little to your right, straight towards the camera.",
+    ),
+    IssueCode.HEAD_PITCHED: (
+        "Lower your chin a little: the head is tipped back.",
+        "Raise your chin a little: the head is tipped forward.",
+    ),
+}
+
+
 def _check_pose(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
-    for code, value, limit, what in (
-        (IssueCode.HEAD_TILTED, face.roll_deg, t.max_roll_deg, "tilted sideways"),
-        (IssueCode.HEAD_TURNED, face.yaw_deg, t.max_yaw_deg, "turned to one side"),
-        (IssueCode.HEAD_PITCHED, face.pitch_deg, t.max_pitch_deg, "tipped up or down"),
+    for code, value, limit in (
+        (IssueCode.HEAD_TILTED, face.roll_deg, t.max_roll_deg),
+        (IssueCode.HEAD_TURNED, face.yaw_deg, t.max_yaw_deg),
+        (IssueCode.HEAD_PITCHED, face.pitch_deg, t.max_pitch_deg),
     ):
         if value is not None and abs(value) > limit:
-            yield Issue(
-                code,
-                f"The head is {what} by {abs(value):.0f}°; face the camera straight on (at most {limit:g}°).",
-                value,
-                -limit,
-                limit,
-            )
+            positive, negative = _POSE_DIRECTIONS[code]
+            yield Issue(code, positive if value > 0 else negative, value, -limit, limit)
+
+
+def _check_gaze(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
+    sideways, vertical = face.gaze_sideways, face.gaze_vertical
+    if sideways is not None and abs(sideways) > t.max_gaze_sideways:
+        # Irises towards the image's right: the subject looks to their own left.
+        where = "to your left" if sideways > 0 else "to your right"
+        yield Issue(
+            IssueCode.GAZE_AWAY,
+            f"Look straight into the camera: your eyes look {where}.",
+            sideways,
+            -t.max_gaze_sideways,
+            t.max_gaze_sideways,
+        )
+    elif vertical is not None and abs(vertical - t.gaze_rest_height) > t.max_gaze_vertical:
+        where = "down" if vertical > t.gaze_rest_height else "up"
+        yield Issue(
+            IssueCode.GAZE_AWAY,
+            f"Look straight into the camera: your eyes look {where}.",
+            vertical,
+            t.gaze_rest_height - t.max_gaze_vertical,
+            t.gaze_rest_height + t.max_gaze_vertical,
+        )
+
+
+def _check_scene(s: SceneMeasurements, t: Thresholds) -> Iterator[Issue]:
+    if s.torso_cut_bottom > t.max_torso_cut_bottom or s.torso_cut_side > t.max_torso_cut_side:
+        bottom = s.torso_cut_bottom > t.max_torso_cut_bottom
+        yield Issue(
+            IssueCode.SHOULDERS_CUT,
+            "Your shoulders are cut off: the original photo ends inside the frame. Retake it from a little "
+            "farther away, with your shoulders and the top of your chest in the picture.",
+            s.torso_cut_bottom if bottom else s.torso_cut_side,
+            0.0,
+            t.max_torso_cut_bottom if bottom else t.max_torso_cut_side,
+        )
+    if s.hand_near_face > t.max_hand_near_face or s.object_near_face > t.max_object_near_face:
+        hand = s.hand_near_face > t.max_hand_near_face
+        what = "A hand is" if hand else "Something (a phone, a microphone) is"
+        yield Issue(
+            IssueCode.OBJECT_NEAR_FACE,
+            f"{what} next to your face. Retake the photo with your hands down and nothing beside or in front of your face.",
+            s.hand_near_face if hand else s.object_near_face,
+            0.0,
+            t.max_hand_near_face if hand else t.max_object_near_face,
+        )
 
 
 def _check_expression(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:
@@ -253,9 +321,12 @@ __all__ = [
     "IssueCode",
     "PhotoMeasurements",
     "Remedy",
+    "SceneMeasurements",
     "Severity",
     "Thresholds",
     "check_compliance",
     "measure_background_uniformity",
     "measure_cutout",
+    "measure_gaze",
+    "measure_scene",
 ]

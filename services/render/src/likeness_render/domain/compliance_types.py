@@ -25,6 +25,9 @@ class IssueCode(StrEnum):
     FILE_SIZE_OUT_OF_RANGE = "FILE_SIZE_OUT_OF_RANGE"
     BACKGROUND_LEFTOVER = "BACKGROUND_LEFTOVER"
     OTHER_PERSON = "OTHER_PERSON"
+    SHOULDERS_CUT = "SHOULDERS_CUT"
+    GAZE_AWAY = "GAZE_AWAY"
+    OBJECT_NEAR_FACE = "OBJECT_NEAR_FACE"
 
 
 class Remedy(StrEnum):
@@ -91,6 +94,29 @@ class Thresholds:
     # Upscaling a source by more than 1.25x (source px per output mm under 80 % of the
     # output's px per mm) softens the print visibly.
     min_source_scale: float = 0.8
+    # Gaze: the irises' place between the eye corners, as a fraction of the eye's width
+    # (0 = centred; see compliance_scene.measure_gaze). An eyeball's radius is about 0.4 of
+    # the eye's width, so 0.09 is a look about 13° away from the camera. Faces looking into
+    # the camera (the test portraits) measure within ±0.03; an iris moved a quarter of the
+    # eye's width sideways measures 0.14-0.26. Up/down is noisier (the lids follow the eye):
+    # only a clear look up or down, beyond 0.10 of the eye's width from the usual resting
+    # height (0.055 above the corner line), is refused.
+    max_gaze_sideways: float = 0.09
+    max_gaze_vertical: float = 0.10
+    gaze_rest_height: float = -0.055
+    # The torso ending in a straight line inside the frame (the source photo's edge): a
+    # straight stretch of the person's outline below the chin with background beyond it,
+    # as a fraction of the frame's width (bottom) or height (sides). Whole torsos reach the
+    # frame's bottom (0 here) and arms' sides measure under 0.11 on the test portraits.
+    max_torso_cut_bottom: float = 0.12
+    max_torso_cut_side: float = 0.2
+    # Something beside the face, within the person's outline, as a fraction of the face
+    # oval's area: the largest skin-coloured blob (ears and jaw edges of the test portraits
+    # measure under 0.045, a hand raised to the cheek 0.17-0.19) and the largest blob down
+    # to the jaw that is neither skin nor hair (under 0.005 on the test portraits; a phone
+    # held to the ear about 0.18).
+    max_hand_near_face: float = 0.1
+    max_object_near_face: float = 0.06
     # Tolerance on head height and eye line, in mm: the crop is planned to the band, so
     # this only absorbs landmark noise (about half a pixel at 300 dpi is 0.04 mm; 0.1 mm
     # leaves room for sub-pixel estimates at lower resolutions).
@@ -122,6 +148,20 @@ class FaceMeasurements:
     head_height_px: float | None = None
     eye_line_from_bottom_mm: float | None = None
     eye_line_from_bottom_px: float | None = None
+    # Where the eyes look (see compliance_scene.measure_gaze): > 0 towards the image's right
+    # / down, as a fraction of the eye's width.
+    gaze_sideways: float | None = None
+    gaze_vertical: float | None = None
+
+
+@dataclass(frozen=True)
+class SceneMeasurements:
+    """What the photo shows around the face (compliance_scene measures it on the output)."""
+
+    torso_cut_bottom: float = 0.0  # longest straight bottom edge of the person, fraction of the frame's width
+    torso_cut_side: float = 0.0  # longest straight side edge below the chin, fraction of the frame's height
+    hand_near_face: float = 0.0  # largest skin blob beside the face, fraction of the face oval
+    object_near_face: float = 0.0  # largest blob of neither skin, hair nor clothing there, same scale
 
 
 @dataclass(frozen=True)
@@ -136,6 +176,7 @@ class PhotoMeasurements:
     # much the source had to be scaled up to fill the frame.
     source_px_per_mm: float | None = None
     cutout: CutoutMeasurements | None = None  # see measure_cutout; None when the background was kept
+    scene: SceneMeasurements | None = None  # see compliance_scene.measure_scene; None when not measured
 
 
 @dataclass(frozen=True)

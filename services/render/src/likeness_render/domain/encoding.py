@@ -4,7 +4,11 @@ The file-size band is met only by honest encoder choices: JPEG quality (binary s
 chroma subsampling and Huffman-table optimisation. Nothing is ever padded: when a band
 cannot be met, the closest honest encoding is returned with ``within_band=False`` and the
 reason in ``band_problem``. Encoded files carry no EXIF or other metadata beyond the
-resolution, so nothing about the source device or place leaks into the output.
+resolution and an sRGB ICC profile (so colour-managed printers and viewers do not guess the
+colour space), so nothing about the source device or place leaks into the output.
+
+Print sheets can also be a PDF whose page is the paper's exact physical size
+(``encode_pdf``), written here directly: one page, one JPEG image, no other content.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, ImageCms
 
 from likeness_render.domain.specs import BYTES_PER_KB, DEFAULT_DPI, Spec
 
@@ -29,9 +34,25 @@ DEFAULT_MIN_JPEG_QUALITY = 50
 MAX_JPEG_QUALITY = 100
 
 
+# A PDF user-space unit is 1/72 in.
+POINTS_PER_INCH = 72
+# The sheet's JPEG inside a PDF: print quality, full colour resolution.
+PDF_JPEG_QUALITY = 95
+
+
 class OutputFormat(StrEnum):
     JPEG = "JPEG"
     PNG = "PNG"
+    PDF = "PDF"  # print sheets only (encode_pdf)
+
+
+MEDIA_TYPES = {OutputFormat.JPEG: "image/jpeg", OutputFormat.PNG: "image/png", OutputFormat.PDF: "application/pdf"}
+
+
+@cache
+def srgb_icc() -> bytes:
+    """The sRGB ICC profile embedded in every RGB output (LittleCMS's built-in sRGB, 588 bytes)."""
+    return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
 
 
 class Subsampling(StrEnum):
@@ -66,7 +87,7 @@ class EncodedImage:
 
     @property
     def media_type(self) -> str:
-        return "image/jpeg" if self.format is OutputFormat.JPEG else "image/png"
+        return MEDIA_TYPES[self.format]
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,8 @@ def encode_image(
     preferred, and ``quality`` is raised only as far as needed to reach ``min_kb``.
     """
     fmt = _parse_format(output_format)
+    if fmt is OutputFormat.PDF:
+        raise EncodingError("PDF is made for print sheets only (it needs a paper size); use JPEG or PNG")
     pil = _to_pil(image, size_px)
     if dpi <= 0:
         raise EncodingError("dpi must be positive")
@@ -145,7 +168,7 @@ def _parse_format(value: OutputFormat | str) -> OutputFormat:
     try:
         return OutputFormat("JPEG" if name == "JPG" else name)
     except ValueError:
-        raise EncodingError(f"unsupported output format {value!r}; use JPEG or PNG") from None
+        raise EncodingError(f"unsupported output format {value!r}; use JPEG, PNG or (sheets) PDF") from None
 
 
 def _to_pil(image: npt.NDArray[np.uint8], size_px: tuple[int, int] | None) -> Image.Image:
@@ -171,9 +194,14 @@ def _dpi_pair(dpi: float) -> tuple[float, float]:
     return (dpi, dpi)
 
 
+def _colour_options(pil: Image.Image) -> dict[str, object]:
+    """The sRGB profile for RGB images (a grey image has no RGB colour space to declare)."""
+    return {"icc_profile": srgb_icc()} if pil.mode == "RGB" else {}
+
+
 def _encode_png(pil: Image.Image, dpi: float, min_bytes: int | None, max_bytes: int | None) -> EncodedImage:
     buf = io.BytesIO()
-    pil.save(buf, "PNG", optimize=True, dpi=_dpi_pair(dpi))
+    pil.save(buf, "PNG", optimize=True, dpi=_dpi_pair(dpi), **_colour_options(pil))
     data = buf.getvalue()
     problem = None
     if max_bytes is not None and len(data) > max_bytes:
@@ -208,6 +236,7 @@ def _encode_jpeg(
                 "optimize": variant.optimize,
                 # JFIF stores density as whole numbers.
                 "dpi": (round(dpi), round(dpi)),
+                **_colour_options(pil),
             }
             if pil.mode == "RGB":
                 options["subsampling"] = variant.subsampling.value
@@ -323,3 +352,78 @@ def _lowest(ok: Callable[[int], bool], lo: int, hi: int) -> int | None:
         else:
             lo = mid + 1
     return lo
+
+
+def encode_portrait(image: npt.NDArray[np.uint8], quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """A portrait-like result (no print size): a JPEG with the sRGB profile and no other metadata."""
+    pil = _to_pil(image, None)
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", quality=quality, optimize=True, **_colour_options(pil))
+    return buf.getvalue()
+
+
+def encode_pdf(
+    image: npt.NDArray[np.uint8],
+    page_width_in: float,
+    page_height_in: float,
+    dpi: float,
+    quality: int = PDF_JPEG_QUALITY,
+) -> EncodedImage:
+    """A one-page PDF whose page is exactly ``page_width_in`` x ``page_height_in`` inches
+    (MediaBox in points = inches x 72) with ``image`` (made at ``dpi``) filling it.
+
+    The image is a JPEG (DCTDecode, 4:4:4) tagged with the sRGB profile (ICCBased colour
+    space), so the printer reproduces the same colours as the JPEG and PNG outputs; the
+    sub-pixel difference between the page and whole pixels at ``dpi`` is absorbed by the
+    placement matrix, never by a margin.
+    """
+    if not (page_width_in > 0 and page_height_in > 0):
+        raise EncodingError("page width and height must be positive")
+    if dpi <= 0:
+        raise EncodingError("dpi must be positive")
+    pil = _to_pil(image, None)
+    if pil.mode != "RGB":
+        pil = pil.convert("RGB")
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", quality=quality, subsampling="4:4:4", optimize=True, dpi=(round(dpi), round(dpi)))
+    jpeg = buf.getvalue()
+    width_pt = _pdf_number(page_width_in * POINTS_PER_INCH)
+    height_pt = _pdf_number(page_height_in * POINTS_PER_INCH)
+    content = f"q {width_pt} 0 0 {height_pt} 0 0 cm /Im0 Do Q".encode("ascii")
+    icc = srgb_icc()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        (
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width_pt} {height_pt}] "
+            "/Resources << /XObject << /Im0 4 0 R >> >> /Contents 5 0 R >>"
+        ).encode("ascii"),
+        _pdf_stream(
+            f"<< /Type /XObject /Subtype /Image /Width {pil.width} /Height {pil.height} /ColorSpace [/ICCBased 6 0 R] "
+            f"/BitsPerComponent 8 /Filter /DCTDecode /Length {len(jpeg)} >>",
+            jpeg,
+        ),
+        _pdf_stream(f"<< /Length {len(content)} >>", content),
+        _pdf_stream(f"<< /N 3 /Alternate /DeviceRGB /Length {len(icc)} >>", icc),
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode("ascii") + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode("ascii")
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode("ascii")
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode("ascii")
+    return EncodedImage(bytes(out), OutputFormat.PDF, pil.width, pil.height, float(dpi), quality, Subsampling.S444, True, None)
+
+
+def _pdf_stream(dictionary: str, data: bytes) -> bytes:
+    return dictionary.encode("ascii") + b"\nstream\n" + data + b"\nendstream"
+
+
+def _pdf_number(value: float) -> str:
+    """A PDF real: exact for whole and half points, else 4 decimals (1/18000 in)."""
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return text or "0"

@@ -5,6 +5,10 @@ fits in mm but not after rounding is rejected). Each photo size gets a band of f
 rows; bands are stacked top to bottom in the order the items were given, and the whole
 block is centred on the paper so the cutting margins are even. Every combination of photo
 orientation (per item) and paper orientation is tried.
+
+``plan_best_sheet`` also chooses the spacing: the preferred margin and gap unless tighter
+spacing places more photos, down to photos that touch (2x2 in on 4x6 in is the usual
+6-up that way), where the cut lines fall on the shared borders.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ MAX_ITEMS = 8
 # size; stretching it would distort the face geometry the spec depends on.
 ASPECT_TOLERANCE = 0.02
 CUT_MARK_GREY: Final = (150, 150, 150)
+CUT_LINE_MM: Final = 0.1
 # The largest sheet rendered, in pixels (50 MP: A4 at 600 dpi fits, 250 mm square at 600 dpi does not).
 # The gateway checks custom sizes against the same documented limit before calling render.
 MAX_SHEET_PIXELS: Final = 50_000_000
@@ -127,6 +132,52 @@ class _Candidate:
         # Honour the fixed counts first, then fit as many as possible, then avoid turning
         # photos (an upright photo is easier to check by eye), then keep the paper as given.
         return (self.fixed_placed, self.total, -self.rotated_photos, -int(self.landscape))
+
+
+# Spacings (margin, gap) in mm tried after the preferred one, loosest first: each is kept
+# only when it places more photos than every looser one. The last has photos touch each
+# other and the paper's edge, with cut lines on their shared borders.
+TIGHTER_SPACINGS: Final = ((2.0, 2.0), (2.0, 1.0), (1.0, 1.0), (0.0, 0.0))
+# Photo-lab papers (up to 5x7 in / 2L) are printed edge to edge, so photos may touch the
+# paper's edge. Larger sheets (A4, Letter) go through desktop printers that cannot print
+# their last few mm: there the margin never shrinks below the preferred one.
+BORDERLESS_MAX_MM: Final = 180.0
+
+
+def plan_best_sheet(
+    paper: Paper | tuple[float, float],
+    items: Sequence[SheetItem],
+    *,
+    dpi: float = 300.0,
+    margin_mm: float = 3.0,
+    gap_mm: float = 2.0,
+) -> SheetLayout:
+    """``plan_sheet`` at the loosest spacing that places the most photos.
+
+    ``margin_mm``/``gap_mm`` is the preferred spacing; the ``TIGHTER_SPACINGS`` (never looser
+    than the preferred one) are tried in turn, and a tighter one wins only by placing more
+    photos (fixed counts first, then the total). Margins shrink on photo-lab papers only
+    (long side up to ``BORDERLESS_MAX_MM``).
+    """
+    paper_w_mm, paper_h_mm = (paper.width_mm, paper.height_mm) if isinstance(paper, Paper) else paper
+    borderless = max(paper_w_mm, paper_h_mm) <= BORDERLESS_MAX_MM
+    spacings = [(margin_mm, gap_mm)]
+    for m, g in TIGHTER_SPACINGS:
+        candidate = (min(m, margin_mm) if borderless else margin_mm, min(g, gap_mm))
+        if candidate not in spacings:
+            spacings.append(candidate)
+    best: SheetLayout | None = None
+    for m, g in spacings:
+        layout = plan_sheet(paper, items, dpi=dpi, margin_mm=m, gap_mm=g)
+        if best is None or _placed_score(layout) > _placed_score(best):
+            best = layout
+    assert best is not None
+    return best
+
+
+def _placed_score(layout: SheetLayout) -> tuple[int, int]:
+    fixed = sum(min(req, got) for req, got in zip(layout.requested, layout.placed, strict=True) if req is not None)
+    return (fixed, layout.total)
 
 
 def plan_sheet(
@@ -302,16 +353,19 @@ def render_sheet(
 
     Cut marks are thin grey extensions of each photo's edges beyond its corners. They are
     drawn before the photos are pasted, so they can never cover a photo; marks of
-    neighbouring photos may meet across a gap, which reads as one cut line.
+    neighbouring photos may meet across a gap, which reads as one cut line. When photos
+    touch (no gap to cut in), the cut lines are drawn on the borders themselves: each
+    photo's outermost pixels along every edge that does not lie on the paper's edge, so a
+    shared border carries one line centred on it.
     """
     if len(photos) != len(layout.item_sizes_px):
         raise SheetError(f"{len(layout.item_sizes_px)} photo sizes laid out but {len(photos)} photos given")
     sheet = np.full((layout.height_px, layout.width_px, 3), 255, dtype=np.uint8)
     slots = [_fit_photo(i, p, layout.item_sizes_px[i]) for i, p in enumerate(photos)]
+    # About 0.1 mm: visible on a print, far thinner than the gap it sits in.
+    thickness = max(1, mm_to_px(CUT_LINE_MM, layout.dpi))
     if cut_marks:
         length = max(1, mm_to_px(mark_length_mm, layout.dpi))
-        # About 0.1 mm: visible on a print, far thinner than the gap it sits in.
-        thickness = max(1, mm_to_px(0.1, layout.dpi))
         for p in layout.placements:
             _draw_cut_marks(sheet, p, length, thickness)
     for p in layout.placements:
@@ -319,7 +373,24 @@ def render_sheet(
         if p.rotated:
             photo = np.rot90(photo, k=1)
         sheet[p.y : p.y + p.height, p.x : p.x + p.width] = photo
+    if cut_marks and layout.gap_px < 2 * thickness:
+        for p in layout.placements:
+            _draw_border_lines(sheet, p, thickness)
     return sheet
+
+
+def _draw_border_lines(sheet: RGBImage, p: Placement, thickness: int) -> None:
+    h, w = sheet.shape[:2]
+    grey = np.array(CUT_MARK_GREY, dtype=np.uint8)
+    x0, y0, x1, y1 = p.x, p.y, p.x + p.width, p.y + p.height
+    if y0 > 0:
+        _paint(sheet, x0, y0, x1, y0 + thickness, grey)
+    if y1 < h:
+        _paint(sheet, x0, y1 - thickness, x1, y1, grey)
+    if x0 > 0:
+        _paint(sheet, x0, y0, x0 + thickness, y1, grey)
+    if x1 < w:
+        _paint(sheet, x1 - thickness, y0, x1, y1, grey)
 
 
 def _fit_photo(index: int, photo: RGBImage, size: tuple[int, int]) -> RGBImage:

@@ -7,7 +7,7 @@ from typing import Any
 import cv2
 
 from likeness_render.domain import compliance, idphoto
-from likeness_render.usecases.shared import Shared, face_measurements, pose_measured
+from likeness_render.usecases.shared import Shared, face_measurements, pose_measured, with_gaze
 
 
 class IdPhotoChecks:
@@ -25,6 +25,7 @@ class IdPhotoChecks:
         measured: dict[str, float] = {}
         fm = None
         background_std = None
+        scene = None
         if face is not None:
             raw = analysis.raw[0]
             crown, _ = idphoto.find_crown(source, face, shared.segment)
@@ -33,9 +34,14 @@ class IdPhotoChecks:
             px_per_mm = h / (spec.size_px(shared.default_dpi)[1] / ppm_out)
             head_px = float(face.chin[1] - crown[1])
             eye_px = h - float(face.eye_centre[1])
-            fm = face_measurements(raw, head_px / px_per_mm, eye_px / px_per_mm)
-            small = cv2.resize(source, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA) if max(h, w) > 1200 else source
-            background_std = idphoto.border_std(small, shared.segment(small))
+            fm = with_gaze(face_measurements(raw, head_px / px_per_mm, eye_px / px_per_mm), face)
+            k = 4 if max(h, w) > 1200 else 1
+            small = cv2.resize(source, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA) if k > 1 else source
+            person = shared.segment(small)
+            background_std = idphoto.border_std(small, person)
+            # What the photo shows around the face, on the same small copy (the mesh scaled to it).
+            mesh = None if face.mesh is None else face.mesh * (small.shape[1] / w)
+            scene = compliance.measure_scene(small, person, mesh)
             measured = {
                 "head_height_mm": head_px / px_per_mm,
                 "eye_line_from_bottom_mm": eye_px / px_per_mm,
@@ -45,5 +51,5 @@ class IdPhotoChecks:
                 "chin_y_px": float(face.chin[1]),
                 **pose_measured(raw),
             }
-        m = compliance.PhotoMeasurements(len(analysis.faces), w, h, fm, background_std)
+        m = compliance.PhotoMeasurements(len(analysis.faces), w, h, fm, background_std, scene=scene)
         return compliance.check_compliance(m, spec, default_dpi=shared.default_dpi), measured

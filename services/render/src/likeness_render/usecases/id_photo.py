@@ -21,6 +21,7 @@ from likeness_render.usecases.shared import (
     face_measurements,
     pose_measured,
     width_of,
+    with_gaze,
 )
 from likeness_render.usecases.sheet import SheetRequest, Sheets
 
@@ -122,7 +123,7 @@ def _report(
     # Eyes were levelled by the placement, so the output's roll is what is left of it.
     residual_roll = float(composed.face.roll_deg)
     # Focus, exposure and lighting are properties of the photo taken: faces measured them on the source.
-    fm = face_measurements(raw, p.head_px / ppm, p.eye_from_bottom_px / ppm, residual_roll)
+    fm = with_gaze(face_measurements(raw, p.head_px / ppm, p.eye_from_bottom_px / ppm, residual_roll), composed.face)
     source_ppm = ppm / p.scale
     cutout = None
     if composed.background is not None and composed.silhouette is not None:
@@ -136,6 +137,7 @@ def _report(
         file_size_kb=encoded.size_kb,
         source_px_per_mm=source_ppm,
         cutout=cutout,
+        scene=compliance.measure_scene(out, composed.alpha, composed.face.mesh),
     )
     report = compliance.check_compliance(m, spec, default_dpi=dpi)
     measured = {

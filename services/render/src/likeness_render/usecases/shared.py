@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from likeness_imaging.codec import UndecodableImage, decode_rgb, decoded_size, encode_jpeg
 from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound
-from likeness_render.domain import compliance
+from likeness_render.domain import compliance, encoding
 from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.results import NewResult, StoredResult
 from likeness_render.domain.spec_catalog import Catalog
@@ -120,8 +120,8 @@ class Shared:
         return await self.results.save(subject_id, data, new)
 
     async def save_jpeg(self, subject_id: str, kind: str, image: RGB, meta: dict[str, Any]) -> tuple[StoredResult, bytes]:
-        """A portrait-like result (no print size, no spec) kept as a quality-92 JPEG."""
-        data = await asyncio.to_thread(encode_jpeg, image, 92)
+        """A portrait-like result (no print size, no spec) kept as a quality-92 JPEG (sRGB profile)."""
+        data = await asyncio.to_thread(encoding.encode_portrait, image, 92)
         return await self.save(subject_id, kind, data, "image/jpeg", image, 0, "", meta), data
 
 
@@ -130,6 +130,12 @@ def _measure(message: Any, name: str) -> float | None:
     if message is None or not message.HasField(name):
         return None
     return float(getattr(message, name))
+
+
+def with_gaze(fm: compliance.FaceMeasurements, face: FaceGeometry) -> compliance.FaceMeasurements:
+    """``fm`` with where the eyes look, measured on the face's mesh (when it has iris points)."""
+    gaze = compliance.measure_gaze(face.mesh)
+    return fm if gaze is None else replace(fm, gaze_sideways=gaze[0], gaze_vertical=gaze[1])
 
 
 def face_measurements(raw: Any, head_mm: float, eye_mm: float, roll: float | None = None) -> compliance.FaceMeasurements:

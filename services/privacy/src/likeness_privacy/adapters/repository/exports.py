@@ -1,4 +1,4 @@
-"""Sealed exports of a subject's data, stored whole or as chunks, downloaded once."""
+"""Sealed exports of a subject's data: their progress while built, their chunks, downloaded once."""
 
 from __future__ import annotations
 
@@ -6,8 +6,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg.rows import dict_row
+
 from likeness_platform.db import as_uuid as _uuid
 from likeness_privacy.adapters.repository._common import RepositoryBase
+from likeness_privacy.domain.exports import ExportProgress
+
+_PROGRESS = (
+    "SELECT export_id, state, bytes_written, bytes_gathered, bytes_expected, parts_written, parts_expected, created_at, updated_at,"
+    " expires_at, error_code FROM exports"
+)
+_FIELDS = {"bytes_written", "bytes_gathered", "parts_written"}
+
+
+def _progress(row: dict[str, Any]) -> ExportProgress:
+    return ExportProgress(**{**row, "export_id": str(row["export_id"])})
 
 
 class ExportsRepository(RepositoryBase):
@@ -21,29 +34,74 @@ class ExportsRepository(RepositoryBase):
             )
         return str(export_id), expires
 
-    async def store_export_chunks(self, subject_id: str, ttl: timedelta, chunks: Any) -> tuple[str, datetime]:
-        """Store an export as sealed chunks; `chunks(export_id)` yields them in order (an async iterator)."""
-        export_id = uuid.uuid4()
-        expires = datetime.now(UTC) + ttl
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO exports (export_id, subject_id, sealed, expires_at) VALUES (%s, %s, %s, %s)",
-                (export_id, uuid.UUID(subject_id), b"", expires),
+    async def start_export(self, subject_id: str, ttl: timedelta, parts_expected: int, bytes_expected: int) -> ExportProgress:
+        """A new export, building: its row is there (and its progress visible) before the first item is read."""
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "INSERT INTO exports (export_id, subject_id, sealed, expires_at, state, parts_expected, bytes_expected)"
+                " VALUES (%s, %s, '', now() + %s, 'building', %s, %s)"
+                " RETURNING export_id, state, bytes_written, bytes_gathered, bytes_expected, parts_written, parts_expected,"
+                " created_at, updated_at, expires_at, error_code",
+                (uuid.uuid4(), uuid.UUID(subject_id), ttl, parts_expected, bytes_expected),
             )
+            row = await cur.fetchone()
+        assert row is not None
+        return _progress(row)
+
+    async def export_progressed(self, export_id: str, **fields: int) -> None:
+        """Record how far a build has got (bytes_written, bytes_gathered, parts_written)."""
+        unknown = set(fields) - _FIELDS
+        if unknown:
+            raise ValueError(f"not progress fields: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = %({name})s" for name in fields)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                f"UPDATE exports SET {assignments}, updated_at = now() WHERE export_id = %(export_id)s AND state = 'building'",
+                {**fields, "export_id": uuid.UUID(export_id)},
+            )
+
+    async def store_export_chunks(self, export_id: str, size: int, chunks: Any) -> None:
+        """Store a built export as sealed chunks (`chunks(export_id)` yields them in order) and mark it ready."""
+        eid = uuid.UUID(export_id)
+        async with self.pool.connection() as conn, conn.transaction():
             idx = 0
-            async for sealed in chunks(str(export_id)):
-                await conn.execute("INSERT INTO export_chunks (export_id, idx, sealed) VALUES (%s, %s, %s)", (export_id, idx, sealed))
+            async for sealed in chunks(export_id):
+                await conn.execute("INSERT INTO export_chunks (export_id, idx, sealed) VALUES (%s, %s, %s)", (eid, idx, sealed))
                 idx += 1
-        return str(export_id), expires
+            await conn.execute(
+                "UPDATE exports SET state = 'ready', bytes_written = %s, updated_at = now() WHERE export_id = %s", (size, eid)
+            )
+
+    async def fail_export(self, export_id: str, error_code: str) -> None:
+        """A build that stopped: its chunks go, its row stays (until it expires) to say why."""
+        eid = uuid.UUID(export_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM export_chunks WHERE export_id = %s", (eid,))
+            await conn.execute(
+                "UPDATE exports SET state = 'failed', error_code = %s, updated_at = now() WHERE export_id = %s", (error_code, eid)
+            )
+
+    async def latest_export(self, subject_id: str) -> ExportProgress | None:
+        """The subject's newest unexpired export, in whatever state."""
+        sid = _uuid(subject_id)
+        if sid is None:
+            return None
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                _PROGRESS + " WHERE subject_id = %s AND expires_at > now() ORDER BY created_at DESC LIMIT 1", (sid,)
+            )
+            row = await cur.fetchone()
+        return _progress(row) if row else None
 
     async def claim_export(self, export_id: str, subject_id: str) -> int | None:
-        """Claim an unexpired export of that subject for its one download; its number of chunks, None when there is none."""
+        """Claim a ready, unexpired export of that subject for its one download; its number of chunks, None when there is none."""
         eid, sid = _uuid(export_id), _uuid(subject_id)
         if eid is None or sid is None:
             return None
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "UPDATE exports SET expires_at = now() WHERE export_id = %s AND subject_id = %s AND expires_at > now()"
+                "UPDATE exports SET state = 'downloading', updated_at = now()"
+                " WHERE export_id = %s AND subject_id = %s AND expires_at > now() AND state = 'ready'"
                 " RETURNING (SELECT count(*) FROM export_chunks WHERE export_id = %s)",
                 (eid, sid, eid),
             )
@@ -61,15 +119,3 @@ class ExportsRepository(RepositoryBase):
     async def drop_export(self, export_id: str) -> None:
         async with self.pool.connection() as conn:
             await conn.execute("DELETE FROM exports WHERE export_id = %s", (uuid.UUID(export_id),))
-
-    async def take_export(self, export_id: str, subject_id: str) -> bytes | None:
-        """Remove and return an unexpired export of that subject (download once)."""
-        eid, sid = _uuid(export_id), _uuid(subject_id)
-        if eid is None or sid is None:
-            return None
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM exports WHERE export_id = %s AND subject_id = %s AND expires_at > now() RETURNING sealed", (eid, sid)
-            )
-            row = await cur.fetchone()
-        return bytes(row[0]) if row else None
