@@ -98,6 +98,7 @@ def test_an_allowed_call_names_the_operator_roles_and_purpose(pki: DevPki) -> No
         "x-likeness-purpose": "ticket 9",
     }
     assert support.post("/v1/ledger/verify").json() == {"ok": True, "erasure_entries": 3, "access_entries": 7, "problem": ""}
+    assert support.post("/v1/access-log/verify").json()["access_entries"] == 7
     missing = support.get("/v1/erasures/missing")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "ERASURE_NOT_FOUND"
 

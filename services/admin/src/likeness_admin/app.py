@@ -257,6 +257,16 @@ def create_app(mesh: Mesh, docs_enabled: bool = True, refusals: Callable[[Refuse
         reply = await mesh.call(mesh.privacy.VerifyLedger, privacy_pb2.VerifyLedgerRequest(), call.operator, call.purpose)
         return Verification(**as_dict(reply))
 
+    @app.post(
+        "/v1/access-log/verify",
+        response_model=Verification,
+        tags=["auditor"],
+        summary="Check the access log's hash chain (verified together with the erasure ledger: one call checks both)",
+    )
+    async def access_log_verify(call: Call = operator_for(_PRIVACY + "VerifyLedger")) -> Verification:
+        reply = await mesh.call(mesh.privacy.VerifyLedger, privacy_pb2.VerifyLedgerRequest(), call.operator, call.purpose)
+        return Verification(**as_dict(reply))
+
     @app.get("/v1/security-events", response_model=SecurityEvents, tags=["auditor"], summary="The newest security events")
     async def security_events(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
