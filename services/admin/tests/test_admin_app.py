@@ -76,8 +76,8 @@ def test_refusals_have_codes_and_are_reported(pki: DevPki) -> None:
         "details": {"method": "/likeness.privacy.v1.Privacy/GetErasure", "roles_needed": ["support"], "roles_held": ["auditor"]},
     }
     assert mesh.calls == []  # nothing refused reached the mesh
+    # Refused certificates are reported; a request without one is not (anyone reaching the port could send those).
     assert reported == [
-        ("CERTIFICATE_REQUIRED", "", "/v1/erasures/{erasure_id}"),
         ("NOT_AN_OPERATOR", "spiffe://likeness/render", "/v1/erasures/{erasure_id}"),
         ("ROLE_REQUIRED", "spiffe://likeness/operator/ann", "/likeness.privacy.v1.Privacy/GetErasure"),
     ]
@@ -129,3 +129,16 @@ def test_the_certificate_comes_only_from_the_tls_extension() -> None:
         from likeness_admin.operators import operator_of
 
         operator_of(b"")
+
+
+def test_metrics_name_routes_not_paths() -> None:
+    from likeness_admin.app import ADMIN_CALLS
+
+    app = create_app(FakeMesh())  # type: ignore[arg-type]
+    lost = client_with(app, None).get("/v1/nope/4f1c2a")
+    assert lost.status_code == 404 and lost.json()["error"]["code"] == "NOT_FOUND"
+    client_with(app, None).get("/v1/erasures/4f1c2a")
+    labels = {tuple(s.labels.values()) for m in ADMIN_CALLS.collect() for s in m.samples}
+    pairs = {label[:2] for label in labels}
+    assert ("unmatched", "404") in pairs and ("/v1/erasures/{erasure_id}", "401") in pairs
+    assert not [label for label in labels if "4f1c2a" in "".join(label)]

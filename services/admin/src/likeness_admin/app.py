@@ -186,7 +186,8 @@ def create_app(mesh: Mesh, docs_enabled: bool = True, refusals: Callable[[Refuse
         response = await call_next(request)
         call: Call | None = getattr(request.state, "call", None)
         route = request.scope.get("route")
-        name = getattr(route, "path", request.url.path)
+        # The route's template, never the raw path: paths carry ids, and unmatched ones would make a label each.
+        name = getattr(route, "path", "unmatched")
         ADMIN_CALLS.labels(name, str(response.status_code)).inc()
         if call is not None:
             # Every call an operator was allowed: who, with which roles, what, why, and how it ended.
@@ -208,7 +209,9 @@ def create_app(mesh: Mesh, docs_enabled: bool = True, refusals: Callable[[Refuse
         # The route template, never the path: a path names the subject or erasure looked up.
         route = getattr(request.scope.get("route"), "path", "")
         log.warning("operator_refused", code=exc.code, route=route)
-        if refusals is not None and exc.status in (401, 403):
+        # A certificate of the mesh CA that was refused is a security event, as refused gRPC calls are; a request
+        # with no certificate at all is only logged (anyone who reaches the port could fill the log with those).
+        if refusals is not None and exc.status == 403:
             caller = exc.details.get("caller", "")
             client = request.scope.get("client") or ("", 0)
             refusals(exc, str(caller), str(exc.details.get("method", route)), str(client[0]))
