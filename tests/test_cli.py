@@ -211,8 +211,7 @@ async def test_roles_decide_what_an_operator_may_do(mesh: dict[str, str], tmp_pa
     assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
 
 
-async def test_inventory_security_events_key_settings_and_outfits_by_role(mesh: dict[str, str], database_url: str, tmp_path: Path) -> None:
-    outfit_id = f"cli-grey-{os.urandom(4).hex()}"
+async def test_inventory_security_events_and_key_settings_by_role(mesh: dict[str, str], database_url: str) -> None:
     pki().ensure("operator/cli-support", roles=("support",))
     pki().ensure("operator/cli-auditor", roles=("auditor",))
     pki().ensure("operator/cli-admin", roles=("admin",))
@@ -237,21 +236,6 @@ async def test_inventory_security_events_key_settings_and_outfits_by_role(mesh: 
         assert rewrap.rc == 0 and "0 data key(s) moved" in rewrap.out, rewrap.err
         refused = await likeness(mesh, "keys", "rewrap", identity="operator/cli-support")
         assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
-        # Outfits: admins add one from a JSON definition; anyone may list them.
-        definition = tmp_path / "outfit.json"
-        body = [[-0.4, -0.04], [-4, 1], [-4, 5], [4, 5], [4, 1], [0.4, -0.04]]
-        definition.write_text(json.dumps({"outfit_id": outfit_id, "name": "Plain grey", "layers": [{"color": "#808080", "polygon": body}]}))
-        refused = await likeness(mesh, "outfits", "add", str(definition), identity="operator/cli-support")
-        assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
-        added = await likeness(mesh, "outfits", "add", str(definition), identity="operator/cli-admin")
-        assert added.rc == 0 and outfit_id in added.out, added.err
-        listed = await likeness(mesh, "outfits", "list", identity="operator/cli-support")
-        assert listed.rc == 0 and f"{outfit_id}  Plain grey" in listed.out and "suit" in listed.out
-        definition.write_text(json.dumps({"outfit_id": "suit", "name": "x", "layers": [{"color": "#808080", "polygon": body}]}))
-        built_in = await likeness(mesh, "outfits", "add", str(definition), identity="operator/cli-admin")
-        assert built_in.rc == 1 and "INVALID_OUTFIT" in built_in.err
     finally:
         async with channel(mesh["privacy"], "gateway") as ch:
             await privacy_pb2_grpc.PrivacyStub(ch).RequestErasure(privacy_pb2.RequestErasureRequest(subject_id=subject, reason="test"))
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("DELETE FROM render.outfits WHERE outfit_id = %s", (outfit_id,))

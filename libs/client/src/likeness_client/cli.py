@@ -399,37 +399,6 @@ def templates_add(ctx: click.Context, image: Path, name: str, style: str) -> Non
     console.print(f"template [bold]{made.template_id}[/] {made.name} ({made.face_count} face(s), {made.width}x{made.height})")
 
 
-@cli.group()
-def outfits() -> None:
-    """Outfits for ID photos (adding one: admin role)."""
-
-
-@outfits.command("list")
-@click.pass_context
-def outfits_list(ctx: click.Context) -> None:
-    """Built-in and registered outfits."""
-    with _client(ctx) as client:
-        found = _guard(lambda: client.list_outfits())
-    for outfit in found:
-        console.print(f"{outfit.outfit_id}  {outfit.name}", highlight=False)
-
-
-@outfits.command("add")
-@click.argument("definition", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.pass_context
-def outfits_add(ctx: click.Context, definition: Path) -> None:
-    """Register the outfit in DEFINITION (JSON: outfit_id, name, layers of color/polygon/shade/mirrored)."""
-    try:
-        parsed = json.loads(definition.read_text())
-    except ValueError as exc:
-        _fail(f"{definition} is not JSON: {exc}")
-    if not isinstance(parsed, dict):
-        _fail(f"{definition} holds no outfit object")
-    with _client(ctx) as client:
-        made = _guard(lambda: client.register_outfit(parsed))
-    console.print(f"outfit [bold]{made.outfit_id}[/] {made.name}")
-
-
 @cli.command("whoami")
 @click.pass_context
 def whoami(ctx: click.Context) -> None:

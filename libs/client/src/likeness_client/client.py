@@ -128,28 +128,6 @@ class AsyncClient:
         reply = await self._unary("RegisterTemplate", self._render().RegisterTemplate, request, deadline=deadline)
         return reply.template
 
-    async def register_outfit(self, definition: dict[str, Any], deadline: float | None = None) -> render_pb2.Outfit:
-        """Adds an outfit drawn from polygon layers (admin role): the admin API's JSON shape,
-        {"outfit_id", "name", "layers": [{"color": "#rrggbb", "polygon": [[x, y], ...], "shade", "mirrored"}]}."""
-        request = render_pb2.RegisterOutfitRequest(
-            outfit_id=str(definition.get("outfit_id", "")),
-            name=str(definition.get("name", "")),
-            layers=[
-                render_pb2.OutfitLayer(
-                    color=str(layer.get("color", "")),
-                    polygon=[render_pb2.OutfitPoint(x=float(x), y=float(y)) for x, y in layer.get("polygon", [])],
-                    shade=float(layer.get("shade", 0.0)),
-                    mirrored=bool(layer.get("mirrored", False)),
-                )
-                for layer in definition.get("layers", [])
-            ],
-        )
-        return (await self._unary("RegisterOutfit", self._render().RegisterOutfit, request, deadline=deadline)).outfit
-
-    async def list_outfits(self, deadline: float | None = None) -> list[render_pb2.Outfit]:
-        reply = await self._unary("ListOutfits", self._render().ListOutfits, render_pb2.ListOutfitsRequest(), deadline=deadline)
-        return list(reply.outfits)
-
     # --- photos ----------------------------------------------------------------------------------
 
     async def create_id_photo(
@@ -329,12 +307,6 @@ class Client:
 
     def verify_ledger(self, deadline: float | None = None) -> privacy_pb2.VerifyLedgerResponse:
         return self._run(self._async.verify_ledger(deadline))
-
-    def register_outfit(self, definition: dict[str, Any], deadline: float | None = None) -> render_pb2.Outfit:
-        return self._run(self._async.register_outfit(definition, deadline))
-
-    def list_outfits(self, deadline: float | None = None) -> list[render_pb2.Outfit]:
-        return self._run(self._async.list_outfits(deadline))
 
     def subject_inventory(self, subject_id: str, purpose: str, deadline: float | None = None) -> privacy_pb2.GetSubjectInventoryResponse:
         return self._run(self._async.subject_inventory(subject_id, purpose, deadline))
