@@ -39,7 +39,7 @@ _RENDER = "/likeness.render.v1.Render/"
 FORWARDED = tuple(
     _PRIVACY + m
     for m in ("GetErasure", "GetSubjectInventory", "VerifyLedger", "ListSecurityEvents", "GetUsageStats", "GetSettings", "RewrapKeys")
-) + tuple(_RENDER + m for m in ("ListTemplates", "RegisterTemplate", "ListOutfits", "RegisterOutfit"))
+) + tuple(_RENDER + m for m in ("ListTemplates", "RegisterTemplate"))
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -113,25 +113,6 @@ class SecurityEvents(BaseModel):
 
 class Templates(BaseModel):
     templates: list[dict[str, Any]]
-
-
-class OutfitLayerIn(BaseModel):
-    color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#1e2848"])
-    polygon: list[tuple[float, float]] = Field(
-        min_length=3, max_length=64, description="[x, y] in face widths from the base of the neck; y grows downwards"
-    )
-    shade: float = Field(0.18, ge=0, le=1)
-    mirrored: bool = Field(False, description="Also draw it mirrored across the centre line")
-
-
-class OutfitIn(BaseModel):
-    outfit_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")
-    name: str = Field(min_length=1, max_length=100)
-    layers: list[OutfitLayerIn] = Field(min_length=1, max_length=16)
-
-
-class Outfits(BaseModel):
-    outfits: list[dict[str, Any]]
 
 
 class UsageCell(BaseModel):
@@ -325,29 +306,6 @@ def create_app(mesh: Mesh, docs_enabled: bool = True, refusals: Callable[[Refuse
             call.purpose,
         )
         return as_dict(reply.template)
-
-    @app.get("/v1/outfits", response_model=Outfits, tags=["admin"], summary="Outfits (built-in and registered)")
-    async def list_outfits(call: Call = operator_for(_RENDER + "ListOutfits")) -> Outfits:
-        reply = await mesh.call(mesh.render.ListOutfits, render_pb2.ListOutfitsRequest(), call.operator, call.purpose)
-        return Outfits(outfits=[as_dict(o) for o in reply.outfits])
-
-    @app.post("/v1/outfits", status_code=201, tags=["admin"], summary="Register (or replace) an outfit drawn from polygons")
-    async def add_outfit(body: OutfitIn, call: Call = operator_for(_RENDER + "RegisterOutfit")) -> dict[str, Any]:
-        request = render_pb2.RegisterOutfitRequest(
-            outfit_id=body.outfit_id,
-            name=body.name,
-            layers=[
-                render_pb2.OutfitLayer(
-                    color=layer.color,
-                    polygon=[render_pb2.OutfitPoint(x=x, y=y) for x, y in layer.polygon],
-                    shade=layer.shade,
-                    mirrored=layer.mirrored,
-                )
-                for layer in body.layers
-            ],
-        )
-        reply = await mesh.call(mesh.render.RegisterOutfit, request, call.operator, call.purpose)
-        return as_dict(reply.outfit)
 
     @app.get(
         "/v1/usage",

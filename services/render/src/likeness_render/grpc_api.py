@@ -13,7 +13,6 @@ from likeness_imaging.codec import decode_rgb
 from likeness_platform.callcontext import current_caller
 from likeness_platform.dataholder import message_from
 from likeness_platform.errors import DomainError, InvalidArgument, NotFound
-from likeness_render.adapters.outfits_repo import OutfitRepository
 from likeness_render.adapters.usage import UsageCounter, channel_of
 from likeness_render.domain import compliance, hair, idphoto, outfits
 from likeness_render.domain.results import StoredResult
@@ -175,13 +174,10 @@ def template_pb(t: Template) -> render_pb2.Template:
 
 
 class RenderServicer(render_pb2_grpc.RenderServicer):
-    def __init__(
-        self, use_cases: RenderUseCases, template_repo: Any, usage: UsageCounter | None = None, outfit_repo: OutfitRepository | None = None
-    ) -> None:
+    def __init__(self, use_cases: RenderUseCases, template_repo: Any, usage: UsageCounter | None = None) -> None:
         self._uc = use_cases
         self._template_repo = template_repo
         self._usage = usage
-        self._outfit_repo = outfit_repo
 
     async def _counted(self, operation: str, spec_id: str, context: Any, work: Callable[[], Awaitable[T]]) -> T:
         """Run a generation and count it in the usage statistics with its outcome (ok or the error code)."""
@@ -229,11 +225,6 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
                 idphoto.matte.hex_rgb(colour)
             except ValueError:
                 raise InvalidArgument(f"not a #rrggbb colour: {colour!r}", "INVALID_BACKGROUND") from None
-        if request.outfit_id and request.outfit_id not in outfits.OUTFITS and self._outfit_repo is not None:
-            # Registered through another replica since this one started: look it up once, then keep it.
-            found = await self._outfit_repo.get(request.outfit_id)
-            if found is not None:
-                outfits.OUTFITS[found.outfit_id] = found
         if request.outfit_id and request.outfit_id not in outfits.OUTFITS:
             raise NotFound(f"no outfit {request.outfit_id!r}; list them with GET /v1/outfits", "OUTFIT_NOT_FOUND")
         if not (0 <= request.beauty.smoothing <= 10 and 0 <= request.beauty.whitening <= 10):
@@ -321,17 +312,6 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         return render_pb2.ListOutfitsResponse(
             outfits=[render_pb2.Outfit(outfit_id=o.outfit_id, name=o.name) for o in outfits.OUTFITS.values()]
         )
-
-    async def RegisterOutfit(self, request: Any, context: Any) -> render_pb2.RegisterOutfitResponse:
-        layers = [(layer.color, [(p.x, p.y) for p in layer.polygon], layer.shade, layer.mirrored) for layer in request.layers]
-        try:
-            outfit = outfits.define(request.outfit_id, request.name, layers)
-        except outfits.OutfitError as exc:
-            raise InvalidArgument(str(exc), "INVALID_OUTFIT") from None
-        if self._outfit_repo is not None:
-            await self._outfit_repo.save(outfit)
-        outfits.OUTFITS[outfit.outfit_id] = outfit
-        return render_pb2.RegisterOutfitResponse(outfit=render_pb2.Outfit(outfit_id=outfit.outfit_id, name=outfit.name))
 
     async def OpenResult(self, request: Any, context: Any) -> AsyncIterator[render_pb2.OpenResultResponse]:
         stored, data = await self._uc.results.open_result(request.subject_id, request.result_id, request.purpose)

@@ -21,13 +21,12 @@ from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import SealedStoreSettings
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
 from likeness_render.adapters.model_files import ModelFileMissing
-from likeness_render.adapters.outfits_repo import OutfitRepository
 from likeness_render.adapters.results import ResultStore
 from likeness_render.adapters.segmenter import SelfieSegmenter
 from likeness_render.adapters.templates_repo import TemplateRepository
 from likeness_render.adapters.upstreams import FacesClient, ImageSource
 from likeness_render.adapters.usage import UsageCounter
-from likeness_render.domain import hair, outfits
+from likeness_render.domain import hair
 from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.domain.templates import InMemoryTemplateStore
 from likeness_render.grpc_api import RenderServicer, service_name
@@ -74,9 +73,6 @@ async def build(settings: RenderSettings) -> RenderWiring:
     )
     templates = InMemoryTemplateStore()
     template_repo = TemplateRepository(pool)
-    outfit_repo = OutfitRepository(pool)
-    for outfit in await outfit_repo.load_all():
-        outfits.OUTFITS.setdefault(outfit.outfit_id, outfit)
     for template in await template_repo.load_all():
         templates.put(template)
     for style in hair.hairstyles():
@@ -99,7 +95,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
     usage = UsageCounter(privacy.record_usage)
 
     def register(server: Any) -> list[str]:
-        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(use_cases, template_repo, usage, outfit_repo), server)
+        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(use_cases, template_repo, usage), server)
         return [service_name(), add_dataholder(server, RenderHolder(results))]
 
     async def close() -> None:

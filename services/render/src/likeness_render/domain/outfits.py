@@ -6,7 +6,6 @@ anti-aliased at twice the size, shaded, and layered under the head.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,42 +82,6 @@ OUTFITS: dict[str, Outfit] = {
         Outfit("white-shirt", "White shirt", _WHITE_SHIRT),
     )
 }
-
-
-BUILT_IN = frozenset(OUTFITS)
-_OUTFIT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
-_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-MAX_LAYERS, MAX_POINTS, REACH = 16, 64, 6.0
-
-
-class OutfitError(ValueError):
-    """An outfit definition that cannot be drawn as given."""
-
-
-def define(outfit_id: str, name: str, layers: Sequence[tuple[str, Poly, float, bool]]) -> Outfit:
-    """An operator's outfit from (#rrggbb, polygon, shade, mirrored) layers, checked like the built-in ones are drawn."""
-    if not _OUTFIT_ID.match(outfit_id):
-        raise OutfitError("outfit_id is 1-48 lower-case letters, digits and dashes")
-    if outfit_id in BUILT_IN:
-        raise OutfitError(f"{outfit_id!r} is a built-in outfit and cannot be replaced")
-    if not name.strip() or len(name) > 100:
-        raise OutfitError("name is 1-100 characters")
-    if not 1 <= len(layers) <= MAX_LAYERS:
-        raise OutfitError(f"an outfit has 1 to {MAX_LAYERS} layers")
-    built: list[Layer] = []
-    for i, (colour, polygon, shade, mirrored) in enumerate(layers):
-        if not _COLOUR.match(colour):
-            raise OutfitError(f"layer {i}: color must be #rrggbb")
-        if not 3 <= len(polygon) <= MAX_POINTS:
-            raise OutfitError(f"layer {i}: a polygon has 3 to {MAX_POINTS} points")
-        if any(not (abs(x) <= REACH and abs(y) <= REACH) for x, y in polygon):
-            raise OutfitError(f"layer {i}: points lie within {REACH:g} face widths of the neck")
-        if not 0.0 <= shade <= 1.0:
-            raise OutfitError(f"layer {i}: shade is 0..1")
-        rgb = (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16))
-        points = tuple((float(x), float(y)) for x, y in polygon)
-        built.extend(_pair(rgb, points, shade or 0.18) if mirrored else (Layer(rgb, points, shade or 0.18),))
-    return Outfit(outfit_id, name.strip(), tuple(built))
 
 
 def draw(outfit: Outfit, size: tuple[int, int], neck: tuple[float, float], face_width: float) -> tuple[RGB, npt.NDArray[np.float32]]:
