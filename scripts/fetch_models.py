@@ -28,7 +28,8 @@ class ModelFile:
 
 
 # Who opens each file: selfie_segmentation (render's person matte), face_landmarker (faces'
-# 478-point mesh), face_detection_full_range_sparse (render's tests, as an independent judge).
+# 478-point mesh), face_detection_full_range_sparse (render's tests, as an independent judge),
+# pose_detection + pose_landmark_full (render's shoulders and neck for outfits; BlazePose).
 MODELS = (
     ModelFile(
         "selfie_segmentation.tflite",
@@ -41,6 +42,18 @@ MODELS = (
         "mediapipe==0.10.21",
         "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
         "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+    ),
+    ModelFile(
+        "pose_detection.tflite",
+        "mediapipe==0.10.21",
+        "mediapipe/modules/pose_detection/pose_detection.tflite",
+        "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+    ),
+    ModelFile(
+        "pose_landmark_full.tflite",
+        "mediapipe==0.10.21",
+        "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+        "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
     ),
     ModelFile(
         "face_landmarker.task",

@@ -4,6 +4,7 @@ ID-photo calls with small counts withheld."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import ssl
@@ -15,15 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 from matplotlib import cbook
+from PIL import Image
 
 from likeness_platform.devpki import DevPki
 from tests.support.mesh import Mesh
 
 K = 3
 APP_VERSION = f"7.{uuid.uuid4().int % 10_000}.0"
+OUTFIT_TAG = uuid.uuid4().hex[:8]
 DEVICE = {
     "platform": "ios",
     "model": "iPhone15,2",
@@ -55,6 +59,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterato
         mesh.down()
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("DELETE FROM privacy.usage_stats WHERE app_version = %s", (APP_VERSION,))
+            conn.execute("DELETE FROM render.outfits WHERE outfit_id = %s", (f"admin-test-{OUTFIT_TAG}",))
 
 
 def admin(mesh: Mesh, identity: str | None, roles: list[str] | None = None) -> httpx.Client:
@@ -109,6 +114,33 @@ def test_refuses_without_certificate_or_role_and_serves_openapi(mesh: Mesh, tmp_
         assert settings.json()["stats_min_count"] == K and "kek" not in settings.json()
         rewrapped = admin_role.post("/v1/keys/rewrap")
         assert rewrapped.status_code == 200 and rewrapped.json()["moved"] == 0  # no KEK was retired
+    # Admins register garment materials (the multipart form carries the anchors); support may only look.
+    from likeness_render.domain import outfit_demo
+
+    blazer = {g.id: g for g in outfit_demo.demo_garments()}["blazer"]
+    png = io.BytesIO()
+    Image.fromarray(np.array(blazer.rgba)).save(png, format="PNG")
+    form = {
+        "name": f"Admin test {OUTFIT_TAG}",
+        "neck": "{},{}".format(*blazer.neck),
+        "left_shoulder": "{},{}".format(*blazer.left_shoulder),
+        "right_shoulder": "{},{}".format(*blazer.right_shoulder),
+    }
+    with admin(mesh, "operator/ada", roles=["admin"]) as admin_role:
+        added = admin_role.post("/v1/outfits", data=form, files={"image": ("blazer.png", png.getvalue(), "image/png")})
+        assert added.status_code == 201, added.text
+        assert added.json()["outfit_id"] == f"admin-test-{OUTFIT_TAG}"
+        swapped = {**form, "left_shoulder": form["right_shoulder"], "right_shoulder": form["left_shoulder"]}
+        bad = admin_role.post("/v1/outfits", data=swapped, files={"image": ("blazer.png", png.getvalue(), "image/png")})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_OUTFIT"  # render's own check, through
+        unparsable = admin_role.post(
+            "/v1/outfits", data={**form, "neck": "middle"}, files={"image": ("b.png", png.getvalue(), "image/png")}
+        )
+        assert unparsable.status_code == 400 and unparsable.json()["error"]["code"] == "INVALID_OUTFIT"
+    with admin(mesh, "operator/sam", roles=["support"]) as support:
+        assert f"admin-test-{OUTFIT_TAG}" in {o["outfit_id"] for o in support.get("/v1/outfits").json()["outfits"]}
+        refused = support.post("/v1/outfits", data=form, files={"image": ("blazer.png", png.getvalue(), "image/png")})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "ROLE_REQUIRED"
     # Refusals are security events (who, what, the address only as privacy keeps it), as refused gRPC calls are.
     with admin(mesh, "operator/ann", roles=["auditor"]) as auditor:
         deadline = time.monotonic() + 20

@@ -182,6 +182,28 @@ async def test_templates_add_needs_an_operator_identity(mesh: dict[str, str], tm
     assert listed.rc == 0 and "CLI test" in listed.out
 
 
+async def test_outfits_add_registers_a_garment_with_its_anchors(mesh: dict[str, str], tmp_path: Path) -> None:
+    from likeness_render.domain import outfit_demo
+
+    shirt = {g.id: g for g in outfit_demo.demo_garments()}["white-shirt"]
+    image = tmp_path / "shirt.png"
+    Image.fromarray(np.asarray(shirt.rgba)).save(image, format="PNG")
+
+    def at(p: tuple[float, float]) -> str:
+        return f"{p[0]:.1f},{p[1]:.1f}"
+
+    anchors = ["--neck", at(shirt.neck), "--left-shoulder", at(shirt.left_shoulder), "--right-shoulder", at(shirt.right_shoulder)]
+    refused = await likeness(mesh, "outfits", "add", str(image), "--name", "CLI shirt", *anchors, identity="faces")
+    assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
+    swapped = ["--neck", at(shirt.neck), "--left-shoulder", at(shirt.right_shoulder), "--right-shoulder", at(shirt.left_shoulder)]
+    bad = await likeness(mesh, "outfits", "add", str(image), "--name", "CLI shirt", *swapped)
+    assert bad.rc == 1 and "INVALID_OUTFIT" in bad.err
+    added = await likeness(mesh, "outfits", "add", str(image), "--name", "CLI shirt", *anchors)
+    assert added.rc == 0 and "cli-shirt" in added.out, added.err
+    listed = await likeness(mesh, "outfits", "list")
+    assert listed.rc == 0 and "cli-shirt" in listed.out
+
+
 async def test_a_missing_identity_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "LIKENESS_CLIENT_TLS_DIR": str(tmp_path / "nowhere")}
     proc = await asyncio.create_subprocess_exec(

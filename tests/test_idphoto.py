@@ -193,6 +193,52 @@ async def test_background_outfit_and_beauty_options(mesh: dict) -> None:
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_an_outfit_needs_the_shoulders_in_the_photo(mesh: dict) -> None:
+    SOURCES["grace_head"] = _jpeg(np.ascontiguousarray(_grace()[:330]))  # down to just under the chin
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await _make(mesh, "grace_head", "schengen-visa", outfit_id="suit")
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(info.value.trailing_metadata())["likeness-error-code"] == "OUTFIT_TOO_LITTLE_TORSO"
+    assert "shoulder" in info.value.details()
+    # Without an outfit the same crop is not refused for its torso.
+    reply = await _make(mesh, "grace_head", "schengen-visa")
+    assert reply.photo.result_id
+
+
+async def test_an_operator_registers_a_garment_material_and_photos_wear_it(mesh: dict) -> None:
+    from likeness_render.domain import outfit_demo
+
+    blazer = {g.id: g for g in outfit_demo.demo_garments()}["blazer"]
+    rgba = np.array(blazer.rgba)
+    rgba[..., :3] = (rgba[..., :3].astype(np.float32) * [0.6, 1.4, 0.6]).clip(0, 255).astype(np.uint8)  # a green blazer
+    png = io.BytesIO()
+    Image.fromarray(rgba).save(png, format="PNG")
+
+    def point(p: tuple[float, float]) -> render_pb2.ImagePoint:
+        return render_pb2.ImagePoint(x=p[0], y=p[1])
+
+    request = render_pb2.RegisterOutfitRequest(
+        name="Green Blazer", image=png.getvalue(), neck=point(blazer.neck),
+        left_shoulder=point(blazer.left_shoulder), right_shoulder=point(blazer.right_shoulder),
+    )  # fmt: skip
+    reply = await mesh["render"].RegisterOutfit(request)
+    assert (reply.outfit.outfit_id, reply.outfit.width) == ("green-blazer", rgba.shape[1])
+    listed = (await mesh["render"].ListOutfits(render_pb2.ListOutfitsRequest())).outfits
+    assert "green-blazer" in {o.outfit_id for o in listed}
+    made = await _make(mesh, "astronaut", "schengen-visa", outfit_id="green-blazer")
+    rgb = np.asarray(Image.open(io.BytesIO(await _open(mesh, made.photo.result_id))).convert("RGB")).astype(int)
+    corner = rgb[-20:, :40].reshape(-1, 3).mean(axis=0)  # the shoulder at the bottom left: the green cloth
+    assert corner[1] > corner[0] + 5 and corner[1] > corner[2] + 5
+    bad = render_pb2.RegisterOutfitRequest(
+        name="Bad", image=png.getvalue(), neck=point(blazer.neck),
+        left_shoulder=point(blazer.right_shoulder), right_shoulder=point(blazer.left_shoulder),
+    )  # fmt: skip
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await mesh["render"].RegisterOutfit(bad)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(info.value.trailing_metadata())["likeness-error-code"] == "INVALID_OUTFIT"
+
+
 async def test_no_face_and_unknown_spec_are_refused_clearly(mesh: dict) -> None:
     SOURCES["coffee"] = _jpeg(np.asarray(data.coffee()))
     with pytest.raises(grpc.aio.AioRpcError) as info:

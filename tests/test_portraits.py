@@ -114,6 +114,7 @@ async def test_catalogs_list_templates_hairstyles_and_outfits(mesh: dict) -> Non
         "suit",
         "blazer",
         "white-shirt",
+        "navy-uniform",
     }
 
 

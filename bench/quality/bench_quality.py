@@ -15,10 +15,9 @@ independent silhouette (the selfie model run again on the output):
 
 Also printed: whether the pipeline's own output check (compliance.measure_cutout) would
 report BACKGROUND_LEFTOVER / OTHER_PERSON. Baseline in the same run: the cut-out's time next
-to the matte it replaced (a guided filter over the coarse mask, from git main), on the same
-framed crops. A contact sheet with zoomed edges goes to $TMPDIR/likeness-quality/contact.png.
+to another revision's (--baseline, default git main), on the same framed crops. A contact sheet with zoomed edges goes to $TMPDIR/likeness-quality/contact.png.
 
-    .venv/bin/python bench/quality/bench_quality.py [--quick]
+    .venv/bin/python bench/quality/bench_quality.py [--quick] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,18 +58,21 @@ BACKDROPS = {"green": (20, 200, 40), "magenta": (220, 30, 200)}
 CUTOUT_CODES = {compliance.IssueCode.BACKGROUND_LEFTOVER, compliance.IssueCode.OTHER_PERSON}
 
 
-def old_matte() -> Callable[[RGB, npt.NDArray[np.float32]], object]:
-    """The matte this pipeline replaced (git main's domain/matte.py: guided filter + decontaminate), for timing."""
+def old_matte(rev: str) -> Callable[[RGB, npt.NDArray[np.float32], tuple[float, float]], object]:
+    """The cut-out of another revision (`rev`:services/render/.../domain/matte.py), for timing on the same crops."""
     source = subprocess.run(
-        ["git", "show", "main:services/render/src/likeness_render/domain/matte.py"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "show", f"{rev}:services/render/src/likeness_render/domain/matte.py"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    namespace: dict[str, object] = {"__name__": "old_matte"}
-    exec(compile(source, "old_matte.py", "exec"), namespace)
-    refine, composite = namespace["refine"], namespace["composite"]
+    module = types.ModuleType("old_matte")
+    sys.modules["old_matte"] = module  # dataclasses look their module up
+    exec(compile(source, "old_matte.py", "exec"), module.__dict__)
 
-    def run(image: RGB, coarse: npt.NDArray[np.float32]) -> object:
-        alpha = refine(image, coarse)  # type: ignore[operator]
-        return composite(image, alpha, image)  # type: ignore[operator]
+    def run(image: RGB, coarse: npt.NDArray[np.float32], centre: tuple[float, float]) -> object:
+        if hasattr(module, "cut_out"):
+            cut = module.cut_out(image, coarse, centre)
+            return module.composite(cut.foreground, cut.alpha, image)
+        alpha = module.refine(image, coarse)  # the guided-filter matte of before
+        return module.composite(image, alpha, image)
 
     return run
 
@@ -190,6 +193,7 @@ def zoom(image: RGB, centre: tuple[float, float], side: int, size: int) -> RGB:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--baseline", default="main", help="git revision whose cut-out is timed beside this one (default: main)")
     args = parser.parse_args()
     rounds = 2 if args.quick else 5
     spec = load_catalog().get(SPEC)
@@ -264,7 +268,7 @@ def main() -> None:
             img = sources[name][0]
             idphoto.compose(img, marks.detect(img)[0], seg.mask, frame, spec.background, idphoto.Options())
             matte.cut_out = real
-        old_refine = old_matte()
+        old_refine = old_matte(args.baseline)
         new_t, old_t = [], []
         for _ in range(rounds):
             for image, coarse, centre in crops:
@@ -273,7 +277,7 @@ def main() -> None:
                 matte.composite(cut.foreground, cut.alpha, image)
                 new_t.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                old_refine(image, coarse)
+                old_refine(image, coarse, centre)
                 old_t.append(time.perf_counter() - started)
     print(f"{'source':<20} {'islands':>8} {'fringe %':>9} {'leftover %':>11} {'spill %':>15}  own check (islands, fringe, leftover)")
     for name, m in rows:
@@ -286,8 +290,8 @@ def main() -> None:
         print(f"beauty level {level:>2}: skin chroma {chroma:+6.1f} % (target within +-15 %), largest step dE00 {step:5.2f} (target <= 4)")
     new_p50, old_p50 = statistics.median(new_t), statistics.median(old_t)
     print(
-        f"cut-out + composite p50 {1000 * new_p50:.1f} ms, the replaced guided-filter matte p50 {1000 * old_p50:.1f} ms "
-        f"(413x531, same run): +{1000 * (new_p50 - old_p50):.1f} ms"
+        f"cut-out + composite p50 {1000 * new_p50:.1f} ms, {args.baseline}'s p50 {1000 * old_p50:.1f} ms "
+        f"(413x531, same run): {1000 * (new_p50 - old_p50):+.1f} ms"
     )
     sheet = np.concatenate(tiles, axis=0)
     path = folder / "contact.png"

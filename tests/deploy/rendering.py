@@ -73,6 +73,15 @@ PRODUCTION_VALUES: dict[str, Any] = {
             "egress": [{"to": [{"ipBlock": {"cidr": "17.0.0.0/8"}}], "ports": [{"port": 443, "protocol": "TCP"}]}],
             "tls": {"existingSecret": "likeness-billing-tls"},
         },
+        # An operator's matting model from a read-only volume claim.
+        "render": {
+            "matting": {
+                "modelPath": "/models/matting/modnet.onnx",
+                "modelSha256": "ab" * 32,
+                "volume": {"persistentVolumeClaim": {"claimName": "matting-model", "readOnly": True}},
+            },
+            "tls": {"existingSecret": "likeness-render-tls"},
+        },
     },
 }
 

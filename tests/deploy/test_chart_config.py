@@ -548,3 +548,51 @@ def test_the_start_up_checks_would_notice_a_missing_setting(
         build_config(load_settings(monkeypatch, settings_class("privacy"), {**env, "LIKENESS_KEK": ""}))
     with pytest.raises(SystemExit):
         ledger_key(load_settings(monkeypatch, settings_class("billing"), {}))
+
+
+# --------------------------------------------------------------- render's matting model
+
+
+def test_render_gets_no_matting_model_unless_one_is_named(renders: dict[str, Any]) -> None:
+    for values_name in ("dev", "minimal"):
+        env = renders[values_name].env("render")
+        assert not [name for name in env if name.startswith("LIKENESS_MATTING_")], values_name
+        spec = pod_spec(renders[values_name].deployment("render"))
+        assert "matting-model" not in {v["name"] for v in spec["volumes"]}
+
+
+def test_a_matting_model_is_mounted_read_only_and_reaches_render_as_given(
+    monkeypatch: pytest.MonkeyPatch, prod_render: Any, release: tuple[str, str]
+) -> None:
+    spec = pod_spec(prod_render.deployment("render"))
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "matting-model"]
+    assert volume["persistentVolumeClaim"] == {"claimName": "matting-model", "readOnly": True}
+    (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "matting-model"]
+    assert mount == {"name": "matting-model", "mountPath": "/models/matting", "readOnly": True}
+    for other in ("gateway", "faces", "ingestion"):
+        assert "matting-model" not in {v["name"] for v in pod_spec(prod_render.deployment(other))["volumes"]}
+        assert "LIKENESS_MATTING_MODEL_PATH" not in prod_render.env(other)
+    env = {k: v for k, v in prod_render.env("render").items() if not isinstance(v, tuple)}
+    settings = load_settings(monkeypatch, settings_class("render"), env)
+    assert settings.matting_model_path == "/models/matting/modnet.onnx"
+    assert settings.matting_model_sha256 == "ab" * 32
+    assert (settings.matting_model_side, settings.matting_model_input_range) == (512, "-1..1")
+
+
+def test_a_matting_model_needs_its_digest_and_a_path_on_its_volume(render_chart: Any, minimal_values: dict[str, Any]) -> None:
+    volume = {"persistentVolumeClaim": {"claimName": "m"}}
+    minimal_values["services"]["render"]["matting"] = {"modelPath": "/models/matting/m.onnx", "volume": volume}
+    with pytest.raises(Exception, match="modelSha256 is required"):
+        render_chart(minimal_values)
+    minimal_values["services"]["render"]["matting"] = {"modelPath": "/elsewhere/m.onnx", "modelSha256": "0" * 64, "volume": volume}
+    with pytest.raises(Exception, match=r"not under matting\.mountPath"):
+        render_chart(minimal_values)
+    minimal_values["services"]["render"]["matting"] = {"modelPath": "/models/matting/m.onnx", "modelSha256": "xyz"}
+    with pytest.raises(Exception, match="modelSha256"):
+        render_chart(minimal_values)  # the schema: 64 hex digits
+    minimal_values["services"]["render"]["matting"] = {"modelPath": "/opt/m.onnx", "modelSha256": "0" * 64, "inputRange": "0..1"}
+    env = render_chart(minimal_values).env("render")  # a file already in the image: no volume needed
+    assert env["LIKENESS_MATTING_MODEL_PATH"] == "/opt/m.onnx" and env["LIKENESS_MATTING_MODEL_INPUT_RANGE"] == "0..1"
+    minimal_values["services"]["render"]["env"] = {"LIKENESS_MATTING_MODEL_PATH": "/x.onnx"}
+    with pytest.raises(Exception, match=r"services\.render\.matting"):
+        render_chart(minimal_values)

@@ -165,9 +165,10 @@ async def start_faces(started: Started, ingestion_addr: str = NOWHERE, port: int
 
 
 async def start_render(
-    database_url: str, addrs: dict[str, str], blob_dir: Path, started: Started, ttl: int = 86400, port: int = 0
+    database_url: str, addrs: dict[str, str], blob_dir: Path, started: Started, ttl: int = 86400, port: int = 0, **extra: Any
 ) -> tuple[Any, str]:
-    """Render on a free port with the real models, talking to ingestion, faces and privacy at `addrs`."""
+    """Render on a free port with the real models, talking to ingestion, faces and privacy at `addrs`
+    (`extra`: more RenderSettings fields)."""
     from likeness_render.main import RenderSettings, build
 
     settings = settings_for(
@@ -183,6 +184,7 @@ async def start_render(
         blob_dir=str(blob_dir),
         data_key_ttl_seconds=1.0,
         blob_name_key=BLOB_NAME_KEY,
+        **extra,
     )
     wiring, addr = await serve("render", build, settings, started)
     return wiring.use_cases, addr

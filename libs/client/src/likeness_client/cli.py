@@ -399,6 +399,58 @@ def templates_add(ctx: click.Context, image: Path, name: str, style: str) -> Non
     console.print(f"template [bold]{made.template_id}[/] {made.name} ({made.face_count} face(s), {made.width}x{made.height})")
 
 
+# --- outfits -----------------------------------------------------------------------------------
+
+
+def _point(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give X,Y in image pixels, e.g. 512,180") from None
+    return x, y
+
+
+@cli.group()
+def outfits() -> None:
+    """Garment materials for ID-photo outfits."""
+
+
+@outfits.command("list")
+@click.pass_context
+def outfits_list(ctx: click.Context) -> None:
+    with _client(ctx) as client:
+        found = _guard(lambda: client.list_outfits())
+    table = Table(title=f"{len(found)} outfit(s)")
+    for column in ("id", "name", "size"):
+        table.add_column(column)
+    for o in found:
+        table.add_row(o.outfit_id, o.name, f"{o.width}x{o.height}")
+    console.print(table)
+
+
+@outfits.command("add")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Display name.")
+@click.option("--neck", required=True, callback=_point, help="X,Y of the middle of the neck opening.")
+@click.option("--left-shoulder", required=True, callback=_point, help="X,Y of the wearer's left shoulder joint (image right).")
+@click.option("--right-shoulder", required=True, callback=_point, help="X,Y of the wearer's right shoulder joint (image left).")
+@click.option("--description", default="", help="Where the material comes from, its licence.")
+@click.pass_context
+def outfits_add(
+    ctx: click.Context,
+    image: Path,
+    name: str,
+    neck: tuple[float, float],
+    left_shoulder: tuple[float, float],
+    right_shoulder: tuple[float, float],
+    description: str,
+) -> None:
+    """Register IMAGE (an RGBA PNG) as a garment material with its anchor points."""
+    with _client(ctx) as client:
+        made = _guard(lambda: client.register_outfit(name, image.read_bytes(), neck, left_shoulder, right_shoulder, description))
+    console.print(f"outfit [bold]{made.outfit_id}[/] {made.name} ({made.width}x{made.height})")
+
+
 @cli.command("whoami")
 @click.pass_context
 def whoami(ctx: click.Context) -> None:

@@ -128,6 +128,32 @@ class AsyncClient:
         reply = await self._unary("RegisterTemplate", self._render().RegisterTemplate, request, deadline=deadline)
         return reply.template
 
+    async def list_outfits(self, deadline: float | None = None) -> list[render_pb2.Outfit]:
+        reply = await self._unary("ListOutfits", self._render().ListOutfits, render_pb2.ListOutfitsRequest(), deadline=deadline)
+        return list(reply.outfits)
+
+    async def register_outfit(
+        self,
+        name: str,
+        image: bytes,
+        neck: tuple[float, float],
+        left_shoulder: tuple[float, float],
+        right_shoulder: tuple[float, float],
+        description: str = "",
+        deadline: float | None = None,
+    ) -> render_pb2.Outfit:
+        """Adds a garment material (an RGBA PNG and its anchors in image pixels; admin operators only)."""
+        request = render_pb2.RegisterOutfitRequest(
+            name=name,
+            image=image,
+            neck=render_pb2.ImagePoint(x=neck[0], y=neck[1]),
+            left_shoulder=render_pb2.ImagePoint(x=left_shoulder[0], y=left_shoulder[1]),
+            right_shoulder=render_pb2.ImagePoint(x=right_shoulder[0], y=right_shoulder[1]),
+            description=description,
+        )
+        reply = await self._unary("RegisterOutfit", self._render().RegisterOutfit, request, deadline=deadline)
+        return reply.outfit
+
     # --- photos ----------------------------------------------------------------------------------
 
     async def create_id_photo(
@@ -279,6 +305,21 @@ class Client:
 
     def register_template(self, name: str, style: str, image: bytes, deadline: float | None = None) -> render_pb2.Template:
         return self._run(self._async.register_template(name, style, image, deadline))
+
+    def list_outfits(self, deadline: float | None = None) -> list[render_pb2.Outfit]:
+        return self._run(self._async.list_outfits(deadline))
+
+    def register_outfit(
+        self,
+        name: str,
+        image: bytes,
+        neck: tuple[float, float],
+        left_shoulder: tuple[float, float],
+        right_shoulder: tuple[float, float],
+        description: str = "",
+        deadline: float | None = None,
+    ) -> render_pb2.Outfit:
+        return self._run(self._async.register_outfit(name, image, neck, left_shoulder, right_shoulder, description, deadline))
 
     def create_id_photo(
         self, subject_id: str, image: bytes, spec_id: str, sheet_paper: str = "", deadline: float | None = None, **options: Any

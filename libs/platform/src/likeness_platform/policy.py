@@ -81,6 +81,7 @@ POLICY: Mapping[str, frozenset[str]] = {
     "/likeness.render.v1.Render/*": frozenset({GATEWAY, OPERATOR}),
     # Catalog writes: admin operators only.
     _RENDER + "RegisterTemplate": frozenset({ADMIN}),
+    _RENDER + "RegisterOutfit": frozenset({ADMIN}),
     # Payments: the gateway (App Store webhooks come in through it).
     "/likeness.billing.v1.Billing/*": frozenset({GATEWAY}),
     # The gateway's operator view of devices: support.

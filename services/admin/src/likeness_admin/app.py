@@ -39,7 +39,7 @@ _RENDER = "/likeness.render.v1.Render/"
 FORWARDED = tuple(
     _PRIVACY + m
     for m in ("GetErasure", "GetSubjectInventory", "VerifyLedger", "ListSecurityEvents", "GetUsageStats", "GetSettings", "RewrapKeys")
-) + tuple(_RENDER + m for m in ("ListTemplates", "RegisterTemplate"))
+) + tuple(_RENDER + m for m in ("ListTemplates", "RegisterTemplate", "ListOutfits", "RegisterOutfit"))
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -113,6 +113,20 @@ class SecurityEvents(BaseModel):
 
 class Templates(BaseModel):
     templates: list[dict[str, Any]]
+
+
+class Outfits(BaseModel):
+    outfits: list[dict[str, Any]]
+
+
+def _point(text: str, name: str) -> render_pb2.ImagePoint:
+    x, sep, y = text.partition(",")
+    try:
+        if not sep:
+            raise ValueError
+        return render_pb2.ImagePoint(x=float(x), y=float(y))
+    except ValueError:
+        raise Refused(400, "INVALID_OUTFIT", f"{name} is X,Y in the image's pixels, e.g. 512,140") from None
 
 
 class UsageCell(BaseModel):
@@ -306,6 +320,37 @@ def create_app(mesh: Mesh, docs_enabled: bool = True, refusals: Callable[[Refuse
             call.purpose,
         )
         return as_dict(reply.template)
+
+    @app.get("/v1/outfits", response_model=Outfits, tags=["admin"], summary="Outfit materials for ID photos")
+    async def list_outfits(call: Call = operator_for(_RENDER + "ListOutfits")) -> Outfits:
+        reply = await mesh.call(mesh.render.ListOutfits, render_pb2.ListOutfitsRequest(), call.operator, call.purpose)
+        return Outfits(outfits=[as_dict(o) for o in reply.outfits])
+
+    @app.post(
+        "/v1/outfits", status_code=201, tags=["admin"], summary="Register a garment material (RGBA PNG with neck and shoulder anchors)"
+    )
+    async def add_outfit(
+        name: Annotated[str, Form(min_length=1, max_length=100)],
+        image: Annotated[UploadFile, File(description="PNG with transparency: the garment, transparent around it")],
+        neck: Annotated[str, Form(description="X,Y of the middle of the neck opening")],
+        left_shoulder: Annotated[str, Form(description="X,Y of the wearer's left shoulder joint (the image's right)")],
+        right_shoulder: Annotated[str, Form(description="X,Y of the wearer's right shoulder joint")],
+        description: Annotated[str, Form(max_length=500)] = "",
+        call: Call = operator_for(_RENDER + "RegisterOutfit"),
+    ) -> dict[str, Any]:
+        data = await image.read(MAX_TEMPLATE_BYTES + 1)
+        if len(data) > MAX_TEMPLATE_BYTES:
+            raise Refused(413, "TOO_LARGE", f"outfit images are at most {MAX_TEMPLATE_BYTES} bytes")
+        request = render_pb2.RegisterOutfitRequest(
+            name=name,
+            image=data,
+            neck=_point(neck, "neck"),
+            left_shoulder=_point(left_shoulder, "left_shoulder"),
+            right_shoulder=_point(right_shoulder, "right_shoulder"),
+            description=description,
+        )
+        reply = await mesh.call(mesh.render.RegisterOutfit, request, call.operator, call.purpose)
+        return as_dict(reply.outfit)
 
     @app.get(
         "/v1/usage",

@@ -12,9 +12,10 @@ from likeness.render.v1 import render_pb2, render_pb2_grpc
 from likeness_imaging.codec import decode_rgb
 from likeness_platform.callcontext import current_caller
 from likeness_platform.dataholder import message_from
-from likeness_platform.errors import DomainError, InvalidArgument, NotFound
+from likeness_platform.errors import DomainError, InvalidArgument
 from likeness_render.adapters.usage import UsageCounter, channel_of
-from likeness_render.domain import compliance, hair, idphoto, outfits
+from likeness_render.domain import compliance, hair, idphoto
+from likeness_render.domain.outfits import Garment
 from likeness_render.domain.results import StoredResult
 from likeness_render.domain.specs import Medium, Spec
 from likeness_render.domain.templates import Template, TemplateError
@@ -169,6 +170,10 @@ def _sheet(layout: render_pb2.SheetLayout) -> SheetRequest:
     )
 
 
+def outfit_pb(g: Garment) -> render_pb2.Outfit:
+    return render_pb2.Outfit(outfit_id=g.id, name=g.name, description=g.description, width=g.width, height=g.height)
+
+
 def template_pb(t: Template) -> render_pb2.Template:
     return render_pb2.Template(template_id=t.id, name=t.name, style=t.style, face_count=t.face_count, width=t.width, height=t.height)
 
@@ -225,8 +230,8 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
                 idphoto.matte.hex_rgb(colour)
             except ValueError:
                 raise InvalidArgument(f"not a #rrggbb colour: {colour!r}", "INVALID_BACKGROUND") from None
-        if request.outfit_id and request.outfit_id not in outfits.OUTFITS:
-            raise NotFound(f"no outfit {request.outfit_id!r}; list them with GET /v1/outfits", "OUTFIT_NOT_FOUND")
+        if request.outfit_id:
+            self._uc.outfits.get(request.outfit_id)  # NotFound before any work
         if not (0 <= request.beauty.smoothing <= 10 and 0 <= request.beauty.whitening <= 10):
             raise InvalidArgument("beauty levels are 0..10", "INVALID_BEAUTY")
         if request.output.format == render_pb2.IMAGE_FORMAT_PDF:
@@ -309,9 +314,23 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         )
 
     async def ListOutfits(self, request: Any, context: Any) -> render_pb2.ListOutfitsResponse:
-        return render_pb2.ListOutfitsResponse(
-            outfits=[render_pb2.Outfit(outfit_id=o.outfit_id, name=o.name) for o in outfits.OUTFITS.values()]
+        return render_pb2.ListOutfitsResponse(outfits=[outfit_pb(g) for g in self._uc.outfits.list_garments()])
+
+    async def RegisterOutfit(self, request: Any, context: Any) -> render_pb2.RegisterOutfitResponse:
+        if not request.name or not request.image:
+            raise InvalidArgument("an outfit needs a name and an RGBA PNG image", "INVALID_OUTFIT")
+        for field in ("neck", "left_shoulder", "right_shoulder"):
+            if not request.HasField(field):
+                raise InvalidArgument(f"an outfit needs its {field} anchor", "INVALID_OUTFIT")
+        garment = await self._uc.outfits.register(
+            request.name,
+            bytes(request.image),
+            (request.neck.x, request.neck.y),
+            (request.left_shoulder.x, request.left_shoulder.y),
+            (request.right_shoulder.x, request.right_shoulder.y),
+            request.description,
         )
+        return render_pb2.RegisterOutfitResponse(outfit=outfit_pb(garment))
 
     async def OpenResult(self, request: Any, context: Any) -> AsyncIterator[render_pb2.OpenResultResponse]:
         stored, data = await self._uc.results.open_result(request.subject_id, request.result_id, request.purpose)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from likeness.render.v1 import render_pb2_grpc
+from likeness_imaging.model_backend import ModelError
 from likeness_platform.blobs import blob_store_for, subject_names_for
 from likeness_platform.clients import open_channel
 from likeness_platform.crypto import DataKeyCache
@@ -20,18 +21,23 @@ from likeness_platform.privacy_port import PrivacyPort
 from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import SealedStoreSettings
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
-from likeness_render.adapters.model_files import ModelFileMissing
+from likeness_render.adapters.matting_model import InputRange, load_matting_model
+from likeness_render.adapters.model_files import ModelFileCorrupt, ModelFileMissing
+from likeness_render.adapters.outfits_repo import OutfitRepository
+from likeness_render.adapters.pose import PoseEstimator
 from likeness_render.adapters.results import ResultStore
 from likeness_render.adapters.segmenter import SelfieSegmenter
 from likeness_render.adapters.templates_repo import TemplateRepository
 from likeness_render.adapters.upstreams import FacesClient, ImageSource
 from likeness_render.adapters.usage import UsageCounter
 from likeness_render.domain import hair
+from likeness_render.domain.outfit_demo import demo_garments
+from likeness_render.domain.outfits import InMemoryGarmentStore
 from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.domain.templates import InMemoryTemplateStore
 from likeness_render.grpc_api import RenderServicer, service_name
 from likeness_render.holder import RenderHolder
-from likeness_render.usecases import RenderUseCases, Shared, build_use_cases
+from likeness_render.usecases import Outfits, RenderUseCases, Shared, build_use_cases
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 log = get_logger("likeness.render")
@@ -45,6 +51,14 @@ class RenderSettings(SealedStoreSettings):
     s3_prefix: str = "results"
     # Print resolution for specs that state none.
     default_dpi: int = 300
+    # An ONNX portrait-matting model an operator mounts (adapters/matting_model.py): its file and
+    # SHA-256 (render refuses to start when the file is missing or differs). Empty: the built-in
+    # matting (selfie mask, closed-form solve of the edge band).
+    matting_model_path: str = ""
+    matting_model_sha256: str = ""
+    # Long side the model sees when its input size is free, and how it wants pixels scaled.
+    matting_model_side: int = 512
+    matting_model_input_range: InputRange = "-1..1"
 
 
 @dataclass(kw_only=True)
@@ -59,8 +73,17 @@ async def build(settings: RenderSettings) -> RenderWiring:
     names = subject_names_for(settings)
     try:
         segmenter = SelfieSegmenter()
-    except ModelFileMissing as exc:
+        pose = await asyncio.to_thread(PoseEstimator)
+    except (ModelFileMissing, ModelFileCorrupt) as exc:
         raise SystemExit(f"render cannot start: {exc}") from None
+    try:
+        matting = load_matting_model(
+            settings.matting_model_path, settings.matting_model_sha256, settings.matting_model_side, settings.matting_model_input_range
+        )
+    except (ModelError, ValueError) as exc:
+        raise SystemExit(f"render cannot start: {exc}") from None
+    if matting is not None:
+        log.info("matting_model_loaded", sha256=matting.model.sha256, providers=matting.model.providers)
     catalog = load_catalog()
     pool = await open_service_pool(settings, "render", MIGRATIONS)
     privacy_channel = open_channel(settings.privacy_addr, "render", settings)
@@ -75,6 +98,10 @@ async def build(settings: RenderSettings) -> RenderWiring:
     template_repo = TemplateRepository(pool)
     for template in await template_repo.load_all():
         templates.put(template)
+    garments = InMemoryGarmentStore(await asyncio.to_thread(demo_garments, segmenter.mask, pose.body))
+    outfit_repo = OutfitRepository(pool)
+    for garment in await outfit_repo.load_all():  # an operator's garment of a demo id wins
+        garments.put(garment)
     for style in hair.hairstyles():
         hair.hair_material(style.id)  # drawn once per process, before the first request waits for it
     generator = make_image_generator(AiGenSettings())
@@ -86,8 +113,9 @@ async def build(settings: RenderSettings) -> RenderWiring:
         results,
         memory_only=settings.upload_ttl == 0,
         default_dpi=settings.default_dpi,
+        matting=matting,
     )
-    use_cases = build_use_cases(shared, templates, privacy, generator)
+    use_cases = build_use_cases(shared, templates, privacy, generator, Outfits(garments, pose.body, outfit_repo))
     # Demo templates need the faces service, which may not be up yet: built in the background.
     use_cases.templates.start_demo_templates()
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))
@@ -105,6 +133,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
             await channel.close()
         await pool.close()
         segmenter.close()
+        pose.close()
         if generator is not None:
             await generator.aclose()
 

@@ -19,6 +19,8 @@ from likeness_render.domain.framing import FrameSpec, Placement, crown_from_matt
 
 RGB = npt.NDArray[np.uint8]
 Segment = Callable[[RGB], npt.NDArray[np.float32]]
+# A matting model: the person's alpha (0..1) in an output-size crop.
+Matting = Callable[[RGB], npt.NDArray[np.float32]]
 # The crown is looked for on a small copy: the selfie model sees 256 px anyway.
 CROWN_WORKING_SIDE = 512
 
@@ -82,8 +84,15 @@ def compose(
     spec_backgrounds: tuple[str, ...],
     options: Options,
     preview: RGB | None = None,
+    matting: Matting | None = None,
+    wear: outfits.Wear | None = None,
 ) -> Composed:
-    """The finished ID photo at the frame's exact pixel size (`preview`: an optional smaller copy of the source)."""
+    """The finished ID photo at the frame's exact pixel size (`preview`: an optional smaller copy of the source;
+    `wear`: the garment of `options.outfit_id` and the person's shoulders in the source's pixels).
+
+    With `matting` (an operator's model), the model's alpha of the crop replaces the selfie
+    mask and the edge solve; the crown is still found with `segment` on a small copy.
+    """
     crown, from_matte = find_crown(source, face, segment, preview)
     placement = plan(crown, face.chin, face.eye_centre, face.centre_x, face.roll_deg, frame)
     size = (frame.width_px, frame.height_px)
@@ -101,7 +110,11 @@ def compose(
     keep = options.background == "keep"
     centre = face_out.eye_centre
     inside = valid > 0.99
-    cut = matte.cut_out(framed, segment(framed) * inside, (float(centre[0]), float(centre[1])))
+    eyes = (float(centre[0]), float(centre[1]))
+    if matting is None:
+        cut = matte.cut_out(framed, segment(framed) * inside, eyes)
+    else:
+        cut = matte.cut_out(framed, matting(framed) * inside, eyes, refined=True)
     # Where the frame reaches past the source there is no person to show, whatever the solver made of the border.
     alpha = cut.alpha * inside
     image = framed
@@ -115,12 +128,10 @@ def compose(
         background = _background(options, spec_backgrounds, size)
         image = matte.composite(foreground, alpha, background)
     if options.outfit_id:
-        outfit = outfits.OUTFITS.get(options.outfit_id)
-        if outfit is None:
+        if wear is None or wear.garment.id != options.outfit_id:
             raise KeyError(options.outfit_id)
-        # Where a collar sits: a little below the chin (about an eighth of the head height).
-        neck_y = placement.chin_y + 0.13 * placement.head_px
-        image = outfits.dress(image, alpha, outfit, (float(face_out.chin[0]), neck_y), face_out.width)
+        # The collar is found on the framed photo as taken (before a new background or retouch).
+        image, _ = outfits.dress(image, alpha, wear.garment, face_out, wear.body.transformed(placement.affine), framed)
     # The person as the segmentation saw them, and whatever the matte solved firmly beyond it (a hat's brim).
     silhouette = (cut.person & inside) | (alpha >= 0.5)
     return Composed(image, alpha, placement, face_out, from_matte, background, silhouette, cut.others_removed)

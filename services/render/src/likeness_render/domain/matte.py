@@ -13,7 +13,12 @@ wrong places. The cut-out works on the output-size crop:
    (pymatting's solver, which builds it for every pixel, checks it in the tests);
 4. the person's own colour in the edge pixels is solved from I = aF + (1 - a)B with the old
    background B taken from beside each pixel, and backdrop light on the rim (a green screen
-   tints a white collar) is taken off, so the old background does not tint the new one.
+   tints a white collar, magenta a dark strand of hair) is unmixed: its chroma and lightness
+   come off, and a cast of the backdrop's hue that is left takes the chroma of the person's
+   interior nearby, so the old background does not tint the new one.
+
+The rim is measured from the solved alpha's own edge, not the mask's: the mask may reach well
+outside the person, with the backdrop's light on what it calls the inside.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ MIN_BAND_PX = 3
 MAX_HOLE_FRACTION = 0.02
 # Alpha below this is dropped and above 1 - this is made solid: solver noise, not hair.
 ALPHA_NOISE = 0.1
+# The solved alpha's outer end is cut off here: the faint outer tail of a soft edge is a halo of
+# the old background's light on a plain new one (an ID photo's edge is crisp), not hair.
+ALPHA_OUTER = 0.35
 # The unknown band reaches this share of its inner width outside the coarse silhouette.
 OUTSIDE_SHARE = 0.67
 # A region of the mask apart from the person this large (of the frame) is someone or something else.
@@ -47,8 +55,15 @@ OTHER_FRACTION = 0.01
 CG_ITERATIONS = 60
 # The alpha is solved on a half-size copy when that copy's short side is still at least this.
 SOLVE_MIN_SIDE = 180
-# Backdrop light is removed from this many band radii inside the silhouette (half of it each side).
+# Backdrop light is removed up to half this many band radii inside the alpha's edge.
 SPILL_DEPTH = 6
+# A rim pixel whose chroma points this much closer (cosine) to the backdrop's than the interior's
+# does has a cast of the backdrop; twice this closer, its chroma is the interior's.
+SPILL_COS = 0.2
+# At most this share of a rim pixel's light is taken for the backdrop's (unmixing divides by the rest).
+MAX_SPILL_SHARE = 0.4
+# The interior's colour field (a mean over SPILL_DEPTH band radii) is taken on a grid this much coarser.
+INTERIOR_STEP = 3
 
 
 @dataclass(frozen=True)
@@ -143,12 +158,19 @@ def _window_stats(image: npt.NDArray[np.float64], ys: npt.NDArray[np.intp], xs: 
     return py, px, centred, np.linalg.inv(cov)
 
 
+# Offsets (dy, dx) in -2..2 of two pixels that share a 3x3 window, numbered 0..24 in raster order,
+# and the number of the offset between pixels i and j of a window.
+_OFFSET_DY, _OFFSET_DX = (a.ravel() for a in np.mgrid[-2:3, -2:3])
+_WIN_DY, _WIN_DX = (a.ravel() for a in np.mgrid[-1:2, -1:2])
+_PAIR_OFFSET = (_WIN_DY[None, :] - _WIN_DY[:, None] + 2) * 5 + (_WIN_DX[None, :] - _WIN_DX[:, None] + 2)
+
+
 def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-6) -> npt.NDArray[np.float64]:
     """Levin, Lischinski and Weiss's closed-form matting, built and solved for the unknown pixels' windows only.
 
     The matting Laplacian L = sum over 3x3 windows of (I - (1 + (Ii - mu)^T (Sigma + eps/9)^-1 (Ij - mu)) / 9)
     is assembled only from windows that touch an unknown pixel, and L_uu alpha_u = -L_uk alpha_k is solved
-    with a sparse direct solver: the cost follows the band, not the picture.
+    with preconditioned conjugate gradients: the cost follows the band, not the picture.
     """
     h, w = tri.shape
     alpha = np.where(tri >= 1.0, 1.0, 0.0)
@@ -162,27 +184,28 @@ def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-
         return alpha
     img = image.astype(np.float64) / 255.0
     py, px, centred, inv = _window_stats(img, ys, xs, eps)
-    # W_ij for every window: (1 + c_i^T inv c_j) / 9
-    weights = (1.0 + np.matmul(np.matmul(centred, inv), centred.transpose(0, 2, 1))) / 9.0
-    idx = (py * w + px).astype(np.int64)  # (n, 9)
-    rows = np.repeat(idx, 9, axis=1).ravel()
-    cols = np.tile(idx, (1, 9)).ravel()
-    vals = (np.eye(9)[None] - weights).ravel()
     order = np.full(h * w, -1, np.int64)
     reached = centres_reach(unknown, centres)
     flat_unknown = np.flatnonzero(unknown.ravel() & reached)
     order[flat_unknown] = np.arange(flat_unknown.size)
     if flat_unknown.size == 0:
         return alpha
-    ru = order[rows]
-    keep = ru >= 0
-    rows_u, cols, vals = ru[keep], cols[keep], vals[keep]
-    cu = order[cols]
-    inside = cu >= 0
     n = flat_unknown.size
-    luu = sparse.csr_matrix((vals[inside], (rows_u[inside], cu[inside])), shape=(n, n))
-    known_alpha = alpha.ravel()[cols[~inside]]
-    rhs = -np.bincount(rows_u[~inside], weights=vals[~inside] * known_alpha, minlength=n)
+    # L's entries of window k: delta_ij - (1 + c_i^T inv c_j) / 9, for its pixels i, j (3x3 each).
+    vals = np.eye(9)[None] - (1.0 + np.matmul(np.matmul(centred, inv), centred.transpose(0, 2, 1))) / 9.0
+    # Two pixels share a window only within 2 px of each other: each unknown pixel's row of L has
+    # at most 25 entries, one per offset. Sum every window's share into (unknown row, offset).
+    u = order[py * w + px]  # each window pixel's unknown number, -1 when known
+    rows = u >= 0
+    keys = (u[:, :, None] * 25 + _PAIR_OFFSET[None])[rows]
+    coef = np.bincount(keys.ravel(), weights=vals[rows].ravel(), minlength=n * 25).reshape(n, 25)
+    neighbours = np.clip(flat_unknown[:, None] + (_OFFSET_DY * w + _OFFSET_DX)[None], 0, h * w - 1)
+    cols = order[neighbours]
+    # Known neighbours go to the right-hand side; unknown ones make L_uu, a row's columns in order.
+    rhs = -(np.where(cols < 0, coef, 0.0) * alpha.ravel()[neighbours]).sum(axis=1)
+    entries = (cols >= 0) & (coef != 0.0)
+    indptr = np.concatenate(([0], np.cumsum(entries.sum(axis=1))))
+    luu = sparse.csr_matrix((coef[entries], cols[entries], indptr), shape=(n, n))
     # A tiny ridge keeps the system definite where a window's colours are flat.
     # Conjugate gradients with a Jacobi preconditioner, started from the trimap's middle.
     diag = luu.diagonal() + 1e-9
@@ -214,9 +237,9 @@ def centres_reach(unknown: Mask, centres: Mask) -> npt.NDArray[np.bool_]:
 def solve_alpha(image: RGB, tri: npt.NDArray[np.float64]) -> Alpha:
     """The alpha of the trimap's unknown band, with solver noise at either end cut off."""
     a = closed_form_alpha(image, tri)
-    # Solver noise at either end is cut off, and the ramp between is stretched over what is
-    # left: a sliver less hair does not show, a faint veil of old background does.
-    a = np.clip((a - ALPHA_NOISE) / (1.0 - 2.0 * ALPHA_NOISE), 0.0, 1.0)
+    # Solver noise and the faint outer tail are cut off, and the ramp between is stretched over
+    # what is left: a sliver less hair does not show, a faint veil of old background does.
+    a = np.clip((a - ALPHA_OUTER) / (1.0 - ALPHA_OUTER - ALPHA_NOISE), 0.0, 1.0)
     return a.astype(np.float32)
 
 
@@ -230,93 +253,167 @@ def _local_mean(
     return total / np.maximum(mass, 1e-6)[..., None], mass
 
 
-def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int) -> npt.NDArray[np.float32]:
-    """Local mean colour of the weighted pixels, reaching four times farther where they are sparse."""
+def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int) -> tuple[npt.NDArray[np.float32], Mask]:
+    """Local mean colour of the weighted pixels, reaching four times farther where they are sparse,
+    and where there were any to average (elsewhere the pixel's own colour stands in)."""
     mean, mass = _local_mean(colours, weight, radius)
     wide, wide_mass = _local_mean(colours, weight, 4 * radius)
     mean = np.where((mass < 0.02)[..., None], wide, mean)
-    return np.where(((mass < 0.02) & (wide_mass < 0.002))[..., None], colours, mean)
+    known = (mass >= 0.02) | (wide_mass >= 0.002)
+    return np.where(known[..., None], mean, colours), known
 
 
-@dataclass(frozen=True)
-class _Surroundings:
-    """Smooth colour fields around the edge, at the solve's scale."""
+class _Fields:
+    """Smooth colour fields around the edge, at the solve's scale, read at full-size pixels.
 
-    back: npt.NDArray[np.float32]  # the old background's colour nearby
-    front: npt.NDArray[np.float32]  # the person's colour nearby
-    interior_chroma: npt.NDArray[np.float32]  # the person's chroma well inside (colour minus its grey)
-    inner: Mask  # well inside the person
+    They are local means over several pixels: read at the nearest cell of the solve's grid they
+    need no full-size copy (three RGB float images less to resize per photo).
+    """
 
+    def __init__(self, image: RGB, alpha: Alpha, radius: int, full: tuple[int, int]) -> None:
+        self.img = image.astype(np.float32)
+        self.radius = radius
+        self.full = full  # (h, w) of the output
+        # The old background's colour nearby, and the person's.
+        self.back, self.back_known = _spread_mean(self.img, (alpha <= 0.0).astype(np.float32), radius)
+        self.front, _ = _spread_mean(self.img, (alpha >= 1.0).astype(np.float32), radius)
+        # Well inside: this far from any pixel the matte did not make solid (the mask's own edge may
+        # lie well outside the person, with the backdrop's light on what it calls the inside).
+        self.depth = SPILL_DEPTH * radius
+        self.inner = cv2.distanceTransform((alpha >= 1.0).astype(np.uint8), cv2.DIST_L2, 3) > self.depth / 2
 
-def _surroundings(image: RGB, alpha: Alpha, person: Mask, radius: int) -> _Surroundings:
-    img = image.astype(np.float32)
-    depth = SPILL_DEPTH * radius
-    inner = cv2.erode(person.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (depth + 1, depth + 1))) > 0
-    chroma = img - img.mean(axis=2, keepdims=True)
-    return _Surroundings(
-        back=_spread_mean(img, (alpha <= 0.0).astype(np.float32), radius),
-        front=_spread_mean(img, (alpha >= 1.0).astype(np.float32), radius),
-        interior_chroma=_spread_mean(chroma, inner.astype(np.float32), depth),
-        inner=inner,
-    )
+    def cells(self, ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        hs, ws = self.inner.shape
+        return (ys * hs) // self.full[0], (xs * ws) // self.full[1]
+
+    def interior(self, ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
+        """The person's colour well inside, near these cells (computed when a rim needs it).
+
+        It averages over `depth` cells: a grid INTERIOR_STEP times coarser is as good and a
+        fraction of the work.
+        """
+        hs, ws = self.inner.shape
+        step = max(1, min(INTERIOR_STEP, self.depth // 4))
+        size = (max(1, ws // step), max(1, hs // step))
+        img = cv2.resize(self.img, size, interpolation=cv2.INTER_AREA)
+        weight = cv2.resize(self.inner.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        field, _ = _spread_mean(img, weight, max(1, self.depth // step))
+        return field[np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)]
 
 
 def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], front: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The person's colour behind every pixel: the photo where the alpha is 1, solved in the edge.
+    """The person's colour behind edge pixels (`image`, `alpha`, `back`, `front`: rows of them).
 
     The person's colour solves I = aF + (1 - a)B with B the old background beside the pixel,
     where a is large enough to trust, and is the person's colour nearby where it is not.
     """
-    out = image.astype(np.float32)
-    ys, xs = np.nonzero((alpha > 0.0) & (alpha < 1.0))
-    if ys.size:
-        a = alpha[ys, xs][:, None]
-        solved = np.clip((out[ys, xs] - (1.0 - a) * back[ys, xs]) / np.maximum(a, 0.05), 0.0, 255.0)
-        trust = np.clip((a - 0.1) / 0.4, 0.0, 1.0)
-        out[ys, xs] = trust * solved + (1.0 - trust) * front[ys, xs]
-    return out
+    a = alpha[:, None]
+    solved = np.clip((image - (1.0 - a) * back) / np.maximum(a, 0.05), 0.0, 255.0)
+    trust = np.clip((a - 0.1) / 0.4, 0.0, 1.0)
+    return np.asarray(trust * solved + (1.0 - trust) * front, np.float32)
 
 
-def remove_spill(
-    foreground: npt.NDArray[np.float32], back: npt.NDArray[np.float32], interior_chroma: npt.NDArray[np.float32], rim: Mask
-) -> npt.NDArray[np.float32]:
-    """The old background's tint taken off the person's rim (light bounced off a coloured backdrop).
+def backdrop_strength(back: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """0..1 per row of old-background colours: how much of a colour of its own it has to spill.
 
-    In the rim, a pixel's chroma along the old background's own chroma direction is limited to
-    what the person's interior nearby has along it: a green backdrop can no longer make a white
-    collar green, while a green jumper stays green.
+    A grey or white wall has no direction to remove; a saturated one does.
     """
-    ys, xs = np.nonzero(rim)
-    if ys.size == 0:
-        return foreground
-    fg = foreground[ys, xs]
-    bk = back[ys, xs]
+    norm = np.linalg.norm(back - back.mean(axis=1, keepdims=True), axis=1)
+    return np.asarray(np.clip((norm - 15.0) / 15.0, 0.0, 1.0), np.float32)
+
+
+def remove_spill(fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], inside: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The old background's tint taken off rim pixels (rows: the person's colour, the old background's, the interior's nearby).
+
+    A pixel's chroma along the old background's own chroma direction is limited to what the
+    person's interior nearby has along it: a green backdrop can no longer make a white collar
+    green, while a green jumper stays green. The excess is the backdrop's light mixed in,
+    I = (1 - s) F + s B with s the excess over the backdrop's own chroma: its lightness is
+    unmixed too (a magenta rim would otherwise stay a pale stripe once grey). Where what is
+    left still has the backdrop's hue (a dark strand of hair before magenta keeps a magenta
+    cast however little chroma it has left), its chroma is taken toward the interior's nearby
+    chroma, scaled to its lightness.
+    """
+    inside_grey = inside.mean(axis=1, keepdims=True)
+    own_c = inside - inside_grey
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
-    fg_c = fg - fg.mean(axis=1, keepdims=True)
+    grey = fg.mean(axis=1, keepdims=True)
+    fg_c = fg - grey
     bk_c = bk - bk.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(bk_c, axis=1, keepdims=True)
     direction = bk_c / np.maximum(norm, 1e-3)
-    own = (interior_chroma[ys, xs] * direction).sum(axis=1)
+    own = (own_c * direction).sum(axis=1)
     along = (fg_c * direction).sum(axis=1)
-    excess = np.maximum(along - np.maximum(own, 0.0), 0.0)
-    # Only a backdrop with a colour of its own spills; a grey wall has no direction to remove.
-    excess *= np.clip((norm[:, 0] - 15.0) / 15.0, 0.0, 1.0)
-    foreground[ys, xs] = np.clip(fg - excess[:, None] * direction, 0, 255)
-    return foreground
+    strength = backdrop_strength(bk)
+    excess = np.maximum(along - np.maximum(own, 0.0), 0.0) * strength
+    fg_c = fg_c - excess[:, None] * direction
+    share = np.clip(excess / np.maximum(norm[:, 0], 1e-3), 0.0, MAX_SPILL_SHARE)[:, None]
+    grey = np.clip((grey - share * bk.mean(axis=1, keepdims=True)) / (1.0 - share), 0.0, 255.0)
+    # What is left: how much it points the backdrop's way (cosine), against how much the interior does.
+    size = np.linalg.norm(fg_c, axis=1)
+    cos = (fg_c * direction).sum(axis=1) / np.maximum(size, 1e-3)
+    own_cos = own / np.maximum(np.linalg.norm(own_c, axis=1), 1e-3)
+    cast = np.clip((cos - np.maximum(own_cos, 0.0) - SPILL_COS) / SPILL_COS, 0.0, 1.0) * np.clip(size / 4.0, 0.0, 1.0) * strength
+    # The interior's hue and saturation at this pixel's lightness (chroma in RGB units scales with it).
+    target = own_c * np.clip(grey / np.maximum(inside_grey, 1.0), 0.0, 1.5)
+    fg_c = fg_c + cast[:, None] * (target - fg_c)
+    return np.asarray(np.clip(grey + fg_c, 0, 255), np.float32)
 
 
-def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float]) -> CutOut:
+def person_colour(image: RGB, alpha: Alpha, fields: _Fields) -> npt.NDArray[np.float32]:
+    """The person's colour at every pixel, free of the old background: the photo, solved in the
+    edge and unmixed on the rim; only those pixels are computed."""
+    out = image.astype(np.float32)
+    # The rim: the person's pixels that are not well inside.
+    inner = fields.inner
+    if inner.shape != alpha.shape:
+        inner = cv2.resize(inner.astype(np.uint8), alpha.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+    ys, xs = np.nonzero((alpha > 0.0) & ~inner)
+    cy, cx = fields.cells(ys, xs)
+    solid = alpha[ys, xs] >= 1.0
+    back = fields.back[cy, cx]
+    edge = ~solid
+    colour = out[ys, xs]
+    if edge.any():
+        colour[edge] = foreground_colour(colour[edge], alpha[ys[edge], xs[edge]], back[edge], fields.front[cy[edge], cx[edge]])
+    # Spill only from an old background that is near (and has a colour of its own).
+    tinted = (backdrop_strength(back) > 0.0) & fields.back_known[cy, cx]
+    if tinted.any():
+        colour[tinted] = remove_spill(colour[tinted], back[tinted], fields.interior(cy[tinted], cx[tinted]))
+    out[ys, xs] = colour
+    return out
+
+
+def model_alpha(predicted: Alpha, person: Mask) -> Alpha:
+    """A matting model's alpha made one person: what is not connected to `person` goes, its holes are solid.
+
+    `person` is `single_person` of the prediction (the face's component, small enclosed holes filled).
+    """
+    alpha = np.asarray(predicted, np.float32)
+    # Faint haze (at most ALPHA_NOISE) and whatever is not connected to the person go.
+    core = cv2.erode(person.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    alpha = connected_alpha(alpha, core if core.any() else person)
+    # An ear rim or a gap in the hair the model let through, enclosed by the person: solid.
+    alpha[person & (alpha < 0.5)] = 1.0
+    return alpha
+
+
+def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float], refined: bool = False) -> CutOut:
     """Alpha and spill-free foreground of the one person whose face is at `face_centre`.
+
+    `coarse` is the selfie model's mask, or with `refined` a matting model's alpha at the
+    image's resolution: that is kept (one person, holes filled) instead of being solved.
 
     The alpha and the smooth colour fields around the edge are solved at half the output's
     size when that is still over SOLVE_MIN_SIDE px (a 300 dpi ID photo): a quarter of the
     unknowns, and at most a half-pixel of softness, which print does not show. The person's
-    colour is then solved at full size, for the edge pixels only.
+    colour is then solved at full size for the rim pixels only, the fields read on the solve's grid.
     """
     if image.shape[:2] != coarse.shape:
         raise ValueError(f"image {image.shape[:2]} and mask {coarse.shape} differ in size")
     h, w = coarse.shape
-    k = 2 if min(h, w) >= 2 * SOLVE_MIN_SIDE else 1
+    # A model's alpha is used at full size (its detail is the point of it).
+    k = 2 if min(h, w) >= 2 * SOLVE_MIN_SIDE and not refined else 1
     small_img, small_coarse = image, coarse
     if k > 1:
         size = (round(w / k), round(h / k))
@@ -327,24 +424,23 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float]) -> CutO
         return CutOut(np.zeros(coarse.shape, np.float32), image.astype(np.float32), np.zeros(coarse.shape, bool))
     removed = others(small_coarse, person)
     radius = band_radius(small_coarse.shape)
-    # The selfie model's upsampled mask spills over the person's edge more often than it falls
-    # short of it: the band reaches less far out than in.
-    tri = trimap(person, radius, max(2, round(radius * OUTSIDE_SHARE)))
-    alpha = solve_alpha(small_img, tri)
-    core = tri == 1.0
-    alpha = connected_alpha(alpha, core if core.any() else person)
-    around = _surroundings(small_img, alpha, person, radius)
-    back, front, interior, inner = around.back, around.front, around.interior_chroma, around.inner
+    if refined:
+        alpha = model_alpha(small_coarse, person)
+    else:
+        # The selfie model's upsampled mask spills over the person's edge more often than it falls
+        # short of it: the band reaches less far out than in.
+        tri = trimap(person, radius, max(2, round(radius * OUTSIDE_SHARE)))
+        alpha = solve_alpha(small_img, tri)
+        core = tri == 1.0
+        alpha = connected_alpha(alpha, core if core.any() else person)
+    fields = _Fields(small_img, alpha, radius, (h, w))
     if k > 1:
         full = (w, h)
         alpha = cv2.resize(alpha, full, interpolation=cv2.INTER_LINEAR)
         alpha[alpha < 0.02] = 0.0
         alpha[alpha > 0.98] = 1.0
         person = cv2.resize(person.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0
-        inner = cv2.resize(inner.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0
-        back, front, interior = (cv2.resize(x, full, interpolation=cv2.INTER_LINEAR) for x in (back, front, interior))
-    fg = foreground_colour(image, alpha, back, front)
-    fg = remove_spill(fg, back, interior, (alpha > 0.0) & ~inner)
+    fg = person_colour(image, alpha, fields)
     return CutOut(alpha, fg, person, removed)
 
 

@@ -7,6 +7,7 @@
 - restyle.py    the AI restyle of a portrait's face
 - hairstyle.py  change the hairstyle of a photo
 - templates.py  portrait templates: registration and the demo catalog
+- outfits.py    garment materials for outfits, and the shoulders a photo needs to wear one
 - results.py    open a stored result
 - shared.py     spec lookup, decoding, face analysis and saving, shared by all of them
 - ports.py      what the use cases need from adapters (Protocols)
@@ -17,12 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from likeness_render.domain.outfits import InMemoryGarmentStore
 from likeness_render.domain.spec_catalog import Catalog
 from likeness_render.domain.specs import Spec
 from likeness_render.domain.templates import TemplateStore
 from likeness_render.usecases.check import IdPhotoChecks
 from likeness_render.usecases.hairstyle import Hairstyles
 from likeness_render.usecases.id_photo import IdPhotos, Made, PhotoRequest
+from likeness_render.usecases.outfits import Outfits
 from likeness_render.usecases.portrait import Portraits
 from likeness_render.usecases.ports import AccessLogPort
 from likeness_render.usecases.restyle import Restyler
@@ -31,7 +34,7 @@ from likeness_render.usecases.shared import Shared
 from likeness_render.usecases.sheet import SheetRequest, Sheets
 from likeness_render.usecases.templates import Templates
 
-__all__ = ["Made", "PhotoRequest", "RenderUseCases", "Shared", "SheetRequest", "build_use_cases"]
+__all__ = ["Made", "Outfits", "PhotoRequest", "RenderUseCases", "Shared", "SheetRequest", "build_use_cases"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class RenderUseCases:
     hairstyles: Hairstyles
     templates: Templates
     results: Results
+    outfits: Outfits
 
     @property
     def catalog(self) -> Catalog:
@@ -53,17 +57,22 @@ class RenderUseCases:
         return self.shared.spec(spec_id)
 
 
-def build_use_cases(shared: Shared, templates: TemplateStore, access: AccessLogPort, generator: Any = None) -> RenderUseCases:
-    """Every use case over the `shared` ports; `generator` is the AI image provider (None: off)."""
+def build_use_cases(
+    shared: Shared, templates: TemplateStore, access: AccessLogPort, generator: Any = None, outfit_cases: Outfits | None = None
+) -> RenderUseCases:
+    """Every use case over the `shared` ports; `generator` is the AI image provider (None: off);
+    `outfit_cases` the garment catalog and pose model (None: no outfits)."""
     sheets = Sheets(shared)
+    outfit_cases = outfit_cases or Outfits(InMemoryGarmentStore(), None)
     template_cases = Templates(shared, templates)
     return RenderUseCases(
         shared=shared,
-        id_photos=IdPhotos(shared, sheets),
+        id_photos=IdPhotos(shared, sheets, outfit_cases),
         checks=IdPhotoChecks(shared),
         sheets=sheets,
         portraits=Portraits(shared, template_cases, Restyler(generator)),
         hairstyles=Hairstyles(shared),
         templates=template_cases,
         results=Results(shared.results, access),
+        outfits=outfit_cases,
     )

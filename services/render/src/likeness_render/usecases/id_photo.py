@@ -6,11 +6,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from likeness_platform.errors import NotFound
 from likeness_render.domain import compliance, encoding, idphoto
 from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.framing import FrameSpec
+from likeness_render.domain.outfits import Wear
 from likeness_render.domain.results import StoredResult
 from likeness_render.domain.specs import Spec
+from likeness_render.usecases.outfits import Outfits
+from likeness_render.usecases.ports import RGB
 from likeness_render.usecases.shared import (
     ANALYSIS_SIDE,
     Analysis,
@@ -60,9 +64,10 @@ def frame_of(spec: Spec, dpi: float) -> FrameSpec:
 
 
 class IdPhotos:
-    def __init__(self, shared: Shared, sheets: Sheets) -> None:
+    def __init__(self, shared: Shared, sheets: Sheets, outfits: Outfits | None = None) -> None:
         self.shared = shared
         self.sheets = sheets
+        self.outfits = outfits
 
     async def create_id_photo(self, request: PhotoRequest, image_ref: Any) -> Made:
         shared = self.shared
@@ -86,8 +91,9 @@ class IdPhotos:
         if options.background == "keep":
             options = idphoto.Options("keep", (), 0, 0, options.outfit_id)
         frame = frame_of(spec, dpi)
+        wear = await self._wear(options.outfit_id, preview, source, analysis.faces[0])
         composed = await asyncio.to_thread(
-            idphoto.compose, source, analysis.faces[0], shared.segment, frame, spec.background, options, preview
+            idphoto.compose, source, analysis.faces[0], shared.segment, frame, spec.background, options, preview, shared.matting, wear
         )
         fmt = request.output_format or (spec.format or "JPEG")
         encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
@@ -105,6 +111,14 @@ class IdPhotos:
                 await shared.results.update_meta(photo.result_id, {"sheet_result_id": sheet_result.result_id})
             made = Made(photo, encoded.data, report, measured, sheet_result, sheet_bytes, count)
         return made
+
+    async def _wear(self, outfit_id: str, preview: RGB, source: RGB, face: FaceGeometry) -> Wear | None:
+        """The outfit to put on and the shoulders to fit it to (None without an outfit)."""
+        if not outfit_id:
+            return None
+        if self.outfits is None:
+            raise NotFound(f"no outfit {outfit_id!r}; list them with GET /v1/outfits", "OUTFIT_NOT_FOUND")
+        return await self.outfits.wear(outfit_id, preview, (source.shape[1], source.shape[0]), face)
 
 
 def _second_is_real(faces: list[FaceGeometry]) -> bool:

@@ -13,6 +13,8 @@ from likeness_render.domain.results import NewResult, StoredResult
 RGB = npt.NDArray[np.uint8]
 # The person matte of an image (1 = person), from the selfie segmenter.
 Segmenter = Callable[[RGB], npt.NDArray[np.float32]]
+# Alpha (0..1, the image's size) of the person in an output-size crop.
+Matting = Callable[[RGB], npt.NDArray[np.float32]]
 
 
 class ImageSourcePort(Protocol):
