@@ -39,6 +39,7 @@ async def holders(database_url: str, tmp_path: Path) -> AsyncIterator[dict[str, 
 async def _store_live_data(h: dict[str, Any], subject: str) -> None:
     """One fresh item of every category a holder keeps for `subject`."""
     from likeness_billing.domain.quotas import QuotaPolicy
+    from likeness_gateway.domain.accounts import CodePurpose
 
     await h["gateway"].devices.add(
         subject,
@@ -46,6 +47,9 @@ async def _store_live_data(h: dict[str, Any], subject: str) -> None:
         {"platform": "ios", "model": "m", "os_version": "1", "app_version": "1", "language": "en"},
         timedelta(days=90),
     )
+    account = await h["gateway"].accounts.create(subject, f"{subject}@example.org", f"email-{subject}", "$argon2id$stand-in")
+    await h["gateway"].accounts.issue_code(account.account_id, CodePurpose.RESET_PASSWORD, "code-hash", timedelta(minutes=15))
+    await h["gateway"].accounts.start_signup(subject, "b@example.org", "email-b", "$argon2id$x", "code-hash", timedelta(minutes=15))
     columns = {
         "sha256": "0" * 64,
         "size_bytes": 4,
@@ -89,7 +93,7 @@ async def test_sweep_with_cutoff_now_leaves_unexpired_data_in_place(holders: dic
     # Something of every category is there to lose (faces keeps nothing; sealed stores list their blobs too).
     held = {name: {c for c, n in counts.items() if n} for name, counts in before.items()}
     assert held == {
-        "gateway": {"devices"},
+        "gateway": {"devices", "accounts", "account_codes", "account_signups"},
         "ingestion": {"uploads", "blobs"},
         "render": {"results", "blobs"},
         "faces": set(),

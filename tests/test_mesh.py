@@ -24,7 +24,7 @@ EXPECTED = {
     "faces": {"likeness.faces.v1.Faces", "likeness.privacy.v1.DataHolder"},
     "render": {"likeness.render.v1.Render", "likeness.privacy.v1.DataHolder"},
     "billing": {"likeness.billing.v1.Billing", "likeness.privacy.v1.DataHolder"},
-    "privacy": {"likeness.privacy.v1.Privacy", "likeness.privacy.v1.DataHolder"},
+    "privacy": {"likeness.privacy.v1.Privacy", "likeness.privacy.v1.Rights", "likeness.privacy.v1.DataHolder"},
     # The admin API's gRPC port serves health only (its API is HTTPS).
     "admin": set(),
 }

@@ -18,7 +18,7 @@ from skimage import data
 
 from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
-from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc, rights_pb2, rights_pb2_grpc
 from likeness.render.v1 import render_pb2, render_pb2_grpc
 from tests.support.pki import mesh_channel
 from tests.support.services import Started, free_port, start_faces, start_ingestion, start_privacy, start_render
@@ -80,7 +80,12 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, database_url: str, prov
         )
     ).subject.subject_id
     try:
-        yield {"render": render_pb2_grpc.RenderStub(render), "faces": faces_pb2_grpc.FacesStub(faces), "subject": subject}
+        yield {
+            "render": render_pb2_grpc.RenderStub(render),
+            "faces": faces_pb2_grpc.FacesStub(faces),
+            "rights": rights_pb2_grpc.RightsStub(privacy),
+            "subject": subject,
+        }
     finally:
         for channel in (render, faces, privacy):
             await channel.close()
@@ -191,18 +196,25 @@ async def test_hairstyle_changes_hair_and_keeps_the_face(mesh: dict) -> None:
     assert np.abs(out[top].astype(int) - original[top].astype(int)).mean() > 15  # above it, new hair
 
 
-async def test_ai_restyle_sends_only_a_crop_and_keeps_the_answer_as_a_result(mesh: dict) -> None:
-    FakeProvider.seen.clear()
-    reply = await mesh["render"].CreatePortrait(
-        render_pb2.CreatePortraitRequest(
-            subject_id=mesh["subject"],
-            images=[common_pb2.ImageRef(data=_grace())],
-            template_id="studio-blue",
-            strength=60,
-            ai_prompt="oil painting",
-        ),
-        timeout=120,
+async def _consent(m: dict, granted: bool) -> None:
+    change = rights_pb2.ConsentChange(purpose="ai_generation_third_party", granted=granted)
+    await m["rights"].SetConsents(rights_pb2.SetConsentsRequest(subject_id=m["subject"], changes=[change], policy_version="2026-11"))
+
+
+def _ai_portrait(m: dict) -> render_pb2.CreatePortraitRequest:
+    return render_pb2.CreatePortraitRequest(
+        subject_id=m["subject"],
+        images=[common_pb2.ImageRef(data=_grace())],
+        template_id="studio-blue",
+        strength=60,
+        ai_prompt="oil painting",
     )
+
+
+async def test_ai_restyle_sends_only_a_crop_and_keeps_the_answer_as_a_result(mesh: dict) -> None:
+    await _consent(mesh, True)
+    FakeProvider.seen.clear()
+    reply = await mesh["render"].CreatePortrait(_ai_portrait(mesh), timeout=120)
     assert len(FakeProvider.seen) == 1
     call = FakeProvider.seen[0]
     assert call["path"].endswith("/images/edits") and call["auth"] == "Bearer sk-test-secret"
@@ -211,3 +223,22 @@ async def test_ai_restyle_sends_only_a_crop_and_keeps_the_answer_as_a_result(mes
     magenta = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] > 200)
     assert 0.05 < magenta.mean() < 0.9  # the provider's answer replaced the face area, not the whole picture
     assert reply.result.persisted and reply.result.expires_at.seconds - reply.result.created_at.seconds <= 86400
+
+
+async def test_withdrawing_consent_stops_ai_generation_at_once(mesh: dict) -> None:
+    await _consent(mesh, True)
+    FakeProvider.seen.clear()
+    await mesh["render"].CreatePortrait(_ai_portrait(mesh), timeout=120)
+    assert len(FakeProvider.seen) == 1
+    await _consent(mesh, False)
+    # The very next call is refused, with its code, and nothing reaches the provider.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await mesh["render"].CreatePortrait(_ai_portrait(mesh), timeout=120)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert dict(refused.value.trailing_metadata())["likeness-error-code"] == "CONSENT_REQUIRED"
+    assert len(FakeProvider.seen) == 1
+    # A portrait without the AI step needs no such consent.
+    plain = _ai_portrait(mesh)
+    plain.ai_prompt = ""
+    assert (await mesh["render"].CreatePortrait(plain, timeout=120)).result.result_id
+    assert len(FakeProvider.seen) == 1

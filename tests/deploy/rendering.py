@@ -34,6 +34,10 @@ PRODUCTION_VALUES: dict[str, Any] = {
         "s3": {"bucket": "likeness-ledger", "region": "eu-central-1", "existingSecret": "likeness-ledger-s3"},
     },
     "billingKeys": {"existingSecret": "likeness-billing"},
+    "rights": {
+        "apns": {"keyId": "KEY123ABCD", "teamId": "TEAM456XYZ", "topic": "com.example.idphoto", "existingSecret": "likeness-apns"},
+    },
+    "mail": {"smtpHost": "smtp.example.com", "smtpUsername": "likeness", "existingSecret": "likeness-smtp"},
     "appStore": {
         "bundleId": "com.example.idphoto",
         "appId": "1234567890",
@@ -54,6 +58,8 @@ PRODUCTION_VALUES: dict[str, Any] = {
             "objectStorage": {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [443]},
             "otlp": {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}], "ports": [4317]},
             "redis": {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cache"}}}], "ports": [6379]},
+            "apns": {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [443]},
+            "smtp": {"to": [{"ipBlock": {"cidr": "192.0.2.25/32"}}], "ports": [587]},
         },
     },
     # Least privilege: each service's runtime role under its own key, the owner's for migrations.

@@ -245,7 +245,19 @@ def load_settings(monkeypatch: pytest.MonkeyPatch, cls: type, env: dict[str, str
 BEHIND_AN_INGRESS = {"tls_terminated_upstream": True, "trusted_proxies": 1, "docs_enabled": False}
 # Gateway settings the chart leaves to the service: in-memory uploads' lifetime (uploadTTLSeconds 0
 # only) and how often each replica drops those of erased subjects. The Redis pair is set only with redis.url, App Attest's only with appAttest.
-GATEWAY_DEFAULTS_KEPT = {"memory_upload_ttl_seconds", "inline_image_check_seconds"}
+# The SMTP CA bundle: the system trust store unless a pod mounts one (services.gateway.env).
+GATEWAY_DEFAULTS_KEPT = {"memory_upload_ttl_seconds", "inline_image_check_seconds", "smtp_ca_file"}
+# Accounts and mail: set only with accounts.key and mail.smtpHost (and the password with one).
+GATEWAY_WITH_MAIL = {
+    "account_key",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_username",
+    "smtp_password",
+    "mail_from",
+    "mail_timeout_seconds",
+}
 GATEWAY_WITH_REDIS = {"redis_url", "rate_limit_key"}
 GATEWAY_WITH_APP_ATTEST = {"app_attest_app_id", "app_attest_root_pem"}
 
@@ -259,14 +271,17 @@ def test_gateway_api_settings_are_the_services_defaults_but_for_an_ingress(
     own_fields = set(cls.model_fields) - set(ServiceSettings.model_fields) - {"grpc_port"}
     settings = load_settings(monkeypatch, cls, resolved_env(renders["minimal"], "gateway", release[0]))
     defaults = cls.model_construct()
-    for name in own_fields - GATEWAY_DEFAULTS_KEPT - GATEWAY_WITH_REDIS - GATEWAY_WITH_APP_ATTEST - {"http_host", "http_port"}:
+    for name in (
+        own_fields - GATEWAY_DEFAULTS_KEPT - GATEWAY_WITH_REDIS - GATEWAY_WITH_APP_ATTEST - GATEWAY_WITH_MAIL - {"http_host", "http_port"}
+    ):
         expected = BEHIND_AN_INGRESS.get(name, getattr(defaults, name))
         assert getattr(settings, name) == expected, name
     # A new gateway setting makes the chart decide: set it (services.gateway.api) or list it above.
     for values_name, rendered in renders.items():
         unset = {name for name in own_fields if f"LIKENESS_{name.upper()}" not in rendered.env("gateway")}
         with_redis = values_name == "production"
-        assert unset == GATEWAY_DEFAULTS_KEPT | GATEWAY_WITH_APP_ATTEST | (set() if with_redis else GATEWAY_WITH_REDIS), values_name
+        expected = GATEWAY_DEFAULTS_KEPT | GATEWAY_WITH_APP_ATTEST | GATEWAY_WITH_MAIL | (set() if with_redis else GATEWAY_WITH_REDIS)
+        assert unset == expected, values_name
 
 
 def test_gateway_api_settings_reach_the_service_as_given(
@@ -323,6 +338,70 @@ def test_app_attest_is_on_only_with_both_halves(
     )
     minimal_values["services"]["gateway"]["appAttest"] = {"appId": "ABCDE12345.com.example.idphoto"}
     with pytest.raises(helm.HelmError, match=r"appAttest\.rootPem is required"):
+        render_chart(minimal_values)
+
+
+def test_accounts_need_a_key_and_a_mail_server_and_get_them_by_reference(
+    monkeypatch: pytest.MonkeyPatch, render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    rendered = render_chart(minimal_values)
+    assert "LIKENESS_ACCOUNT_KEY" not in rendered.env("gateway") and "LIKENESS_SMTP_HOST" not in rendered.env("gateway")
+    minimal_values["accounts"] = {
+        **minimal_values.get("accounts", {}),
+        "key": "a" * 40,
+        "argon2": {"timeCost": 4, "memoryKib": 32768, "parallelism": 2, "maxConcurrent": 3},
+        "passwordMinLength": 14,
+        "loginAttemptsPerAccount": 7,
+        "loginAttemptsPerPrefix": 40,
+        "loginWindowSeconds": 600,
+        "codeTTLSeconds": 300,
+        "codeMaxAttempts": 4,
+        "codesPerHour": 3,
+        "unverifiedTTLHours": 12,
+    }
+    minimal_values["mail"] = {
+        "smtpHost": "smtp.example.org",
+        "smtpPort": 465,
+        "smtpSecurity": "tls",
+        "smtpUsername": "likeness",
+        "smtpPassword": "p" * 20,
+        "from": "Likeness <hello@example.org>",
+        "timeoutSeconds": 15,
+    }
+    # Egress is denied by default: the mail server must be named.
+    with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.smtp\.to is required"):
+        render_chart(minimal_values)
+    minimal_values["networkPolicy"]["egress"]["smtp"] = {"to": [{"ipBlock": {"cidr": "192.0.2.25/32"}}], "ports": [465]}
+    rendered = render_chart(minimal_values)
+    env = rendered.env("gateway")
+    assert env["LIKENESS_ACCOUNT_KEY"] == ("secret", release[0], "account-key")
+    assert env["LIKENESS_SMTP_PASSWORD"] == ("secret", release[0], "smtp-password")
+    data = secret_data(rendered, release[0])
+    assert (data["account-key"], data["smtp-password"]) == ("a" * 40, "p" * 20)
+    assert all("LIKENESS_ACCOUNT_KEY" not in rendered.env(svc) for svc in SCHEMA_SERVICES if svc != "gateway")
+    settings = load_settings(monkeypatch, settings_class("gateway"), resolved_env(rendered, "gateway", release[0]))
+    assert settings.account_key == "a" * 40 and settings.smtp_password == "p" * 20
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_security, settings.smtp_username) == (
+        "smtp.example.org",
+        465,
+        "tls",
+        "likeness",
+    )
+    assert (settings.mail_from, settings.mail_timeout_seconds) == ("Likeness <hello@example.org>", 15)
+    assert (settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism, settings.argon2_max_concurrent) == (
+        4,
+        32768,
+        2,
+        3,
+    )
+    assert (settings.password_min_length, settings.login_attempts_per_account, settings.login_attempts_per_prefix) == (14, 7, 40)
+    assert (settings.login_window_seconds, settings.account_code_ttl_seconds, settings.account_code_max_attempts) == (600, 300, 4)
+    assert (settings.account_codes_per_hour, settings.account_unverified_ttl_hours) == (3, 12)
+    gateway_policy = next(d for d in rendered.documents if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-gateway"))
+    assert {"to": [{"ipBlock": {"cidr": "192.0.2.25/32"}}], "ports": [{"port": 465, "protocol": "TCP"}]} in gateway_policy["spec"]["egress"]
+    # A short key is refused by the schema.
+    minimal_values["accounts"]["key"] = "short"
+    with pytest.raises(helm.HelmError):
         render_chart(minimal_values)
 
 

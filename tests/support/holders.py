@@ -30,6 +30,7 @@ async def all_holders(
     from likeness_billing.adapters.repository import BillingRepository
     from likeness_billing.holder import BillingHolder
     from likeness_faces.holder import StatelessHolder
+    from likeness_gateway.adapters.accounts import AccountRepository
     from likeness_gateway.adapters.devices import DeviceRepository
     from likeness_gateway.domain.inline_store import InlineImages
     from likeness_gateway.holder import GatewayHolder
@@ -64,7 +65,7 @@ async def all_holders(
     names = SubjectNames(os.urandom(32))
     try:
         yield [
-            GatewayHolder(DeviceRepository(pools["gateway"]), InlineImages(600)),
+            GatewayHolder(DeviceRepository(pools["gateway"]), AccountRepository(pools["gateway"], keys), InlineImages(600)),
             IngestionService(upload_store(pools["ingestion"], blobs, keys, config.longest_ttl, names), access, config),
             RenderHolder(ResultStore(pools["render"], blobs, keys, timedelta(hours=24), names)),
             StatelessHolder(),

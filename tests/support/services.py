@@ -109,12 +109,14 @@ async def start_privacy(database_url: str, holders: dict[str, str], started: Sta
     return wiring.use_cases, addr
 
 
-async def start_gateway(database_url: str, addrs: dict[str, str], started: Started) -> tuple[Any, httpx.AsyncClient, str]:
-    """The gateway app (in-process ASGI client) and its gRPC DataHolder on a free port."""
+async def start_gateway(database_url: str, addrs: dict[str, str], started: Started, **overrides: Any) -> tuple[Any, httpx.AsyncClient, str]:
+    """The gateway app (in-process ASGI client) and its gRPC DataHolder on a free port; settings overrides as keywords."""
     from likeness_gateway.main import GatewaySettings, build
 
     upstreams = {f"{name}_addr": addrs.get(name, NOWHERE) for name in ("privacy", "ingestion", "billing", "render", "faces")}
-    settings = settings_for(GatewaySettings, "gateway", **db_settings(database_url, "gateway"), upstream_deadline_seconds=60.0, **upstreams)
+    settings = settings_for(
+        GatewaySettings, "gateway", **db_settings(database_url, "gateway"), upstream_deadline_seconds=60.0, **upstreams, **overrides
+    )
     wiring, addr = await serve("gateway", build, settings, started)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=wiring.app), base_url="http://gateway.test")
     started.closers.append(client.aclose)

@@ -210,3 +210,15 @@ TLS is not optional, so a service without a source for it fails the render.
       protocol: TCP
     {{- end }}
 {{- end }}
+
+{{/* "true" when privacy pushes notices through APNs: all of rights.apns keyId, teamId, topic and
+existingSecret are set; some but not all fails the render. */}}
+{{- define "likeness.apnsOn" -}}
+{{- $a := .Values.rights.apns -}}
+{{- $given := list $a.keyId $a.teamId $a.topic $a.existingSecret | compact -}}
+{{- if eq (len $given) 4 -}}
+true
+{{- else if $given -}}
+{{- fail "likeness: rights.apns needs keyId, teamId, topic and existingSecret together (or none of them: no push)" -}}
+{{- end -}}
+{{- end }}

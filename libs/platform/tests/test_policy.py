@@ -60,7 +60,8 @@ def test_the_issue_minimum_holds() -> None:
     for method in ("Inventory", "Export", "Erase", "Sweep", "RetentionStatus"):
         name = f"/likeness.privacy.v1.DataHolder/{method}"
         assert [c for c in ALL if rule(c, name)] == ["privacy"]
-    assert {c for c in ALL if rule(c, "/likeness.privacy.v1.Privacy/GetDataKey")} == {"ingestion", "render"}
+    # The gateway seals account email addresses under the subject's key (#22).
+    assert {c for c in ALL if rule(c, "/likeness.privacy.v1.Privacy/GetDataKey")} == {"gateway", "ingestion", "render"}
     for method in ("ConsumeCredit", "GetEntitlements", "VerifyAppleTransaction", "HandleAppleNotification"):
         assert {c for c in ALL if rule(c, f"/likeness.billing.v1.Billing/{method}")} == {"gateway"}
     # Catalog writes need the admin role; an operator without it is refused like a service.

@@ -9,6 +9,7 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from likeness.privacy.v1 import privacy_pb2
+from likeness.privacy.v1 import privacy_pb2, rights_pb2
 from likeness.render.v1 import render_pb2
 from likeness_client.batch import IMAGE_SUFFIXES, inputs, run_batch
 from likeness_client.client import AsyncClient, Client
@@ -364,6 +365,93 @@ def stats(ctx: click.Context, from_day: str, to_day: str, group_by: tuple[str, .
     for cell in cells:
         table.add_row(*(str(cell.get(n, "")) for n in (*names, "count")))
     console.print(table)
+
+
+# --- a person's rights: inquiries and notices ------------------------------------------------------
+
+
+@cli.group()
+def inquiries() -> None:
+    """Complaints and inquiries people sent (support role); every read is in the access log."""
+
+
+@inquiries.command("list")
+@click.option("--answered", is_flag=True, help="Answered ones instead of open ones.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 200))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def inquiries_list(ctx: click.Context, answered: bool, limit: int, as_json: bool) -> None:
+    """Open (or answered) inquiries, oldest first."""
+    with _client(ctx) as client:
+        found = _guard(lambda: client.list_inquiries(answered, limit))
+    for i in found:
+        if as_json:
+            item = {
+                "inquiry_id": i.inquiry_id,
+                "subject_id": i.subject_id,
+                "topic": i.topic,
+                "message": i.message,
+                "answer": i.answer,
+                "created_at": i.created_at.ToJsonString(),
+            }
+            click.echo(json.dumps(item))
+        else:
+            console.print(f"[bold]{i.inquiry_id}[/] {i.topic} {i.created_at.ToJsonString()} subject {i.subject_id}", highlight=False)
+            console.print(f"  {i.message}", highlight=False, markup=False)
+            if i.answer:
+                console.print(f"  -> {i.answer}", highlight=False, markup=False)
+    if not as_json:
+        console.print(f"{len(found)} inquiries")
+
+
+@inquiries.command("answer")
+@click.argument("inquiry_id")
+@click.argument("answer")
+@click.pass_context
+def inquiries_answer(ctx: click.Context, inquiry_id: str, answer: str) -> None:
+    """Answer INQUIRY_ID; the person sees ANSWER in the app."""
+    with _client(ctx) as client:
+        done = _guard(lambda: client.answer_inquiry(inquiry_id, answer))
+    console.print(f"answered {done.inquiry_id} at {done.answered_at.ToJsonString()}", highlight=False)
+
+
+@cli.group()
+def notices() -> None:
+    """Notices to the people a security incident or a policy change concerns (admin role)."""
+
+
+@notices.command("publish")
+@click.option("--kind", type=click.Choice(["security-incident", "policy-change"]), required=True)
+@click.option("--title", required=True)
+@click.option("--body", required=True)
+@click.option("--policy-version", default="", help="Policy change: the version that takes effect.")
+@click.option("--effective", default="", help="Policy change: when it takes effect (ISO date, at least 30 days ahead).")
+@click.option("--subject", "subjects", multiple=True, help="An affected subject id (repeat); none: everyone.")
+@click.pass_context
+def notices_publish(
+    ctx: click.Context, kind: str, title: str, body: str, policy_version: str, effective: str, subjects: tuple[str, ...]
+) -> None:
+    """Publish a notice: in-app for its subjects, by push and email where they can be reached."""
+    request = rights_pb2.PublishNoticeRequest(
+        kind=rights_pb2.NOTICE_KIND_POLICY_CHANGE if kind == "policy-change" else rights_pb2.NOTICE_KIND_SECURITY_INCIDENT,
+        title=title,
+        body=body,
+        policy_version=policy_version,
+        subject_ids=list(subjects),
+    )
+    if effective:
+        try:
+            when = datetime.fromisoformat(effective)
+        except ValueError:
+            _fail(f"--effective {effective!r} is not an ISO date")
+        request.effective_at.FromDatetime((when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC))
+    with _client(ctx) as client:
+        done = _guard(lambda: client.publish_notice(request))
+    console.print(
+        f"notice {done.notice.notice_id}: {done.recipients} subjects, {done.push_sent} pushed, {done.email_sent} emailed,"
+        f" {done.failed} failed",
+        highlight=False,
+    )
 
 
 # --- templates ---------------------------------------------------------------------------------

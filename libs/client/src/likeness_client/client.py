@@ -18,7 +18,7 @@ import grpc
 
 from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
-from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc, rights_pb2, rights_pb2_grpc
 from likeness.render.v1 import render_pb2, render_pb2_grpc
 from likeness_client.config import Endpoints, Identity
 from likeness_client.retry import LikenessError, RetryPolicy
@@ -65,6 +65,9 @@ class AsyncClient:
 
     def _privacy(self) -> privacy_pb2_grpc.PrivacyStub:
         return privacy_pb2_grpc.PrivacyStub(self._channel("privacy"))
+
+    def _rights(self) -> rights_pb2_grpc.RightsStub:
+        return rights_pb2_grpc.RightsStub(self._channel("privacy"))
 
     def _faces(self) -> faces_pb2_grpc.FacesStub:
         return faces_pb2_grpc.FacesStub(self._channel("faces"))
@@ -251,6 +254,23 @@ class AsyncClient:
         request = privacy_pb2.GetUsageStatsRequest(from_day=from_day, to_day=to_day, group_by=group_by or [], filters=filters or {})
         return await self._unary("GetUsageStats", self._privacy().GetUsageStats, request, deadline=deadline)
 
+    async def list_inquiries(self, answered: bool = False, limit: int = 50, deadline: float | None = None) -> list[rights_pb2.Inquiry]:
+        """Support: open (or answered) complaints and inquiries, oldest first; each read is in the access log."""
+        state = rights_pb2.INQUIRY_STATE_ANSWERED if answered else rights_pb2.INQUIRY_STATE_OPEN
+        request = rights_pb2.ListInquiriesRequest(state=state, limit=limit)
+        return list((await self._unary("ListInquiries", self._rights().ListInquiries, request, deadline=deadline)).inquiries)
+
+    async def answer_inquiry(self, inquiry_id: str, answer: str, deadline: float | None = None) -> rights_pb2.Inquiry:
+        """Support: answer an inquiry once; the person reads it through GET /v1/me/inquiries."""
+        request = rights_pb2.AnswerInquiryRequest(inquiry_id=inquiry_id, answer=answer)
+        return (await self._unary("AnswerInquiry", self._rights().AnswerInquiry, request, deadline=deadline)).inquiry
+
+    async def publish_notice(
+        self, request: rights_pb2.PublishNoticeRequest, deadline: float | None = None
+    ) -> rights_pb2.PublishNoticeResponse:
+        """Admin: tell every affected subject (in-app, push, email); a policy change takes effect ≥ 30 days later."""
+        return await self._unary("PublishNotice", self._rights().PublishNotice, request, deadline=deadline)
+
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
@@ -370,6 +390,15 @@ class Client:
         deadline: float | None = None,
     ) -> privacy_pb2.GetUsageStatsResponse:
         return self._run(self._async.usage_stats(from_day, to_day, group_by, filters, deadline))
+
+    def list_inquiries(self, answered: bool = False, limit: int = 50, deadline: float | None = None) -> list[rights_pb2.Inquiry]:
+        return self._run(self._async.list_inquiries(answered, limit, deadline))
+
+    def answer_inquiry(self, inquiry_id: str, answer: str, deadline: float | None = None) -> rights_pb2.Inquiry:
+        return self._run(self._async.answer_inquiry(inquiry_id, answer, deadline))
+
+    def publish_notice(self, request: rights_pb2.PublishNoticeRequest, deadline: float | None = None) -> rights_pb2.PublishNoticeResponse:
+        return self._run(self._async.publish_notice(request, deadline))
 
     def _stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -18,6 +18,11 @@ class Category(StrEnum):
     DEVICES = "devices"
     # gateway, memory-only mode: images held in the answering replica's memory for the next call
     INLINE_IMAGES = "inline_images"
+    # Optional email + password accounts (address sealed under the subject's key) and their one-time codes.
+    ACCOUNTS = "accounts"
+    ACCOUNT_CODES = "account_codes"
+    # Sign-ups waiting for the emailed code (address sealed, password hashed, code hashed).
+    ACCOUNT_SIGNUPS = "account_signups"
     # ingestion
     UPLOADS = "uploads"
     # render
@@ -38,6 +43,13 @@ class Category(StrEnum):
     ACCESS_LOG = "access_log"
     EXPORTS = "exports"
     RECORDS = "records"  # the export item holding privacy's own records
+    # privacy, a person's rights (issue #22): consent history, inquiries, notices addressed to one
+    # subject and the channels notices reach it through
+    CONSENTS = "consents"
+    INQUIRIES = "inquiries"
+    NOTICE_RECIPIENTS = "notice_recipients"
+    NOTICE_CONTACTS = "notice_contacts"
+    RIGHTS = "rights"  # the export item holding them
     # Sweep only: encrypted blobs no row points to (left by a crash between blob and row).
     ORPHAN_BLOBS = "orphan_blobs"
     # Inventory and Erase of a sealed store: the subject's blobs as listed in the blob store, rows or not.

@@ -39,14 +39,15 @@ ANY_IDENTITY = "*"
 ANYONE = ""
 
 _PRIVACY = "/likeness.privacy.v1.Privacy/"
+_RIGHTS = "/likeness.privacy.v1.Rights/"
 _INGESTION = "/likeness.ingestion.v1.Ingestion/"
 _RENDER = "/likeness.render.v1.Render/"
 
 POLICY: Mapping[str, frozenset[str]] = {
     # Holders give out and delete a person's data only when privacy orchestrates it.
     "/likeness.privacy.v1.DataHolder/*": frozenset({PRIVACY}),
-    # Raw data keys: only the services that encrypt at rest.
-    _PRIVACY + "GetDataKey": frozenset({INGESTION, RENDER}),
+    # Raw data keys: only the services that encrypt at rest (the gateway seals account email addresses).
+    _PRIVACY + "GetDataKey": frozenset({GATEWAY, INGESTION, RENDER}),
     # Subject life cycle and rights requests: the public edge and support operators (an operator's batch
     # registers a subject of its own); exports carry content: the subject's own device only.
     _PRIVACY + "RegisterSubject": frozenset({GATEWAY, OPERATOR}),
@@ -71,6 +72,20 @@ POLICY: Mapping[str, frozenset[str]] = {
     # reads of stored data by the holders that keep it.
     _PRIVACY + "RecordGeneration": frozenset({GATEWAY}),
     _PRIVACY + "RecordAccess": frozenset({GATEWAY, INGESTION, RENDER, BILLING}),
+    # A person's rights (issue #22): the subject's own device through the gateway; render asks for consent at the
+    # moment it would hand data to an AI provider; support reads and answers inquiries (each read in the access
+    # log); admins publish notices to every affected subject.
+    _RIGHTS + "SetConsents": frozenset({GATEWAY}),
+    _RIGHTS + "GetConsents": frozenset({GATEWAY}),
+    _RIGHTS + "CheckConsent": frozenset({GATEWAY, RENDER}),
+    _RIGHTS + "CreateInquiry": frozenset({GATEWAY}),
+    _RIGHTS + "ListMyInquiries": frozenset({GATEWAY}),
+    _RIGHTS + "ListInquiries": frozenset({SUPPORT}),
+    _RIGHTS + "AnswerInquiry": frozenset({SUPPORT}),
+    _RIGHTS + "SetNoticeContact": frozenset({GATEWAY}),
+    _RIGHTS + "PublishNotice": frozenset({ADMIN}),
+    _RIGHTS + "ListNotices": frozenset({GATEWAY}),
+    _RIGHTS + "AcceptPolicy": frozenset({GATEWAY}),
     # Every service reports refused calls and other security events.
     _PRIVACY + "RecordSecurityEvent": SERVICES,
     _INGESTION + "Upload": frozenset({GATEWAY}),

@@ -17,9 +17,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from likeness_gateway.deps import Gateway
-from likeness_gateway.errors import ApiError, error_response
+from likeness_gateway.errors import ApiError, error_response, from_domain_error
 from likeness_gateway.guards import RequestGuard
-from likeness_gateway.routes import billing, catalog, demo, devices, idphotos, me, portraits, uploads
+from likeness_gateway.routes import account, billing, catalog, demo, devices, idphotos, me, portraits, profile, rights, uploads
+from likeness_platform.errors import DomainError
 
 log = structlog.get_logger("likeness.gateway")
 
@@ -65,6 +66,11 @@ def create_app(gw: Gateway) -> FastAPI:
     async def apierror_response(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
+    @app.exception_handler(DomainError)
+    async def domainerror_response(_: Request, exc: DomainError) -> JSONResponse:
+        error = from_domain_error(exc)
+        return error_response(error.status, error.code, error.message)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [{"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")} for e in exc.errors()]
@@ -100,6 +106,11 @@ def create_app(gw: Gateway) -> FastAPI:
         _serve_docs(app)
     app.include_router(devices.router)
     app.include_router(me.router)
+    app.include_router(profile.router)
+    if gw.accounts is not None:
+        # Off (no account key or no mail server): the routes do not exist, and the API description says so.
+        app.include_router(account.router)
+    app.include_router(rights.router)
     app.include_router(uploads.router)
     app.include_router(billing.router)
     app.include_router(catalog.router)
@@ -110,7 +121,7 @@ def create_app(gw: Gateway) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=gw.settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     # Outermost: it must see the raw byte stream and every response.

@@ -10,20 +10,36 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from likeness_gateway.adapters.accounts import AccountRepository
 from likeness_gateway.adapters.billing_client import BillingClient
 from likeness_gateway.adapters.devices import DeviceRepository
 from likeness_gateway.adapters.idempotency import IdempotencyKeys
 from likeness_gateway.adapters.ingestion_client import IngestionClient
+from likeness_gateway.adapters.outbox import MailOutbox
 from likeness_gateway.adapters.privacy_client import PrivacyClient
 from likeness_gateway.adapters.ratelimit import RateLimiter
 from likeness_gateway.adapters.render_client import RenderClient
 from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.domain.devices import Device
 from likeness_gateway.domain.inline_store import InlineImages
+from likeness_gateway.domain.passwords import PasswordRules, Passwords
 from likeness_gateway.domain.tokens import token_hash
 from likeness_gateway.errors import ApiError
 from likeness_gateway.settings import GatewaySettings
 from likeness_platform import callcontext
+
+
+@dataclass
+class Accounts:
+    """What the account routes need; absent when accounts are off (no account key or no mail server)."""
+
+    repo: AccountRepository
+    passwords: Passwords
+    rules: PasswordRules
+    outbox: MailOutbox
+    # Keys the lookup hash of addresses, and the hashes of one-time codes (derived from LIKENESS_ACCOUNT_KEY).
+    lookup_key: bytes
+    code_key: bytes
 
 
 @dataclass
@@ -41,6 +57,8 @@ class Gateway:
     bucket_key: bytes
     # Every upstream, by name, for readiness.
     upstreams: dict[str, Upstream] = field(default_factory=dict)
+    # Email + password accounts; None when not configured.
+    accounts: Accounts | None = None
     # Generations running now, per device id (bounded by max_concurrent_generations_per_device).
     running: dict[str, int] = field(default_factory=dict)
 

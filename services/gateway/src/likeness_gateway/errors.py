@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 from fastapi.responses import JSONResponse
 
-from likeness_platform.errors import ERROR_CODE_KEY
+from likeness_platform.errors import ERROR_CODE_KEY, DomainError, ErrorKind
 
 HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -32,6 +32,8 @@ CODE_STATUS = {
     "UNSUPPORTED_FORMAT": 415,
     "QUOTA_EXCEEDED": 402,
     "SUBJECT_ERASING": 401,
+    # The person has not given (or has withdrawn) the consent this processing needs.
+    "CONSENT_REQUIRED": 403,
     # The photo is readable but cannot make an ID photo: the client must take another one.
     "NO_FACE": 422,
     "MULTIPLE_FACES": 422,
@@ -76,6 +78,24 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, upstream: str) -> ApiError:
         return ApiError(502, "UPSTREAM_ERROR", f"the {upstream} service failed", {"upstream": upstream})
     status = CODE_STATUS.get(domain_code, HTTP_STATUS.get(code, 500))
     return ApiError(status, domain_code or code.name, exc.details() or code.name, {"upstream": upstream})
+
+
+KIND_STATUS = {
+    ErrorKind.INVALID: 400,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.ALREADY_EXISTS: 409,
+    ErrorKind.FAILED_PRECONDITION: 409,
+    ErrorKind.PERMISSION_DENIED: 403,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.RESOURCE_EXHAUSTED: 429,
+    ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.INTERNAL: 500,
+}
+
+
+def from_domain_error(exc: DomainError) -> ApiError:
+    """A domain error raised in the gateway itself (e.g. by a shared adapter) as an API error."""
+    return ApiError(CODE_STATUS.get(exc.code, KIND_STATUS.get(exc.kind, 500)), exc.code, exc.message)
 
 
 def error_response(

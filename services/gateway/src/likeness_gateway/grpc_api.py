@@ -22,6 +22,7 @@ class DevicesServicer(gateway_pb2_grpc.DevicesServicer):
         return gateway_pb2.GetDeviceResponse(device=message_from(gateway_pb2.Device, device))
 
 
-def register(server: Any, holder: GatewayHolder) -> list[str]:
-    gateway_pb2_grpc.add_DevicesServicer_to_server(DevicesServicer(holder.devices), server)
+def register(server: Any, devices: DeviceRepository, holder: GatewayHolder) -> list[str]:
+    """The operator Devices view and the DataHolder (devices, accounts and their codes)."""
+    gateway_pb2_grpc.add_DevicesServicer_to_server(DevicesServicer(devices), server)
     return [str(gateway_pb2.DESCRIPTOR.services_by_name["Devices"].full_name), add_dataholder(server, holder)]

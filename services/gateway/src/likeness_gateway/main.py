@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -15,26 +18,33 @@ import uvicorn
 from fastapi import FastAPI
 
 from likeness_gateway import grpc_api
+from likeness_gateway.adapters.accounts import AccountRepository
 from likeness_gateway.adapters.billing_client import BillingClient
 from likeness_gateway.adapters.devices import DeviceRepository
 from likeness_gateway.adapters.idempotency import IdempotencyKeys
 from likeness_gateway.adapters.ingestion_client import IngestionClient
+from likeness_gateway.adapters.outbox import MailOutbox
 from likeness_gateway.adapters.privacy_client import PrivacyClient
 from likeness_gateway.adapters.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from likeness_gateway.adapters.render_client import RenderClient
 from likeness_gateway.adapters.upstream import Upstream
 from likeness_gateway.app import create_app
-from likeness_gateway.deps import Gateway
+from likeness_gateway.deps import Accounts, Gateway
 from likeness_gateway.domain.inline_store import InlineImages, forget_inactive_on_schedule
+from likeness_gateway.domain.passwords import PasswordRules, Passwords
 from likeness_gateway.guards import uvicorn_config
 from likeness_gateway.holder import GatewayHolder
 from likeness_gateway.routes import generation
 from likeness_gateway.settings import GatewaySettings
+from likeness_platform.crypto import DataKeyCache
 from likeness_platform.db import open_service_pool
 from likeness_platform.logging import get_logger
+from likeness_platform.mail import mail_sender
 from likeness_platform.metrics import start_metrics_server
+from likeness_platform.privacy_port import PrivacyPort
 from likeness_platform.server import Wiring, run_service, start_server
 
+ACCOUNT_KEY_MIN = 32
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 log = get_logger("likeness.gateway")
 
@@ -44,6 +54,26 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def build_accounts(settings: GatewaySettings, repo: AccountRepository) -> Accounts | None:
+    """Accounts when configured: an account key and a mail server (codes must reach people); else None."""
+    outbox = MailOutbox(mail_sender(settings))
+    if not settings.account_key or not outbox.configured:
+        return None
+    if len(settings.account_key) < ACCOUNT_KEY_MIN:
+        raise ValueError(f"LIKENESS_ACCOUNT_KEY must be at least {ACCOUNT_KEY_MIN} characters")
+    root = settings.account_key.encode()
+    return Accounts(
+        repo=repo,
+        passwords=Passwords(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism, settings.argon2_max_concurrent
+        ),
+        rules=PasswordRules(min_length=settings.password_min_length),
+        outbox=outbox,
+        lookup_key=hmac.new(root, b"likeness-account-email-lookup", hashlib.sha256).digest(),
+        code_key=hmac.new(root, b"likeness-account-codes", hashlib.sha256).digest(),
+    )
 
 
 @dataclass(kw_only=True)
@@ -65,9 +95,14 @@ async def build(settings: GatewaySettings) -> GatewayWiring:
         upstreams[name] = Upstream(name, getattr(settings, f"{name}_addr"), settings, deadline)
     limiter: RateLimiter = RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
     bucket_key = settings.rate_limit_key.encode() if settings.rate_limit_key else os.urandom(32)
+    port = PrivacyPort(privacy.channel, "gateway")
+    account_repo = AccountRepository(
+        pool, DataKeyCache(port.data_key, ttl_seconds=10.0), timedelta(hours=settings.account_unverified_ttl_hours)
+    )
+    devices = DeviceRepository(pool)
     gw = Gateway(
         settings=settings,
-        devices=DeviceRepository(pool),
+        devices=devices,
         privacy=privacy,
         ingestion=ingestion,
         billing=billing,
@@ -77,17 +112,20 @@ async def build(settings: GatewaySettings) -> GatewayWiring:
         idempotency=IdempotencyKeys(pool),
         bucket_key=bucket_key,
         upstreams=upstreams,
+        accounts=build_accounts(settings, account_repo),
     )
+    holder = GatewayHolder(devices, account_repo, gw.inline_images)
 
     async def close() -> None:
+        if gw.accounts is not None:
+            await gw.accounts.outbox.drain()
         for upstream in gw.upstreams.values():
             await upstream.close()
         await pool.close()
 
-    holder = GatewayHolder(gw.devices, gw.inline_images)
     return GatewayWiring(
         settings=settings,
-        register=lambda server: grpc_api.register(server, holder),
+        register=lambda server: grpc_api.register(server, gw.devices, holder),
         background=[lambda: forget_inactive_on_schedule(gw.inline_images, gw.devices.active_subjects, settings.inline_image_check_seconds)],
         closers=[close],
         gateway=gw,

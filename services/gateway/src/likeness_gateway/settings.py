@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from likeness_platform.settings import ServiceSettings, StrList
+from likeness_platform.mail import MailSettings
+from likeness_platform.settings import StrList
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(MailSettings):
     grpc_port: int = 50050
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -54,3 +55,26 @@ class GatewaySettings(ServiceSettings):
     tls_terminated_upstream: bool = False
     # Serve the interactive docs at /docs (from assets installed with the package; nothing from other hosts).
     docs_enabled: bool = True
+    # Accounts (optional email + password, beside device tokens): on when this key is set and a mail server is
+    # configured (LIKENESS_SMTP_*). The key (at least 32 characters) keys the lookup hash of addresses and the
+    # hashes of one-time codes; changing it makes every account unfindable.
+    account_key: str = ""
+    # argon2id parameters of new password hashes (older hashes are upgraded at the next good login).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 1
+    # Hashes computed at once per process (each holds argon2_memory_kib): bounds the pod's memory.
+    argon2_max_concurrent: int = 2
+    password_min_length: int = 12
+    # Sign-in attempts (and reset confirmations) allowed per account and per network prefix (/24 IPv4, /56 IPv6)
+    # in one window; counted whether or not the address has an account.
+    login_attempts_per_account: int = 5
+    login_attempts_per_prefix: int = 30
+    login_window_seconds: int = 900
+    # One-time codes (email verification, password reset): lifetime, wrong tries before the code dies, and codes
+    # sent per address per hour.
+    account_code_ttl_seconds: int = 900
+    account_code_max_attempts: int = 5
+    account_codes_per_hour: int = 5
+    # Sign-ups whose code does not come back within this many hours are deleted by the sweep.
+    account_unverified_ttl_hours: int = 24

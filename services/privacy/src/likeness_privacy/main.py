@@ -13,25 +13,29 @@ from pathlib import Path
 
 import structlog
 
-from likeness.privacy.v1 import privacy_pb2_grpc
+from likeness.privacy.v1 import privacy_pb2_grpc, rights_pb2_grpc
 from likeness_platform.blobs import blob_store_from_settings
 from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import open_service_pool
+from likeness_platform.mail import MailSettings, mail_sender
 from likeness_platform.server import Wiring, run_service
-from likeness_platform.settings import ServiceSettings
 from likeness_privacy.adapters import usage_metrics
+from likeness_privacy.adapters.apns import ApnsConfig, ApnsSender
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import APPEND_ONLY, PrivacyRepository
 from likeness_privacy.domain.keys import KeyError_, parse_kek
 from likeness_privacy.grpc_api import PrivacyServicer, service_name
+from likeness_privacy.grpc_rights import RightsServicer
+from likeness_privacy.grpc_rights import service_name as rights_service_name
 from likeness_privacy.usecases import PrivacyConfig, PrivacyUseCases, build_use_cases
 from likeness_privacy.usecases.operator_settings import SettingsView, retired_states
+from likeness_privacy.usecases.rights import RightsConfig
 
 log = structlog.get_logger("likeness.privacy")
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
-class PrivacySettings(ServiceSettings):
+class PrivacySettings(MailSettings):
     grpc_port: int = 50055
     # Base64 32-byte key-encryption key; required (make run and tests generate a dev key).
     kek: str = ""
@@ -76,6 +80,19 @@ class PrivacySettings(ServiceSettings):
     stats_min_count: int = 5
     # How often the Prometheus gauge of the last complete day is refreshed.
     stats_metrics_seconds: float = 300.0
+    # Complaints and inquiries (issue #22): the longest message or answer, and how long both are kept.
+    inquiry_max_chars: int = 4000
+    inquiry_retention_days: int = 365
+    # APNs token-based auth for notices: the .p8 key (PEM text, or a path to it), its key id, the team id and the
+    # app's bundle id; any empty: no push (in-app and email only). http2 is what APNs speaks; False only for a
+    # local HTTP/1.1 fake.
+    apns_host: str = "https://api.push.apple.com"
+    apns_key: str = ""
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""
+    apns_http2: bool = True
+    notice_delivery_concurrency: int = 16
 
 
 def build_config(settings: PrivacySettings) -> PrivacyConfig:
@@ -102,6 +119,38 @@ def build_config(settings: PrivacySettings) -> PrivacyConfig:
         export_max_bytes=settings.export_max_bytes,
         reverify_after=timedelta(seconds=settings.erasure_reverify_seconds),
     )
+
+
+def rights_config(settings: PrivacySettings) -> RightsConfig:
+    if not 1 <= settings.inquiry_max_chars <= 100_000:
+        raise SystemExit("LIKENESS_INQUIRY_MAX_CHARS must be 1..100000")
+    if not 1 <= settings.inquiry_retention_days <= 3650:
+        raise SystemExit("LIKENESS_INQUIRY_RETENTION_DAYS must be 1..3650")
+    return RightsConfig(
+        inquiry_max_chars=settings.inquiry_max_chars,
+        inquiry_retention=timedelta(days=settings.inquiry_retention_days),
+        delivery_concurrency=max(1, settings.notice_delivery_concurrency),
+    )
+
+
+def apns_sender(settings: PrivacySettings) -> ApnsSender | None:
+    """The APNs adapter when every APNs setting is given; None (no push) when none is; refuses half a configuration."""
+    given = [settings.apns_key, settings.apns_key_id, settings.apns_team_id, settings.apns_topic]
+    if not any(given):
+        return None
+    if not all(given):
+        raise SystemExit("APNs needs LIKENESS_APNS_KEY, LIKENESS_APNS_KEY_ID, LIKENESS_APNS_TEAM_ID and LIKENESS_APNS_TOPIC together")
+    key = settings.apns_key
+    if "-----BEGIN" not in key:
+        key = Path(key).read_text()
+    config = ApnsConfig(
+        settings.apns_host, key.encode(), settings.apns_key_id, settings.apns_team_id, settings.apns_topic, settings.apns_http2
+    )
+    try:
+        return ApnsSender(config)
+    except (ValueError, ImportError) as exc:
+        # ImportError: HTTP/2 asked for without the h2 package installed.
+        raise SystemExit(f"APNs cannot be used: {exc}") from None
 
 
 def retired_keks(configured: dict[str, str], window_days: int, now: datetime) -> dict[str, bytes]:
@@ -159,13 +208,26 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
     )
     if settings.stats_min_count < 2:
         raise SystemExit("LIKENESS_STATS_MIN_COUNT must be at least 2: a count of 1 singles a person out")
-    use_cases = build_use_cases(PrivacyRepository(pool), holders, config, sink, settings.stats_min_count)
+    push = apns_sender(settings)
+    use_cases = build_use_cases(
+        PrivacyRepository(pool),
+        holders,
+        config,
+        sink,
+        settings.stats_min_count,
+        rights_config=rights_config(settings),
+        push=push,
+        mail=mail_sender(settings),
+    )
+    assert use_cases.rights is not None
+    rights = use_cases.rights
     assert use_cases.checkpoints is not None
     checkpoints = use_cases.checkpoints
 
     def register(server: object) -> list[str]:
         privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(use_cases, settings_view(settings, config)), server)
-        return [service_name(), add_dataholder(server, use_cases.self_holder)]
+        rights_pb2_grpc.add_RightsServicer_to_server(RightsServicer(rights), server)
+        return [service_name(), rights_service_name(), add_dataholder(server, use_cases.self_holder)]
 
     async def record_refusal(event_type: str, caller: str, method: str, ip: str) -> None:
         # Privacy writes its own refused calls straight into its security-event log.
@@ -174,6 +236,8 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
     async def close() -> None:
         for holder in holders:
             await holder.close()
+        if push is not None:
+            await push.aclose()
         await pool.close()
 
     return PrivacyWiring(

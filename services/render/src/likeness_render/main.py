@@ -21,6 +21,7 @@ from likeness_platform.privacy_port import PrivacyPort
 from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import SealedStoreSettings
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
+from likeness_render.adapters.consent import ConsentCheck
 from likeness_render.adapters.matting_model import InputRange, load_matting_model
 from likeness_render.adapters.model_files import ModelFileCorrupt, ModelFileMissing
 from likeness_render.adapters.outfits_repo import OutfitRepository
@@ -115,7 +116,9 @@ async def build(settings: RenderSettings) -> RenderWiring:
         default_dpi=settings.default_dpi,
         matting=matting,
     )
-    use_cases = build_use_cases(shared, templates, privacy, generator, Outfits(garments, pose.body, outfit_repo))
+    use_cases = build_use_cases(
+        shared, templates, privacy, generator, Outfits(garments, pose.body, outfit_repo), consent=ConsentCheck(privacy_channel)
+    )
     # Demo templates need the faces service, which may not be up yet: built in the background.
     use_cases.templates.start_demo_templates()
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import sql
 from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -18,6 +19,9 @@ from likeness_platform.categories import Category
 from likeness_platform.dataholder import ExportItem, Retention
 from likeness_platform.db import as_uuid as _uuid
 from likeness_platform.db import fetch_row, from_row, oldest_age
+
+# What a person may correct about a device through the API (the rest is set by the platform or the server).
+CORRECTABLE = ("language", "app_version")
 
 
 def _device(row: Mapping[str, Any]) -> Device:
@@ -102,6 +106,39 @@ class DeviceRepository:
         async with self.pool.connection() as conn:
             cur = await conn.execute("UPDATE devices SET active = false WHERE subject_id = %s", (uuid.UUID(subject_id),))
             return cur.rowcount
+
+    async def link(self, device_id: str, subject_id: str) -> str | None:
+        """Move an active device to `subject_id` (an account's); the subject it had before, None when it is not active."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE devices d SET subject_id = %s FROM devices old WHERE d.device_id = %s AND d.active AND old.device_id = d.device_id"
+                " RETURNING old.subject_id",
+                (uuid.UUID(subject_id), uuid.UUID(device_id)),
+            )
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def count_of_subject(self, subject_id: str) -> int:
+        row = await fetch_row(self.pool, "SELECT count(*) AS n FROM devices WHERE subject_id = %s", (uuid.UUID(subject_id),))
+        return int(row["n"]) if row else 0
+
+    async def revoke_subject(self, subject_id: str) -> int:
+        """Forget every device of a subject (after a password reset: whoever had the password is signed out)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM devices WHERE subject_id = %s AND active", (uuid.UUID(subject_id),))
+            return cur.rowcount
+
+    async def correct(self, device_id: str, fields: Mapping[str, str]) -> Device | None:
+        """Correct what the person may correct about their device (language, app version)."""
+        allowed = {name: value for name, value in fields.items() if name in CORRECTABLE}
+        if not allowed:
+            return await self.get(device_id)
+        assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in allowed)
+        query = sql.SQL("UPDATE devices SET {} WHERE device_id = %s AND active RETURNING *").format(assignments)
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(query, (*allowed.values(), uuid.UUID(device_id)))
+            row = await cur.fetchone()
+        return _device(row) if row else None
 
     # DataHolder ---------------------------------------------------------------------------
     async def inventory(self, subject_id: str) -> dict[str, int]:

@@ -68,3 +68,7 @@ class PrivacyClient(Upstream):
         await self.call(
             self.stub.RecordSecurityEvent(privacy_pb2.RecordSecurityEventRequest(subject_id=subject_id, event_type=event_type, ip=ip))
         )
+
+    async def record_access(self, subject_id: str, resource: str, purpose: str) -> None:
+        """Append to privacy's access log (the actor recorded is this service's certificate identity)."""
+        await self.call(self.stub.RecordAccess(privacy_pb2.RecordAccessRequest(subject_id=subject_id, resource=resource, purpose=purpose)))

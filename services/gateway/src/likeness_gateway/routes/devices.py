@@ -77,15 +77,15 @@ class TokenRotated(BaseModel):
     expires_at: str
 
 
-def network_prefix(ip: str) -> str:
-    """The caller's network: its /24 (IPv4) or /64 (IPv6), so one host cannot register from many addresses."""
+def network_prefix(ip: str, v6_bits: int = 64) -> str:
+    """The caller's network: its /24 (IPv4) or /`v6_bits` (IPv6), so one host cannot act from many addresses."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return ip
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    bits = 24 if address.version == 4 else 64
+    bits = 24 if address.version == 4 else v6_bits
     return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
 
 

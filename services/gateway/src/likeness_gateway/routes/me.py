@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from likeness.privacy.v1 import privacy_pb2
-from likeness_gateway.deps import CurrentDevice, ErasingDevice, GatewayDep
+from likeness_gateway.deps import CurrentDevice, ErasingDevice, Gateway, GatewayDep
+from likeness_gateway.domain.devices import Device
 
 router = APIRouter(tags=["me"])
 
@@ -66,8 +67,19 @@ def erasure_status(e: privacy_pb2.Erasure) -> ErasureStatus:
     )
 
 
-@router.delete("/v1/me", status_code=202, response_model=ErasureStatus, summary="Delete everything held about the caller")
+@router.delete(
+    "/v1/me",
+    status_code=202,
+    response_model=ErasureStatus,
+    summary="Delete everything held about the caller",
+    description="With an account, this cancels it: every device linked to it stops working and its data is erased.",
+)
 async def delete_me(device: ErasingDevice, gw: GatewayDep) -> ErasureStatus:
+    return await erase_subject(gw, device)
+
+
+async def erase_subject(gw: Gateway, device: Device) -> ErasureStatus:
+    """Erase the device's subject (with its account and every linked device) across the mesh."""
     # The erasure is recorded first (privacy answers a repeat with the same erasure); only then do the
     # subject's tokens stop. If privacy fails, nothing was stopped and the client can retry; a retry
     # with a token already stopped by its erasure gets that erasure again.

@@ -14,6 +14,8 @@ RETENTION = {
     Category.SECURITY_EVENTS: timedelta(days=30),
     Category.ACCESS_LOG: timedelta(days=365),
     Category.EXPORTS: timedelta(hours=1),
+    # Complaints and inquiries (with their answers): LIKENESS_INQUIRY_RETENTION_DAYS overrides.
+    Category.INQUIRIES: timedelta(days=365),
 }
 
 

@@ -8,6 +8,7 @@
 - inventory.py  an operator's look at one subject (counts only, access-logged)
 - retention.py  retention sweeps and their alarms
 - self_holder.py  privacy's own data as a DataHolder
+- rights.py     consents, inquiries to operators, notices (issue #22)
 - ports.py      settings and the holder set the use cases share
 """
 
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 
 from likeness_platform.blobs import BlobStore
 from likeness_platform.categories import Category
+from likeness_platform.mail import MailSender
 from likeness_privacy.adapters.repository import PrivacyRepository
+from likeness_privacy.adapters.repository.rights import RightsRepository
 from likeness_privacy.domain.checkpoints import signing_key
 from likeness_privacy.usecases.checkpoints import Checkpoints
 from likeness_privacy.usecases.erasure import Erasures
@@ -26,6 +29,7 @@ from likeness_privacy.usecases.inventory import SubjectInventory
 from likeness_privacy.usecases.ports import HolderPort, Holders, PrivacyConfig
 from likeness_privacy.usecases.records import Records
 from likeness_privacy.usecases.retention import RetentionSweeper
+from likeness_privacy.usecases.rights import PushSender, Rights, RightsConfig, RightsData
 from likeness_privacy.usecases.self_holder import SelfHolder
 from likeness_privacy.usecases.subjects import Subjects
 from likeness_privacy.usecases.usage import UsageStats
@@ -46,6 +50,7 @@ class PrivacyUseCases:
     usage: UsageStats
     inventory: SubjectInventory
     checkpoints: Checkpoints | None = None
+    rights: Rights | None = None
 
     @property
     def self_holder(self) -> HolderPort:
@@ -58,16 +63,25 @@ def build_use_cases(
     config: PrivacyConfig,
     checkpoint_sink: BlobStore | None = None,
     stats_min_count: int = 5,
+    *,
+    rights_config: RightsConfig | None = None,
+    push: PushSender | None = None,
+    mail: MailSender | None = None,
 ) -> PrivacyUseCases:
-    """The use cases; with a `checkpoint_sink`, the ledger is anchored by signed checkpoints written there.
+    """The use cases; with a `checkpoint_sink`, the ledger is anchored by signed checkpoints written there; with
+    `rights_config`, consents, inquiries and notices (delivered through `push` and `mail` where given).
 
     `stats_min_count` is the usage statistics' suppression threshold k (see domain.usage)."""
-    holders = Holders(SelfHolder(repo, config), remote_holders)
+    keys = _LateKeys()
+    rights_repo = RightsRepository(repo.pool)
+    rights_data = RightsData(rights_repo, keys, rights_config) if rights_config is not None else None
+    holders = Holders(SelfHolder(repo, config, rights_data), remote_holders)
     checkpoints = None
     if checkpoint_sink is not None:
         checkpoints = Checkpoints(repo, checkpoint_sink, signing_key(config.ledger_signing_key), config.retention[Category.ACCESS_LOG])
     erasures = Erasures(repo, holders, config, checkpoints)
     subjects = Subjects(repo, config, erasures)
+    keys.subjects = subjects
     records = Records(repo, config, checkpoints)
     return PrivacyUseCases(
         repo=repo,
@@ -81,4 +95,15 @@ def build_use_cases(
         usage=UsageStats(repo, stats_min_count),
         inventory=SubjectInventory(subjects, holders, records),
         checkpoints=checkpoints,
+        rights=Rights(rights_repo, subjects, records, rights_config, push, mail) if rights_config is not None else None,
     )
+
+
+class _LateKeys:
+    """Data keys for privacy's own holder, which exists before the Subjects use case that hands them out."""
+
+    subjects: Subjects | None = None
+
+    async def data_key(self, subject_id: str) -> tuple[bytes, str]:
+        assert self.subjects is not None
+        return await self.subjects.data_key(subject_id)

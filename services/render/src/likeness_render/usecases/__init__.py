@@ -28,7 +28,7 @@ from likeness_render.usecases.id_photo import IdPhotos, Made, PhotoRequest
 from likeness_render.usecases.outfits import Outfits
 from likeness_render.usecases.portrait import Portraits
 from likeness_render.usecases.ports import AccessLogPort
-from likeness_render.usecases.restyle import Restyler
+from likeness_render.usecases.restyle import ConsentPort, Restyler
 from likeness_render.usecases.results import Results
 from likeness_render.usecases.shared import Shared
 from likeness_render.usecases.sheet import SheetRequest, Sheets
@@ -58,10 +58,16 @@ class RenderUseCases:
 
 
 def build_use_cases(
-    shared: Shared, templates: TemplateStore, access: AccessLogPort, generator: Any = None, outfit_cases: Outfits | None = None
+    shared: Shared,
+    templates: TemplateStore,
+    access: AccessLogPort,
+    generator: Any = None,
+    outfit_cases: Outfits | None = None,
+    consent: ConsentPort | None = None,
 ) -> RenderUseCases:
-    """Every use case over the `shared` ports; `generator` is the AI image provider (None: off);
-    `outfit_cases` the garment catalog and pose model (None: no outfits)."""
+    """Every use case over the `shared` ports; `generator` is the AI image provider (None: off), used only for
+    people whose consent `consent` confirms at the time of the call; `outfit_cases` the garment catalog and pose
+    model (None: no outfits)."""
     sheets = Sheets(shared)
     outfit_cases = outfit_cases or Outfits(InMemoryGarmentStore(), None)
     template_cases = Templates(shared, templates)
@@ -70,7 +76,7 @@ def build_use_cases(
         id_photos=IdPhotos(shared, sheets, outfit_cases),
         checks=IdPhotoChecks(shared),
         sheets=sheets,
-        portraits=Portraits(shared, template_cases, Restyler(generator)),
+        portraits=Portraits(shared, template_cases, Restyler(generator, consent)),
         hairstyles=Hairstyles(shared),
         templates=template_cases,
         results=Results(shared.results, access),

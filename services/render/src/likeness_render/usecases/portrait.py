@@ -9,7 +9,7 @@ from typing import Any
 from likeness_platform.errors import InvalidArgument
 from likeness_render.domain import fusion
 from likeness_render.domain.results import StoredResult
-from likeness_render.usecases.restyle import Restyler
+from likeness_render.usecases.restyle import AI_PURPOSE, Restyler
 from likeness_render.usecases.shared import Shared
 from likeness_render.usecases.templates import Templates
 
@@ -24,6 +24,9 @@ class Portraits:
         self, subject_id: str, refs: Sequence[Any], template_id: str, strength: int, face_index: int, ai_prompt: str = ""
     ) -> tuple[StoredResult, bytes]:
         template = await self.templates.get(template_id)
+        if ai_prompt and self.restyler.consent is not None:
+            # Refuse before any work when the person has not consented; checked again right before the provider call.
+            await self.restyler.consent.require(subject_id, AI_PURPOSE)
         if not refs:
             raise InvalidArgument("give at least one image", "MISSING_IMAGE")
         if not 0 <= strength <= 100:
@@ -43,5 +46,5 @@ class Portraits:
         if ai_prompt:
             mesh = template.meshes[face_index]
             box = (float(mesh[:, 0].min()), float(mesh[:, 1].min()), float(mesh[:, 0].max()), float(mesh[:, 1].max()))
-            result = await self.restyler.restyle(result, box, ai_prompt)
+            result = await self.restyler.restyle(subject_id, result, box, ai_prompt)
         return await self.shared.save_jpeg(subject_id, "portrait", result, {"template_id": template.id})

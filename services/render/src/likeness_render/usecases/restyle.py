@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 
@@ -12,16 +12,30 @@ from likeness_render.adapters.aigen import crop_box
 from likeness_render.usecases.ports import RGB
 from likeness_render.usecases.shared import decode
 
+# The consent purpose (privacy's domain/rights.py) that sending a face to a third-party AI provider needs.
+AI_PURPOSE = "ai_generation_third_party"
+
+
+class ConsentPort(Protocol):
+    async def require(self, subject_id: str, purpose: str) -> None: ...
+
 
 class Restyler:
-    def __init__(self, generator: Any = None) -> None:
+    def __init__(self, generator: Any = None, consent: ConsentPort | None = None) -> None:
         # AI image provider (adapters.aigen); None when not configured.
         self.generator = generator
+        # Asked right before anything leaves for the provider; None: the provider is never called.
+        self.consent = consent
 
-    async def restyle(self, image: RGB, box: tuple[float, float, float, float], prompt: str) -> RGB:
-        """`image` with the face in `box` redrawn to `prompt`; the answer is kept like any result (never longer)."""
+    async def restyle(self, subject_id: str, image: RGB, box: tuple[float, float, float, float], prompt: str) -> RGB:
+        """`image` with the face in `box` redrawn to `prompt`; the answer is kept like any result (never longer).
+
+        The person's consent is checked at this moment (not cached), so a withdrawal stops the next call."""
         if self.generator is None:
             raise FailedPrecondition("AI generation is not configured on this server (LIKENESS_AIGEN_*)", "AIGEN_DISABLED")
+        if self.consent is None:
+            raise FailedPrecondition("no consent record is reachable from this server", "CONSENT_UNAVAILABLE")
+        await self.consent.require(subject_id, AI_PURPOSE)
         answers = await self.generator.edit_face(image, box, prompt[:1000], (512, 512), 1)
         styled = await asyncio.to_thread(decode, answers[0])
         x0, y0, x1, y1 = crop_box(image.shape, box, self.generator.crop_margin)

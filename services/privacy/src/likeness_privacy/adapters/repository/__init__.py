@@ -14,7 +14,7 @@ from likeness_privacy.adapters.repository.usage import UsageRepository
 
 # Tables the runtime role may only read and append to (no UPDATE/DELETE grant); the SECURITY DEFINER
 # functions of migrations/003_privacy_append_only.sql are the only way rows leave or lose their subject.
-APPEND_ONLY = ("erasure_ledger", "access_log", "security_events", "generation_records")
+APPEND_ONLY = ("erasure_ledger", "access_log", "security_events", "generation_records", "consents")
 
 
 class PrivacyRepository(SubjectsRepository, ErasuresRepository, RecordsRepository, ExportsRepository, RetentionRepository, UsageRepository):
