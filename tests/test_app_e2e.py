@@ -11,6 +11,7 @@ import httpx
 import pytest
 from matplotlib import cbook
 from PIL import Image
+from skimage import data
 
 from tests.support.mesh import Mesh
 
@@ -37,6 +38,13 @@ def app(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator
 def _photo() -> bytes:
     with cbook.get_sample_data("grace_hopper.jpg") as fh:
         return fh.read()
+
+
+def _bare_head() -> bytes:
+    """Eileen Collins (NASA, public domain): hair a hairstyle may replace."""
+    out = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(out, format="PNG")
+    return out.getvalue()
 
 
 def test_register_upload_photo_sheet_export_portrait_quota_delete(app: httpx.Client) -> None:
@@ -71,12 +79,18 @@ def test_register_upload_photo_sheet_export_portrait_quota_delete(app: httpx.Cli
     assert portrait.status_code == 201, portrait.text
     assert app.get(portrait.json()["image_url"], headers=auth).status_code == 200
     hairstyle_id = app.get("/v1/hairstyles", headers=auth).json()["hairstyles"][0]["id"]
-    assert app.post("/v1/hairstyles", json={"upload_id": upload_id, "hairstyle_id": hairstyle_id}, headers=auth).status_code == 201
+    # Grace Hopper wears her cap: no hairstyle erases it (refused, and a refusal costs no credit).
+    hat = app.post("/v1/hairstyles", json={"upload_id": upload_id, "hairstyle_id": hairstyle_id}, headers=auth)
+    assert hat.status_code == 409 and hat.json()["error"]["code"] == "HAT_PRESENT", hat.text
+    bare = app.post("/v1/uploads", files={"file": ("bare.png", _bare_head(), "image/png")}, headers=auth)
+    assert bare.status_code == 201, bare.text
+    bare_id = bare.json()["upload_id"]
+    assert app.post("/v1/hairstyles", json={"upload_id": bare_id, "hairstyle_id": hairstyle_id}, headers=auth).status_code == 201
 
     # Three free generations a day: the fourth asks the user to subscribe. A check makes no photo and stays free.
     check = app.post("/v1/id-photos/check", json={"upload_id": upload_id, "spec_id": "us-passport"}, headers=auth)
     assert check.status_code == 200, check.text
-    refused = app.post("/v1/hairstyles", json={"upload_id": upload_id, "hairstyle_id": hairstyle_id}, headers=auth)
+    refused = app.post("/v1/hairstyles", json={"upload_id": bare_id, "hairstyle_id": hairstyle_id}, headers=auth)
     assert refused.status_code == 402 and refused.json()["error"]["code"] == "QUOTA_EXCEEDED"
     assert app.get("/v1/entitlements", headers=auth).json()["free_remaining_today"] == 0
 
@@ -100,6 +114,6 @@ def test_register_upload_photo_sheet_export_portrait_quota_delete(app: httpx.Cli
     holders = {r["holder"]: r for r in status["receipts"]}
     assert set(holders) == {"privacy", "gateway", "ingestion", "faces", "render", "billing"}
     assert all(not any(r["remaining"].values()) for r in holders.values())
-    assert holders["ingestion"]["erased"]["uploads"] == 1 and holders["render"]["erased"]["results"] >= 3
+    assert holders["ingestion"]["erased"]["uploads"] == 2 and holders["render"]["erased"]["results"] >= 3  # two photos
     assert status["ledger_hash"]
     assert app.get(photo["image_url"], headers=auth).status_code == 401

@@ -33,7 +33,15 @@ class FakeProvider(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        FakeProvider.seen.append({"path": self.path, "auth": self.headers.get("Authorization", ""), "bytes": len(body)})
+        images = []
+        start = body.find(b"\x89PNG")
+        while start >= 0:  # every PNG part of the multipart body (image, and mask when sent)
+            with Image.open(io.BytesIO(body[start:])) as part:
+                images.append(part.size)
+            start = body.find(b"\x89PNG", start + 8)
+        FakeProvider.seen.append(
+            {"path": self.path, "auth": self.headers.get("Authorization", ""), "bytes": len(body), "images": images, "body": body}
+        )
         out = io.BytesIO()
         Image.new("RGB", (512, 512), MAGENTA).save(out, format="PNG")
         payload = json.dumps({"created": 0, "data": [{"b64_json": base64.b64encode(out.getvalue()).decode()}]}).encode()
@@ -124,7 +132,7 @@ async def test_catalogs_list_templates_hairstyles_and_outfits(mesh: dict) -> Non
 
 
 async def test_demo_templates_have_their_faces_from_the_faces_service(mesh: dict) -> None:
-    demo = {"studio": 1, "painterly": 1, "vintage": 1, "mono": 1, "duo": 2}
+    demo = {"documentary": 1, "official": 1, "studio": 1, "duo": 2}
     # Other tests in the session may register templates of their own: only the demo styles are checked.
     templates = {t.style: t for t in (await mesh["render"].ListTemplates(render_pb2.ListTemplatesRequest())).templates if t.style in demo}
     assert {style: t.face_count for style, t in templates.items()} == demo
@@ -137,7 +145,11 @@ async def test_register_template_finds_its_faces_through_faces(mesh: dict) -> No
     reply = await mesh["render"].RegisterTemplate(
         render_pb2.RegisterTemplateRequest(name="Two Pioneers", style="duo", image=out.getvalue())
     )
-    assert (reply.template.template_id, reply.template.face_count, reply.template.width) == ("two-pioneers", 2, 949)
+    assert (reply.template.template_id, reply.template.face_count, reply.template.width) == (
+        "two-pioneers",
+        2,
+        1024,
+    )  # upscaled to the material size
     listed = (await mesh["render"].ListTemplates(render_pb2.ListTemplatesRequest())).templates
     assert any(t.template_id == "two-pioneers" and t.face_count == 2 for t in listed)
     portrait = await mesh["render"].CreatePortrait(
@@ -174,15 +186,19 @@ async def test_portrait_and_two_face_template(mesh: dict) -> None:
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def _collins() -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(out, format="PNG")
+    return out.getvalue()
+
+
 async def test_hairstyle_changes_hair_and_keeps_the_face(mesh: dict) -> None:
     reply = await mesh["render"].ChangeHairstyle(
-        render_pb2.ChangeHairstyleRequest(
-            subject_id=mesh["subject"], image=common_pb2.ImageRef(data=_grace()), hairstyle_id="long_straight"
-        ),
+        render_pb2.ChangeHairstyleRequest(subject_id=mesh["subject"], image=common_pb2.ImageRef(data=_collins()), hairstyle_id="bob_black"),
         timeout=120,
     )
     out = await _image(mesh, reply.result.result_id)
-    original = np.asarray(Image.open(io.BytesIO(_grace())).convert("RGB"))
+    original = data.astronaut()
     assert out.shape == original.shape
     faces = await _faces(mesh, out)
     assert len(faces) == 1
@@ -193,7 +209,17 @@ async def test_hairstyle_changes_hair_and_keeps_the_face(mesh: dict) -> None:
     )
     assert np.abs(out[inner].astype(int) - original[inner].astype(int)).mean() < 6  # the lower face is the user's
     top = (slice(0, int(b.y1)), slice(int(b.x1), int(b.x2)))
-    assert np.abs(out[top].astype(int) - original[top].astype(int)).mean() > 15  # above it, new hair
+    assert np.abs(out[top].astype(int) - original[top].astype(int)).mean() > 15  # above it, new (black) hair
+    # Grace Hopper wears her cap: the hat is not erased, the style is refused with a code.
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await mesh["render"].ChangeHairstyle(
+            render_pb2.ChangeHairstyleRequest(
+                subject_id=mesh["subject"], image=common_pb2.ImageRef(data=_grace()), hairstyle_id="bob_black"
+            ),
+            timeout=120,
+        )
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(info.value.trailing_metadata())["likeness-error-code"] == "HAT_PRESENT"
 
 
 async def _consent(m: dict, granted: bool) -> None:
@@ -218,7 +244,9 @@ async def test_ai_restyle_sends_only_a_crop_and_keeps_the_answer_as_a_result(mes
     assert len(FakeProvider.seen) == 1
     call = FakeProvider.seen[0]
     assert call["path"].endswith("/images/edits") and call["auth"] == "Bearer sk-test-secret"
-    assert call["bytes"] < len(_grace())  # the crop, not the user's photo
+    # The crop (at most 512 px), not the 1024 px portrait, and nothing that names the subject.
+    assert call["images"] and all(max(size) <= 512 for size in call["images"])
+    assert mesh["subject"].encode() not in call["body"]
     out = await _image(mesh, reply.result.result_id)
     magenta = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] > 200)
     assert 0.05 < magenta.mean() < 0.9  # the provider's answer replaced the face area, not the whole picture
@@ -242,3 +270,27 @@ async def test_withdrawing_consent_stops_ai_generation_at_once(mesh: dict) -> No
     plain.ai_prompt = ""
     assert (await mesh["render"].CreatePortrait(plain, timeout=120)).result.result_id
     assert len(FakeProvider.seen) == 1
+
+
+async def test_ai_hair_refinement_sends_only_the_head_crop_and_the_hair_mask(mesh: dict) -> None:
+    await _consent(mesh, True)
+    FakeProvider.seen.clear()
+    reply = await mesh["render"].ChangeHairstyle(
+        render_pb2.ChangeHairstyleRequest(
+            subject_id=mesh["subject"], image=common_pb2.ImageRef(data=_collins()), hairstyle_id="bob_auburn", ai_prompt="wavy"
+        ),
+        timeout=120,
+    )
+    assert len(FakeProvider.seen) == 1
+    call = FakeProvider.seen[0]
+    assert call["path"].endswith("/images/edits")
+    # The head crop and its mask, the same size, at most 512 px; no subject id.
+    assert len(call["images"]) == 2 and call["images"][0] == call["images"][1] and max(call["images"][0]) <= 512
+    assert mesh["subject"].encode() not in call["body"]
+    out = await _image(mesh, reply.result.result_id)
+    magenta = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] > 200)
+    faces = await _faces(mesh, data.astronaut())
+    b = faces[0].box
+    lower_face = magenta[int(b.y1 + 0.5 * (b.y2 - b.y1)) : int(b.y2), int(b.x1 + 0.2 * (b.x2 - b.x1)) : int(b.x2 - 0.2 * (b.x2 - b.x1))]
+    # The answer went in where the hair is (above the face), not over the face.
+    assert magenta[: int(b.y1)].mean() > 0.05 and lower_face.mean() < 0.01

@@ -1,5 +1,6 @@
-"""Latency of one portrait (face fusion) and one hairstyle change, against the landmarker
-passes they need, in the same run.
+"""Portraits and hairstyles: how they look in numbers (quality.py: identity, skin, seams,
+hairline, ears), then the latency of one portrait (face fusion) and one hairstyle change
+against the landmarker passes they need, in the same run.
 
 Baseline: the 478-point landmarker on the user image and on the template image (what a
 pipeline without registered template meshes would run for every request). Portrait: the
@@ -7,14 +8,17 @@ landmarker on the user image only (template meshes are computed at registration)
 fusion. Hairstyle: landmarker + selfie matte + the hair change, cycling through styles.
 Users: grace_hopper at 512x600 and the same photo upscaled to 12 MP (4000x3000 canvas).
 
-    PYTHONPATH=services/render/src .venv/bin/python bench/portrait/bench_portrait.py
+    .venv/bin/python bench/portrait/bench_portrait.py [--quick] [--out DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import matplotlib.cbook
@@ -25,15 +29,18 @@ from mediapipe.tasks.python import BaseOptions, vision
 from PIL import Image
 from skimage import data
 
-from likeness_render.adapters.landmarker import FaceLandmarkerRunner
 from likeness_render.adapters.model_files import model_path
 from likeness_render.domain import fusion, hair, templates
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality
 
 RUNS = 20
 WARMUP = 3
 
 
-def timed(fn: Callable[[int], object], runs: int = RUNS) -> list[float]:
+def timed(fn: Callable[[int], object], runs: int | None = None) -> list[float]:
+    runs = runs or RUNS
     for i in range(WARMUP):
         fn(i)
     out = []
@@ -54,6 +61,16 @@ def row(name: str, samples: list[float], base: list[float]) -> None:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="strength 60 only and fewer timing runs: a smoke run")
+    ap.add_argument("--out", type=Path, default=None, help="write before/after PNGs of the quality pass here")
+    ap.add_argument("--latency-only", action="store_true", help="skip the quality pass")
+    args = ap.parse_args()
+    if not args.latency_only:
+        quality.run(out_dir=args.out, strengths=[60] if args.quick else [30, 60, 100])
+    global RUNS
+    if args.quick:
+        RUNS = 5
     cv2.setNumThreads(2)
     with Image.open(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))) as im:
         user = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
@@ -62,29 +79,34 @@ def main() -> None:
     scaled = cv2.resize(user, (2560, 3000), interpolation=cv2.INTER_CUBIC)
     big[:, 720:3280] = scaled
     template_img = data.astronaut()
+    # Hairstyles need a bare head (Grace Hopper wears her cap: refused): Eileen Collins, also on a 12 MP canvas.
+    big_astro = np.zeros((3000, 4000, 3), np.uint8)
+    big_astro[:] = template_img[5, 5]
+    big_astro[:, 500:3500] = cv2.resize(template_img, (3000, 3000), interpolation=cv2.INTER_CUBIC)
 
     seg_options = vision.ImageSegmenterOptions(
         base_options=BaseOptions(model_asset_path=str(model_path("selfie_segmentation.tflite"))), output_confidence_masks=True
     )
-    with FaceLandmarkerRunner() as lm, vision.ImageSegmenter.create_from_options(seg_options) as seg:
-        template = templates.register_template("Bench", "studio", template_img, lm)
+    lm = quality.Landmarker()
+    with vision.ImageSegmenter.create_from_options(seg_options) as seg:
+        template = templates.register_template("Bench", "studio", template_img, lm.faces(template_img))
         t_meshes = list(template.meshes)
         styles = [s.id for s in hair.hairstyles()]
         for s in styles:
             hair.hair_material(s)  # drawn once per process; not part of a request
 
         def baseline(user_img: npt.NDArray[np.uint8]) -> Callable[[int], object]:
-            return lambda i: (lm.detect(user_img), lm.detect(template_img))
+            return lambda i: (lm.faces(user_img), lm.faces(template_img))
 
         def portrait(user_img: npt.NDArray[np.uint8]) -> Callable[[int], object]:
             def run(i: int) -> object:
-                faces = lm.detect(user_img)
+                faces = lm.faces(user_img)
                 assert faces and faces[0].mesh is not None
                 return fusion.fuse(template_img, t_meshes, [(user_img, faces[0].mesh)], strength=80)
 
             return run
 
-        user_mesh = lm.detect(user)[0].mesh
+        user_mesh = lm.faces(user)[0].mesh
         assert user_mesh is not None
 
         def fuse_only(i: int) -> object:
@@ -92,7 +114,7 @@ def main() -> None:
 
         def hairstyle(user_img: npt.NDArray[np.uint8]) -> Callable[[int], object]:
             def run(i: int) -> object:
-                faces = lm.detect(user_img)
+                faces = lm.faces(user_img)
                 assert faces and faces[0].mesh is not None
                 # The selfie model sees 256 px: segmenting a 1024 px copy and scaling the
                 # matte up is what a service does with a 12 MP upload.
@@ -115,12 +137,12 @@ def main() -> None:
             return hair.change_hairstyle(template_img, astro_mesh, astro_mask, styles[i % len(styles)])
 
         print(f"bench/portrait: {RUNS} runs each after {WARMUP} warm-up, cv2 threads 2, template astronaut 512x512")
-        for label, user_img in (("user 512x600", user), ("user 12 MP", big)):
+        for label, user_img, bare in (("user 512x600", user, template_img), ("user 12 MP", big, big_astro)):
             base = timed(baseline(user_img))
             print(f" {label}")
             row("baseline: landmarker on user + template", base, base)
             row("portrait: landmarker on user + fuse", timed(portrait(user_img)), base)
-            row("hairstyle: landmarker + matte + change", timed(hairstyle(user_img)), base)
+            row("hairstyle (Collins): landmarker + matte + change", timed(hairstyle(bare)), base)
             if user_img is user:
                 row("  fuse alone (meshes given)", timed(fuse_only), base)
                 row("  hair change alone, astronaut (mesh, matte given)", timed(hair_only), base)

@@ -86,6 +86,12 @@ PRODUCTION_VALUES: dict[str, Any] = {
                 "modelSha256": "ab" * 32,
                 "volume": {"persistentVolumeClaim": {"claimName": "matting-model", "readOnly": True}},
             },
+            # And a face-restoration model for portraits, from another claim.
+            "faceModel": {
+                "modelPath": "/models/face/restore.onnx",
+                "modelSha256": "cd" * 32,
+                "volume": {"persistentVolumeClaim": {"claimName": "face-model", "readOnly": True}},
+            },
             "tls": {"existingSecret": "likeness-render-tls"},
         },
     },

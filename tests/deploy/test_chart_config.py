@@ -279,8 +279,10 @@ def test_gateway_api_settings_are_the_services_defaults_but_for_an_ingress(
     # A new gateway setting makes the chart decide: set it (services.gateway.api) or list it above.
     for values_name, rendered in renders.items():
         unset = {name for name in own_fields if f"LIKENESS_{name.upper()}" not in rendered.env("gateway")}
-        with_redis = values_name == "production"
-        expected = GATEWAY_DEFAULTS_KEPT | GATEWAY_WITH_APP_ATTEST | GATEWAY_WITH_MAIL | (set() if with_redis else GATEWAY_WITH_REDIS)
+        # Production values name a Redis and a mail server (privacy's notices) but no account key: accounts stay off.
+        with_redis = with_mail = values_name == "production"
+        mail_unset = {"account_key"} if with_mail else GATEWAY_WITH_MAIL
+        expected = GATEWAY_DEFAULTS_KEPT | GATEWAY_WITH_APP_ATTEST | mail_unset | (set() if with_redis else GATEWAY_WITH_REDIS)
         assert unset == expected, values_name
 
 
@@ -674,4 +676,42 @@ def test_a_matting_model_needs_its_digest_and_a_path_on_its_volume(render_chart:
     assert env["LIKENESS_MATTING_MODEL_PATH"] == "/opt/m.onnx" and env["LIKENESS_MATTING_MODEL_INPUT_RANGE"] == "0..1"
     minimal_values["services"]["render"]["env"] = {"LIKENESS_MATTING_MODEL_PATH": "/x.onnx"}
     with pytest.raises(Exception, match=r"services\.render\.matting"):
+        render_chart(minimal_values)
+
+
+# --------------------------------------------------------------- render's face-restoration model
+
+
+def test_render_gets_no_face_model_unless_one_is_named(renders: dict[str, Any]) -> None:
+    for values_name in ("dev", "minimal"):
+        env = renders[values_name].env("render")
+        assert not [name for name in env if name.startswith("LIKENESS_FACE_MODEL")], values_name
+        assert "face-model" not in {v["name"] for v in pod_spec(renders[values_name].deployment("render"))["volumes"]}
+
+
+def test_a_face_model_is_mounted_read_only_and_reaches_render_as_given(
+    monkeypatch: pytest.MonkeyPatch, prod_render: Any, release: tuple[str, str]
+) -> None:
+    spec = pod_spec(prod_render.deployment("render"))
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "face-model"]
+    assert volume["persistentVolumeClaim"] == {"claimName": "face-model", "readOnly": True}
+    (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "face-model"]
+    assert mount == {"name": "face-model", "mountPath": "/models/face", "readOnly": True}
+    for other in ("gateway", "faces", "ingestion"):
+        assert "LIKENESS_FACE_MODEL_PATH" not in prod_render.env(other)
+    env = {k: v for k, v in prod_render.env("render").items() if not isinstance(v, tuple)}
+    settings = load_settings(monkeypatch, settings_class("render"), env)
+    assert (settings.face_model_path, settings.face_model_sha256) == ("/models/face/restore.onnx", "cd" * 32)
+    assert (settings.face_model_side, settings.face_model_input_range) == (512, "-1..1")
+    # The matting model's settings are its own.
+    assert settings.matting_model_path == "/models/matting/modnet.onnx"
+
+
+def test_a_face_model_needs_its_digest_and_a_path_on_its_volume(render_chart: Any, minimal_values: dict[str, Any]) -> None:
+    volume = {"persistentVolumeClaim": {"claimName": "f"}}
+    minimal_values["services"]["render"]["faceModel"] = {"modelPath": "/models/face/f.onnx", "volume": volume}
+    with pytest.raises(Exception, match=r"faceModel\.modelSha256 is required"):
+        render_chart(minimal_values)
+    minimal_values["services"]["render"]["faceModel"] = {"modelPath": "/elsewhere/f.onnx", "modelSha256": "0" * 64, "volume": volume}
+    with pytest.raises(Exception, match=r"not under faceModel\.mountPath"):
         render_chart(minimal_values)

@@ -98,11 +98,13 @@ def test_half_an_apns_configuration_or_no_egress_for_it_is_refused(render_chart:
         render_chart(minimal_values)
     minimal_values["rights"] = RIGHTS
     minimal_values["mail"] = MAIL
+    with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.smtp\.to is required"):
+        render_chart(minimal_values)
+    minimal_values["networkPolicy"]["egress"]["smtp"] = {"to": ANYWHERE, "ports": [587]}
     with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.apns\.to is required"):
         render_chart(minimal_values)
     minimal_values["networkPolicy"]["egress"]["apns"] = {"to": ANYWHERE, "ports": [443]}
-    with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.smtp\.to is required"):
-        render_chart(minimal_values)
+    render_chart(minimal_values)
 
 
 def test_a_mail_password_given_as_a_value_is_kept_in_the_charts_secret(

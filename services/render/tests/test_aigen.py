@@ -271,3 +271,29 @@ async def test_requests_are_checked_before_anything_is_sent(provider: _Provider)
         with pytest.raises(aigen.InvalidArgument):
             await gen.edit_face(photo, (500.0, 500.0, 600.0, 600.0), PROMPT)
     assert provider.seen == []
+
+
+async def test_masked_edit_sends_the_crop_and_its_mask_only(provider: _Provider) -> None:
+    rng = np.random.default_rng(2)
+    photo = rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)  # a 12 MP photo
+    box = (1600.0, 600.0, 2600.0, 1600.0)  # the head: 1000 x 1000 px
+    region = np.zeros(photo.shape[:2], np.float32)
+    region[600:1000, 1600:2600] = 1.0  # the hair: the top 40 % of the head box
+    async with aclosing(aigen.OpenAIImageGenerator(_settings(provider, max_crop_side=512, crop_margin=0.0))) as gen:
+        images = await gen.edit_region(photo, box, region, PROMPT, size=(512, 512))
+    assert images == [RESULT_PNG]
+    parts = _multipart(_the_request(provider, "/v1/images/edits"))
+    assert set(parts) == {"model", "prompt", "size", "n", "response_format", "image", "mask"}
+    sent = cv2.imdecode(np.frombuffer(parts["image"], np.uint8), cv2.IMREAD_COLOR)
+    mask = cv2.imdecode(np.frombuffer(parts["mask"], np.uint8), cv2.IMREAD_UNCHANGED)
+    assert sent is not None and mask is not None
+    assert sent.shape[:2] == mask.shape[:2] == (512, 512)  # the head box, scaled to 512
+    assert mask.shape[2] == 4 and not mask[..., :3].any()  # no photo pixel in the mask
+    # Transparent (to be painted) over the hair, opaque (kept) below it.
+    assert (mask[:200, :, 3] == 0).all() and (mask[210:, :, 3] == 255).all()
+    async with aclosing(aigen.OpenAIImageGenerator(_settings(provider))) as gen:
+        with pytest.raises(aigen.InvalidArgument, match="region"):
+            await gen.edit_region(photo, box, region[:10], PROMPT)
+        with pytest.raises(aigen.InvalidArgument, match="empty"):
+            await gen.edit_region(photo, box, np.zeros_like(region), PROMPT)
+    assert len(provider.seen) == 1  # refused before anything was sent

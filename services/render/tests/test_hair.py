@@ -18,7 +18,7 @@ from .landmarks import TestLandmarker
 
 Image3 = npt.NDArray[np.uint8]
 Mesh = npt.NDArray[np.float64]
-STRAIGHT = ("short_crop", "long_straight", "bob_fringe", "top_bun")
+STRAIGHT = ("short_crop", "long_straight", "top_bun")
 
 
 def _person_mask(image: Image3) -> npt.NDArray[np.float32]:
@@ -122,7 +122,16 @@ def _texture(material: hair.HairMaterial) -> tuple[float, float, float]:
 
 @pytest.mark.parametrize("style", [s.id for s in hair.hairstyles()])
 def test_material_has_strands_and_a_soft_edge(style: str) -> None:
-    contrast, coherence, soft_edge = _texture(hair.hair_material(style))
+    material = hair.hair_material(style)
+    contrast, coherence, soft_edge = _texture(material)
+    if material.style.photo is not None:
+        # Photographed hair: real strand detail (a flat blob has none: 0.0), finer than the
+        # drawn noise; a real matte's soft edge; the anchors of its source came along.
+        assert contrast > 0.04
+        assert 1.0 < soft_edge < 8.0
+        assert len(material.hairline) >= 15 and len(material.ears) == 2
+        assert material.ears[0][0] < -0.8 and material.ears[1][0] > 0.8 and "public domain" in material.credit
+        return
     # A shaded blob has no fine detail (0.0) and blurred isotropic noise has a coherence of
     # about 0.16; drawn straight strands run one way (0.85..0.98 measured), curls do not.
     assert contrast > 0.1
@@ -159,7 +168,7 @@ def test_a_tilted_head_keeps_its_face(astronaut: tuple[Image3, Mesh, npt.NDArray
     img_r = np.asarray(cv2.warpAffine(img, rot, (512, 512), borderMode=cv2.BORDER_REFLECT), dtype=np.uint8)
     person_r = np.asarray(cv2.warpAffine(person, rot, (512, 512)), dtype=np.float32)
     mesh_r = mesh @ rot[:, :2].T + rot[:, 2]
-    out = hair.change_hairstyle(img_r, mesh_r, person_r, "bob_fringe")
+    out = hair.change_hairstyle(img_r, mesh_r, person_r, "bob_brunette")
     diff = np.abs(out.astype(int) - img_r.astype(int)).max(axis=2)
     assert int(diff[_inner_face(mesh_r, (512, 512))].max()) <= 1
     assert float(diff[_own_hair(mesh_r, person_r)].mean()) > 25.0
@@ -222,3 +231,51 @@ def test_a_large_photo_is_worked_at_material_scale_and_blended_at_full_size(
     diff = np.abs(out.astype(int) - big.astype(int)).max(axis=2)
     assert int(diff[_inner_face(big_mesh, (1536, 1536))].max()) <= 1
     assert float(diff[_own_hair(big_mesh, big_person)].mean()) > 25.0
+
+
+def test_a_hat_is_not_erased_the_style_is_refused(astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]]) -> None:
+    import matplotlib.cbook
+    from PIL import Image
+
+    with Image.open(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))) as im:
+        hopper = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    with TestLandmarker() as lm:
+        faces = lm.detect(hopper)
+    assert faces and faces[0].mesh is not None
+    mesh = faces[0].mesh
+    # Grace Hopper wears her Navy cap: refused (a new style would erase it), in any colour.
+    assert hair.wears_hat(hopper, hair.canonical_to_image(mesh))
+    with pytest.raises(hair.HatPresent, match="hat"):
+        hair.change_hairstyle(hopper, mesh, _person_mask(hopper), "bob_natural")
+    dark = (hopper.astype(np.float32) * 0.55).astype(np.uint8)
+    assert hair.wears_hat(dark, hair.canonical_to_image(mesh))
+    # Eileen Collins' own hair is no hat, upright or tilted.
+    img, a_mesh, _ = astronaut
+    assert not hair.wears_hat(img, hair.canonical_to_image(a_mesh))
+    rot = cv2.getRotationMatrix2D((256.0, 256.0), 10.0, 1.0)
+    tilted = np.asarray(cv2.warpAffine(img, rot, (512, 512), borderMode=cv2.BORDER_REFLECT), dtype=np.uint8)
+    assert not hair.wears_hat(tilted, hair.canonical_to_image(a_mesh @ rot[:, :2].T + rot[:, 2]))
+
+
+@pytest.mark.parametrize("style", ["bob_brunette", "top_bun", "short_crop"])
+def test_ears_are_kept_or_covered_by_the_new_hair(style: str, astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]]) -> None:
+    img, mesh, person = astronaut
+    res = hair.restyle_hair(img, mesh, person, style)
+    assert res.coverage.shape == img.shape[:2] and res.coverage.min() >= 0.0 and res.coverage.max() <= 1.0
+    # Her ears: skin-coloured person pixels beside the face oval at ear height.
+    lab = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    cheek = np.median(lab[int(mesh[50, 1]) - 4 : int(mesh[50, 1]) + 4, int(mesh[50, 0]) - 4 : int(mesh[50, 0]) + 4].reshape(-1, 3), axis=0)
+    skin = np.linalg.norm(lab - cheek, axis=2) < 14
+    oval = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(oval, [np.round(mesh[list(FACE_OVAL)]).astype(np.int32)], 1)
+    iod = float(np.linalg.norm(mesh[LEFT_IRIS_CENTER] - mesh[RIGHT_IRIS_CENTER]))
+    ears = np.zeros(img.shape[:2], bool)
+    for idx, side in ((234, -1), (454, 1)):
+        x, y = mesh[idx]
+        x_lo, x_hi = sorted((int(x), int(x + side * 0.55 * iod)))
+        ears[int(y - 0.3 * iod) : int(y + 0.6 * iod), x_lo:x_hi] = True
+    ear = ears & skin & (person > 0.5) & (oval == 0)
+    assert ear.sum() > 40
+    diff = np.abs(res.image.astype(int) - img.astype(int)).max(axis=2)
+    kept = (diff[ear] <= 12) | (res.coverage[ear] > 0.5)
+    assert kept.mean() >= 0.9, kept.mean()

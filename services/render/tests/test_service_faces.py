@@ -130,7 +130,8 @@ async def test_template_registration_gets_its_meshes_from_faces() -> None:
     svc = _service(faces).templates
     image = np.full((300, 420, 3), 128, np.uint8)
     template = await svc.register_template("Two Friends", "duo", image)
-    assert faces.calls == [(420, 300)]  # the whole template image went to faces, once
+    assert faces.calls == [(1024, 731)]  # the whole template image, at material size, went to faces, once
+    assert (template.width, template.height) == (1024, 731) and template.alpha is not None
     assert template.face_count == 2 and template.meshes[0].shape == (478, 2)
     assert template.meshes[0][:, 0].mean() < template.meshes[1][:, 0].mean()  # left to right
     assert svc.store.get("two-friends") is template
@@ -147,7 +148,7 @@ async def test_demo_templates_wait_for_faces_to_come_up(monkeypatch: pytest.Monk
     svc = _service(faces).templates
     svc.start_demo_templates()
     listed = await svc.list_templates()  # waits for the build, which retried while faces was down
-    assert faces.down_for == 0 and {t.style for t in listed} == {"studio", "painterly", "vintage", "mono", "duo"}
+    assert faces.down_for == 0 and {t.style for t in listed} == {"documentary", "official", "studio", "duo"}
     assert all(t.face_count >= 1 for t in listed)
     await svc.stop()
 
@@ -161,5 +162,5 @@ async def test_demo_templates_give_up_after_the_deadline_then_retry_on_demand(mo
         await svc.list_templates()
     await asyncio.sleep(0.1)
     faces.down_for = 0  # faces is up now: the next request starts a new build and gets the templates
-    assert len(await svc.list_templates()) == 5
+    assert len(await svc.list_templates()) == 4
     await svc.stop()

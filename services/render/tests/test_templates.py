@@ -116,34 +116,58 @@ def test_in_memory_store() -> None:
         store.get("one")
 
 
-def test_demo_looks(landmarker: TestLandmarker, segmenter: _SelfieSegmenter, hopper: npt.NDArray[np.uint8]) -> None:
+def test_demo_looks(landmarker: TestLandmarker, segmenter: _SelfieSegmenter) -> None:
     plan = templates.plan_demo(segmenter)
     astro_faces, hopper_faces = landmarker.detect(plan.astronaut), landmarker.detect(plan.hopper)
-    looks = [*plan.looks, templates.diptych_look(plan, astro_faces[0], hopper_faces[0])]
-    assert len({templates.slug(look.name) for look in looks}) == len(looks) == 5
+    looks = templates.demo_looks(plan, astro_faces[0], hopper_faces[0])
+    assert len({templates.slug(look.name) for look in looks}) == len(looks) == 4
     by_style = {look.style: look for look in looks}
-    assert set(by_style) == {"studio", "painterly", "vintage", "mono", "duo"}
+    assert set(by_style) == {"documentary", "official", "studio", "duo"}
     for look in looks:
-        assert look.image.dtype == np.uint8 and look.image.ndim == 3
+        h, w = look.image.shape[:2]
+        assert look.image.dtype == np.uint8 and look.image.ndim == 3 and max(h, w) >= templates.MIN_LONG_SIDE
+        assert look.alpha.shape == (h, w) and look.alpha.dtype == np.float32
         assert "public domain" in look.description
         if look.style != "duo":  # each single look still shows a face to face analysis
             assert len(landmarker.detect(look.image)) == 1
 
-    astro = data.astronaut()
+    # The photographs are the photographs (upscaled to material size), not filtered.
+    astro = cv2.resize(data.astronaut(), (1024, 1024), interpolation=cv2.INTER_LANCZOS4)
+    assert float(np.abs(by_style["documentary"].image.astype(float) - astro).mean()) < 1.0
     studio = by_style["studio"].image
     # The backdrop is new (the flag at the top-left corner is gone)...
-    assert float(np.abs(studio[:60, :60].astype(float) - astro[:60, :60]).mean()) > 40
+    assert float(np.abs(studio[:120, :120].astype(float) - astro[:120, :120]).mean()) > 40
     # ...and the face is the source's own (the matte keeps it).
-    assert float(np.abs(studio[100:150, 190:260].astype(float) - astro[100:150, 190:260]).mean()) < 3
+    assert float(np.abs(studio[200:300, 380:520].astype(float) - astro[200:300, 380:520]).mean()) < 3
+    # A clean matte: the person is one piece, nothing of the flag is left beside it.
+    alpha = by_style["studio"].alpha
+    n, _ = cv2.connectedComponents((alpha > 0.5).astype(np.uint8))
+    assert n == 2 and alpha[:150, :150].max() < 0.05
+    duo = by_style["duo"]
+    left, right = duo.alpha[:, : duo.image.shape[1] // 2], duo.alpha[:, duo.image.shape[1] // 2 :]
+    assert left.max() > 0.99 and right.max() > 0.99 and duo.alpha[:10].max() == 0.0  # the mount is not a person
 
-    mono = by_style["mono"].image.astype(float)
-    assert float(np.abs(mono[..., 0] - mono[..., 1]).max()) <= 1  # grey
 
-    sepia = cv2.cvtColor(by_style["painterly"].image, cv2.COLOR_RGB2HSV)
-    hues = sepia[..., 0][sepia[..., 1] > 40]
-    # One warm hue throughout (OpenCV hue 0..180: orange-brown is 8..20).
-    assert np.percentile(hues, 5) >= 5 and np.percentile(hues, 95) <= 22
+def test_materials_are_upscaled_to_the_material_size_and_keep_their_matte() -> None:
+    img = np.zeros((300, 400, 3), np.uint8)
+    img[100:200, 150:250] = 200
+    alpha = np.zeros((300, 400), np.float32)
+    alpha[100:200, 150:250] = 1.0
+    big, big_alpha = templates.at_material_size(img, alpha)
+    assert big.shape == (768, 1024, 3) and big_alpha is not None and big_alpha.shape == (768, 1024)
+    assert big_alpha[384, 512] == pytest.approx(1.0) and big_alpha[10, 10] == 0.0
+    same, _ = templates.at_material_size(np.zeros((1100, 900, 3), np.uint8))
+    assert same.shape == (1100, 900, 3)
+    # An operator's RGBA PNG carries its own matte.
+    import io
 
-    film = by_style["vintage"].image.astype(float)
-    # Lifted blacks: nothing in a faded print reaches true black.
-    assert np.percentile(film.min(axis=2), 0.5) > 8 and np.percentile(astro.min(axis=2), 0.5) < 2
+    out = io.BytesIO()
+    Image.fromarray(np.dstack([img, (alpha * 255).astype(np.uint8)])).save(out, format="PNG")
+    read = templates.png_alpha(out.getvalue())
+    assert read is not None and read.shape == (300, 400) and read[150, 200] == 1.0 and read[0, 0] == 0.0
+    rgb_only = io.BytesIO()
+    Image.fromarray(img).save(rgb_only, format="PNG")
+    assert templates.png_alpha(rgb_only.getvalue()) is None
+    mesh = np.random.default_rng(0).uniform(100, 200, (478, 2))
+    with pytest.raises(templates.TemplateError, match="matte"):
+        templates.register_template("M", "s", img, [FaceGeometry(box=(100, 100, 200, 200), mesh=mesh)], alpha=alpha[:10])

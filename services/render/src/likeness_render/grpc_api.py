@@ -18,7 +18,7 @@ from likeness_render.domain import compliance, hair, idphoto
 from likeness_render.domain.outfits import Garment
 from likeness_render.domain.results import StoredResult
 from likeness_render.domain.specs import Medium, Spec
-from likeness_render.domain.templates import Template, TemplateError
+from likeness_render.domain.templates import Template, TemplateError, png_alpha
 from likeness_render.usecases import Made, PhotoRequest, RenderUseCases, SheetRequest
 
 CHUNK = 1024 * 1024
@@ -275,7 +275,9 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         return render_pb2.CreatePortraitResponse(result=result_pb(stored, data))
 
     async def _change_hairstyle(self, request: Any) -> render_pb2.ChangeHairstyleResponse:
-        stored, data = await self._uc.hairstyles.change_hairstyle(request.subject_id, request.image, request.hairstyle_id)
+        stored, data = await self._uc.hairstyles.change_hairstyle(
+            request.subject_id, request.image, request.hairstyle_id, request.ai_prompt
+        )
         return render_pb2.ChangeHairstyleResponse(result=result_pb(stored, data))
 
     async def ListSpecs(self, request: Any, context: Any) -> render_pb2.ListSpecsResponse:
@@ -300,8 +302,13 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
             image = await asyncio.to_thread(decode_rgb, bytes(request.image))
         except ValueError:
             raise InvalidArgument("the template image cannot be decoded", "CORRUPT_IMAGE") from None
+        alpha = await asyncio.to_thread(png_alpha, bytes(request.image))
+        if alpha is not None and alpha.shape != image.shape[:2]:
+            alpha = None  # an EXIF-rotated picture: its alpha no longer lines up; matted here instead
         try:
-            template = await self._uc.templates.register_template(request.name, request.style or "custom", np.ascontiguousarray(image))
+            template = await self._uc.templates.register_template(
+                request.name, request.style or "custom", np.ascontiguousarray(image), alpha=alpha
+            )
         except TemplateError as exc:
             raise InvalidArgument(str(exc), "INVALID_TEMPLATE") from None
         if self._template_repo is not None:

@@ -22,6 +22,7 @@ from likeness_platform.server import Wiring, run_service
 from likeness_platform.settings import SealedStoreSettings
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
 from likeness_render.adapters.consent import ConsentCheck
+from likeness_render.adapters.face_model import load_face_model
 from likeness_render.adapters.matting_model import InputRange, load_matting_model
 from likeness_render.adapters.model_files import ModelFileCorrupt, ModelFileMissing
 from likeness_render.adapters.outfits_repo import OutfitRepository
@@ -60,6 +61,13 @@ class RenderSettings(SealedStoreSettings):
     # Long side the model sees when its input size is free, and how it wants pixels scaled.
     matting_model_side: int = 512
     matting_model_input_range: InputRange = "-1..1"
+    # An ONNX face-restoration model an operator mounts (adapters/face_model.py), run on each
+    # fused portrait face: file and SHA-256 (checked at start), square input side when free,
+    # pixel range. Empty: the classical fusion alone.
+    face_model_path: str = ""
+    face_model_sha256: str = ""
+    face_model_side: int = 512
+    face_model_input_range: InputRange = "-1..1"
 
 
 @dataclass(kw_only=True)
@@ -85,6 +93,14 @@ async def build(settings: RenderSettings) -> RenderWiring:
         raise SystemExit(f"render cannot start: {exc}") from None
     if matting is not None:
         log.info("matting_model_loaded", sha256=matting.model.sha256, providers=matting.model.providers)
+    try:
+        face_model = load_face_model(
+            settings.face_model_path, settings.face_model_sha256, settings.face_model_side, settings.face_model_input_range
+        )
+    except (ModelError, ValueError) as exc:
+        raise SystemExit(f"render cannot start: {exc}") from None
+    if face_model is not None:
+        log.info("face_model_loaded", sha256=face_model.model.sha256, providers=face_model.model.providers)
     catalog = load_catalog()
     pool = await open_service_pool(settings, "render", MIGRATIONS)
     privacy_channel = open_channel(settings.privacy_addr, "render", settings)
@@ -115,6 +131,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
         memory_only=settings.upload_ttl == 0,
         default_dpi=settings.default_dpi,
         matting=matting,
+        face_model=face_model,
     )
     use_cases = build_use_cases(
         shared, templates, privacy, generator, Outfits(garments, pose.body, outfit_repo), consent=ConsentCheck(privacy_channel)

@@ -43,6 +43,13 @@ class HairstyleIn(BaseModel):
 
     upload_id: Identifier
     hairstyle_id: Identifier
+    ai_prompt: str | None = Field(
+        None,
+        max_length=500,
+        pattern=PRINTABLE,
+        description="Refine the new hair with the server's AI image provider (only the head crop and the hair's mask are sent); "
+        "409 when none is configured",
+    )
 
 
 class ResultOut(BaseModel):
@@ -105,14 +112,17 @@ async def create_portrait(body: PortraitIn, request: Request, device: CurrentDev
 @router.post("/v1/hairstyles", status_code=201, response_model=ResultOut, summary="Put a hair material on the user's head")
 async def change_hairstyle(body: HairstyleIn, request: Request, device: CurrentDevice, gw: GatewayDep) -> ResultOut | Response:
     call = render_pb2.ChangeHairstyleRequest(
-        subject_id=device.subject_id, image=_ref(gw, device, body.upload_id), hairstyle_id=body.hairstyle_id
+        subject_id=device.subject_id,
+        image=_ref(gw, device, body.upload_id),
+        hairstyle_id=body.hairstyle_id,
+        ai_prompt=body.ai_prompt or "",
     )
     return await generate(
         gw,
         request,
         device,
         "hairstyle",
-        {"hairstyle_id": body.hairstyle_id},
+        {"hairstyle_id": body.hairstyle_id, "ai": "yes" if body.ai_prompt else "no"},
         body,
         lambda: gw.render.change_hairstyle(call),
         lambda info: _result(gw, device, info),

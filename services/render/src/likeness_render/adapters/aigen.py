@@ -2,7 +2,8 @@
 ``/images/edits``, as SiliconFlow and others serve it).
 
 Off unless an operator configures a base URL, a key and a model. What leaves the service is
-the prompt and, for edits, only a bounded crop around the face, never the uploaded photo.
+the prompt and, for edits, only a bounded crop around the face (and, for a masked edit of the
+hair or an outfit, the crop's mask), never the uploaded photo nor any id.
 Neither the key nor any image, prompt or provider body is ever logged or put in an error.
 """
 
@@ -96,6 +97,16 @@ class ImageGenerator(Protocol):
         self, image_rgb: RgbImage, face_box: Box, prompt: str, size: tuple[int, int] = (1024, 1024), n: int = 1
     ) -> list[bytes]: ...
 
+    async def edit_region(
+        self,
+        image_rgb: RgbImage,
+        box: Box,
+        region: npt.NDArray[np.floating],
+        prompt: str,
+        size: tuple[int, int] = (1024, 1024),
+        n: int = 1,
+    ) -> list[bytes]: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -130,6 +141,31 @@ def face_crop_png(image_rgb: RgbImage, face_box: Box, margin: float, max_side: i
     ok, buf = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
     if not ok:
         raise InvalidArgument("face crop could not be encoded")
+    return buf.tobytes()
+
+
+def region_mask_png(shape: tuple[int, ...], box: Box, region: npt.NDArray[np.floating], margin: float, max_side: int) -> bytes:
+    """The edit mask for the crop ``face_crop_png`` sends, as the OpenAI edits API wants it:
+    an RGBA PNG of the crop's size whose transparent pixels (alpha 0) are where the provider
+    may paint (``region`` > 0.5, e.g. the hair or the outfit); everything else is opaque
+    black, to be kept. No pixel of the photo is in it."""
+    if np.shape(region) != tuple(shape[:2]):
+        raise InvalidArgument(f"edit region is {np.shape(region)}, the image {tuple(shape[:2])}")
+    cx0, cy0, cx1, cy1 = crop_box(shape, box, margin)
+    if cx1 - cx0 < 8 or cy1 - cy0 < 8:
+        raise InvalidArgument("edit box lies outside the image or is too small")
+    crop = np.asarray(region[cy0:cy1, cx0:cx1], dtype=np.float32)
+    scale = min(1.0, max_side / max(crop.shape[:2]))
+    if scale < 1.0:
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        crop = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
+    if not (crop > 0.5).any():
+        raise InvalidArgument("the edit region is empty inside the crop")
+    rgba = np.zeros((*crop.shape, 4), np.uint8)
+    rgba[..., 3] = np.where(crop > 0.5, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    if not ok:
+        raise InvalidArgument("edit mask could not be encoded")
     return buf.tobytes()
 
 
@@ -179,6 +215,31 @@ class OpenAIImageGenerator:
             "response_format": "b64_json",
         }
         payload = await self._post("/images/edits", data=data, files={"image": ("face.png", png, "image/png")})
+        return await self._images(payload, n)
+
+    async def edit_region(
+        self,
+        image_rgb: RgbImage,
+        box: Box,
+        region: npt.NDArray[np.floating],
+        prompt: str,
+        size: tuple[int, int] = (1024, 1024),
+        n: int = 1,
+    ) -> list[bytes]:
+        """An edit of the crop around ``box`` where ``region`` (H, W, 0..1, the image's size)
+        is set: the crop and its mask are all that is sent (both at most max_crop_side)."""
+        _check_request(prompt, size, n)
+        png = face_crop_png(image_rgb, box, self._s.crop_margin, self._s.max_crop_side)
+        mask = region_mask_png(image_rgb.shape, box, region, self._s.crop_margin, self._s.max_crop_side)
+        data = {
+            "model": self._s.edit_model or self._s.model,
+            "prompt": prompt,
+            "size": f"{size[0]}x{size[1]}",
+            "n": str(n),
+            "response_format": "b64_json",
+        }
+        files = {"image": ("image.png", png, "image/png"), "mask": ("mask.png", mask, "image/png")}
+        payload = await self._post("/images/edits", data=data, files=files)
         return await self._images(payload, n)
 
     async def aclose(self) -> None:

@@ -8,7 +8,15 @@ import numpy as np
 from psycopg_pool import AsyncConnectionPool
 
 from likeness_imaging.codec import decode_rgb, encode_png
-from likeness_render.domain.templates import Template
+from likeness_render.domain.templates import Template, png_alpha
+
+
+def _material_png(t: Template) -> bytes:
+    """The template as one PNG: RGBA when it has a matte."""
+    if t.alpha is None:
+        return encode_png(np.ascontiguousarray(t.image))
+    a = np.clip(t.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return encode_png(np.ascontiguousarray(np.dstack([t.image, a])))
 
 
 class TemplateRepository:
@@ -22,7 +30,7 @@ class TemplateRepository:
                 "INSERT INTO templates (template_id, name, style, image, meshes, width, height) VALUES (%s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (template_id) DO UPDATE SET name = EXCLUDED.name, style = EXCLUDED.style, image = EXCLUDED.image,"
                 " meshes = EXCLUDED.meshes, width = EXCLUDED.width, height = EXCLUDED.height",
-                (t.id, t.name, t.style, encode_png(np.ascontiguousarray(t.image)), meshes, t.width, t.height),
+                (t.id, t.name, t.style, _material_png(t), meshes, t.width, t.height),
             )
 
     async def load_all(self) -> list[Template]:
@@ -32,9 +40,17 @@ class TemplateRepository:
             ).fetchall()
         out = []
         for template_id, name, style, image, meshes, width, height in rows:
+            data = bytes(image)
             out.append(
                 Template(
-                    template_id, name, style, decode_rgb(bytes(image)), tuple(np.asarray(m, np.float64) for m in meshes), width, height
+                    template_id,
+                    name,
+                    style,
+                    decode_rgb(data),
+                    tuple(np.asarray(m, np.float64) for m in meshes),
+                    width,
+                    height,
+                    alpha=png_alpha(data),
                 )
             )
         return out

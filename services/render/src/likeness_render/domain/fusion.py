@@ -1,11 +1,16 @@
 """Face fusion: put a user's face into a template's face by the 478-point MediaPipe mesh.
 
 Per template face: the user's mesh is aligned to the template's by a similarity transform;
-the target geometry is a blend of the two (``strength``); the template's head is reshaped
-to that geometry (a piecewise-affine "liquify" that fades out on a ring around the face, so
-no second jaw line shows), the user's face is warped onto it triangle by triangle, its
-colours are matched to the template's skin in Lab, and the result is blended in with a
-Laplacian pyramid under a feathered face-oval mask.
+the target geometry is a blend of the two (``geometry_weight(strength)``); the template's
+head is reshaped to that geometry (a piecewise-affine "liquify" that fades out on a ring
+around the face, so no second jaw line shows) and the user's face is warped onto it
+triangle by triangle. Identity is kept: the face keeps the user's own skin tone and the
+template's visible skin around it (forehead edge, ears, neck, hands) is recoloured towards
+the user's, not the reverse (a grey or sepia print is the exception: there the face takes the
+print's tone). Accessories on the template's face (glasses, strands over the eyes and
+cheeks: neither skin nor a facial feature) are masked out so they cannot ghost through. The
+face goes in with a Laplacian-pyramid (multi-band) blend under a feathered face-oval mask,
+at the template's full resolution.
 
 Coordinates are pixels, x right, y down; meshes are (478, 2) or (478, 3) (z is ignored).
 """
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -22,7 +27,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from likeness_imaging.face_mesh import FACE_OVAL, LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE, SURFACE_POINTS
+from likeness_imaging.face_mesh import FACE_OVAL, LEFT_BROW, LEFT_EYE, LIPS, NOSTRILS, RIGHT_BROW, RIGHT_EYE, SURFACE_POINTS
 
 RgbImage = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]
@@ -43,6 +48,11 @@ MASK_SHRINK = 0.9
 # the same as a 512 px one.
 CROP_MARGIN = 0.35
 PYRAMID_LEVELS = 5
+# Skin colour model: a pixel is skin within about this many robust spreads of the face's
+# median skin colour; a template whose skin chroma spreads less than this (Lab units) is
+# a grey or toned print.
+SKIN_SIGMA = 2.5
+MONO_CHROMA_SPREAD = 2.0
 _TRIANGULATION_CACHE_SIZE = 64
 
 
@@ -80,13 +90,19 @@ def fuse(
     users: Sequence[tuple[RgbImage, npt.NDArray[np.floating]]],
     strength: int,
     face_index: int = ALL_FACES,
+    person_alpha: npt.NDArray[np.floating] | None = None,
+    restore: Callable[[RgbImage], RgbImage] | None = None,
 ) -> Fused:
     """Template with user faces fused in, and the blend masks that took them in.
 
     ``face_index`` = ``ALL_FACES``: template face i gets ``users[i]`` (faces beyond the
     number of users stay as they are). ``face_index`` = k >= 0: template face k gets
     ``users[0]``. ``strength`` 0..100: 0 is the template's face, 100 the user's geometry
-    and features in the template's skin tone and lighting.
+    and features, skin tone included. ``person_alpha``: the template material's person
+    matte (H, W), 0..1; when given, only skin on the person is recoloured. ``restore``: a
+    learned face-restoration backend (a square RGB face crop in, the same size out), run on
+    each fused face and blended back under its mask by the appearance weight; None: the
+    classical pipeline alone.
     """
     _check_image(template_rgb, "template image")
     if not 0 <= strength <= 100:
@@ -102,13 +118,17 @@ def fuse(
     else:
         raise FusionError(f"face_index {face_index} is out of range: the template has {len(template_faces)} face(s)")
 
+    if person_alpha is not None and np.shape(person_alpha) != template_rgb.shape[:2]:
+        raise FusionError(f"person matte is {np.shape(person_alpha)}, the template {template_rgb.shape[:2]}")
     out = template_rgb.copy()
     masks: dict[int, npt.NDArray[np.float32]] = {}
     for i, (user_rgb, user_mesh) in pairs:
         _check_image(user_rgb, f"user image {i}")
         t_mesh = _mesh_2d(template_faces[i], f"template face {i}")
         u_mesh = _mesh_2d(user_mesh, f"user face {i}")
-        out, masks[i] = _fuse_one(out, t_mesh, user_rgb, u_mesh, strength / 100.0)
+        out, masks[i] = _fuse_one(out, t_mesh, user_rgb, u_mesh, strength / 100.0, person_alpha)
+        if restore is not None and strength > 0:
+            out = _restored(out, masks[i], restore, appearance_weight(strength / 100.0))
     return Fused(out, masks)
 
 
@@ -174,14 +194,31 @@ def _delaunay(points: FloatArray) -> npt.NDArray[np.int32]:
     return np.asarray(tris, dtype=np.int32).reshape(-1, 3)
 
 
+def geometry_weight(s: float) -> float:
+    """How far the face's shape moves from the template's to the user's at strength ``s`` (0..1)."""
+    return 1.0 - (1.0 - s) ** 2
+
+
+def appearance_weight(s: float) -> float:
+    """How much of the face's texture is the user's at strength ``s`` (0..1): identity lives in
+    the texture as much as in the shape, so it rises fast (0.94 at the default 0.6)."""
+    return 1.0 - (1.0 - s) ** 3
+
+
 def _fuse_one(
-    base: RgbImage, t_mesh: FloatArray, user_rgb: RgbImage, u_mesh: FloatArray, s: float
+    base: RgbImage,
+    t_mesh: FloatArray,
+    user_rgb: RgbImage,
+    u_mesh: FloatArray,
+    s: float,
+    person_alpha: npt.NDArray[np.floating] | None = None,
 ) -> tuple[RgbImage, npt.NDArray[np.float32]]:
     h, w = base.shape[:2]
+    g, a = geometry_weight(s), appearance_weight(s)
     t_pts = t_mesh[:WARP_POINTS]
     align = similarity_transform(u_mesh[:WARP_POINTS], t_pts)
     u_aligned = apply_affine(u_mesh[:WARP_POINTS], align)
-    target = (1.0 - s) * t_pts + s * u_aligned
+    target = (1.0 - g) * t_pts + g * u_aligned
 
     ring = _ring(t_pts)
     roi = _roi(np.vstack([ring, target]), w, h)
@@ -194,25 +231,173 @@ def _fuse_one(
 
     src_t = np.vstack([t_pts, fixed])
     dst_all = np.vstack([target, fixed])
-    # The template's head, reshaped to the target geometry (identity on the ring and beyond).
-    reshaped, _ = _piecewise_affine(base, src_t, dst_all, tris, roi, identity_outside=True)
-
     crop, crop_mesh = _user_crop(user_rgb, u_mesh[:WARP_POINTS], float(np.sqrt(abs(np.linalg.det(align[:, :2])))))
     user_warped, covered = _piecewise_affine(crop, crop_mesh, target, face_tris, roi)
 
-    oval = target[list(FACE_OVAL)] - [roi.x0, roi.y0]
-    skin = _skin_mask(target - [roi.x0, roi.y0], (roi.height, roi.width))
-    skin &= covered
-    toned = _match_lab(user_warped, reshaped, skin)
-    face = reshaped.astype(np.float32) * (1.0 - s) + toned.astype(np.float32) * s
+    local = target - [roi.x0, roi.y0]
+    oval = local[list(FACE_OVAL)]
+    t_local = t_pts - [roi.x0, roi.y0]
+    t_stats = _skin_stats(base[roi.y0 : roi.y1, roi.x0 : roi.x1], _skin_mask(t_local, (roi.height, roi.width)))
+    u_stats = _skin_stats(user_warped, _skin_mask(local, (roi.height, roi.width)) & covered)
+    source = base
+    if u_stats is not None and t_stats is not None and _is_monochrome(t_stats):
+        # A black-and-white or toned print: the user's face takes the print's tone (a colour
+        # face on a grey photograph would look pasted); lightness stays the user's own.
+        user_warped = _match_lab(
+            user_warped, base[roi.y0 : roi.y1, roi.x0 : roi.x1], _skin_mask(local, (roi.height, roi.width)) & covered, keep_lightness=True
+        )
+    elif u_stats is not None and t_stats is not None and a > 0:
+        # The user's skin tone is kept; the template's visible skin (forehead edge, ears,
+        # neck, hands) is recoloured towards it, so the face meets skin of its own colour.
+        source = _recolour_skin(base, t_pts, t_stats, u_stats, a, person_alpha)
+    # The template's head, reshaped to the target geometry (identity on the ring and beyond).
+    reshaped, _ = _piecewise_affine(source, src_t, dst_all, tris, roi, identity_outside=True)
+    out = source.copy()
+
+    # Whatever on the template's face is not skin nor a facial feature (glasses, a fringe,
+    # a hand) must not show through the user's face: there the user's texture is taken whole.
+    accessory = _accessory_mask(reshaped, local, t_stats, covered)
+    # (At strength 0 nothing of the user comes in, accessories included.)
+    weight = np.maximum(a, accessory * min(1.0, 2.0 * a))[..., None]
+    face = reshaped.astype(np.float32) * (1.0 - weight) + user_warped.astype(np.float32) * weight
 
     mask = _feathered_oval(oval, covered, (roi.height, roi.width))
+    # The oval mask stops short of the face's edge; a glasses frame reaching past it is
+    # taken in too, as far as the user's warped face reaches.
+    inside = cv2.erode(covered.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    mask = np.maximum(mask, accessory * cv2.GaussianBlur(inside, (0, 0), 1.5) * min(1.0, 2.0 * a))
     blended = _pyramid_blend(face, reshaped.astype(np.float32), mask)
-    out = base.copy()
     out[roi.y0 : roi.y1, roi.x0 : roi.x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     full_mask = np.zeros(base.shape[:2], dtype=np.float32)
     full_mask[roi.y0 : roi.y1, roi.x0 : roi.x1] = mask
     return out, full_mask
+
+
+class _SkinStats(NamedTuple):
+    mean: npt.NDArray[np.float32]  # Lab
+    spread: npt.NDArray[np.float32]  # robust standard deviation per channel
+
+
+def _lab(img: RgbImage) -> npt.NDArray[np.float32]:
+    return np.asarray(cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab), dtype=np.float32)
+
+
+def _skin_stats(img: RgbImage, region: npt.NDArray[np.bool_]) -> _SkinStats | None:
+    """Median and robust spread of the skin's Lab colour over ``region`` (glasses frames,
+    moles and stray hair are outliers the median ignores)."""
+    if int(region.sum()) < 32:
+        return None
+    vals = _lab(img)[region]
+    med = np.median(vals, axis=0)
+    mad = np.median(np.abs(vals - med), axis=0) * 1.4826
+    return _SkinStats(med.astype(np.float32), np.maximum(mad, 0.5).astype(np.float32))
+
+
+def _is_monochrome(stats: _SkinStats) -> bool:
+    """Skin with almost no chroma spread and little chroma: a grey or sepia-toned print."""
+    return float(np.hypot(stats.spread[1], stats.spread[2])) < MONO_CHROMA_SPREAD
+
+
+def _skin_probability(lab: npt.NDArray[np.float32], stats: _SkinStats) -> npt.NDArray[np.float32]:
+    """1 on the skin's colour, falling off with the distance in robust spreads (chroma
+    weighs most: lightness varies with shading on the same skin)."""
+    d = (lab - stats.mean) / np.maximum(stats.spread, [6.0, 2.5, 2.5]).astype(np.float32)
+    dist2 = 0.15 * d[..., 0] ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2
+    return np.asarray(np.exp(-dist2 / (2.0 * SKIN_SIGMA**2)), dtype=np.float32)
+
+
+def _recolour_skin(
+    img: RgbImage,
+    t_mesh: FloatArray,
+    t_stats: _SkinStats,
+    u_stats: _SkinStats,
+    amount: float,
+    person_alpha: npt.NDArray[np.floating] | None = None,
+) -> RgbImage:
+    """``img`` with the skin around one face (the head and what hangs below it: neck,
+    ears, hands up to a face height away) moved from the template's skin colour to the
+    user's, by ``amount``. Only skin connected to the face is touched: a beige backdrop of
+    the same colour elsewhere stays."""
+    h, w = img.shape[:2]
+    oval = t_mesh[list(FACE_OVAL)]
+    lo, hi = oval.min(axis=0), oval.max(axis=0)
+    fh = float(hi[1] - lo[1])
+    x0, x1 = max(0, int(lo[0] - 1.2 * fh)), min(w, int(hi[0] + 1.2 * fh))
+    y0, y1 = max(0, int(lo[1] - 0.6 * fh)), min(h, int(hi[1] + 2.0 * fh))
+    sub = img[y0:y1, x0:x1]
+    lab = _lab(sub)
+    prob = _skin_probability(lab, t_stats)
+    seed = np.zeros(prob.shape, np.uint8)
+    cv2.fillPoly(seed, [np.round(oval - [x0, y0]).astype(np.int32)], 1)
+    _, labels = cv2.connectedComponents((prob > 0.25).astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[(seed > 0) & (prob > 0.25)])
+    keep = np.isin(labels, touching[touching > 0])
+    grown = cv2.dilate(keep.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    weight = prob * grown
+    if person_alpha is not None:
+        weight = weight * np.asarray(person_alpha[y0:y1, x0:x1], dtype=np.float32)
+    sigma = max(1.0, fh * 0.01)
+    weight = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), sigma) * amount
+    gain = np.clip(u_stats.spread / t_stats.spread, 0.5, 2.0)
+    gain[0] = np.clip(u_stats.mean[0] / max(float(t_stats.mean[0]), 1.0), 0.3, 2.0)
+    moved = (lab - t_stats.mean) * gain + u_stats.mean
+    out_lab = lab + (moved - lab) * weight[..., None]
+    rgb = cv2.cvtColor(out_lab.astype(np.float32), cv2.COLOR_Lab2RGB)
+    out = img.copy()
+    out[y0:y1, x0:x1] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _accessory_mask(
+    reshaped: RgbImage, pts: FloatArray, t_stats: _SkinStats | None, covered: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float32]:
+    """Where the template's face shows neither its skin nor its eyes, brows, lips or
+    nostrils (glasses frames and lenses, hair over the face), soft 0..1."""
+    shape = reshaped.shape[:2]
+    if t_stats is None:
+        return np.zeros(shape, np.float32)
+    face = np.zeros(shape, np.uint8)
+    cv2.fillPoly(face, [np.round(pts[list(FACE_OVAL)]).astype(np.int32)], 1)
+    for part in (RIGHT_EYE, LEFT_EYE, RIGHT_BROW, LEFT_BROW, LIPS, NOSTRILS):
+        cv2.fillConvexPoly(face, cv2.convexHull(np.round(pts[list(part)]).astype(np.int32)), 0)
+    # Only from the brows down: hair over the forehead is the template's hairstyle (and its
+    # hairline), kept; glasses and strands over the eyes and cheeks are not.
+    r_eye, l_eye = pts[list(RIGHT_EYE)].mean(axis=0), pts[list(LEFT_EYE)].mean(axis=0)
+    iod = float(np.linalg.norm(l_eye - r_eye))
+    along = (l_eye - r_eye) / max(iod, 1e-6)
+    down = np.array([-along[1], along[0]])
+    brows = pts[list(RIGHT_BROW) + list(LEFT_BROW)]
+    brow_line = float(((brows - r_eye) @ down).min()) - 0.05 * iod
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    below_brows = (xx - r_eye[0]) * down[0] + (yy - r_eye[1]) * down[1] >= brow_line
+    not_skin = 1.0 - _skin_probability(_lab(reshaped), t_stats)
+    acc = (not_skin > 0.8) & (face > 0) & covered & below_brows
+    # An accessory's soft edge and thin gaps (between frame and lens) go with it.
+    r = max(1, round(iod * 0.06))
+    acc_u8 = cv2.morphologyEx(acc.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    acc_u8 = cv2.dilate(acc_u8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return np.asarray(cv2.GaussianBlur(acc_u8.astype(np.float32), (0, 0), max(1.0, r / 2.0)), dtype=np.float32)
+
+
+def _restored(img: RgbImage, mask: npt.NDArray[np.float32], restore: Callable[[RgbImage], RgbImage], amount: float) -> RgbImage:
+    """``img`` with the square crop around ``mask`` (1.5x its extent) restored by the backend
+    and blended back under the mask."""
+    ys, xs = np.nonzero(mask > 0.01)
+    if len(xs) == 0:
+        return img
+    h, w = img.shape[:2]
+    cx, cy = (xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0
+    half = max(xs.max() - xs.min(), ys.max() - ys.min()) * 0.75 + 2
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
+    crop = np.ascontiguousarray(img[y0:y1, x0:x1])
+    fixed = restore(crop)
+    if fixed.shape != crop.shape or fixed.dtype != np.uint8:
+        raise FusionError(f"the face model answered {fixed.dtype} {fixed.shape} for a crop of {crop.shape}")
+    m = (mask[y0:y1, x0:x1] * amount)[..., None]
+    out = img.copy()
+    out[y0:y1, x0:x1] = np.clip(crop.astype(np.float32) * (1.0 - m) + fixed.astype(np.float32) * m + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _ring(t_pts: FloatArray) -> FloatArray:
@@ -315,7 +500,7 @@ def _skin_mask(pts: FloatArray, shape: tuple[int, int]) -> npt.NDArray[np.bool_]
     return np.asarray(eroded) > 0
 
 
-def _match_lab(src: RgbImage, ref: RgbImage, region: npt.NDArray[np.bool_]) -> RgbImage:
+def _match_lab(src: RgbImage, ref: RgbImage, region: npt.NDArray[np.bool_], keep_lightness: bool = False) -> RgbImage:
     """``src`` with its Lab mean and spread over ``region`` moved to those of ``ref``."""
     if int(region.sum()) < 32:
         return src
@@ -328,6 +513,8 @@ def _match_lab(src: RgbImage, ref: RgbImage, region: npt.NDArray[np.bool_]) -> R
     # that low. Upwards it stays near 1: a wrinkled or ruddy template would otherwise
     # exaggerate the user's blemishes and lip colour.
     gain = np.clip(r_sd / np.maximum(s_sd, 1e-3), 0.05, 1.3)
+    if keep_lightness:
+        gain[0], r_mu[0] = 1.0, s_mu[0]
     out = (src_lab - s_mu) * gain + r_mu
     rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_Lab2RGB)
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)

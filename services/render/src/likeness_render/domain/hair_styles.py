@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,6 +29,8 @@ X_RANGE = (-3.3, 3.3)
 Y_RANGE = (-3.2, 4.4)
 # The material is drawn down to here on the forehead, then cut back per photo.
 MATERIAL_HAIRLINE = -0.5
+# Photographic materials (hair_photo.py) ship here.
+PHOTO_DIR = Path(__file__).resolve().parents[1] / "data" / "hair"
 
 _SCALP_CENTRE_Y = -0.30
 _SCALP_AX, _SCALP_AY = 1.22, 1.55
@@ -47,6 +50,10 @@ class HairStyle:
     # Canonical y down to which the material may cover the face oval (a fringe); None: the
     # oval is left bare.
     fringe_to: float | None = None
+    # A photographic material (data/hair/<photo>.png, hair_photo.py) instead of a drawn one,
+    # recoloured to ``colour`` unless ``natural``.
+    photo: str | None = None
+    natural: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,14 +65,34 @@ class HairMaterial:
     rgba: F32
     origin: tuple[float, float]
     px_per_iod: float
+    # Photographic materials: the hairline (canonical (x, y), left to right) and the source's
+    # ear anchors (subject's right, left); empty for drawn ones.
+    hairline: tuple[tuple[float, float], ...] = ()
+    ears: tuple[tuple[float, float], ...] = ()
+    credit: str = ""
 
 
 HAIRSTYLES: dict[str, HairStyle] = {
     s.id: s
     for s in (
+        HairStyle(
+            "bob_natural",
+            "Bob (photo)",
+            "Real chin-length bob with a side-swept fringe, as photographed",
+            (150, 112, 72),
+            fringe_to=-0.33,
+            photo="collins_bob",
+            natural=True,
+        ),
+        HairStyle(
+            "bob_brunette", "Brunette bob (photo)", "The photographed bob in dark brown", (66, 44, 30), fringe_to=-0.33, photo="collins_bob"
+        ),
+        HairStyle("bob_black", "Black bob (photo)", "The photographed bob in black", (28, 24, 24), fringe_to=-0.33, photo="collins_bob"),
+        HairStyle(
+            "bob_auburn", "Auburn bob (photo)", "The photographed bob in auburn", (120, 56, 32), fringe_to=-0.33, photo="collins_bob"
+        ),
         HairStyle("short_crop", "Short crop", "Short textured crop brushed up and back", (62, 43, 31)),
         HairStyle("long_straight", "Long straight", "Long straight hair with a side part, past the shoulders", (96, 58, 34)),
-        HairStyle("bob_fringe", "Bob with fringe", "Chin-length bob with a full fringe", (34, 28, 27), fringe_to=-0.43),
         HairStyle("curly_afro", "Curly afro", "Rounded afro of tight curls", (40, 29, 23)),
         HairStyle("top_bun", "Top bun", "Sleek hair pulled up into a top knot", (150, 112, 72)),
     )
@@ -82,7 +109,26 @@ def hair_material(hairstyle_id: str) -> HairMaterial:
     style = HAIRSTYLES.get(hairstyle_id)
     if style is None:
         raise HairstyleNotFound(f"no hairstyle {hairstyle_id!r}; known: {', '.join(HAIRSTYLES)}")
+    if style.photo is not None:
+        return _photo_material(style)
     return _DRAW[hairstyle_id](style)
+
+
+def canvas_geometry() -> tuple[int, int, tuple[float, float], float]:
+    """Width, height, origin pixel and pixels per IOD of the canonical material canvas."""
+    c = _canvas()
+    return c.w, c.h, c.origin, float(PX_PER_IOD)
+
+
+def _photo_material(style: HairStyle) -> HairMaterial:
+    from likeness_render.domain import hair_photo
+
+    assert style.photo is not None
+    photo = hair_photo.load(PHOTO_DIR / f"{style.photo}.png")
+    rgba = photo.rgba if style.natural else hair_photo.recolour(photo.rgba, style.colour)
+    rgba = np.array(rgba, dtype=np.float32)
+    rgba.setflags(write=False)
+    return HairMaterial(style, rgba, photo.origin, photo.px_per_iod, photo.hairline, photo.ears, photo.credit)
 
 
 # --- drawing the materials -----------------------------------------------------------------
@@ -289,32 +335,6 @@ def _draw_long_straight(style: HairStyle) -> HairMaterial:
     return _material(style, c, rgb, a)
 
 
-def _draw_bob_fringe(style: HairStyle) -> HairMaterial:
-    c = _canvas()
-    assert style.fringe_to is not None
-    cap = _scalp(c, 0.24 + _smooth_noise(c, 8.0, 41) * 0.02)
-    y = c.y
-    # A bob swells over the cheekbones and tucks in at the jaw.
-    outer = 1.44 + 0.08 * np.cos(np.clip(y, -0.5, 1.4) * 1.3) - 0.12 * np.clip(y - 0.8, 0.0, None)
-    hem = 1.32 - 0.06 * np.abs(c.x) + 0.04 * _smooth_noise(c, 3.0, 42)
-    sides = (np.abs(c.x) < outer) & (y > -0.6) & (y < hem) & ((y < 0.8) | (np.abs(c.x) > 0.55))
-    fringe_hem = style.fringe_to + 0.03 * _smooth_noise(c, 2.5, 43) + 0.06 * (c.x / 1.0) ** 2
-    fringe = _window(c, 0.02) & (y < fringe_hem)
-    inside = ((cap | sides) & ~_window(c, -0.02)) | fringe
-    # Crown outwards and down; the fringe combed straight down.
-    crown = np.array([0.0, -2.3])
-    rx, ry = _normalise(c.x - crown[0], c.y - crown[1])
-    wgt = np.clip((c.y + 0.9) / 0.9, 0.0, 1.0)
-    fx, fy = _normalise(rx * (1 - wgt) + 0.04 * np.sign(c.x) * wgt, ry * (1 - wgt) + wgt)
-    in_fringe = _window(c, 0.1) & (y > -1.2)
-    fx = np.where(in_fringe, 0.12 * c.x, fx).astype(np.float32)
-    fy = np.where(in_fringe, 1.0, fy).astype(np.float32)
-    fx, fy = _normalise(fx, fy)
-    tex = _strand_texture(c, fx, fy, steps=20, seed=44)
-    rgb, a = _shade(c, inside, fx, fy, tex, style, dome_px=0.45 * PX_PER_IOD, sheen=1.2)
-    return _material(style, c, rgb, a)
-
-
 def _draw_curly_afro(style: HairStyle) -> HairMaterial:
     c = _canvas()
     rng = np.random.default_rng(51)
@@ -378,7 +398,6 @@ def _draw_top_bun(style: HairStyle) -> HairMaterial:
 _DRAW = {
     "short_crop": _draw_short_crop,
     "long_straight": _draw_long_straight,
-    "bob_fringe": _draw_bob_fringe,
     "curly_afro": _draw_curly_afro,
     "top_bun": _draw_top_bun,
 }

@@ -1,15 +1,19 @@
-"""Template materials for portraits: an image with one or more faces whose dense landmarks
-are computed once, when the template is registered (by the faces service: the caller
-passes the faces it found), and a catalog to keep them in.
+"""Template materials for portraits: an RGBA image (the person's clean matte as alpha) with
+one or more faces whose dense landmarks (the anchor meshes) are computed once, when the
+template is registered (by the faces service: the caller passes the faces it found), and a
+catalog to keep them in. Materials are kept at least MIN_LONG_SIDE px on the long side: a
+smaller picture is upscaled once at registration, so every portrait comes out at that size.
 
-The demo catalog is made in code from public-domain images that ship inside packages
-(``skimage.data.astronaut()``, matplotlib's ``grace_hopper.jpg``): the backdrops and looks
-(studio gradient, painterly sepia, vintage film, high-key mono, a two-person diptych) are
-generated here, so no third-party artwork is redistributed.
+The demo catalog is made in code from public-domain photographs that ship inside packages
+(``skimage.data.astronaut()``: NASA, Eileen Collins; matplotlib's ``grace_hopper.jpg``:
+U.S. Navy, Grace Hopper): each photograph as it is, and compositions of their clean
+cut-outs (render's matting) on a studio sweep. No filter pretends to be a style.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +23,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from likeness_render.domain.face import FaceGeometry
 
@@ -28,6 +33,8 @@ FloatMask = npt.NDArray[np.float32]
 PersonSegmenter = Callable[[RgbImage], FloatMask]
 
 MIN_SIDE = 64
+# Every material is at least this long on its long side (portraits come out at the material's size).
+MIN_LONG_SIDE = 1024
 
 
 class TemplateError(ValueError):
@@ -51,6 +58,8 @@ class Template:
     width: int
     height: int
     description: str = field(default="")
+    # The person's matte, (H, W) float 0..1, read-only; None for a material without one.
+    alpha: FloatMask | None = field(default=None)
 
     @property
     def face_count(self) -> int:
@@ -117,6 +126,7 @@ def register_template(
     faces: Sequence[FaceGeometry],
     template_id: str | None = None,
     description: str = "",
+    alpha: FloatMask | None = None,
 ) -> Template:
     """A template from its image and the faces found in it (with their 478-point meshes;
     faces without a mesh are left out), ordered left to right."""
@@ -133,6 +143,12 @@ def register_template(
         meshes.append(mesh)
     frozen = np.array(image, dtype=np.uint8)
     frozen.setflags(write=False)
+    matte = None
+    if alpha is not None:
+        if alpha.shape != (h, w):
+            raise TemplateError(f"template matte is {alpha.shape}, the image {(h, w)}")
+        matte = np.clip(np.asarray(alpha, dtype=np.float32), 0.0, 1.0)
+        matte.setflags(write=False)
     return Template(
         id=template_id or slug(name),
         name=name,
@@ -142,7 +158,54 @@ def register_template(
         width=w,
         height=h,
         description=description,
+        alpha=matte,
     )
+
+
+def png_alpha(data: bytes) -> npt.NDArray[np.float32] | None:
+    """The alpha channel of a PNG (or WebP) with one, as float 0..1; None without one."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
+                return None
+            return np.asarray(img.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0
+    except (OSError, ValueError):
+        return None
+
+
+def clean_matte(alpha: FloatMask, min_share: float = 0.002) -> FloatMask:
+    """``alpha`` without specks: pieces of the matte (alpha > 0.5 and their soft edges)
+    smaller than ``min_share`` of the largest are dropped (a fleck of the old backdrop that
+    matting kept would show on every portrait made from the material)."""
+    hard = (alpha > 0.5).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(hard, connectivity=8)
+    if n <= 2:
+        return alpha
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    small = [i + 1 for i, area in enumerate(areas) if area < min_share * areas.max()]
+    if not small:
+        return alpha
+    specks = np.isin(labels, small)
+    # The specks' soft rims go with them, but not the rim of a kept piece next to one.
+    rims = cv2.dilate(specks.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    kept = (hard > 0) & ~specks
+    out = alpha.copy()
+    out[rims & ~kept] = 0.0
+    return out
+
+
+def at_material_size(image: RgbImage, alpha: FloatMask | None = None) -> tuple[RgbImage, FloatMask | None]:
+    """``image`` (and its matte) upscaled so the long side is at least MIN_LONG_SIDE px
+    (Lanczos); unchanged when it already is."""
+    h, w = image.shape[:2]
+    k = MIN_LONG_SIDE / max(h, w)
+    if k <= 1.0:
+        return image, alpha
+    size = (round(w * k), round(h * k))
+    big = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4), dtype=np.uint8)
+    if alpha is None:
+        return big, None
+    return big, np.clip(cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
 
 
 def slug(name: str) -> str:
@@ -155,7 +218,9 @@ def slug(name: str) -> str:
 # --- looks generated in code -------------------------------------------------------------
 
 
-def studio_backdrop(image: RgbImage, person: FloatMask, top: tuple[int, int, int], bottom: tuple[int, int, int]) -> RgbImage:
+def studio_backdrop(
+    image: RgbImage | npt.NDArray[np.float32], person: FloatMask, top: tuple[int, int, int], bottom: tuple[int, int, int]
+) -> RgbImage:
     """The person on a studio paper backdrop: a vertical gradient with a soft light pool
     behind the head and darker corners, as a single flash on a sweep gives."""
     h, w = image.shape[:2]
@@ -171,64 +236,27 @@ def studio_backdrop(image: RgbImage, person: FloatMask, top: tuple[int, int, int
     return _over(image, back, person)
 
 
-def painterly_sepia(image: RgbImage) -> RgbImage:
-    """Edge-preserving "oil" simplification, a sepia gradient map and a canvas weave."""
-    painted = cv2.stylization(image, sigma_s=25, sigma_r=0.25)
-    soft = cv2.edgePreservingFilter(image, flags=cv2.RECURS_FILTER, sigma_s=30, sigma_r=0.3)
-    # Half photograph, half painting: a face must stay a face for face analysis.
-    mixed = cv2.addWeighted(painted, 0.5, soft, 0.5, 0)
-    lum = cv2.cvtColor(mixed, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    dark, mid, light = np.array([48, 28, 14], np.float32), np.array([158, 112, 68], np.float32), np.array([246, 226, 190], np.float32)
-    l3 = lum[..., None]
-    toned = np.where(l3 < 0.5, dark + (mid - dark) * (l3 / 0.5), mid + (light - mid) * ((l3 - 0.5) / 0.5))
-    h, w = image.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    weave = np.sin(xx * 1.9) * np.sin(yy * 1.9) * 0.5 + np.random.default_rng(11).normal(0.0, 0.5, (h, w))
-    weave = cv2.GaussianBlur(weave.astype(np.float32), (0, 0), 0.7)
-    toned *= (1.0 + 0.035 * weave)[..., None]
-    return np.clip(toned + 0.5, 0, 255).astype(np.uint8)
+Eyes = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+# The diptych's panes: at the material size (two panes and the mount make 1048 px across).
+PANE = (500, 640)
+PANE_IOD = 100.0
 
 
-def vintage_film(image: RgbImage) -> RgbImage:
-    """Faded 1970s print: lifted blacks, soft highlights, warm-highlight / teal-shadow split
-    toning, less saturation, grain, vignette and a light leak at one edge."""
-    h, w = image.shape[:2]
-    f = image.astype(np.float32) / 255.0
-    grey = f.mean(axis=2, keepdims=True)
-    f = grey + (f - grey) * 0.7
-    f = 0.08 + 0.84 * f - 0.12 * (f - 0.5) ** 3
-    lum = f.mean(axis=2, keepdims=True)
-    warm, teal = np.array([1.0, 0.55, 0.2], np.float32), np.array([0.1, 0.45, 0.55], np.float32)
-    f = f + 0.06 * (lum * warm + (1.0 - lum) * teal) - 0.03
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    r = np.hypot((xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2))
-    f *= (1.0 - 0.28 * np.clip(r - 0.45, 0, None) ** 1.5)[..., None]
-    leak = np.exp(-(((xx - w * 1.02) / (0.25 * w)) ** 2 + ((yy - h * 0.15) / (0.5 * h)) ** 2))
-    f += leak[..., None] * np.array([0.22, 0.08, 0.0], np.float32)
-    grain = np.random.default_rng(3).normal(0.0, 1.0, (h, w)).astype(np.float32)
-    f += cv2.GaussianBlur(grain, (0, 0), 0.8)[..., None] * 0.035
-    return np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-def high_key_mono(image: RgbImage, person: FloatMask) -> RgbImage:
-    """Black-and-white fashion look: red-filter mono, brightened skin, white seamless."""
-    f = image.astype(np.float32) / 255.0
-    mono = 0.6 * f[..., 0] + 0.3 * f[..., 1] + 0.1 * f[..., 2]  # a red filter lightens skin
-    mono = np.clip((mono - 0.05) / 0.9, 0, 1) ** 0.85
-    person_rgb = np.repeat(mono[..., None] * 255.0, 3, axis=2)
-    h, w = image.shape[:2]
-    yy = np.mgrid[0:h, 0:w][0].astype(np.float32) / max(1, h - 1)
-    back = np.repeat((246.0 - 18.0 * yy)[..., None], 3, axis=2)
-    return _over(np.clip(person_rgb, 0, 255).astype(np.uint8), back, person)
+def _pane_affine(eyes: Eyes, pane: tuple[int, int], eye_iod: float, eye_y: float) -> npt.NDArray[np.float64]:
+    eye_r, eye_l = eyes
+    pw, ph = pane
+    s = eye_iod / max(float(np.linalg.norm(eye_l - eye_r)), 1e-6)
+    centre = (eye_r + eye_l) / 2.0
+    return np.array([[s, 0.0, pw / 2.0 - s * centre[0]], [0.0, s, ph * eye_y - s * centre[1]]])
 
 
 def diptych(
     left: RgbImage,
-    left_eyes: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
+    left_eyes: Eyes,
     right: RgbImage,
-    right_eyes: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
-    pane: tuple[int, int] = (400, 500),
-    eye_iod: float = 70.0,
+    right_eyes: Eyes,
+    pane: tuple[int, int] = PANE,
+    eye_iod: float = PANE_IOD,
     eye_y: float = 0.36,
     margin: int = 16,
     paper: tuple[int, int, int] = (236, 230, 220),
@@ -238,18 +266,31 @@ def diptych(
     pw, ph = pane
     canvas = np.empty((ph + 2 * margin, 2 * pw + 3 * margin, 3), np.uint8)
     canvas[:] = paper
-    for k, (img, (eye_r, eye_l)) in enumerate(((left, left_eyes), (right, right_eyes))):
-        iod = float(np.linalg.norm(eye_l - eye_r))
-        s = eye_iod / max(iod, 1e-6)
-        centre = (eye_r + eye_l) / 2.0
-        affine = np.array([[s, 0.0, pw / 2.0 - s * centre[0]], [0.0, s, ph * eye_y - s * centre[1]]])
-        panel = cv2.warpAffine(img, affine, (pw, ph), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    for k, (img, eyes) in enumerate(((left, left_eyes), (right, right_eyes))):
+        affine = _pane_affine(eyes, pane, eye_iod, eye_y)
+        flags = cv2.INTER_AREA if affine[0, 0] < 1 else cv2.INTER_CUBIC
+        panel = cv2.warpAffine(img, affine, (pw, ph), flags=flags, borderMode=cv2.BORDER_REFLECT)
         x0 = margin + k * (pw + margin)
         canvas[margin : margin + ph, x0 : x0 + pw] = panel
     return canvas
 
 
-def _over(fg: RgbImage, back: npt.NDArray[np.float32], person: FloatMask) -> RgbImage:
+def diptych_matte(
+    left: FloatMask, left_eyes: Eyes, right: FloatMask, right_eyes: Eyes, pane: tuple[int, int] = PANE, eye_iod: float = PANE_IOD,
+    eye_y: float = 0.36, margin: int = 16,
+) -> FloatMask:  # fmt: skip
+    """The person mattes laid out as ``diptych`` lays out the pictures (the mount is not a person)."""
+    pw, ph = pane
+    canvas = np.zeros((ph + 2 * margin, 2 * pw + 3 * margin), np.float32)
+    for k, (alpha, eyes) in enumerate(((left, left_eyes), (right, right_eyes))):
+        affine = _pane_affine(eyes, pane, eye_iod, eye_y)
+        panel = cv2.warpAffine(alpha.astype(np.float32), affine, (pw, ph), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        x0 = margin + k * (pw + margin)
+        canvas[margin : margin + ph, x0 : x0 + pw] = np.clip(panel, 0.0, 1.0)
+    return canvas
+
+
+def _over(fg: RgbImage | npt.NDArray[np.float32], back: npt.NDArray[np.float32], person: FloatMask) -> RgbImage:
     a = np.clip(person.astype(np.float32), 0.0, 1.0)[..., None]
     out = fg.astype(np.float32) * a + back * (1.0 - a)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
@@ -284,60 +325,70 @@ def demo_sources() -> dict[str, DemoSource]:
 
 @dataclass(frozen=True)
 class DemoLook:
-    """A demo template before its faces are found."""
+    """A demo template before its faces are found: the image and its person's matte."""
 
     name: str
     style: str
     image: RgbImage
     description: str
+    alpha: FloatMask
 
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """The single-portrait demo looks, and what the two-person one is made from once the
-    faces of the two sources are known (see ``diptych_look``)."""
+    """The package-shipped portraits at material size with their coarse person masks; the
+    looks are made from them once their faces are known (``demo_looks``)."""
 
-    looks: tuple[DemoLook, ...]
     astronaut: RgbImage
     hopper: RgbImage
-    duo_left: RgbImage  # the sources on the diptych's backdrop
-    duo_right: RgbImage
-    duo_description: str
+    astronaut_person: FloatMask
+    hopper_person: FloatMask
+    credits: dict[str, str]
 
 
 def plan_demo(segmenter: PersonSegmenter) -> DemoPlan:
-    """Four demo looks generated in code from the package-shipped portraits (CPU work, no
-    face analysis)."""
+    """The demo sources, upscaled to material size, and their coarse person masks."""
     src = demo_sources()
-    astro, hopper = src["astronaut"].image, src["hopper"].image
-    astro_mask, hopper_mask = segmenter(astro), segmenter(hopper)
-
-    def look(name: str, style: str, image: RgbImage, what: str, credit: str) -> DemoLook:
-        return DemoLook(name, style, image, f"{what}. Source: {credit}.")
-
-    looks = (
-        look("Studio Blue", "studio", studio_backdrop(astro, astro_mask, top=(92, 110, 132), bottom=(28, 34, 44)),
-             "Studio sweep, cool gradient backdrop", src["astronaut"].credit),
-        look("Sepia Oil", "painterly", painterly_sepia(hopper), "Painterly sepia with canvas texture", src["hopper"].credit),
-        look("Seventies Film", "vintage", vintage_film(astro), "Faded film print: split toning, grain, light leak", src["astronaut"].credit),
-        look("High Key Mono", "mono", high_key_mono(hopper, hopper_mask), "Black-and-white on white seamless", src["hopper"].credit),
-    )  # fmt: skip
+    astro, _ = at_material_size(src["astronaut"].image)
+    hopper, _ = at_material_size(src["hopper"].image)
     return DemoPlan(
-        looks=looks,
         astronaut=astro,
         hopper=hopper,
-        duo_left=studio_backdrop(astro, astro_mask, top=(210, 196, 172), bottom=(150, 128, 100)),
-        duo_right=studio_backdrop(hopper, hopper_mask, top=(210, 196, 172), bottom=(150, 128, 100)),
-        duo_description=f"Two-person diptych on a paper mount. Source: {src['astronaut'].credit}; {src['hopper'].credit}.",
+        astronaut_person=segmenter(astro),
+        hopper_person=segmenter(hopper),
+        credits={k: v.credit for k, v in src.items()},
     )
 
 
-def diptych_look(plan: DemoPlan, astronaut_face: FaceGeometry, hopper_face: FaceGeometry) -> DemoLook:
-    """The two-person demo look: both sources side by side, faces the same size."""
-    duo = diptych(
-        plan.duo_left,
-        (astronaut_face.right_eye, astronaut_face.left_eye),
-        plan.duo_right,
-        (hopper_face.right_eye, hopper_face.left_eye),
-    )
-    return DemoLook("Side by Side", "duo", duo, plan.duo_description)
+def _face_centre(face: FaceGeometry) -> tuple[float, float]:
+    return ((face.box[0] + face.box[2]) / 2.0, (face.box[1] + face.box[3]) / 2.0)
+
+
+def demo_looks(plan: DemoPlan, astronaut_face: FaceGeometry, hopper_face: FaceGeometry) -> tuple[DemoLook, ...]:
+    """The demo catalog: the two photographs as they are (with their clean mattes), the
+    astronaut's cut-out on a cool studio sweep, and both cut-outs side by side on a warm one."""
+    from likeness_render.domain import matte  # the ID-photo matting: only the demo build needs it here
+
+    astro_cut = matte.cut_out(plan.astronaut, plan.astronaut_person, _face_centre(astronaut_face))
+    hopper_cut = matte.cut_out(plan.hopper, plan.hopper_person, _face_centre(hopper_face))
+    astro_cut = dataclasses.replace(astro_cut, alpha=clean_matte(astro_cut.alpha))
+    hopper_cut = dataclasses.replace(hopper_cut, alpha=clean_matte(hopper_cut.alpha))
+    nasa, navy = plan.credits["astronaut"], plan.credits["hopper"]
+
+    def studio(cut: matte.CutOut, top: tuple[int, int, int], bottom: tuple[int, int, int]) -> RgbImage:
+        return studio_backdrop(cut.foreground, cut.alpha, top, bottom)
+
+    warm_top, warm_bottom = (210, 196, 172), (150, 128, 100)
+    left, right = studio(astro_cut, warm_top, warm_bottom), studio(hopper_cut, warm_top, warm_bottom)
+    eyes = (astronaut_face.right_eye, astronaut_face.left_eye), (hopper_face.right_eye, hopper_face.left_eye)
+    duo = diptych(left, eyes[0], right, eyes[1])
+    duo_alpha = diptych_matte(astro_cut.alpha, eyes[0], hopper_cut.alpha, eyes[1])
+    return (
+        DemoLook("NASA Portrait", "documentary", plan.astronaut, f"Official NASA portrait. Source: {nasa}.", astro_cut.alpha),
+        DemoLook("Navy Portrait", "official", plan.hopper, f"Official U.S. Navy portrait. Source: {navy}.", hopper_cut.alpha),
+        DemoLook(
+            "Studio Blue", "studio", studio(astro_cut, (92, 110, 132), (28, 34, 44)),
+            f"Studio sweep, cool gradient backdrop. Source: {nasa}.", astro_cut.alpha,
+        ),
+        DemoLook("Side by Side", "duo", duo, f"Two-person diptych on a paper mount. Source: {nasa}; {navy}.", duo_alpha),
+    )  # fmt: skip

@@ -77,7 +77,7 @@ def build_use_cases(
         checks=IdPhotoChecks(shared),
         sheets=sheets,
         portraits=Portraits(shared, template_cases, Restyler(generator, consent)),
-        hairstyles=Hairstyles(shared),
+        hairstyles=Hairstyles(shared, Restyler(generator, consent)),
         templates=template_cases,
         results=Results(shared.results, access),
         outfits=outfit_cases,

@@ -39,7 +39,7 @@ class Portraits:
         result = template.image.copy()
         for offset, user in enumerate(users):
             try:
-                fused = await asyncio.to_thread(fusion.fuse, result, template.meshes, [user], strength, face_index + offset)
+                fused = await asyncio.to_thread(fusion.fuse, result, template.meshes, [user], strength, face_index + offset, template.alpha)
             except fusion.FusionError as exc:
                 raise InvalidArgument(str(exc), "FUSION_FAILED") from None
             result = fused.image

@@ -15,6 +15,8 @@ RGB = npt.NDArray[np.uint8]
 Segmenter = Callable[[RGB], npt.NDArray[np.float32]]
 # Alpha (0..1, the image's size) of the person in an output-size crop.
 Matting = Callable[[RGB], npt.NDArray[np.float32]]
+# A face crop restored by a learned model (same size), for portrait fusion.
+FaceModel = Callable[[RGB], RGB]
 
 
 class ImageSourcePort(Protocol):

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, Protocol
 
 import cv2
+import numpy as np
 
 from likeness_platform.errors import FailedPrecondition
 from likeness_render.adapters.aigen import crop_box
@@ -42,3 +43,23 @@ class Restyler:
         out = image.copy()
         out[y0:y1, x0:x1] = cv2.resize(styled, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
         return out
+
+    async def restyle_region(self, image: RGB, box: tuple[float, float, float, float], region: Any, prompt: str) -> RGB:
+        """`image` with the provider's masked edit of `region` (H, W, 0..1: the hair, an
+        outfit) pasted back under that region only, feathered; the rest stays as it was."""
+        if self.generator is None:
+            raise FailedPrecondition("AI generation is not configured on this server (LIKENESS_AIGEN_*)", "AIGEN_DISABLED")
+        answers = await self.generator.edit_region(image, box, region, prompt[:1000], (512, 512), 1)
+        styled = await asyncio.to_thread(decode, answers[0])
+        x0, y0, x1, y1 = crop_box(image.shape, box, self.generator.crop_margin)
+        return await asyncio.to_thread(_paste_under, image, styled, (x0, y0, x1, y1), region)
+
+
+def _paste_under(image: RGB, styled: RGB, crop: tuple[int, int, int, int], region: Any) -> RGB:
+    x0, y0, x1, y1 = crop
+    answer = cv2.resize(styled, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32)
+    r = np.clip(np.asarray(region[y0:y1, x0:x1], dtype=np.float32), 0.0, 1.0)
+    r = np.asarray(cv2.GaussianBlur(r, (0, 0), max(1.0, 0.004 * max(x1 - x0, y1 - y0))), dtype=np.float32)[..., None]
+    out = image.copy()
+    out[y0:y1, x0:x1] = np.clip(image[y0:y1, x0:x1].astype(np.float32) * (1.0 - r) + answer * r + 0.5, 0, 255).astype(np.uint8)
+    return out

@@ -17,7 +17,7 @@ from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.results import NewResult, StoredResult
 from likeness_render.domain.spec_catalog import Catalog
 from likeness_render.domain.specs import Spec, SpecNotFoundError
-from likeness_render.usecases.ports import RGB, FacesPort, ImageSourcePort, Matting, ResultsPort, Segmenter
+from likeness_render.usecases.ports import RGB, FaceModel, FacesPort, ImageSourcePort, Matting, ResultsPort, Segmenter
 
 # Faces sees a copy this size: plenty for 478 points on an ID-photo face (the mesh model
 # works at 256 px), and cheap to encode, send and decode.
@@ -74,6 +74,7 @@ class Shared:
         memory_only: bool = False,
         default_dpi: float = 300.0,
         matting: Matting | None = None,
+        face_model: FaceModel | None = None,
     ) -> None:
         self.catalog = catalog
         self.images = images
@@ -84,6 +85,8 @@ class Shared:
         self.default_dpi = default_dpi
         # An operator's matting model (alpha of an ID photo's crop); None: the built-in matting.
         self.matting = matting
+        # An operator's face-restoration model (portrait fusion); None: the classical pipeline.
+        self.face_model = face_model
 
     def spec(self, spec_id: str) -> Spec:
         try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
+
 from likeness_imaging.codec import encode_jpeg
 from likeness_platform.errors import FailedPrecondition, NotFound, Unavailable
 from likeness_platform.logging import get_logger
-from likeness_render.domain import templates
+from likeness_render.domain import matte, templates
 from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.templates import Template, TemplateStore
 from likeness_render.usecases.ports import RGB
@@ -39,26 +41,46 @@ class Templates:
         reply = await self.shared.faces.analyze(data)
         return [geometry(f, 1.0) for f in reply.faces]
 
-    async def register_template(self, name: str, style: str, image: RGB, description: str = "") -> Template:
+    async def register_template(
+        self, name: str, style: str, image: RGB, description: str = "", alpha: templates.FloatMask | None = None
+    ) -> Template:
         """A template made from `image` (meshes by the faces service) and put in the catalog;
-        templates.TemplateError when the image cannot be one."""
+        templates.TemplateError when the image cannot be one. The material is kept at least
+        templates.MIN_LONG_SIDE px long (upscaled once here); its matte is `alpha` when the
+        operator gave one (a PNG's alpha channel), else cut out here with render's matting."""
         templates.check_template_image(name, image)
+        if alpha is not None and alpha.shape != image.shape[:2]:
+            raise templates.TemplateError(f"template matte is {alpha.shape}, the image {image.shape[:2]}")
+        image, alpha = await asyncio.to_thread(templates.at_material_size, image, alpha)
         faces = await self.template_faces(image)
-        template = templates.register_template(name, style, image, faces, description=description)
+        if alpha is None and faces:
+            alpha = await asyncio.to_thread(self._cut_out, image, faces)
+        template = templates.register_template(name, style, image, faces, description=description, alpha=alpha)
         self.store.put(template)
         return template
 
+    def _cut_out(self, image: RGB, faces: list[FaceGeometry]) -> templates.FloatMask:
+        """Every face's person, cut out with the ID-photo matting; their mattes together."""
+        coarse = self.shared.segment(image)
+        alpha = np.zeros(image.shape[:2], np.float32)
+        for face in faces:
+            centre = ((face.box[0] + face.box[2]) / 2.0, (face.box[1] + face.box[3]) / 2.0)
+            alpha = np.maximum(alpha, matte.cut_out(image, coarse, centre).alpha)
+        return templates.clean_matte(alpha)
+
     async def build_demo_templates(self) -> list[Template]:
-        """The demo catalog: looks made here, meshes by the faces service."""
+        """The demo catalog: looks made here from package-shipped photographs, meshes by the faces service."""
         plan = await asyncio.to_thread(templates.plan_demo, self.shared.segment)
         astronaut, hopper = await asyncio.gather(self.template_faces(plan.astronaut), self.template_faces(plan.hopper))
         if not astronaut or not hopper:
             raise templates.TemplateError("a demo source portrait shows no face to the faces service")
-        duo = await asyncio.to_thread(templates.diptych_look, plan, astronaut[0], hopper[0])
+        looks = await asyncio.to_thread(templates.demo_looks, plan, astronaut[0], hopper[0])
         built = []
-        for look in (*plan.looks, duo):
+        for look in looks:
             faces = await self.template_faces(look.image)
-            built.append(templates.register_template(look.name, look.style, look.image, faces, description=look.description))
+            built.append(
+                templates.register_template(look.name, look.style, look.image, faces, description=look.description, alpha=look.alpha)
+            )
         return built
 
     def start_demo_templates(self, deadline_s: float = DEMO_BUILD_DEADLINE_S) -> None:
