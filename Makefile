@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup run test lint security protos bench clean
+.PHONY: setup run test lint security protos bench clean images images-smoke images-lock
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,18 @@ protos: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# Container images with buildah (no Docker daemon): scripts/images.sh, then the whole mesh
+# from the images with the chart's security context and one real ID photo (scripts/images_smoke.py).
+images:
+	@bash scripts/images.sh
+
+images-smoke: setup
+	$(PY) scripts/images_smoke.py
+
+# After a dependency change: requirements/lock/*.txt (needs uv).
+images-lock:
+	@bash scripts/images_lock.sh
 
 clean:
 	rm -rf .run libs/protos/likeness

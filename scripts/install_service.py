@@ -1,15 +1,18 @@
-"""Install one service and the first-party libraries it needs into the image's venv.
+"""Lay out one service and the first-party libraries it needs for its image.
 
-Run by services/Dockerfile and services/faces/Dockerfile from /app, a copy of the
-repository layout, in two steps so that a change to the code reuses the (slow) layer
-of third-party packages:
+Third-party packages come from requirements/lock/<service>.txt (pinned, with hashes) in
+a layer of their own; this script only handles first-party code, so that a code edit
+rebuilds a thin layer and never the layer of wheels:
 
-    python install.py requirements SERVICE   # pip install what the pyproject files name
-    python install.py app SERVICE            # editable installs, compiled bytecode
+    python install_service.py inputs SERVICE   # the third-party requirements (lock input)
+    python install_service.py app SERVICE      # /app for the image (run in /app)
 
 Which libs/<dir> a service needs is read from its pyproject.toml (likeness-* dependencies,
-followed transitively), so the Dockerfiles list no libraries. `app` also deletes the
-libraries the service does not need, so an image carries only its own code.
+followed transitively), so the Dockerfiles list no libraries. `app` deletes the libraries
+the service does not need, writes /app/site/likeness.pth (the source folders, found by
+Python through the .pth the image's venv carries) and compiles the bytecode: no pip,
+setuptools or package metadata is needed at run time, and /app keeps the repository
+layout (migrations sit beside the packages, as in a checkout; Tilt syncs into place).
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ import argparse
 import compileall
 import re
 import shutil
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -69,13 +70,16 @@ def plan(root: Path, service: str) -> tuple[list[str], list[str]]:
     return folders[::-1], third_party
 
 
-def pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "install", *args], check=True)
+def source_folder(root: Path, folder: str) -> Path:
+    """Where a project's packages live: src/ when it has one (setuptools' find where=)."""
+    where = tomllib.loads((root / folder / "pyproject.toml").read_text())
+    found = where.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {}).get("where", ["."])
+    return (root / folder / found[0]).resolve()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("requirements", "app"))
+    parser.add_argument("step", choices=("inputs", "app"))
     parser.add_argument("service", help="folder under services/")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the repository layout (default: the working directory)")
     args = parser.parse_args()
@@ -83,14 +87,15 @@ def main() -> None:
         raise SystemExit("no service given: build with --build-arg SERVICE=<folder under services/>")
     root = args.root.resolve()
     folders, third_party = plan(root, args.service)
-    if args.step == "requirements":
-        if third_party:
-            pip(*third_party)
+    if args.step == "inputs":
+        print("\n".join(third_party))
         return
-    pip("--no-deps", *(arg for folder in folders for arg in ("-e", str(root / folder))))
     for lib in sorted(root.glob("libs/*")):
         if lib.relative_to(root).as_posix() not in folders:
             shutil.rmtree(lib)
+    site = root / "site"
+    site.mkdir(exist_ok=True)
+    (site / "likeness.pth").write_text("".join(f"{source_folder(root, folder)}\n" for folder in folders))
     if not compileall.compile_dir(root, quiet=1):
         raise SystemExit("byte-compiling the application failed")
 

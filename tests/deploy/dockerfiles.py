@@ -136,7 +136,8 @@ def parse_dockerfile(path: Path, build_args: dict[str, str] | None = None) -> Do
             expanded = _VARIABLE.sub(lambda m, scope=scope: scope.get(m.group(1), m.group(0)), rest)
             stages[-1].instructions.append(Instruction(keyword, flags, expanded, number, rest))
             if keyword == "ARG":
-                key, has_default, default = rest.partition("=")
+                # A default may name an ARG already in scope (ARG LOCK=${SERVICE}).
+                key, has_default, default = expanded.partition("=")
                 if not has_default:
                     default = global_args.get(key, "")
                 elif default[:1] in "\"'" and default[:1] == default[-1:] and len(default) > 1:

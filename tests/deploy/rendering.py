@@ -98,8 +98,9 @@ PRODUCTION_VALUES: dict[str, Any] = {
 }
 
 # The least an operator must give: a database URL, privacy's keys (KEK, pseudonym key, ledger signing key),
-# billing's ledger key, the blob-name key, each service's certificate Secret, and (egress being denied by
-# default) the database's address.
+# billing's ledger key, the blob-name key, each service's certificate Secret, a bucket (the default replicas
+# share blobs, which a pod's own emptyDir cannot), and (egress being denied by default) the database's and the
+# object store's addresses.
 MINIMAL_VALUES: dict[str, Any] = {
     "database": {"url": "postgresql://likeness:secret@db.internal:5432/likeness"},
     "privacyKeys": {
@@ -107,10 +108,15 @@ MINIMAL_VALUES: dict[str, Any] = {
         "pseudonymKey": base64.b64encode(bytes(range(100, 132))).decode(),
         "ledgerSigningKey": base64.b64encode(bytes(range(140, 172))).decode(),
     },
-    "blobs": {"nameKey": base64.b64encode(bytes(range(180, 220))).decode()},
+    "blobs": {"backend": "s3", "s3": {"bucket": "likeness-blobs"}, "nameKey": base64.b64encode(bytes(range(180, 220))).decode()},
     "billingKeys": {"ledgerKey": base64.b64encode(bytes(range(32, 80))).decode()},
     "services": {svc: {"tls": {"existingSecret": f"{svc}-cert"}} for svc in SERVICES},
-    "networkPolicy": {"egress": {"postgresql": {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [5432]}}},
+    "networkPolicy": {
+        "egress": {
+            "postgresql": {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [5432]},
+            "objectStorage": {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [443]},
+        }
+    },
 }
 
 

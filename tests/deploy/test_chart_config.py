@@ -606,11 +606,21 @@ def test_each_service_passes_its_own_start_up_checks(
         from likeness_billing.main import ledger_key
 
         assert len(ledger_key(settings)) >= 32
+    # Every folder a service writes to lies on a volume: the root filesystem is read-only
+    # (privacy's ledger checkpoints once defaulted to .run/ under /app and stopped it at start).
+    mounts = [m["mountPath"] for m in renders[values_name].container(svc)["volumeMounts"]]
+    for field, value in settings.model_dump().items():
+        backend = settings.model_dump().get(field.removesuffix("_dir") + "_backend", "local")
+        if field.endswith("_dir") and field != "model_dir" and backend == "local":  # model_dir: read only, in the image
+            assert value.startswith("/") and any(value.startswith(m.rstrip("/") + "/") or value == m for m in mounts), (svc, field, value)
     if svc in ("ingestion", "render"):
         from likeness_platform.blobs import subject_names_for
 
         assert 0 <= settings.upload_ttl <= 86400
-        assert settings.blob_backend == "local" and settings.blob_dir == "/var/lib/likeness/blobs"
+        if values_name == "dev":
+            assert settings.blob_backend == "local" and settings.blob_dir == "/var/lib/likeness/blobs"
+        else:
+            assert settings.blob_backend == "s3" and settings.s3_bucket == "likeness-blobs"
         subject_names_for(settings)  # exits, as at start, without a usable key
 
 

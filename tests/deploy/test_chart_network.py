@@ -11,6 +11,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+# `helm test`'s pod (templates/tests/health.yaml), admitted wherever a rule names its sources.
+HELM_TEST_POD = {
+    "podSelector": {
+        "matchLabels": {
+            "app.kubernetes.io/name": "likeness",
+            "app.kubernetes.io/instance": "likeness",
+            "app.kubernetes.io/component": "test",
+        }
+    }
+}
+
 
 def served_by() -> dict[str, set[str]]:
     """Full gRPC service name -> the services whose port serves it: each serves its own package's
@@ -140,7 +151,7 @@ def test_only_the_gateway_takes_outside_traffic(renders: dict[str, Any], service
     prod_http = [
         r for r in renders["production"].get("NetworkPolicy", f"{release[0]}-gateway")["spec"]["ingress"] if r["ports"][0]["port"] == "http"
     ]
-    assert prod_http[0]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    assert prod_http[0]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}, HELM_TEST_POD]
 
 
 def test_extra_grpc_peers_are_added_not_substituted(prod_render: Any, release: tuple[str, str]) -> None:
@@ -154,7 +165,8 @@ def test_postgresql_admits_only_services_with_a_database(dev_render: Any, releas
     (rule,) = policy["spec"]["ingress"]
     (peer,) = rule["from"]
     (expr,) = peer["podSelector"]["matchExpressions"]
-    assert set(expr["values"]) == {"gateway", "ingestion", "render", "billing", "privacy"}
+    # ... and the migrations Job, which applies their schemas before they start.
+    assert set(expr["values"]) == {"gateway", "ingestion", "render", "billing", "privacy", "migrations"}
 
 
 def test_network_policies_can_be_turned_off(render_chart: Any, minimal_values: dict[str, Any]) -> None:
@@ -260,7 +272,18 @@ def test_egress_beyond_the_mesh_is_named(renders: dict[str, Any], services: tupl
 @pytest.mark.parametrize(
     ("change", "missing"),
     [
-        ({"blobs": {"backend": "s3", "s3": {"bucket": "b"}}}, "objectStorage"),
+        (
+            {
+                "blobs": {"backend": "s3", "s3": {"bucket": "b"}},
+                "networkPolicy": {
+                    "egress": {
+                        "postgresql": {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [5432]},
+                        "objectStorage": {"to": [], "ports": [443]},
+                    }
+                },
+            },
+            "objectStorage",
+        ),
         ({"otel": {"exporter": "otlp", "endpoint": "http://collector:4317"}}, "otlp"),
         ({"redis": {"url": "redis://cache:6379/0", "rateLimitKey": "k" * 32}}, "redis"),
         ({"networkPolicy": {"egress": {"postgresql": {"to": [], "ports": [5432]}}}}, "postgresql"),
@@ -286,6 +309,7 @@ def test_metrics_only_from_the_monitoring_namespace_and_health_from_the_nodes(
         assert metrics["from"] == monitoring, values_name
         (health,) = [r for r in rules if r["ports"] == [{"port": "health", "protocol": "TCP"}]]
         if values_name == "production":
-            assert health["from"] == [{"ipBlock": {"cidr": "10.0.0.0/16"}}]
+            # The nodes' CIDR, and `helm test`'s pod, which would otherwise be shut out.
+            assert health["from"] == [{"ipBlock": {"cidr": "10.0.0.0/16"}}, HELM_TEST_POD]
         else:
             assert "from" not in health  # no node CIDR given: the health-only port is open to probes from anywhere

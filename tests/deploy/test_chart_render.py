@@ -48,10 +48,15 @@ def test_defaults_alone_refuse_to_render_and_say_what_is_missing(render_chart: A
         render_chart({"database": database, "networkPolicy": egress, "billingKeys": {"existingSecret": "b"}})
     tls = {svc: {"tls": {"existingSecret": f"{svc}-cert"}} for svc in SERVICES}
     given = {"database": database, "networkPolicy": egress, "services": tls, "billingKeys": {"existingSecret": "b"}}
-    with pytest.raises(helm.HelmError, match=r"blobs\.nameKey"):
+    with pytest.raises(helm.HelmError, match=r"blobs\.nameKey|blobs\.backend=local keeps"):
         render_chart(given)
-    with pytest.raises(helm.HelmError, match="kek"):
+    with pytest.raises(helm.HelmError, match=r"blobs\.backend=local keeps \w+'s blobs on each pod's own emptyDir"):
         render_chart({**given, "blobs": {"backend": "local", "nameKeyExistingSecret": "n"}})
+    egress["egress"]["objectStorage"] = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [443]}
+    with pytest.raises(helm.HelmError, match=r"blobs\.nameKey"):
+        render_chart({**given, "blobs": {"backend": "s3", "s3": {"bucket": "b"}}})
+    with pytest.raises(helm.HelmError, match="kek"):
+        render_chart({**given, "blobs": {"backend": "s3", "s3": {"bucket": "b"}, "nameKeyExistingSecret": "n"}})
 
 
 def test_billing_needs_its_ledger_key(render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]) -> None:
@@ -155,6 +160,10 @@ def test_probes_are_native_grpc_on_the_plaintext_health_port(renders: dict[str, 
         assert port_of(container, "health") == grpc_ports[svc] + 2000
         assert env["LIKENESS_HEALTH_PORT"] == str(grpc_ports[svc] + 2000)
         for probe in PROBES:
+            if svc == "gateway" and probe == "livenessProbe":
+                # The HTTP server is what clients reach: its liveness is /healthz (no upstream in it).
+                assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+                continue
             assert container[probe]["grpc"] == {"port": grpc_ports[svc] + 2000}, probe
         # Reflection stays at its default (off) in a cluster.
         assert "LIKENESS_REFLECTION" not in env

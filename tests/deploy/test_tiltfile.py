@@ -67,19 +67,24 @@ def test_build_args_are_the_bake_targets(tilt: Any, svc: str, dockerfiles: dict[
     declared |= set(dockerfiles[svc].global_args)
     build_args = image_builds(tilt)[f"likeness-{svc}"]["kwargs"]["build_args"]
     assert set(build_args) <= declared
-    # Tilt builds what `docker buildx bake` builds, plus the dev owner of /app.
-    assert {k: v for k, v in build_args.items() if k != "SOURCE_OWNER"} == bake_targets[svc]["args"]
+    # Tilt builds what `make images` builds, plus the bases and the dev owner of /app.
+    added = {"SOURCE_OWNER", "BUILD_BASE", "RUNTIME_BASE"}
+    assert {k: v for k, v in build_args.items() if k not in added} == bake_targets[svc]["args"]
+    assert build_args["BUILD_BASE"] == "localhost/likeness-base-build:k"
+    gl = bake_targets[svc]["args"].get("GL") == "1"
+    assert build_args["RUNTIME_BASE"] == f"localhost/likeness-base-runtime{'-gl' if gl else ''}:k"
     # Synced files are written by the container user, so it must own /app in dev images.
     user = dockerfiles[svc].final.all("USER")[-1].args
     assert build_args["SOURCE_OWNER"] == user
 
 
-def test_torch_index_can_be_chosen_from_the_environment(tiltfile_runner: Any) -> None:
-    run = tiltfile_runner({"LIKENESS_TORCH_INDEX_URL": "https://download.pytorch.org/whl/cpu"})
+def test_faces_lock_can_be_chosen_from_the_environment(tiltfile_runner: Any) -> None:
+    run = tiltfile_runner({"LIKENESS_FACES_LOCK": "faces-cpu"})
     builds = {b["ref"]: b for b in run.named("docker_build_with_restart")}
-    assert builds["likeness-faces"]["kwargs"]["build_args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
-    # Unset, the Dockerfile's own default applies.
-    assert "TORCH_INDEX_URL" not in image_builds(tiltfile_runner())["likeness-faces"]["kwargs"]["build_args"]
+    assert builds["likeness-faces"]["kwargs"]["build_args"]["LOCK"] == "faces-cpu"
+    assert "requirements/lock/faces-cpu.txt" in builds["likeness-faces"]["kwargs"]["only"]
+    # Unset, the Dockerfile's own default (the service's lock) applies.
+    assert "LOCK" not in image_builds(tiltfile_runner())["likeness-faces"]["kwargs"]["build_args"]
 
 
 def test_live_update_syncs_source_into_the_image_layout(tilt: Any, svc: str, repo: Path) -> None:

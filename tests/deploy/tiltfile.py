@@ -163,7 +163,13 @@ def _standins(run: TiltRun, env: dict[str, str]) -> dict[str, Any]:
             return default
         return json.loads(path.read_text())
 
+    def local(command, quiet=False, command_bat="", echo_off=False, env=None, dir="", stdin=None):
+        # Only the bases script runs at load time; it prints one image reference per base.
+        assert command == "bash scripts/images_base.sh --docker", command
+        return "BUILD_BASE=localhost/likeness-base-build:k\nRUNTIME_BASE=localhost/likeness-base-runtime:k\nRUNTIME_GL_BASE=localhost/likeness-base-runtime-gl:k\n"
+
     fns = {
+        "local": local,
         "docker_build": docker_build,
         "docker_build_with_restart": docker_build_with_restart,
         "deploy_cert_manager": deploy_cert_manager,

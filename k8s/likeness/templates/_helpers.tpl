@@ -62,13 +62,28 @@ channel spreads calls over the replicas instead of pinning one connection to one
 {{- printf "dns:///%s.%s.svc.%s:%d" (include "likeness.svcName" .) .root.Release.Namespace .root.Values.clusterDomain (int $port) }}
 {{- end }}
 
+{{/*
+A service's image: (dict "root" $ "svc" "faces"). With image.digests.<svc> (what
+`make images` prints; the registry's digest after a push) the reference is pinned:
+repository:tag@sha256:..., so a re-pushed tag cannot change what runs.
+*/}}
 {{- define "likeness.image" -}}
 {{- $tag := default .root.Chart.AppVersion .root.Values.image.tag -}}
+{{- $ref := printf "likeness-%s:%s" .svc $tag -}}
 {{- if .root.Values.image.registry -}}
-{{- printf "%s/likeness-%s:%s" (trimSuffix "/" .root.Values.image.registry) .svc $tag }}
-{{- else -}}
-{{- printf "likeness-%s:%s" .svc $tag }}
+{{- $ref = printf "%s/%s" (trimSuffix "/" .root.Values.image.registry) $ref -}}
 {{- end -}}
+{{- with dig .svc "" (default dict .root.Values.image.digests) -}}
+{{- $ref = printf "%s@%s" $ref . -}}
+{{- end -}}
+{{- $ref -}}
+{{- end }}
+
+{{/* The in-cluster PostgreSQL's image, pinned by postgresql.image.digest when set. */}}
+{{- define "likeness.postgresqlImage" -}}
+{{- $image := .Values.postgresql.image -}}
+{{- printf "%s:%s" $image.repository (toString $image.tag) -}}
+{{- with $image.digest -}}@{{ . }}{{- end -}}
 {{- end }}
 
 {{/*
@@ -221,4 +236,28 @@ true
 {{- else if $given -}}
 {{- fail "likeness: rights.apns needs keyId, teamId, topic and existingSecret together (or none of them: no push)" -}}
 {{- end -}}
+{{- end }}
+
+{{/*
+The database URLs the chart keeps in its own Secret (none with database.existingSecret), as
+YAML: key -> value. secret.yaml stores them; the migrations Job gets a copy of its own.
+*/}}
+{{- define "likeness.databaseSecretData" -}}
+{{- $data := dict -}}
+{{- if not .Values.database.existingSecret -}}
+{{- if .Values.database.url -}}
+{{- $_ := set $data "database-url" .Values.database.url -}}
+{{- else if .Values.postgresql.enabled -}}
+{{- $_ := set $data "database-url" (include "likeness.postgresqlUrl" .) -}}
+{{- end -}}
+{{- range $svc, $url := .Values.database.urls -}}
+{{- if $url -}}
+{{- $_ := set $data (printf "database-url-%s" $svc) $url -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.database.migrationUrl -}}
+{{- $_ := set $data "migration-database-url" . -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $data -}}
 {{- end }}

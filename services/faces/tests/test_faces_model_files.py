@@ -66,3 +66,25 @@ def test_damaged_mtcnn_weights_point_at_the_package(model_dir: Path, mtcnn_dir: 
 def test_load_models_stops_on_a_bad_folder(tmp_path: Path) -> None:
     with pytest.raises(ModelFilesError, match="run `make setup`"):
         load_models(tmp_path / "empty")
+
+
+def test_a_landmarker_that_mediapipe_cannot_load_shows_mediapipes_error(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An image without the GL loaders used to report this as a bad model file, hiding the cause.
+    from likeness_faces.adapters import face_landmarker
+
+    def missing_library(options: object) -> None:
+        raise OSError("libEGL.so.1: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(face_landmarker.vision.FaceLandmarker, "create_from_options", missing_library)
+    with pytest.raises(ModelFilesError) as raised:
+        face_landmarker.MeshLandmarker(model_dir / model_files.LANDMARKER_FILE)
+    message = str(raised.value)
+    assert "libEGL.so.1: cannot open shared object file" in message and "libegl1" in message
+    assert "fetch_models" not in message
+
+    def bad_file(options: object) -> None:
+        raise RuntimeError("Unable to open zip archive.")
+
+    monkeypatch.setattr(face_landmarker.vision.FaceLandmarker, "create_from_options", bad_file)
+    with pytest.raises(ModelFilesError, match=r"RuntimeError: Unable to open zip archive\..*fetch_models"):
+        face_landmarker.MeshLandmarker(model_dir / model_files.LANDMARKER_FILE)

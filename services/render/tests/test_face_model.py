@@ -6,6 +6,8 @@ pixel it touched is 255 - v, easy to see) and an "identity" at a fixed size."""
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,9 @@ from likeness_render.domain import fusion
 from likeness_render.main import RenderSettings, build
 
 from .landmarks import TestLandmarker
+
+# Render refuses to start without a blob-name key; any 32 random bytes do here.
+KEY = base64.b64encode(os.urandom(32)).decode()
 
 Mesh = npt.NDArray[np.float64]
 
@@ -118,6 +123,6 @@ async def test_render_does_not_start_with_a_face_model_it_cannot_check(tmp_path:
     sha = negative_model(tmp_path / "neg.onnx")
     wrong = "f" * 64 if sha != "f" * 64 else "e" * 64
     with pytest.raises(SystemExit, match=r"render cannot start: LIKENESS_FACE_MODEL_PATH: .* has SHA-256"):
-        await build(RenderSettings(face_model_path=str(tmp_path / "neg.onnx"), face_model_sha256=wrong))
+        await build(RenderSettings(blob_name_key=KEY, face_model_path=str(tmp_path / "neg.onnx"), face_model_sha256=wrong))
     with pytest.raises(SystemExit, match="LIKENESS_FACE_MODEL_SHA256 is empty"):
-        await build(RenderSettings(face_model_path=str(tmp_path / "neg.onnx")))
+        await build(RenderSettings(blob_name_key=KEY, face_model_path=str(tmp_path / "neg.onnx")))

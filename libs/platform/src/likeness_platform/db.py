@@ -128,6 +128,15 @@ async def open_service_pool(
     `database_url` DML on the schema (SELECT and INSERT only on `append_only` tables). Without a migration URL
     one role does both (a single-role setup: no grants).
     """
+    await migrate_service(settings, schema, migrations_dir, append_only=append_only)
+    return await open_pool(settings.database_url, schema, settings.db_pool_min, settings.db_pool_max)
+
+
+async def migrate_service(settings: ServiceSettings, schema: str, migrations_dir: Path, *, append_only: Collection[str] = ()) -> list[str]:
+    """What a service does to its schema before serving (see open_service_pool); returns the files applied now.
+
+    Also the whole of `python -m likeness_platform.migrate` (the chart's migrations Job).
+    """
     if not settings.database_url:
         raise SystemExit("LIKENESS_DATABASE_URL is not set (make run starts an embedded PostgreSQL and sets it)")
     runtime_role = None
@@ -137,14 +146,13 @@ async def open_service_pool(
             row = await (await conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).fetchone()
             if row is not None and row[0]:
                 log.warning("runtime_role_is_superuser", schema=schema, role=runtime_role)
-    await apply_migrations(
+    return await apply_migrations(
         settings.migration_database_url or settings.database_url,
         schema,
         migrations_dir,
         runtime_role=runtime_role,
         append_only=append_only,
     )
-    return await open_pool(settings.database_url, schema, settings.db_pool_min, settings.db_pool_max)
 
 
 async def open_pool(database_url: str, schema: str, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:

@@ -18,6 +18,18 @@ from likeness_faces.domain.model_outputs import MeshFit
 FACES_PER_CROP = 2
 
 
+def load_failure(model_path: Path, exc: BaseException) -> str:
+    """What stopped MediaPipe, in its own words, and the likely fix. The file's digest was
+    checked before (model_files.verify), so a failure here is rarely the file: an image
+    without libEGL.so.1 / libGLESv2.so.2, which libmediapipe.so loads, fails here too."""
+    detail = str(exc).strip() or "no detail"
+    if isinstance(exc, OSError) or ".so" in detail:
+        hint = "a shared library MediaPipe needs is missing (libEGL.so.1 and libGLESv2.so.2: Debian's libegl1 and libgles2)"
+    else:
+        hint = "if the file is the problem, run `make setup` or `python scripts/fetch_models.py`"
+    return f"MediaPipe could not load {model_path.name}: {type(exc).__name__}: {detail}; {hint}"
+
+
 class MeshLandmarker:
     """Thread-safe: a lock serialises calls because a Tasks object is not re-entrant."""
 
@@ -32,10 +44,7 @@ class MeshLandmarker:
         try:
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
         except Exception as exc:
-            raise ModelFilesError(
-                f"{model_path.name} could not be loaded by MediaPipe ({type(exc).__name__}); "
-                "run `make setup` or `python scripts/fetch_models.py`"
-            ) from exc
+            raise ModelFilesError(load_failure(model_path, exc)) from exc
         self._lock = threading.Lock()
 
     def fit(self, crop: npt.NDArray[np.uint8]) -> MeshFit | None:
