@@ -551,10 +551,7 @@ def test_checkpoints_on_s3_name_their_bucket_and_credentials(prod_render: Any, r
     assert optional["LIKENESS_LEDGER_SIGNING_KEY"] is False and optional["LIKENESS_PSEUDONYM_KEY"] is False
     assert optional["LIKENESS_RETIRED_KEKS"] is True
     minimal_values["ledgerCheckpoints"] = {"backend": "s3"}
-    # Privacy then reaches object storage, which egress must name, as for blobs.
-    with pytest.raises(helm.HelmError, match=r"networkPolicy\.egress\.objectStorage\.to is required"):
-        render_chart(minimal_values)
-    minimal_values["networkPolicy"]["egress"]["objectStorage"] = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [443]}
+    # (Privacy's egress to object storage: tests/deploy/test_chart_network.py.)
     with pytest.raises(helm.HelmError, match=r"ledgerCheckpoints\.s3\.bucket is required"):
         render_chart(minimal_values)
 
