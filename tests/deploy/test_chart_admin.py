@@ -33,6 +33,19 @@ def test_the_admin_api_has_its_own_service_not_the_public_one(renders: dict[str,
         assert "LIKENESS_DATABASE_URL" not in env and "LIKENESS_BLOB_BACKEND" not in env
 
 
+def test_neither_the_ingress_nor_the_http_route_carries_the_admin_api(
+    render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
+) -> None:
+    values = copy.deepcopy(minimal_values)
+    values["ingress"] = {"enabled": True, "hosts": ["api.example.com"]}
+    values["httpRoute"] = {"enabled": True, "parentRefs": [{"name": "public"}], "hostnames": ["api.example.com"]}
+    rendered = render_chart(values)
+    public = [*rendered.of_kind("Ingress").values(), *rendered.of_kind("HTTPRoute").values()]
+    assert len(public) == 2
+    text = json.dumps(public)
+    assert f"{release[0]}-gateway-http" in text and "admin" not in text
+
+
 def test_operators_reach_the_admin_port_only_from_the_peers_named(
     render_chart: Any, minimal_values: dict[str, Any], release: tuple[str, str]
 ) -> None:
