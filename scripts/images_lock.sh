@@ -15,7 +15,7 @@ inputs() { # the protoc lock is the code generator the builds run (requirements/
     else python3 scripts/install_service.py inputs "$1" --root .; fi
 }
 services=("$@")
-[[ ${#services[@]} -gt 0 ]] || services=(protoc gateway ingestion faces render billing privacy)
+[[ ${#services[@]} -gt 0 ]] || services=(protoc gateway ingestion faces render billing privacy admin)
 for service in "${services[@]}"; do
     overrides=requirements/lock/overrides.txt
     [[ -f requirements/lock/overrides-$service.txt ]] && overrides=requirements/lock/overrides-$service.txt

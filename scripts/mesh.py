@@ -32,9 +32,11 @@ from likeness_platform.db_roles import DatabaseRoles, provision_roles  # noqa: E
 from likeness_platform.devpki import DevPki, TlsFiles  # noqa: E402
 from likeness_platform.embedded_db import EmbeddedPostgres  # noqa: E402
 
-GRPC_PORTS = {"gateway": 50050, "ingestion": 50051, "faces": 50052, "render": 50053, "billing": 50054, "privacy": 50055}
+GRPC_PORTS = {"gateway": 50050, "ingestion": 50051, "faces": 50052, "render": 50053, "billing": 50054, "privacy": 50055, "admin": 50056}
 HOLDERS = ("gateway", "ingestion", "faces", "render", "billing")
 HTTP_PORT = 8080
+# The admin API's HTTPS port (operators' mTLS certificates): never the public one.
+ADMIN_PORT = 8443
 # Plaintext health-only ports: the gRPC port + 2000 (the services' default).
 HEALTH_OFFSET = 2000
 OPERATOR = "operator/dev"
@@ -65,6 +67,7 @@ class Mesh:
     ports: dict[str, int] = field(default_factory=dict)
     health_ports: dict[str, int] = field(default_factory=dict)
     http_port: int = HTTP_PORT
+    admin_port: int = ADMIN_PORT
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     db: EmbeddedPostgres | None = None
     db_roles: DatabaseRoles | None = None
@@ -72,10 +75,10 @@ class Mesh:
     def __post_init__(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.free_ports:
-            chosen = free_ports(2 * len(GRPC_PORTS) + 1)
+            chosen = free_ports(2 * len(GRPC_PORTS) + 2)
             self.ports = dict(zip(GRPC_PORTS, chosen, strict=False))
             self.health_ports = dict(zip(GRPC_PORTS, chosen[len(GRPC_PORTS) :], strict=False))
-            self.http_port = chosen[-1]
+            self.http_port, self.admin_port = chosen[-2], chosen[-1]
         else:
             self.ports = dict(GRPC_PORTS)
             self.health_ports = {name: port + HEALTH_OFFSET for name, port in GRPC_PORTS.items()}
@@ -101,6 +104,10 @@ class Mesh:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"https://127.0.0.1:{self.admin_port}"
 
     def dev_kek(self) -> str:
         """A generated key-encryption key for development, kept in the run folder."""
@@ -144,6 +151,8 @@ class Mesh:
             env["LIKENESS_BILLING_LEDGER_KEY"] = env.get("LIKENESS_BILLING_LEDGER_KEY") or self.dev_secret("dev-ledger-key")
         if service == "gateway":
             env["LIKENESS_HTTP_PORT"] = str(self.http_port)
+        if service == "admin":
+            env["LIKENESS_HTTP_PORT"] = str(self.admin_port)
         env.update(self.extra_env)
         return env
 
@@ -251,6 +260,10 @@ def main() -> None:
         took = time.monotonic() - started
         print(f"\nLikeness is up in {took:.1f}s ({'embedded' if mesh.db else 'external'} PostgreSQL)")
         print(f"  demo page and HTTP API   {mesh.http_url}/   (OpenAPI: {mesh.http_url}/docs)")
+        if "admin" in mesh.procs:
+            operator = mesh.tls_files(OPERATOR)
+            print(f"  admin API (mTLS)         {mesh.admin_url}/   (OpenAPI: {mesh.admin_url}/docs)")
+            print(f"    curl --cacert {operator.ca} --cert {operator.cert} --key {operator.key} {mesh.admin_url}/v1/whoami")
         for name in GRPC_PORTS:
             print(f"  {name:<10} gRPC (mTLS)  {mesh.addr(name)}   health {mesh.health_addr(name)}")
         operator = mesh.tls_files(OPERATOR)

@@ -19,8 +19,8 @@ from matplotlib import cbook
 from PIL import Image
 from skimage import data
 
-from likeness.privacy.v1 import privacy_pb2
-from tests.support.pki import files, pki
+from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from tests.support.pki import channel, files, pki
 from tests.support.services import Started, free_port, start_faces, start_ingestion, start_privacy, start_render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,3 +231,33 @@ async def test_roles_decide_what_an_operator_may_do(mesh: dict[str, str], tmp_pa
     assert audit.rc == 0, audit.err
     refused = await likeness(mesh, "erasure", "status", "no-such-erasure", identity="operator/cli-auditor")
     assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
+
+
+async def test_inventory_security_events_and_key_settings_by_role(mesh: dict[str, str], database_url: str) -> None:
+    pki().ensure("operator/cli-support", roles=("support",))
+    pki().ensure("operator/cli-auditor", roles=("auditor",))
+    pki().ensure("operator/cli-admin", roles=("admin",))
+    async with channel(mesh["privacy"], "gateway") as ch:
+        subject = (await privacy_pb2_grpc.PrivacyStub(ch).RegisterSubject(privacy_pb2.RegisterSubjectRequest(kind=1))).subject.subject_id
+    try:
+        looked = await likeness(mesh, "subjects", "inventory", subject, "--purpose", "ticket 77", identity="operator/cli-support")
+        assert looked.rc == 0, looked.err
+        assert "active" in looked.out and "render" in looked.out and "results=0" in looked.out
+        with psycopg.connect(database_url) as conn:
+            logged = conn.execute("SELECT actor, purpose FROM privacy.access_log WHERE subject_id = %s", (subject,)).fetchall()
+        assert logged == [("operator/cli-support", "ticket 77")]
+        refused = await likeness(mesh, "subjects", "inventory", subject, "--purpose", "x", identity="operator/cli-auditor")
+        assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
+        events = await likeness(mesh, "security-events", "--limit", "200", identity="operator/cli-auditor")
+        assert events.rc == 0, events.err
+        # The auditor's own refusal a moment ago is among them.
+        assert "caller_not_allowed" in events.out
+        settings = await likeness(mesh, "keys", "settings", identity="operator/cli-admin")
+        assert settings.rc == 0 and "uploads" in settings.out and "1 day" in settings.out, settings.out + settings.err
+        rewrap = await likeness(mesh, "keys", "rewrap", identity="operator/cli-admin")
+        assert rewrap.rc == 0 and "0 data key(s) moved" in rewrap.out, rewrap.err
+        refused = await likeness(mesh, "keys", "rewrap", identity="operator/cli-support")
+        assert refused.rc == 1 and "CALLER_NOT_ALLOWED" in refused.err
+    finally:
+        async with channel(mesh["privacy"], "gateway") as ch:
+            await privacy_pb2_grpc.PrivacyStub(ch).RequestErasure(privacy_pb2.RequestErasureRequest(subject_id=subject, reason="test"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ EXPECTED = {
     "render": {"likeness.render.v1.Render", "likeness.privacy.v1.DataHolder"},
     "billing": {"likeness.billing.v1.Billing", "likeness.privacy.v1.DataHolder"},
     "privacy": {"likeness.privacy.v1.Privacy", "likeness.privacy.v1.Rights", "likeness.privacy.v1.DataHolder"},
+    # The admin API's gRPC port serves health only (its API is HTTPS).
+    "admin": set(),
 }
 
 
@@ -85,6 +88,8 @@ def test_mesh_starts_with_embedded_postgres_serves_reflection_and_stops(tmp_path
             _health_port_serves_only_health(mesh.health_addr(service))
             _refuses_plaintext(mesh.addr(service))
         assert (tmp_path / "run" / "tls" / "privacy" / "tls.crt").is_file()
+        admin_ca = str(tmp_path / "run" / "tls" / "admin" / "ca.crt")
+        assert httpx.get(mesh.admin_url + "/healthz", verify=ssl.create_default_context(cafile=admin_ca), timeout=10).status_code == 200
         ready = httpx.get(mesh.http_url + "/readyz", timeout=10)
         assert ready.status_code == 200 and ready.json()["ready"] is True
         device = httpx.post(

@@ -15,10 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "k8s" / "likeness"
 DEV_VALUES = CHART / "values-dev.yaml"
 BAKE = REPO / "docker-bake.json"
-SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy")
+SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy", "admin")
 # The services with a schema, each with its own runtime role (likeness_platform.db_roles).
 SCHEMA_SERVICES = ("gateway", "ingestion", "render", "billing", "privacy")
-GRPC_PORTS = {"gateway": 50050, "ingestion": 50051, "faces": 50052, "render": 50053, "billing": 50054, "privacy": 50055}
+GRPC_PORTS = {"gateway": 50050, "ingestion": 50051, "faces": 50052, "render": 50053, "billing": 50054, "privacy": 50055, "admin": 50056}
 RELEASE = "likeness"
 NAMESPACE = "likeness-test"
 

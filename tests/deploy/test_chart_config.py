@@ -59,7 +59,7 @@ def test_only_privacy_sees_the_kek(renders: dict[str, Any], services: tuple[str,
 
 def test_database_url_goes_only_to_services_with_a_schema(dev_render: Any, services: tuple[str, ...]) -> None:
     for svc in services:
-        assert ("LIKENESS_DATABASE_URL" in dev_render.env(svc)) == (svc != "faces"), svc
+        assert ("LIKENESS_DATABASE_URL" in dev_render.env(svc)) == (svc not in ("faces", "admin")), svc
 
 
 def test_blob_settings(renders: dict[str, Any], services: tuple[str, ...]) -> None:
@@ -122,7 +122,7 @@ def test_migrations_run_under_their_own_database_url(
 ) -> None:
     for svc in services:
         prod = renders["production"].env(svc)
-        if svc == "faces":
+        if svc in ("faces", "admin"):
             assert "LIKENESS_MIGRATION_DATABASE_URL" not in prod
             continue
         assert prod["LIKENESS_MIGRATION_DATABASE_URL"] == ("secret", "likeness-db", "migration-url")
@@ -451,7 +451,7 @@ REQUIRED_WHEN_EMPTY = {
         "ingestion": {"LIKENESS_BLOB_NAME_KEY"},
         "render": {"LIKENESS_BLOB_NAME_KEY"},
     }.get(svc, set())
-    for svc in ("gateway", "ingestion", "faces", "render", "billing", "privacy")
+    for svc in ("gateway", "ingestion", "faces", "render", "billing", "privacy", "admin")
 }
 
 # Settings a service starts without, on a default that only suits a developer's machine, and that a deployment
@@ -470,12 +470,15 @@ PRODUCTION_REQUIRED: dict[str, set[str | tuple[str, ...]]] = {
         "LIKENESS_LEDGER_CHECKPOINT_SECONDS",
         ("LIKENESS_LEDGER_CHECKPOINT_DIR", "LIKENESS_LEDGER_CHECKPOINT_S3_BUCKET"),
         "LIKENESS_HOLDERS",
+        "LIKENESS_STATS_MIN_COUNT",
     },
     "ingestion": {"LIKENESS_BLOB_BACKEND", ("LIKENESS_BLOB_DIR", "LIKENESS_S3_BUCKET"), "LIKENESS_UPLOAD_TTL"},
     "render": {"LIKENESS_BLOB_BACKEND", ("LIKENESS_BLOB_DIR", "LIKENESS_S3_BUCKET"), "LIKENESS_UPLOAD_TTL"},
     "gateway": set(),
     "faces": {"LIKENESS_DEVICE"},
     "billing": {"LIKENESS_APPLE_ENVIRONMENT"},
+    # The operators' HTTPS port listens on loopback by default.
+    "admin": {"LIKENESS_HTTP_HOST", "LIKENESS_HTTP_PORT"},
 }
 # Of those, the ones whose empty value is meaningful (the id of keys wrapped before KEKs had ids).
 MAY_BE_EMPTY = {"LIKENESS_KEK_ID"}

@@ -63,6 +63,13 @@ def expected_grpc_callers() -> dict[str, set[str]]:
         assert servers.get(name), f"{key}: no service of the mesh serves {name}"
         for server in servers[name]:
             callers[server] |= named - {server}  # a service's calls to itself stay in the pod
+    # The admin API (a delegator: it calls for operators, see policy.DELEGATORS) reaches the servers
+    # of the methods its routes forward to.
+    from likeness_admin.app import FORWARDED
+
+    for method in FORWARDED:
+        for server in servers[method.split("/")[1]]:
+            callers[server] |= policy.DELEGATORS
     return callers
 
 
@@ -70,7 +77,8 @@ def test_the_derived_graph_is_not_empty_or_total() -> None:
     # Guards the derivation against reading nothing (every test below would then agree with a chart
     # that admits nothing) or everything.
     callers = expected_grpc_callers()
-    assert callers["privacy"] == {"gateway", "ingestion", "faces", "render", "billing"}  # security events from all
+    assert callers["privacy"] == {"gateway", "ingestion", "faces", "render", "billing", "admin"}  # security events from all
+    assert callers["render"] == {"gateway", "privacy", "admin"} and "admin" not in callers["faces"] | callers["gateway"]
     assert "gateway" in callers["billing"] and "faces" not in callers["billing"]
     assert served_by()["likeness.privacy.v1.DataHolder"] == {"gateway", "ingestion", "faces", "render", "billing", "privacy"}
 
@@ -129,6 +137,8 @@ def test_only_the_gateway_takes_outside_traffic(renders: dict[str, Any], service
             rules = rendered.get("NetworkPolicy", f"{release[0]}-{svc}")["spec"]["ingress"]
             http = [r for r in rules if {"port": "http", "protocol": "TCP"} in r["ports"]]
             assert bool(http) == (svc == "gateway"), svc
+            # The admin API's HTTPS port: nobody over the network unless networkPolicy.adminHttpsFrom names them.
+            assert not [r for r in rules if {"port": "https", "protocol": "TCP"} in r["ports"]], svc
             for rule in rules:
                 # Open to any source only: the public HTTP API, and the health port when no node CIDR is given.
                 if {"port": "http", "protocol": "TCP"} not in rule["ports"] and {"port": "health", "protocol": "TCP"} not in rule["ports"]:
@@ -237,7 +247,7 @@ def test_egress_beyond_the_mesh_is_named(renders: dict[str, Any], services: tupl
             assert dns["to"] == kube_dns
             assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
     for svc in services:
-        database, blobs = svc != "faces", svc in ("ingestion", "render")
+        database, blobs = svc not in ("faces", "admin"), svc in ("ingestion", "render")
         # PostgreSQL: the in-cluster pod in dev, the operator's address in production.
         dev_pg, prod_pg = egress_to(dev, svc, release, 5432), egress_to(prod, svc, release, 5432)
         assert bool(dev_pg) == bool(prod_pg) == database, svc

@@ -19,7 +19,7 @@ from kubernetes_validate import utils as kv_utils
 K8S_VERSIONS = ("1.27", kv_utils.latest_version())
 
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
-SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy")
+SERVICES = ("gateway", "ingestion", "faces", "render", "billing", "privacy", "admin")
 TLS_DIR = "/etc/likeness/tls"
 CERT_MANAGER_KINDS = {"Certificate", "Issuer", "ClusterIssuer"}
 

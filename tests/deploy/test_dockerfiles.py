@@ -232,7 +232,7 @@ def test_entry_module_exists(dockerfiles: dict[str, Any], svc: str, repo: Path) 
 
 def test_exposes_the_service_ports(dockerfiles: dict[str, Any], svc: str, grpc_ports: dict[str, int]) -> None:
     (expose,) = dockerfiles[svc].final.all("EXPOSE")
-    expected = {grpc_ports[svc], grpc_ports[svc] + 1000} | ({8080} if svc == "gateway" else set())
+    expected = {grpc_ports[svc], grpc_ports[svc] + 1000} | ({"gateway": {8080}, "admin": {8443}}.get(svc, set()))
     assert {int(p) for p in expose.args.split()} == expected
 
 

@@ -275,3 +275,47 @@ async def test_a_plaintext_client_cannot_call(everything: tuple[RunningServer, l
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_only_a_delegator_speaks_for_an_operator() -> None:
+    assert policy.delegated("admin", "operator/ann", "auditor, support,root") == ("operator/ann", frozenset({"auditor", "support"}))
+    assert policy.delegated("admin", "", "auditor") is None
+    assert policy.delegated("admin", "operator/", "auditor") is None
+    assert policy.delegated("admin", "render", "auditor") is None
+    assert policy.delegated("gateway", "operator/ann", "auditor") is None
+    # The admin API holds no rights of its own: every entry naming it is one every service has.
+    assert [m for m, allowed in policy.POLICY.items() if policy.ADMIN_API in allowed] == [
+        "/likeness.privacy.v1.Privacy/RecordSecurityEvent"
+    ]
+
+
+async def test_the_admin_api_is_judged_as_the_operator_it_names(everything: tuple[RunningServer, list[Any]], pki: DevPki) -> None:
+    running, events = everything
+    address = f"127.0.0.1:{running.port}"
+    verify = "/likeness.privacy.v1.Privacy/VerifyLedger"
+    register = "/likeness.render.v1.Render/RegisterTemplate"
+
+    async def call(identity: str, method: str, metadata: tuple[tuple[str, str], ...]) -> bytes:
+        cert, key, ca = pki.ensure(identity, roles=ROLES_OF.get(identity)).read()
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+        async with grpc.aio.secure_channel(address, credentials) as channel:
+            return bytes(await channel.unary_unary(method)(b"x", timeout=10, metadata=metadata))
+
+    def naming(operator: str, roles: str) -> tuple[tuple[str, str], ...]:
+        return (("x-likeness-on-behalf-of", operator), ("x-likeness-operator-roles", roles))
+
+    assert await call("admin", verify, naming("operator/ann", "auditor")) == b"ok"
+    assert await call("admin", register, naming("operator/ann", "admin")) == b"ok"
+    for identity, method, metadata in (
+        ("admin", verify, ()),  # naming nobody: the admin API alone may call nothing
+        ("admin", verify, naming("operator/sam", "support")),  # the operator lacks the role
+        ("admin", verify, naming("render", "auditor")),  # only operators are spoken for
+        ("gateway", register, naming("operator/ann", "admin")),  # only a delegator's word counts
+        ("operator/wire-norole", register, naming("operator/ann", "admin")),  # not an operator's about another
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call(identity, method, metadata)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, (identity, metadata)
+    await running.events.flush()
+    # The refusal names the operator the admin API spoke for.
+    assert ("caller_not_allowed", "spiffe://likeness/operator/sam", verify, "127.0.0.1") in events

@@ -27,6 +27,9 @@ from likeness_client.retry import LikenessError
 console = Console()
 errors = Console(stderr=True)
 
+# How the CLI's calls are counted in the usage statistics (interface "cli").
+CLI_NAME = "likeness-cli/0.1.0"
+
 
 @dataclass
 class Options:
@@ -46,11 +49,11 @@ class Options:
 
     def client(self) -> Client:
         identity = self.identity()
-        return Client(identity, self.endpoints(identity), deadline=self.deadline)
+        return Client(identity, self.endpoints(identity), deadline=self.deadline, client_name=CLI_NAME)
 
     def async_client(self) -> AsyncClient:
         identity = self.identity()
-        return AsyncClient(identity, self.endpoints(identity), deadline=self.deadline)
+        return AsyncClient(identity, self.endpoints(identity), deadline=self.deadline, client_name=CLI_NAME)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -240,6 +243,81 @@ def erasure_status(ctx: click.Context, erasure_id: str) -> None:
 
 
 @cli.group()
+def subjects() -> None:
+    """What is kept about a subject (support role; never content)."""
+
+
+@subjects.command("inventory")
+@click.argument("subject_id")
+@click.option("--purpose", required=True, help="Why you look (written to the access log), e.g. 'ticket 4711'.")
+@click.pass_context
+def subjects_inventory(ctx: click.Context, subject_id: str, purpose: str) -> None:
+    """SUBJECT_ID's state and every holder's counts per category."""
+    with _client(ctx) as client:
+        reply = _guard(lambda: client.subject_inventory(subject_id, purpose))
+    state = privacy_pb2.SubjectState.Name(reply.subject.state).removeprefix("SUBJECT_STATE_").lower()
+    console.print(f"subject {reply.subject.subject_id}: [bold]{state}[/]  created {reply.subject.created_at.ToJsonString()}")
+    table = Table()
+    for column in ("holder", "counts", "error"):
+        table.add_column(column)
+    for h in reply.holders:
+        table.add_row(h.holder, ", ".join(f"{c.category}={c.count}" for c in h.counts), h.error)
+    console.print(table)
+
+
+@cli.command("security-events")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.pass_context
+def security_events(ctx: click.Context, limit: int) -> None:
+    """The newest security events (auditor role)."""
+    with _client(ctx) as client:
+        events = _guard(lambda: client.security_events(limit))
+    table = Table()
+    for column in ("at", "event", "caller", "method", "network"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(e.created_at.ToJsonString(), e.event_type, e.caller, e.method, e.ip_prefix)
+    console.print(table)
+
+
+@cli.group()
+def keys() -> None:
+    """Retention and key-rotation settings (admin role)."""
+
+
+@keys.command("settings")
+@click.pass_context
+def keys_settings(ctx: click.Context) -> None:
+    """Retention periods and key-rotation state in force."""
+    with _client(ctx) as client:
+        reply = _guard(lambda: client.settings())
+    table = Table(title="retention")
+    table.add_column("category")
+    table.add_column("kept for", justify="right")
+    for r in reply.retention:
+        table.add_row(r.category, f"{r.period.ToTimedelta()}")
+    console.print(table)
+    retired = ", ".join(
+        f"{k.kek_id} (retired {k.retired_on}{'' if k.usable else ', past the backup window: destroy it'})" for k in reply.retired_keks
+    )
+    console.print(f"KEK {reply.kek_id or '(no id)'}; retired: {retired or 'none'}", highlight=False)
+    console.print(
+        f"backup window {reply.kek_backup_window_days} days; rewrap every {reply.kek_rewrap_interval.ToTimedelta()}; "
+        f"erasures verified again after {reply.erasure_reverify_after.ToTimedelta()}; usage cells under {reply.stats_min_count} withheld",
+        highlight=False,
+    )
+
+
+@keys.command("rewrap")
+@click.pass_context
+def keys_rewrap(ctx: click.Context) -> None:
+    """After a KEK rotation: move every data key off retired KEKs now."""
+    with _client(ctx) as client:
+        moved = _guard(lambda: client.rewrap_keys())
+    console.print(f"{moved} data key(s) moved to the current KEK")
+
+
+@cli.group()
 def ledger() -> None:
     """The erasure ledger and the access log."""
 
@@ -353,6 +431,39 @@ def _verify_offline(checkpoint_dir: Path, public_keys: tuple[Path, ...], databas
             console.print(f"[red]broken[/]: {problem}", highlight=False)
     if not report.ok:
         sys.exit(1)
+
+
+# --- usage statistics ----------------------------------------------------------------------------
+
+
+@cli.command("stats")
+@click.option("--from", "from_day", default="", help="First UTC day, YYYY-MM-DD (default: 30 days before --to).")
+@click.option("--to", "to_day", default="", help="Last UTC day (default and at most: yesterday).")
+@click.option("--by", "group_by", multiple=True, help="Group by: day, interface, operation, spec_id, country, outcome, app_version.")
+@click.option("--where", "filters", multiple=True, metavar="DIM=VALUE", help="Only cells with this value, e.g. --where country=JP.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def stats(ctx: click.Context, from_day: str, to_day: str, group_by: tuple[str, ...], filters: tuple[str, ...], as_json: bool) -> None:
+    """Daily usage aggregates (auditor or admin role); counts under the threshold are withheld."""
+    wanted: dict[str, str] = {}
+    for item in filters:
+        name, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"--where takes DIM=VALUE, not {item!r}")
+        wanted[name] = value
+    with _client(ctx) as client:
+        reply = _guard(lambda: client.usage_stats(from_day, to_day, list(group_by), wanted))
+    cells = [{**dict(c.dimensions), "count": c.count} for c in reply.cells]
+    if as_json:
+        click.echo(json.dumps({"from_day": reply.from_day, "to_day": reply.to_day, "min_count": reply.min_count, "cells": cells}))
+        return
+    names = list(group_by) or ["day", "interface", "operation", "spec_id", "country", "outcome", "app_version"]
+    table = Table(title=f"usage {reply.from_day} .. {reply.to_day} (cells under {reply.min_count} withheld)")
+    for name in (*names, "count"):
+        table.add_column(name, justify="right" if name == "count" else "left")
+    for cell in cells:
+        table.add_row(*(str(cell.get(n, "")) for n in (*names, "count")))
+    console.print(table)
 
 
 # --- a person's rights: inquiries and notices ------------------------------------------------------

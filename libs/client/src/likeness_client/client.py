@@ -29,6 +29,9 @@ DEFAULT_DEADLINE_SECONDS = 120.0
 MAX_MESSAGE_BYTES = 64 << 20
 REQUEST_ID_KEY = "x-request-id"
 SUBJECT_KEY = "x-likeness-subject"
+# Names the client program in usage statistics (`likeness-cli/0.1.0`); never anything about the user.
+CLIENT_KEY = "x-likeness-client"
+CLIENT_NAME = "likeness-python/0.1.0"
 
 
 class AsyncClient:
@@ -40,8 +43,10 @@ class AsyncClient:
         endpoints: Endpoints | None = None,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
         retry: RetryPolicy | None = None,
+        client_name: str = CLIENT_NAME,
     ) -> None:
         self.identity = identity or Identity.discover()
+        self.client_name = client_name
         self.endpoints = endpoints or Endpoints.from_env(run_dir=self.identity.run_dir)
         self.deadline = deadline
         self.retry = retry or RetryPolicy()
@@ -73,7 +78,7 @@ class AsyncClient:
         """Run `attempt(remaining_seconds, metadata)` until it succeeds, fails for good, or the deadline passes."""
         loop = asyncio.get_running_loop()
         ends = loop.time() + (deadline if deadline is not None else self.deadline)
-        metadata = [(REQUEST_ID_KEY, uuid.uuid4().hex)]
+        metadata = [(REQUEST_ID_KEY, uuid.uuid4().hex), (CLIENT_KEY, self.client_name)]
         if subject:
             metadata.append((SUBJECT_KEY, subject))
         tried = 0
@@ -217,6 +222,38 @@ class AsyncClient:
         """Checks the hash chains of the erasure ledger and the access log."""
         return await self._unary("VerifyLedger", self._privacy().VerifyLedger, privacy_pb2.VerifyLedgerRequest(), deadline=deadline)
 
+    async def subject_inventory(
+        self, subject_id: str, purpose: str, deadline: float | None = None
+    ) -> privacy_pb2.GetSubjectInventoryResponse:
+        """A subject's state and every holder's counts (support role); the look is access-logged with `purpose`."""
+        request = privacy_pb2.GetSubjectInventoryRequest(subject_id=subject_id, purpose=purpose)
+        return await self._unary("GetSubjectInventory", self._privacy().GetSubjectInventory, request, deadline=deadline)
+
+    async def security_events(self, limit: int = 100, deadline: float | None = None) -> list[privacy_pb2.SecurityEvent]:
+        """The newest security events (auditor role)."""
+        request = privacy_pb2.ListSecurityEventsRequest(limit=limit)
+        return list((await self._unary("ListSecurityEvents", self._privacy().ListSecurityEvents, request, deadline=deadline)).events)
+
+    async def settings(self, deadline: float | None = None) -> privacy_pb2.GetSettingsResponse:
+        """Retention periods and key-rotation state in force (admin role)."""
+        return await self._unary("GetSettings", self._privacy().GetSettings, privacy_pb2.GetSettingsRequest(), deadline=deadline)
+
+    async def rewrap_keys(self, deadline: float | None = None) -> int:
+        """Move every data key off retired KEKs now (admin role); how many moved."""
+        return int((await self._unary("RewrapKeys", self._privacy().RewrapKeys, privacy_pb2.RewrapKeysRequest(), deadline=deadline)).moved)
+
+    async def usage_stats(
+        self,
+        from_day: str = "",
+        to_day: str = "",
+        group_by: list[str] | None = None,
+        filters: dict[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> privacy_pb2.GetUsageStatsResponse:
+        """Daily usage aggregates (auditor or admin role); cells under the threshold are withheld."""
+        request = privacy_pb2.GetUsageStatsRequest(from_day=from_day, to_day=to_day, group_by=group_by or [], filters=filters or {})
+        return await self._unary("GetUsageStats", self._privacy().GetUsageStats, request, deadline=deadline)
+
     async def list_inquiries(self, answered: bool = False, limit: int = 50, deadline: float | None = None) -> list[rights_pb2.Inquiry]:
         """Support: open (or answered) complaints and inquiries, oldest first; each read is in the access log."""
         state = rights_pb2.INQUIRY_STATE_ANSWERED if answered else rights_pb2.INQUIRY_STATE_OPEN
@@ -256,12 +293,13 @@ class Client:
         endpoints: Endpoints | None = None,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
         retry: RetryPolicy | None = None,
+        client_name: str = CLIENT_NAME,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="likeness-client", daemon=True)
         self._thread.start()
         try:
-            self._async = self._run(_make_async(identity, endpoints, deadline, retry))
+            self._async = self._run(_make_async(identity, endpoints, deadline, retry, client_name))
         except BaseException:
             self._stop()
             raise
@@ -331,6 +369,28 @@ class Client:
     def verify_ledger(self, deadline: float | None = None) -> privacy_pb2.VerifyLedgerResponse:
         return self._run(self._async.verify_ledger(deadline))
 
+    def subject_inventory(self, subject_id: str, purpose: str, deadline: float | None = None) -> privacy_pb2.GetSubjectInventoryResponse:
+        return self._run(self._async.subject_inventory(subject_id, purpose, deadline))
+
+    def security_events(self, limit: int = 100, deadline: float | None = None) -> list[privacy_pb2.SecurityEvent]:
+        return self._run(self._async.security_events(limit, deadline))
+
+    def settings(self, deadline: float | None = None) -> privacy_pb2.GetSettingsResponse:
+        return self._run(self._async.settings(deadline))
+
+    def rewrap_keys(self, deadline: float | None = None) -> int:
+        return self._run(self._async.rewrap_keys(deadline))
+
+    def usage_stats(
+        self,
+        from_day: str = "",
+        to_day: str = "",
+        group_by: list[str] | None = None,
+        filters: dict[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> privacy_pb2.GetUsageStatsResponse:
+        return self._run(self._async.usage_stats(from_day, to_day, group_by, filters, deadline))
+
     def list_inquiries(self, answered: bool = False, limit: int = 50, deadline: float | None = None) -> list[rights_pb2.Inquiry]:
         return self._run(self._async.list_inquiries(answered, limit, deadline))
 
@@ -358,9 +418,11 @@ class Client:
         self.close()
 
 
-async def _make_async(identity: Identity | None, endpoints: Endpoints | None, deadline: float, retry: RetryPolicy | None) -> AsyncClient:
+async def _make_async(
+    identity: Identity | None, endpoints: Endpoints | None, deadline: float, retry: RetryPolicy | None, client_name: str
+) -> AsyncClient:
     # Made on the client's own loop: grpc.aio channels belong to the loop they are created on.
-    return AsyncClient(identity, endpoints, deadline, retry)
+    return AsyncClient(identity, endpoints, deadline, retry, client_name)
 
 
 __all__ = ["AsyncClient", "Client", "LikenessError", "RetryPolicy"]

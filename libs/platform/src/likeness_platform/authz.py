@@ -135,9 +135,20 @@ class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
         rules, deny = self._rules, self._deny
 
         def check(context: grpc.aio.ServicerContext) -> str | None:
-            identity = peer_identity(context)
+            identity, roles = peer_identity(context), peer_roles(context)
+            callcontext.via_var.set("")
+            if identity in policy.DELEGATORS:
+                # The admin API acts for the operator it names: the policy judges that operator (a delegator
+                # naming nobody is judged as itself, and has no entry of its own).
+                metadata = dict(context.invocation_metadata() or ())
+                found = policy.delegated(
+                    identity, str(metadata.get(callcontext.ON_BEHALF_OF_KEY, "")), str(metadata.get(callcontext.OPERATOR_ROLES_KEY, ""))
+                )
+                if found is not None:
+                    callcontext.via_var.set(identity)
+                    identity, roles = found
             callcontext.caller_var.set(identity)
-            return identity if policy.is_allowed(identity, method, rules, peer_roles(context)) else None
+            return identity if policy.is_allowed(identity, method, rules, roles) else None
 
         def wrap(behavior: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
             if streaming:

@@ -78,8 +78,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_id=request_id,
                 rpc=method,
                 subject=metadata.get(callcontext.SUBJECT_KEY, ""),
-                # The certificate identity the authorisation interceptor found, never a header.
-                caller=callcontext.caller_var.get(),
+                # The certificate identity the authorisation interceptor found, never a header (for a call the
+                # admin API makes for an operator: "operator/<name> via admin").
+                caller=callcontext.current_actor(),
             )
 
         def leave(started: float, outcome: str) -> None:
@@ -174,6 +175,9 @@ def _outgoing(details: ClientCallDetails, default_timeout: float) -> ClientCallD
     caller = callcontext.current_caller()
     if caller.startswith("operator/") and callcontext.ON_BEHALF_OF_KEY not in present:
         metadata.append((callcontext.ON_BEHALF_OF_KEY, caller))
+    app_version = callcontext.app_version_var.get()
+    if app_version and callcontext.APP_VERSION_KEY not in present:
+        metadata.append((callcontext.APP_VERSION_KEY, app_version))
     timeout = details.timeout if details.timeout is not None else default_timeout
     return ClientCallDetails(details.method, timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready)
 

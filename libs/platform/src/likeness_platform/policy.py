@@ -6,6 +6,9 @@ an exact entry wins over the service's. Values are the identities allowed: a ser
 `ANY_IDENTITY` for any certificate of the mesh CA, `ANYONE` for callers without one (health only),
 and an operator role (`SUPPORT`, `AUDITOR`, `ADMIN`) for an operator whose certificate carries that role
 (`tls.roles_from_auth_context`: Subject OU `likeness-role:<role>`, signed by the mesh CA like the identity).
+The admin HTTP API (`admin`) holds no rights of its own: it is a *delegator*. Its calls name the operator it
+serves (`x-likeness-on-behalf-of`, with the roles of that operator's certificate) and the policy is applied
+to that operator, exactly as if the operator had called over gRPC; without an operator it may call nothing.
 A method with no entry is refused: adding an RPC means adding its line here (a test checks every
 method of protos/ has one). ARCHITECTURE.md "Trust inside the mesh" is the prose of this table.
 """
@@ -20,7 +23,11 @@ FACES = "faces"
 RENDER = "render"
 BILLING = "billing"
 PRIVACY = "privacy"
-SERVICES = frozenset({GATEWAY, INGESTION, FACES, RENDER, BILLING, PRIVACY})
+# The admin HTTP API: authenticates operators by their certificates and calls the mesh on their behalf.
+ADMIN_API = "admin"
+SERVICES = frozenset({GATEWAY, INGESTION, FACES, RENDER, BILLING, PRIVACY, ADMIN_API})
+# Identities whose calls are judged as the operator they name (see the module docstring).
+DELEGATORS = frozenset({ADMIN_API})
 OPERATOR = "operator/*"
 # Operator roles (issue #20): support sees erasures and a subject's state, never content; auditor
 # verifies the ledger and the access log; admin manages the catalog (templates, outfits, settings).
@@ -51,6 +58,16 @@ POLICY: Mapping[str, frozenset[str]] = {
     _PRIVACY + "DownloadExport": frozenset({GATEWAY}),
     _PRIVACY + "GetExport": frozenset({GATEWAY}),
     _PRIVACY + "VerifyLedger": frozenset({GATEWAY, AUDITOR}),
+    # What is kept about one subject, as counts (no content): support; the read is access-logged.
+    _PRIVACY + "GetSubjectInventory": frozenset({SUPPORT}),
+    _PRIVACY + "ListSecurityEvents": frozenset({AUDITOR}),
+    # Usage statistics: render counts every generation it serves; aggregates (small cells withheld) for
+    # auditors and admins.
+    _PRIVACY + "RecordUsage": frozenset({RENDER}),
+    _PRIVACY + "GetUsageStats": frozenset({AUDITOR, ADMIN}),
+    # Retention and key-rotation state, and rewrapping data keys after a KEK rotation: admins.
+    _PRIVACY + "GetSettings": frozenset({ADMIN}),
+    _PRIVACY + "RewrapKeys": frozenset({ADMIN}),
     # Records are written by the services that did the work: generations at the gateway,
     # reads of stored data by the holders that keep it.
     _PRIVACY + "RecordGeneration": frozenset({GATEWAY}),
@@ -103,6 +120,16 @@ def allowed_for(method: str, policy: Mapping[str, frozenset[str]] = POLICY) -> f
 
 def has_entry(method: str, policy: Mapping[str, frozenset[str]] = POLICY) -> bool:
     return allowed_for(method, policy) is not None
+
+
+def delegated(identity: str, on_behalf_of: str, claimed_roles: str) -> tuple[str, frozenset[str]] | None:
+    """For a delegator's call: the operator it names and that operator's roles; None when it names none.
+
+    `claimed_roles` is the comma-separated roles header the delegator sends; unknown roles are dropped."""
+    if identity not in DELEGATORS or not (on_behalf_of.startswith("operator/") and len(on_behalf_of) > len("operator/")):
+        return None
+    roles = frozenset(r.strip() for r in claimed_roles.split(",")) & ROLES
+    return on_behalf_of, roles
 
 
 def is_allowed(identity: str, method: str, policy: Mapping[str, frozenset[str]] = POLICY, roles: frozenset[str] = frozenset()) -> bool:

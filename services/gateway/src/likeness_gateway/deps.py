@@ -26,6 +26,7 @@ from likeness_gateway.domain.passwords import PasswordRules, Passwords
 from likeness_gateway.domain.tokens import token_hash
 from likeness_gateway.errors import ApiError
 from likeness_gateway.settings import GatewaySettings
+from likeness_platform import callcontext
 
 
 @dataclass
@@ -112,6 +113,8 @@ async def _device(request: Request, allow_inactive: bool) -> Device:
     if device.expires_at is not None and device.expires_at <= datetime.now(UTC):
         raise ApiError(401, "TOKEN_EXPIRED", "the token has expired; register the device again")
     request.state.device = device
+    # Render counts the call under the app's version in the usage statistics (no device id goes with it).
+    callcontext.app_version_var.set(device.app_version)
     return device
 
 

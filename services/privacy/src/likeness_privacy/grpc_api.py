@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from likeness_platform.callcontext import ON_BEHALF_OF_KEY, current_caller
-from likeness_platform.dataholder import counts, seconds, timestamp
-from likeness_platform.errors import NotFound
+from likeness_platform.callcontext import ON_BEHALF_OF_KEY, current_actor, current_caller
+from likeness_platform.dataholder import counts, duration, seconds, timestamp
+from likeness_platform.errors import InvalidArgument, NotFound
 from likeness_privacy.domain.exports import ExportProgress
 from likeness_privacy.domain.records import ErasureRow, SubjectRow
 from likeness_privacy.usecases import PrivacyUseCases
+from likeness_privacy.usecases.operator_settings import SettingsView
 
 _KIND = {privacy_pb2.SUBJECT_KIND_DEVICE: "device", privacy_pb2.SUBJECT_KIND_ACCOUNT: "account"}
 _KIND_PB = {v: k for k, v in _KIND.items()}
@@ -84,8 +86,9 @@ def erasure_pb(row: ErasureRow) -> privacy_pb2.Erasure:
 
 
 class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
-    def __init__(self, use_cases: PrivacyUseCases) -> None:
+    def __init__(self, use_cases: PrivacyUseCases, settings_view: SettingsView | None = None) -> None:
         self._uc = use_cases
+        self._settings = settings_view or SettingsView(dict(use_cases.config.retention), use_cases.config.kek_id)
 
     async def RegisterSubject(self, request: Any, context: Any) -> privacy_pb2.RegisterSubjectResponse:
         subject, erasure = await self._uc.subjects.register(_KIND.get(request.kind, ""), request.minor)
@@ -157,6 +160,64 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
     async def VerifyLedger(self, request: Any, context: Any) -> privacy_pb2.VerifyLedgerResponse:
         ok, erasures, accesses, problem = await self._uc.records.verify_ledger()
         return privacy_pb2.VerifyLedgerResponse(ok=ok, erasure_entries=erasures, access_entries=accesses, problem=problem)
+
+    async def GetSubjectInventory(self, request: Any, context: Any) -> privacy_pb2.GetSubjectInventoryResponse:
+        # The actor is the certificate's operator (and the admin API it came through), never the request's say.
+        subject, holders = await self._uc.inventory.look(request.subject_id, current_actor(), request.purpose)
+        return privacy_pb2.GetSubjectInventoryResponse(
+            subject=subject_pb(subject),
+            holders=[privacy_pb2.HolderInventory(holder=name, counts=counts(found), error=error) for name, found, error in holders],
+        )
+
+    async def ListSecurityEvents(self, request: Any, context: Any) -> privacy_pb2.ListSecurityEventsResponse:
+        if not 0 <= request.limit <= 1000:
+            raise InvalidArgument("limit is 1..1000 (0: 100)", "INVALID_LIMIT")
+        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        rows = await self._uc.repo.recent_security_events(request.limit or 100, since)
+        return privacy_pb2.ListSecurityEventsResponse(
+            events=[
+                privacy_pb2.SecurityEvent(
+                    event_type=str(r["event_type"]),
+                    caller=str(r["caller"]),
+                    method=str(r["method"]),
+                    ip_prefix=str(r["ip_prefix"]),
+                    created_at=timestamp(r["created_at"]),  # type: ignore[arg-type]
+                )
+                for r in rows
+            ]
+        )
+
+    async def RecordUsage(self, request: Any, context: Any) -> privacy_pb2.RecordUsageResponse:
+        await self._uc.usage.record(
+            request.interface, request.operation, request.spec_id, request.country, request.outcome, request.app_version
+        )
+        return privacy_pb2.RecordUsageResponse()
+
+    async def GetUsageStats(self, request: Any, context: Any) -> privacy_pb2.GetUsageStatsResponse:
+        first, last, cells = await self._uc.usage.query(request.from_day, request.to_day, list(request.group_by), dict(request.filters))
+        return privacy_pb2.GetUsageStatsResponse(
+            cells=[privacy_pb2.UsageCell(dimensions=dims, count=count) for dims, count in cells],
+            min_count=self._uc.usage.min_count,
+            from_day=first.isoformat(),
+            to_day=last.isoformat(),
+        )
+
+    async def GetSettings(self, request: Any, context: Any) -> privacy_pb2.GetSettingsResponse:
+        view = self._settings
+        return privacy_pb2.GetSettingsResponse(
+            retention=[
+                privacy_pb2.RetentionPeriod(category=str(c), period=duration(p.total_seconds())) for c, p in sorted(view.retention.items())
+            ],
+            kek_id=view.kek_id,
+            retired_keks=[privacy_pb2.RetiredKek(kek_id=k.kek_id, retired_on=k.retired_on, usable=k.usable) for k in view.retired_keks],
+            kek_backup_window_days=view.kek_backup_window_days,
+            kek_rewrap_interval=duration(view.kek_rewrap_interval.total_seconds()),
+            erasure_reverify_after=duration(view.erasure_reverify_after.total_seconds()),
+            stats_min_count=view.stats_min_count or self._uc.usage.min_count,
+        )
+
+    async def RewrapKeys(self, request: Any, context: Any) -> privacy_pb2.RewrapKeysResponse:
+        return privacy_pb2.RewrapKeysResponse(moved=await self._uc.subjects.rewrap())
 
 
 def service_name() -> str:

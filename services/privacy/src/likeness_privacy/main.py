@@ -19,6 +19,7 @@ from likeness_platform.dataholder import add_dataholder
 from likeness_platform.db import open_service_pool
 from likeness_platform.mail import MailSettings, mail_sender
 from likeness_platform.server import Wiring, run_service
+from likeness_privacy.adapters import usage_metrics
 from likeness_privacy.adapters.apns import ApnsConfig, ApnsSender
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import APPEND_ONLY, PrivacyRepository
@@ -28,6 +29,7 @@ from likeness_privacy.grpc_api import PrivacyServicer, service_name
 from likeness_privacy.grpc_rights import RightsServicer
 from likeness_privacy.grpc_rights import service_name as rights_service_name
 from likeness_privacy.usecases import PrivacyConfig, PrivacyUseCases, build_use_cases
+from likeness_privacy.usecases.operator_settings import SettingsView, retired_states
 from likeness_privacy.usecases.rights import RightsConfig
 
 log = structlog.get_logger("likeness.privacy")
@@ -80,6 +82,11 @@ class PrivacySettings(MailSettings):
     ledger_checkpoint_s3_endpoint_url: str = ""
     ledger_checkpoint_s3_region: str = ""
     ledger_checkpoint_seconds: float = 300.0
+    # Usage statistics: cells (day x interface, operation, spec, country, outcome, app version) counting fewer
+    # calls than this are withheld from every read (admin API, metrics); at least 2.
+    stats_min_count: int = 5
+    # How often the Prometheus gauge of the last complete day is refreshed.
+    stats_metrics_seconds: float = 300.0
     # Complaints and inquiries (issue #22): the longest message or answer, and how long both are kept.
     inquiry_max_chars: int = 4000
     inquiry_retention_days: int = 365
@@ -173,6 +180,19 @@ def retired_keks(configured: dict[str, str], window_days: int, now: datetime) ->
     return kept
 
 
+def settings_view(settings: PrivacySettings, config: PrivacyConfig) -> SettingsView:
+    """What admins see of the settings in force (GetSettings): periods, ids and dates, never a key."""
+    return SettingsView(
+        retention=dict(config.retention),
+        kek_id=settings.kek_id,
+        retired_keks=retired_states(settings.retired_keks, settings.kek_backup_window_days),
+        kek_backup_window_days=settings.kek_backup_window_days,
+        kek_rewrap_interval=timedelta(seconds=settings.kek_rewrap_seconds),
+        erasure_reverify_after=timedelta(seconds=settings.erasure_reverify_seconds),
+        stats_min_count=settings.stats_min_count,
+    )
+
+
 @dataclass(kw_only=True)
 class PrivacyWiring(Wiring[PrivacySettings]):
     use_cases: PrivacyUseCases
@@ -203,9 +223,18 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
         settings.ledger_checkpoint_s3_endpoint_url,
         settings.ledger_checkpoint_s3_region,
     )
+    if settings.stats_min_count < 2:
+        raise SystemExit("LIKENESS_STATS_MIN_COUNT must be at least 2: a count of 1 singles a person out")
     push = apns_sender(settings)
     use_cases = build_use_cases(
-        PrivacyRepository(pool), holders, config, sink, rights_config=rights_config(settings), push=push, mail=mail_sender(settings)
+        PrivacyRepository(pool),
+        holders,
+        config,
+        sink,
+        settings.stats_min_count,
+        rights_config=rights_config(settings),
+        push=push,
+        mail=mail_sender(settings),
     )
     assert use_cases.rights is not None
     rights = use_cases.rights
@@ -213,7 +242,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
     checkpoints = use_cases.checkpoints
 
     def register(server: object) -> list[str]:
-        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(use_cases), server)
+        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(use_cases, settings_view(settings, config)), server)
         rights_pb2_grpc.add_RightsServicer_to_server(RightsServicer(rights), server)
         return [service_name(), rights_service_name(), add_dataholder(server, use_cases.self_holder)]
 
@@ -237,6 +266,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
             lambda: checkpoints.run(settings.ledger_checkpoint_seconds),
             lambda: _rewrap_loop(use_cases, settings.kek_rewrap_seconds),
             lambda: use_cases.exports.run_resumer(EXPORT_RESUME_SECONDS),
+            lambda: usage_metrics.publish_loop(use_cases.usage, settings.stats_metrics_seconds),
         ],
         closers=[close],
         security_events=record_refusal,

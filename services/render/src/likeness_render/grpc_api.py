@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
 from likeness.render.v1 import render_pb2, render_pb2_grpc
 from likeness_imaging.codec import decode_rgb
+from likeness_platform.callcontext import current_caller
 from likeness_platform.dataholder import message_from
-from likeness_platform.errors import InvalidArgument
+from likeness_platform.errors import DomainError, InvalidArgument
+from likeness_render.adapters.usage import UsageCounter, channel_of
 from likeness_render.domain import compliance, hair, idphoto
 from likeness_render.domain.outfits import Garment
 from likeness_render.domain.results import StoredResult
@@ -20,6 +22,7 @@ from likeness_render.domain.templates import Template, TemplateError, png_alpha
 from likeness_render.usecases import Made, PhotoRequest, RenderUseCases, SheetRequest
 
 CHUNK = 1024 * 1024
+T = TypeVar("T")
 _MODES = {
     render_pb2.BACKGROUND_MODE_UNSPECIFIED: "spec",
     render_pb2.BACKGROUND_MODE_SPEC: "spec",
@@ -176,11 +179,44 @@ def template_pb(t: Template) -> render_pb2.Template:
 
 
 class RenderServicer(render_pb2_grpc.RenderServicer):
-    def __init__(self, use_cases: RenderUseCases, template_repo: Any) -> None:
+    def __init__(self, use_cases: RenderUseCases, template_repo: Any, usage: UsageCounter | None = None) -> None:
         self._uc = use_cases
         self._template_repo = template_repo
+        self._usage = usage
+
+    async def _counted(self, operation: str, spec_id: str, context: Any, work: Callable[[], Awaitable[T]]) -> T:
+        """Run a generation and count it in the usage statistics with its outcome (ok or the error code)."""
+        outcome = "INTERNAL"
+        try:
+            result = await work()
+            outcome = "ok"
+            return result
+        except DomainError as exc:
+            outcome = exc.code
+            raise
+        except asyncio.CancelledError:
+            outcome = "CANCELLED"
+            raise
+        finally:
+            if self._usage is not None:
+                metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+                interface, version = channel_of(current_caller(), metadata)
+                country = self._uc.catalog.get(spec_id).country_code if spec_id in self._uc.catalog else ""
+                self._usage.count(interface, operation, spec_id if spec_id in self._uc.catalog else "", country, outcome, version)
 
     async def CreateIdPhoto(self, request: Any, context: Any) -> render_pb2.CreateIdPhotoResponse:
+        return await self._counted("id_photo", request.spec_id, context, lambda: self._create_id_photo(request))
+
+    async def CheckIdPhoto(self, request: Any, context: Any) -> render_pb2.CheckIdPhotoResponse:
+        return await self._counted("id_photo_check", request.spec_id, context, lambda: self._check_id_photo(request))
+
+    async def CreatePortrait(self, request: Any, context: Any) -> render_pb2.CreatePortraitResponse:
+        return await self._counted("portrait", "", context, lambda: self._create_portrait(request))
+
+    async def ChangeHairstyle(self, request: Any, context: Any) -> render_pb2.ChangeHairstyleResponse:
+        return await self._counted("hairstyle", "", context, lambda: self._change_hairstyle(request))
+
+    async def _create_id_photo(self, request: Any) -> render_pb2.CreateIdPhotoResponse:
         if not request.subject_id:
             raise InvalidArgument("subject_id is required", "MISSING_SUBJECT")
         b = request.background
@@ -220,7 +256,7 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
             response.sheet.CopyFrom(result_pb(made.sheet, made.sheet_bytes))
         return response
 
-    async def CheckIdPhoto(self, request: Any, context: Any) -> render_pb2.CheckIdPhotoResponse:
+    async def _check_id_photo(self, request: Any) -> render_pb2.CheckIdPhotoResponse:
         report, measured = await self._uc.checks.check_id_photo(request.subject_id, request.image, request.spec_id)
         return render_pb2.CheckIdPhotoResponse(report=report_pb(report, measured))
 
@@ -232,13 +268,13 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
         )
         return render_pb2.ComposeSheetResponse(sheet=result_pb(stored, data), photo_count=count)
 
-    async def CreatePortrait(self, request: Any, context: Any) -> render_pb2.CreatePortraitResponse:
+    async def _create_portrait(self, request: Any) -> render_pb2.CreatePortraitResponse:
         stored, data = await self._uc.portraits.create_portrait(
             request.subject_id, list(request.images), request.template_id, request.strength, request.face_index, request.ai_prompt
         )
         return render_pb2.CreatePortraitResponse(result=result_pb(stored, data))
 
-    async def ChangeHairstyle(self, request: Any, context: Any) -> render_pb2.ChangeHairstyleResponse:
+    async def _change_hairstyle(self, request: Any) -> render_pb2.ChangeHairstyleResponse:
         stored, data = await self._uc.hairstyles.change_hairstyle(
             request.subject_id, request.image, request.hairstyle_id, request.ai_prompt
         )

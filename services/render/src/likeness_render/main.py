@@ -31,6 +31,7 @@ from likeness_render.adapters.results import ResultStore
 from likeness_render.adapters.segmenter import SelfieSegmenter
 from likeness_render.adapters.templates_repo import TemplateRepository
 from likeness_render.adapters.upstreams import FacesClient, ImageSource
+from likeness_render.adapters.usage import UsageCounter
 from likeness_render.domain import hair
 from likeness_render.domain.outfit_demo import demo_garments
 from likeness_render.domain.outfits import InMemoryGarmentStore
@@ -142,11 +143,14 @@ async def build(settings: RenderSettings) -> RenderWiring:
     use_cases.templates.start_demo_templates()
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))
 
+    usage = UsageCounter(privacy.record_usage)
+
     def register(server: Any) -> list[str]:
-        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(use_cases, template_repo), server)
+        render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(use_cases, template_repo, usage), server)
         return [service_name(), add_dataholder(server, RenderHolder(results))]
 
     async def close() -> None:
+        await usage.drain()
         await use_cases.templates.stop()
         for channel in (privacy_channel, ingestion_channel, faces_channel):
             await channel.close()

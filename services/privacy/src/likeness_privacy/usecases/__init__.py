@@ -4,6 +4,8 @@
 - erasure.py    the erasure saga across every holder, and its background loop
 - export.py     data export (one sealed zip, downloadable once)
 - records.py    generation records, security events, the access log, ledger verification
+- usage.py      usage statistics (counted per day and cell, small cells withheld when read)
+- inventory.py  an operator's look at one subject (counts only, access-logged)
 - retention.py  retention sweeps and their alarms
 - self_holder.py  privacy's own data as a DataHolder
 - rights.py     consents, inquiries to operators, notices (issue #22)
@@ -23,12 +25,14 @@ from likeness_privacy.domain.checkpoints import public_key, signing_key
 from likeness_privacy.usecases.checkpoints import Checkpoints
 from likeness_privacy.usecases.erasure import Erasures
 from likeness_privacy.usecases.export import Exports
+from likeness_privacy.usecases.inventory import SubjectInventory
 from likeness_privacy.usecases.ports import HolderPort, Holders, PrivacyConfig
 from likeness_privacy.usecases.records import Records
 from likeness_privacy.usecases.retention import RetentionSweeper
 from likeness_privacy.usecases.rights import PushSender, Rights, RightsConfig, RightsData
 from likeness_privacy.usecases.self_holder import SelfHolder
 from likeness_privacy.usecases.subjects import Subjects
+from likeness_privacy.usecases.usage import UsageStats
 
 __all__ = ["PrivacyConfig", "PrivacyUseCases", "build_use_cases"]
 
@@ -43,6 +47,8 @@ class PrivacyUseCases:
     exports: Exports
     records: Records
     retention: RetentionSweeper
+    usage: UsageStats
+    inventory: SubjectInventory
     checkpoints: Checkpoints | None = None
     rights: Rights | None = None
 
@@ -56,13 +62,16 @@ def build_use_cases(
     remote_holders: list[HolderPort],
     config: PrivacyConfig,
     checkpoint_sink: BlobStore | None = None,
+    stats_min_count: int = 5,
     *,
     rights_config: RightsConfig | None = None,
     push: PushSender | None = None,
     mail: MailSender | None = None,
 ) -> PrivacyUseCases:
     """The use cases; with a `checkpoint_sink`, the ledger is anchored by signed checkpoints written there; with
-    `rights_config`, consents, inquiries and notices (delivered through `push` and `mail` where given)."""
+    `rights_config`, consents, inquiries and notices (delivered through `push` and `mail` where given).
+
+    `stats_min_count` is the usage statistics' suppression threshold k (see domain.usage)."""
     keys = _LateKeys()
     rights_repo = RightsRepository(repo.pool)
     rights_data = RightsData(rights_repo, keys, rights_config) if rights_config is not None else None
@@ -89,6 +98,8 @@ def build_use_cases(
         exports=Exports(repo, holders, subjects, config),
         records=records,
         retention=RetentionSweeper(holders, config),
+        usage=UsageStats(repo, stats_min_count),
+        inventory=SubjectInventory(subjects, holders, records),
         checkpoints=checkpoints,
         rights=Rights(rights_repo, subjects, records, rights_config, push, mail) if rights_config is not None else None,
     )

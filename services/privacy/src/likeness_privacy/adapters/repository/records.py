@@ -84,3 +84,15 @@ class RecordsRepository(RepositoryBase):
                 )
                 for r in await cur.fetchall()
             ]
+
+    async def recent_security_events(self, limit: int, since: datetime | None) -> list[dict[str, object]]:
+        """The newest security events (no address hash, no subject pseudonym), newest first."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT event_type, caller, method, ip_prefix, created_at FROM security_events"
+                " WHERE created_at >= coalesce(%s, '-infinity'::timestamptz) ORDER BY created_at DESC LIMIT %s",
+                (since, limit),
+            )
+            return [
+                {"event_type": r[0], "caller": r[1], "method": r[2], "ip_prefix": r[3], "created_at": r[4]} for r in await cur.fetchall()
+            ]
