@@ -245,13 +245,15 @@ def _layers(
     head_zone = ((cy < 0.9) | ((np.abs(cx) > 0.85) & (cy < HEAD_ZONE_BOX[3]))) & (np.abs(cx) < HEAD_ZONE_BOX[2]) & (cy > HEAD_ZONE_BOX[1])
     oval_grown = cv2.dilate(oval, np.ones((3, 3), np.uint8)) > 0
     # The ears: an ellipse beside each side of the face at ear height, centred just outside
-    # mesh points 234 / 454 (the face's edge at the tragus). Anything there that is close to
-    # skin is ear, kept (a loose threshold: an ear in shadow is darker than the cheek).
+    # mesh points 234 / 454 (the face's edge at the tragus) and a little below them (an ear
+    # runs from about the eye line to the nose's base; above that, beside the temple, it is
+    # hair). Anything there close to the subject's own cheek colour is ear, kept (a loose
+    # threshold: an ear in shadow is darker than the cheek).
     to_canon = cv2.invertAffineTransform(to_local)
     ears = np.zeros((rh, rw), bool)
     for idx, side in ((234, -1.0), (454, 1.0)):
         ex, ey = to_canon[:, :2] @ local[idx] + to_canon[:, 2]
-        ears |= (((cx - (ex + side * 0.2)) / 0.32) ** 2 + ((cy - (ey - 0.05)) / 0.55) ** 2) < 1.0
+        ears |= (((cx - (ex + side * 0.2)) / 0.32) ** 2 + ((cy - (ey + 0.1)) / 0.45) ** 2) < 1.0
     ear_skin = cv2.dilate((ears & (skin > 0.25)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     own_hair = (person_roi > 0.5) & head_zone & ~oval_grown & ~ear_skin
     # The matte's edge and hair wisps a few pixels out go too, or a halo stays.
@@ -264,7 +266,8 @@ def _layers(
     unknown = (person_roi > 0.25) | uncovered
     plate = _background_fill(img, unknown)
     erase = cv2.GaussianBlur(uncovered.astype(np.float32), (0, 0), 1.0)
-    erase = np.where(oval_grown, 0.0, erase).astype(np.float32)
+    # The blur's soft edge must not reach into the face or an ear: they are kept whole.
+    erase = np.where(oval_grown | ear_skin, 0.0, erase).astype(np.float32)
 
     # A soft contact shadow where the hair meets the forehead sells the layering.
     shadow = cv2.GaussianBlur(alpha, (0, 0), max(1.0, 0.05 * _iod(local))) * (1.0 - alpha) * protect * (cy < FACE_LINE)
