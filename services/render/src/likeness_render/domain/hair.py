@@ -253,7 +253,7 @@ def _layers(
     ears = np.zeros((rh, rw), bool)
     for idx, side in ((234, -1.0), (454, 1.0)):
         ex, ey = to_canon[:, :2] @ local[idx] + to_canon[:, 2]
-        ears |= (((cx - (ex + side * 0.2)) / 0.32) ** 2 + ((cy - (ey + 0.1)) / 0.45) ** 2) < 1.0
+        ears |= (((cx - (ex + side * 0.14)) / 0.26) ** 2 + ((cy - (ey + 0.15)) / 0.4) ** 2) < 1.0
     ear_skin = cv2.dilate((ears & (skin > 0.25)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     own_hair = (person_roi > 0.5) & head_zone & ~oval_grown & ~ear_skin
     # The matte's edge and hair wisps a few pixels out go too, or a halo stays.
