@@ -254,7 +254,13 @@ def _layers(
     for idx, side in ((234, -1.0), (454, 1.0)):
         ex, ey = to_canon[:, :2] @ local[idx] + to_canon[:, 2]
         ears |= (((cx - (ex + side * 0.14)) / 0.26) ** 2 + ((cy - (ey + 0.15)) / 0.4) ** 2) < 1.0
-    ear_skin = cv2.dilate((ears & (skin > 0.25)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # An ear joins the head: skin-like patches there that do not touch the face oval are a
+    # tuft of old hair near the skin's colour, not an ear.
+    count, labels = cv2.connectedComponents(((ears & (skin > 0.25)) | oval_grown).astype(np.uint8), connectivity=8)
+    attached = np.zeros(count, bool)
+    attached[np.unique(labels[oval_grown])] = True
+    attached[0] = False
+    ear_skin = cv2.dilate((attached[labels] & ears).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     own_hair = (person_roi > 0.5) & head_zone & ~oval_grown & ~ear_skin
     # The matte's edge and hair wisps a few pixels out go too, or a halo stays.
     grow = max(1, round(0.04 * _iod(local)))
