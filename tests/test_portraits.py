@@ -33,14 +33,22 @@ class FakeProvider(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        images = []
+        images, pngs = [], []
         start = body.find(b"\x89PNG")
         while start >= 0:  # every PNG part of the multipart body (image, and mask when sent)
             with Image.open(io.BytesIO(body[start:])) as part:
                 images.append(part.size)
+            pngs.append(body[start : body.find(b"IEND", start) + 8])
             start = body.find(b"\x89PNG", start + 8)
         FakeProvider.seen.append(
-            {"path": self.path, "auth": self.headers.get("Authorization", ""), "bytes": len(body), "images": images, "body": body}
+            {
+                "path": self.path,
+                "auth": self.headers.get("Authorization", ""),
+                "bytes": len(body),
+                "images": images,
+                "pngs": pngs,
+                "body": body,
+            }
         )
         out = io.BytesIO()
         Image.new("RGB", (512, 512), MAGENTA).save(out, format="PNG")
@@ -294,3 +302,64 @@ async def test_ai_hair_refinement_sends_only_the_head_crop_and_the_hair_mask(mes
     lower_face = magenta[int(b.y1 + 0.5 * (b.y2 - b.y1)) : int(b.y2), int(b.x1 + 0.2 * (b.x2 - b.x1)) : int(b.x2 - 0.2 * (b.x2 - b.x1))]
     # The answer went in where the hair is (above the face), not over the face.
     assert magenta[: int(b.y1)].mean() > 0.05 and lower_face.mean() < 0.01
+
+
+def _outfit_photo(m: dict, prompt: str, outfit_id: str = "suit") -> render_pb2.CreateIdPhotoRequest:
+    return render_pb2.CreateIdPhotoRequest(
+        subject_id=m["subject"],
+        image=common_pb2.ImageRef(data=_grace()),
+        spec_id="cn-resident-id",
+        outfit_id=outfit_id,
+        outfit_ai_prompt=prompt,
+        output=render_pb2.OutputOptions(format=render_pb2.IMAGE_FORMAT_PNG),
+    )
+
+
+def _magenta(rgb: np.ndarray) -> np.ndarray:
+    return (rgb[..., 0] > 200) & (rgb[..., 1] < 60) & (rgb[..., 2] > 200)
+
+
+async def test_ai_outfit_refinement_sends_only_the_torso_crop_and_the_garment_mask(mesh: dict) -> None:
+    await _consent(mesh, True)
+    plain = await _image(mesh, (await mesh["render"].CreateIdPhoto(_outfit_photo(mesh, ""), timeout=120)).photo.result_id)
+    FakeProvider.seen.clear()
+    reply = await mesh["render"].CreateIdPhoto(_outfit_photo(mesh, "navy linen suit"), timeout=120)
+    assert len(FakeProvider.seen) == 1
+    call = FakeProvider.seen[0]
+    assert call["path"].endswith("/images/edits") and call["auth"] == "Bearer sk-test-secret"
+    # The torso crop and its mask, the same size, at most 512 px; no subject id, no face.
+    assert len(call["images"]) == 2 and call["images"][0] == call["images"][1] and max(call["images"][0]) <= 512
+    assert mesh["subject"].encode() not in call["body"]
+    crop = np.asarray(Image.open(io.BytesIO(call["pngs"][0])).convert("RGB"))
+    assert await _faces(mesh, crop) == []
+    with Image.open(io.BytesIO(call["pngs"][1])) as mask_png:
+        paint = np.asarray(mask_png.convert("RGBA"))[..., 3] == 0
+    assert 0.2 < paint.mean() < 1.0  # the garment may be repainted, the rest of the crop not
+    out = await _image(mesh, reply.photo.result_id)
+    assert out.shape == plain.shape
+    changed = np.abs(out.astype(int) - plain.astype(int)).max(axis=2) > 2
+    magenta = _magenta(out)
+    assert magenta.mean() > 0.05 and not _magenta(plain).any()
+    # The answer came back under the garment only: the head, and the photo's upper half, are as without the AI step.
+    face = (await _faces(mesh, plain))[0].box
+    assert not changed[: int(face.y2)].any()
+    assert changed.any() and (changed & ~magenta).mean() < 0.5 * changed.mean()
+
+
+async def test_ai_outfit_refinement_needs_consent_and_an_outfit(mesh: dict) -> None:
+    await _consent(mesh, False)
+    FakeProvider.seen.clear()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await mesh["render"].CreateIdPhoto(_outfit_photo(mesh, "navy linen suit"), timeout=120)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert dict(refused.value.trailing_metadata())["likeness-error-code"] == "CONSENT_REQUIRED"
+    await _consent(mesh, True)
+    with pytest.raises(grpc.aio.AioRpcError) as alone:
+        await mesh["render"].CreateIdPhoto(_outfit_photo(mesh, "navy linen suit", outfit_id=""), timeout=120)
+    assert alone.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(alone.value.trailing_metadata())["likeness-error-code"] == "OUTFIT_AI_WITHOUT_OUTFIT"
+    assert FakeProvider.seen == []  # nothing reached the provider
+    # The outfit without the AI step needs no such consent.
+    await _consent(mesh, False)
+    assert (await mesh["render"].CreateIdPhoto(_outfit_photo(mesh, ""), timeout=120)).photo.result_id
+    assert FakeProvider.seen == []

@@ -58,3 +58,13 @@ def test_layout_without_spacing_lets_render_choose_and_pdf_reaches_the_proto() -
         LayoutIn(paper_id="4r", format="tiff")  # type: ignore[arg-type]
     schema = IdPhotoIn.model_json_schema()
     assert schema["$defs"]["LayoutIn"]["properties"]["format"]["enum"] == ["jpeg", "png", "pdf"]
+
+
+def test_id_photo_body_takes_an_outfit_ai_prompt_within_bounds() -> None:
+    body = IdPhotoIn.model_validate({"upload_id": "u1", "spec_id": "us-passport", "outfit": "suit", "outfit_ai_prompt": "navy linen"})
+    assert body.outfit_ai_prompt == "navy linen"
+    assert IdPhotoIn.model_validate({"upload_id": "u1", "spec_id": "us-passport"}).outfit_ai_prompt is None
+    for bad in ("x" * 501, "line\nbreak"):
+        with pytest.raises(ValidationError):
+            IdPhotoIn.model_validate({"upload_id": "u1", "spec_id": "us-passport", "outfit": "suit", "outfit_ai_prompt": bad})
+    assert "torso crop" in IdPhotoIn.model_json_schema()["properties"]["outfit_ai_prompt"]["description"]  # in the OpenAPI

@@ -297,3 +297,19 @@ async def test_masked_edit_sends_the_crop_and_its_mask_only(provider: _Provider)
         with pytest.raises(aigen.InvalidArgument, match="empty"):
             await gen.edit_region(photo, box, np.zeros_like(region), PROMPT)
     assert len(provider.seen) == 1  # refused before anything was sent
+
+
+async def test_masked_edit_takes_a_margin_per_call(provider: _Provider) -> None:
+    # An outfit's edit sends exactly its torso box (margin 0), whatever margin the face crops use.
+    photo = np.zeros((400, 300, 3), np.uint8)
+    box = (50.0, 250.0, 250.0, 400.0)
+    region = np.zeros(photo.shape[:2], np.float32)
+    region[260:400, 60:240] = 1.0
+    async with aclosing(aigen.OpenAIImageGenerator(_settings(provider, crop_margin=0.35))) as gen:
+        await gen.edit_region(photo, box, region, PROMPT, margin=0.0)
+        with pytest.raises(aigen.InvalidArgument, match="margin"):
+            await gen.edit_region(photo, box, region, PROMPT, margin=-0.1)
+    parts = _multipart(_the_request(provider, "/v1/images/edits"))
+    sent = cv2.imdecode(np.frombuffer(parts["image"], np.uint8), cv2.IMREAD_COLOR)
+    assert sent.shape[:2] == (150, 200)  # the box itself, not grown by 35 %
+    assert len(provider.seen) == 1

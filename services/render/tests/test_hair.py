@@ -279,3 +279,24 @@ def test_ears_are_kept_or_covered_by_the_new_hair(style: str, astronaut: tuple[I
     diff = np.abs(res.image.astype(int) - img.astype(int)).max(axis=2)
     kept = (diff[ear] <= 12) | (res.coverage[ear] > 0.5)
     assert kept.mean() >= 0.9, kept.mean()
+
+
+@pytest.mark.parametrize("style", ["bob_black", "bob_brunette"])
+def test_a_dark_blunt_fringe_is_no_hat(
+    astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]], outputs: dict[str, Image3], style: str
+) -> None:
+    # The photographed bobs give Collins a dark, even, straight-cut fringe: its edge is as
+    # smooth as a brim, but the hair goes on down beside the face, so it is not refused.
+    _, mesh, _ = astronaut
+    fringe = outputs[style]
+    to_image = hair.canonical_to_image(mesh)
+    measures = hair.hat_measures(fringe, to_image)
+    assert measures is not None
+    share, residual, _, side = measures
+    assert share >= hair.HAT_EDGE_SHARE and residual < hair.HAT_EDGE_RESIDUAL  # brim-like by the edge alone
+    assert side >= hair.HAT_SIDE_SHARE
+    assert not hair.wears_hat(fringe, to_image)
+    # The same fringe in a darker photo (people darker-skinned or photographed in shade).
+    assert not hair.wears_hat((fringe.astype(np.float32) * 0.6).astype(np.uint8), to_image)
+    # A second style on the fringed photo goes ahead (is not refused as a hat).
+    assert hair.change_hairstyle(fringe, mesh, _person_mask(fringe), "short_crop").shape == fringe.shape

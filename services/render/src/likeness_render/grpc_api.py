@@ -244,6 +244,7 @@ class RenderServicer(render_pb2_grpc.RenderServicer):
             output_format=fmt,
             dpi=request.output.dpi,
             sheet=_sheet(request.sheet) if request.HasField("sheet") else None,
+            outfit_ai_prompt=request.outfit_ai_prompt,
         )
         made: Made = await self._uc.id_photos.create_id_photo(photo_request, request.image)
         photo = result_pb(made.photo, made.photo_bytes)

@@ -14,7 +14,7 @@ from likeness.render.v1 import render_pb2
 from likeness_gateway.adapters.render_client import image_ref, remedy_name, severity_name
 from likeness_gateway.deps import CurrentDevice, Gateway, GatewayDep
 from likeness_gateway.domain.devices import Device
-from likeness_gateway.domain.text import IDENTIFIER
+from likeness_gateway.domain.text import IDENTIFIER, PRINTABLE
 from likeness_gateway.errors import ApiError
 from likeness_gateway.routes.generation import generate
 from likeness_gateway.routes.models import EXAMPLE_UPLOAD_ID, IMAGE_RESPONSES, Identifier, from_message, request_config
@@ -87,6 +87,13 @@ class IdPhotoIn(BaseModel):
     background: BackgroundIn = Field(default_factory=BackgroundIn)
     beauty: BeautyIn = Field(default_factory=BeautyIn)
     outfit: str | None = Field(None, max_length=64, pattern=IDENTIFIER)
+    outfit_ai_prompt: str | None = Field(
+        None,
+        max_length=500,
+        pattern=PRINTABLE,
+        description="Refine the outfit with the server's AI image provider (needs `outfit`; only the torso crop below the chin "
+        "and the garment's mask are sent, after the person's consent is checked); 409 when none is configured",
+    )
     output: OutputIn = Field(default_factory=OutputIn)
     layout: LayoutIn | None = None
 
@@ -227,6 +234,7 @@ async def create_id_photo(body: IdPhotoIn, request: Request, device: CurrentDevi
         background=render_pb2.Background(mode=_MODES[body.background.mode], colors=body.background.colors),
         beauty=render_pb2.Beauty(smoothing=body.beauty.smoothing, whitening=body.beauty.whitening),
         outfit_id=body.outfit or "",
+        outfit_ai_prompt=body.outfit_ai_prompt or "",
         output=render_pb2.OutputOptions(
             format={"jpeg": render_pb2.IMAGE_FORMAT_JPEG, "png": render_pb2.IMAGE_FORMAT_PNG}.get(body.output.format or "", 0),
             dpi=body.output.dpi or 0,
@@ -241,6 +249,7 @@ async def create_id_photo(body: IdPhotoIn, request: Request, device: CurrentDevi
         "smoothing": str(body.beauty.smoothing),
         "whitening": str(body.beauty.whitening),
         "outfit": body.outfit or "",
+        "outfit_ai": "yes" if body.outfit_ai_prompt else "no",
         "sheet": (body.layout.paper_id or "custom") if body.layout else "",
     }
     return await generate(

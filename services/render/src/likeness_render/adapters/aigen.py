@@ -105,6 +105,7 @@ class ImageGenerator(Protocol):
         prompt: str,
         size: tuple[int, int] = (1024, 1024),
         n: int = 1,
+        margin: float | None = None,
     ) -> list[bytes]: ...
 
     async def aclose(self) -> None: ...
@@ -225,12 +226,17 @@ class OpenAIImageGenerator:
         prompt: str,
         size: tuple[int, int] = (1024, 1024),
         n: int = 1,
+        margin: float | None = None,
     ) -> list[bytes]:
-        """An edit of the crop around ``box`` where ``region`` (H, W, 0..1, the image's size)
-        is set: the crop and its mask are all that is sent (both at most max_crop_side)."""
+        """An edit of the crop around ``box`` (grown by ``margin`` of its size; None: the
+        configured crop margin) where ``region`` (H, W, 0..1, the image's size) is set: the
+        crop and its mask are all that is sent (both at most max_crop_side)."""
         _check_request(prompt, size, n)
-        png = face_crop_png(image_rgb, box, self._s.crop_margin, self._s.max_crop_side)
-        mask = region_mask_png(image_rgb.shape, box, region, self._s.crop_margin, self._s.max_crop_side)
+        m = self._s.crop_margin if margin is None else margin
+        if m < 0:
+            raise InvalidArgument("crop margin must not be negative")
+        png = face_crop_png(image_rgb, box, m, self._s.max_crop_side)
+        mask = region_mask_png(image_rgb.shape, box, region, m, self._s.max_crop_side)
         data = {
             "model": self._s.edit_model or self._s.model,
             "prompt": prompt,

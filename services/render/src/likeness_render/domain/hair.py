@@ -87,6 +87,12 @@ HAT_PPI = 40
 HAT_EDGE_SHARE = 0.95
 HAT_EDGE_RESIDUAL = 0.03
 HAT_TEXTURE = 1.2
+# A blunt dark fringe has the same smooth edge and even colour, but it is hair that goes on
+# down beside the face: when at least HAT_SIDE_SHARE of the pixels beside one temple (canonical
+# |x| 1.05..1.35, from 0.3 IOD above the eye line to the eye line) are within 15 Lab units of
+# the colour above the edge, it is a fringe, not a brim. Measured: Hopper's cap 0.12-0.29 (also
+# darkened); the black bob on Collins 1.0 (0.35 on the other side), brunette bob 0.51-0.91.
+HAT_SIDE_SHARE = 0.45
 
 
 def change_hairstyle(
@@ -167,6 +173,13 @@ def restyle_hair(
 
 def wears_hat(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> bool:
     """Whether a hat sits where the hairline would be (see HAT_* for the measure)."""
+    m = hat_measures(image_rgb, to_image)
+    return m is not None and m[0] >= HAT_EDGE_SHARE and m[1] < HAT_EDGE_RESIDUAL and m[2] < HAT_TEXTURE and m[3] < HAT_SIDE_SHARE
+
+
+def hat_measures(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> tuple[float, float, float, float] | None:
+    """(edge share, edge residual in IOD, texture in L* units, side share) of the edge above
+    the forehead (see HAT_*); None when there is no band above the edge to measure."""
     ppi = HAT_PPI
     w, h = int(3.2 * ppi), int(2.0 * ppi)  # canonical x -1.6..1.6, y -1.9..0.1
     canon = np.array([[1.0 / ppi, 0.0, -1.6], [0.0, 1.0 / ppi, -1.9], [0.0, 0.0, 1.0]])
@@ -183,16 +196,21 @@ def wears_hat(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> bool:
         if len(run):
             edge[i] = fy - run[0]
     found = ~np.isnan(edge)
-    if found.mean() < HAT_EDGE_SHARE:
-        return False
+    if found.sum() < 3:
+        return float(found.mean()), float("inf"), float("inf"), 0.0
     t = np.arange(len(xs))
     residual = float(np.std(edge[found] - np.polyval(np.polyfit(t[found], edge[found], 2), t[found]))) / ppi
     top = int(np.nanmedian(edge))
     band = lab[max(0, top - int(0.4 * ppi)) : max(1, top - int(0.1 * ppi)), xs.start : xs.stop, 0]
     if band.size == 0:
-        return False
+        return None
     texture = float(np.median(np.abs(band - cv2.GaussianBlur(band, (0, 0), 1.5))))
-    return residual < HAT_EDGE_RESIDUAL and texture < HAT_TEXTURE
+    above = np.median(lab[max(0, top - int(0.4 * ppi)) : max(1, top - int(0.1 * ppi)), xs.start : xs.stop].reshape(-1, 3), axis=0)
+    sides = []
+    for xa, xb in ((0.25, 0.55), (2.65, 2.95)):  # canonical x -1.35..-1.05 and 1.05..1.35
+        side = lab[int(1.6 * ppi) : int(2.0 * ppi), int(xa * ppi) : int(xb * ppi)].reshape(-1, 3)
+        sides.append(float((np.linalg.norm(side - above, axis=1) < 15.0).mean()))
+    return float(found.mean()), residual, texture, max(sides)
 
 
 class _Layers(NamedTuple):
@@ -245,14 +263,22 @@ def _layers(
     head_zone = ((cy < 0.9) | ((np.abs(cx) > 0.85) & (cy < HEAD_ZONE_BOX[3]))) & (np.abs(cx) < HEAD_ZONE_BOX[2]) & (cy > HEAD_ZONE_BOX[1])
     oval_grown = cv2.dilate(oval, np.ones((3, 3), np.uint8)) > 0
     # The ears: an ellipse beside each side of the face at ear height, centred just outside
-    # mesh points 234 / 454 (the face's edge at the tragus). Anything there that is close to
-    # skin is ear, kept (a loose threshold: an ear in shadow is darker than the cheek).
+    # mesh points 234 / 454 (the face's edge at the tragus) and a little below them (an ear
+    # runs from about the eye line to the nose's base; above that, beside the temple, it is
+    # hair). Anything there close to the subject's own cheek colour is ear, kept (a loose
+    # threshold: an ear in shadow is darker than the cheek).
     to_canon = cv2.invertAffineTransform(to_local)
     ears = np.zeros((rh, rw), bool)
     for idx, side in ((234, -1.0), (454, 1.0)):
         ex, ey = to_canon[:, :2] @ local[idx] + to_canon[:, 2]
-        ears |= (((cx - (ex + side * 0.2)) / 0.32) ** 2 + ((cy - (ey - 0.05)) / 0.55) ** 2) < 1.0
-    ear_skin = cv2.dilate((ears & (skin > 0.25)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        ears |= (((cx - (ex + side * 0.14)) / 0.26) ** 2 + ((cy - (ey + 0.15)) / 0.4) ** 2) < 1.0
+    # An ear joins the head: skin-like patches there that do not touch the face oval are a
+    # tuft of old hair near the skin's colour, not an ear.
+    count, labels = cv2.connectedComponents(((ears & (skin > 0.25)) | oval_grown).astype(np.uint8), connectivity=8)
+    attached = np.zeros(count, bool)
+    attached[np.unique(labels[oval_grown])] = True
+    attached[0] = False
+    ear_skin = cv2.dilate((attached[labels] & ears).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     own_hair = (person_roi > 0.5) & head_zone & ~oval_grown & ~ear_skin
     # The matte's edge and hair wisps a few pixels out go too, or a halo stays.
     grow = max(1, round(0.04 * _iod(local)))
@@ -264,7 +290,8 @@ def _layers(
     unknown = (person_roi > 0.25) | uncovered
     plate = _background_fill(img, unknown)
     erase = cv2.GaussianBlur(uncovered.astype(np.float32), (0, 0), 1.0)
-    erase = np.where(oval_grown, 0.0, erase).astype(np.float32)
+    # The blur's soft edge must not reach into the face or an ear: they are kept whole.
+    erase = np.where(oval_grown | ear_skin, 0.0, erase).astype(np.float32)
 
     # A soft contact shadow where the hair meets the forehead sells the layering.
     shadow = cv2.GaussianBlur(alpha, (0, 0), max(1.0, 0.05 * _iod(local))) * (1.0 - alpha) * protect * (cy < FACE_LINE)

@@ -44,6 +44,7 @@ class Composed:
     background: RGB | None = None  # the new background alone; None when the photo's own was kept
     silhouette: npt.NDArray[np.bool_] | None = None  # the person by the segmentation, before the matte's edge
     others_removed: int = 0  # other people or large objects the cut-out left out
+    garment: npt.NDArray[np.float32] | None = None  # the outfit's coverage (0..1, output pixels); None without an outfit
 
 
 @dataclass(frozen=True)
@@ -149,14 +150,16 @@ def compose(
             foreground = foreground + (retouched.astype(np.float32) - image.astype(np.float32))
         background = _background(options, spec_backgrounds, size)
         image = matte.composite(foreground, alpha, background)
+    garment = None
     if options.outfit_id:
         if wear is None or wear.garment.id != options.outfit_id:
             raise KeyError(options.outfit_id)
         # The collar is found on the framed photo as taken (before a new background or retouch).
-        image, _ = outfits.dress(image, alpha, wear.garment, face_out, wear.body.transformed(placement.affine), framed)
+        image, fitted = outfits.dress(image, alpha, wear.garment, face_out, wear.body.transformed(placement.affine), framed)
+        garment = fitted.alpha
     # The person as the segmentation saw them, and whatever the matte solved firmly beyond it (a hat's brim).
     silhouette = (cut.person & inside) | (alpha >= 0.5)
-    return Composed(image, alpha, placement, face_out, from_matte, background, silhouette, cut.others_removed)
+    return Composed(image, alpha, placement, face_out, from_matte, background, silhouette, cut.others_removed, garment)
 
 
 def border_std(image: RGB, alpha: npt.NDArray[np.float32], border_frac: float = 0.06) -> float:

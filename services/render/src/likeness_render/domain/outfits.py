@@ -426,3 +426,25 @@ def dress(image: RGB, person: Mask, garment: Garment, face: FaceGeometry, body: 
     shadow = cv2.GaussianBlur(np.roll(face_mask, max(1, round(0.04 * face.width)), axis=0), (0, 0), max(1.0, 0.05 * face.width))
     out *= 1.0 - 0.25 * (shadow * fitted.alpha * (1 - face_mask))[..., None]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8), fitted
+
+
+def edit_area(garment: Mask, face: FaceGeometry) -> tuple[tuple[float, float, float, float], Mask]:
+    """What an AI edit of a fitted outfit may see and change: the box of the garment below the
+    chin (the torso and neck; never the face) and the garment's coverage inside it, with the face
+    region and everything above the box cleared. ValueError when the garment shows nowhere below the chin."""
+    h, w = garment.shape
+    region = np.clip(garment.astype(np.float32), 0.0, 1.0)
+    region[face_region(face, (h, w))] = 0.0
+    top = int(np.ceil(max(0.0, float(face.chin[1]))))
+    region[:top] = 0.0
+    ys, xs = np.nonzero(region > 0.5)
+    if len(xs) < 64:
+        raise ValueError("the outfit shows too little below the chin to edit")
+    pad = max(2, round(0.01 * max(h, w)))
+    box = (
+        float(max(0, xs.min() - pad)),
+        float(max(top, ys.min() - pad)),
+        float(min(w, xs.max() + 1 + pad)),
+        float(min(h, ys.max() + 1)),
+    )
+    return box, region

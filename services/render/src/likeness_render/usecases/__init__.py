@@ -71,13 +71,14 @@ def build_use_cases(
     sheets = Sheets(shared)
     outfit_cases = outfit_cases or Outfits(InMemoryGarmentStore(), None)
     template_cases = Templates(shared, templates)
+    restyler = Restyler(generator, consent)
     return RenderUseCases(
         shared=shared,
-        id_photos=IdPhotos(shared, sheets, outfit_cases),
+        id_photos=IdPhotos(shared, sheets, outfit_cases, restyler),
         checks=IdPhotoChecks(shared),
         sheets=sheets,
-        portraits=Portraits(shared, template_cases, Restyler(generator, consent)),
-        hairstyles=Hairstyles(shared, Restyler(generator, consent)),
+        portraits=Portraits(shared, template_cases, restyler),
+        hairstyles=Hairstyles(shared, restyler),
         templates=template_cases,
         results=Results(shared.results, access),
         outfits=outfit_cases,

@@ -22,6 +22,9 @@ class Hairstyles:
     async def change_hairstyle(self, subject_id: str, ref: Any, hairstyle_id: str, ai_prompt: str = "") -> tuple[StoredResult, bytes]:
         if hairstyle_id not in hair.HAIRSTYLES:
             raise NotFound(f"no hairstyle {hairstyle_id!r}; list them with GET /v1/hairstyles", "HAIRSTYLE_NOT_FOUND")
+        if ai_prompt:
+            # Refuse before any work when the AI step may not run; checked again right before the provider call.
+            await self.restyler.require_consent(subject_id)
         image, mesh = await self.shared.face_mesh(ref, subject_id, "hairstyle", "no face was found in the photo")
         mask = await asyncio.to_thread(self.shared.segment, image)
         try:
@@ -38,5 +41,5 @@ class Hairstyles:
             if len(xs) == 0:
                 raise InvalidArgument("the hairstyle left no hair to refine", "HAIRSTYLE_FAILED")
             box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-            result = await self.restyler.restyle_region(result, box, region, ai_prompt)
+            result = await self.restyler.restyle_region(subject_id, result, box, region, ai_prompt)
         return await self.shared.save_jpeg(subject_id, "hairstyle", result, {"hairstyle_id": hairstyle_id})

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from likeness_platform.errors import NotFound
-from likeness_render.domain import compliance, encoding, idphoto
+from likeness_platform.errors import InvalidArgument, NotFound
+from likeness_render.domain import compliance, encoding, idphoto, outfits
 from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.framing import FrameSpec
 from likeness_render.domain.outfits import Wear
@@ -16,6 +16,7 @@ from likeness_render.domain.results import StoredResult
 from likeness_render.domain.specs import Spec
 from likeness_render.usecases.outfits import Outfits
 from likeness_render.usecases.ports import RGB
+from likeness_render.usecases.restyle import Restyler
 from likeness_render.usecases.shared import (
     Analysis,
     MultipleFaces,
@@ -43,6 +44,8 @@ class PhotoRequest:
     output_format: str = ""  # jpeg | png | "" (the spec's)
     dpi: int = 0
     sheet: SheetRequest | None = None
+    # Refine the fitted outfit with the AI provider (only the torso crop and the garment's mask are sent).
+    outfit_ai_prompt: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,15 +67,21 @@ def frame_of(spec: Spec, dpi: float) -> FrameSpec:
 
 
 class IdPhotos:
-    def __init__(self, shared: Shared, sheets: Sheets, outfits: Outfits | None = None) -> None:
+    def __init__(self, shared: Shared, sheets: Sheets, outfits: Outfits | None = None, restyler: Restyler | None = None) -> None:
         self.shared = shared
         self.sheets = sheets
         self.outfits = outfits
+        self.restyler = restyler or Restyler()
 
     async def create_id_photo(self, request: PhotoRequest, image_ref: Any) -> Made:
         shared = self.shared
         spec = shared.spec(request.spec_id)
         dpi = float(request.dpi or shared.default_dpi)
+        if request.outfit_ai_prompt:
+            if not request.options.outfit_id:
+                raise InvalidArgument("outfit_ai_prompt refines an outfit: choose one with outfit_id", "OUTFIT_AI_WITHOUT_OUTFIT")
+            # Refuse before any work when the AI step may not run; checked again right before the provider call.
+            await self.restyler.require_consent(request.subject_id)
         data = await shared.images.read(image_ref, request.subject_id, "id_photo")
         async with shared.slot:
             # One decode, at the reduced JPEG scale the output needs; the copy faces sees is a
@@ -114,6 +123,8 @@ class IdPhotos:
                 )
             )
             del source, preview, mask
+            if request.outfit_ai_prompt:
+                composed = await self._refine_outfit(request.subject_id, composed, request.outfit_ai_prompt)
             fmt = request.output_format or (spec.format or "JPEG")
             encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
             # The report measures pixels (the cut-out's edge, the background): not on the event loop.
@@ -139,6 +150,18 @@ class IdPhotos:
         if self.outfits is None:
             raise NotFound(f"no outfit {outfit_id!r}; list them with GET /v1/outfits", "OUTFIT_NOT_FOUND")
         return await self.outfits.wear(outfit_id, preview, (source.shape[1], source.shape[0]), face)
+
+    async def _refine_outfit(self, subject_id: str, composed: idphoto.Composed, prompt: str) -> idphoto.Composed:
+        """The fitted outfit redrawn by the AI provider: the torso crop below the chin and the
+        garment's mask go out, the answer comes back under that mask only."""
+        if composed.garment is None:
+            raise InvalidArgument("outfit_ai_prompt refines an outfit: choose one with outfit_id", "OUTFIT_AI_WITHOUT_OUTFIT")
+        try:
+            box, region = await asyncio.to_thread(outfits.edit_area, composed.garment, composed.face)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc), "OUTFIT_FAILED") from None
+        image = await self.restyler.restyle_region(subject_id, composed.image, box, region, prompt, margin=0.0)
+        return replace(composed, image=image)
 
 
 def _second_is_real(faces: list[FaceGeometry]) -> bool:
