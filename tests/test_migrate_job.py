@@ -5,21 +5,39 @@ from __future__ import annotations
 
 import sys
 import types
+import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import conninfo
 
 from likeness_platform import migrate
-from likeness_platform.db_roles import provision_roles
+from likeness_platform.db_roles import drop_roles, provision_roles
 from likeness_platform.migrate import main, service_migrations
 
 
+@pytest.fixture
+def empty_database(database_url: str) -> Iterator[str]:
+    """A database of its own on the suite's server: the session's database has long been migrated by other tests."""
+    name = f"likeness_migrate_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo.conninfo_to_dict(database_url)
+    try:
+        yield conninfo.make_conninfo(**{**params, "dbname": name})
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_roles(database_url, name)
+
+
 def test_job_migrates_once_as_the_owner_and_grants_the_runtime_role(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    empty_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # main() sends logs to stdout; capsys's stream closes after this test, so leave logging as the suite set it.
     monkeypatch.setattr(migrate, "configure_logging", lambda *args, **kwargs: None)
-    roles = provision_roles(database_url)
+    roles = provision_roles(empty_database)
     monkeypatch.setenv("LIKENESS_DATABASE_URL", roles.runtime_urls["privacy"])
     monkeypatch.setenv("LIKENESS_MIGRATION_DATABASE_URL", roles.owner_url)
     main(["privacy"])

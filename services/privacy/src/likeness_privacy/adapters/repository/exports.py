@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from likeness_platform.db import as_uuid as _uuid
@@ -53,10 +54,12 @@ class ExportsRepository(RepositoryBase):
         unknown = set(fields) - _FIELDS
         if unknown:
             raise ValueError(f"not progress fields: {sorted(unknown)}")
-        assignments = ", ".join(f"{name} = %({name})s" for name in fields)
+        assignments = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in fields)
         async with self.pool.connection() as conn:
             await conn.execute(
-                f"UPDATE exports SET {assignments}, updated_at = now() WHERE export_id = %(export_id)s AND state = 'building'",
+                sql.SQL("UPDATE exports SET {}, updated_at = now() WHERE export_id = %(export_id)s AND state = 'building'").format(
+                    assignments
+                ),
                 {**fields, "export_id": uuid.UUID(export_id)},
             )
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,7 +16,10 @@ from likeness_platform.db import as_uuid as _uuid
 from likeness_privacy.adapters.repository._common import _count, _require_active
 from likeness_privacy.domain.rights import ConsentRecord
 
-_INQUIRY_COLUMNS = "inquiry_id, subject_id, topic, message, answer, answered_by, answered_at, created_at"
+_INQUIRY_NAMES = ("inquiry_id", "subject_id", "topic", "message", "answer", "answered_by", "answered_at", "created_at")
+# The column lists as composed SQL identifiers (never text pasted into a query).
+_INQUIRY_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _INQUIRY_NAMES))
+_INQUIRY_COLUMNS_I = sql.SQL(", ").join(sql.Identifier("i", name) for name in _INQUIRY_NAMES)
 
 
 class RightsRepository:
@@ -65,7 +69,9 @@ class RightsRepository:
             await _require_active(conn, subject_id)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                f"INSERT INTO inquiries (inquiry_id, subject_id, topic, message) VALUES (%s, %s, %s, %s) RETURNING {_INQUIRY_COLUMNS}",
+                sql.SQL("INSERT INTO inquiries (inquiry_id, subject_id, topic, message) VALUES (%s, %s, %s, %s) RETURNING {}").format(
+                    _INQUIRY_COLUMNS
+                ),
                 (uuid.UUID(inquiry_id), _uuid(subject_id), topic, sealed),
             )
             row = await cur.fetchone()
@@ -78,7 +84,9 @@ class RightsRepository:
             return []
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(f"SELECT {_INQUIRY_COLUMNS} FROM inquiries WHERE subject_id = %s ORDER BY created_at DESC", (sid,))
+            await cur.execute(
+                sql.SQL("SELECT {} FROM inquiries WHERE subject_id = %s ORDER BY created_at DESC").format(_INQUIRY_COLUMNS), (sid,)
+            )
             return await cur.fetchall()
 
     async def list_inquiries(self, answered: bool, limit: int) -> list[dict[str, Any]]:
@@ -86,9 +94,10 @@ class RightsRepository:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                f"SELECT {', '.join('i.' + c.strip() for c in _INQUIRY_COLUMNS.split(','))} FROM inquiries i"
-                " JOIN subjects s USING (subject_id)"
-                " WHERE s.state = 'active' AND (i.answer IS NOT NULL) = %s ORDER BY i.created_at LIMIT %s",
+                sql.SQL(
+                    "SELECT {} FROM inquiries i JOIN subjects s USING (subject_id)"
+                    " WHERE s.state = 'active' AND (i.answer IS NOT NULL) = %s ORDER BY i.created_at LIMIT %s"
+                ).format(_INQUIRY_COLUMNS_I),
                 (answered, limit),
             )
             return await cur.fetchall()
@@ -99,7 +108,7 @@ class RightsRepository:
             return None
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(f"SELECT {_INQUIRY_COLUMNS} FROM inquiries WHERE inquiry_id = %s", (iid,))
+            await cur.execute(sql.SQL("SELECT {} FROM inquiries WHERE inquiry_id = %s").format(_INQUIRY_COLUMNS), (iid,))
             return await cur.fetchone()
 
     async def answer_inquiry(self, inquiry_id: str, subject_id: str, sealed: bytes, by: str) -> dict[str, Any] | None:
@@ -108,8 +117,10 @@ class RightsRepository:
             await _require_active(conn, subject_id)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "UPDATE inquiries SET answer = %s, answered_by = %s, answered_at = now()"
-                f" WHERE inquiry_id = %s AND answer IS NULL RETURNING {_INQUIRY_COLUMNS}",
+                sql.SQL(
+                    "UPDATE inquiries SET answer = %s, answered_by = %s, answered_at = now()"
+                    " WHERE inquiry_id = %s AND answer IS NULL RETURNING {}"
+                ).format(_INQUIRY_COLUMNS),
                 (sealed, by, uuid.UUID(inquiry_id)),
             )
             return await cur.fetchone()
