@@ -403,3 +403,15 @@ async def test_support_answers_through_the_cli_and_the_person_reads_it(mesh: dic
     )  # fmt: skip
     assert too_soon.rc == 1 and "NOTICE_TOO_SHORT" in too_soon.err
     await _erase(mesh, auth)
+
+
+async def test_a_consent_is_a_json_boolean_and_nothing_else(mesh: dict) -> None:
+    """Consent is an unambiguous act: "yes", 1, "true" or null are refused, not read as granted, and nothing is recorded."""
+    client = mesh["client"]
+    auth, _ = await _device(mesh)
+    for loose in ("yes", 1, "true", "on", 0, "false", None):
+        reply = await client.put("/v1/me/consents", json={"consents": {"ai_generation_third_party": loose}}, headers=auth)
+        assert reply.status_code == 400 and reply.json()["error"]["code"] == "INVALID_REQUEST", (loose, reply.text)
+    assert (await client.get("/v1/me/consents", headers=auth)).json()["history"] == []
+    reply = await client.put("/v1/me/consents", json={"consents": {"ai_generation_third_party": True}}, headers=auth)
+    assert reply.status_code == 200 and reply.json()["current"]["ai_generation_third_party"]["granted"] is True

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StrictBool, StringConstraints, field_validator
 
 from likeness.privacy.v1 import rights_pb2
 from likeness_gateway.adapters.rights_client import RightsClient
@@ -95,8 +95,9 @@ async def get_consents(device: CurrentDevice, rights: Rights) -> ConsentsOut:
 class ConsentsIn(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"consents": {"ai_generation_third_party": False}, "policy_version": "2026-11"}]}}
 
-    # purpose -> granted. Withdrawing (false) stops that processing for the next request.
-    consents: dict[Annotated[str, StringConstraints(pattern=IDENTIFIER, max_length=64)], bool] = Field(min_length=1, max_length=16)
+    # purpose -> granted (a JSON true or false: "yes" or 1 is not a consent). Withdrawing (false) stops that
+    # processing for the next request.
+    consents: dict[Annotated[str, StringConstraints(pattern=IDENTIFIER, max_length=64)], StrictBool] = Field(min_length=1, max_length=16)
     # The policy version shown to the person when they decided.
     policy_version: str = Field(default="", max_length=64, pattern=r"^$|" + IDENTIFIER)
 
