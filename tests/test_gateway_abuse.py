@@ -442,3 +442,16 @@ async def test_ios_registration_with_app_attest(api) -> None:
     key_id, obj = chain.attest(second.encode())
     swapped = attestation(second, hashlib.sha256(b"other key").digest(), obj)
     assert (await client.post("/v1/devices", json={**DEVICE, "attestation": swapped})).status_code == 403
+
+
+async def test_unreadable_bodies_are_invalid_requests_with_a_code(api) -> None:
+    """Bytes that are not UTF-8, or JSON nested too deep to parse, get the same INVALID_REQUEST problem as any other
+    bad body (not a generic HTTP_ERROR), on every JSON route."""
+    _, client, _, _, _ = api
+    auth = _auth(await _register(client))
+    json_type = {**auth, "Content-Type": "application/json"}
+    for method, path in (("POST", "/v1/devices"), ("PUT", "/v1/me/consents"), ("POST", "/v1/me/inquiries"), ("PATCH", "/v1/me")):
+        for body in (b'{"message": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000):
+            reply = await client.request(method, path, content=body, headers=json_type)
+            assert reply.status_code == 400, (path, reply.text)
+            assert reply.json()["error"]["code"] == "INVALID_REQUEST", (path, reply.text)
