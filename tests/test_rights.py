@@ -415,3 +415,22 @@ async def test_a_consent_is_a_json_boolean_and_nothing_else(mesh: dict) -> None:
     assert (await client.get("/v1/me/consents", headers=auth)).json()["history"] == []
     reply = await client.put("/v1/me/consents", json={"consents": {"ai_generation_third_party": True}}, headers=auth)
     assert reply.status_code == 200 and reply.json()["current"]["ai_generation_third_party"]["granted"] is True
+
+
+async def test_inquiries_are_bounded_per_person_per_day(mesh: dict) -> None:
+    """One person cannot flood the support queue (each inquiry is kept, sealed, for a year): past
+    LIKENESS_INQUIRIES_PER_DAY (10) the next is refused with 429 and a Retry-After, and nothing more is stored.
+    Another person is unaffected."""
+    client = mesh["client"]
+    auth, _ = await _device(mesh)
+    limit = mesh["gw"].settings.inquiries_per_day
+    for i in range(limit):
+        reply = await client.post("/v1/me/inquiries", json={"message": f"question {i}"}, headers=auth)
+        assert reply.status_code == 201, reply.text
+    refused = await client.post("/v1/me/inquiries", json={"message": "one more"}, headers=auth)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "RATE_LIMITED" and refused.json()["error"]["details"]["scope"] == "inquiries"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert len((await client.get("/v1/me/inquiries", headers=auth)).json()["inquiries"]) == limit
+    other, _ = await _device(mesh)
+    assert (await client.post("/v1/me/inquiries", json={"message": "mine"}, headers=other)).status_code == 201
