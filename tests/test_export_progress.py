@@ -6,12 +6,14 @@ import asyncio
 import io
 import os
 import time
+import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from likeness_gateway.domain.tokens import token_hash
 from likeness_platform.dataholder import ExportItem
 from tests.support.memholder import MemoryHolder, serve_holder
 from tests.support.services import Started, start_gateway, start_privacy
@@ -69,7 +71,7 @@ async def world(database_url: str) -> AsyncIterator[dict[str, Any]]:
     assert reply.status_code == 201, reply.text
     auth = {"Authorization": f"Bearer {reply.json()['token']}"}
     try:
-        yield {"client": client, "auth": auth, "photos": photos, "privacy": privacy}
+        yield {"client": client, "auth": auth, "photos": photos, "privacy": privacy, "gw": gw}
     finally:
         photos.gate.set()
         await server.stop(0)
@@ -165,3 +167,24 @@ async def test_a_build_that_fails_says_why_and_keeps_nothing(world: dict[str, An
     w["photos"].fail = False
     reply = await w["client"].get("/v1/me/export", headers=w["auth"])
     assert reply.status_code == 200 and len(_photos_in(reply.content)) == 8
+
+
+async def test_concurrent_background_requests_start_one_build(world: dict[str, Any]) -> None:
+    """Ten `Prefer: respond-async` requests at once (an impatient app, or someone multiplying the work of gathering
+    every photo) start one build, and all ten answer it; asking again once it is ready answers that export."""
+    w = world
+    asks = [w["client"].get("/v1/me/export", headers={**w["auth"], "Prefer": "respond-async"}) for _ in range(10)]
+    replies = await asyncio.gather(*asks)
+    assert all(r.status_code == 202 for r in replies), [r.text for r in replies]
+    assert len({r.json()["export_id"] for r in replies}) == 1, [r.json()["export_id"] for r in replies]
+    device = await w["gw"].devices.by_token_hash(token_hash(w["auth"]["Authorization"].split()[1]))
+    subject = uuid.UUID(str(device.subject_id))
+    async with w["privacy"].repo.pool.connection() as conn:
+        builds = await (await conn.execute("SELECT count(*) FROM exports WHERE subject_id = %s", (subject,))).fetchone()
+    assert builds is not None and builds[0] == 1
+    w["photos"].gate.set()
+    ready = (await _until(w, lambda p: p["state"] != "building"))[-1]
+    assert ready["state"] == "ready"
+    # The start itself (privacy's RequestExport) answers the ready export rather than building another next to it.
+    started = await w["privacy"].exports.start(str(subject))
+    assert started.export_id == ready["export_id"] and started.state == "ready"

@@ -55,13 +55,18 @@ class Exports:
         return started.export_id, started.expires_at, size
 
     async def start(self, subject_id: str) -> ExportProgress:
-        """Start building an export in the background and answer at once with its progress; a build of the
-        subject's that is still running is answered instead of starting another."""
+        """Start building an export in the background and answer at once with its progress; the subject's latest
+        export is answered instead when it is still building or ready to download (checked and started under a
+        lock on the subject: requests at once start one build)."""
         key, key_id = await self._subjects.data_key(subject_id)
         latest = await self.progress(subject_id)
-        if latest is not None and latest.state == "building":
+        if latest is not None and latest.state in ("building", "ready"):
             return latest
-        started = await self._begin(subject_id)
+        names = self._holders.names
+        expected = sum(await asyncio.gather(*(self._announced_bytes(name, subject_id) for name in names)))
+        started, new = await self._repo.start_export_once(subject_id, self._config.export_ttl, len(names), expected)
+        if not new:
+            return started.as_seen_at(datetime.now(UTC))
 
         async def build() -> None:
             try:

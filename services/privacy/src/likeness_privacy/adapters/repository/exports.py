@@ -48,6 +48,31 @@ class ExportsRepository(RepositoryBase):
         assert row is not None
         return _progress(row)
 
+    async def start_export_once(
+        self, subject_id: str, ttl: timedelta, parts_expected: int, bytes_expected: int
+    ) -> tuple[ExportProgress, bool]:
+        """The subject's latest unexpired export when it is building or ready (False), else a new one, building
+        (True). Checked and started under a lock on the subject, so concurrent requests start one build."""
+        sid = uuid.UUID(subject_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('likeness:export:' || %s::text, 0))", (sid,))
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                _PROGRESS + " WHERE subject_id = %s AND expires_at > now() ORDER BY created_at DESC LIMIT 1", (sid,)
+            )
+            latest = await cur.fetchone()
+            if latest is not None and latest["state"] in ("building", "ready"):
+                return _progress(latest), False
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "INSERT INTO exports (export_id, subject_id, sealed, expires_at, state, parts_expected, bytes_expected)"
+                " VALUES (%s, %s, '', now() + %s, 'building', %s, %s)"
+                " RETURNING export_id, state, bytes_written, bytes_gathered, bytes_expected, parts_written, parts_expected,"
+                " created_at, updated_at, expires_at, error_code",
+                (uuid.uuid4(), sid, ttl, parts_expected, bytes_expected),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return _progress(row), True
+
     async def export_progressed(self, export_id: str, **fields: int) -> None:
         """Record how far a build has got (bytes_written, bytes_gathered, parts_written)."""
         unknown = set(fields) - _FIELDS
