@@ -455,3 +455,29 @@ async def test_unreadable_bodies_are_invalid_requests_with_a_code(api) -> None:
             reply = await client.request(method, path, content=body, headers=json_type)
             assert reply.status_code == 400, (path, reply.text)
             assert reply.json()["error"]["code"] == "INVALID_REQUEST", (path, reply.text)
+
+
+async def test_json_bodies_are_capped_far_below_uploads(api) -> None:
+    """Only uploads stream; every other body is read whole and parsed, so it gets 1 MiB, not the upload cap
+    (26 MiB each, on a few hundred requests at once, was gigabytes of buffered JSON). Declared or streamed."""
+    gw, client, _, _, _ = api
+    auth = _auth(await _register(client))
+    huge = b'{"message": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    assert len(huge) < gw.settings.max_body_bytes
+    for method, path in (("POST", "/v1/devices"), ("POST", "/v1/me/inquiries"), ("PUT", "/v1/me/consents"), ("PATCH", "/v1/me")):
+        declared = await client.request(method, path, content=huge, headers={**auth, "Content-Type": "application/json"})
+        assert declared.status_code == 413 and declared.json()["error"]["code"] == "TOO_LARGE", (path, declared.text)
+        sent = 0
+
+        async def chunks() -> AsyncIterator[bytes]:
+            nonlocal sent
+            for start in range(0, len(huge), 8192):
+                sent += 8192
+                yield huge[start : start + 8192]
+
+        streamed = await client.request(method, path, content=chunks(), headers={**auth, "Content-Type": "application/json"})
+        assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "TOO_LARGE", (path, streamed.text)
+        assert sent <= 1024 * 1024 + 64 * 1024, "the body was read after the cap was passed"
+    # An upload of the same size is still taken (it streams on to ingestion; this one is not an image).
+    upload = await client.post("/v1/uploads", content=huge, headers={**auth, "Content-Type": "image/jpeg"})
+    assert upload.status_code != 413, upload.text

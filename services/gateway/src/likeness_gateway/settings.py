@@ -16,7 +16,7 @@ class GatewaySettings(MailSettings):
     rate_limit_ip_per_minute: int = 300
     # Key for hashing IPs into rate-limit bucket names; set it when replicas share Redis.
     rate_limit_key: str = ""
-    # Largest request body accepted (uploads included), bytes.
+    # Largest upload body accepted, bytes; other (parsed) bodies get at most 1 MiB of it (guards.PARSED_BODY_BYTES).
     max_body_bytes: int = 26 * 1024 * 1024
     # Allowed origins, comma-separated or a JSON array; CORS is off when empty.
     cors_origins: StrList = []
