@@ -481,3 +481,14 @@ async def test_json_bodies_are_capped_far_below_uploads(api) -> None:
     # An upload of the same size is still taken (it streams on to ingestion; this one is not an image).
     upload = await client.post("/v1/uploads", content=huge, headers={**auth, "Content-Type": "image/jpeg"})
     assert upload.status_code != 413, upload.text
+
+
+async def test_a_trailing_slash_is_not_redirected(api) -> None:
+    """A redirect behind a TLS-terminating proxy would name http:// (the gateway speaks plain HTTP), and a client
+    following it would send its token in clear: a path with a trailing slash is simply not found."""
+    _, client, _, _, _ = api
+    auth = _auth(await _register(client))
+    for path in ("/v1/me/consents/", "/v1/me/inquiries/", "/v1/me/", "/v1/entitlements/"):
+        reply = await client.get(path, headers=auth)
+        assert reply.status_code == 404 and "location" not in reply.headers, (path, reply.status_code, reply.headers)
+        assert reply.json()["error"]["code"] == "NOT_FOUND"

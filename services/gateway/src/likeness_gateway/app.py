@@ -55,6 +55,9 @@ def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(
         docs_url=None,
         redoc_url=None,
+        # No 307 to the path without its trailing slash: behind a TLS-terminating proxy it would name http://, and a
+        # client following it would send its token in clear.
+        redirect_slashes=False,
         title="Likeness API",
         version="1.0.0",
         description="Privacy-first backend for ID-photo and AI-portrait apps. Send the device token as `Authorization: Bearer <token>`.",
