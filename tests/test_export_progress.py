@@ -188,3 +188,21 @@ async def test_concurrent_background_requests_start_one_build(world: dict[str, A
     # The start itself (privacy's RequestExport) answers the ready export rather than building another next to it.
     started = await w["privacy"].exports.start(str(subject))
     assert started.export_id == ready["export_id"] and started.state == "ready"
+
+
+async def test_a_plain_download_while_a_build_runs_does_not_start_another(world: dict[str, Any]) -> None:
+    """While the person's export is being built, another plain GET (a second tap, another linked device) is told so
+    with 409 EXPORT_IN_PROGRESS instead of gathering every photo again beside it; the running build finishes."""
+    w = world
+    first = asyncio.create_task(w["client"].get("/v1/me/export", headers=w["auth"]))
+    building = (await _until(w, lambda p: p["state"] == "building" and p["parts_written"] >= 2))[-1]
+    seconds = await asyncio.gather(*(w["client"].get("/v1/me/export", headers=w["auth"]) for _ in range(3)))
+    for second in seconds:
+        assert second.status_code == 409, second.text
+        assert second.json()["error"]["code"] == "EXPORT_IN_PROGRESS"
+    again = await w["client"].get("/v1/me/export", headers={**w["auth"], "Prefer": "respond-async"})
+    assert again.status_code == 202 and again.json()["export_id"] == building["export_id"]
+    w["photos"].gate.set()
+    reply = await first
+    assert reply.status_code == 200 and len(_photos_in(reply.content)) == 8
+    assert reply.headers["content-disposition"].endswith(f'likeness-export-{building["export_id"]}.zip"')

@@ -34,24 +34,10 @@ class ExportsRepository(RepositoryBase):
             )
         return str(export_id), expires
 
-    async def start_export(self, subject_id: str, ttl: timedelta, parts_expected: int, bytes_expected: int) -> ExportProgress:
-        """A new export, building: its row is there (and its progress visible) before the first item is read."""
-        async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                "INSERT INTO exports (export_id, subject_id, sealed, expires_at, state, parts_expected, bytes_expected)"
-                " VALUES (%s, %s, '', now() + %s, 'building', %s, %s)"
-                " RETURNING export_id, state, bytes_written, bytes_gathered, bytes_expected, parts_written, parts_expected,"
-                " created_at, updated_at, expires_at, error_code",
-                (uuid.uuid4(), uuid.UUID(subject_id), ttl, parts_expected, bytes_expected),
-            )
-            row = await cur.fetchone()
-        assert row is not None
-        return _progress(row)
-
     async def start_export_once(
-        self, subject_id: str, ttl: timedelta, parts_expected: int, bytes_expected: int
+        self, subject_id: str, ttl: timedelta, parts_expected: int, bytes_expected: int, reuse: tuple[str, ...]
     ) -> tuple[ExportProgress, bool]:
-        """The subject's latest unexpired export when it is building or ready (False), else a new one, building
+        """The subject's latest unexpired export when its state is in `reuse` (False), else a new one, building
         (True). Checked and started under a lock on the subject, so concurrent requests start one build."""
         sid = uuid.UUID(subject_id)
         async with self.pool.connection() as conn, conn.transaction():
@@ -60,7 +46,7 @@ class ExportsRepository(RepositoryBase):
                 _PROGRESS + " WHERE subject_id = %s AND expires_at > now() ORDER BY created_at DESC LIMIT 1", (sid,)
             )
             latest = await cur.fetchone()
-            if latest is not None and latest["state"] in ("building", "ready"):
+            if latest is not None and latest["state"] in reuse:
                 return _progress(latest), False
             cur = await conn.cursor(row_factory=dict_row).execute(
                 "INSERT INTO exports (export_id, subject_id, sealed, expires_at, state, parts_expected, bytes_expected)"
