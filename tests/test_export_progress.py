@@ -206,3 +206,21 @@ async def test_a_plain_download_while_a_build_runs_does_not_start_another(world:
     reply = await first
     assert reply.status_code == 200 and len(_photos_in(reply.content)) == 8
     assert reply.headers["content-disposition"].endswith(f'likeness-export-{building["export_id"]}.zip"')
+
+
+async def test_a_build_abandoned_by_a_crash_does_not_block_the_next(world: dict[str, Any]) -> None:
+    """A build that stopped moving long ago (privacy died mid-build: nothing marked it failed) does not hold the
+    person's exports back until it expires: the next request builds a new one."""
+    w = world
+    w["photos"].gate.set()
+    device = await w["gw"].devices.by_token_hash(token_hash(w["auth"]["Authorization"].split()[1]))
+    async with w["privacy"].repo.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO exports (export_id, subject_id, sealed, expires_at, state, parts_expected, bytes_expected, created_at,"
+            " updated_at) VALUES (%s, %s, '', now() + interval '30 minutes', 'building', 3, 0, now() - interval '30 minutes',"
+            " now() - interval '30 minutes')",
+            (uuid.uuid4(), uuid.UUID(str(device.subject_id))),
+        )
+    assert (await _progress(w))["error_code"] == "EXPORT_INTERRUPTED"
+    reply = await w["client"].get("/v1/me/export", headers=w["auth"])
+    assert reply.status_code == 200 and len(_photos_in(reply.content)) == 8, reply.text[:200]

@@ -45,9 +45,11 @@ class ExportsRepository(RepositoryBase):
             cur = await conn.cursor(row_factory=dict_row).execute(
                 _PROGRESS + " WHERE subject_id = %s AND expires_at > now() ORDER BY created_at DESC LIMIT 1", (sid,)
             )
-            latest = await cur.fetchone()
-            if latest is not None and latest["state"] in reuse:
-                return _progress(latest), False
+            row = await cur.fetchone()
+            # A build that stopped moving (its process died) counts as failed, and does not hold the next back.
+            latest = _progress(row).as_seen_at(datetime.now(UTC)) if row else None
+            if latest is not None and latest.state in reuse:
+                return latest, False
             cur = await conn.cursor(row_factory=dict_row).execute(
                 "INSERT INTO exports (export_id, subject_id, sealed, expires_at, state, parts_expected, bytes_expected)"
                 " VALUES (%s, %s, '', now() + %s, 'building', %s, %s)"
