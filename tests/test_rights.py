@@ -434,3 +434,24 @@ async def test_inquiries_are_bounded_per_person_per_day(mesh: dict) -> None:
     assert len((await client.get("/v1/me/inquiries", headers=auth)).json()["inquiries"]) == limit
     other, _ = await _device(mesh)
     assert (await client.post("/v1/me/inquiries", json={"message": "mine"}, headers=other)).status_code == 201
+
+
+async def test_repeating_the_same_consent_records_nothing_new(mesh: dict) -> None:
+    """The history records changes: the same answer sent again (an app re-sending its settings on every launch, or
+    a loop) adds no record, so the history, its GET and the export stay the size of what the person decided."""
+    client = mesh["client"]
+    auth, _ = await _device(mesh)
+    same = {"consents": {"ai_generation_third_party": True}, "policy_version": "2026-11"}
+    for _ in range(5):
+        reply = await client.put("/v1/me/consents", json=same, headers=auth)
+        assert reply.status_code == 200, reply.text
+    assert len(reply.json()["history"]) == 1
+    # A real change (withdrawal, or a new policy version) is recorded.
+    reply = await client.put("/v1/me/consents", json={**same, "consents": {"ai_generation_third_party": False}}, headers=auth)
+    assert [r["granted"] for r in reply.json()["history"]] == [True, False]
+    reply = await client.put("/v1/me/consents", json={**same, "policy_version": "2026-12"}, headers=auth)
+    assert [(r["granted"], r["policy_version"]) for r in reply.json()["history"]] == [
+        (True, "2026-11"),
+        (False, "2026-11"),
+        (True, "2026-12"),
+    ]
