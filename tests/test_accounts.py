@@ -492,3 +492,38 @@ async def test_accounts_are_off_without_a_mail_server(database_url: str) -> None
         assert correction.status_code == 404 and correction.json()["error"]["code"] == "ACCOUNTS_DISABLED"
         # Device corrections do not need accounts.
         assert (await m.client.patch("/v1/me", json={"language": "de"}, headers=device)).status_code == 200
+
+
+async def test_addresses_as_keyboards_type_them_and_no_invisible_characters(database_url: str) -> None:
+    """A phone keyboard's trailing space (or a pasted leading one) does not make an address invalid: sign-up, sign-in,
+    reset and correction take it trimmed. Invisible direction and zero-width characters, which make one address
+    look like another in the app and in mail clients, are refused."""
+    async with mesh(database_url) as m:
+        first = await m.device()
+        email = _email()
+        reply = await m.client.post("/v1/account", json={"email": f" {email} ", "password": PASSWORD}, headers=first)
+        assert reply.status_code == 202, reply.text
+        code = await m.code(email)  # mailed to the trimmed address
+        assert (await m.client.post("/v1/account/verify", json={"code": code}, headers=first)).json()["email"] == email
+        second = await m.device()
+        reply = await m.client.post("/v1/account/login", json={"email": f"{email.upper()} ", "password": PASSWORD}, headers=second)
+        assert reply.status_code == 200, reply.text
+        reply = await m.client.post("/v1/account/password-reset", json={"email": f"\t{email}\n"}, headers=second)
+        assert reply.status_code == 202, reply.text
+        await m.code(email)
+        corrected = _email()
+        reply = await m.client.patch("/v1/me", json={"email": f"{corrected} "}, headers=second)
+        assert reply.status_code == 200 and reply.json()["account"]["pending_email"] == corrected, reply.text
+        await m.code(corrected)
+
+        other = await m.device()
+        for invisible in ("\u202e", "\u200b", "\u2066", "\ufeff", "\u200e"):
+            spoof = f"ana{invisible}@example.org"
+            for method, path, body in (
+                ("POST", "/v1/account", {"email": spoof, "password": PASSWORD}),
+                ("POST", "/v1/account/login", {"email": spoof, "password": PASSWORD}),
+                ("POST", "/v1/account/password-reset", {"email": spoof}),
+                ("PATCH", "/v1/me", {"email": spoof}),
+            ):
+                reply = await m.client.request(method, path, json=body, headers=second if method == "PATCH" else other)
+                assert reply.status_code == 400 and reply.json()["error"]["code"] == "INVALID_REQUEST", (invisible, path, reply.text)

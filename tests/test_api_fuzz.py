@@ -34,6 +34,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterato
             "LIKENESS_LOGIN_ATTEMPTS_PER_ACCOUNT": "100000",
             "LIKENESS_LOGIN_ATTEMPTS_PER_PREFIX": "100000",
             "LIKENESS_ACCOUNT_CODES_PER_HOUR": "100000",
+            "LIKENESS_INQUIRIES_PER_DAY": "100000",
         },
     )
     try:
@@ -83,6 +84,14 @@ def test_openapi_is_complete(live: tuple[Mesh, str]) -> None:
         "/v1/me/erasures/{erasure_id}",
         "/v1/account",
         "/v1/account/login",
+        "/v1/account/verify",
+        "/v1/account/password-reset",
+        "/v1/account/password-reset/confirm",
+        "/v1/me/consents",
+        "/v1/me/inquiries",
+        "/v1/me/notices",
+        "/v1/me/notices/{notice_id}/accept",
+        "/v1/me/push-token",
         "/healthz",
         "/readyz",
     ):

@@ -6,12 +6,14 @@ import asyncio
 import io
 import os
 import time
+import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from likeness_gateway.domain.tokens import token_hash
 from likeness_platform.dataholder import ExportItem
 from tests.support.memholder import MemoryHolder, serve_holder
 from tests.support.services import Started, start_gateway, start_privacy
@@ -69,7 +71,7 @@ async def world(database_url: str) -> AsyncIterator[dict[str, Any]]:
     assert reply.status_code == 201, reply.text
     auth = {"Authorization": f"Bearer {reply.json()['token']}"}
     try:
-        yield {"client": client, "auth": auth, "photos": photos, "privacy": privacy}
+        yield {"client": client, "auth": auth, "photos": photos, "privacy": privacy, "gw": gw}
     finally:
         photos.gate.set()
         await server.stop(0)
@@ -228,3 +230,60 @@ async def test_an_export_interrupted_by_a_privacy_restart_is_built_again(world: 
     assert restarts == [1] * MAX_RESTARTS + [0], restarts
     last = await exports.progress(subject)
     assert (last.export_id, last.state, last.error_code) == (building.export_id, "failed", "EXPORT_INTERRUPTED")
+
+
+async def test_concurrent_background_requests_start_one_build(world: dict[str, Any]) -> None:
+    """Ten `Prefer: respond-async` requests at once (an impatient app, or someone multiplying the work of gathering
+    every photo) start one build, and all ten answer it; asking again once it is ready answers that export."""
+    w = world
+    asks = [w["client"].get("/v1/me/export", headers={**w["auth"], "Prefer": "respond-async"}) for _ in range(10)]
+    replies = await asyncio.gather(*asks)
+    assert all(r.status_code == 202 for r in replies), [r.text for r in replies]
+    assert len({r.json()["export_id"] for r in replies}) == 1, [r.json()["export_id"] for r in replies]
+    device = await w["gw"].devices.by_token_hash(token_hash(w["auth"]["Authorization"].split()[1]))
+    subject = uuid.UUID(str(device.subject_id))
+    async with w["privacy"].repo.pool.connection() as conn:
+        builds = await (await conn.execute("SELECT count(*) FROM exports WHERE subject_id = %s", (subject,))).fetchone()
+    assert builds is not None and builds[0] == 1
+    w["photos"].gate.set()
+    ready = (await _until(w, lambda p: p["state"] != "building"))[-1]
+    assert ready["state"] == "ready"
+    # The start itself (privacy's RequestExport) answers the ready export rather than building another next to it.
+    started = await w["privacy"].exports.start(str(subject))
+    assert started.export_id == ready["export_id"] and started.state == "ready"
+
+
+async def test_a_plain_download_while_a_build_runs_does_not_start_another(world: dict[str, Any]) -> None:
+    """While the person's export is being built, another plain GET (a second tap, another linked device) is told so
+    with 409 EXPORT_IN_PROGRESS instead of gathering every photo again beside it; the running build finishes."""
+    w = world
+    first = asyncio.create_task(w["client"].get("/v1/me/export", headers=w["auth"]))
+    building = (await _until(w, lambda p: p["state"] == "building" and p["parts_written"] >= 2))[-1]
+    seconds = await asyncio.gather(*(w["client"].get("/v1/me/export", headers=w["auth"]) for _ in range(3)))
+    for second in seconds:
+        assert second.status_code == 409, second.text
+        assert second.json()["error"]["code"] == "EXPORT_IN_PROGRESS"
+    again = await w["client"].get("/v1/me/export", headers={**w["auth"], "Prefer": "respond-async"})
+    assert again.status_code == 202 and again.json()["export_id"] == building["export_id"]
+    w["photos"].gate.set()
+    reply = await first
+    assert reply.status_code == 200 and len(_photos_in(reply.content)) == 8
+    assert reply.headers["content-disposition"].endswith(f'likeness-export-{building["export_id"]}.zip"')
+
+
+async def test_a_build_abandoned_by_a_crash_does_not_block_the_next(world: dict[str, Any]) -> None:
+    """A build that stopped moving long ago (privacy died mid-build: nothing marked it failed) does not hold the
+    person's exports back until it expires: the next request builds a new one."""
+    w = world
+    w["photos"].gate.set()
+    device = await w["gw"].devices.by_token_hash(token_hash(w["auth"]["Authorization"].split()[1]))
+    async with w["privacy"].repo.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO exports (export_id, subject_id, sealed, expires_at, state, parts_expected, bytes_expected, created_at,"
+            " updated_at) VALUES (%s, %s, '', now() + interval '30 minutes', 'building', 3, 0, now() - interval '30 minutes',"
+            " now() - interval '30 minutes')",
+            (uuid.uuid4(), uuid.UUID(str(device.subject_id))),
+        )
+    assert (await _progress(w))["error_code"] == "EXPORT_INTERRUPTED"
+    reply = await w["client"].get("/v1/me/export", headers=w["auth"])
+    assert reply.status_code == 200 and len(_photos_in(reply.content)) == 8, reply.text[:200]

@@ -442,3 +442,53 @@ async def test_ios_registration_with_app_attest(api) -> None:
     key_id, obj = chain.attest(second.encode())
     swapped = attestation(second, hashlib.sha256(b"other key").digest(), obj)
     assert (await client.post("/v1/devices", json={**DEVICE, "attestation": swapped})).status_code == 403
+
+
+async def test_unreadable_bodies_are_invalid_requests_with_a_code(api) -> None:
+    """Bytes that are not UTF-8, or JSON nested too deep to parse, get the same INVALID_REQUEST problem as any other
+    bad body (not a generic HTTP_ERROR), on every JSON route."""
+    _, client, _, _, _ = api
+    auth = _auth(await _register(client))
+    json_type = {**auth, "Content-Type": "application/json"}
+    for method, path in (("POST", "/v1/devices"), ("PUT", "/v1/me/consents"), ("POST", "/v1/me/inquiries"), ("PATCH", "/v1/me")):
+        for body in (b'{"message": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000):
+            reply = await client.request(method, path, content=body, headers=json_type)
+            assert reply.status_code == 400, (path, reply.text)
+            assert reply.json()["error"]["code"] == "INVALID_REQUEST", (path, reply.text)
+
+
+async def test_json_bodies_are_capped_far_below_uploads(api) -> None:
+    """Only uploads stream; every other body is read whole and parsed, so it gets 1 MiB, not the upload cap
+    (26 MiB each, on a few hundred requests at once, was gigabytes of buffered JSON). Declared or streamed."""
+    gw, client, _, _, _ = api
+    auth = _auth(await _register(client))
+    huge = b'{"message": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    assert len(huge) < gw.settings.max_body_bytes
+    for method, path in (("POST", "/v1/devices"), ("POST", "/v1/me/inquiries"), ("PUT", "/v1/me/consents"), ("PATCH", "/v1/me")):
+        declared = await client.request(method, path, content=huge, headers={**auth, "Content-Type": "application/json"})
+        assert declared.status_code == 413 and declared.json()["error"]["code"] == "TOO_LARGE", (path, declared.text)
+        sent = 0
+
+        async def chunks() -> AsyncIterator[bytes]:
+            nonlocal sent
+            for start in range(0, len(huge), 8192):
+                sent += 8192
+                yield huge[start : start + 8192]
+
+        streamed = await client.request(method, path, content=chunks(), headers={**auth, "Content-Type": "application/json"})
+        assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "TOO_LARGE", (path, streamed.text)
+        assert sent <= 1024 * 1024 + 64 * 1024, "the body was read after the cap was passed"
+    # An upload of the same size is still taken (it streams on to ingestion; this one is not an image).
+    upload = await client.post("/v1/uploads", content=huge, headers={**auth, "Content-Type": "image/jpeg"})
+    assert upload.status_code != 413, upload.text
+
+
+async def test_a_trailing_slash_is_not_redirected(api) -> None:
+    """A redirect behind a TLS-terminating proxy would name http:// (the gateway speaks plain HTTP), and a client
+    following it would send its token in clear: a path with a trailing slash is simply not found."""
+    _, client, _, _, _ = api
+    auth = _auth(await _register(client))
+    for path in ("/v1/me/consents/", "/v1/me/inquiries/", "/v1/me/", "/v1/entitlements/"):
+        reply = await client.get(path, headers=auth)
+        assert reply.status_code == 404 and "location" not in reply.headers, (path, reply.status_code, reply.headers)
+        assert reply.json()["error"]["code"] == "NOT_FOUND"

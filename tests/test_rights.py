@@ -433,3 +433,55 @@ async def test_a_contact_that_cannot_be_opened_is_a_counted_failure_and_the_othe
     assert await _rows_changed(mesh, damage, bytes(wrapped), people[0][1]) == 1
     for auth, _ in people:
         await _erase(mesh, auth)
+
+
+async def test_a_consent_is_a_json_boolean_and_nothing_else(mesh: dict) -> None:
+    """Consent is an unambiguous act: "yes", 1, "true" or null are refused, not read as granted, and nothing is recorded."""
+    client = mesh["client"]
+    auth, _ = await _device(mesh)
+    for loose in ("yes", 1, "true", "on", 0, "false", None):
+        reply = await client.put("/v1/me/consents", json={"consents": {"ai_generation_third_party": loose}}, headers=auth)
+        assert reply.status_code == 400 and reply.json()["error"]["code"] == "INVALID_REQUEST", (loose, reply.text)
+    assert (await client.get("/v1/me/consents", headers=auth)).json()["history"] == []
+    reply = await client.put("/v1/me/consents", json={"consents": {"ai_generation_third_party": True}}, headers=auth)
+    assert reply.status_code == 200 and reply.json()["current"]["ai_generation_third_party"]["granted"] is True
+
+
+async def test_inquiries_are_bounded_per_person_per_day(mesh: dict) -> None:
+    """One person cannot flood the support queue (each inquiry is kept, sealed, for a year): past
+    LIKENESS_INQUIRIES_PER_DAY (10) the next is refused with 429 and a Retry-After, and nothing more is stored.
+    Another person is unaffected."""
+    client = mesh["client"]
+    auth, _ = await _device(mesh)
+    limit = mesh["gw"].settings.inquiries_per_day
+    for i in range(limit):
+        reply = await client.post("/v1/me/inquiries", json={"message": f"question {i}"}, headers=auth)
+        assert reply.status_code == 201, reply.text
+    refused = await client.post("/v1/me/inquiries", json={"message": "one more"}, headers=auth)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "RATE_LIMITED" and refused.json()["error"]["details"]["scope"] == "inquiries"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert len((await client.get("/v1/me/inquiries", headers=auth)).json()["inquiries"]) == limit
+    other, _ = await _device(mesh)
+    assert (await client.post("/v1/me/inquiries", json={"message": "mine"}, headers=other)).status_code == 201
+
+
+async def test_repeating_the_same_consent_records_nothing_new(mesh: dict) -> None:
+    """The history records changes: the same answer sent again (an app re-sending its settings on every launch, or
+    a loop) adds no record, so the history, its GET and the export stay the size of what the person decided."""
+    client = mesh["client"]
+    auth, _ = await _device(mesh)
+    same = {"consents": {"ai_generation_third_party": True}, "policy_version": "2026-11"}
+    for _ in range(5):
+        reply = await client.put("/v1/me/consents", json=same, headers=auth)
+        assert reply.status_code == 200, reply.text
+    assert len(reply.json()["history"]) == 1
+    # A real change (withdrawal, or a new policy version) is recorded.
+    reply = await client.put("/v1/me/consents", json={**same, "consents": {"ai_generation_third_party": False}}, headers=auth)
+    assert [r["granted"] for r in reply.json()["history"]] == [True, False]
+    reply = await client.put("/v1/me/consents", json={**same, "policy_version": "2026-12"}, headers=auth)
+    assert [(r["granted"], r["policy_version"]) for r in reply.json()["history"]] == [
+        (True, "2026-11"),
+        (False, "2026-11"),
+        (True, "2026-12"),
+    ]

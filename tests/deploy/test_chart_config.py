@@ -297,6 +297,7 @@ def test_gateway_api_settings_reach_the_service_as_given(
         "tokenTTLDays": 30,
         "registrationsPerPrefixPerHour": 5,
         "registrationsPerMinute": 60,
+        "inquiriesPerDay": 3,
         "rateLimitDevicePerMinute": 90,
         "rateLimitIpPerMinute": 200,
         "maxConcurrentGenerationsPerDevice": 1,
@@ -313,6 +314,7 @@ def test_gateway_api_settings_reach_the_service_as_given(
     assert settings.tls_terminated_upstream is False and settings.trusted_proxies == 0 and settings.docs_enabled is True
     assert settings.cors_origins == ["https://app.example.com", "http://localhost:3000"]
     assert (settings.token_ttl_days, settings.registrations_per_prefix_per_hour, settings.registrations_per_minute) == (30, 5, 60)
+    assert settings.inquiries_per_day == 3
     assert (settings.rate_limit_device_per_minute, settings.rate_limit_ip_per_minute) == (90, 200)
     assert (settings.max_concurrent_generations_per_device, settings.max_concurrent_requests) == (1, 64)
     assert (settings.max_body_bytes, settings.max_header_bytes) == (52428800, 8192)

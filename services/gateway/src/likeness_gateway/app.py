@@ -55,6 +55,9 @@ def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(
         docs_url=None,
         redoc_url=None,
+        # No 307 to the path without its trailing slash: behind a TLS-terminating proxy it would name http://, and a
+        # client following it would send its token in clear.
+        redirect_slashes=False,
         title="Likeness API",
         version="1.0.0",
         description="Privacy-first backend for ID-photo and AI-portrait apps. Send the device token as `Authorization: Bearer <token>`.",
@@ -78,7 +81,10 @@ def create_app(gw: Gateway) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def httperror_response(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "TOO_LARGE"}.get(exc.status_code, "HTTP_ERROR")
+        # 400 here is a body FastAPI could not parse (not UTF-8, JSON nested too deep): as invalid as any other bad body.
+        code = {400: "INVALID_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "TOO_LARGE"}.get(
+            exc.status_code, "HTTP_ERROR"
+        )
         return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)

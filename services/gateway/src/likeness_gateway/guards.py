@@ -23,6 +23,15 @@ from likeness_gateway.settings import GatewaySettings
 from likeness_platform.callcontext import new_request_id, request_id_var
 
 REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+# Only uploads stream on; every other body is read whole and parsed, so it gets far less than the upload cap
+# (App Store notifications and receipts, the largest, are tens of KiB).
+STREAMED_PATHS = frozenset({"/v1/uploads"})
+PARSED_BODY_BYTES = 1024 * 1024
+
+
+def body_limit(settings: GatewaySettings, path: str) -> int:
+    """The largest body a request to `path` may send."""
+    return settings.max_body_bytes if path in STREAMED_PATHS else min(settings.max_body_bytes, PARSED_BODY_BYTES)
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -48,7 +57,7 @@ class RequestGuard:
         request_id_var.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         settings = self.gw.settings
-        limit = settings.max_body_bytes
+        limit = body_limit(settings, scope["path"])
         deadline = time.monotonic() + settings.body_timeout_seconds
         seen = 0
 
@@ -92,8 +101,9 @@ class RequestGuard:
         gw = self.gw
         headers = Headers(scope=scope)
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > gw.settings.max_body_bytes:
-            return error_response(413, "TOO_LARGE", f"the request body exceeds {gw.settings.max_body_bytes} bytes")
+        limit = body_limit(gw.settings, scope["path"])
+        if length.isdigit() and int(length) > limit:
+            return error_response(413, "TOO_LARGE", f"the request body exceeds {limit} bytes")
         peer = scope["client"][0] if scope.get("client") else "0.0.0.0"
         ip = forwarded_ip(gw.settings.trusted_proxies, headers.get("x-forwarded-for", ""), peer)
         retry = await gw.limiter.hit(ip_bucket(gw, ip), gw.settings.rate_limit_ip_per_minute)

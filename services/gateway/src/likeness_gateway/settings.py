@@ -16,7 +16,7 @@ class GatewaySettings(MailSettings):
     rate_limit_ip_per_minute: int = 300
     # Key for hashing IPs into rate-limit bucket names; set it when replicas share Redis.
     rate_limit_key: str = ""
-    # Largest request body accepted (uploads included), bytes.
+    # Largest upload body accepted, bytes; other (parsed) bodies get at most 1 MiB of it (guards.PARSED_BODY_BYTES).
     max_body_bytes: int = 26 * 1024 * 1024
     # Allowed origins, comma-separated or a JSON array; CORS is off when empty.
     cors_origins: StrList = []
@@ -33,6 +33,9 @@ class GatewaySettings(MailSettings):
     # Registrations allowed per hour from one network prefix (/24 for IPv4, /64 for IPv6), and per minute overall.
     registrations_per_prefix_per_hour: int = 20
     registrations_per_minute: int = 120
+    # Inquiries and complaints (POST /v1/me/inquiries) one person may send per day: each is kept for a year, and
+    # operators answer them by hand.
+    inquiries_per_day: int = 10
     # Optional iOS App Attest at registration, off unless both are set: the app id ("<team id>.<bundle id>")
     # and Apple's App Attest root CA certificate (PEM text). iOS registrations must then carry an attestation.
     app_attest_app_id: str = ""

@@ -12,9 +12,10 @@ work (an argon2 hash or verification on every path), and mail leaves after the a
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from likeness_gateway.adapters.rights_client import RightsClient
 from likeness_gateway.deps import Accounts, CurrentDevice, ErasingDevice, Gateway, GatewayDep, client_ip, ip_bucket
@@ -27,10 +28,19 @@ from likeness_platform.mail import Mail
 
 router = APIRouter(tags=["account"])
 
-# Deliberately loose (one @, a dot in the domain, no spaces or control characters): the code sent to the
-# address is the real check.
-EMAIL = r"^[^\s@\x00-\x1f\x7f]{1,64}@[^\s@\x00-\x1f\x7f]+\.[^\s@\x00-\x1f\x7f]+$"
-EmailField = Field(min_length=6, max_length=254, pattern=EMAIL)
+# Deliberately loose (one @, a dot in the domain, no spaces or control characters, no invisible direction or
+# zero-width characters that make one address look like another): the code sent to the address is the real check.
+_NOT_IN_EMAIL = r"\s@\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+EMAIL = rf"^[^{_NOT_IN_EMAIL}]{{1,64}}@[^{_NOT_IN_EMAIL}]+\.[^{_NOT_IN_EMAIL}]+$"
+
+
+def _trimmed(value: object) -> object:
+    """Phone keyboards add a space after an address, and pasted ones carry line breaks: not part of it."""
+    return value.strip() if isinstance(value, str) else value
+
+
+# An email address as typed, trimmed of surrounding white space.
+Email = Annotated[str, BeforeValidator(_trimmed), Field(min_length=6, max_length=254, pattern=EMAIL)]
 PasswordField = Field(min_length=1, max_length=1024, description="At least 12 characters, not a common or breached password")
 CodeField = Field(pattern=r"^\s*\d{6}\s*$", description="The 6-digit code from the email")
 
@@ -40,14 +50,14 @@ CHECK_EMAIL = "if the address can be used, a message with a code is on its way t
 class Credentials(BaseModel):
     model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"email": "ana@example.org", "password": "a long passphrase"}]}}
 
-    email: str = EmailField
+    email: Email
     password: str = PasswordField
 
 
 class EmailIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    email: str = EmailField
+    email: Email
 
 
 class CodeIn(BaseModel):
@@ -59,7 +69,7 @@ class CodeIn(BaseModel):
 class ResetIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    email: str = EmailField
+    email: Email
     code: str = CodeField
     password: str = PasswordField
 

@@ -200,7 +200,8 @@ def _wants_progress(accept: str) -> bool:
     description="Plain (or `Accept: application/zip`): the zip, built now unless one built in the background is ready. "
     "`Prefer: respond-async`: 202 at once with the progress below while the export is built in the background; poll with "
     "`Accept: application/json`, then GET the zip when `state` is `ready`. `Accept: application/json`: the progress of "
-    "the caller's latest export (`state` `none` when there is none, or it has been downloaded: an export is downloaded once).",
+    "the caller's latest export (`state` `none` when there is none, or it has been downloaded: an export is downloaded once). "
+    "A plain GET while an export is being built answers 409 `EXPORT_IN_PROGRESS` (one build at a time per person).",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/zip": {}, "application/json": {"schema": ExportProgressOut.model_json_schema()}}},

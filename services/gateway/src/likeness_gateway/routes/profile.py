@@ -12,8 +12,8 @@ from likeness_gateway.domain.accounts import CodePurpose, email_lookup_hash
 from likeness_gateway.domain.text import PRINTABLE
 from likeness_gateway.errors import ApiError
 from likeness_gateway.routes.account import (
-    EMAIL,
     AccountView,
+    Email,
     _code_throttle,
     _send_code,
     _view,
@@ -53,7 +53,7 @@ class Correction(BaseModel):
 
     language: str | None = Field(None, min_length=2, max_length=16, pattern=LANGUAGE)
     app_version: str | None = Field(None, min_length=1, max_length=32, pattern=PRINTABLE)
-    email: str | None = Field(None, min_length=6, max_length=254, pattern=EMAIL, description="Takes effect once confirmed by code")
+    email: Email | None = Field(None, description="Takes effect once confirmed by code")
 
 
 async def _me(gw: GatewayDep, device_id: str, subject_id: str, email_verification: str | None = None) -> Me:

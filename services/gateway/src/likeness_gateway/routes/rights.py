@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StrictBool, StringConstraints, field_validator
 
 from likeness.privacy.v1 import rights_pb2
 from likeness_gateway.adapters.rights_client import RightsClient
 from likeness_gateway.deps import CurrentDevice, gateway
 from likeness_gateway.domain.text import IDENTIFIER
+from likeness_gateway.errors import ApiError
 
 # Free text with line breaks: no other control characters (logs and terminals garble them).
 MESSAGE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$"
@@ -95,8 +96,9 @@ async def get_consents(device: CurrentDevice, rights: Rights) -> ConsentsOut:
 class ConsentsIn(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"consents": {"ai_generation_third_party": False}, "policy_version": "2026-11"}]}}
 
-    # purpose -> granted. Withdrawing (false) stops that processing for the next request.
-    consents: dict[Annotated[str, StringConstraints(pattern=IDENTIFIER, max_length=64)], bool] = Field(min_length=1, max_length=16)
+    # purpose -> granted (a JSON true or false: "yes" or 1 is not a consent). Withdrawing (false) stops that
+    # processing for the next request.
+    consents: dict[Annotated[str, StringConstraints(pattern=IDENTIFIER, max_length=64)], StrictBool] = Field(min_length=1, max_length=16)
     # The policy version shown to the person when they decided.
     policy_version: str = Field(default="", max_length=64, pattern=r"^$|" + IDENTIFIER)
 
@@ -157,8 +159,25 @@ def _inquiry(i: rights_pb2.Inquiry) -> InquiryOut:
     )
 
 
-@router.post("/v1/me/inquiries", status_code=201, response_model=InquiryOut, summary="Send a complaint or an inquiry to the operators")
-async def post_inquiry(body: InquiryIn, device: CurrentDevice, rights: Rights) -> InquiryOut:
+@router.post(
+    "/v1/me/inquiries",
+    status_code=201,
+    response_model=InquiryOut,
+    summary="Send a complaint or an inquiry to the operators",
+    description="At most LIKENESS_INQUIRIES_PER_DAY (10) per person a day; more get 429 RATE_LIMITED with Retry-After.",
+)
+async def post_inquiry(body: InquiryIn, request: Request, device: CurrentDevice, rights: Rights) -> InquiryOut:
+    gw = gateway(request)
+    # Per person (linked devices share the count), not per device.
+    retry = await gw.limiter.hit("inquiry:" + device.subject_id, gw.settings.inquiries_per_day, 86400)
+    if retry:
+        raise ApiError(
+            429,
+            "RATE_LIMITED",
+            f"at most {gw.settings.inquiries_per_day} inquiries a day; your earlier ones are with the operators",
+            {"scope": "inquiries"},
+            {"Retry-After": str(retry)},
+        )
     return _inquiry(await rights.create_inquiry(device.subject_id, body.topic, body.message))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from likeness_platform.crypto import open_sealed, seal
-from likeness_platform.errors import DomainError, NotFound, ResourceExhausted, Unavailable
+from likeness_platform.errors import DomainError, FailedPrecondition, NotFound, ResourceExhausted, Unavailable
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain.errors import describe_error
 from likeness_privacy.domain.exports import STALE_AFTER, ExportProgress, already_compressed
@@ -50,20 +50,31 @@ class Exports:
 
         Memory stays bounded whatever the export's size: the zip is written to a spooled temporary file (on
         disk past a few MiB), one holder item at a time, and stored as sealed 1 MiB chunks read back from it.
+        While one of the subject's exports is being built, another is refused (EXPORT_IN_PROGRESS) rather than
+        gathered beside it.
         """
         key, key_id = await self._subjects.data_key(subject_id)
-        started = await self._begin(subject_id)
+        started, new = await self._begin(subject_id, reuse=("building",))
+        if not new:
+            raise FailedPrecondition(
+                "an export of your data is being built; poll GET /v1/me/export with Accept: application/json, "
+                "then download it when it is ready",
+                "EXPORT_IN_PROGRESS",
+            )
         size = await self._build(subject_id, started.export_id, key, key_id)
         return started.export_id, started.expires_at, size
 
     async def start(self, subject_id: str) -> ExportProgress:
-        """Start building an export in the background and answer at once with its progress; a build of the
-        subject's that is still running is answered instead of starting another."""
+        """Start building an export in the background and answer at once with its progress; the subject's latest
+        export is answered instead when it is still building or ready to download (checked and started under a
+        lock on the subject: requests at once start one build)."""
         key, key_id = await self._subjects.data_key(subject_id)
         latest = await self.progress(subject_id)
-        if latest is not None and latest.state == "building":
+        if latest is not None and latest.state in ("building", "ready"):
             return latest
-        started = await self._begin(subject_id)
+        started, new = await self._begin(subject_id, reuse=("building", "ready"))
+        if not new:
+            return started.as_seen_at(datetime.now(UTC))
 
         async def build() -> None:
             try:
@@ -109,10 +120,11 @@ class Exports:
         latest = await self._repo.latest_export(subject_id)
         return latest.as_seen_at(datetime.now(UTC)) if latest else None
 
-    async def _begin(self, subject_id: str) -> ExportProgress:
+    async def _begin(self, subject_id: str, reuse: tuple[str, ...]) -> tuple[ExportProgress, bool]:
+        """A new export, building (True); or the subject's latest when its state is in `reuse` (False)."""
         names = self._holders.names
         expected = sum(await asyncio.gather(*(self._announced_bytes(name, subject_id) for name in names)))
-        return await self._repo.start_export(subject_id, self._config.export_ttl, len(names), expected)
+        return await self._repo.start_export_once(subject_id, self._config.export_ttl, len(names), expected, reuse)
 
     async def _announced_bytes(self, name: str, subject_id: str) -> int:
         """What a holder says its export will weigh (its stored blobs); 0 when it says nothing or does not answer

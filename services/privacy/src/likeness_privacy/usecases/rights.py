@@ -82,8 +82,15 @@ class Rights:
     async def set_consents(
         self, subject_id: str, changes: list[tuple[str, bool]], policy_version: str, source: str
     ) -> dict[str, ConsentRecord]:
-        rules.check_changes(changes, policy_version, source or "app")
-        await self.repo.add_consents(subject_id, changes, policy_version, source or "app")
+        source = source or "app"
+        rules.check_changes(changes, policy_version, source)
+        current = rules.current_consents(await self.repo.consent_history(subject_id))
+        # Only changes are recorded: the same answer sent again adds nothing (the history stays the size of what
+        # the person decided, however often an app re-sends it).
+        changed = [(purpose, granted) for purpose, granted in changes if not _same(current.get(purpose), granted, policy_version, source)]
+        if not changed:
+            return current
+        await self.repo.add_consents(subject_id, changed, policy_version, source)
         return rules.current_consents(await self.repo.consent_history(subject_id))
 
     async def consents(self, subject_id: str) -> tuple[dict[str, ConsentRecord], list[ConsentRecord]]:
@@ -258,8 +265,15 @@ class Rights:
             raise NotFound("no such policy-change notice", "NOTICE_NOT_FOUND")
         if not any(str(n["notice_id"]) == str(notice["notice_id"]) for n in await self.repo.notices_for(subject_id)):
             raise NotFound("no such policy-change notice", "NOTICE_NOT_FOUND")
+        current = rules.current_consents(await self.repo.consent_history(subject_id))
+        if _same(current.get(rules.PRIVACY_POLICY), True, notice["policy_version"], "notice"):
+            return current[rules.PRIVACY_POLICY]  # accepted already: nothing new to record
         await self.repo.add_consents(subject_id, [(rules.PRIVACY_POLICY, True)], notice["policy_version"], "notice")
         return rules.current_consents(await self.repo.consent_history(subject_id))[rules.PRIVACY_POLICY]
+
+
+def _same(record: ConsentRecord | None, granted: bool, policy_version: str, source: str) -> bool:
+    return record is not None and (record.granted, record.policy_version, record.source) == (granted, policy_version, source)
 
 
 def open_inquiry(row: Mapping[str, Any], key: bytes, retention: timedelta) -> dict[str, Any]:

@@ -35,19 +35,32 @@ class ExportsRepository(RepositoryBase):
             )
         return str(export_id), expires
 
-    async def start_export(self, subject_id: str, ttl: timedelta, parts_expected: int, bytes_expected: int) -> ExportProgress:
-        """A new export, building: its row is there (and its progress visible) before the first item is read."""
-        async with self.pool.connection() as conn:
+    async def start_export_once(
+        self, subject_id: str, ttl: timedelta, parts_expected: int, bytes_expected: int, reuse: tuple[str, ...]
+    ) -> tuple[ExportProgress, bool]:
+        """The subject's latest unexpired export when its state is in `reuse` (False), else a new one, building
+        (True). Checked and started under a lock on the subject, so concurrent requests start one build."""
+        sid = uuid.UUID(subject_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('likeness:export:' || %s::text, 0))", (sid,))
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                _PROGRESS + " WHERE subject_id = %s AND expires_at > now() ORDER BY created_at DESC LIMIT 1", (sid,)
+            )
+            row = await cur.fetchone()
+            # A build that stopped moving (its process died) counts as failed, and does not hold the next back.
+            latest = _progress(row).as_seen_at(datetime.now(UTC)) if row else None
+            if latest is not None and latest.state in reuse:
+                return latest, False
             cur = await conn.cursor(row_factory=dict_row).execute(
                 "INSERT INTO exports (export_id, subject_id, sealed, expires_at, state, parts_expected, bytes_expected)"
                 " VALUES (%s, %s, '', now() + %s, 'building', %s, %s)"
                 " RETURNING export_id, state, bytes_written, bytes_gathered, bytes_expected, parts_written, parts_expected,"
                 " created_at, updated_at, expires_at, error_code",
-                (uuid.uuid4(), uuid.UUID(subject_id), ttl, parts_expected, bytes_expected),
+                (uuid.uuid4(), sid, ttl, parts_expected, bytes_expected),
             )
             row = await cur.fetchone()
         assert row is not None
-        return _progress(row)
+        return _progress(row), True
 
     async def export_progressed(self, export_id: str, **fields: int) -> None:
         """Record how far a build has got (bytes_written, bytes_gathered, parts_written)."""
