@@ -1,6 +1,6 @@
 """A person's rights on the real mesh (privacy + gateway, real PostgreSQL): consent records in the export and gone
 after erasure, the inquiry round trip through a support operator, incident notices that reach exactly the affected
-subjects (in-app, a fake APNs, a fake SMTP server), and the policy-change notice date rule with acceptance."""
+subjects (in-app, a fake APNs, a fake SMTP server, a fake SMS gateway), and the policy-change notice date rule with acceptance."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from likeness.privacy.v1 import rights_pb2, rights_pb2_grpc
 from likeness_gateway.domain.tokens import token_hash
 from tests.support.fake_apns import FakeApns
+from tests.support.fake_sms import FakeSms
 from tests.support.fake_smtp import FakeSmtp
 from tests.support.pki import mesh_channel, pki
 from tests.support.services import NOWHERE, Started, free_port, start_gateway, start_privacy
@@ -49,8 +50,14 @@ def apns() -> Iterator[FakeApns]:
         yield fake
 
 
+@pytest.fixture(scope="module")
+def sms() -> Iterator[FakeSms]:
+    with FakeSms().running() as fake:
+        yield fake
+
+
 @pytest.fixture
-async def mesh(database_url: str, apns: FakeApns, tmp_path: Path) -> AsyncIterator[dict]:
+async def mesh(database_url: str, apns: FakeApns, sms: FakeSms, tmp_path: Path) -> AsyncIterator[dict]:
     started = Started()
     async with FakeSmtp() as smtp:
         privacy_port = free_port()
@@ -70,12 +77,17 @@ async def mesh(database_url: str, apns: FakeApns, tmp_path: Path) -> AsyncIterat
             smtp_port=smtp.port,
             smtp_security="none",
             inquiry_max_chars=500,
+            sms_base_url=sms.url,
+            sms_account_id=sms.account_id,
+            sms_token=sms.token,
+            sms_from="+15005550006",
         )
         channel = mesh_channel(privacy_addr)
         support = _operator_channel(privacy_addr, "operator/sam", ["support"])
         auditor = _operator_channel(privacy_addr, "operator/ann", ["auditor"])
         admin = _operator_channel(privacy_addr, "operator/ada", ["admin"])
         apns.seen.clear()
+        sms.clear()
         try:
             yield {
                 "client": client,
@@ -88,6 +100,7 @@ async def mesh(database_url: str, apns: FakeApns, tmp_path: Path) -> AsyncIterat
                 "admin": rights_pb2_grpc.RightsStub(admin),
                 "smtp": smtp,
                 "apns": apns,
+                "sms": sms,
             }
         finally:
             for ch in (channel, support, auditor, admin):
@@ -485,3 +498,79 @@ async def test_repeating_the_same_consent_records_nothing_new(mesh: dict) -> Non
         (False, "2026-11"),
         (True, "2026-12"),
     ]
+
+
+async def test_an_incident_notice_reaches_the_affected_phone_by_sms_and_nobody_elses(mesh: dict) -> None:
+    client = mesh["client"]
+    people = [await _device(mesh) for _ in range(3)]
+    numbers = ["+447700900101", "+447700900102", "+15550100103"]
+    for (auth, _), number in zip(people, numbers, strict=True):
+        put = await client.put("/v1/me/sms-contact", json={"phone_number": number}, headers=auth)
+        assert put.status_code == 204, put.text
+    # Not E.164: refused with a code, the number not quoted back, the stored one kept.
+    for wrong in ("07700900101", "+0447700900101", "+44 7700 900101", "+12345", "+1234567890123456", "tel:+447700900101"):
+        refused = await client.put("/v1/me/sms-contact", json={"phone_number": wrong}, headers=people[0][0])
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "INVALID_PHONE_NUMBER", (wrong, refused.text)
+        assert wrong not in refused.text
+    # Privacy checks it too (callers other than the gateway).
+    with pytest.raises(grpc.aio.AioRpcError) as direct:
+        await mesh["rights"].SetNoticeContact(
+            rights_pb2.SetNoticeContactRequest(subject_id=people[0][1], channel=rights_pb2.CONTACT_CHANNEL_SMS, address="12345")
+        )
+    assert direct.value.code() == grpc.StatusCode.INVALID_ARGUMENT and (
+        dict(direct.value.trailing_metadata() or ())["likeness-error-code"] == "INVALID_PHONE_NUMBER"
+    )
+    sealed = await _rows(mesh, "SELECT sealed FROM notice_contacts WHERE subject_id = %s AND channel = 'sms'", people[0][1])
+    assert len(sealed) == 1 and numbers[0].encode() not in bytes(sealed[0][0]) and b"7700900101" not in bytes(sealed[0][0])
+    # The third person removes the number again: no SMS for it.
+    assert (await client.delete("/v1/me/sms-contact", headers=people[2][0])).status_code == 204
+    assert await _rows(mesh, "SELECT 1 FROM notice_contacts WHERE subject_id = %s", people[2][1]) == []
+
+    mesh["sms"].clear()
+    title = "Security incident: export links"
+    published = await mesh["admin"].PublishNotice(
+        rights_pb2.PublishNoticeRequest(
+            kind=rights_pb2.NOTICE_KIND_SECURITY_INCIDENT,
+            title=title,
+            body="An export link may have been seen by others.",
+            subject_ids=[people[0][1], people[2][1]],
+        )
+    )
+    assert (published.recipients, published.sms_sent, published.failed) == (2, 1, 0)
+    texts = mesh["sms"].messages()
+    assert [(t.to, t.sender) for t in texts] == [(numbers[0], "+15005550006")]  # not the second person, not the removed one
+    assert texts[0].body == f"{title} - open the app for details." and len(texts[0].body) <= 160
+
+    # In the person's export, and gone with the person.
+    archive = zipfile.ZipFile(io.BytesIO((await client.get("/v1/me/export", headers=people[0][0])).content))
+    document = json.loads(archive.read("privacy/rights.json"))
+    assert [(c["channel"], c["address"]) for c in document["notice_contacts"]] == [("sms", numbers[0])]
+    await _erase(mesh, people[0][0])
+    assert await _rows(mesh, "SELECT 1 FROM notice_contacts WHERE subject_id = %s", people[0][1]) == []
+    for auth, _ in people[1:]:
+        await _erase(mesh, auth)
+
+
+async def test_a_number_the_sms_gateway_refuses_is_a_counted_failure_and_never_logged(mesh: dict, capsys: Any) -> None:
+    auth, subject = await _device(mesh)
+    number = "+447700900199"
+    assert (await mesh["client"].put("/v1/me/sms-contact", json={"phone_number": number}, headers=auth)).status_code == 204
+    mesh["sms"].refuse.add(number)
+    try:
+        published = await mesh["admin"].PublishNotice(
+            rights_pb2.PublishNoticeRequest(kind=rights_pb2.NOTICE_KIND_SECURITY_INCIDENT, title="t", body="b", subject_ids=[subject])
+        )
+    finally:
+        mesh["sms"].refuse.discard(number)
+    assert (published.recipients, published.sms_sent, published.failed) == (1, 0, 1)
+    out = capsys.readouterr()
+    assert "SMS_NUMBER_REFUSED" in out.out + out.err and "7700900199" not in out.out + out.err
+    await _erase(mesh, auth)
+
+
+def test_sms_text_is_one_short_message() -> None:
+    from likeness_privacy.usecases.rights import sms_text
+
+    assert sms_text("Incident") == "Incident - open the app for details."
+    long = sms_text("x" * 400)
+    assert len(long) == 160 and long.endswith("... - open the app for details.")

@@ -12,7 +12,11 @@ from likeness_platform.dataholder import timestamp
 from likeness_privacy.domain.rights import PURPOSES, ConsentRecord
 from likeness_privacy.usecases.rights import Rights
 
-_CHANNEL = {rights_pb2.CONTACT_CHANNEL_APNS: "apns", rights_pb2.CONTACT_CHANNEL_EMAIL: "email"}
+_CHANNEL = {
+    rights_pb2.CONTACT_CHANNEL_APNS: "apns",
+    rights_pb2.CONTACT_CHANNEL_EMAIL: "email",
+    rights_pb2.CONTACT_CHANNEL_SMS: "sms",
+}
 _KIND = {rights_pb2.NOTICE_KIND_SECURITY_INCIDENT: "security_incident", rights_pb2.NOTICE_KIND_POLICY_CHANGE: "policy_change"}
 _KIND_PB = {v: k for k, v in _KIND.items()}
 
@@ -114,6 +118,7 @@ class RightsServicer(rights_pb2_grpc.RightsServicer):
             push_sent=delivery.push_sent,
             email_sent=delivery.email_sent,
             failed=delivery.failed,
+            sms_sent=delivery.sms_sent,
         )
 
     async def ListNotices(self, request: Any, context: Any) -> rights_pb2.ListNoticesResponse:

@@ -23,8 +23,10 @@ from likeness_privacy.adapters import usage_metrics
 from likeness_privacy.adapters.apns import ApnsConfig, ApnsSender
 from likeness_privacy.adapters.holders import RemoteHolder
 from likeness_privacy.adapters.repository import APPEND_ONLY, PrivacyRepository
+from likeness_privacy.adapters.sms import SmsConfig, SmsSender
 from likeness_privacy.domain.checkpoints import key_id, public_key, public_text, signing_key
 from likeness_privacy.domain.keys import KeyError_, parse_kek
+from likeness_privacy.domain.rights import E164
 from likeness_privacy.grpc_api import PrivacyServicer, service_name
 from likeness_privacy.grpc_rights import RightsServicer
 from likeness_privacy.grpc_rights import service_name as rights_service_name
@@ -97,6 +99,12 @@ class PrivacySettings(MailSettings):
     apns_key_id: str = ""
     apns_team_id: str = ""
     apns_topic: str = ""
+    # SMS notices through a Twilio-style HTTPS gateway: its API base URL, the account id, the token (basic auth) and
+    # the sending number (E.164); any empty: no SMS.
+    sms_base_url: str = ""
+    sms_account_id: str = ""
+    sms_token: str = ""
+    sms_from: str = ""
     notice_delivery_concurrency: int = 16
 
 
@@ -160,6 +168,21 @@ def apns_sender(settings: PrivacySettings) -> ApnsSender | None:
     except (ValueError, ImportError) as exc:
         # ImportError: an install without the h2 package (a dependency of privacy), which APNs's HTTP/2 needs.
         raise SystemExit(f"APNs cannot be used: {exc}") from None
+
+
+def sms_sender(settings: PrivacySettings) -> SmsSender | None:
+    """The SMS adapter when every SMS setting is given; None (no SMS) when none is; refuses half a configuration."""
+    given = [settings.sms_base_url, settings.sms_account_id, settings.sms_token, settings.sms_from]
+    if not any(given):
+        return None
+    if not all(given):
+        raise SystemExit("SMS needs LIKENESS_SMS_BASE_URL, LIKENESS_SMS_ACCOUNT_ID, LIKENESS_SMS_TOKEN and LIKENESS_SMS_FROM together")
+    if not E164.match(settings.sms_from):
+        raise SystemExit("LIKENESS_SMS_FROM must be an E.164 number (+ and 7-15 digits)")
+    try:
+        return SmsSender(SmsConfig(settings.sms_base_url, settings.sms_account_id, settings.sms_token, settings.sms_from))
+    except ValueError as exc:
+        raise SystemExit(f"LIKENESS_SMS_BASE_URL: {exc}") from None
 
 
 def retired_keks(configured: dict[str, str], window_days: int, now: datetime) -> dict[str, bytes]:
@@ -226,6 +249,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
     if settings.stats_min_count < 2:
         raise SystemExit("LIKENESS_STATS_MIN_COUNT must be at least 2: a count of 1 singles a person out")
     push = apns_sender(settings)
+    sms = sms_sender(settings)
     use_cases = build_use_cases(
         PrivacyRepository(pool),
         holders,
@@ -235,6 +259,7 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
         rights_config=rights_config(settings),
         push=push,
         mail=mail_sender(settings),
+        sms=sms,
     )
     assert use_cases.rights is not None
     rights = use_cases.rights
@@ -255,6 +280,8 @@ async def build(settings: PrivacySettings) -> PrivacyWiring:
             await holder.close()
         if push is not None:
             await push.aclose()
+        if sms is not None:
+            await sms.aclose()
         await pool.close()
 
     return PrivacyWiring(

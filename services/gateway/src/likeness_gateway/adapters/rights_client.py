@@ -45,6 +45,10 @@ class RightsClient:
         """Where email notices reach the subject: its account's confirmed address ("" = none)."""
         await self._set_contact(subject_id, rights_pb2.CONTACT_CHANNEL_EMAIL, address)
 
+    async def set_sms_number(self, subject_id: str, number: str) -> None:
+        """Where SMS notices reach the subject: a phone number in E.164 ("" = none)."""
+        await self._set_contact(subject_id, rights_pb2.CONTACT_CHANNEL_SMS, number)
+
     async def _set_contact(self, subject_id: str, channel: rights_pb2.ContactChannel.ValueType, address: str) -> None:
         request = rights_pb2.SetNoticeContactRequest(subject_id=subject_id, channel=channel, address=address)
         await self._upstream.call(self.stub.SetNoticeContact(request))

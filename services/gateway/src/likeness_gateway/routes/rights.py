@@ -1,7 +1,8 @@
-"""The caller's rights beyond export and erasure: consents, complaints and inquiries, notices, push token."""
+"""The caller's rights beyond export and erasure: consents, complaints and inquiries, notices, push token, SMS number."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Literal
 
@@ -15,6 +16,8 @@ from likeness_gateway.deps import CurrentDevice, gateway
 from likeness_gateway.domain.text import IDENTIFIER
 from likeness_gateway.errors import ApiError
 
+# A phone number in E.164 (the same rule as privacy's).
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # Free text with line breaks: no other control characters (logs and terminals garble them).
 MESSAGE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$"
 
@@ -253,4 +256,29 @@ async def put_push_token(body: PushTokenIn, device: CurrentDevice, rights: Right
 @router.delete("/v1/me/push-token", status_code=204, summary="Stop push notices to this device")
 async def delete_push_token(device: CurrentDevice, rights: Rights) -> Response:
     await rights.set_push_token(device.subject_id, "")
+    return Response(status_code=204)
+
+
+class SmsContactIn(BaseModel):
+    # The phone number SMS notices go to, in E.164 (+, country code, number; no spaces); stored encrypted.
+    phone_number: str
+
+
+@router.put(
+    "/v1/me/sms-contact",
+    status_code=204,
+    summary="Where notices reach the caller by SMS (a phone number in E.164, e.g. +447700900123)",
+    responses={400: {"description": "INVALID_PHONE_NUMBER: not a number in E.164 form"}},
+)
+async def put_sms_contact(body: SmsContactIn, device: CurrentDevice, rights: Rights) -> Response:
+    # Checked here with its own code (and again by privacy); the number is never quoted back.
+    if not E164.match(body.phone_number):
+        raise ApiError(400, "INVALID_PHONE_NUMBER", "a phone number for SMS is in E.164 form: + and 7 to 15 digits, e.g. +447700900123")
+    await rights.set_sms_number(device.subject_id, body.phone_number)
+    return Response(status_code=204)
+
+
+@router.delete("/v1/me/sms-contact", status_code=204, summary="Stop SMS notices to the caller")
+async def delete_sms_contact(device: CurrentDevice, rights: Rights) -> Response:
+    await rights.set_sms_number(device.subject_id, "")
     return Response(status_code=204)

@@ -19,10 +19,12 @@ TOPICS = ("inquiry", "complaint")
 # Policy changes are announced at least this long before they take effect (the policies' promise).
 POLICY_NOTICE_MIN = timedelta(days=30)
 KINDS = ("security_incident", "policy_change")
-CHANNELS = ("apns", "email")
+CHANNELS = ("apns", "email", "sms")
 
 _VERSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
+# A phone number in E.164: +, a country code that does not start with 0, at most 15 digits in all.
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 
 
@@ -109,3 +111,6 @@ def check_contact(channel: str, address: str) -> None:
         raise InvalidArgument("an APNs device token is 64-200 hex digits", "INVALID_PUSH_TOKEN")
     if channel == "email" and not _EMAIL.match(address):
         raise InvalidArgument("not an email address", "INVALID_EMAIL")
+    if channel == "sms" and not E164.match(address):
+        # The number itself is not quoted back: it goes into no log line.
+        raise InvalidArgument("a phone number for SMS is in E.164 form: + and 7 to 15 digits, e.g. +447700900123", "INVALID_PHONE_NUMBER")

@@ -29,7 +29,7 @@ from likeness_privacy.usecases.inventory import SubjectInventory
 from likeness_privacy.usecases.ports import HolderPort, Holders, PrivacyConfig
 from likeness_privacy.usecases.records import Records
 from likeness_privacy.usecases.retention import RetentionSweeper
-from likeness_privacy.usecases.rights import PushSender, Rights, RightsConfig, RightsData
+from likeness_privacy.usecases.rights import PushSender, Rights, RightsConfig, RightsData, SmsSender
 from likeness_privacy.usecases.self_holder import SelfHolder
 from likeness_privacy.usecases.subjects import Subjects
 from likeness_privacy.usecases.usage import UsageStats
@@ -67,9 +67,10 @@ def build_use_cases(
     rights_config: RightsConfig | None = None,
     push: PushSender | None = None,
     mail: MailSender | None = None,
+    sms: SmsSender | None = None,
 ) -> PrivacyUseCases:
     """The use cases; with a `checkpoint_sink`, the ledger is anchored by signed checkpoints written there; with
-    `rights_config`, consents, inquiries and notices (delivered through `push` and `mail` where given).
+    `rights_config`, consents, inquiries and notices (delivered through `push`, `mail` and `sms` where given).
 
     `stats_min_count` is the usage statistics' suppression threshold k (see domain.usage)."""
     keys = _LateKeys()
@@ -101,7 +102,7 @@ def build_use_cases(
         usage=UsageStats(repo, stats_min_count),
         inventory=SubjectInventory(subjects, holders, records),
         checkpoints=checkpoints,
-        rights=Rights(rights_repo, subjects, records, rights_config, push, mail) if rights_config is not None else None,
+        rights=Rights(rights_repo, subjects, records, rights_config, push, mail, sms) if rights_config is not None else None,
     )
 
 

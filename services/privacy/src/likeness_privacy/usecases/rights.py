@@ -35,6 +35,10 @@ class PushSender(Protocol):
     async def send(self, device_token: str, title: str, body: str, collapse_id: str = "") -> None: ...
 
 
+class SmsSender(Protocol):
+    async def send(self, to: str, body: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class RightsConfig:
     inquiry_max_chars: int = 4000
@@ -49,6 +53,7 @@ class Delivery:
     push_sent: int
     email_sent: int
     failed: int
+    sms_sent: int = 0
 
 
 def _aad(kind: str, row_id: str, field: str) -> bytes:
@@ -68,6 +73,7 @@ class Rights:
         config: RightsConfig,
         push: PushSender | None = None,
         mail: MailSender | None = None,
+        sms: SmsSender | None = None,
     ) -> None:
         self.repo = repo
         self._keys = keys
@@ -75,6 +81,7 @@ class Rights:
         self.config = config
         self._push = push
         self._mail = mail
+        self._sms = sms
         self._deliveries: set[asyncio.Task[Delivery]] = set()
 
     # Consents -----------------------------------------------------------------------------------
@@ -170,7 +177,7 @@ class Rights:
         effective_at: datetime | None,
         subject_ids: list[str],
     ) -> tuple[dict[str, Any], Delivery]:
-        """Store a notice for its subjects (in-app) and push / mail it to those with a channel.
+        """Store a notice for its subjects (in-app) and push / mail / text it to those with a channel.
 
         Nothing per person is kept beyond who an incident concerned: the in-app list is a query, and
         deliveries are counted, not recorded per subject."""
@@ -210,12 +217,13 @@ class Rights:
             recipients=recipients,
             push_sent=delivery.push_sent,
             email_sent=delivery.email_sent,
+            sms_sent=delivery.sms_sent,
             failed=delivery.failed,
         )
         return notice, delivery
 
     async def _deliver(self, notice: Mapping[str, Any], recipients: int) -> Delivery:
-        counts = {"apns": 0, "email": 0, "failed": 0}
+        counts = {"apns": 0, "email": 0, "sms": 0, "failed": 0}
         gate = asyncio.Semaphore(self.config.delivery_concurrency)
         created_before = None if notice["kind"] == "policy_change" else notice["published_at"]
 
@@ -228,6 +236,8 @@ class Rights:
                         await self._push.send(address, notice["title"], notice["body"], str(notice["notice_id"]))
                     elif channel == "email" and self._mail is not None and self._mail.configured:
                         await self._mail.send(Mail(address, notice["title"], _mail_body(notice)))
+                    elif channel == "sms" and self._sms is not None:
+                        await self._sms.send(address, sms_text(notice["title"]))
                     else:
                         return
                     counts[channel] += 1
@@ -250,7 +260,7 @@ class Rights:
                 await asyncio.gather(*tasks)
                 tasks.clear()
         await asyncio.gather(*tasks)
-        return Delivery(recipients, counts["apns"], counts["email"], counts["failed"])
+        return Delivery(recipients, counts["apns"], counts["email"], counts["failed"], counts["sms"])
 
     async def notices(self, subject_id: str) -> list[tuple[dict[str, Any], bool]]:
         """(notice, accepted) for the subject, newest first; accepted: it accepted the policy version announced."""
@@ -288,6 +298,17 @@ def open_inquiry(row: Mapping[str, Any], key: bytes, retention: timedelta) -> di
     return out
 
 
+SMS_MAX_CHARS = 160
+_SMS_TAIL = " - open the app for details."
+
+
+def sms_text(title: str) -> str:
+    """One short text: the title (cut to fit one 160-character message) and where to read the rest."""
+    room = SMS_MAX_CHARS - len(_SMS_TAIL)
+    head = title if len(title) <= room else title[: room - 3].rstrip() + "..."
+    return head + _SMS_TAIL
+
+
 def _mail_body(notice: Mapping[str, Any]) -> str:
     lines = [notice["body"], ""]
     if notice["kind"] == "policy_change" and notice["effective_at"] is not None:
@@ -316,9 +337,19 @@ class RightsData:
             opened = (open_inquiry(row, key, self._config.inquiry_retention) for row in rows)
             inquiries = [{k: v for k, v in item.items() if k not in ("subject_id", "answered_by")} for item in opened]
         notices = await self._repo.notices_for(subject_id)
+        contacts = []
+        sealed_contacts = await self._repo.contacts_of(subject_id)
+        if sealed_contacts:
+            key, _ = await self._keys.data_key(subject_id)
+            contacts = [
+                {"channel": channel, "address": open_sealed(key, sealed, _aad("contact", subject_id, channel)).decode(), "updated_at": at}
+                for channel, sealed, at in sealed_contacts
+            ]
         document = {
             "consents": [r.__dict__ for r in history],
             "inquiries": inquiries,
+            # Where notices reach the person: push token, email address, phone number for SMS.
+            "notice_contacts": contacts,
             "notices": [
                 {k: notice[k] for k in ("notice_id", "kind", "title", "body", "policy_version", "effective_at", "published_at")}
                 for notice in notices

@@ -139,6 +139,14 @@ class RightsRepository:
                 (_uuid(subject_id), channel, sealed),
             )
 
+    async def contacts_of(self, subject_id: str) -> list[tuple[str, bytes, datetime]]:
+        """(channel, sealed, updated_at) of one subject's contacts, for its export."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT channel, sealed, updated_at FROM notice_contacts WHERE subject_id = %s ORDER BY channel", (_uuid(subject_id),)
+            )
+            return [(str(r[0]), bytes(r[1]), r[2]) for r in await cur.fetchall()]
+
     async def contacts(self, notice_id: str, everyone: bool, created_before: datetime | None, page: int = 500) -> AsyncIterator[Any]:
         """(subject_id, channel, sealed) of the active subjects a notice is addressed to, in pages (keyset on subject)."""
         after = uuid.UUID(int=0)
