@@ -92,6 +92,7 @@ def test_openapi_is_complete(live: tuple[Mesh, str]) -> None:
         "/v1/me/notices",
         "/v1/me/notices/{notice_id}/accept",
         "/v1/me/push-token",
+        "/v1/me/sms-contact",
         "/healthz",
         "/readyz",
     ):

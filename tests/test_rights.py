@@ -323,6 +323,7 @@ async def test_policy_change_is_announced_30_days_ahead_and_acceptance_is_record
     auth, _ = await _device(mesh)
     token = _push_token()
     assert (await client.put("/v1/me/push-token", json={"token": token}, headers=auth)).status_code == 204
+    assert (await client.put("/v1/me/sms-contact", json={"phone_number": "+447700900150"}, headers=auth)).status_code == 204
     soon, later = Timestamp(), Timestamp()
     soon.FromDatetime(datetime.now(UTC) + timedelta(days=29, hours=23))
     later.FromDatetime(datetime.now(UTC) + timedelta(days=31))
@@ -339,6 +340,8 @@ async def test_policy_change_is_announced_30_days_ahead_and_acceptance_is_record
     published = await mesh["admin"].PublishNotice(request)
     # A policy change is for everyone: this subject, and every other active one in the database.
     assert published.recipients >= 1 and token in {c["path"].rsplit("/", 1)[-1] for c in mesh["apns"].seen}
+    # Texts are for incidents only: a policy change reaches no phone by SMS.
+    assert published.sms_sent == 0 and mesh["sms"].messages() == []
     notice = {"notice_id": published.notice.notice_id}
     notices = (await client.get("/v1/me/notices", headers=auth)).json()["notices"]
     mine = next(n for n in notices if n["notice_id"] == str(notice["notice_id"]))

@@ -236,7 +236,8 @@ class Rights:
                         await self._push.send(address, notice["title"], notice["body"], str(notice["notice_id"]))
                     elif channel == "email" and self._mail is not None and self._mail.configured:
                         await self._mail.send(Mail(address, notice["title"], _mail_body(notice)))
-                    elif channel == "sms" and self._sms is not None:
+                    elif channel == "sms" and self._sms is not None and notice["kind"] == "security_incident":
+                        # Texts cost per message: incidents only; a policy change is in the app, pushed and mailed.
                         await self._sms.send(address, sms_text(notice["title"]))
                     else:
                         return
