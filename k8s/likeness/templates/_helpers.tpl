@@ -238,6 +238,18 @@ true
 {{- end -}}
 {{- end }}
 
+{{/* "true" when privacy texts incident notices: all of rights.sms baseUrl, accountId, from and
+existingSecret are set; some but not all fails the render. */}}
+{{- define "likeness.smsOn" -}}
+{{- $s := .Values.rights.sms -}}
+{{- $given := list $s.baseUrl $s.accountId (index $s "from") $s.existingSecret | compact -}}
+{{- if eq (len $given) 4 -}}
+true
+{{- else if $given -}}
+{{- fail "likeness: rights.sms needs baseUrl, accountId, from and existingSecret together (or none of them: no SMS)" -}}
+{{- end -}}
+{{- end }}
+
 {{/*
 The database URLs the chart keeps in its own Secret (none with database.existingSecret), as
 YAML: key -> value. secret.yaml stores them; the migrations Job gets a copy of its own.

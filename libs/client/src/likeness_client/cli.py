@@ -552,7 +552,7 @@ def notices_publish(
         done = _guard(lambda: client.publish_notice(request), "admin")
     console.print(
         f"notice {done.notice.notice_id}: {done.recipients} subjects, {done.push_sent} pushed, {done.email_sent} emailed,"
-        f" {done.failed} failed",
+        f" {done.sms_sent} texted, {done.failed} failed",
         highlight=False,
     )
     untold = len(set(subjects)) - done.recipients if subjects else 0
