@@ -570,11 +570,3 @@ async def test_a_number_the_sms_gateway_refuses_is_a_counted_failure_and_never_l
     out = capsys.readouterr()
     assert "SMS_NUMBER_REFUSED" in out.out + out.err and "7700900199" not in out.out + out.err
     await _erase(mesh, auth)
-
-
-def test_sms_text_is_one_short_message() -> None:
-    from likeness_privacy.usecases.rights import sms_text
-
-    assert sms_text("Incident") == "Incident - open the app for details."
-    long = sms_text("x" * 400)
-    assert len(long) == 160 and long.endswith("... - open the app for details.")

@@ -1,4 +1,5 @@
-"""Rules of consents, inquiries and notices, and the APNs adapter against a mock transport (no database, no network)."""
+"""Rules of consents, inquiries and notices, and the APNs and SMS adapters against a mock transport (no database, no
+network)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from likeness_platform.errors import InvalidArgument
 from likeness_privacy.adapters.apns import ApnsConfig, ApnsSender, PushTokenInvalid, PushUnavailable, provider_token
+from likeness_privacy.adapters.sms import SmsConfig, SmsNumberRefused, SmsSender, SmsUnavailable
 from likeness_privacy.domain import rights
-from likeness_privacy.main import PrivacySettings, apns_sender
+from likeness_privacy.main import PrivacySettings, apns_sender, sms_sender
+from likeness_privacy.usecases.rights import sms_text
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 KEY = ec.generate_private_key(ec.SECP256R1())
@@ -64,6 +67,12 @@ def test_inquiries_are_size_limited_and_contacts_checked() -> None:
     assert _code(rights.check_contact, "email", "nobody") == "INVALID_EMAIL"
     rights.check_contact("apns", TOKEN)
     rights.check_contact("email", "")  # removes the channel
+    for wrong in ("07700900123", "+07700900123", "+44 7700 900123", "+123456", "+1234567890123456", "+44770090012x"):
+        assert _code(rights.check_contact, "sms", wrong) == "INVALID_PHONE_NUMBER", wrong
+    rights.check_contact("sms", "+447700900123")
+    rights.check_contact("sms", "+1234567")  # the shortest E.164 number this accepts: 7 digits
+    rights.check_contact("sms", "")
+    assert _code(rights.check_contact, "fax", "+447700900123") == "INVALID_CHANNEL"
 
 
 def _pad(s: str) -> bytes:
@@ -127,3 +136,60 @@ def test_apns_settings_all_or_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
         patched.setitem(sys.modules, "h2", None)
         with pytest.raises(SystemExit, match="h2"):
             apns_sender(PrivacySettings(**full))
+
+
+async def test_sms_is_a_form_post_with_basic_auth_and_errors_never_quote_the_number() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        to = dict(httpx.QueryParams(request.content.decode()))["To"]
+        status = {"+447700900123": 201, "+447700900124": 400}.get(to, 503)
+        return httpx.Response(status, json={"sid": "SM1"} if status == 201 else {"message": f"bad number {to}"})
+
+    sender = SmsSender(
+        SmsConfig("https://sms.test/2010-04-01/", "AC12", "tok-secret", "+15005550006"), transport=httpx.MockTransport(answer)
+    )
+    assert "tok-secret" not in repr(sender)
+    await sender.send("+447700900123", sms_text("Incident"))
+    request = seen[0]
+    assert request.method == "POST" and request.url.path == "/2010-04-01/Accounts/AC12/Messages.json"
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"AC12:tok-secret").decode()
+    form = dict(httpx.QueryParams(request.content.decode()))
+    assert form == {"To": "+447700900123", "From": "+15005550006", "Body": "Incident - open the app for details."}
+    with pytest.raises(SmsNumberRefused) as refused:
+        await sender.send("+447700900124", "t")
+    with pytest.raises(SmsUnavailable) as failed:
+        await sender.send("+447700900125", "t")
+    assert "7700900124" not in str(refused.value) and "7700900125" not in str(failed.value)
+    assert refused.value.code == "SMS_NUMBER_REFUSED" and failed.value.code == "SMS_UNAVAILABLE"
+    await sender.aclose()
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach for {request.url}")
+
+    down = SmsSender(SmsConfig("https://sms.test", "AC12", "t", "+15005550006"), transport=httpx.MockTransport(unreachable))
+    with pytest.raises(SmsUnavailable, match="ConnectError") as gone:
+        await down.send("+447700900126", "t")
+    assert "7700900126" not in str(gone.value)
+    await down.aclose()
+
+
+def test_sms_settings_all_or_nothing_with_an_e164_sender_and_an_https_gateway() -> None:
+    assert sms_sender(PrivacySettings()) is None
+    with pytest.raises(SystemExit, match="together"):
+        sms_sender(PrivacySettings(sms_base_url="https://api.twilio.com/2010-04-01"))
+    full = {"sms_base_url": "https://api.twilio.com/2010-04-01", "sms_account_id": "AC1", "sms_token": "t0k", "sms_from": "+15005550006"}
+    sender = sms_sender(PrivacySettings(**full))
+    assert sender is not None and "t0k" not in repr(sender)
+    with pytest.raises(SystemExit, match=r"E\.164"):
+        sms_sender(PrivacySettings(**{**full, "sms_from": "Likeness"}))
+    with pytest.raises(SystemExit, match="https"):
+        sms_sender(PrivacySettings(**{**full, "sms_base_url": "api.twilio.com"}))
+
+
+def test_an_sms_is_one_message_of_at_most_160_characters() -> None:
+    assert sms_text("Incident") == "Incident - open the app for details."
+    long = sms_text("x" * 400)
+    assert len(long) == 160 and long.endswith("xx... - open the app for details.")
