@@ -529,6 +529,11 @@ async def test_an_incident_notice_reaches_the_affected_phone_by_sms_and_nobody_e
     # The third person removes the number again: no SMS for it.
     assert (await client.delete("/v1/me/sms-contact", headers=people[2][0])).status_code == 204
     assert await _rows(mesh, "SELECT 1 FROM notice_contacts WHERE subject_id = %s", people[2][1]) == []
+    # Each change is a correction in the access log (the number is not in it); a refused number changed nothing.
+    logged = await _rows(mesh, "SELECT actor, resource_ref, purpose FROM access_log WHERE subject_id = %s ORDER BY seq", people[2][1])
+    assert logged[-2:] == [("gateway", "privacy/notice_contact/sms", "correction")] * 2
+    first = await _rows(mesh, "SELECT resource_ref FROM access_log WHERE subject_id = %s AND purpose = 'correction'", people[0][1])
+    assert first == [("privacy/notice_contact/sms",)]
 
     mesh["sms"].clear()
     title = "Security incident: export links"

@@ -259,6 +259,9 @@ async def delete_push_token(device: CurrentDevice, rights: Rights) -> Response:
     return Response(status_code=204)
 
 
+SMS_CONTACT = "privacy/notice_contact/sms"
+
+
 class SmsContactIn(BaseModel):
     # The phone number SMS notices go to, in E.164 (+, country code, number; no spaces); stored encrypted.
     phone_number: str
@@ -270,15 +273,18 @@ class SmsContactIn(BaseModel):
     summary="Where notices reach the caller by SMS (a phone number in E.164, e.g. +447700900123)",
     responses={400: {"description": "INVALID_PHONE_NUMBER: not a number in E.164 form"}},
 )
-async def put_sms_contact(body: SmsContactIn, device: CurrentDevice, rights: Rights) -> Response:
+async def put_sms_contact(body: SmsContactIn, request: Request, device: CurrentDevice, rights: Rights) -> Response:
     # Checked here with its own code (and again by privacy); the number is never quoted back.
     if not E164.match(body.phone_number):
         raise ApiError(400, "INVALID_PHONE_NUMBER", "a phone number for SMS is in E.164 form: + and 7 to 15 digits, e.g. +447700900123")
+    # A correction of the person's data, like an email correction: recorded (without the number) before it is made.
+    await gateway(request).privacy.record_access(device.subject_id, SMS_CONTACT, "correction")
     await rights.set_sms_number(device.subject_id, body.phone_number)
     return Response(status_code=204)
 
 
 @router.delete("/v1/me/sms-contact", status_code=204, summary="Stop SMS notices to the caller")
-async def delete_sms_contact(device: CurrentDevice, rights: Rights) -> Response:
+async def delete_sms_contact(request: Request, device: CurrentDevice, rights: Rights) -> Response:
+    await gateway(request).privacy.record_access(device.subject_id, SMS_CONTACT, "correction")
     await rights.set_sms_number(device.subject_id, "")
     return Response(status_code=204)
