@@ -16,9 +16,10 @@ chin and beside the neck. Then, on the photo with the outfit:
                 silhouette widened by 3 px (the garment may reach past it only up to the shoulders)
   width ratio   the garment's widest row over the silhouette's width on that row
 
-The baseline in the same run is the drawn outfit this replaced (git main's domain/outfits.py,
-pasted at a fixed height under the chin). A contact sheet (before, after, old, zoom on the
-collar) goes to $TMPDIR/likeness-quality/outfits.png.
+The baseline in the same run is git main's demo garments (domain/outfit_demo.py there) fitted
+by this tree's pipeline, so a change of the garment materials is measured against the old ones.
+A contact sheet (before, after, main's, zoom on the collar) goes to
+$TMPDIR/likeness-quality/outfits.png.
 
     .venv/bin/python bench/quality/bench_outfits.py
 """
@@ -58,15 +59,20 @@ SPECS = ("schengen-visa", "us-passport")
 SAME = 4.0  # dE00 under which a pixel counts as unchanged
 
 
-def old_outfits() -> dict[str, Any]:
-    """git main's drawn outfits (polygons pasted at chin + 0.13 head heights), for the baseline."""
+def old_garments(segment: Any, body: Any) -> dict[str, outfits.Garment]:
+    """git main's demo garments (domain/outfit_demo.py as committed there), fitted by this tree's
+    pipeline: the baseline in the same run for a change of the garment materials."""
     source = subprocess.run(
-        ["git", "show", "main:services/render/src/likeness_render/domain/outfits.py"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "show", "main:services/render/src/likeness_render/domain/outfit_demo.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    module = types.ModuleType("old_outfits")
-    sys.modules["old_outfits"] = module  # dataclasses look their module up
-    exec(compile(source, "old_outfits.py", "exec"), module.__dict__)
-    return module.__dict__
+    module = types.ModuleType("old_outfit_demo")
+    sys.modules["old_outfit_demo"] = module  # dataclasses look their module up
+    exec(compile(source, "old_outfit_demo.py", "exec"), module.__dict__)
+    return {g.id: g for g in module.__dict__["demo_garments"](segment, body)}
 
 
 def grace() -> RGB:
@@ -131,13 +137,13 @@ def main() -> None:
 
     folder = Path(tempfile.gettempdir()) / "likeness-quality"
     folder.mkdir(exist_ok=True)
-    old = old_outfits()
     catalog = load_catalog()
     rows: list[tuple[str, str, str, dict[str, float], dict[str, float]]] = []
     tiles = []
     times: list[float] = []
     with SelfieSegmenter() as seg, TestLandmarker() as marks, PoseEstimator() as pose:
         garments = {g.id: g for g in outfit_demo.demo_garments(seg.mask, pose.body)}
+        old = old_garments(seg.mask, pose.body)
         probes = {gid: probe(g) for gid, g in garments.items()}
         people = {"grace": grace(), "astronaut": np.asarray(data.astronaut())}
         sources = dict(people)
@@ -162,16 +168,9 @@ def main() -> None:
                     made = idphoto.compose(
                         img, face, seg.mask, frame, spec.background, idphoto.Options(outfit_id=gid), wear=outfits.Wear(garment, body)
                     )
-                    p = plain.placement
-                    neck_y = p.chin_y + 0.13 * p.head_px
-                    # main had no photographic garment: its suit stands in for the uniform.
-                    drawn = old["dress"](
-                        plain.image,
-                        plain.alpha,
-                        old["OUTFITS"].get(gid, old["OUTFITS"]["suit"]),
-                        (float(plain.face.chin[0]), neck_y),
-                        plain.face.width,
-                    )
+                    drawn = idphoto.compose(
+                        img, face, seg.mask, frame, spec.background, idphoto.Options(outfit_id=gid), wear=outfits.Wear(old[gid], body)
+                    ).image
                     new_m = measure(plain.image, made.image, clothes, person, chin_y)
                     probed = idphoto.compose(
                         img, face, seg.mask, frame, spec.background, idphoto.Options(outfit_id=gid), wear=outfits.Wear(probes[gid], body)

@@ -9,7 +9,9 @@ model (``navy_uniform``). Its neck opening is deep (her neck shows down to the t
 
 The other demo garments' shapes are drawn here (suit, blazer, white shirt: jacket, lapels,
 collar, tie), and their cloth is photographic: the luminance texture of that same navy jacket
-laid over each piece and shaded like cloth on a body. Each material is an RGBA image with its
+laid over each piece and shaded like cloth on a body. Their neck opening follows a neck: straight
+up its sides, then a rounded V to the front centre, the collar wings (or a crew band) hugging it,
+the cloth just inside its rim shaded. Each material is an RGBA image with its
 anchors (neck opening, shoulder joints), registered like an operator's.
 """
 
@@ -41,17 +43,33 @@ class Layer:
 
 
 _BODY = (
-    (-0.40, -0.04), (-0.95, 0.12), (-1.60, 0.30), (-2.60, 0.60), (-3.6, 1.0),
-    (-3.6, 4.0), (3.6, 4.0), (3.6, 1.0), (2.60, 0.60), (1.60, 0.30), (0.95, 0.12), (0.40, -0.04),
+    (-0.38, -0.30), (-0.62, -0.04), (-0.95, 0.12), (-1.60, 0.30), (-2.60, 0.60), (-3.6, 1.0),
+    (-3.6, 4.0), (3.6, 4.0), (3.6, 1.0), (2.60, 0.60), (1.60, 0.30), (0.95, 0.12), (0.62, -0.04), (0.38, -0.30),
 )  # fmt: skip
-_SHIRT_V = ((-0.40, -0.04), (0.0, 1.15), (0.40, -0.04))
+_SHIRT_V = ((-0.40, -0.30), (-0.40, -0.04), (0.0, 1.15), (0.40, -0.04), (0.40, -0.30))
+# The neck opening (cut out of every piece): straight up the sides of the neck, then a rounded V
+# to its lowest point at the front centre, as a shirt collar closes under the chin.
+_OPENING = (
+    (-0.34, -0.75), (-0.34, -0.24), (-0.32, -0.14), (-0.27, -0.05), (-0.19, 0.02), (-0.09, 0.07), (0.0, 0.09),
+    (0.09, 0.07), (0.19, 0.02), (0.27, -0.05), (0.32, -0.14), (0.34, -0.24), (0.34, -0.75),
+)  # fmt: skip
 # Paired pieces are drawn on the wearer's right (negative x) and mirrored.
-_COLLAR = ((-0.40, -0.12), (-0.04, 0.17), (-0.19, 0.30), (-0.47, 0.05))
-_BAND = ((-0.40, -0.12), (-0.30, -0.02), (0.0, 0.10), (0.30, -0.02), (0.40, -0.12), (0.42, 0.0), (0.0, 0.20), (-0.42, 0.0))
-_TIE = ((-0.07, 0.12), (0.07, 0.12), (0.05, 0.26), (0.13, 1.05), (0.0, 1.20), (-0.13, 1.05), (-0.05, 0.26))
+# A collar wing: up the side of the neck to the back, down round the front to its point.
+_COLLAR = (
+    (-0.35, -0.34), (-0.41, -0.30), (-0.46, -0.12), (-0.50, 0.04), (-0.20, 0.32), (-0.02, 0.15),
+    (-0.10, 0.08), (-0.20, 0.03), (-0.28, -0.04), (-0.33, -0.14), (-0.34, -0.24),
+)  # fmt: skip
+# The collar's stand behind the neck, seen inside the wings at the sides.
+_BAND = ((-0.37, -0.36), (0.37, -0.36), (0.37, -0.10), (0.0, 0.16), (-0.37, -0.10))
+_TIE = ((-0.07, 0.10), (0.07, 0.10), (0.05, 0.26), (0.13, 1.05), (0.0, 1.20), (-0.13, 1.05), (-0.05, 0.26))
 _TIE_RUN = ((-0.05, 0.26), (0.05, 0.26), (0.13, 1.05), (0.13, 4.0), (-0.13, 4.0), (-0.13, 1.05))
-_LAPEL = ((-0.40, -0.04), (-0.02, 1.15), (-0.30, 0.62), (-0.62, 0.38), (-0.50, 0.16))
-_CREW = ((-0.40, -0.10), (-0.30, 0.10), (0.0, 0.20), (0.30, 0.10), (0.40, -0.10), (0.44, 0.02), (0.0, 0.30), (-0.44, 0.02))
+_LAPEL = ((-0.44, 0.0), (-0.02, 1.15), (-0.30, 0.62), (-0.62, 0.38), (-0.52, 0.14))
+# A crew neck: a rib band round the opening, following it up the sides of the neck.
+_CREW = (
+    (-0.35, -0.30), (-0.44, -0.28), (-0.43, -0.12), (-0.36, 0.02), (-0.24, 0.11), (0.0, 0.18), (0.24, 0.11), (0.36, 0.02),
+    (0.43, -0.12), (0.44, -0.28), (0.35, -0.30), (0.34, -0.24), (0.32, -0.14), (0.27, -0.05), (0.19, 0.02), (0.09, 0.07),
+    (0.0, 0.09), (-0.09, 0.07), (-0.19, 0.02), (-0.27, -0.05), (-0.32, -0.14), (-0.34, -0.24),
+)  # fmt: skip
 _PLACKET = ((-0.035, 0.20), (0.035, 0.20), (0.035, 4.0), (-0.035, 4.0))
 
 
@@ -136,6 +154,15 @@ def paint(layers: Sequence[Layer], weave: npt.NDArray[np.float32]) -> npt.NDArra
         keep = ((1.0 - np.float32(0.25) * cast) * (1 - m))[..., None]
         canvas = canvas * keep + colour * m[..., None]
         alpha = np.maximum(alpha, m)
+    # The neck opening, cut out of every piece; just inside its rim the cloth turns away from the
+    # light (the inside of the collar, the neck's shadow on it), darkest at the edge.
+    hole = np.zeros((h, w), np.uint8)
+    pts = np.array([[nx + dx * UNIT, ny + dy * UNIT] for dx, dy in _OPENING], np.float32)
+    cv2.fillPoly(hole, [np.round(pts * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    open_ = hole.astype(np.float32) / np.float32(255.0)
+    rim = np.clip(cv2.GaussianBlur(open_, (0, 0), 0.035 * UNIT) - open_, 0, 1) * 2.0
+    canvas *= (1.0 - np.float32(0.30) * np.clip(rim, 0, 1))[..., None]
+    alpha = alpha * (1.0 - open_)
     return np.dstack([np.clip(canvas + 0.5, 0, 255), np.clip(alpha * 255.0 + 0.5, 0, 255)]).astype(np.uint8)
 
 
