@@ -23,8 +23,9 @@ from likeness_platform.settings import SealedStoreSettings
 from likeness_render.adapters.aigen import AiGenSettings, make_image_generator
 from likeness_render.adapters.consent import ConsentCheck
 from likeness_render.adapters.face_model import load_face_model
-from likeness_render.adapters.matting_model import InputRange, load_matting_model
+from likeness_render.adapters.matting_model import load_matting_model
 from likeness_render.adapters.model_files import ModelFileCorrupt, ModelFileMissing
+from likeness_render.adapters.onnx_image import InputRange
 from likeness_render.adapters.outfits_repo import OutfitRepository
 from likeness_render.adapters.pose import PoseEstimator
 from likeness_render.adapters.results import ResultStore
@@ -87,22 +88,19 @@ async def build(settings: RenderSettings) -> RenderWiring:
         pose = await asyncio.to_thread(PoseEstimator)
     except (ModelFileMissing, ModelFileCorrupt) as exc:
         raise SystemExit(f"render cannot start: {exc}") from None
+    # Operators' optional ONNX models: loaded (digest and signature checked) here, or render does not start.
     try:
         matting = load_matting_model(
             settings.matting_model_path, settings.matting_model_sha256, settings.matting_model_side, settings.matting_model_input_range
         )
-    except (ModelError, ValueError) as exc:
-        raise SystemExit(f"render cannot start: {exc}") from None
-    if matting is not None:
-        log.info("matting_model_loaded", sha256=matting.model.sha256, providers=matting.model.providers)
-    try:
         face_model = load_face_model(
             settings.face_model_path, settings.face_model_sha256, settings.face_model_side, settings.face_model_input_range
         )
     except (ModelError, ValueError) as exc:
         raise SystemExit(f"render cannot start: {exc}") from None
-    if face_model is not None:
-        log.info("face_model_loaded", sha256=face_model.model.sha256, providers=face_model.model.providers)
+    for event, loaded in (("matting_model_loaded", matting), ("face_model_loaded", face_model)):
+        if loaded is not None:
+            log.info(event, sha256=loaded.model.sha256, providers=loaded.model.providers)
     catalog = load_catalog()
     pool = await open_service_pool(settings, "render", MIGRATIONS)
     privacy_channel = open_channel(settings.privacy_addr, "render", settings)

@@ -13,16 +13,14 @@ honoured. Pixels are scaled to -1..1 (GFPGAN, CodeFormer) or 0..1
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from likeness_imaging.model_backend import OnnxModel, TensorSpec, load_configured_model
+from likeness_render.adapters.onnx_image import InputRange, check_input_range, model_input
 
 RGB = npt.NDArray[np.uint8]
-InputRange = Literal["-1..1", "0..1"]
 
 SETTING = "LIKENESS_FACE_MODEL"
 INPUTS = (TensorSpec((None, 3, None, None)),)
@@ -35,8 +33,7 @@ class FaceRestorer:
     def __init__(self, model: OnnxModel, side: int = 512, input_range: InputRange = "-1..1") -> None:
         if side < 32:
             raise ValueError("the face model's input side must be at least 32")
-        if input_range not in ("-1..1", "0..1"):
-            raise ValueError(f"input range must be -1..1 or 0..1, not {input_range!r}")
+        check_input_range(input_range)
         self.model = model
         self.side = side
         self.input_range = input_range
@@ -49,10 +46,7 @@ class FaceRestorer:
         h, w = crop.shape[:2]
         tw, th = self._size
         scaled = crop if (tw, th) == (w, h) else cv2.resize(crop, (tw, th), interpolation=cv2.INTER_AREA if tw < w else cv2.INTER_CUBIC)
-        x = scaled.astype(np.float32) * np.float32(1 / 255)
-        if self.input_range == "-1..1":
-            x = x * np.float32(2) - np.float32(1)
-        (out,) = self.model.run([np.ascontiguousarray(x.transpose(2, 0, 1)[None])])
+        (out,) = self.model.run([model_input(scaled, self.input_range)])
         y = np.asarray(out[0], np.float32)
         if y.shape != (3, th, tw):
             raise ValueError(f"the face model answered {y.shape} for an input of {(3, th, tw)}")

@@ -13,17 +13,15 @@ need). Pixels are scaled to -1..1 (MODNet) or 0..1 (LIKENESS_MATTING_MODEL_INPUT
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from likeness_imaging.model_backend import OnnxModel, TensorSpec, load_configured_model
+from likeness_render.adapters.onnx_image import InputRange, check_input_range, model_input
 
 RGB = npt.NDArray[np.uint8]
 Alpha = npt.NDArray[np.float32]
-InputRange = Literal["-1..1", "0..1"]
 
 SETTING = "LIKENESS_MATTING_MODEL"
 INPUTS = (TensorSpec((None, 3, None, None)),)
@@ -37,8 +35,7 @@ class MattingModel:
     def __init__(self, model: OnnxModel, side: int = 512, input_range: InputRange = "-1..1") -> None:
         if side < STRIDE:
             raise ValueError(f"the matting model's input side must be at least {STRIDE}")
-        if input_range not in ("-1..1", "0..1"):
-            raise ValueError(f"input range must be -1..1 or 0..1, not {input_range!r}")
+        check_input_range(input_range)
         self.model = model
         self.side = side
         self.input_range = input_range
@@ -58,10 +55,7 @@ class MattingModel:
         h, w = image.shape[:2]
         tw, th = self.input_size(w, h)
         scaled = image if (tw, th) == (w, h) else cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA if tw < w else cv2.INTER_LINEAR)
-        x = scaled.astype(np.float32) * np.float32(1 / 255)
-        if self.input_range == "-1..1":
-            x = x * np.float32(2) - np.float32(1)
-        (out,) = self.model.run([np.ascontiguousarray(x.transpose(2, 0, 1)[None])])
+        (out,) = self.model.run([model_input(scaled, self.input_range)])
         alpha = np.asarray(out[0, 0], np.float32)
         if alpha.shape != (th, tw):
             raise ValueError(f"the matting model answered {alpha.shape} for an input of {(th, tw)}")
