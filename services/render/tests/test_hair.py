@@ -292,7 +292,7 @@ def test_a_dark_blunt_fringe_is_no_hat(
     to_image = hair.canonical_to_image(mesh)
     measures = hair.hat_measures(fringe, to_image)
     assert measures is not None
-    share, residual, _, side = measures
+    share, residual, _, side, _ = measures
     assert share >= hair.HAT_EDGE_SHARE and residual < hair.HAT_EDGE_RESIDUAL  # brim-like by the edge alone
     assert side >= hair.HAT_SIDE_SHARE
     assert not hair.wears_hat(fringe, to_image)
@@ -300,3 +300,67 @@ def test_a_dark_blunt_fringe_is_no_hat(
     assert not hair.wears_hat((fringe.astype(np.float32) * 0.6).astype(np.uint8), to_image)
     # A second style on the fringed photo goes ahead (is not refused as a hat).
     assert hair.change_hairstyle(fringe, mesh, _person_mask(fringe), "short_crop").shape == fringe.shape
+
+
+def _canonical_grid(mesh: Mesh, shape: tuple[int, int], scale: int = 1) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Canonical head coordinates of every pixel (of a ``scale`` times finer grid)."""
+    inv = cv2.invertAffineTransform(hair.canonical_to_image(mesh))
+    yy, xx = np.mgrid[0 : shape[0] * scale, 0 : shape[1] * scale] / scale + (0.5 / scale - 0.5)
+    return inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2], inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+
+
+def _dyed_black(img: Image3, mesh: Mesh, person: npt.NDArray[np.float32]) -> Image3:
+    """Collins with her hair near-black (lightness 0.3x, chroma 0.4x: its strands stay)."""
+    cx, cy = _canonical_grid(mesh, img.shape[:2])
+    oval = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(oval, [np.round(mesh[list(FACE_OVAL)]).astype(np.int32)], 1)
+    hair_px = (person > 0.5) & (cv2.dilate(oval, np.ones((5, 5), np.uint8)) == 0) & (cy < 1.0) & (np.abs(cx) < 2.2)
+    m = cv2.GaussianBlur(hair_px.astype(np.float32), (0, 0), 1.0)[..., None]
+    lab = cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    dyed = lab * np.array([0.3, 0.4, 0.4], np.float32)
+    out = cv2.cvtColor(lab * (1 - m) + dyed * m, cv2.COLOR_Lab2RGB)
+    return np.asarray(np.clip(out * 255 + 0.5, 0, 255), dtype=np.uint8)
+
+
+def _black_hat(img: Image3, mesh: Mesh, fabric: float) -> Image3:
+    """A near-black bowler drawn on: a crown over the head and a brim across the forehead
+    (0.48 IOD above the eyes), wider than the head, shaded top to bottom, with ``fabric`` L*
+    units of fine grain; anti-aliased (drawn 4x finer, then reduced)."""
+    h, w = img.shape[:2]
+    cx, cy = _canonical_grid(mesh, (h, w), 4)
+    edge = -0.48 - 0.06 * cx**2
+    crown = ((cx / 1.3) ** 2 + ((cy + 1.35) / 1.0) ** 2 < 1.0) & (cy < edge)
+    brim = (np.abs(cx) < 1.75) & (cy < edge) & (cy > edge - 0.14)
+    cover = cv2.resize((crown | brim).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)[..., None]
+    shade = cv2.resize(
+        np.clip(1.0 + 0.25 * (cy + 1.2) - 0.1 * np.abs(cx), 0.6, 1.4).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA
+    )
+    grain = cv2.GaussianBlur(np.random.default_rng(3).normal(0.0, 1.0, (h, w)).astype(np.float32), (0, 0), 0.6) * fabric
+    felt = np.array([30.0, 28.0, 28.0], np.float32) * shade[..., None] + grain[..., None]
+    return np.asarray(np.clip(img * (1 - cover) + felt * cover, 0, 255), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("fabric", [0.0, 2.0])
+def test_a_black_hat_on_black_hair_is_a_hat(fabric: float, astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]]) -> None:
+    # Hair of the hat's colour beside the temples makes the brim read like a blunt fringe by
+    # the side share alone; the felt's lack of strand detail tells it apart.
+    img, mesh, person = astronaut
+    black = _dyed_black(img, mesh, person)
+    to_image = hair.canonical_to_image(mesh)
+    for photo in (_black_hat(black, mesh, fabric), (_black_hat(black, mesh, fabric) * 0.6).astype(np.uint8)):
+        measures = hair.hat_measures(photo, to_image)
+        assert measures is not None and measures[3] >= hair.HAT_SIDE_SHARE  # a fringe by the sides alone
+        assert hair.wears_hat(photo, to_image)
+        with pytest.raises(hair.HatPresent, match="hat"):
+            hair.change_hairstyle(photo, mesh, person, "short_crop")
+
+
+def test_black_hair_without_a_hat_is_restyled(astronaut: tuple[Image3, Mesh, npt.NDArray[np.float32]]) -> None:
+    img, mesh, person = astronaut
+    black = _dyed_black(img, mesh, person)
+    to_image = hair.canonical_to_image(mesh)
+    fringe = hair.change_hairstyle(black, mesh, person, "bob_black")  # a blunt black fringe on black hair
+    for photo in (black, fringe, (black * 0.6).astype(np.uint8), (fringe * 0.6).astype(np.uint8)):
+        assert not hair.wears_hat(photo, to_image)
+    out = hair.change_hairstyle(fringe, mesh, person, "long_straight")
+    assert out.shape == img.shape
