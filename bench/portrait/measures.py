@@ -7,9 +7,10 @@
 - Hairline sharpness: the steepest luminance slope across the hairline divided by the step's
   contrast (1 / edge width), in units of the inter-ocular distance; a drawn hair shape has a
   width of a pixel or two, a real hairline several.
-- Ear preservation: the share of the ear's skin pixels (next to the face oval at ear height,
-  skin-coloured in the original) that are still skin-coloured, or covered by the new hair,
-  afterwards.
+- Ear preservation: of the ear skin the original shows (``ear_skin``: skin-coloured, on the
+  person, nearer the cheeks than the hair and the backdrop, a patch joined to the face, beside
+  the face oval at ear height), the share unchanged or covered by the new hair afterwards; the
+  least-kept ear counts.
 """
 
 from __future__ import annotations
@@ -181,33 +182,118 @@ def ear_regions(mesh: npt.NDArray[np.float64], shape: tuple[int, int]) -> list[n
     return out
 
 
-def skin_like(image: Rgb, mesh: npt.NDArray[np.float64], max_de: float = 14.0) -> npt.NDArray[np.bool_]:
-    """Pixels within ``max_de`` ΔE00 of the cheeks' median colour."""
+def _cheek_lab(lab: npt.NDArray[np.float64], mesh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Median Lab of four mid-cheek patches."""
     d = iod(mesh)
-    lab = rgb2lab(image)
     cheeks = []
     for i in (50, 280, 205, 425):  # mid-cheek mesh points
         x, y = mesh[i, :2].astype(int)
         r = max(1, int(0.12 * d))
         cheeks.append(lab[max(0, y - r) : y + r, max(0, x - r) : x + r].reshape(-1, 3))
-    ref = np.median(np.concatenate(cheeks), axis=0)
+    return np.asarray(np.median(np.concatenate(cheeks), axis=0), dtype=np.float64)
+
+
+def skin_like(image: Rgb, mesh: npt.NDArray[np.float64], max_de: float = 14.0) -> npt.NDArray[np.bool_]:
+    """Pixels within ``max_de`` ΔE00 of the cheeks' median colour."""
+    lab = rgb2lab(image)
+    ref = _cheek_lab(lab, mesh)
     return np.asarray(deltaE_ciede2000(lab, np.broadcast_to(ref, lab.shape)) < max_de)
 
 
-def ear_preservation(before: Rgb, after: Rgb, mesh: npt.NDArray[np.float64], covered: npt.NDArray[np.floating] | None = None) -> float:
-    """Share of the original's ear-skin pixels that are still skin-like (or under new hair,
-    ``covered`` > 0.5) afterwards; NaN when the original shows no ear skin."""
-    skin_before = skin_like(before, mesh)
-    skin_after = skin_like(after, mesh, max_de=18.0)
-    kept, total = 0, 0
-    for region in ear_regions(mesh, before.shape[:2]):
-        ear = region & skin_before
+def _oval_mask(mesh: npt.NDArray[np.float64], shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    m = np.zeros(shape, np.uint8)
+    cv2.fillPoly(m, [np.round(mesh[list(FACE_OVAL)][:, :2]).astype(np.int32)], 1)
+    return m
+
+
+def hair_lab(image: Rgb, mesh: npt.NDArray[np.float64], person: npt.NDArray[np.floating]) -> npt.NDArray[np.float64] | None:
+    """Median Lab of the head's own hair: person pixels 0.2..0.8 IOD above the top of the face
+    oval (mesh point 10), across the forehead's width, that are not skin-coloured; None when
+    fewer than 20 such pixels show (a bald head, a crop at the hairline)."""
+    d = iod(mesh)
+    lab = rgb2lab(image)
+    r_eye, l_eye = _eye_centres(mesh)
+    ex = (l_eye - r_eye)[:2] / d
+    up = np.array([ex[1], -ex[0]])  # towards the top of the head
+    top = mesh[10, :2]
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    rel = np.stack([xx - top[0], yy - top[1]], axis=-1)
+    along, above = rel @ ex, rel @ up
+    zone = (np.abs(along) < 0.6 * d) & (above > 0.2 * d) & (above < 0.8 * d) & (np.asarray(person) >= 0.5)
+    ref = _cheek_lab(lab, mesh)
+    not_skin = deltaE_ciede2000(lab, np.broadcast_to(ref, lab.shape)) >= 14.0
+    vals = lab[zone & not_skin]
+    if len(vals) < 20:
+        return None
+    return np.asarray(np.median(vals, axis=0), dtype=np.float64)
+
+
+def ear_skin(image: Rgb, mesh: npt.NDArray[np.float64], person: npt.NDArray[np.floating]) -> list[npt.NDArray[np.bool_]]:
+    """The ears' visible skin in ``image``, one mask per side (see ``ear_regions``): pixels in
+    the box beside the face that are
+
+    - skin-coloured: within 14 ΔE00 of the cheeks, and nearer the cheeks' colour than the head
+      hair's (``hair_lab``: a light strand is hair) and than the backdrop's around that ear (a
+      pale wall beside a pale face is no ear);
+    - on the person (matte >= 0.25: the selfie matte is coarse and cuts into an earlobe);
+    - in a patch, not a line: what a disc 0.1 IOD across cannot sit in is the mixed fringe
+      along a silhouette or a strand's edge (dark hair against a pale wall mixes into every
+      skin tone in between);
+    - joined to the face: the patch reaches the face oval (an ear grows from the head; an
+      island in the hair is not one)."""
+    d = iod(mesh)
+    shape = image.shape[:2]
+    lab = rgb2lab(image)
+    person = np.asarray(person)
+    de_skin = deltaE_ciede2000(lab, np.broadcast_to(_cheek_lab(lab, mesh), lab.shape))
+    cand = (de_skin < 14.0) & (person >= 0.25)
+    hair_ref = hair_lab(image, mesh, person)
+    if hair_ref is not None:
+        cand &= de_skin < deltaE_ciede2000(lab, np.broadcast_to(hair_ref, lab.shape))
+    oval = _oval_mask(mesh, shape)
+    grow = max(1, round(0.06 * d))
+    near_face = cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (max(3, round(0.1 * d) | 1),) * 2)
+    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(0.5 * d) + 1,) * 2)
+    out = []
+    for region in ear_regions(mesh, shape):
+        here = cand.copy()
+        around = (cv2.dilate(region.astype(np.uint8), reach) > 0) & (person < 0.1)
+        if int(around.sum()) >= 20:
+            back_ref = np.median(lab[around], axis=0)
+            here &= de_skin < deltaE_ciede2000(lab, np.broadcast_to(back_ref, lab.shape))
+        here = cv2.morphologyEx(here.astype(np.uint8), cv2.MORPH_OPEN, disc) > 0
+        patch = (here & region) | (near_face & (here | (oval > 0)))
+        count, labels = cv2.connectedComponents(patch.astype(np.uint8), connectivity=8)
+        joined = np.zeros(count, bool)
+        joined[np.unique(labels[oval > 0])] = True
+        joined[0] = False
+        out.append(joined[labels] & here & region)
+    return out
+
+
+def ear_preservation(
+    before: Rgb,
+    after: Rgb,
+    mesh: npt.NDArray[np.float64],
+    person: npt.NDArray[np.floating],
+    covered: npt.NDArray[np.floating] | None = None,
+    max_change: float = 10.0,
+) -> float:
+    """The least-kept ear's share of its skin pixels (``ear_skin`` of the original) that
+    are unchanged afterwards (within ``max_change`` ΔE00 of the original pixel) or under the
+    new hair (``covered`` > 0.5); NaN when the original shows no ear skin (under 20 pixels on
+    either side). Unchanged, not merely still skin-coloured: a backdrop near the skin's
+    colour filled in where an ear was is an erased ear."""
+    lab_b, lab_a = rgb2lab(before), rgb2lab(after)
+    shares = []
+    for ear in ear_skin(before, mesh, person):
         n = int(ear.sum())
         if n < 20:
             continue
-        ok = skin_after[ear]
+        ok = deltaE_ciede2000(lab_a[ear], lab_b[ear]) <= max_change
         if covered is not None:
             ok |= np.asarray(covered)[ear] > 0.5
-        kept += int(ok.sum())
-        total += n
-    return kept / total if total else float("nan")
+        shares.append(float(ok.mean()))
+    return min(shares) if shares else float("nan")

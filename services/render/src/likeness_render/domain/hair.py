@@ -62,6 +62,14 @@ FACE_LINE = -0.45
 WORK_PX_PER_IOD = 110.0
 # Canonical box where the subject's own hair is looked for (and removed where uncovered).
 HEAD_ZONE_BOX = (-2.1, -3.0, 2.1, 1.35)
+# Where an ear may be (kept when skin-coloured and joined to the face): an ellipse centred
+# EAR_OUT outside mesh point 234 / 454 (the face's edge at the tragus) and EAR_DOWN below it,
+# with these half-axes (canonical units). Tall enough for the lobe: Grace Hopper's ears run
+# from about 0.3 above to 0.75 below those points, and her lobes were erased with 0.15 / 0.4.
+EAR_OUT = 0.14
+EAR_DOWN = 0.22
+EAR_HALF_WIDTH = 0.3
+EAR_HALF_HEIGHT = 0.55
 
 
 class HairError(ValueError):
@@ -292,7 +300,7 @@ def _layers(
     ears = np.zeros((rh, rw), bool)
     for idx, side in ((234, -1.0), (454, 1.0)):
         ex, ey = to_canon[:, :2] @ local[idx] + to_canon[:, 2]
-        ears |= (((cx - (ex + side * 0.14)) / 0.26) ** 2 + ((cy - (ey + 0.15)) / 0.4) ** 2) < 1.0
+        ears |= (((cx - (ex + side * EAR_OUT)) / EAR_HALF_WIDTH) ** 2 + ((cy - (ey + EAR_DOWN)) / EAR_HALF_HEIGHT) ** 2) < 1.0
     # An ear joins the head: skin-like patches there that do not touch the face oval are a
     # tuft of old hair near the skin's colour, not an ear.
     count, labels = cv2.connectedComponents(((ears & (skin > 0.25)) | oval_grown).astype(np.uint8), connectivity=8)
