@@ -291,23 +291,25 @@ def _layers(
     # lower stays: below the jaw a collar or a shoulder is likelier than hair.
     head_zone = ((cy < 0.9) | ((np.abs(cx) > 0.85) & (cy < HEAD_ZONE_BOX[3]))) & (np.abs(cx) < HEAD_ZONE_BOX[2]) & (cy > HEAD_ZONE_BOX[1])
     oval_grown = cv2.dilate(oval, np.ones((3, 3), np.uint8)) > 0
-    # The ears: an ellipse beside each side of the face at ear height, centred just outside
-    # mesh points 234 / 454 (the face's edge at the tragus) and a little below them (an ear
-    # runs from about the eye line to the nose's base; above that, beside the temple, it is
-    # hair). Anything there close to the subject's own cheek colour is ear, kept (a loose
-    # threshold: an ear in shadow is darker than the cheek).
+    # The ears: an ellipse beside each side of the face at ear height (EAR_*: an ear runs from
+    # about the eye line to below the nose's base; above that, beside the temple, it is hair).
+    # Anything there close to the subject's own cheek colour is ear, kept (a loose threshold:
+    # an ear in shadow is darker than the cheek). Below the ears, beside the jaw, clearly
+    # skin-coloured pixels are the neck behind the jaw line, kept too.
     to_canon = cv2.invertAffineTransform(to_local)
     ears = np.zeros((rh, rw), bool)
     for idx, side in ((234, -1.0), (454, 1.0)):
         ex, ey = to_canon[:, :2] @ local[idx] + to_canon[:, 2]
         ears |= (((cx - (ex + side * EAR_OUT)) / EAR_HALF_WIDTH) ** 2 + ((cy - (ey + EAR_DOWN)) / EAR_HALF_HEIGHT) ** 2) < 1.0
+    neck = (np.abs(cx) > 0.6) & (cy > 0.3) & (cy < HEAD_ZONE_BOX[3]) & (skin > 0.5)
+    keep = (ears & (skin > 0.25)) | neck
     # An ear joins the head: skin-like patches there that do not touch the face oval are a
     # tuft of old hair near the skin's colour, not an ear.
-    count, labels = cv2.connectedComponents(((ears & (skin > 0.25)) | oval_grown).astype(np.uint8), connectivity=8)
+    count, labels = cv2.connectedComponents((keep | oval_grown).astype(np.uint8), connectivity=8)
     attached = np.zeros(count, bool)
     attached[np.unique(labels[oval_grown])] = True
     attached[0] = False
-    ear_skin = cv2.dilate((attached[labels] & ears).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    ear_skin = cv2.dilate((attached[labels] & keep).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     own_hair = (person_roi > 0.5) & head_zone & ~oval_grown & ~ear_skin
     # The matte's edge and hair wisps a few pixels out go too, or a halo stays.
     grow = max(1, round(0.04 * _iod(local)))
