@@ -297,3 +297,25 @@ def ear_preservation(
             ok |= np.asarray(covered)[ear] > 0.5
         shares.append(float(ok.mean()))
     return min(shares) if shares else float("nan")
+
+
+def ear_erasure(
+    before: Rgb,
+    after: Rgb,
+    mesh: npt.NDArray[np.float64],
+    person: npt.NDArray[np.floating],
+    covered: npt.NDArray[np.floating],
+    max_change: float = 10.0,
+) -> float:
+    """The most-erased ear's share of its skin pixels that changed (more than ``max_change``
+    ΔE00) with no new hair over them (``covered`` <= 0.05): the ear turned into something
+    else, the failure ``ear_preservation`` is there to catch, told apart from an ear under the
+    new hair's translucent ends; NaN when no ear skin shows."""
+    lab_b, lab_a = rgb2lab(before), rgb2lab(after)
+    shares = []
+    for ear in ear_skin(before, mesh, person):
+        if int(ear.sum()) < 20:
+            continue
+        changed = deltaE_ciede2000(lab_a[ear], lab_b[ear]) > max_change
+        shares.append(float((changed & (np.asarray(covered)[ear] <= 0.05)).mean()))
+    return max(shares) if shares else float("nan")

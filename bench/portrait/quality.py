@@ -37,7 +37,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measures import Identity, ear_preservation, ear_skin, hairline_sharpness, seam_step
+from measures import Identity, ear_erasure, ear_preservation, ear_skin, hairline_sharpness, seam_step
 
 from likeness_render.adapters.model_files import model_path
 from likeness_render.adapters.segmenter import SelfieSegmenter
@@ -227,9 +227,12 @@ def run(out_dir: Path | None, strengths: list[int], portraits: bool = True, hair
 
     if hairstyles:
         print("hairstyles: sharpness = max slope / contrast across the hairline, per IOD (real hairline = the user's photo, same run)")
-        print(" ears = the least-kept ear's share of its visible skin unchanged or under the new hair (ear px: skin pixels shown per ear)")
-        print(f" {'user':<14}{'style':<16}{'real':>7}{'new':>7}{'ratio':>7}{'ears':>7}{'ear px':>10}{'ms':>6}")
-        ratios, ears = [], []
+        print(
+            " ears = the least-kept ear's share of its visible skin unchanged or under the new hair (> 50 %); erased = the most-erased"
+            " ear's share changed with no new hair over it; ear px = skin pixels shown per ear"
+        )
+        print(f" {'user':<14}{'style':<16}{'real':>7}{'new':>7}{'ratio':>7}{'ears':>7}{'erased':>7}{'ear px':>10}{'ms':>6}")
+        ratios, ears, erased = [], [], []
         for uname, (uimg, _) in users.items():
             mesh = user_mesh[uname]
             person = seg.mask(uimg)
@@ -250,8 +253,10 @@ def run(out_dir: Path | None, strengths: list[int], portraits: bool = True, hair
                     # check off, for the ear number only (the cap is erased in that picture).
                     res = without_hat_check(uimg, mesh, person, style.id)
                     kept = ear_preservation(uimg, res.image, mesh, person, res.coverage)
+                    gone = ear_erasure(uimg, res.image, mesh, person, res.coverage)
                     ears.append(kept)
-                    print(f" {uname:<14}{style.id:<16} refused: HAT_PRESENT{pct(kept):>7}{ear_px:>10}  (ears: hat check off)")
+                    erased.append(gone)
+                    print(f" {uname:<14}{style.id:<16} refused: HAT_PRESENT{pct(kept):>7}{pct(gone):>7}{ear_px:>10}  (ears: hat check off)")
                     if out_dir is not None:
                         save(out_dir, f"hair_{uname}_{style.id}_hat_check_off", uimg, res.image)
                     continue
@@ -260,19 +265,22 @@ def run(out_dir: Path | None, strengths: list[int], portraits: bool = True, hair
                 new = hairline_sharpness(out, mesh)
                 ratio = new.sharpness / real.sharpness if real.sharpness > 0 else float("nan")
                 kept = ear_preservation(uimg, out, mesh, person, res.coverage)
+                gone = ear_erasure(uimg, out, mesh, person, res.coverage)
                 ratios.append(ratio)
                 ears.append(kept)
+                erased.append(gone)
                 print(
-                    f" {uname:<14}{style.id:<16}{real.sharpness:>7.2f}{new.sharpness:>7.2f}{ratio:>7.2f}{pct(kept):>7}{ear_px:>10}{ms:>6.0f}"
+                    f" {uname:<14}{style.id:<16}{real.sharpness:>7.2f}{new.sharpness:>7.2f}{ratio:>7.2f}{pct(kept):>7}{pct(gone):>7}{ear_px:>10}{ms:>6.0f}"
                 )
                 if out_dir is not None:
                     save(out_dir, f"hair_{uname}_{style.id}", uimg, out)
             if not np.isnan(erased_score):
-                print(f" {uname:<14}{'(ears erased)':<16}{'':>21}{pct(erased_score):>7}{ear_px:>10}  self-check: must be low")
+                print(f" {uname:<14}{'(ears erased)':<16}{'':>21}{pct(erased_score):>7}{'':>7}{ear_px:>10}  self-check: must be low")
         r, e = np.array(ratios), np.array(ears)
         print(
             f" hairline sharpness ratio median {np.nanmedian(r):.2f} max {np.nanmax(r):.2f} (target <= 2); "
-            f"ears kept median {np.nanmedian(e):.0%} min {np.nanmin(e):.0%} (target >= 90%)"
+            f"ears kept median {np.nanmedian(e):.0%} min {np.nanmin(e):.0%} (target >= 90%); "
+            f"erased (changed, no new hair over it) max {np.nanmax(np.array(erased)):.0%}"
         )
     lm.close()
     seg.close()

@@ -87,6 +87,11 @@ def test_visible_ears_are_found_and_an_erased_ear_scores_low(cases: dict[str, Ca
     covered = np.zeros(img.shape[:2], np.float32)
     covered[ears[0] | ears[1]] = 1.0
     assert measures.ear_preservation(img, _paint_over(img, ears, person), mesh, person, covered) == 1.0
+    # Erased: changed with no new hair over it.
+    none = np.zeros(img.shape[:2], np.float32)
+    assert measures.ear_erasure(img, img, mesh, person, none) == 0.0
+    assert measures.ear_erasure(img, _paint_over(img, ears[1:], person), mesh, person, none) > 0.8
+    assert measures.ear_erasure(img, _paint_over(img, ears, person), mesh, person, covered) == 0.0
 
 
 @pytest.mark.parametrize("name", ["collins", "collins-dark"])
