@@ -236,9 +236,10 @@ def hat_measures(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> tupl
     return float(found.mean()), residual, texture, share, side_texture
 
 
-def _detail(lum: F32, where: npt.NDArray[np.bool_] | None = None) -> float:
+def _detail(lum: npt.NDArray[np.generic], where: npt.NDArray[np.bool_] | None = None) -> float:
     """Median fine-detail amplitude of a lightness patch (over ``where`` when given)."""
-    d = np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 1.5))
+    f = np.asarray(lum, np.float32)
+    d = np.abs(f - cv2.GaussianBlur(f, (0, 0), 1.5))
     return float(np.median(d if where is None else d[where]))
 
 
