@@ -18,7 +18,7 @@ that the fringe measure still sees one (the run stops if it does not):
             of the retouch's change (texture averaged out) between pixels 2 px apart
 
 Also printed: whether the pipeline's own output check (compliance.measure_cutout) would
-report BACKGROUND_LEFTOVER / OTHER_PERSON. Baseline in the same run: the cut-out's time next
+report BACKGROUND_LEFTOVER / OTHER_PERSON. Baseline in the same run: the cut-out's CPU time (process time: the machine is shared) next
 to another revision's (--baseline, default git main), on the same framed crops. A contact sheet with zoomed edges goes to $TMPDIR/likeness-quality/contact.png.
 
     .venv/bin/python bench/quality/bench_quality.py [--quick] [--baseline REV]
@@ -315,13 +315,13 @@ def main() -> None:
         new_t, old_t = [], []
         for _ in range(rounds):
             for image, coarse, centre in crops:
-                started = time.perf_counter()
+                started = time.process_time()
                 cut = matte.cut_out(image, coarse, centre)
                 matte.composite(cut.foreground, cut.alpha, image)
-                new_t.append(time.perf_counter() - started)
-                started = time.perf_counter()
+                new_t.append(time.process_time() - started)
+                started = time.process_time()
                 old_refine(image, coarse, centre)
-                old_t.append(time.perf_counter() - started)
+                old_t.append(time.process_time() - started)
     print(f"{'source':<20} {'islands':>8} {'fringe %':>9} {'leftover %':>11} {'spill %':>15}  own check (islands, fringe, leftover)")
     for name, m in rows:
         spill = f"{m['spill_%']:6.2f} ({m['own_hue_%']:5.2f})" if "spill_%" in m else f"{'-':>15}"
@@ -337,7 +337,7 @@ def main() -> None:
         print(f"beauty level {level:>2}: skin chroma {chroma:+6.1f} % (target within +-15 %), largest step dE00 {step:5.2f} (target <= 4)")
     new_p50, old_p50 = statistics.median(new_t), statistics.median(old_t)
     print(
-        f"cut-out + composite p50 {1000 * new_p50:.1f} ms, {args.baseline}'s p50 {1000 * old_p50:.1f} ms "
+        f"cut-out + composite CPU p50 {1000 * new_p50:.1f} ms, {args.baseline}'s p50 {1000 * old_p50:.1f} ms "
         f"(413x531, same run): {1000 * (new_p50 - old_p50):+.1f} ms"
     )
     sheet = np.concatenate(tiles, axis=0)

@@ -72,6 +72,16 @@ def test_cut_out_keeps_one_person_fills_holes_and_follows_the_true_edge() -> Non
     assert float(cut.alpha[edge & (truth < 0.2)].mean()) < 0.03
 
 
+def test_an_undecided_mask_over_the_person_does_not_cut_a_notch() -> None:
+    # The model hovers just under 0.5 over a stretch of the shoulder (a black collar, a pale
+    # helmet ring): the trimap leaves it to the solve, which follows the colours.
+    image, truth, coarse = _scene(hole=False, neighbour=False)
+    coarse[192:200, 44:64] = 0.45
+    assert truth[192:200, 44:64].min() == 1.0
+    cut = matte.cut_out(image, coarse, (N / 2, N * 0.4))
+    assert float(cut.alpha[193:200, 44:64].min()) > 0.9
+
+
 def test_the_green_backdrop_does_not_show_on_white() -> None:
     image, _, coarse = _scene()
     cut = matte.cut_out(image, coarse, (N / 2, N * 0.4))
