@@ -129,6 +129,20 @@ def test_a_magenta_lit_rim_takes_the_persons_colour_not_the_backdrops() -> None:
     assert float(image[rim].mean()) - float(DARK_HAIR.mean()) > 25
 
 
+def test_skin_beside_a_black_collar_stays_warm_before_a_pink_wall() -> None:
+    # A rim pixel of skin in shadow, a pink-beige wall behind, the interior nearby mostly a black
+    # collar: its mean alone would call the skin's warmth the wall's light and leave it green-grey.
+    skin = np.array([[150.0, 110.0, 90.0]], np.float32)
+    wall = np.array([[225.0, 150.0, 170.0]], np.float32)
+    collar = np.array([[25.0, 25.0, 28.0]], np.float32)
+    kept = matte.remove_spill(skin, wall, collar, hues=np.array([[200.0, 150.0, 120.0]], np.float32))[0]
+    assert kept[0] > kept[1] > kept[2]  # still warm (red over green over blue)
+    assert float(np.abs(kept - skin[0]).max()) < 12.0
+    # Without the interior's coloured part the same pixel turns toward green: what the split is for.
+    lost = matte.remove_spill(skin, wall, collar)[0]
+    assert lost[1] >= lost[0] - 5.0
+
+
 def test_no_person_in_the_mask_leaves_nothing() -> None:
     image, _, _ = _scene()
     cut = matte.cut_out(image, np.zeros((N, N), np.float32), (N / 2, N / 2))

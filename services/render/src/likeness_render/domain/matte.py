@@ -69,6 +69,10 @@ SPILL_COS = 0.2
 MAX_SPILL_SHARE = 0.4
 # The interior's colour field (a mean over SPILL_DEPTH band radii) is taken on a grid this much coarser.
 INTERIOR_STEP = 3
+# Interior pixels with a chroma (RGB distance from their grey) above this count as coloured.
+COLOURED = 12.0
+# ... and their colour speaks for the interior where they are at least this share of it (less: in part).
+COLOURED_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -339,19 +343,32 @@ class _Fields:
         hs, ws = self.inner.shape
         return (ys * hs) // self.full[0], (xs * ws) // self.full[1]
 
-    def interior(self, ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
-        """The person's colour well inside, near these cells (computed when a rim needs it).
+    def interior(self, ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """The person's colour well inside, near these cells (computed when a rim needs it): the mean
+        of all of it, and the mean of its coloured part only (grey, black and white cloth left out).
 
-        It averages over `depth` cells: a grid INTERIOR_STEP times coarser is as good and a
+        The second says which colours the person has nearby: skin beside a black collar keeps its
+        warmth before a pink wall, where a mean with the black would call it the wall's light.
+        Both average over `depth` cells: a grid INTERIOR_STEP times coarser is as good and a
         fraction of the work.
         """
         hs, ws = self.inner.shape
         step = max(1, min(INTERIOR_STEP, self.depth // 4))
         size = (max(1, ws // step), max(1, hs // step))
-        img = cv2.resize(self.img, size, interpolation=cv2.INTER_AREA)
-        weight = cv2.resize(self.inner.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        field, _ = _spread_mean(img, weight, max(1, self.depth // step))
-        return field[np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)]
+        img = np.asarray(cv2.resize(self.img, size, interpolation=cv2.INTER_AREA), np.float32)
+        weight = np.asarray(cv2.resize(self.inner.astype(np.float32), size, interpolation=cv2.INTER_AREA), np.float32)
+        radius = max(1, self.depth // step)
+        field, _ = _spread_mean(img, weight, radius)
+        chroma = img - img.mean(axis=2, keepdims=True)
+        coloured = weight * (np.sqrt((chroma * chroma).sum(axis=2)) > COLOURED).astype(np.float32)
+        hue, mass = _local_mean(img, coloured, radius)
+        # Only where the coloured part is a fair share of the interior nearby: a few green pixels
+        # seen through a gap in the hair are not the person's colour.
+        _, inner_mass = _local_mean(img, weight, radius)
+        share = np.clip(mass / np.maximum(inner_mass, 1e-6) / COLOURED_SHARE, 0.0, 1.0) * (mass > 0.02)
+        hue = field + (share * share)[..., None] * (hue - field)
+        cy, cx = np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)
+        return field[cy, cx], hue[cy, cx]
 
 
 def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], front: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -390,12 +407,15 @@ def _strength(norm: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return np.asarray(np.clip((norm - 15.0) / 15.0, 0.0, 1.0), np.float32)
 
 
-def remove_spill(fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], inside: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The old background's tint taken off rim pixels (rows: the person's colour, the old background's, the interior's nearby).
+def remove_spill(
+    fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], inside: npt.NDArray[np.float32], hues: npt.NDArray[np.float32] | None = None
+) -> npt.NDArray[np.float32]:
+    """The old background's tint taken off rim pixels (rows: the person's colour, the old background's,
+    the interior's nearby, and the interior's coloured part nearby: `inside` when None).
 
     A pixel's chroma along the old background's own chroma direction is limited to what the
-    person's interior nearby has along it: a green backdrop can no longer make a white collar
-    green, while a green jumper stays green. The excess is the backdrop's light mixed in,
+    person's coloured interior nearby has along it: a green backdrop can no longer make a white
+    collar green, while a green jumper stays green (and skin stays warm before a pink wall). The excess is the backdrop's light mixed in,
     I = (1 - s) F + s B with s the excess over the backdrop's own chroma: its lightness is
     unmixed too (a magenta rim would otherwise stay a pale stripe once grey). Where what is
     left still has the backdrop's hue (a dark strand of hair before magenta keeps a magenta
@@ -404,6 +424,7 @@ def remove_spill(fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], insid
     """
     inside_grey = _channel_mean(inside)
     own_c = inside - inside_grey
+    hue_c = own_c if hues is None else hues - _channel_mean(hues)
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
     grey = _channel_mean(fg)
     fg_c = fg - grey
@@ -411,7 +432,7 @@ def remove_spill(fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], insid
     bk_c = bk - bk_grey
     norm = np.sqrt(_dot(bk_c, bk_c))[:, None]
     direction = bk_c / np.maximum(norm, 1e-3)
-    own = _dot(own_c, direction)
+    own = np.maximum(_dot(own_c, direction), _dot(hue_c, direction))
     along = _dot(fg_c, direction)
     strength = _strength(norm[:, 0])
     excess = np.maximum(along - np.maximum(own, 0.0), 0.0) * strength
@@ -421,7 +442,10 @@ def remove_spill(fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], insid
     # What is left: how much it points the backdrop's way (cosine), against how much the interior does.
     size = np.sqrt(_dot(fg_c, fg_c))
     cos = _dot(fg_c, direction) / np.maximum(size, 1e-3)
-    own_cos = own / np.maximum(np.sqrt(_dot(own_c, own_c)), 1e-3)
+    own_cos = np.maximum(
+        _dot(own_c, direction) / np.maximum(np.sqrt(_dot(own_c, own_c)), 1e-3),
+        _dot(hue_c, direction) / np.maximum(np.sqrt(_dot(hue_c, hue_c)), 1e-3),
+    )
     cast = np.clip((cos - np.maximum(own_cos, 0.0) - SPILL_COS) / SPILL_COS, 0.0, 1.0) * np.clip(size / 4.0, 0.0, 1.0) * strength
     # The interior's hue and saturation at this pixel's lightness (chroma in RGB units scales with it).
     target = own_c * np.clip(grey / np.maximum(inside_grey, 1.0), 0.0, 1.5)
@@ -448,7 +472,7 @@ def person_colour(image: RGB, alpha: Alpha, fields: _Fields) -> npt.NDArray[np.f
     # Spill only from an old background that is near (and has a colour of its own).
     tinted = (backdrop_strength(back) > 0.0) & fields.back_known[cy, cx]
     if tinted.any():
-        colour[tinted] = remove_spill(colour[tinted], back[tinted], fields.interior(cy[tinted], cx[tinted]))
+        colour[tinted] = remove_spill(colour[tinted], back[tinted], *fields.interior(cy[tinted], cx[tinted]))
     out[ys, xs] = colour
     return out
 
