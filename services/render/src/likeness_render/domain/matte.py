@@ -54,6 +54,8 @@ OUTSIDE_SHARE = 0.67
 DOUBT = 0.25
 # ... up to this many band radii from the edge.
 DOUBT_REACH = 3
+# The colour guess that starts the solve there takes its colour means on a grid this much coarser.
+GUESS_STEP = 2
 # A region of the mask apart from the person this large (of the frame) is someone or something else.
 OTHER_FRACTION = 0.01
 # Enough for the band (a few pixels wide: information crosses it in a few dozen steps).
@@ -159,19 +161,30 @@ def with_doubt(tri: npt.NDArray[np.float64], coarse: Alpha, person: Mask, radius
     return out, doubt
 
 
-def colour_guess(image: RGB, tri: npt.NDArray[np.float64], radius: int) -> npt.NDArray[np.float64]:
-    """A first guess of alpha from colour alone: how much closer each pixel is to the sure person's
-    colour nearby than to the sure background's (over `radius` px around it).
+def colour_guess(image: RGB, tri: npt.NDArray[np.float64], radius: int, at: Mask) -> npt.NDArray[np.float64]:
+    """A first guess of alpha from colour alone at the `at` pixels (0 elsewhere): how much closer each
+    is to the sure person's colour nearby than to the sure background's (over `radius` px around it).
 
     Where the mask is undecided over a wide stretch, the solve cannot pull its start far in the
-    iterations it gets (in a flat region alpha is nearly free): the start has to be right.
+    iterations it gets (in a flat region alpha is nearly free): the start has to be right. The
+    colour means are smooth: they are taken on a grid GUESS_STEP times coarser.
     """
-    img = image.astype(np.float32)
-    front, _ = _spread_mean(img, (tri >= 1.0).astype(np.float32), radius)
-    back, _ = _spread_mean(img, (tri <= 0.0).astype(np.float32), radius)
-    d_front = np.linalg.norm(img - front, axis=2)
-    d_back = np.linalg.norm(img - back, axis=2)
-    return np.asarray(d_back / np.maximum(d_front + d_back, 1e-3), np.float64)
+    h, w = tri.shape
+    size = (max(1, w // GUESS_STEP), max(1, h // GUESS_STEP))
+    img = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
+    sure_front = np.asarray(cv2.resize((tri >= 1.0).astype(np.float32), size, interpolation=cv2.INTER_AREA), np.float32)
+    sure_back = np.asarray(cv2.resize((tri <= 0.0).astype(np.float32), size, interpolation=cv2.INTER_AREA), np.float32)
+    r = max(1, radius // GUESS_STEP)
+    front, _ = _spread_mean(img, sure_front, r)
+    back, _ = _spread_mean(img, sure_back, r)
+    ys, xs = np.nonzero(at)
+    cy, cx = np.minimum(ys // GUESS_STEP, size[1] - 1), np.minimum(xs // GUESS_STEP, size[0] - 1)
+    colour = image[ys, xs].astype(np.float32)
+    d_front = np.sqrt(_dot(colour - front[cy, cx], colour - front[cy, cx]))
+    d_back = np.sqrt(_dot(colour - back[cy, cx], colour - back[cy, cx]))
+    guess = np.zeros((h, w), np.float64)
+    guess[ys, xs] = d_back / np.maximum(d_front + d_back, 1e-3)
+    return guess
 
 
 def connected_alpha(alpha: Alpha, core: Mask) -> Alpha:
@@ -527,7 +540,7 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float], refined
         tri, doubt = with_doubt(band, small_coarse, person, radius)
         start = None
         if doubt.any():
-            start = np.where(doubt, colour_guess(small_img, tri, DOUBT_REACH * radius), _ramp(band))
+            start = np.where(doubt, colour_guess(small_img, tri, DOUBT_REACH * radius, doubt), _ramp(band))
         alpha = solve_alpha(small_img, tri, start)
         core = tri == 1.0
         alpha = connected_alpha(alpha, core if core.any() else person)
