@@ -7,11 +7,13 @@ with its own tools: the selfie model run on the output, a face mesh found on the
 skin as the cheeks' colour (Lab distance), clothes as the person's non-skin pixels under the
 chin and beside the neck. Then, on the photo with the outfit:
 
-  two collars   share of those clothes pixels still showing unchanged (dE00 < 4 to the photo
-                without an outfit): the original shirt/collar left visible around the new one.
-                A garment the colour of the clothes it covers (a white collar over a white collar)
-                counts as not covering, so the same is measured again with a probe: the garment's
-                shape and anchors in flat magenta, which nothing it covers can match ("probe")
+  two collars   share of those clothes pixels still showing: unchanged (dE00 < 4 to the photo
+                without an outfit) both with the garment and with a probe, the garment's shape and
+                anchors in flat magenta, which nothing it covers can match. A garment the colour of
+                the clothes it covers (a white collar over a white collar, a navy jacket over a black
+                top) leaves them unchanged although it covers them: the probe tells covered from
+                shown. Also printed: "same colour", the share unchanged with the real garment alone
+                (what the measure was before the probe joined it), and "probe", with the probe alone
   outside body  share of the garment's pixels (changed by > dE00 4) that lie outside the person's
                 silhouette widened by 3 px (the garment may reach past it only up to the shoulders)
   width ratio   the garment's widest row over the silhouette's width on that row
@@ -110,10 +112,19 @@ def silhouette(seg: SelfieSegmenter, image: RGB, seed: tuple[float, float]) -> n
     return matte.single_person(seg.mask(image), seed)
 
 
-def measure(before: RGB, after: RGB, clothes: npt.NDArray[np.bool_], person: npt.NDArray[np.bool_], chin_y: float) -> dict[str, float]:
-    de = color.deltaE_ciede2000(color.rgb2lab(before), color.rgb2lab(after))
+def measure(
+    before: RGB, after: RGB, clothes: npt.NDArray[np.bool_], person: npt.NDArray[np.bool_], chin_y: float, probed: RGB | None = None
+) -> dict[str, float]:
+    """The measures of `after` (the photo with the outfit) against `before`; with `probed` (the same
+    outfit's probe), "two collars" counts only clothes the probe left unchanged too (not covered)."""
+    lab_before = color.rgb2lab(before)
+    de = color.deltaE_ciede2000(lab_before, color.rgb2lab(after))
     unchanged = de < SAME
-    collars = 100.0 * float((clothes & unchanged).sum()) / max(1, int(clothes.sum()))
+    share = lambda m: 100.0 * float((clothes & m).sum()) / max(1, int(clothes.sum()))  # noqa: E731
+    same_colour = share(unchanged)
+    collars = same_colour
+    if probed is not None:
+        collars = share(unchanged & (color.deltaE_ciede2000(lab_before, color.rgb2lab(probed)) < SAME))
     garment = (de >= SAME) & (np.arange(before.shape[0])[:, None] > chin_y)
     wide = cv2.dilate(person.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
     outside = 100.0 * float((garment & ~wide).sum()) / max(1, int(garment.sum()))
@@ -122,7 +133,7 @@ def measure(before: RGB, after: RGB, clothes: npt.NDArray[np.bool_], person: npt
         g, p = np.nonzero(garment[y])[0], np.nonzero(person[y])[0]
         if len(g) > 3 and len(p) > 3:
             ratios.append((g[-1] - g[0] + 1) / (p[-1] - p[0] + 1))
-    return {"collars_%": collars, "outside_%": outside, "width": max(ratios) if ratios else 0.0}
+    return {"collars_%": collars, "same_colour_%": same_colour, "outside_%": outside, "width": max(ratios) if ratios else 0.0}
 
 
 def zoom(image: RGB, centre: tuple[float, float], side: int, size: int) -> RGB:
@@ -145,6 +156,7 @@ def main() -> None:
         garments = {g.id: g for g in outfit_demo.demo_garments(seg.mask, pose.body)}
         old = old_garments(seg.mask, pose.body)
         probes = {gid: probe(g) for gid, g in garments.items()}
+        old_probes = {gid: probe(g) for gid, g in old.items()}
         people = {"grace": grace(), "astronaut": np.asarray(data.astronaut())}
         sources = dict(people)
         for name, img in people.items():
@@ -171,12 +183,21 @@ def main() -> None:
                     drawn = idphoto.compose(
                         img, face, seg.mask, frame, spec.background, idphoto.Options(outfit_id=gid), wear=outfits.Wear(old[gid], body)
                     ).image
-                    new_m = measure(plain.image, made.image, clothes, person, chin_y)
                     probed = idphoto.compose(
                         img, face, seg.mask, frame, spec.background, idphoto.Options(outfit_id=gid), wear=outfits.Wear(probes[gid], body)
                     ).image
+                    old_probed = idphoto.compose(
+                        img,
+                        face,
+                        seg.mask,
+                        frame,
+                        spec.background,
+                        idphoto.Options(outfit_id=gid),
+                        wear=outfits.Wear(old_probes[gid], body),
+                    ).image
+                    new_m = measure(plain.image, made.image, clothes, person, chin_y, probed)
                     new_m["probe_%"] = measure(plain.image, probed, clothes, person, chin_y)["collars_%"]
-                    old_m = measure(plain.image, drawn, clothes, person, chin_y)
+                    old_m = measure(plain.image, drawn, clothes, person, chin_y, old_probed)
                     rows.append((spec_id, name, gid, new_m, old_m))
                     if gid == "suit" or spec_id == SPECS[0]:
                         centre = (float(out_face.mesh[152, 0]), chin_y + 0.25 * out_face.width)  # type: ignore[index]
@@ -195,13 +216,13 @@ def main() -> None:
                             tile = np.pad(tile, ((0, 0), (0, max(0, pad)), (0, 0)), constant_values=255)[:, : tiles[0].shape[1]]
                         tiles.append(tile)
     head = (
-        f"{'spec':<14} {'source':<16} {'outfit':<12} {'two collars %':>14} {'probe %':>8} {'(drawn, main)':>14} "
+        f"{'spec':<14} {'source':<16} {'outfit':<12} {'two collars %':>14} {'same colour %':>14} {'probe %':>8} {'(main)':>8} "
         f"{'outside body %':>15} {'(main)':>8} {'width':>6} {'(main)':>7}"
     )
     print(head)
     for spec_id, name, gid, n, o in rows:
         print(
-            f"{spec_id:<14} {name:<16} {gid:<12} {n['collars_%']:14.2f} {n['probe_%']:8.2f} {o['collars_%']:14.2f} "
+            f"{spec_id:<14} {name:<16} {gid:<12} {n['collars_%']:14.2f} {n['same_colour_%']:14.2f} {n['probe_%']:8.2f} {o['collars_%']:8.2f} "
             f"{n['outside_%']:15.2f} {o['outside_%']:8.2f} {n['width']:6.2f} {o['width']:7.2f}"
         )
     # Grace Hopper in the uniform cut from her own portrait changes little by design: left out of the summary.
@@ -213,9 +234,9 @@ def main() -> None:
         if not chosen:
             continue
         print(
-            f"{label}: worst two collars {max(n['collars_%'] for *_, n, _ in chosen):.2f} % with the real garment, "
-            f"{max(n['probe_%'] for *_, n, _ in chosen):.2f} % with the probe (target <= 2 %); "
-            f"main's drawn outfits {max(o['collars_%'] for *_, o in chosen):.2f} %; worst outside body {max(n['outside_%'] for *_, n, _ in chosen):.2f} %"
+            f"{label}: worst two collars {max(n['collars_%'] for *_, n, _ in chosen):.2f} % (target <= 2 %), "
+            f"{max(n['same_colour_%'] for *_, n, _ in chosen):.2f} % unchanged in colour, {max(n['probe_%'] for *_, n, _ in chosen):.2f} % with the probe; "
+            f"main's garments {max(o['collars_%'] for *_, o in chosen):.2f} %; worst outside body {max(n['outside_%'] for *_, n, _ in chosen):.2f} %"
         )
     print(f"pose p50 {1000 * float(np.median(times)):.1f} ms per photo")
     path = folder / "outfits.png"

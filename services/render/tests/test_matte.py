@@ -72,6 +72,16 @@ def test_cut_out_keeps_one_person_fills_holes_and_follows_the_true_edge() -> Non
     assert float(cut.alpha[edge & (truth < 0.2)].mean()) < 0.03
 
 
+def test_an_undecided_mask_over_the_person_does_not_cut_a_notch() -> None:
+    # The model hovers just under 0.5 over a stretch of the shoulder (a black collar, a pale
+    # helmet ring): the trimap leaves it to the solve, which follows the colours.
+    image, truth, coarse = _scene(hole=False, neighbour=False)
+    coarse[192:200, 44:64] = 0.45
+    assert truth[192:200, 44:64].min() == 1.0
+    cut = matte.cut_out(image, coarse, (N / 2, N * 0.4))
+    assert float(cut.alpha[193:200, 44:64].min()) > 0.9
+
+
 def test_the_green_backdrop_does_not_show_on_white() -> None:
     image, _, coarse = _scene()
     cut = matte.cut_out(image, coarse, (N / 2, N * 0.4))
@@ -117,6 +127,20 @@ def test_a_magenta_lit_rim_takes_the_persons_colour_not_the_backdrops() -> None:
     # Its lightness is the hair's, not the lit rim's.
     assert abs(float(out[rim].mean()) - float(DARK_HAIR.mean())) < 12
     assert float(image[rim].mean()) - float(DARK_HAIR.mean()) > 25
+
+
+def test_skin_beside_a_black_collar_stays_warm_before_a_pink_wall() -> None:
+    # A rim pixel of skin in shadow, a pink-beige wall behind, the interior nearby mostly a black
+    # collar: its mean alone would call the skin's warmth the wall's light and leave it green-grey.
+    skin = np.array([[150.0, 110.0, 90.0]], np.float32)
+    wall = np.array([[225.0, 150.0, 170.0]], np.float32)
+    collar = np.array([[25.0, 25.0, 28.0]], np.float32)
+    kept = matte.remove_spill(skin, wall, collar, hues=np.array([[200.0, 150.0, 120.0]], np.float32))[0]
+    assert kept[0] > kept[1] > kept[2]  # still warm (red over green over blue)
+    assert float(np.abs(kept - skin[0]).max()) < 12.0
+    # Without the interior's coloured part the same pixel turns toward green: what the split is for.
+    lost = matte.remove_spill(skin, wall, collar)[0]
+    assert lost[1] >= lost[0] - 5.0
 
 
 def test_no_person_in_the_mask_leaves_nothing() -> None:

@@ -61,6 +61,11 @@ def test_the_demo_set_has_a_photographic_garment_cut_from_a_package_portrait(gar
     assert alpha[round(uniform.neck[1]), round(uniform.neck[0])] == 0
     for x, y in (uniform.left_shoulder, uniform.right_shoulder):
         assert alpha[round(y), round(x)] == 255
+    # Her neck showed down to the tie: the lower part of that V is closed with the shirt's white, so
+    # another wearer's top does not show there as a dark bib.
+    span = uniform.left_shoulder[0] - uniform.right_shoulder[0]
+    below = uniform.rgba[round(uniform.neck[1] + 0.12 * span), round(uniform.neck[0])]
+    assert below[3] == 255 and below[:3].min() > 180
     # Photographic, not flat: the jacket's own light and weave vary.
     jacket = uniform.rgba[round(uniform.left_shoulder[1]) :, :, :3][alpha[round(uniform.left_shoulder[1]) :] == 255]
     assert jacket.astype(float).std() > 8

@@ -49,6 +49,13 @@ ALPHA_NOISE = 0.1
 ALPHA_OUTER = 0.35
 # The unknown band reaches this share of its inner width outside the coarse silhouette.
 OUTSIDE_SHARE = 0.67
+# Where the coarse mask is undecided (between this and 1 - this) near the silhouette's edge, the
+# trimap does not take its side: a plateau of ~0.5 over a black collar would otherwise cut a notch.
+DOUBT = 0.25
+# ... up to this many band radii from the edge.
+DOUBT_REACH = 3
+# The colour guess that starts the solve there takes its colour means on a grid this much coarser.
+GUESS_STEP = 2
 # A region of the mask apart from the person this large (of the frame) is someone or something else.
 OTHER_FRACTION = 0.01
 # Enough for the band (a few pixels wide: information crosses it in a few dozen steps).
@@ -64,6 +71,10 @@ SPILL_COS = 0.2
 MAX_SPILL_SHARE = 0.4
 # The interior's colour field (a mean over SPILL_DEPTH band radii) is taken on a grid this much coarser.
 INTERIOR_STEP = 3
+# Interior pixels with a chroma (RGB distance from their grey) above this count as coloured.
+COLOURED = 12.0
+# ... and their colour speaks for the interior where they are at least this share of it (less: in part).
+COLOURED_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,47 @@ def trimap(person: Mask, radius: int, outside: int | None = None) -> npt.NDArray
     return out
 
 
+def with_doubt(tri: npt.NDArray[np.float64], coarse: Alpha, person: Mask, radius: int) -> tuple[npt.NDArray[np.float64], Mask]:
+    """`tri` with the pixels near the silhouette's edge where `coarse` is undecided made unknown,
+    and those pixels (beyond the band's own)."""
+    doubt = (coarse > DOUBT) & (coarse < 1.0 - DOUBT)
+    if not doubt.any():
+        return tri, doubt
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * DOUBT_REACH * radius + 1,) * 2)
+    p = person.astype(np.uint8)
+    near = (cv2.dilate(p, disc) > 0) & ~(cv2.erode(p, disc, borderType=cv2.BORDER_REPLICATE) > 0)
+    doubt &= near & (tri != 0.5)
+    out = tri.copy()
+    out[doubt] = 0.5
+    return out, doubt
+
+
+def colour_guess(image: RGB, tri: npt.NDArray[np.float64], radius: int, at: Mask) -> npt.NDArray[np.float64]:
+    """A first guess of alpha from colour alone at the `at` pixels (0 elsewhere): how much closer each
+    is to the sure person's colour nearby than to the sure background's (over `radius` px around it).
+
+    Where the mask is undecided over a wide stretch, the solve cannot pull its start far in the
+    iterations it gets (in a flat region alpha is nearly free): the start has to be right. The
+    colour means are smooth: they are taken on a grid GUESS_STEP times coarser.
+    """
+    h, w = tri.shape
+    size = (max(1, w // GUESS_STEP), max(1, h // GUESS_STEP))
+    img = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
+    sure_front = np.asarray(cv2.resize((tri >= 1.0).astype(np.float32), size, interpolation=cv2.INTER_AREA), np.float32)
+    sure_back = np.asarray(cv2.resize((tri <= 0.0).astype(np.float32), size, interpolation=cv2.INTER_AREA), np.float32)
+    r = max(1, radius // GUESS_STEP)
+    front, _ = _spread_mean(img, sure_front, r)
+    back, _ = _spread_mean(img, sure_back, r)
+    ys, xs = np.nonzero(at)
+    cy, cx = np.minimum(ys // GUESS_STEP, size[1] - 1), np.minimum(xs // GUESS_STEP, size[0] - 1)
+    colour = image[ys, xs].astype(np.float32)
+    d_front = np.sqrt(_dot(colour - front[cy, cx], colour - front[cy, cx]))
+    d_back = np.sqrt(_dot(colour - back[cy, cx], colour - back[cy, cx]))
+    guess = np.zeros((h, w), np.float64)
+    guess[ys, xs] = d_back / np.maximum(d_front + d_back, 1e-3)
+    return guess
+
+
 def connected_alpha(alpha: Alpha, core: Mask) -> Alpha:
     """Alpha of the parts connected to `core` only: specks the solver put out in the background go."""
     some = (alpha > ALPHA_NOISE).astype(np.uint8)
@@ -153,9 +205,25 @@ def _window_stats(image: npt.NDArray[np.float64], ys: npt.NDArray[np.intp], xs: 
     py = ys[:, None] + dy.ravel()[None, :]
     px = xs[:, None] + dx.ravel()[None, :]
     colours = image[py, px]  # (n, 9, 3)
-    centred = colours - colours.mean(axis=1, keepdims=True)
+    centred = colours - cv2.blur(image, (3, 3), borderType=cv2.BORDER_REFLECT)[ys, xs][:, None, :]
     cov = np.matmul(centred.transpose(0, 2, 1), centred) / 9.0 + (eps / 9.0) * np.eye(3)
-    return py, px, centred, np.linalg.inv(cov)
+    return py, px, centred, _inverse3(cov)
+
+
+def _inverse3(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Inverses of (n, 3, 3) symmetric positive definite matrices by their adjugates (a few times
+    faster than a general batched inverse for 3x3)."""
+    a, b, c = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    e, f, i = m[:, 1, 1], m[:, 1, 2], m[:, 2, 2]
+    adj = np.empty_like(m)
+    adj[:, 0, 0] = e * i - f * f
+    adj[:, 0, 1] = adj[:, 1, 0] = c * f - b * i
+    adj[:, 0, 2] = adj[:, 2, 0] = b * f - c * e
+    adj[:, 1, 1] = a * i - c * c
+    adj[:, 1, 2] = adj[:, 2, 1] = b * c - a * f
+    adj[:, 2, 2] = a * e - b * b
+    det = a * adj[:, 0, 0] + b * adj[:, 1, 0] + c * adj[:, 2, 0]
+    return adj / det[:, None, None]
 
 
 # Offsets (dy, dx) in -2..2 of two pixels that share a 3x3 window, numbered 0..24 in raster order,
@@ -165,7 +233,9 @@ _WIN_DY, _WIN_DX = (a.ravel() for a in np.mgrid[-1:2, -1:2])
 _PAIR_OFFSET = (_WIN_DY[None, :] - _WIN_DY[:, None] + 2) * 5 + (_WIN_DX[None, :] - _WIN_DX[:, None] + 2)
 
 
-def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-6) -> npt.NDArray[np.float64]:
+def closed_form_alpha(
+    image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-6, start: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64]:
     """Levin, Lischinski and Weiss's closed-form matting, built and solved for the unknown pixels' windows only.
 
     The matting Laplacian L = sum over 3x3 windows of (I - (1 + (Ii - mu)^T (Sigma + eps/9)^-1 (Ij - mu)) / 9)
@@ -196,9 +266,9 @@ def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-
     # Two pixels share a window only within 2 px of each other: each unknown pixel's row of L has
     # at most 25 entries, one per offset. Sum every window's share into (unknown row, offset).
     u = order[py * w + px]  # each window pixel's unknown number, -1 when known
-    rows = u >= 0
-    keys = (u[:, :, None] * 25 + _PAIR_OFFSET[None])[rows]
-    coef = np.bincount(keys.ravel(), weights=vals[rows].ravel(), minlength=n * 25).reshape(n, 25)
+    # Rows of known pixels are summed into one spare bin past the end, which is dropped.
+    keys = np.where(u[:, :, None] >= 0, u[:, :, None] * 25 + _PAIR_OFFSET[None], n * 25)
+    coef = np.bincount(keys.ravel(), weights=vals.ravel(), minlength=n * 25 + 1)[: n * 25].reshape(n, 25)
     neighbours = np.clip(flat_unknown[:, None] + (_OFFSET_DY * w + _OFFSET_DX)[None], 0, h * w - 1)
     cols = order[neighbours]
     # Known neighbours go to the right-hand side; unknown ones make L_uu, a row's columns in order.
@@ -207,11 +277,11 @@ def closed_form_alpha(image: RGB, tri: npt.NDArray[np.float64], eps: float = 1e-
     indptr = np.concatenate(([0], np.cumsum(entries.sum(axis=1))))
     luu = sparse.csr_matrix((coef[entries], cols[entries], indptr), shape=(n, n))
     # A tiny ridge keeps the system definite where a window's colours are flat.
-    # Conjugate gradients with a Jacobi preconditioner, started from the trimap's middle.
+    # Conjugate gradients with a Jacobi preconditioner, started from `start` or the trimap's middle.
     diag = luu.diagonal() + 1e-9
     pre = sparse_linalg.LinearOperator((n, n), matvec=lambda v: v / diag)
-    start = _ramp(tri).ravel()[flat_unknown]
-    solved, _ = sparse_linalg.cg(luu, rhs, x0=start, rtol=1e-4, maxiter=CG_ITERATIONS, M=pre)
+    first = (_ramp(tri) if start is None else start).ravel()[flat_unknown]
+    solved, _ = sparse_linalg.cg(luu, rhs, x0=first, rtol=1e-4, maxiter=CG_ITERATIONS, M=pre)
     flat = alpha.ravel()
     flat[flat_unknown] = np.clip(solved, 0.0, 1.0)
     # Unknown pixels no window reached (the frame's outermost pixels): the value beside them.
@@ -234,9 +304,9 @@ def centres_reach(unknown: Mask, centres: Mask) -> npt.NDArray[np.bool_]:
     return (cv2.dilate(centres.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0).ravel()
 
 
-def solve_alpha(image: RGB, tri: npt.NDArray[np.float64]) -> Alpha:
-    """The alpha of the trimap's unknown band, with solver noise at either end cut off."""
-    a = closed_form_alpha(image, tri)
+def solve_alpha(image: RGB, tri: npt.NDArray[np.float64], start: npt.NDArray[np.float64] | None = None) -> Alpha:
+    """The alpha of the trimap's unknown band (`start`: a first guess), with solver noise at either end cut off."""
+    a = closed_form_alpha(image, tri, start=start)
     # Solver noise and the faint outer tail are cut off, and the ramp between is stretched over
     # what is left: a sliver less hair does not show, a faint veil of old background does.
     a = np.clip((a - ALPHA_OUTER) / (1.0 - ALPHA_OUTER - ALPHA_NOISE), 0.0, 1.0)
@@ -286,19 +356,32 @@ class _Fields:
         hs, ws = self.inner.shape
         return (ys * hs) // self.full[0], (xs * ws) // self.full[1]
 
-    def interior(self, ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
-        """The person's colour well inside, near these cells (computed when a rim needs it).
+    def interior(self, ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """The person's colour well inside, near these cells (computed when a rim needs it): the mean
+        of all of it, and the mean of its coloured part only (grey, black and white cloth left out).
 
-        It averages over `depth` cells: a grid INTERIOR_STEP times coarser is as good and a
+        The second says which colours the person has nearby: skin beside a black collar keeps its
+        warmth before a pink wall, where a mean with the black would call it the wall's light.
+        Both average over `depth` cells: a grid INTERIOR_STEP times coarser is as good and a
         fraction of the work.
         """
         hs, ws = self.inner.shape
         step = max(1, min(INTERIOR_STEP, self.depth // 4))
         size = (max(1, ws // step), max(1, hs // step))
-        img = cv2.resize(self.img, size, interpolation=cv2.INTER_AREA)
-        weight = cv2.resize(self.inner.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        field, _ = _spread_mean(img, weight, max(1, self.depth // step))
-        return field[np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)]
+        img = np.asarray(cv2.resize(self.img, size, interpolation=cv2.INTER_AREA), np.float32)
+        weight = np.asarray(cv2.resize(self.inner.astype(np.float32), size, interpolation=cv2.INTER_AREA), np.float32)
+        radius = max(1, self.depth // step)
+        field, _ = _spread_mean(img, weight, radius)
+        chroma = img - img.mean(axis=2, keepdims=True)
+        coloured = weight * (np.sqrt((chroma * chroma).sum(axis=2)) > COLOURED).astype(np.float32)
+        hue, mass = _local_mean(img, coloured, radius)
+        # Only where the coloured part is a fair share of the interior nearby: a few green pixels
+        # seen through a gap in the hair are not the person's colour.
+        _, inner_mass = _local_mean(img, weight, radius)
+        share = np.clip(mass / np.maximum(inner_mass, 1e-6) / COLOURED_SHARE, 0.0, 1.0) * (mass > 0.02)
+        hue = field + (share * share)[..., None] * (hue - field)
+        cy, cx = np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)
+        return field[cy, cx], hue[cy, cx]
 
 
 def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], front: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -313,46 +396,69 @@ def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], f
     return np.asarray(trust * solved + (1.0 - trust) * front, np.float32)
 
 
+def _channel_mean(c: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(n, 1) mean of the three channels of (n, 3) rows (numpy's reductions over a length-3 axis are slow)."""
+    return np.asarray((c[:, 0:1] + c[:, 1:2] + c[:, 2:3]) / 3.0, c.dtype)
+
+
+def _dot(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """Row-wise dot products of (n, 3) rows."""
+    return np.asarray(a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2], np.float32)
+
+
 def backdrop_strength(back: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """0..1 per row of old-background colours: how much of a colour of its own it has to spill.
 
     A grey or white wall has no direction to remove; a saturated one does.
     """
-    norm = np.linalg.norm(back - back.mean(axis=1, keepdims=True), axis=1)
+    chroma = back - _channel_mean(back)
+    norm = np.sqrt(_dot(chroma, chroma))
+    return _strength(norm)
+
+
+def _strength(norm: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return np.asarray(np.clip((norm - 15.0) / 15.0, 0.0, 1.0), np.float32)
 
 
-def remove_spill(fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], inside: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The old background's tint taken off rim pixels (rows: the person's colour, the old background's, the interior's nearby).
+def remove_spill(
+    fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], inside: npt.NDArray[np.float32], hues: npt.NDArray[np.float32] | None = None
+) -> npt.NDArray[np.float32]:
+    """The old background's tint taken off rim pixels (rows: the person's colour, the old background's,
+    the interior's nearby, and the interior's coloured part nearby: `inside` when None).
 
     A pixel's chroma along the old background's own chroma direction is limited to what the
-    person's interior nearby has along it: a green backdrop can no longer make a white collar
-    green, while a green jumper stays green. The excess is the backdrop's light mixed in,
+    person's coloured interior nearby has along it: a green backdrop can no longer make a white
+    collar green, while a green jumper stays green (and skin stays warm before a pink wall). The excess is the backdrop's light mixed in,
     I = (1 - s) F + s B with s the excess over the backdrop's own chroma: its lightness is
     unmixed too (a magenta rim would otherwise stay a pale stripe once grey). Where what is
     left still has the backdrop's hue (a dark strand of hair before magenta keeps a magenta
     cast however little chroma it has left), its chroma is taken toward the interior's nearby
     chroma, scaled to its lightness.
     """
-    inside_grey = inside.mean(axis=1, keepdims=True)
+    inside_grey = _channel_mean(inside)
     own_c = inside - inside_grey
+    hue_c = own_c if hues is None else hues - _channel_mean(hues)
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
-    grey = fg.mean(axis=1, keepdims=True)
+    grey = _channel_mean(fg)
     fg_c = fg - grey
-    bk_c = bk - bk.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(bk_c, axis=1, keepdims=True)
+    bk_grey = _channel_mean(bk)
+    bk_c = bk - bk_grey
+    norm = np.sqrt(_dot(bk_c, bk_c))[:, None]
     direction = bk_c / np.maximum(norm, 1e-3)
-    own = (own_c * direction).sum(axis=1)
-    along = (fg_c * direction).sum(axis=1)
-    strength = backdrop_strength(bk)
+    own = np.maximum(_dot(own_c, direction), _dot(hue_c, direction))
+    along = _dot(fg_c, direction)
+    strength = _strength(norm[:, 0])
     excess = np.maximum(along - np.maximum(own, 0.0), 0.0) * strength
     fg_c = fg_c - excess[:, None] * direction
     share = np.clip(excess / np.maximum(norm[:, 0], 1e-3), 0.0, MAX_SPILL_SHARE)[:, None]
-    grey = np.clip((grey - share * bk.mean(axis=1, keepdims=True)) / (1.0 - share), 0.0, 255.0)
+    grey = np.clip((grey - share * bk_grey) / (1.0 - share), 0.0, 255.0)
     # What is left: how much it points the backdrop's way (cosine), against how much the interior does.
-    size = np.linalg.norm(fg_c, axis=1)
-    cos = (fg_c * direction).sum(axis=1) / np.maximum(size, 1e-3)
-    own_cos = own / np.maximum(np.linalg.norm(own_c, axis=1), 1e-3)
+    size = np.sqrt(_dot(fg_c, fg_c))
+    cos = _dot(fg_c, direction) / np.maximum(size, 1e-3)
+    own_cos = np.maximum(
+        _dot(own_c, direction) / np.maximum(np.sqrt(_dot(own_c, own_c)), 1e-3),
+        _dot(hue_c, direction) / np.maximum(np.sqrt(_dot(hue_c, hue_c)), 1e-3),
+    )
     cast = np.clip((cos - np.maximum(own_cos, 0.0) - SPILL_COS) / SPILL_COS, 0.0, 1.0) * np.clip(size / 4.0, 0.0, 1.0) * strength
     # The interior's hue and saturation at this pixel's lightness (chroma in RGB units scales with it).
     target = own_c * np.clip(grey / np.maximum(inside_grey, 1.0), 0.0, 1.5)
@@ -379,7 +485,7 @@ def person_colour(image: RGB, alpha: Alpha, fields: _Fields) -> npt.NDArray[np.f
     # Spill only from an old background that is near (and has a colour of its own).
     tinted = (backdrop_strength(back) > 0.0) & fields.back_known[cy, cx]
     if tinted.any():
-        colour[tinted] = remove_spill(colour[tinted], back[tinted], fields.interior(cy[tinted], cx[tinted]))
+        colour[tinted] = remove_spill(colour[tinted], back[tinted], *fields.interior(cy[tinted], cx[tinted]))
     out[ys, xs] = colour
     return out
 
@@ -429,8 +535,13 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float], refined
     else:
         # The selfie model's upsampled mask spills over the person's edge more often than it falls
         # short of it: the band reaches less far out than in.
-        tri = trimap(person, radius, max(2, round(radius * OUTSIDE_SHARE)))
-        alpha = solve_alpha(small_img, tri)
+        band = trimap(person, radius, max(2, round(radius * OUTSIDE_SHARE)))
+        # Where the mask is undecided near the edge, the solve decides, started from the colours.
+        tri, doubt = with_doubt(band, small_coarse, person, radius)
+        start = None
+        if doubt.any():
+            start = np.where(doubt, colour_guess(small_img, tri, DOUBT_REACH * radius, doubt), _ramp(band))
+        alpha = solve_alpha(small_img, tri, start)
         core = tri == 1.0
         alpha = connected_alpha(alpha, core if core.any() else person)
     fields = _Fields(small_img, alpha, radius, (h, w))

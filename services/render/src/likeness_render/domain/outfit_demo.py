@@ -5,7 +5,9 @@ The public-domain portraits there are the next best thing, and one of them gives
 garment: the navy uniform (jacket, white shirt collar, black tie) Grace Hopper wears in
 matplotlib's ``grace_hopper.jpg`` (U.S. Navy, public domain), cut out below her chin with the
 person matte, her neck left open, the name tag and ribbons painted out, anchors from the pose
-model (``navy_uniform``). Its neck opening is deep (her neck shows down to the tie).
+model (``navy_uniform``). Her neck showed down to the tie knot: the lower part of that V is closed
+with her collar's white shirt under a rounded neckline (on another wearer it would show their own
+top as a dark bib), and skin-warm specks her cut kept on the collar are painted white.
 
 The other demo garments' shapes are drawn here (suit, blazer, white shirt: jacket, lapels,
 collar, tie), and their cloth is photographic: the luminance texture of that same navy jacket
@@ -187,10 +189,48 @@ def _hopper() -> npt.NDArray[np.uint8]:
 _BADGES = ((68, 472, 178, 528), (308, 474, 470, 540))
 
 
+def _close_collar(photo: RGB, cloth: npt.NDArray[np.bool_], neck: tuple[float, float], span: float) -> tuple[RGB, npt.NDArray[np.bool_]]:
+    """The uniform's neck opening made a shirt's: her neck showed down to the tie knot, which on
+    another wearer is a dark gap of their own top (or a painted neck); the lower part of that V is
+    closed with the white shirt of her collar, under a rounded neckline, its upper rim shaded by
+    the neck. Returns the photo and the cloth mask with the shirt front added."""
+    h, w = cloth.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    # The opening: not cloth, with cloth on both sides in its row, within reach of the neck.
+    left = np.maximum.accumulate(cloth, axis=1)
+    right = np.maximum.accumulate(cloth[:, ::-1], axis=1)[:, ::-1]
+    near = (np.abs(xs - neck[0]) < 0.3 * span) & (ys > neck[1] - 0.1 * span) & (ys < neck[1] + 0.3 * span)
+    opening = left & right & ~cloth & near
+    # A rounded neckline: its lowest point a little under the neck anchor, rising to the sides.
+    rim = neck[1] + 0.04 * span - 1.2 * (xs - neck[0]) ** 2 / span
+    lab = cv2.cvtColor(photo, cv2.COLOR_RGB2LAB).astype(np.float32)
+    # Her neck's skin in shadow that the cut kept (a warm stripe on a collar wing, a speck above the
+    # knot): shirt too. Navy cloth, the white collar and the black tie are not warm.
+    warm = cloth & near & (lab[..., 1] - 128 > 6) & (lab[..., 2] - 128 > 10) & (lab[..., 0] > 60)
+    front = (opening & (ys > rim)) | warm
+    if not front.any():
+        return photo, cloth
+    # The rim where neck and collar met is half skin: the front takes in the light pixels beside it.
+    beside = cv2.dilate(front.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    front |= beside & cloth & near & (lab[..., 0] > 110) & (ys > rim)
+    # The shirt's white: the collar's own (light, nearly grey pixels of the cloth near the neck).
+    white = cloth & near & (lab[..., 0] > 200) & (np.hypot(lab[..., 1] - 128, lab[..., 2] - 128) < 10)
+    if white.sum() < 50:
+        return photo, cloth
+    shirt = np.median(photo[white].astype(np.float32), axis=0)
+    # Shaded under the neckline (the neck's shadow) and toward the collar wings (a fold).
+    below_rim = np.clip((ys - rim) / (0.04 * span), 0.0, 1.0)
+    shade = 0.9 + 0.1 * below_rim
+    out = photo.astype(np.float32)
+    out[front] = shirt * shade[front][:, None]
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8), cloth | front
+
+
 def navy_uniform(segment: Callable[[RGB], npt.NDArray[np.float32]], body: Callable[[RGB], Body | None]) -> Garment | None:
     """A photographic garment: the jacket, white shirt collar and black tie Grace Hopper wears in her
     portrait (U.S. Navy, public domain, via matplotlib), cut out with the person matte below the chin,
-    her neck left transparent, the name tag and ribbons painted out; anchors from the pose model.
+    her neck left transparent above a shirt front, the name tag and ribbons painted out; anchors from
+    the pose model.
     None when the portrait is not the one this cut was made for."""
     photo = _hopper()
     if photo.shape[:2] != (600, 512):
@@ -218,6 +258,8 @@ def navy_uniform(segment: Callable[[RGB], npt.NDArray[np.float32]], body: Callab
     if count <= 1:
         return None
     cloth = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    neck = (mid_x, top + 0.05 * span)
+    photo, cloth = _close_collar(photo, cloth, neck, span)
     alpha = cv2.GaussianBlur(cloth.astype(np.float32), (0, 0), 0.7)
     badges = np.zeros((h, w), np.uint8)
     for x1, y1, x2, y2 in _BADGES:
@@ -227,7 +269,6 @@ def navy_uniform(segment: Callable[[RGB], npt.NDArray[np.float32]], body: Callab
     weave = wool_texture((w, h))
     patched = clean.astype(np.float32) * (1.0 + 0.05 * weave * badges.astype(np.float32))[..., None]
     rgba = np.dstack([np.clip(patched + 0.5, 0, 255), np.clip(alpha * 255.0 + 0.5, 0, 255)]).astype(np.uint8)
-    neck = (mid_x, top + 0.05 * span)
     try:
         return make_garment(
             "Navy uniform jacket", rgba, neck, found.left_shoulder, found.right_shoulder, garment_id="navy-uniform",
