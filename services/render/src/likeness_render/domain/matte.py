@@ -354,6 +354,27 @@ class _Fields:
         return field[np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)]
 
 
+def _rsum(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Each row's sum of its three channels, as ``rows.sum(axis=1)`` gives it (the same order of
+    additions) without numpy's per-row reduction loop (rows of three are most of its cost)."""
+    return rows[:, 0] + rows[:, 1] + rows[:, 2]
+
+
+def _rmean(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``rows.mean(axis=1, keepdims=True)`` for rows of three channels."""
+    return (_rsum(rows) / 3)[:, None]
+
+
+def _rdot(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``(a * b).sum(axis=1)`` for rows of three channels."""
+    return a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
+
+
+def _rnorm(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``np.linalg.norm(rows, axis=1)`` for rows of three channels."""
+    return np.sqrt(_rdot(rows, rows))
+
+
 def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], front: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """The person's colour behind edge pixels (`image`, `alpha`, `back`, `front`: rows of them).
 
@@ -371,7 +392,7 @@ def backdrop_strength(back: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
     A grey or white wall has no direction to remove; a saturated one does.
     """
-    norm = np.linalg.norm(back - back.mean(axis=1, keepdims=True), axis=1)
+    norm = _rnorm(back - _rmean(back))
     return np.asarray(np.clip((norm - 15.0) / 15.0, 0.0, 1.0), np.float32)
 
 
@@ -387,25 +408,26 @@ def remove_spill(fg: npt.NDArray[np.float32], bk: npt.NDArray[np.float32], insid
     cast however little chroma it has left), its chroma is taken toward the interior's nearby
     chroma, scaled to its lightness.
     """
-    inside_grey = inside.mean(axis=1, keepdims=True)
+    inside_grey = _rmean(inside)
     own_c = inside - inside_grey
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
-    grey = fg.mean(axis=1, keepdims=True)
+    grey = _rmean(fg)
     fg_c = fg - grey
-    bk_c = bk - bk.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(bk_c, axis=1, keepdims=True)
+    bk_grey = _rmean(bk)
+    bk_c = bk - bk_grey
+    norm = _rnorm(bk_c)[:, None]
     direction = bk_c / np.maximum(norm, 1e-3)
-    own = (own_c * direction).sum(axis=1)
-    along = (fg_c * direction).sum(axis=1)
+    own = _rdot(own_c, direction)
+    along = _rdot(fg_c, direction)
     strength = backdrop_strength(bk)
     excess = np.maximum(along - np.maximum(own, 0.0), 0.0) * strength
     fg_c = fg_c - excess[:, None] * direction
     share = np.clip(excess / np.maximum(norm[:, 0], 1e-3), 0.0, MAX_SPILL_SHARE)[:, None]
-    grey = np.clip((grey - share * bk.mean(axis=1, keepdims=True)) / (1.0 - share), 0.0, 255.0)
+    grey = np.clip((grey - share * bk_grey) / (1.0 - share), 0.0, 255.0)
     # What is left: how much it points the backdrop's way (cosine), against how much the interior does.
-    size = np.linalg.norm(fg_c, axis=1)
-    cos = (fg_c * direction).sum(axis=1) / np.maximum(size, 1e-3)
-    own_cos = own / np.maximum(np.linalg.norm(own_c, axis=1), 1e-3)
+    size = _rnorm(fg_c)
+    cos = _rdot(fg_c, direction) / np.maximum(size, 1e-3)
+    own_cos = own / np.maximum(_rnorm(own_c), 1e-3)
     cast = np.clip((cos - np.maximum(own_cos, 0.0) - SPILL_COS) / SPILL_COS, 0.0, 1.0) * np.clip(size / 4.0, 0.0, 1.0) * strength
     # The interior's hue and saturation at this pixel's lightness (chroma in RGB units scales with it).
     target = own_c * np.clip(grey / np.maximum(inside_grey, 1.0), 0.0, 1.5)
