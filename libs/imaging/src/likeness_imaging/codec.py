@@ -13,13 +13,13 @@ class UndecodableImage(ValueError):
 
 
 # EXIF orientation -> the OpenCV steps that make the stored pixels upright (as ImageOps.exif_transpose does).
-_UPRIGHT: dict[int, tuple[str, int | None]] = {
+_UPRIGHT: dict[int, tuple[str, int]] = {
     2: ("flip", 1),
     3: ("rotate", 1),  # cv2.ROTATE_180
     4: ("flip", 0),
-    5: ("transpose", None),
+    5: ("transpose", 0),
     6: ("rotate", 0),  # cv2.ROTATE_90_CLOCKWISE
-    7: ("transverse", None),
+    7: ("transverse", 0),
     8: ("rotate", 2),  # cv2.ROTATE_90_COUNTERCLOCKWISE
 }
 
