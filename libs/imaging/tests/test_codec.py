@@ -79,3 +79,10 @@ def test_a_whole_rgb_jpeg_takes_the_opencv_path(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(codec.ImageOps, "exif_transpose", no_pillow_transpose)
     assert np.array_equal(codec.decode_rgb(data, min_side=100), expected)
+
+
+def test_an_unoptimised_jpeg_has_the_same_pixels() -> None:
+    rgb = _photo()
+    fast, small = codec.encode_jpeg(rgb, 85, optimize=False), codec.encode_jpeg(rgb, 85)
+    assert len(fast) > len(small)  # the Huffman tables were not fitted
+    assert np.array_equal(codec.decode_rgb(fast), codec.decode_rgb(small))

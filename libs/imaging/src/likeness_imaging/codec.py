@@ -103,10 +103,14 @@ def decoded_size(data: bytes, min_side: int, fallback_width: int) -> int:
     return height if orientation in (5, 6, 7, 8) else width
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int = 92, dpi: int | None = None) -> bytes:
-    """Encode an RGB array as baseline JPEG without metadata."""
+def encode_jpeg(rgb: np.ndarray, quality: int = 92, dpi: int | None = None, optimize: bool = True) -> bytes:
+    """Encode an RGB array as baseline JPEG without metadata.
+
+    `optimize=False` skips the second pass that fits the Huffman tables to the image (about 7 %
+    larger, a third of the CPU): for a copy that only crosses a local link and is not kept.
+    """
     out = io.BytesIO()
-    kwargs: dict[str, object] = {"quality": quality, "optimize": True}
+    kwargs: dict[str, object] = {"quality": quality, "optimize": optimize}
     if dpi:
         kwargs["dpi"] = (dpi, dpi)
     Image.fromarray(rgb).save(out, format="JPEG", **kwargs)
