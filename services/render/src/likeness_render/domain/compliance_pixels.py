@@ -40,20 +40,43 @@ def _lab(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     return cv2.cvtColor(np.ascontiguousarray(image).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
 
 
-def _differs(image: npt.NDArray[np.uint8], background: npt.NDArray[np.uint8], delta_e: float) -> npt.NDArray[np.bool_]:
-    """Where `image` is more than `delta_e` (CIE76) from `background`; a one-colour background is converted once."""
-    first = background.reshape(-1, background.shape[-1])[0]
-    flat = bool((background == first).all())
-    lab_back = _lab(first.reshape(1, 1, -1))[0, 0] if flat else _lab(background)
-    diff = _lab(image) - lab_back
+def _differs(
+    image: npt.NDArray[np.uint8], background: npt.NDArray[np.uint8], delta_e: float, where: npt.NDArray[np.bool_] | None = None
+) -> npt.NDArray[np.bool_]:
+    """Where `image` is more than `delta_e` (CIE76) from `background`, looked at only `where` (False elsewhere).
+
+    Pixels equal to the background's are never more than 0 from it: only the others (in a
+    composite, the person and the matte's edge) are converted.
+    """
+    h, w = image.shape[:2]
+    # Any channel differs: the absolute differences summed (saturated) into one channel.
+    changed = cv2.transform(cv2.absdiff(image, background), np.ones((1, image.shape[-1]), np.float32)) > 0
+    if where is not None:
+        changed &= where
+    idx = np.flatnonzero(changed)
+    out = np.zeros(h * w, bool)
+    if idx.size == 0:
+        return out.reshape(h, w)
+    # Both converted at those pixels only (rows of one pixel each).
+    diff = _lab(image.reshape(h * w, -1)[idx][:, None, :]) - _lab(background.reshape(h * w, -1)[idx][:, None, :])
     # Squared distances against the squared threshold: the same test without a square root per pixel.
     squared = cv2.transform(diff * diff, np.ones((1, diff.shape[-1]), np.float32))
-    return np.asarray(squared > np.float32(delta_e) ** 2)
+    out[idx] = squared.reshape(-1) > np.float32(delta_e) ** 2
+    return out.reshape(h, w)
 
 
 def _grown(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return np.asarray(cv2.dilate(mask.astype(np.uint8), kernel) > 0)
+
+
+def _islands(apart: npt.NDArray[np.uint8], min_px: int) -> int:
+    """Connected blobs (8-connected) of `apart` larger than `min_px`, labelled in the box that holds them."""
+    x, y, bw, bh = cv2.boundingRect(apart)
+    if bw == 0 or bh == 0:
+        return 0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(apart[y : y + bh, x : x + bw], connectivity=8)
+    return int((stats[1:, cv2.CC_STAT_AREA] > min_px).sum()) if n > 1 else 0
 
 
 def measure_cutout(
@@ -71,8 +94,9 @@ def measure_cutout(
     """
     if image.shape != background.shape or silhouette.shape != image.shape[:2]:
         raise ValueError(f"image {image.shape}, background {background.shape} and silhouette {silhouette.shape} differ in size")
-    differs = _differs(image, background, t.cutout_delta_e)
     person = silhouette.astype(bool)
+    # Every use below leaves the person's own pixels out: only the rest is compared.
+    differs = _differs(image, background, t.cutout_delta_e, ~person)
     near, ring_out = _grown(person, 3), _grown(person, 15)
     fringe_band = ring_out & ~near
     beyond = ~near
@@ -80,9 +104,10 @@ def measure_cutout(
     count, labels = cv2.connectedComponents((differs | person).astype(np.uint8), connectivity=8)
     attached = np.zeros(count, bool)
     attached[labels[person]] = True
-    apart = differs & ~attached[labels]
-    n, _, stats, _ = cv2.connectedComponentsWithStats(apart.astype(np.uint8), connectivity=8)
-    islands = int((stats[1:, cv2.CC_STAT_AREA] > t.island_px).sum()) if n > 1 else 0
+    which = np.flatnonzero(differs)
+    apart = np.zeros(differs.size, np.uint8)
+    apart[which] = ~attached[labels.ravel()[which]]
+    islands = _islands(apart.reshape(differs.shape), t.island_px)
     return CutoutMeasurements(
         islands=islands,
         fringe_fraction=float(differs[fringe_band].mean()) if fringe_band.any() else 0.0,
