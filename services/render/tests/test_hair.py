@@ -364,3 +364,21 @@ def test_black_hair_without_a_hat_is_restyled(astronaut: tuple[Image3, Mesh, npt
         assert not hair.wears_hat(photo, to_image)
     out = hair.change_hairstyle(fringe, mesh, person, "long_straight")
     assert out.shape == img.shape
+
+
+def test_sparse_new_hair_over_a_kept_ear_thins_out_and_dense_hair_stays() -> None:
+    alpha = np.tile(np.linspace(0.0, 1.0, 41, dtype=np.float32), (40, 1))
+    ears = np.zeros(alpha.shape, bool)
+    ears[10:30, :] = True
+    out = hair.thin_over_ears(alpha, ears)
+    core = slice(14, 26)
+    a = alpha[core]
+    # Over the ear: nothing under half of EAR_THIN, less in between, unchanged from EAR_THIN up.
+    assert np.all(out[core][a <= hair.EAR_THIN / 2] == 0.0)
+    mid = (a > hair.EAR_THIN / 2) & (a < hair.EAR_THIN)
+    assert mid.any() and np.all(out[core][mid] < a[mid])
+    assert np.array_equal(out[core][a >= hair.EAR_THIN], a[a >= hair.EAR_THIN])
+    # No step where the thinning ends (a jump there would be 0.25): neighbouring values stay close.
+    assert np.abs(np.diff(out[core], axis=1)).max() <= 0.1
+    # Away from the ear nothing changes.
+    assert np.array_equal(out[:5], alpha[:5]) and np.array_equal(out[35:], alpha[35:])

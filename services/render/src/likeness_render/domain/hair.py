@@ -70,6 +70,8 @@ EAR_OUT = 0.14
 EAR_DOWN = 0.22
 EAR_HALF_WIDTH = 0.3
 EAR_HALF_HEIGHT = 0.55
+# New hair over a kept ear thinner than this (coverage) is thinned out further (see _layers).
+EAR_THIN = 0.5
 
 
 class HairError(ValueError):
@@ -311,6 +313,7 @@ def _layers(
     attached[np.unique(labels[oval_grown])] = True
     attached[0] = False
     ear_skin = cv2.dilate((attached[labels] & keep).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    alpha = thin_over_ears(alpha, ear_skin)
     own_hair = (person_roi > 0.5) & head_zone & ~oval_grown & ~ear_skin
     # The matte's edge and hair wisps a few pixels out go too, or a halo stays.
     grow = max(1, round(0.04 * _iod(local)))
@@ -330,6 +333,15 @@ def _layers(
     return _Layers(
         alpha, hair_rgb.astype(np.float32), np.asarray(erase, np.float32), plate.astype(np.float32), np.asarray(shadow, np.float32)
     )
+
+
+def thin_over_ears(alpha: F32, ears: npt.NDArray[np.bool_]) -> F32:
+    """New hair's coverage with its see-through ends thinned over kept ears: coverage under
+    EAR_THIN fades to none at half of it (the ear mask feathered by a pixel), so strands too
+    sparse to cover an ear do not draw dark lines across it; denser hair is left as it is."""
+    thin = np.clip((alpha - EAR_THIN / 2) / (EAR_THIN / 2), 0.0, 1.0)
+    soft = cv2.GaussianBlur(ears.astype(np.float32), (0, 0), 1.0)
+    return np.where(alpha < EAR_THIN, alpha * (1.0 - soft * (1.0 - thin)), alpha).astype(np.float32)
 
 
 def canonical_to_image(mesh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
