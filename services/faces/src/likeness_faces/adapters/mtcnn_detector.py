@@ -4,8 +4,9 @@ On CUDA, facenet-pytorch's detect_face runs as is (the whole pyramid stays on th
 CPU the same three stages run with the image work done by OpenCV on uint8 pixels: detect_face
 resizes each pyramid level and every candidate crop with torch's "area" interpolation of a
 float copy of the canvas (adaptive average pooling), which took about half of a detection's CPU
-(15 of 30 ms for a 768-pixel canvas); cv2.resize with INTER_AREA does the same averaging in
-well under a millisecond. Thresholds, pyramid, box regression and suppression are facenet's.
+(15 of 30 ms for a 768-pixel canvas); letterbox.scaled (pyramid levels) and cv2.resize (crops)
+do the same averaging in a fraction of that. Thresholds, pyramid, box regression and
+suppression are facenet's.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from facenet_pytorch.models.utils.detect_face import (
 from torchvision.ops.boxes import batched_nms
 
 from likeness_faces.adapters.model_files import ModelPaths
+from likeness_faces.domain import letterbox
 from likeness_faces.domain.errors import ModelFilesError
 from likeness_faces.domain.model_outputs import Detection
 
@@ -99,7 +101,7 @@ def detect_cpu(
     found_inds: list[torch.Tensor] = []
     for scale in pyramid(height, width, min_face_px):
         level_w, level_h = int(width * scale + 1), int(height * scale + 1)
-        level = np.stack([_area(image, level_w, level_h) for image in batch])
+        level = np.stack([letterbox.scaled(image, level_w, level_h) for image in batch])
         reg, probs = pnet(_tensor(level, channels_last=False))
         boxes_scale, inds_scale = generateBoundingBox(reg, probs[:, 1], scale, STAGE_THRESHOLDS[0])
         pick = batched_nms(boxes_scale[:, :4], boxes_scale[:, 4], inds_scale, 0.5)
