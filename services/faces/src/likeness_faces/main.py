@@ -32,7 +32,7 @@ class FacesSettings(ServiceSettings):
     # Empty: $LIKENESS_MODEL_DIR or ~/.cache/likeness/models (see scripts/fetch_models.py).
     model_dir: str = ""
     max_pixels: int = 60_000_000
-    # torch's intra-op threads for MTCNN on CPU; 0: one per usable core.
+    # torch's intra-op threads for MTCNN on CPU; 0: half the usable cores (see load_models).
     torch_threads: int = 0
 
 
