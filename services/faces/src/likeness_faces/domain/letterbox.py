@@ -80,30 +80,27 @@ def resize(image: npt.NDArray[np.uint8], box: Letterbox) -> npt.NDArray[np.uint8
 def scaled(image: npt.NDArray[np.uint8], w: int, h: int) -> npt.NDArray[np.uint8]:
     """The image at w × h.
 
-    Shrinking averages every source pixel, as OpenCV's INTER_AREA does (plain bilinear
-    downscaling of a 12 MP photo would alias and cost detections), but cheaply: INTER_AREA at
-    a fractional ratio takes 1.5-7 ms for a phone-sized preview (40-75 ms for 12 MP), at a
-    whole-number ratio it is a fast block average. So the image is first reduced by the
-    largest whole factor that keeps it at least w × h, and the rest (under 2x) is bilinear,
-    which at such a ratio still reads every pixel: 0.2-1 ms (11-20 ms). Pixel centres map as
-    in a plain resize, (x + 0.5) * source / target.
+    Shrinking averages every source pixel (OpenCV's INTER_AREA; plain bilinear downscaling
+    aliases, and MTCNN's pyramid then finds a face a few pixels elsewhere in a re-encoded copy
+    of the same photo). INTER_AREA at a fractional ratio is slow on a large image (40-75 ms
+    for 12 MP), at a whole-number ratio it is a fast block average: so the image is first
+    reduced by the largest whole factor f that keeps it at least w × h, and only the small
+    rest is resampled fractionally (12 MP to a 768 canvas: 75 -> about 15 ms). The last
+    src % f rows and columns are left out of the blocks: the content moves by less than one
+    target pixel at the far edge.
     """
     src_h, src_w = image.shape[:2]
     if src_w == w and src_h == h:
         return image
-    factor = min(src_w // w, src_h // h)
-    if factor < 2:
+    if w > src_w or h > src_h:
         return np.asarray(cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
-    # Block averages over the whole f×f blocks (the last src % f rows and columns are left out)...
-    blocks_w, blocks_h = src_w // factor, src_h // factor
-    blocks = cv2.resize(image[: blocks_h * factor, : blocks_w * factor], (blocks_w, blocks_h), interpolation=cv2.INTER_AREA)
-    if (blocks_w * factor, blocks_h * factor, blocks_w, blocks_h) == (src_w, src_h, w, h):
-        return np.asarray(blocks, dtype=np.uint8)
-    # ...then each target pixel sampled where it lies in the source: a block's centre is at
-    # (i + 0.5) * f source pixels, a target pixel's at (x + 0.5) * src / target.
-    sx, sy = factor * w / src_w, factor * h / src_h
-    matrix = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]])
-    return np.asarray(cv2.warpAffine(blocks, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
+    factor = min(src_w // w, src_h // h)
+    if factor >= 2:
+        blocks_w, blocks_h = src_w // factor, src_h // factor
+        image = cv2.resize(image[: blocks_h * factor, : blocks_w * factor], (blocks_w, blocks_h), interpolation=cv2.INTER_AREA)
+        if (blocks_w, blocks_h) == (w, h):
+            return np.asarray(image, dtype=np.uint8)
+    return np.asarray(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 def pad(resized: npt.NDArray[np.uint8], box: Letterbox) -> npt.NDArray[np.uint8]:
