@@ -97,9 +97,10 @@ def scaled(image: npt.NDArray[np.uint8], w: int, h: int) -> npt.NDArray[np.uint8
     factor = min(src_w // w, src_h // h)
     if factor >= 2:
         blocks_w, blocks_h = src_w // factor, src_h // factor
-        image = cv2.resize(image[: blocks_h * factor, : blocks_w * factor], (blocks_w, blocks_h), interpolation=cv2.INTER_AREA)
+        blocks = cv2.resize(image[: blocks_h * factor, : blocks_w * factor], (blocks_w, blocks_h), interpolation=cv2.INTER_AREA)
+        image = np.asarray(blocks, dtype=np.uint8)
         if (blocks_w, blocks_h) == (w, h):
-            return np.asarray(image, dtype=np.uint8)
+            return image
     return np.asarray(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
