@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -104,3 +105,24 @@ def test_one_face_found_under_two_turns_is_kept_once_with_the_better_score() -> 
 
     assert kept == [sideways_find, neighbour]
     assert face_merge.iou(upright_guess, sideways_find) > face_merge.SAME_FACE_IOU > face_merge.iou(sideways_find, neighbour)
+
+
+@pytest.mark.parametrize("size", [(4001, 3003), (4000, 3000), (1008, 756), (640, 480), (300, 200)])
+@pytest.mark.parametrize("long_side", [384, 768])
+def test_shrinking_keeps_places_and_averages_like_area_resampling(size: tuple[int, int], long_side: int) -> None:
+    width, height = size
+    rng = np.random.default_rng(1)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 3)
+    x0, y0, side = width * 3 // 4, height // 3, max(8, width // 40)
+    image[y0 : y0 + side, x0 : x0 + side] = 255
+    box = letterbox.plan(width, height, long_side)
+
+    resized = letterbox.resize(image, box)
+
+    assert resized.shape == (box.resized_height, box.resized_width, 3)
+    ys, xs = np.nonzero(resized[..., 0] > 200)
+    centre = box.to_image(np.array([[xs.mean() + 0.5, ys.mean() + 0.5]]))
+    np.testing.assert_allclose(centre, [[x0 + side / 2, y0 + side / 2]], atol=max(1.0, width / box.resized_width))
+    if box.resized_width < width:
+        area = cv2.resize(image, (box.resized_width, box.resized_height), interpolation=cv2.INTER_AREA)
+        assert np.abs(area.astype(np.int16) - resized).mean() < 2.0

@@ -25,3 +25,20 @@ def test_the_service_sets_passive_waiting_before_torch_loads() -> None:
 
 def test_an_operators_own_policy_wins() -> None:
     assert _policy_seen_by_torch({**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+
+
+def _default_torch_threads(cores: int) -> int:
+    code = (
+        "import os, sys; os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:int(sys.argv[1])])); "
+        "import likeness_faces, torch; from likeness_faces.adapters.models import load_models; "
+        "load_models(); print(torch.get_num_threads())"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(cores)], capture_output=True, text=True, timeout=300, check=True)
+    return int(done.stdout.split()[-1])
+
+
+def test_mtcnn_gets_half_the_usable_cores_by_default() -> None:
+    # beside it, the mesh model, crops and decodes have threads of their own
+    cores = len(os.sched_getaffinity(0))
+    assert _default_torch_threads(1) == 1
+    assert _default_torch_threads(cores) == max(1, cores // 2)

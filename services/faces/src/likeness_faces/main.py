@@ -32,6 +32,8 @@ class FacesSettings(ServiceSettings):
     # Empty: $LIKENESS_MODEL_DIR or ~/.cache/likeness/models (see scripts/fetch_models.py).
     model_dir: str = ""
     max_pixels: int = 60_000_000
+    # torch's intra-op threads for MTCNN on CPU; 0: half the usable cores (see load_models).
+    torch_threads: int = 0
 
 
 def pick(device: str) -> torch.device | None:
@@ -50,7 +52,11 @@ class FacesWiring(Wiring[FacesSettings]):
 
 async def build(settings: FacesSettings) -> FacesWiring:
     """The faces service's one composition root; raises ModelFilesError when model files are missing."""
-    models = load_models(Path(settings.model_dir) if settings.model_dir else None, device=pick(settings.device))
+    models = load_models(
+        Path(settings.model_dir) if settings.model_dir else None,
+        device=pick(settings.device),
+        torch_threads=settings.torch_threads or None,
+    )
     log.info("models_loaded", device=str(models.device))
     analyzer = FaceAnalyzer(models.detector, models.landmarker)
     ingestion = open_channel(settings.ingestion_addr, "faces", settings)

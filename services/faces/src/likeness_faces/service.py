@@ -5,6 +5,10 @@ Where the time goes and why it is spent this way:
   smallest face)², so every image is fitted to a canvas of `detect_long_side` pixels and
   searched for faces down to `min_face_px` there: faces down to about 1/38 of the photo's
   long side (≈ 100 px in a 12 MP photo) at a fixed cost, whatever the photo's size.
+  A caller that only wants larger faces (min_face_fraction, e.g. an ID photo's 0.13) gets a
+  smaller canvas, just large enough for such a face to span `large_face_canvas_px`: the
+  pyramid, the resizes and the padding then cost a fraction, and every stage still sees the
+  face at least at its own input size.
 - Canvases come in three shapes only, so concurrent requests share one MTCNN pass through
   the MicroBatcher (which pays off most on CUDA, and saves Python overhead on CPU).
 - Precision comes back afterwards: the mesh model and the quality measures work on an
@@ -16,6 +20,7 @@ Where the time goes and why it is spent this way:
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -57,6 +62,9 @@ class MeshModel(Protocol):
 class AnalyzerConfig:
     detect_long_side: int = 768  # detection canvas long side, pixels
     min_face_px: int = 20  # smallest face MTCNN looks for on that canvas
+    # With a min_face_fraction: the smallest face's side on the (smaller) canvas; 48 is the
+    # input side of MTCNN's last stage.
+    large_face_canvas_px: int = 48
     min_score: float = 0.9  # detector confidence below which a face is not reported
     confident_score: float = 0.99  # below this best score, turned copies are tried too
     max_batch: int = 8
@@ -64,6 +72,12 @@ class AnalyzerConfig:
     crop_px: int = 256  # side of the upright crop the mesh model sees
     crop_margin: float = 1.7  # crop side over face-box side
     cpu_workers: int = 2  # threads for resizing, crops, the mesh model and quality
+
+
+@dataclass(frozen=True)
+class _Search:
+    long_side: int  # of the detection canvas
+    min_face_px: int  # smallest face looked for on it
 
 
 @dataclass(frozen=True)
@@ -145,17 +159,17 @@ class FaceAnalyzer:
         opts = options or AnalyzeOptions()
         pixels = _validated(image)
         loop = asyncio.get_running_loop()
-        pixels, small = await loop.run_in_executor(self._cpu, self._shrink, pixels)
+        search = self._search(opts)
+        pixels, small = await loop.run_in_executor(self._cpu, self._shrink, pixels, search.long_side)
 
-        min_face = self._min_face_px(opts)
-        detections = await self._detect(pixels, small, 0, min_face)
+        detections = await self._detect(pixels, small, 0, search)
         if opts.try_rotations and _best_score(detections) < self._config.confident_score:
             # Nothing upright, or only weak faces: MTCNN sometimes takes a sideways face
             # for an upright one with a middling score and nonsense points. Look at the
             # turned copies too and keep, per face, the turn where it scores best.
             candidates = list(detections)
             for turns in (SIDEWAYS_TURNS, (UPSIDE_DOWN_TURN,)):
-                for found in await asyncio.gather(*(self._detect(pixels, small, k, min_face) for k in turns)):
+                for found in await asyncio.gather(*(self._detect(pixels, small, k, search) for k in turns)):
                     candidates.extend(found)
                 if _best_score(candidates) >= self._config.confident_score:
                     break
@@ -220,29 +234,35 @@ class FaceAnalyzer:
 
     # -- detection -------------------------------------------------------------------
 
-    def _shrink(self, image: Image) -> tuple[Image, Image]:
+    def _shrink(self, image: Image, long_side: int) -> tuple[Image, Image]:
         """The image made contiguous, and a copy at detection-canvas size (made once, then
         reused for every turn tried)."""
         pixels = np.ascontiguousarray(image)
         height, width = pixels.shape[:2]
-        return pixels, letterbox.resize(pixels, letterbox.plan(width, height, self._config.detect_long_side))
+        return pixels, letterbox.resize(pixels, letterbox.plan(width, height, long_side))
 
-    def _canvas(self, small: Image, width: int, height: int, quarter_turns: int, min_face_px: int) -> _Canvas:
+    def _canvas(self, small: Image, width: int, height: int, quarter_turns: int, search: _Search) -> _Canvas:
         turned_w, turned_h = (height, width) if quarter_turns % 2 else (width, height)
-        box = letterbox.plan(turned_w, turned_h, self._config.detect_long_side)
-        return _Canvas(pixels=letterbox.pad(rotation.turn(small, quarter_turns), box), box=box, min_face_px=min_face_px)
+        box = letterbox.plan(turned_w, turned_h, search.long_side)
+        return _Canvas(pixels=letterbox.pad(rotation.turn(small, quarter_turns), box), box=box, min_face_px=search.min_face_px)
 
-    def _min_face_px(self, opts: AnalyzeOptions) -> int:
+    def _search(self, opts: AnalyzeOptions) -> _Search:
+        """The canvas's long side and the smallest face looked for on it."""
+        config = self._config
         if opts.min_face_fraction <= 0:
-            return self._config.min_face_px
-        asked = round(opts.min_face_fraction * self._config.detect_long_side)
-        return max(self._config.min_face_px, min(asked, self._config.detect_long_side // 2))
+            return _Search(config.detect_long_side, config.min_face_px)
+        # Just large enough for the smallest face asked to span large_face_canvas_px (in steps
+        # of 32 pixels, so a few canvas shapes serve every fraction and requests share batches).
+        wanted = math.ceil(config.large_face_canvas_px / opts.min_face_fraction / 32) * 32
+        long_side = min(config.detect_long_side, max(wanted, 4 * config.min_face_px))
+        asked = round(opts.min_face_fraction * long_side)
+        return _Search(long_side, max(config.min_face_px, min(asked, long_side // 2)))
 
-    async def _detect(self, pixels: Image, small: Image, quarter_turns: int, min_face_px: int) -> list[Detection]:
+    async def _detect(self, pixels: Image, small: Image, quarter_turns: int, search: _Search) -> list[Detection]:
         """Faces found on the image turned by quarter_turns, in the unturned image's pixels."""
         height, width = pixels.shape[:2]
         loop = asyncio.get_running_loop()
-        canvas = await loop.run_in_executor(self._cpu, self._canvas, small, width, height, quarter_turns, min_face_px)
+        canvas = await loop.run_in_executor(self._cpu, self._canvas, small, width, height, quarter_turns, search)
         found = await self.batcher.submit(canvas)
         unturn = rotation.unturn_points(quarter_turns, width, height)
         return [d.mapped(lambda pts: unturn(canvas.box.to_image(pts))) for d in found if d.score >= self._config.min_score]
