@@ -91,10 +91,10 @@ async def test_a_large_smallest_face_is_looked_for_on_a_smaller_canvas(
     models.detector.detect = spy  # type: ignore[method-assign]
     try:
         (everywhere,) = await analyzer.analyze(photo, AnalyzeOptions(dense_landmarks=True))
-        (large_only,) = await analyzer.analyze(photo, AnalyzeOptions(dense_landmarks=True, min_face_fraction=0.13))
+        (large_only,) = await analyzer.analyze(photo, AnalyzeOptions(dense_landmarks=True, min_face_fraction=0.25))
     finally:
         del models.detector.detect
-    assert sizes == [(768, 576, 20), (384, 288, 50)]
+    assert sizes == [(768, 576, 20), (384, 288, 96)]
     assert large_only.box.width == pytest.approx(everywhere.box.width, rel=0.08)
     # the mesh is fitted on the full-resolution photo either way
     assert everywhere.mesh is not None and large_only.mesh is not None
