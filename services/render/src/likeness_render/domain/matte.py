@@ -472,35 +472,52 @@ def remove_spill(
     cast however little chroma it has left), its chroma is taken toward the interior's nearby
     chroma, scaled to its lightness.
     """
-    inside_grey = _channel_mean(inside)
+    # Channel planes (3, n): each step's operands are contiguous rows (the same float32 arithmetic).
+    fg, bk, inside = _planes(fg), _planes(bk), _planes(inside)
+    inside_grey = _plane_mean(inside)
     own_c = inside - inside_grey
-    hue_c = own_c if hues is None else hues - _channel_mean(hues)
+    hue_c = own_c if hues is None else _planes(hues) - _plane_mean(_planes(hues))
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
-    grey = _channel_mean(fg)
+    grey = _plane_mean(fg)
     fg_c = fg - grey
-    bk_grey = _channel_mean(bk)
+    bk_grey = _plane_mean(bk)
     bk_c = bk - bk_grey
-    norm = np.sqrt(_dot(bk_c, bk_c))[:, None]
+    norm = np.sqrt(_plane_dot(bk_c, bk_c))
     direction = bk_c / np.maximum(norm, 1e-3)
-    own = np.maximum(_dot(own_c, direction), _dot(hue_c, direction))
-    along = _dot(fg_c, direction)
-    strength = _strength(norm[:, 0])
+    own = np.maximum(_plane_dot(own_c, direction), _plane_dot(hue_c, direction))
+    along = _plane_dot(fg_c, direction)
+    strength = _strength(norm)
     excess = np.maximum(along - np.maximum(own, 0.0), 0.0) * strength
-    fg_c = fg_c - excess[:, None] * direction
-    share = np.clip(excess / np.maximum(norm[:, 0], 1e-3), 0.0, MAX_SPILL_SHARE)[:, None]
+    fg_c = fg_c - excess * direction
+    share = np.clip(excess / np.maximum(norm, 1e-3), 0.0, MAX_SPILL_SHARE)
     grey = np.clip((grey - share * bk_grey) / (1.0 - share), 0.0, 255.0)
     # What is left: how much it points the backdrop's way (cosine), against how much the interior does.
-    size = np.sqrt(_dot(fg_c, fg_c))
-    cos = _dot(fg_c, direction) / np.maximum(size, 1e-3)
+    size = np.sqrt(_plane_dot(fg_c, fg_c))
+    cos = _plane_dot(fg_c, direction) / np.maximum(size, 1e-3)
     own_cos = np.maximum(
-        _dot(own_c, direction) / np.maximum(np.sqrt(_dot(own_c, own_c)), 1e-3),
-        _dot(hue_c, direction) / np.maximum(np.sqrt(_dot(hue_c, hue_c)), 1e-3),
+        _plane_dot(own_c, direction) / np.maximum(np.sqrt(_plane_dot(own_c, own_c)), 1e-3),
+        _plane_dot(hue_c, direction) / np.maximum(np.sqrt(_plane_dot(hue_c, hue_c)), 1e-3),
     )
     cast = np.clip((cos - np.maximum(own_cos, 0.0) - SPILL_COS) / SPILL_COS, 0.0, 1.0) * np.clip(size / 4.0, 0.0, 1.0) * strength
     # The interior's hue and saturation at this pixel's lightness (chroma in RGB units scales with it).
     target = own_c * np.clip(grey / np.maximum(inside_grey, 1.0), 0.0, 1.5)
-    fg_c = fg_c + cast[:, None] * (target - fg_c)
-    return np.asarray(np.clip(grey + fg_c, 0, 255), np.float32)
+    fg_c += cast * (target - fg_c)
+    return np.asarray(np.clip(grey + fg_c, 0, 255), np.float32).T
+
+
+def _planes(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(3, n) channel planes of (n, 3) rows."""
+    return np.ascontiguousarray(rows.T)
+
+
+def _plane_mean(c: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(n,) mean of (3, n) channel planes."""
+    return np.asarray((c[0] + c[1] + c[2]) / 3.0, c.dtype)
+
+
+def _plane_dot(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(n,) dot products of (3, n) channel planes."""
+    return np.asarray(a[0] * b[0] + a[1] * b[1] + a[2] * b[2], np.float32)
 
 
 def person_colour(image: RGB, alpha: Alpha, fields: _Fields) -> npt.NDArray[np.float32]:
