@@ -351,23 +351,29 @@ def solve_alpha(image: RGB, tri: npt.NDArray[np.float64], start: npt.NDArray[np.
 
 
 def _local_mean(
-    colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int
+    colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int, weighted: npt.NDArray[np.float32] | None = None
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Weighted local mean colour over a (2 radius + 1) square, and the weight's own local mean."""
+    """Weighted local mean colour over a (2 radius + 1) square, and the weight's own local mean
+    (`weighted`: colours * weight, when the caller has it)."""
     box = (2 * radius + 1, 2 * radius + 1)
-    mass = cv2.blur(weight, box)
-    total = cv2.blur(colours * weight[..., None], box)
-    return total / np.maximum(mass, 1e-6)[..., None], mass
+    mass = np.asarray(cv2.blur(weight, box), np.float32)
+    total = np.asarray(cv2.blur(colours * weight[..., None] if weighted is None else weighted, box), np.float32)
+    total /= np.maximum(mass, 1e-6)[..., None]
+    return total, mass
 
 
 def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int) -> tuple[npt.NDArray[np.float32], Mask]:
     """Local mean colour of the weighted pixels, reaching four times farther where they are sparse,
     and where there were any to average (elsewhere the pixel's own colour stands in)."""
-    mean, mass = _local_mean(colours, weight, radius)
-    wide, wide_mass = _local_mean(colours, weight, 4 * radius)
-    mean = np.where((mass < 0.02)[..., None], wide, mean)
-    known = (mass >= 0.02) | (wide_mass >= 0.002)
-    return np.where(known[..., None], mean, colours), known
+    weighted = colours * weight[..., None]
+    mean, mass = _local_mean(colours, weight, radius, weighted)
+    wide, wide_mass = _local_mean(colours, weight, 4 * radius, weighted)
+    # Masked copies by OpenCV (numpy's where= over a broadcast channel axis is many times slower).
+    sparse_here = mass < 0.02
+    mean = np.asarray(cv2.copyTo(wide, sparse_here.view(np.uint8), mean), np.float32)
+    known = ~sparse_here | (wide_mass >= 0.002)
+    mean = np.asarray(cv2.copyTo(colours, (~known).view(np.uint8), mean), np.float32)
+    return mean, known
 
 
 class _Fields:
