@@ -237,8 +237,13 @@ def _window_laplacian(
 
 
 def _jacobi_cg(
-    a: sparse.csr_matrix, b: npt.NDArray[np.float64], x0: npt.NDArray[np.float64], diag: npt.NDArray[np.float64], rtol: float, maxiter: int
-) -> npt.NDArray[np.float64]:
+    a: sparse.csr_matrix,
+    b: npt.NDArray[np.floating],
+    x0: npt.NDArray[np.floating],
+    diag: npt.NDArray[np.floating],
+    rtol: float,
+    maxiter: int,
+) -> npt.NDArray[np.floating]:
     """Conjugate gradients with a Jacobi preconditioner: scipy.sparse.linalg.cg's steps, without its
     per-step operator layers (the band's system is small: those were most of a step)."""
     x = np.array(x0, b.dtype)
@@ -526,7 +531,7 @@ def _plane_mean(c: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return np.asarray((c[0] + c[1] + c[2]) / 3.0, c.dtype)
 
 
-def _plane_dot(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def _plane_dot(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     """(n,) dot products of (3, n) channel planes."""
     return np.asarray(a[0] * b[0] + a[1] * b[1] + a[2] * b[2], np.float32)
 
