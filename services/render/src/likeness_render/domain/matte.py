@@ -634,10 +634,15 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float], refined
 
 def composite(foreground: npt.NDArray[np.float32] | RGB, alpha: Alpha, background: npt.NDArray[np.float32] | RGB) -> RGB:
     """Person (already free of the old background's colour) over a new background."""
-    a = alpha[..., None]
-    # The same float32 arithmetic, in place (no copy of a float32 foreground, fewer temporaries).
+    # The same float32 arithmetic, in place, with alpha spread to three channels first: numpy's
+    # broadcast over a length-3 last axis runs a loop per pixel.
+    a = np.asarray(cv2.merge((alpha, alpha, alpha)), np.float32)
     out = np.multiply(foreground, a, dtype=np.float32)
-    out += background.astype(np.float32) * (1.0 - a)
+    # 1 - a, as -(a - 1) in place (the same rounding), times the background.
+    a -= 1.0
+    np.negative(a, out=a)
+    a *= background
+    out += a
     out += 0.5
     return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
