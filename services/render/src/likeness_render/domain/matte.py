@@ -367,15 +367,21 @@ def _local_mean(
     (`weighted`: colours * weight, when the caller has it)."""
     box = (2 * radius + 1, 2 * radius + 1)
     mass = np.asarray(cv2.blur(weight, box), np.float32)
-    total = np.asarray(cv2.blur(colours * weight[..., None] if weighted is None else weighted, box), np.float32)
-    total /= np.maximum(mass, 1e-6)[..., None]
+    total = np.asarray(cv2.blur(colours * _three(weight) if weighted is None else weighted, box), np.float32)
+    total /= _three(np.maximum(mass, 1e-6))
     return total, mass
+
+
+def _three(plane: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+    """A plane repeated as three channels: numpy's broadcast over a length-3 last axis runs a
+    loop per pixel, several times slower than the same operation on whole arrays."""
+    return np.asarray(cv2.merge((plane, plane, plane)), plane.dtype)
 
 
 def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int) -> tuple[npt.NDArray[np.float32], Mask]:
     """Local mean colour of the weighted pixels, reaching four times farther where they are sparse,
     and where there were any to average (elsewhere the pixel's own colour stands in)."""
-    weighted = colours * weight[..., None]
+    weighted = colours * _three(weight)
     mean, mass = _local_mean(colours, weight, radius, weighted)
     wide, wide_mass = _local_mean(colours, weight, 4 * radius, weighted)
     # Masked copies by OpenCV (numpy's where= over a broadcast channel axis is many times slower).
@@ -432,7 +438,7 @@ class _Fields:
         # seen through a gap in the hair are not the person's colour.
         _, inner_mass = _local_mean(img, weight, radius)
         share = np.clip(mass / np.maximum(inner_mass, 1e-6) / COLOURED_SHARE, 0.0, 1.0) * (mass > 0.02)
-        hue = field + (share * share)[..., None] * (hue - field)
+        hue = field + _three(share * share) * (hue - field)
         cy, cx = np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)
         return field[cy, cx], hue[cy, cx]
 
