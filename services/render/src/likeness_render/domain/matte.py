@@ -440,7 +440,8 @@ class _Fields:
         share = np.clip(mass / np.maximum(inner_mass, 1e-6) / COLOURED_SHARE, 0.0, 1.0) * (mass > 0.02)
         hue = field + _three(share * share) * (hue - field)
         cy, cx = np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)
-        return field[cy, cx], hue[cy, cx]
+        flat = cy * size[0] + cx
+        return _rows(field, flat), _rows(hue, flat)
 
 
 def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], front: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -560,17 +561,32 @@ def person_colour(image: RGB, alpha: Alpha, fields: _Fields) -> npt.NDArray[np.f
     cell = cy * fields.inner.shape[1] + cx
     pixels = out.reshape(-1, 3)
     a = alpha.ravel()[at]
-    back = fields.back.reshape(-1, 3)[cell]
+    back = _rows(fields.back, cell)
     edge = np.flatnonzero(a < 1.0)
-    colour = pixels[at]
+    colour = np.take(pixels, at, axis=0)
     if edge.size:
-        colour[edge] = foreground_colour(colour[edge], a[edge], back[edge], fields.front.reshape(-1, 3)[cell[edge]])
+        solved = foreground_colour(_rows(colour, edge), a[edge], _rows(back, edge), _rows(fields.front, cell[edge]))
+        _put_rows(colour, edge, solved)
     # Spill only from an old background that is near (and has a colour of its own).
     tinted = np.flatnonzero((backdrop_strength(back) > 0.0) & fields.back_known.ravel()[cell])
     if tinted.size:
-        colour[tinted] = remove_spill(colour[tinted], back[tinted], *fields.interior(cy[tinted], cx[tinted]))
-    pixels[at] = colour
+        unmixed = remove_spill(_rows(colour, tinted), _rows(back, tinted), *fields.interior(cy[tinted], cx[tinted]))
+        _put_rows(colour, tinted, unmixed)
+    _put_rows(pixels, at, colour)
     return out
+
+
+def _rows(a: npt.NDArray[np.float32], idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
+    """Rows `idx` of the (..., 3) array `a` read as (n, 3) rows (np.take: numpy's fancy index is
+    several times slower on narrow rows)."""
+    return np.take(a.reshape(-1, 3), idx, axis=0)
+
+
+def _put_rows(a: npt.NDArray[np.float32], idx: npt.NDArray[np.intp], rows: npt.NDArray[np.float32]) -> None:
+    """Rows `idx` of the contiguous (n, 3) float32 array `a` set to `rows`, each row moved as one
+    12-byte item (twice as fast as numpy's fancy-index assignment of narrow rows)."""
+    item = np.dtype((np.void, 12))
+    a.view(item).reshape(-1)[idx] = np.ascontiguousarray(rows, np.float32).view(item).reshape(-1)
 
 
 def model_alpha(predicted: Alpha, person: Mask) -> Alpha:
