@@ -127,12 +127,11 @@ def compose(
         src = cv2.resize(source, (max(1, round(source.shape[1] * k)), max(1, round(source.shape[0] * k))), interpolation=cv2.INTER_AREA)
         affine[:, :2] /= k
     framed = cv2.warpAffine(src, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    valid = cv2.warpAffine(np.ones(src.shape[:2], np.float32), affine, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+    inside = _inside(src.shape[:2], affine, size)
     face_out = face.transformed(placement.affine)
 
     keep = options.background == "keep"
     centre = face_out.eye_centre
-    inside = valid > 0.99
     eyes = (float(centre[0]), float(centre[1]))
     if matting is None:
         cut = matte.cut_out(framed, segment(framed) * inside, eyes)
@@ -160,6 +159,22 @@ def compose(
     # The person as the segmentation saw them, and whatever the matte solved firmly beyond it (a hat's brim).
     silhouette = (cut.person & inside) | (alpha >= 0.5)
     return Composed(image, alpha, placement, face_out, from_matte, background, silhouette, cut.others_removed, garment)
+
+
+def _inside(src_shape: tuple[int, ...], affine: npt.NDArray[np.float64], size: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    """The output pixels whose every source sample lies inside the source (`affine`: source to output).
+
+    When the output's corners map at least a pixel inside the source, all of it does (the map
+    is affine): no warp of a plane of ones is needed.
+    """
+    w, h = size
+    back = cv2.invertAffineTransform(affine)
+    corners = np.array([[0.0, 0.0, 1.0], [w - 1.0, 0.0, 1.0], [0.0, h - 1.0, 1.0], [w - 1.0, h - 1.0, 1.0]]) @ back.T
+    sh, sw = src_shape[0], src_shape[1]
+    if corners[:, 0].min() >= 1.0 and corners[:, 0].max() <= sw - 2.0 and corners[:, 1].min() >= 1.0 and corners[:, 1].max() <= sh - 2.0:
+        return np.ones((h, w), bool)
+    valid = cv2.warpAffine(np.ones((sh, sw), np.float32), affine, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return np.asarray(valid > 0.99)
 
 
 def border_std(image: RGB, alpha: npt.NDArray[np.float32], border_frac: float = 0.06) -> float:

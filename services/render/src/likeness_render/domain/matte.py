@@ -210,8 +210,10 @@ def _window_laplacian(
     """
     w = image.shape[1]
     flat = (ys * w + xs)[:, None] + (_WIN_DY * w + _WIN_DX)[None, :]
-    colours = image.reshape(-1, 3)[flat]  # (n, 9, 3)
-    centred = colours - colours.mean(axis=1, keepdims=True)
+    # np.take and a matrix product for the window means: numpy's fancy-index gather and its
+    # reduction over a length-9 axis are several times slower.
+    colours = np.take(image.reshape(-1, 3), flat, axis=0)  # (n, 9, 3)
+    centred = colours - np.matmul(_NINTHS, colours)
     across = np.ascontiguousarray(centred.transpose(0, 2, 1))
     cov = np.matmul(across, centred)
     cov /= 9.0
@@ -235,11 +237,16 @@ def _window_laplacian(
 
 
 def _jacobi_cg(
-    a: sparse.csr_matrix, b: npt.NDArray[np.float64], x0: npt.NDArray[np.float64], diag: npt.NDArray[np.float64], rtol: float, maxiter: int
-) -> npt.NDArray[np.float64]:
+    a: sparse.csr_matrix,
+    b: npt.NDArray[np.floating],
+    x0: npt.NDArray[np.floating],
+    diag: npt.NDArray[np.floating],
+    rtol: float,
+    maxiter: int,
+) -> npt.NDArray[np.floating]:
     """Conjugate gradients with a Jacobi preconditioner: scipy.sparse.linalg.cg's steps, without its
     per-step operator layers (the band's system is small: those were most of a step)."""
-    x = np.array(x0, np.float64)
+    x = np.array(x0, b.dtype)
     atol = rtol * float(np.linalg.norm(b))
     if atol == 0.0:
         return b
@@ -270,6 +277,7 @@ _OFFSET_DY, _OFFSET_DX = (a.ravel() for a in np.mgrid[-2:3, -2:3])
 _WIN_DY, _WIN_DX = (a.ravel() for a in np.mgrid[-1:2, -1:2])
 _PAIR_OFFSET = (_WIN_DY[None, :] - _WIN_DY[:, None] + 2) * 5 + (_WIN_DX[None, :] - _WIN_DX[:, None] + 2)
 _NINE = np.arange(9)
+_NINTHS = np.full((1, 9), 1.0 / 9.0)
 
 
 def closed_form_alpha(
@@ -313,12 +321,14 @@ def closed_form_alpha(
     rhs = -(np.where(cols < 0, coef, 0.0) * alpha.ravel()[neighbours]).sum(axis=1)
     entries = (cols >= 0) & (coef != 0.0)
     indptr = np.concatenate(([0], np.cumsum(entries.sum(axis=1))))
-    luu = sparse.csr_matrix((coef[entries], cols[entries], indptr), shape=(n, n))
+    # The solve in float32: half the memory traffic per step, and its rounding (~1e-7 of a
+    # unit) far below the 1e-4 tolerance it stops at.
+    luu = sparse.csr_matrix((coef[entries].astype(np.float32), cols[entries], indptr), shape=(n, n))
     # A tiny ridge keeps the system definite where a window's colours are flat.
     # Conjugate gradients with a Jacobi preconditioner, started from `start` or the trimap's middle.
-    diag = luu.diagonal() + 1e-9
+    diag = (coef[:, 12] + 1e-9).astype(np.float32)
     first = (_ramp(tri) if start is None else start).ravel()[flat_unknown]
-    solved = _jacobi_cg(luu, rhs, first, diag, 1e-4, CG_ITERATIONS)
+    solved = _jacobi_cg(luu, rhs.astype(np.float32), first, diag, 1e-4, CG_ITERATIONS)
     flat = alpha.ravel()
     flat[flat_unknown] = np.clip(solved, 0.0, 1.0)
     # Unknown pixels no window reached (the frame's outermost pixels): the value beside them.
@@ -351,23 +361,35 @@ def solve_alpha(image: RGB, tri: npt.NDArray[np.float64], start: npt.NDArray[np.
 
 
 def _local_mean(
-    colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int
+    colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int, weighted: npt.NDArray[np.float32] | None = None
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Weighted local mean colour over a (2 radius + 1) square, and the weight's own local mean."""
+    """Weighted local mean colour over a (2 radius + 1) square, and the weight's own local mean
+    (`weighted`: colours * weight, when the caller has it)."""
     box = (2 * radius + 1, 2 * radius + 1)
-    mass = cv2.blur(weight, box)
-    total = cv2.blur(colours * weight[..., None], box)
-    return total / np.maximum(mass, 1e-6)[..., None], mass
+    mass = np.asarray(cv2.blur(weight, box), np.float32)
+    total = np.asarray(cv2.blur(colours * _three(weight) if weighted is None else weighted, box), np.float32)
+    total /= _three(np.maximum(mass, 1e-6))
+    return total, mass
+
+
+def _three(plane: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+    """A plane repeated as three channels: numpy's broadcast over a length-3 last axis runs a
+    loop per pixel, several times slower than the same operation on whole arrays."""
+    return np.asarray(cv2.merge((plane, plane, plane)), plane.dtype)
 
 
 def _spread_mean(colours: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], radius: int) -> tuple[npt.NDArray[np.float32], Mask]:
     """Local mean colour of the weighted pixels, reaching four times farther where they are sparse,
     and where there were any to average (elsewhere the pixel's own colour stands in)."""
-    mean, mass = _local_mean(colours, weight, radius)
-    wide, wide_mass = _local_mean(colours, weight, 4 * radius)
-    mean = np.where((mass < 0.02)[..., None], wide, mean)
-    known = (mass >= 0.02) | (wide_mass >= 0.002)
-    return np.where(known[..., None], mean, colours), known
+    weighted = colours * _three(weight)
+    mean, mass = _local_mean(colours, weight, radius, weighted)
+    wide, wide_mass = _local_mean(colours, weight, 4 * radius, weighted)
+    # Masked copies by OpenCV (numpy's where= over a broadcast channel axis is many times slower).
+    sparse_here = mass < 0.02
+    mean = np.asarray(cv2.copyTo(wide, sparse_here.view(np.uint8), mean), np.float32)
+    known = ~sparse_here | (wide_mass >= 0.002)
+    mean = np.asarray(cv2.copyTo(colours, (~known).view(np.uint8), mean), np.float32)
+    return mean, known
 
 
 class _Fields:
@@ -416,9 +438,10 @@ class _Fields:
         # seen through a gap in the hair are not the person's colour.
         _, inner_mass = _local_mean(img, weight, radius)
         share = np.clip(mass / np.maximum(inner_mass, 1e-6) / COLOURED_SHARE, 0.0, 1.0) * (mass > 0.02)
-        hue = field + (share * share)[..., None] * (hue - field)
+        hue = field + _three(share * share) * (hue - field)
         cy, cx = np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)
-        return field[cy, cx], hue[cy, cx]
+        flat = cy * size[0] + cx
+        return _rows(field, flat), _rows(hue, flat)
 
 
 def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], front: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -472,59 +495,98 @@ def remove_spill(
     cast however little chroma it has left), its chroma is taken toward the interior's nearby
     chroma, scaled to its lightness.
     """
-    inside_grey = _channel_mean(inside)
+    # Channel planes (3, n): each step's operands are contiguous rows (the same float32 arithmetic).
+    fg, bk, inside = _planes(fg), _planes(bk), _planes(inside)
+    inside_grey = _plane_mean(inside)
     own_c = inside - inside_grey
-    hue_c = own_c if hues is None else hues - _channel_mean(hues)
+    hue_c = own_c if hues is None else _planes(hues) - _plane_mean(_planes(hues))
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
-    grey = _channel_mean(fg)
+    grey = _plane_mean(fg)
     fg_c = fg - grey
-    bk_grey = _channel_mean(bk)
+    bk_grey = _plane_mean(bk)
     bk_c = bk - bk_grey
-    norm = np.sqrt(_dot(bk_c, bk_c))[:, None]
+    norm = np.sqrt(_plane_dot(bk_c, bk_c))
     direction = bk_c / np.maximum(norm, 1e-3)
-    own = np.maximum(_dot(own_c, direction), _dot(hue_c, direction))
-    along = _dot(fg_c, direction)
-    strength = _strength(norm[:, 0])
+    own = np.maximum(_plane_dot(own_c, direction), _plane_dot(hue_c, direction))
+    along = _plane_dot(fg_c, direction)
+    strength = _strength(norm)
     excess = np.maximum(along - np.maximum(own, 0.0), 0.0) * strength
-    fg_c = fg_c - excess[:, None] * direction
-    share = np.clip(excess / np.maximum(norm[:, 0], 1e-3), 0.0, MAX_SPILL_SHARE)[:, None]
+    fg_c = fg_c - excess * direction
+    share = np.clip(excess / np.maximum(norm, 1e-3), 0.0, MAX_SPILL_SHARE)
     grey = np.clip((grey - share * bk_grey) / (1.0 - share), 0.0, 255.0)
     # What is left: how much it points the backdrop's way (cosine), against how much the interior does.
-    size = np.sqrt(_dot(fg_c, fg_c))
-    cos = _dot(fg_c, direction) / np.maximum(size, 1e-3)
+    size = np.sqrt(_plane_dot(fg_c, fg_c))
+    cos = _plane_dot(fg_c, direction) / np.maximum(size, 1e-3)
     own_cos = np.maximum(
-        _dot(own_c, direction) / np.maximum(np.sqrt(_dot(own_c, own_c)), 1e-3),
-        _dot(hue_c, direction) / np.maximum(np.sqrt(_dot(hue_c, hue_c)), 1e-3),
+        _plane_dot(own_c, direction) / np.maximum(np.sqrt(_plane_dot(own_c, own_c)), 1e-3),
+        _plane_dot(hue_c, direction) / np.maximum(np.sqrt(_plane_dot(hue_c, hue_c)), 1e-3),
     )
     cast = np.clip((cos - np.maximum(own_cos, 0.0) - SPILL_COS) / SPILL_COS, 0.0, 1.0) * np.clip(size / 4.0, 0.0, 1.0) * strength
     # The interior's hue and saturation at this pixel's lightness (chroma in RGB units scales with it).
     target = own_c * np.clip(grey / np.maximum(inside_grey, 1.0), 0.0, 1.5)
-    fg_c = fg_c + cast[:, None] * (target - fg_c)
-    return np.asarray(np.clip(grey + fg_c, 0, 255), np.float32)
+    fg_c += cast * (target - fg_c)
+    return np.asarray(np.clip(grey + fg_c, 0, 255), np.float32).T
+
+
+def _planes(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(3, n) channel planes of (n, 3) rows."""
+    return np.ascontiguousarray(rows.T)
+
+
+def _plane_mean(c: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(n,) mean of (3, n) channel planes."""
+    return np.asarray((c[0] + c[1] + c[2]) / 3.0, c.dtype)
+
+
+def _plane_dot(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """(n,) dot products of (3, n) channel planes."""
+    return np.asarray(a[0] * b[0] + a[1] * b[1] + a[2] * b[2], np.float32)
 
 
 def person_colour(image: RGB, alpha: Alpha, fields: _Fields) -> npt.NDArray[np.float32]:
     """The person's colour at every pixel, free of the old background: the photo, solved in the
-    edge and unmixed on the rim; only those pixels are computed."""
+    edge and unmixed on the rim; only those pixels are computed.
+
+    The rim's pixels and their cells are gathered by flat index (one take per array: numpy's
+    two-index gathers of (n, 3) rows cost several times more).
+    """
     out = image.astype(np.float32)
     # The rim: the person's pixels that are not well inside.
     inner = fields.inner
     if inner.shape != alpha.shape:
         inner = cv2.resize(inner.astype(np.uint8), alpha.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-    ys, xs = np.nonzero((alpha > 0.0) & ~inner)
-    cy, cx = fields.cells(ys, xs)
-    solid = alpha[ys, xs] >= 1.0
-    back = fields.back[cy, cx]
-    edge = ~solid
-    colour = out[ys, xs]
-    if edge.any():
-        colour[edge] = foreground_colour(colour[edge], alpha[ys[edge], xs[edge]], back[edge], fields.front[cy[edge], cx[edge]])
+    at = np.flatnonzero((alpha > 0.0) & ~inner)
+    w = alpha.shape[1]
+    cy, cx = fields.cells(at // w, at % w)
+    cell = cy * fields.inner.shape[1] + cx
+    pixels = out.reshape(-1, 3)
+    a = alpha.ravel()[at]
+    back = _rows(fields.back, cell)
+    edge = np.flatnonzero(a < 1.0)
+    colour = np.take(pixels, at, axis=0)
+    if edge.size:
+        solved = foreground_colour(_rows(colour, edge), a[edge], _rows(back, edge), _rows(fields.front, cell[edge]))
+        _put_rows(colour, edge, solved)
     # Spill only from an old background that is near (and has a colour of its own).
-    tinted = (backdrop_strength(back) > 0.0) & fields.back_known[cy, cx]
-    if tinted.any():
-        colour[tinted] = remove_spill(colour[tinted], back[tinted], *fields.interior(cy[tinted], cx[tinted]))
-    out[ys, xs] = colour
+    tinted = np.flatnonzero((backdrop_strength(back) > 0.0) & fields.back_known.ravel()[cell])
+    if tinted.size:
+        unmixed = remove_spill(_rows(colour, tinted), _rows(back, tinted), *fields.interior(cy[tinted], cx[tinted]))
+        _put_rows(colour, tinted, unmixed)
+    _put_rows(pixels, at, colour)
     return out
+
+
+def _rows(a: npt.NDArray[np.float32], idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
+    """Rows `idx` of the (..., 3) array `a` read as (n, 3) rows (np.take: numpy's fancy index is
+    several times slower on narrow rows)."""
+    return np.take(a.reshape(-1, 3), idx, axis=0)
+
+
+def _put_rows(a: npt.NDArray[np.float32], idx: npt.NDArray[np.intp], rows: npt.NDArray[np.float32]) -> None:
+    """Rows `idx` of the contiguous (n, 3) float32 array `a` set to `rows`, each row moved as one
+    12-byte item (twice as fast as numpy's fancy-index assignment of narrow rows)."""
+    item = np.dtype((np.void, 12))
+    a.view(item).reshape(-1)[idx] = np.ascontiguousarray(rows, np.float32).view(item).reshape(-1)
 
 
 def model_alpha(predicted: Alpha, person: Mask) -> Alpha:
@@ -594,10 +656,15 @@ def cut_out(image: RGB, coarse: Alpha, face_centre: tuple[float, float], refined
 
 def composite(foreground: npt.NDArray[np.float32] | RGB, alpha: Alpha, background: npt.NDArray[np.float32] | RGB) -> RGB:
     """Person (already free of the old background's colour) over a new background."""
-    a = alpha[..., None]
-    # The same float32 arithmetic, in place (no copy of a float32 foreground, fewer temporaries).
+    # The same float32 arithmetic, in place, with alpha spread to three channels first: numpy's
+    # broadcast over a length-3 last axis runs a loop per pixel.
+    a = np.asarray(cv2.merge((alpha, alpha, alpha)), np.float32)
     out = np.multiply(foreground, a, dtype=np.float32)
-    out += background.astype(np.float32) * (1.0 - a)
+    # 1 - a, as -(a - 1) in place (the same rounding), times the background.
+    a -= 1.0
+    np.negative(a, out=a)
+    a *= background
+    out += a
     out += 0.5
     return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
