@@ -46,7 +46,7 @@ def test_every_orientation_and_scale_matches_pillow(orientation: int, min_side: 
 
 @pytest.mark.parametrize("save", [{"progressive": True}, {"subsampling": 0}, {"subsampling": 1}])
 def test_progressive_and_other_subsamplings_match_pillow(save: dict[str, object]) -> None:
-    data = _jpeg(_photo(), 6, **save)
+    data = _jpeg(_photo(), 6, "RGB", **save)
     assert np.array_equal(codec.decode_rgb(data), _pillow(data))
     assert np.array_equal(codec.decode_rgb(data, min_side=100), _pillow(data, 100))
 
