@@ -12,15 +12,17 @@ class UndecodableImage(ValueError):
     pass
 
 
-# EXIF orientation -> the OpenCV steps that make the stored pixels upright (as ImageOps.exif_transpose does).
-_UPRIGHT: dict[int, tuple[str, int]] = {
-    2: ("flip", 1),
-    3: ("rotate", 1),  # cv2.ROTATE_180
-    4: ("flip", 0),
-    5: ("transpose", 0),
-    6: ("rotate", 0),  # cv2.ROTATE_90_CLOCKWISE
-    7: ("transverse", 0),
-    8: ("rotate", 2),  # cv2.ROTATE_90_COUNTERCLOCKWISE
+# EXIF orientation -> how the stored pixels are made upright (as ImageOps.exif_transpose does):
+# transposed first or not, then flipped with OpenCV's flip code (1 left-right, 0 top-bottom,
+# -1 both) or not at all.
+_UPRIGHT: dict[int, tuple[bool, int | None]] = {
+    2: (False, 1),
+    3: (False, -1),  # turned 180 degrees
+    4: (False, 0),
+    5: (True, None),
+    6: (True, 1),  # turned 90 degrees clockwise
+    7: (True, -1),
+    8: (True, 0),  # turned 90 degrees counter-clockwise
 }
 
 
@@ -77,17 +79,10 @@ def _opencv_jpeg(data: bytes, scale: int, orientation: object, size: tuple[int, 
     rgb = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if rgb is None or rgb.shape[1::-1] != size:
         return None
-    step = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
-    if step is None:
-        return rgb
-    kind, code = step
-    if kind == "flip":
-        return cv2.flip(rgb, code)
-    if kind == "rotate":
-        return cv2.rotate(rgb, code)
-    if kind == "transpose":
-        return cv2.transpose(rgb)
-    return cv2.flip(cv2.transpose(rgb), -1)  # transverse
+    transpose, flip = _UPRIGHT.get(orientation, (False, None)) if isinstance(orientation, int) else (False, None)
+    if transpose:
+        rgb = cv2.transpose(rgb)
+    return rgb if flip is None else cv2.flip(rgb, flip)
 
 
 def decoded_size(data: bytes, min_side: int, fallback_width: int) -> int:

@@ -5,10 +5,9 @@ Where the time goes and why it is spent this way:
   smallest face)², so every image is fitted to a canvas of `detect_long_side` pixels and
   searched for faces down to `min_face_px` there: faces down to about 1/38 of the photo's
   long side (≈ 100 px in a 12 MP photo) at a fixed cost, whatever the photo's size.
-  A caller that only wants larger faces (min_face_fraction, e.g. an ID photo's 0.13) gets a
-  smaller canvas, just large enough for such a face to span `large_face_canvas_px`: the
-  pyramid, the resizes and the padding then cost a fraction, and every stage still sees the
-  face at least at its own input size.
+  A caller that only wants large faces (min_face_fraction above about 0.13; an ID photo asks
+  for 0.13 and keeps the full canvas) gets a smaller canvas, just large enough for such a face
+  to span `large_face_canvas_px`: the pyramid, the resizes and the padding then cost a fraction.
 - Canvases come in three shapes only, so concurrent requests share one MTCNN pass through
   the MicroBatcher (which pays off most on CUDA, and saves Python overhead on CPU).
 - Precision comes back afterwards: the mesh model and the quality measures work on an
@@ -62,11 +61,8 @@ class MeshModel(Protocol):
 class AnalyzerConfig:
     detect_long_side: int = 768  # detection canvas long side, pixels
     min_face_px: int = 20  # smallest face MTCNN looks for on that canvas
-    # With a min_face_fraction: the smallest face's side on the (smaller) canvas. 48 (the input
-    # side of MTCNN's last stage) finds the faces, but its coarser boxes move the mesh's crop and
-    # an ID photo's framing by a pixel or two, and that flipped tests/test_idphoto.py's astronaut
-    # (a helmet rim at her shoulder kept, then BACKGROUND_LEFTOVER) at 48, 64 and 80; at 96 an
-    # ID photo's 0.13 gets the full 768 canvas again, smaller fractions stay cheaper.
+    # With a min_face_fraction: the smallest face's side on the (smaller) canvas. Less (48-80)
+    # still finds faces, but the coarser boxes move an ID photo's framing by a pixel or two.
     large_face_canvas_px: int = 96
     min_score: float = 0.9  # detector confidence below which a face is not reported
     confident_score: float = 0.99  # below this best score, turned copies are tried too

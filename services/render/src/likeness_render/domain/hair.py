@@ -70,7 +70,7 @@ EAR_OUT = 0.14
 EAR_DOWN = 0.22
 EAR_HALF_WIDTH = 0.3
 EAR_HALF_HEIGHT = 0.55
-# New hair over a kept ear thinner than this (coverage) is thinned out further (see _layers).
+# New hair over a kept ear thinner than this (coverage) is thinned out further (thin_over_ears).
 EAR_THIN = 0.5
 
 

@@ -178,9 +178,9 @@ def colour_guess(image: RGB, tri: npt.NDArray[np.float64], radius: int, at: Mask
     back, _ = _spread_mean(img, sure_back, r)
     ys, xs = np.nonzero(at)
     cy, cx = np.minimum(ys // GUESS_STEP, size[1] - 1), np.minimum(xs // GUESS_STEP, size[0] - 1)
-    colour = image[ys, xs].astype(np.float32)
-    d_front = np.sqrt(_dot(colour - front[cy, cx], colour - front[cy, cx]))
-    d_back = np.sqrt(_dot(colour - back[cy, cx], colour - back[cy, cx]))
+    colour = _planes(image[ys, xs].astype(np.float32))
+    to_front, to_back = colour - _planes(front[cy, cx]), colour - _planes(back[cy, cx])
+    d_front, d_back = np.sqrt(_plane_dot(to_front, to_front)), np.sqrt(_plane_dot(to_back, to_back))
     guess = np.zeros((h, w), np.float64)
     guess[ys, xs] = d_back / np.maximum(d_front + d_back, 1e-3)
     return guess
@@ -436,7 +436,7 @@ class _Fields:
         hue, mass = _local_mean(img, coloured, radius)
         # Only where the coloured part is a fair share of the interior nearby: a few green pixels
         # seen through a gap in the hair are not the person's colour.
-        _, inner_mass = _local_mean(img, weight, radius)
+        inner_mass = cv2.blur(weight, (2 * radius + 1, 2 * radius + 1))
         share = np.clip(mass / np.maximum(inner_mass, 1e-6) / COLOURED_SHARE, 0.0, 1.0) * (mass > 0.02)
         hue = field + _three(share * share) * (hue - field)
         cy, cx = np.minimum(ys * size[1] // hs, size[1] - 1), np.minimum(xs * size[0] // ws, size[0] - 1)
@@ -456,24 +456,14 @@ def foreground_colour(image: RGB, alpha: Alpha, back: npt.NDArray[np.float32], f
     return np.asarray(trust * solved + (1.0 - trust) * front, np.float32)
 
 
-def _channel_mean(c: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """(n, 1) mean of the three channels of (n, 3) rows (numpy's reductions over a length-3 axis are slow)."""
-    return np.asarray((c[:, 0:1] + c[:, 1:2] + c[:, 2:3]) / 3.0, c.dtype)
-
-
-def _dot(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-    """Row-wise dot products of (n, 3) rows."""
-    return np.asarray(a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2], np.float32)
-
-
 def backdrop_strength(back: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """0..1 per row of old-background colours: how much of a colour of its own it has to spill.
 
     A grey or white wall has no direction to remove; a saturated one does.
     """
-    chroma = back - _channel_mean(back)
-    norm = np.sqrt(_dot(chroma, chroma))
-    return _strength(norm)
+    planes = _planes(back)
+    chroma = planes - _plane_mean(planes)
+    return _strength(np.sqrt(_plane_dot(chroma, chroma)))
 
 
 def _strength(norm: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -499,7 +489,11 @@ def remove_spill(
     fg, bk, inside = _planes(fg), _planes(bk), _planes(inside)
     inside_grey = _plane_mean(inside)
     own_c = inside - inside_grey
-    hue_c = own_c if hues is None else _planes(hues) - _plane_mean(_planes(hues))
+    if hues is None:
+        hue_c = own_c
+    else:
+        hue_planes = _planes(hues)
+        hue_c = hue_planes - _plane_mean(hue_planes)
     # Chroma as the colour minus its grey (mean of the channels), in RGB units.
     grey = _plane_mean(fg)
     fg_c = fg - grey
