@@ -10,7 +10,7 @@ import pytest
 
 from likeness_platform.errors import InvalidArgument
 from likeness_privacy.adapters import usage_metrics
-from likeness_privacy.domain.usage import GROUPABLE, Cell, Usage, UsageError, aggregate, normalise
+from likeness_privacy.domain.usage import GROUPABLE, MAX_COUNT, Cell, Usage, UsageError, aggregate, calls, normalise
 from likeness_privacy.usecases.usage import MAX_DAYS, UsageStats
 
 TODAY = date(2026, 12, 3)
@@ -76,10 +76,10 @@ def test_no_difference_between_two_reads_isolates_fewer_than_k_calls() -> None:
 class _Repo:
     def __init__(self, cells: list[Cell]) -> None:
         self.cells = cells
-        self.counted: list[tuple[date, Usage]] = []
+        self.counted: list[tuple[date, Usage, int]] = []
 
-    async def count_usage(self, day: date, usage: Usage) -> None:
-        self.counted.append((day, usage))
+    async def count_usage(self, day: date, usage: Usage, count: int = 1) -> None:
+        self.counted.append((day, usage, count))
 
     async def usage_cells(self, first: date, last: date) -> list[Cell]:
         return [c for c in self.cells if first <= c.day <= last]
@@ -103,13 +103,31 @@ async def test_reads_never_show_the_running_day_and_check_their_input() -> None:
     with pytest.raises(InvalidArgument):
         await stats.record("http", "erase_everyone", "", "", "ok", "1.0")
     await stats.record("cli", "id_photo", "jp-passport", "jp", "ok", "0.1.0")
-    assert repo.counted == [(TODAY, Usage("cli", "id_photo", "jp-passport", "JP", "ok", "0.1.0"))]
+    assert repo.counted == [(TODAY, Usage("cli", "id_photo", "jp-passport", "JP", "ok", "0.1.0"), 1)]
     with pytest.raises(ValueError):
         UsageStats(repo, 1)  # type: ignore[arg-type]
     # Days no query may reach any more are dropped; the rest stay.
     ancient = Cell(TODAY - timedelta(days=MAX_DAYS + 1), Usage("http", "id_photo", "", "", "ok", "1.0"), 9)
     repo.cells.append(ancient)
     assert await stats.forget_old() == 1 and ancient not in repo.cells and today_cell in repo.cells
+
+
+async def test_a_record_carries_a_bounded_count_and_one_without_counts_one_call() -> None:
+    repo = _Repo([])
+    stats = UsageStats(repo, 5, today=lambda: TODAY)  # type: ignore[arg-type]
+    cell = Usage("http", "id_photo", "us-passport", "US", "ok", "2.0")
+    # A client that adds up its calls sends how many; one that sends a record per call leaves it 0 (unset).
+    await stats.record("http", "id_photo", "us-passport", "US", "ok", "2.0", 37)
+    await stats.record("http", "id_photo", "us-passport", "US", "ok", "2.0")
+    await stats.record("http", "id_photo", "us-passport", "US", "ok", "2.0", 0)
+    await stats.record("http", "id_photo", "us-passport", "US", "ok", "2.0", MAX_COUNT)
+    assert repo.counted == [(TODAY, cell, 37), (TODAY, cell, 1), (TODAY, cell, 1), (TODAY, cell, MAX_COUNT)]
+    for bad in (-1, MAX_COUNT + 1, 2**31 - 1):
+        with pytest.raises(InvalidArgument) as refused:
+            await stats.record("http", "id_photo", "us-passport", "US", "ok", "2.0", bad)
+        assert refused.value.code == "INVALID_USAGE_COUNT" and str(MAX_COUNT) in str(refused.value)
+    assert len(repo.counted) == 4
+    assert [calls(n) for n in (0, 1, 9)] == [1, 1, 9]
 
 
 async def test_the_prometheus_gauge_shows_yesterdays_shown_cells_only() -> None:

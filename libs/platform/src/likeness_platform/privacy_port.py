@@ -35,10 +35,19 @@ class PrivacyPort:
         except grpc.aio.AioRpcError:
             raise FailedPrecondition("the access log is not reachable, so the data is not read", "ACCESS_LOG_UNAVAILABLE") from None
 
-    async def record_usage(self, interface: str, operation: str, spec_id: str, country: str, outcome: str, app_version: str) -> None:
-        """Count one generation call in privacy's usage statistics (dimensions only: no subject, device or address)."""
+    async def record_usage(
+        self, interface: str, operation: str, spec_id: str, country: str, outcome: str, app_version: str, count: int = 1
+    ) -> None:
+        """Count `count` generation calls of one cell in privacy's usage statistics (dimensions only: no subject,
+        device or address); privacy takes 1..10000 per record and puts them in its UTC day of arrival."""
         await self._stub.RecordUsage(
             privacy_pb2.RecordUsageRequest(
-                interface=interface, operation=operation, spec_id=spec_id, country=country, outcome=outcome, app_version=app_version
+                interface=interface,
+                operation=operation,
+                spec_id=spec_id,
+                country=country,
+                outcome=outcome,
+                app_version=app_version,
+                count=count,
             )
         )

@@ -189,7 +189,7 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
 
     async def RecordUsage(self, request: Any, context: Any) -> privacy_pb2.RecordUsageResponse:
         await self._uc.usage.record(
-            request.interface, request.operation, request.spec_id, request.country, request.outcome, request.app_version
+            request.interface, request.operation, request.spec_id, request.country, request.outcome, request.app_version, request.count
         )
         return privacy_pb2.RecordUsageResponse()
 

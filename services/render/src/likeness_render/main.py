@@ -71,6 +71,8 @@ class RenderSettings(SealedStoreSettings):
     face_model_input_range: InputRange = "-1..1"
     # ID photos whose pixel and model work runs at once; the rest wait in order (0: two per usable core).
     max_concurrent_work: int = 0
+    # Seconds usage counts are added up per cell before they are sent to privacy (0 to 60; adapters/usage.py).
+    usage_flush_seconds: float = 1.0
 
 
 @dataclass(kw_only=True)
@@ -82,6 +84,8 @@ async def build(settings: RenderSettings) -> RenderWiring:
     """The render service's one composition root: models, adapters, use cases, servicers."""
     if not 0 <= settings.upload_ttl <= 86400:
         raise SystemExit("LIKENESS_UPLOAD_TTL must be between 0 and 86400 seconds: results are kept at most 24 h")
+    if not 0 <= settings.usage_flush_seconds <= 60:
+        raise SystemExit("LIKENESS_USAGE_FLUSH_SECONDS must be between 0 and 60: counts held longer are lost with the process")
     names = subject_names_for(settings)
     try:
         segmenter = SelfieSegmenter()
@@ -141,7 +145,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
     use_cases.templates.start_demo_templates()
     log.info("catalog_loaded", specs=len(catalog), templates=len(templates.list_templates()))
 
-    usage = UsageCounter(privacy.record_usage)
+    usage = UsageCounter(privacy.record_usage, settings.usage_flush_seconds)
 
     def register(server: Any) -> list[str]:
         render_pb2_grpc.add_RenderServicer_to_server(RenderServicer(use_cases, template_repo, usage), server)

@@ -34,6 +34,9 @@ UNKNOWN = "unknown"
 _SPEC = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _OUTCOME = re.compile(r"^[a-z0-9_]{1,32}$|^[A-Z0-9_]{1,48}$")
+# The most calls one record may add to a cell: a client adding up its calls for about a second stays far below
+# it, while a wrong or hostile number cannot inflate a cell without bound in one message.
+MAX_COUNT = 10_000
 # Versions like 2.1.0, 2.1.0-beta.3, 1.0+build7: anything else (free text could carry an identifier) is "other".
 _VERSION = re.compile(r"^[0-9][0-9A-Za-z.+-]{0,23}$")
 
@@ -72,6 +75,16 @@ def normalise(interface: str, operation: str, spec_id: str, country: str, outcom
         outcome=outcome if _OUTCOME.match(outcome) else OTHER,
         app_version=(version if _VERSION.match(version) else OTHER) if version else UNKNOWN,
     )
+
+
+def calls(count: int) -> int:
+    """How many calls a record adds to its cell: 0 (a client that sends one call per record leaves it unset)
+    counts one; otherwise 1..MAX_COUNT."""
+    if count == 0:
+        return 1
+    if not 1 <= count <= MAX_COUNT:
+        raise UsageError(f"count must be between 1 and {MAX_COUNT} (0 or unset counts one call), not {count}")
+    return count
 
 
 @dataclass(frozen=True)

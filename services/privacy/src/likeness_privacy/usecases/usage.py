@@ -26,12 +26,20 @@ class UsageStats:
         self.min_count = min_count
         self._today = today
 
-    async def record(self, interface: str, operation: str, spec_id: str, country: str, outcome: str, app_version: str) -> None:
+    async def record(
+        self, interface: str, operation: str, spec_id: str, country: str, outcome: str, app_version: str, count: int = 0
+    ) -> None:
+        """Add `count` calls (0: one) to their cell of today, the UTC day the record arrives on (a client that adds
+        up its calls before sending may so put a few made just before midnight in the next day)."""
         try:
             cell = usage.normalise(interface, operation, spec_id, country, outcome, app_version)
         except UsageError as exc:
             raise InvalidArgument(str(exc), "INVALID_USAGE") from None
-        await self._repo.count_usage(self._today(), cell)
+        try:
+            calls = usage.calls(count)
+        except UsageError as exc:
+            raise InvalidArgument(str(exc), "INVALID_USAGE_COUNT") from None
+        await self._repo.count_usage(self._today(), cell, calls)
 
     def days(self, from_day: str, to_day: str) -> tuple[date, date]:
         """The range asked for, ending before today (a running day is never shown)."""

@@ -9,15 +9,15 @@ from likeness_privacy.domain.usage import Cell, Usage
 
 
 class UsageRepository(RepositoryBase):
-    async def count_usage(self, day: date, usage: Usage) -> None:
-        """Add one call to its cell of the day (upsert)."""
+    async def count_usage(self, day: date, usage: Usage, count: int = 1) -> None:
+        """Add `count` calls to their cell of the day: one upsert, whatever the count."""
         async with self.pool.connection() as conn:
             await conn.execute(
                 "INSERT INTO usage_stats (day, interface, operation, spec_id, country, outcome, app_version, count)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, 1)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (day, interface, operation, spec_id, country, outcome, app_version)"
-                " DO UPDATE SET count = usage_stats.count + 1",
-                (day, *usage.key()),
+                " DO UPDATE SET count = usage_stats.count + EXCLUDED.count",
+                (day, *usage.key(), count),
             )
 
     async def usage_cells(self, first: date, last: date) -> list[Cell]:
