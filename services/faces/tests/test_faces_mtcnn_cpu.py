@@ -1,5 +1,6 @@
-"""The CPU detection path (channels-last RNet/ONet) finds what facenet-pytorch's own detect_face
-finds, at the same places to float rounding; and a large smallest face is looked for on a smaller
+"""The CPU detection path (resampling from summed-area tables, channels-last RNet/ONet) finds what
+facenet-pytorch's own detect_face finds, at the same places to float rounding; its resampling is
+torch's area interpolation bit for bit; and a large smallest face is looked for on a smaller
 canvas without losing the face or its landmarks."""
 
 from __future__ import annotations
@@ -11,11 +12,21 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
+import skimage.data
 import torch
-from facenet_pytorch.models.utils.detect_face import detect_face
+from facenet_pytorch.models.utils.detect_face import detect_face, imresample
 
 from likeness_faces.adapters.models import FaceModels
-from likeness_faces.adapters.mtcnn_detector import PYRAMID_FACTOR, STAGE_THRESHOLDS, detect_cpu, pyramid
+from likeness_faces.adapters.mtcnn_detector import (
+    PYRAMID_FACTOR,
+    STAGE_THRESHOLDS,
+    area_crops,
+    area_resize,
+    detect_cpu,
+    pooling_windows,
+    pyramid,
+    summed_areas,
+)
 from likeness_faces.domain import letterbox
 from likeness_faces.domain.faces import AnalyzeOptions
 from likeness_faces.domain.model_outputs import Detection
@@ -60,12 +71,88 @@ def test_cpu_detection_matches_facenets_detect_face(
             expected, got = _rows(theirs[0][i]), _rows(ours[0][i])
             assert len(got) == len(expected) >= 1
             # the same faces at the same places, to float rounding (the same pixels go to the same nets)
-            assert np.abs(got - expected).max() < 0.01
+            assert np.abs(got - expected).max() < 1e-3
             assert got[:, 4].min() > 0.95
             their_points = np.asarray(theirs[1][i], dtype=np.float64).reshape(-1, 5, 2)
             our_points = np.asarray(ours[1][i], dtype=np.float64).reshape(-1, 5, 2)
             assert our_points.shape == (len(got), 5, 2)
-            assert np.abs(np.sort(our_points, axis=0) - np.sort(their_points, axis=0)).max() < 0.01
+            assert np.abs(np.sort(our_points, axis=0) - np.sort(their_points, axis=0)).max() < 1e-3
+
+
+@pytest.mark.parametrize("photo", [skimage.data.coffee, skimage.data.chelsea], ids=["coffee", "chelsea"])
+@pytest.mark.parametrize("min_face", [20, 100])
+def test_photos_without_people_have_no_faces_either_way(models: FaceModels, photo: object, min_face: int) -> None:
+    assert callable(photo)
+    batch = _canvas(np.ascontiguousarray(photo()), 768)[None]
+    d = models.detector
+    with torch.inference_mode():
+        theirs = detect_face(batch, min_face, d.pnet, d.rnet, d.onet, list(STAGE_THRESHOLDS), PYRAMID_FACTOR, torch.device("cpu"))
+        ours = detect_cpu(batch, min_face, d.pnet, d.rnet, d.onet)
+    assert len(ours[0][0]) == len(np.asarray(theirs[0][0]).reshape(-1, 5)) == 0
+
+
+def _torch_area(canvases: RGB, height: int, width: int) -> npt.NDArray[np.float32]:
+    """facenet's imresample of the canvases' float copy, back to N×H×W×3."""
+    imgs = torch.from_numpy(canvases).permute(0, 3, 1, 2).float()
+    return imresample(imgs, (height, width)).permute(0, 2, 3, 1).numpy()
+
+
+def test_pooling_windows_are_torchs() -> None:
+    # 5 outputs over 12 inputs: [floor(12i/5), ceil(12(i+1)/5)), overlapping where 5 does not divide 12
+    starts, ends = pooling_windows(12, 5)
+    assert starts.tolist() == [0, 2, 4, 7, 9] and ends.tolist() == [3, 5, 8, 10, 12]
+    # an upscale: every output sees one or two inputs, all of them seen
+    starts, ends = pooling_windows(3, 7)
+    assert starts.tolist() == [0, 0, 0, 1, 1, 2, 2] and ends.tolist() == [1, 1, 2, 2, 3, 3, 3]
+    # one row of windows per length
+    starts, ends = pooling_windows(np.array([12, 3]), 5)
+    assert starts.shape == ends.shape == (2, 5) and ends[1].tolist() == [1, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize(
+    "shape,size",
+    [
+        ((576, 768), (70, 93)),  # a 768 canvas' pyramid at min_face_px 100
+        ((576, 768), (346, 461)),  # and at 20
+        ((768, 576), (13, 10)),  # its coarsest level
+        ((97, 61), (29, 47)),  # sizes that divide nothing
+        ((13, 9), (24, 24)),  # an upscale
+        ((1, 40), (24, 24)),  # a one-pixel strip
+        ((50, 50), (50, 50)),  # the identity
+    ],
+)
+def test_area_resize_is_torchs_area_interpolation(shape: tuple[int, int], size: tuple[int, int]) -> None:
+    canvases = np.random.default_rng(sum(shape) + sum(size)).integers(0, 256, (2, *shape, 3), dtype=np.uint8)
+    ours = area_resize(summed_areas(canvases), *size)
+    # bit for bit: the same window sums (exact either way) divided in the same order in float32
+    np.testing.assert_array_equal(ours, _torch_area(canvases, *size))
+
+
+@pytest.mark.parametrize("size", [24, 48])
+def test_area_crops_are_imresample_of_each_clipped_region(size: int) -> None:
+    rng = np.random.default_rng(size)
+    canvases = rng.integers(0, 256, (3, 120, 160, 3), dtype=np.uint8)
+    regions = [
+        (0, 0, 120, 0, 160),  # a whole canvas
+        (1, 10, 90, 20, 100),  # a downscale
+        (2, 30, 37, 40, 45),  # an upscale
+        (0, 5, 6, 7, 8),  # a single pixel
+        (1, 0, 120, 159, 160),  # a one-pixel column clipped at the right edge
+        (2, 119, 120, 0, 61),  # a one-pixel row at the bottom
+    ]
+    for _ in range(40):  # and random ones, any aspect
+        y0, x0 = int(rng.integers(0, 120)), int(rng.integers(0, 160))
+        regions.append((int(rng.integers(0, 3)), y0, int(rng.integers(y0 + 1, 121)), x0, int(rng.integers(x0 + 1, 161))))
+    inds, top, bottom, left, right = (np.array(column, dtype=np.int64) for column in zip(*regions, strict=True))
+
+    ours = area_crops(summed_areas(canvases), inds, top, bottom, left, right, size)
+
+    assert ours.shape == (len(regions), size, size, 3)
+    imgs = torch.from_numpy(canvases).permute(0, 3, 1, 2).float()
+    for k, (i, y0, y1, x0, x1) in enumerate(regions):
+        # detect_face's own cut: a slice of the float canvas, resampled on its own
+        theirs = imresample(imgs[i, :, y0:y1, x0:x1].unsqueeze(0), (size, size))
+        np.testing.assert_array_equal(ours[k], theirs[0].permute(1, 2, 0).numpy())
 
 
 def test_an_empty_canvas_has_no_faces(models: FaceModels) -> None:

@@ -39,10 +39,15 @@ def face_pb(face: Face) -> faces_pb2.Face:
             inter_eye_px=_finite(q.inter_eye_px),
         ),
     )
+    # add() builds each point in place; extend() would build 478 messages, then copy them in
     if face.mesh is not None:
-        out.mesh.extend(faces_pb2.Point3(x=p.x, y=p.y, z=p.z) for p in face.mesh)
+        add_point = out.mesh.add
+        for p in face.mesh:
+            add_point(x=p.x, y=p.y, z=p.z)
     if face.blendshapes is not None:
-        out.blendshapes.extend(faces_pb2.Blendshape(name=k, score=v) for k, v in face.blendshapes.items())
+        add_shape = out.blendshapes.add
+        for name, score in face.blendshapes.items():
+            add_shape(name=name, score=score)
     if face.openness is not None:
         out.left_eye_openness = face.openness.left_eye
         out.right_eye_openness = face.openness.right_eye

@@ -3,9 +3,14 @@
 On CUDA, facenet-pytorch's detect_face runs as is. On CPU, detect_cpu runs the same three
 stages with the same pixels, pyramid, thresholds, box regression and suppression, but RNet and
 ONet see their crops in channels-last memory (oneDNN's own layout): about 3x faster on the
-dozens of small crops a photo gives them, the same numbers to float rounding. The resampling is
-detect_face's own (torch's area interpolation of the float canvas): resampling the pyramid or
-the crops with OpenCV was cheaper, but moved borderline scores enough to report a 0.97 "face"
+dozens of small crops a photo gives them, the same numbers to float rounding.
+
+The resampling gives detect_face's own numbers (torch's area interpolation, i.e. adaptive average
+pooling, of the float canvas), bit for bit, but from one summed-area table per canvas: each output
+pixel is its window's pixel sum (four look-ups, exact in integers as the canvas is uint8) divided
+as torch divides it, and all the crops of a stage come out of one gather instead of one torch call
+each: 4 to 7 times less CPU than torch's pooling for a 768×576 canvas. OpenCV's INTER_AREA was
+cheaper but is not the same function: it moved borderline scores enough to report a 0.97 "face"
 in a photo of a coffee cup that detect_face rejects.
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -22,7 +28,6 @@ from facenet_pytorch.models.utils.detect_face import (
     bbreg,
     detect_face,
     generateBoundingBox,
-    imresample,
     pad,
     rerec,
 )
@@ -39,6 +44,8 @@ PYRAMID_FACTOR = 0.709
 _MEAN, _SCALE = 127.5, 0.0078125
 
 Pixels = npt.NDArray[np.uint8]
+Sums = npt.NDArray[np.int32]
+Indices = npt.NDArray[np.int64]
 
 
 def _load(net: torch.nn.Module, path: object) -> torch.nn.Module:
@@ -65,22 +72,89 @@ def pyramid(height: int, width: int, min_face_px: int) -> list[float]:
     return scales
 
 
-def _normalised(pixels: torch.Tensor) -> torch.Tensor:
-    return (pixels - _MEAN) * _SCALE
+def _net_input(means: npt.NDArray[np.float32]) -> torch.Tensor:
+    """Resampled pixels (N×h×w×3) normalised in place as detect_face normalises them, as the
+    N×3×h×w channels-last tensor the nets take."""
+    means -= _MEAN
+    means *= _SCALE
+    return torch.from_numpy(means).permute(0, 3, 1, 2)
 
 
-def _crops(imgs: torch.Tensor, boxes: torch.Tensor, image_inds: torch.Tensor, size: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+def summed_areas(batch: Pixels) -> Sums:
+    """Each canvas's summed-area table, N×(H+1)×(W+1)×3 with a zero first row and column: entry
+    [n, y, x] is the sum of canvas n's pixels above y and left of x. Exact in int32 for canvases of
+    up to 2^31/255 pixels (a 768×576 canvas sums to under 2^27)."""
+    if batch.shape[1] * batch.shape[2] > (2**31 - 1) // 255:
+        raise ValueError(f"a {batch.shape[2]}x{batch.shape[1]} canvas is too large for int32 sums")
+    return np.stack([cv2.integral(canvas, sdepth=cv2.CV_32S) for canvas in batch])
+
+
+def pooling_windows(length: npt.ArrayLike, size: int) -> tuple[Indices, Indices]:
+    """torch's adaptive pooling windows for size outputs over length inputs: output i averages
+    inputs [floor(i·length/size), ceil((i+1)·length/size)), in integers as ATen computes them.
+    Windows overlap when size does not divide length, and cover one or two inputs each when size
+    exceeds length (an upscale). length may be an array (one window row per entry: ...×size)."""
+    lengths = np.asarray(length, dtype=np.int64)[..., None]
+    scaled = np.arange(size, dtype=np.int64) * lengths
+    return scaled // size, -(-(scaled + lengths) // size)
+
+
+def _averaged(sums: Sums, rows: tuple[Indices, Indices], cols: tuple[Indices, Indices]) -> npt.NDArray[np.float32]:
+    """Window sums (N×h×w×3) to means exactly as torch's CPU kernel rounds them: the sum in
+    float32 (exact: no window reaches 2^24 / 255 pixels) divided by the window's height, then by
+    its width, as its `sum / kh / kw` does."""
+    means = sums.astype(np.float32)
+    means /= (rows[1] - rows[0]).astype(np.float32)[..., :, None, None]
+    means /= (cols[1] - cols[0]).astype(np.float32)[..., None, :, None]
+    return means
+
+
+def area_resize(tables: Sums, height: int, width: int) -> npt.NDArray[np.float32]:
+    """Every canvas resized to height × width as facenet's imresample (torch's area interpolation)
+    resizes its float copy, from the canvases' summed-area tables; N×height×width×3."""
+    rows = pooling_windows(tables.shape[1] - 1, height)
+    cols = pooling_windows(tables.shape[2] - 1, width)
+    # the rows' sums first (whole table rows, cheap to gather), then their columns'
+    strips = np.take(tables, rows[1], axis=1) - np.take(tables, rows[0], axis=1)
+    sums = np.take(strips, cols[1], axis=2) - np.take(strips, cols[0], axis=2)
+    return _averaged(sums, rows, cols)
+
+
+def area_crops(
+    tables: Sums, image_inds: Indices, top: Indices, bottom: Indices, left: Indices, right: Indices, size: int
+) -> npt.NDArray[np.float32]:
+    """Regions [top, bottom) × [left, right) of the canvases image_inds (one of each per crop, K in
+    all; none empty), each resized to size × size as imresample resizes the region's own slice of
+    the float canvas: K×size×size×3, one gather of four corners for all crops."""
+    table_height, table_width = tables.shape[1:3]
+    rows = pooling_windows(bottom - top, size)
+    cols = pooling_windows(right - left, size)
+    first_row = (image_inds * table_height + top)[:, None]
+    upper, lower = (first_row + rows[0]) * table_width, (first_row + rows[1]) * table_width  # K×size flat row offsets
+    west, east = left[:, None] + cols[0], left[:, None] + cols[1]  # K×size columns
+    flat = tables.reshape(-1, 3)
+
+    def corner(row_offsets: Indices, columns: Indices) -> Sums:
+        return np.take(flat, row_offsets[:, :, None] + columns[:, None, :], axis=0)
+
+    sums = corner(lower, east) - corner(lower, west) - corner(upper, east) + corner(upper, west)
+    return _averaged(sums, rows, cols)
+
+
+def _crops(tables: Sums, boxes: torch.Tensor, image_inds: torch.Tensor, size: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Each box's square cut from its canvas (clipped to it), resized to size × size as detect_face
     does (None when no box has any pixels), and the mask of the boxes that had some (the others
     are dropped, where detect_face would fail)."""
-    height, width = imgs.shape[2:4]
+    height, width = tables.shape[1] - 1, tables.shape[2] - 1
     y, ey, x, ex = pad(boxes, width, height)
-    inds = image_inds.numpy()
     keep = (ey > y - 1) & (ex > x - 1)
-    cut = [imresample(imgs[inds[k], :, y[k] - 1 : ey[k], x[k] - 1 : ex[k]].unsqueeze(0), (size, size)) for k in np.flatnonzero(keep)]
-    if not cut:
+    if not keep.any():
         return None, torch.from_numpy(keep)
-    return _normalised(torch.cat(cut)).contiguous(memory_format=torch.channels_last), torch.from_numpy(keep)
+    # detect_face's slice imgs[ind, :, y - 1 : ey, x - 1 : ex], pad having clipped the box to the canvas
+    top, bottom = y[keep].astype(np.int64) - 1, ey[keep].astype(np.int64)
+    left, right = x[keep].astype(np.int64) - 1, ex[keep].astype(np.int64)
+    inds = image_inds.numpy()[keep].astype(np.int64)
+    return _net_input(area_crops(tables, inds, top, bottom, left, right, size)), torch.from_numpy(keep)
 
 
 def detect_cpu(
@@ -89,13 +163,13 @@ def detect_cpu(
     """facenet-pytorch's detect_face for N×H×W×3 uint8 canvases on CPU (see the module's note).
     Per canvas: boxes (k×5: x1, y1, x2, y2, score in pixel indices) and points (k×5×2)."""
     count, height, width = batch.shape[:3]
-    imgs = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+    tables = summed_areas(batch)
     # Stage 1: PNet over the pyramid, suppression per scale then over all scales.
     found: list[torch.Tensor] = []
     found_inds: list[torch.Tensor] = []
     for scale in pyramid(height, width, min_face_px):
-        level = imresample(imgs, (int(height * scale + 1), int(width * scale + 1)))
-        reg, probs = pnet(_normalised(level))
+        level = area_resize(tables, int(height * scale + 1), int(width * scale + 1))
+        reg, probs = pnet(_net_input(level))
         boxes_scale, inds_scale = generateBoundingBox(reg, probs[:, 1], scale, STAGE_THRESHOLDS[0])
         pick = batched_nms(boxes_scale[:, :4], boxes_scale[:, 4], inds_scale, 0.5)
         found.append(boxes_scale[pick])
@@ -117,7 +191,7 @@ def detect_cpu(
     boxes = rerec(boxes)
 
     # Stage 2: RNet on 24×24 crops.
-    crops, valid = _crops(imgs, boxes, image_inds, 24)
+    crops, valid = _crops(tables, boxes, image_inds, 24)
     boxes, image_inds = boxes[valid], image_inds[valid]
     if crops is not None:
         reg, probs = rnet(crops)
@@ -131,7 +205,7 @@ def detect_cpu(
 
     # Stage 3: ONet on 48×48 crops: scores, five points, final boxes.
     points = torch.zeros(0, 5, 2)
-    crops, valid = _crops(imgs, boxes, image_inds, 48)
+    crops, valid = _crops(tables, boxes, image_inds, 48)
     boxes, image_inds = boxes[valid], image_inds[valid]
     if crops is not None:
         reg, marks, probs = onet(crops)
