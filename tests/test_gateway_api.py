@@ -124,6 +124,28 @@ async def test_device_rate_limit_answers_429_with_retry_after(api) -> None:
     assert int(limited.headers["Retry-After"]) >= 1 and limited.json()["error"]["code"] == "RATE_LIMITED"
 
 
+async def test_limits_of_zero_are_off_and_make_no_limiter_call(api) -> None:
+    gw, client = api
+    counted: list[str] = []
+    limiter = gw.limiter
+
+    class Recording:
+        async def hit(self, key: str, limit: int, window: int = 60) -> int:
+            counted.append(key.split(":", 1)[0])
+            return await limiter.hit(key, limit, window)
+
+    gw.limiter = Recording()
+    auth = {"Authorization": f"Bearer {await _token(client)}"}
+    counted.clear()
+    gw.settings.rate_limit_device_per_minute = gw.settings.rate_limit_ip_per_minute = 0
+    assert [(await client.get("/v1/me/export", headers=auth)).status_code for _ in range(3)] == [200, 200, 200]
+    assert "device" not in counted and "ip" not in counted
+    # Back on, both are counted again, and the device's limit answers 429.
+    gw.settings.rate_limit_device_per_minute, gw.settings.rate_limit_ip_per_minute = 2, 1000
+    codes = [(await client.get("/v1/me/export", headers=auth)).status_code for _ in range(3)]
+    assert codes == [200, 200, 429] and {"device", "ip"} <= set(counted)
+
+
 async def test_delete_me_kills_the_token_and_completes(database_url: str, tmp_path: Path) -> None:
     started, _, client, privacy = await _api(database_url, tmp_path, 86400)
     try:

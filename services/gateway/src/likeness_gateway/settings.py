@@ -12,6 +12,8 @@ class GatewaySettings(MailSettings):
     http_port: int = 8080
     # Redis for rate limits shared between replicas; in-process memory when empty.
     redis_url: str = ""
+    # Requests per minute per device and per client address; 0 (or less) turns that limit off, and with it its
+    # call to Redis on every request (benchmarks; the chart requires at least 1).
     rate_limit_device_per_minute: int = 120
     rate_limit_ip_per_minute: int = 300
     # Key for hashing IPs into rate-limit bucket names; set it when replicas share Redis.

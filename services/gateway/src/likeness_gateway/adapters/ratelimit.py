@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Protocol
@@ -17,6 +18,12 @@ class RateLimiter(Protocol):
         ...
 
 
+@functools.lru_cache(maxsize=64)
+def _item(limit: int, window: int) -> RateLimitItemPerSecond:
+    """The `limits` item of `limit` hits per `window` seconds, made once per pair (the settings name a handful)."""
+    return RateLimitItemPerSecond(limit, window, namespace="likeness:rl")
+
+
 class LimitsRateLimiter:
     """Fixed windows counted by a `limits` storage; a refused hit says how long until its window resets."""
 
@@ -25,7 +32,7 @@ class LimitsRateLimiter:
         self._strategy = FixedWindowRateLimiter(storage)
 
     async def hit(self, key: str, limit: int, window: int = 60) -> int:
-        item = RateLimitItemPerSecond(limit, window, namespace="likeness:rl")
+        item = _item(limit, window)
         if await self._strategy.hit(item, key):
             return 0
         reset_at, _ = await self._strategy.get_window_stats(item, key)

@@ -24,7 +24,8 @@ MESSAGE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$"
 router = APIRouter(tags=["me"])
 
 
-def rights_client(request: Request) -> RightsClient:
+async def rights_client(request: Request) -> RightsClient:
+    # A coroutine, so FastAPI does not run it in its thread pool.
     return RightsClient(gateway(request).privacy)
 
 
