@@ -42,13 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from meshctl import DEVICE, start
 
 SERVICES = ("privacy", "ingestion", "faces", "render", "billing", "gateway")
-# Gateway limits a load run from one /24 would hit at once; lifted only in a mesh this script starts. The per-address
-# and per-device limits are turned off (0) rather than set high, so the gateway makes no Redis call for them.
+# Gateway limits a load run from one /24 would hit at once; lifted only in a mesh this script starts.
 LIFTED = {
     "LIKENESS_REGISTRATIONS_PER_PREFIX_PER_HOUR": "1000000",
     "LIKENESS_REGISTRATIONS_PER_MINUTE": "1000000",
-    "LIKENESS_RATE_LIMIT_IP_PER_MINUTE": "0",
-    "LIKENESS_RATE_LIMIT_DEVICE_PER_MINUTE": "0",
+    "LIKENESS_RATE_LIMIT_IP_PER_MINUTE": "1000000",
+    "LIKENESS_RATE_LIMIT_DEVICE_PER_MINUTE": "1000000",
 }
 REQUEST_TIMEOUT_S = 60.0
 MAX_RETRY_AFTER_S = 10.0
