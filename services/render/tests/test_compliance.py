@@ -17,6 +17,7 @@ from likeness_render.domain.compliance import (
     Thresholds,
     check_compliance,
     measure_background_uniformity,
+    measure_cutout,
 )
 from likeness_render.domain.compliance_pixels import _grown
 from likeness_render.domain.spec_loading import load_catalog
@@ -237,3 +238,26 @@ def test_cutout_growth_is_the_elliptical_dilation_pixel_for_pixel(radius: int) -
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         expected = cv2.dilate(mask.astype(np.uint8), kernel) > 0
         np.testing.assert_array_equal(_grown(mask, radius), expected)
+
+
+def test_cutout_islands_are_the_blobs_apart_from_the_person() -> None:
+    # A person on white; blobs of another colour: apart and large (counted), apart and small
+    # (not), touching the person on a side or only at a corner (theirs, not counted), and a
+    # large one joined to the person through a thin bridge (still theirs).
+    background = np.full((120, 160, 3), 255, np.uint8)
+    person = np.zeros((120, 160), bool)
+    person[40:120, 60:100] = True
+    image = background.copy()
+    image[person] = (90, 70, 60)
+    blobs = np.zeros((120, 160), bool)
+    blobs[5:10, 5:10] = True  # 25 px apart: an island
+    blobs[5:9, 150:154] = True  # 16 px apart: an island (over 15)
+    blobs[20:23, 20:25] = True  # 15 px apart: too small
+    blobs[60:70, 50:60] = True  # against the person's left side
+    blobs[30:40, 100:110] = True  # meets the person's top right corner diagonally only
+    blobs[100:110, 120:140] = True  # 200 px, joined by a one-pixel line
+    blobs[105, 100:120] = True
+    image[blobs] = (200, 40, 40)
+    m = measure_cutout(image, person, background)
+    assert m.islands == 2
+    assert measure_cutout(image, person, background, t=replace(T, island_px=14)).islands == 3
