@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -49,8 +51,9 @@ def _differs(
     composite, the person and the matte's edge) are converted.
     """
     h, w = image.shape[:2]
-    # Any channel differs: the absolute differences summed (saturated) into one channel.
-    changed = cv2.transform(cv2.absdiff(image, background), np.ones((1, image.shape[-1]), np.float32)) > 0
+    # Any channel differs: the absolute differences' channels or-ed (a third of the cost of summing them).
+    channels = cv2.split(cv2.absdiff(image, background))
+    changed = np.asarray(functools.reduce(cv2.bitwise_or, channels)) > 0
     if where is not None:
         changed &= where
     idx = np.flatnonzero(changed)
