@@ -317,5 +317,6 @@ def _largest(region: npt.NDArray[np.bool_], flags: npt.NDArray[np.bool_]) -> int
     """Pixels in the largest connected blob of ``region`` pixels whose ``flags`` are set."""
     mask = np.zeros(region.shape, np.uint8)
     mask[region] = flags
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    return int(stats[1:, cv2.CC_STAT_AREA].max()) if n > 1 else 0
+    # Labels alone (OpenCV's statistics cost several times the labelling); the areas counted here.
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
+    return int(np.bincount(labels[mask > 0], minlength=n)[1:].max()) if n > 1 else 0
