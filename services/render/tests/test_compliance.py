@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from skimage import data
@@ -16,7 +17,9 @@ from likeness_render.domain.compliance import (
     Thresholds,
     check_compliance,
     measure_background_uniformity,
+    measure_cutout,
 )
+from likeness_render.domain.compliance_pixels import _grown
 from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.domain.specs import Spec
 
@@ -219,3 +222,42 @@ def test_background_uniformity_without_background_pixels() -> None:
     assert measure_background_uniformity(image, np.ones((50, 50), dtype=bool)) is None
     with pytest.raises(ValueError, match="does not match"):
         measure_background_uniformity(image, np.ones((40, 50), dtype=bool))
+
+
+@pytest.mark.parametrize("radius", [3, 6, 9, 15, 23, 31])
+def test_cutout_growth_is_the_elliptical_dilation_pixel_for_pixel(radius: int) -> None:
+    # The cut-out's rings are grown as stacked rectangles: they must be exactly what OpenCV's
+    # elliptical kernel gives, on a real silhouette (skimage's horse), a head-and-shoulders
+    # shape and scattered specks (a lone pixel grows into the kernel itself).
+    horse = ~data.horse()
+    portrait = np.zeros((531, 413), np.uint8)
+    cv2.ellipse(portrait, (206, 200), (90, 120), 0, 0, 360, 1, -1)
+    cv2.fillPoly(portrait, [np.array([[40, 531], [120, 330], [290, 330], [380, 531]], np.int32)], 1)
+    specks = np.random.default_rng(radius).random((120, 170)) > 0.995
+    for mask in (horse, portrait.astype(bool), specks):
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        expected = cv2.dilate(mask.astype(np.uint8), kernel) > 0
+        np.testing.assert_array_equal(_grown(mask, radius), expected)
+
+
+def test_cutout_islands_are_the_blobs_apart_from_the_person() -> None:
+    # A person on white; blobs of another colour: apart and large (counted), apart and small
+    # (not), touching the person on a side or only at a corner (theirs, not counted), and a
+    # large one joined to the person through a thin bridge (still theirs).
+    background = np.full((120, 160, 3), 255, np.uint8)
+    person = np.zeros((120, 160), bool)
+    person[40:120, 60:100] = True
+    image = background.copy()
+    image[person] = (90, 70, 60)
+    blobs = np.zeros((120, 160), bool)
+    blobs[5:10, 5:10] = True  # 25 px apart: an island
+    blobs[5:9, 150:154] = True  # 16 px apart: an island (over 15)
+    blobs[20:23, 20:25] = True  # 15 px apart: too small
+    blobs[60:70, 50:60] = True  # against the person's left side
+    blobs[30:40, 100:110] = True  # meets the person's top right corner diagonally only
+    blobs[100:110, 120:140] = True  # 200 px, joined by a one-pixel line
+    blobs[105, 100:120] = True
+    image[blobs] = (200, 40, 40)
+    m = measure_cutout(image, person, background)
+    assert m.islands == 2
+    assert measure_cutout(image, person, background, t=replace(T, island_px=14)).islands == 3

@@ -31,7 +31,7 @@ from likeness_render.domain.compliance import (
     measure_gaze,
     measure_scene,
 )
-from likeness_render.domain.compliance_scene import measure_near_face, measure_torso_cut
+from likeness_render.domain.compliance_scene import _lab, _resized_top, measure_near_face, measure_torso_cut
 from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.domain.specs import Spec
 from likeness_render.grpc_api import report_pb
@@ -339,3 +339,26 @@ def test_the_contract_carries_the_remedy(us_passport: Spec) -> None:
     report = check_compliance(PhotoMeasurements(1, 600, 600, scene=scene), us_passport)
     (issue,) = report_pb(report, {}).issues
     assert (issue.code, issue.remedy) == ("SHOULDERS_CUT", render_pb2.REMEDY_RETAKE)
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_the_near_face_box_top_is_the_whole_box_resized_cut_short(name: str) -> None:
+    # Only the box's upper rows are resized (from the source rows they are made of): they must
+    # be the very pixels of the whole box resized, for colour and alpha, at scales from a
+    # large face's to a near-working size's.
+    image = SOURCES[name]()
+    alpha = image[..., 1].astype(np.float32) / 255.0
+    for k in (0.17, 0.31, 0.5, 0.77, 0.96):
+        for y0, x0, x1 in ((0, 0, image.shape[1]), (37, 51, image.shape[1] - 23)):
+            for region in (image[y0:, x0:x1], alpha[y0:, x0:x1]):
+                size = (max(1, round(region.shape[0] * k)), max(1, round(region.shape[1] * k)))
+                whole = cv2.resize(region, size[::-1], interpolation=cv2.INTER_AREA)
+                for rows in (1, size[0] // 3, size[0] - 5, size[0]):
+                    np.testing.assert_array_equal(_resized_top(region, size, rows), whole[:rows])
+
+
+def test_lab_is_opencv_8_bit_lab_in_the_usual_units() -> None:
+    rgb = np.random.default_rng(3).integers(0, 256, (64, 80, 3), np.uint8)
+    lab8 = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab).astype(np.float32)
+    expected = np.stack([lab8[..., 0] * np.float32(100.0 / 255.0), lab8[..., 1] - 128.0, lab8[..., 2] - 128.0], axis=-1)
+    np.testing.assert_array_equal(_lab(rgb), expected)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -176,29 +177,28 @@ def measure_near_face(image: npt.NDArray[np.uint8], alpha: Alpha, mesh: FloatArr
     y0 = max(0, int(mesh[FOREHEAD_TOP, 1] - 0.6 * face_h))
     y1 = h
     k = min(1.0, WORKING_FACE_PX / face_w)
-    box = (max(1, round((y1 - y0) * k)), max(1, round((x1 - x0) * k)))
-    crop, crop_alpha = image[y0:y1, x0:x1], a[y0:y1, x0:x1]
-    if k < 1.0:
-        crop = cv2.resize(crop, box[::-1], interpolation=cv2.INTER_AREA)
-        crop_alpha = cv2.resize(crop_alpha, box[::-1], interpolation=cv2.INTER_AREA)
+    full = (max(1, round((y1 - y0) * k)), max(1, round((x1 - x0) * k)))
     m = (mesh - np.array([x0, y0], np.float64)) * k
     face_w, face_h = face_w * k, face_h * k
     reach = NEAR_REACH * face_w
-    lab = _lab(crop)
+    chin_x, chin_y = float(m[CHIN, 0]), float(m[CHIN, 1])
+    # Nothing below the face oval and the "beside" band (down to a little below the chin) is
+    # looked at, so only the box's rows down to there (with the features' growth and a
+    # rounding margin) are made: the same pixels as the whole box's, cut short.
+    bottom = max(float(m[list(FACE_OVAL), 1].max()), chin_y + BELOW_CHIN * face_h)
+    box = (min(full[0], int(bottom) + max(1, round(0.04 * face_w)) + 3), full[1])
+    crop = _resized_top(image[y0:y1, x0:x1], full, box[0])
+    crop_alpha = _resized_top(a[y0:y1, x0:x1], full, box[0])
     person = crop_alpha >= 0.5
 
     oval = _polygon(box, m[list(FACE_OVAL)])
     features = np.zeros(box, bool)
     for contour in (RIGHT_EYE, LEFT_EYE, RIGHT_BROW, LEFT_BROW, LIPS, NOSTRILS):
         features |= _polygon(box, m[list(contour)])
-    skin_samples = lab[oval & ~_grown(features, 0.04 * face_w) & person]
-    if skin_samples.shape[0] < 20:
+    skin_where = oval & ~_grown(features, 0.04 * face_w) & person
+    if np.count_nonzero(skin_where) < 20:
         return 0.0, 0.0
-    centre = np.median(skin_samples, axis=0)
-    spread = np.cov((skin_samples[:, 1:] - centre[1:]).T) + np.eye(2) * 4.0
-    inverse = np.linalg.inv(spread)
 
-    chin_x, chin_y = float(m[CHIN, 0]), float(m[CHIN, 1])
     jaw_y = float(m[list(JAW_CORNERS), 1].mean())
     brow_y = float(m[list(RIGHT_BROW) + list(LEFT_BROW), 1].min())
     rows = np.arange(box[0], dtype=np.float32)[:, None]
@@ -213,6 +213,11 @@ def measure_near_face(image: npt.NDArray[np.uint8], alpha: Alpha, mesh: FloatArr
     if not near.any():
         return 0.0, 0.0
 
+    lab = _lab(crop)
+    skin_samples = lab[skin_where]
+    centre = np.median(skin_samples, axis=0)
+    spread = np.cov((skin_samples[:, 1:] - centre[1:]).T) + np.eye(2) * 4.0
+    inverse = np.linalg.inv(spread)
     pixels = lab[near]
     d = pixels[:, 1:] - centre[1:]
     skin = (np.einsum("ni,ij,nj->n", d, inverse, d) <= SKIN_MAX_MAHALANOBIS**2) & (
@@ -238,16 +243,40 @@ def _unit_alpha(alpha: Alpha) -> npt.NDArray[np.float32]:
     a = np.asarray(alpha)
     if a.ndim != 2:
         raise ValueError(f"alpha must be H×W, got {a.shape}")
-    return a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    return a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32, copy=False)
+
+
+def _resized_top(region: npt.NDArray[Any], size: tuple[int, int], rows: int) -> npt.NDArray[Any]:
+    """The first ``rows`` rows of ``region`` resized (INTER_AREA) to ``size`` (height, width),
+    from only the source rows they are made of.
+
+    INTER_AREA's output row i averages the source rows from i/f to (i+1)/f, f being
+    size / source height; given that scale instead of a size, OpenCV weighs those rows the
+    same in a source cut a little below them. Should it not (the result is checked for its
+    shape), the whole region is resized.
+    """
+    src_h, src_w = region.shape[:2]
+    if size == (src_h, src_w):
+        return region[:rows]
+    fy, fx = size[0] / src_h, size[1] / src_w
+    cut = math.ceil(rows / fy) + 2
+    if cut < src_h:
+        top = np.asarray(cv2.resize(region[:cut], None, fx=fx, fy=fy, interpolation=cv2.INTER_AREA))
+        if top.shape[0] >= rows and top.shape[1] == size[1]:
+            return top[:rows]
+    return np.asarray(cv2.resize(region, size[::-1], interpolation=cv2.INTER_AREA))[:rows]
+
+
+# OpenCV's 8-bit Lab to the usual units as one table per channel (L times 100/255, a and b
+# less 128, in float32): a lookup instead of arithmetic on every pixel's channels.
+_LEVELS = np.arange(256, dtype=np.float32)
+LAB_UNITS = np.stack([_LEVELS * np.float32(100.0 / 255.0), _LEVELS - 128.0, _LEVELS - 128.0], axis=-1).reshape(256, 1, 3)
 
 
 def _lab(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """CIELAB in its usual units (L 0..100), from OpenCV's fast 8-bit conversion (steps of
     0.4 L and 1 a/b: far finer than the colour differences judged here)."""
-    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2Lab).astype(np.float32)
-    lab[..., 0] *= 100.0 / 255.0
-    lab[..., 1:] -= 128.0
-    return lab
+    return np.asarray(cv2.LUT(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2Lab), LAB_UNITS))
 
 
 def _polygon(shape: tuple[int, int], points: FloatArray) -> npt.NDArray[np.bool_]:
@@ -277,13 +306,17 @@ def _centres(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 def _matches(pixels: npt.NDArray[np.float32], centres: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
     if centres.shape[0] == 0:
         return np.zeros(pixels.shape[0], bool)
-    distance = np.linalg.norm(pixels[:, None, :] - centres[None, :, :], axis=-1).min(axis=1)
-    return np.asarray(distance <= MATCH_DELTA_E)
+    # The nearest centre's distance: squared distances summed as np.linalg.norm sums them, the
+    # square root taken of the smallest only (it keeps the order, so the same value).
+    d = pixels[:, None, :] - centres[None, :, :]
+    nearest = np.sqrt(np.add.reduce(d * d, axis=-1).min(axis=1))
+    return np.asarray(nearest <= MATCH_DELTA_E)
 
 
 def _largest(region: npt.NDArray[np.bool_], flags: npt.NDArray[np.bool_]) -> int:
     """Pixels in the largest connected blob of ``region`` pixels whose ``flags`` are set."""
     mask = np.zeros(region.shape, np.uint8)
     mask[region] = flags
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    return int(stats[1:, cv2.CC_STAT_AREA].max()) if n > 1 else 0
+    # Labels alone (OpenCV's statistics cost several times the labelling); the areas counted here.
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
+    return int(np.bincount(labels[mask > 0], minlength=n)[1:].max()) if n > 1 else 0

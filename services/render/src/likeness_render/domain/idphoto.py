@@ -186,7 +186,9 @@ def border_std(image: RGB, alpha: npt.NDArray[np.float32], border_frac: float = 
     region[: h // 2, :b] = True
     region[: h // 2, w - b :] = True
     region &= alpha < 0.05
-    if region.sum() < 20:
+    if np.count_nonzero(region) < 20:
         return 0.0
-    luma = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return float(luma[region].std())
+    # Luma of the rows that hold the borders only (the lower half is not looked at).
+    top = max(b, h // 2)
+    luma = image[:top].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return float(luma[region[:top]].std())
