@@ -7,7 +7,7 @@ measure_cutout and border_std with time.process_time over many rounds, interleav
 same functions from git revision BASELINE (loaded from `git show`) as the same-run
 baseline, and checks that both measure the same values.
 
-    PYTHONPATH=... .venv/bin/python bench/idphoto/bench_report.py [--rounds 20] [--baseline REV]
+    PYTHONPATH=... .venv/bin/python bench/report/bench_report.py [--rounds 20] [--baseline REV]
 """
 
 from __future__ import annotations
