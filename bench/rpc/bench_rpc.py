@@ -148,8 +148,9 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", help="write a cProfile of the platform's calls here instead of timing")
+    parser.add_argument("--log-level", default="info", help="LIKENESS_LOG_LEVEL of the services (info: a line per call)")
     args = parser.parse_args()
-    # As run_service sets them up: info-level JSON lines (to /dev/null here) and a tracer provider without exporter.
-    configure_logging("privacy", "info", stream=open(os.devnull, "w"))  # noqa: SIM115
+    # As run_service sets them up: JSON lines (to /dev/null here) and a tracer provider without exporter.
+    configure_logging("privacy", args.log_level, stream=open(os.devnull, "w"))  # noqa: SIM115
     configure_tracing("privacy", "none")
     asyncio.run(main(args.calls, args.rounds, args.profile))

@@ -137,3 +137,23 @@ def test_exported_spans_lose_query_strings_and_exception_messages(spans: tuple[T
     assert event_attributes["exception.type"] == "ValueError"
     assert set(event_attributes) <= {"exception.type", "exception.escaped"}
     assert SECRET not in _everything_in(exported[0])
+
+
+def test_spans_are_dropped_until_there_is_an_exporter_and_ids_still_flow() -> None:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace.sampling import Decision
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from likeness_platform.telemetry import ExportingSampler
+
+    sampler = ExportingSampler()
+    provider = TracerProvider(sampler=sampler)
+    with provider.get_tracer("test").start_as_current_span("quiet") as quiet:
+        assert not quiet.is_recording()
+        assert quiet.get_span_context().is_valid  # ids for the logs and the next hop
+    assert sampler.should_sample(Context(), 1, "x").decision is Decision.DROP
+    sampler.exporting = True
+    assert sampler.should_sample(Context(), 1, "x").decision is Decision.RECORD_AND_SAMPLE
+    # A call from a service that exports nothing (its spans unsampled) is still traced where spans are exported.
+    unsampled = set_span_in_context(NonRecordingSpan(SpanContext(1, 2, is_remote=True, trace_flags=TraceFlags(0))))
+    assert sampler.should_sample(unsampled, 1, "x").decision is Decision.RECORD_AND_SAMPLE
