@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.sdk.resources import Resource
@@ -180,3 +180,16 @@ def server_tracing_interceptor() -> grpc.aio.ServerInterceptor:
 def client_tracing_interceptors() -> list[Any]:
     """OpenTelemetry's client interceptors: one CLIENT span per call, its context injected into the metadata."""
     return list(aio_client_interceptors())
+
+
+def spans_exported() -> bool:
+    """False while this process's tracer provider (`configure_tracing`) drops every span for want of an exporter."""
+    sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+    return not isinstance(sampler, ExportingSampler) or sampler.exporting
+
+
+def trace_context_metadata() -> list[tuple[str, str]]:
+    """The current trace context as gRPC metadata (W3C traceparent), what the client interceptors would inject."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return list(carrier.items())
