@@ -137,3 +137,56 @@ def test_exported_spans_lose_query_strings_and_exception_messages(spans: tuple[T
     assert event_attributes["exception.type"] == "ValueError"
     assert set(event_attributes) <= {"exception.type", "exception.escaped"}
     assert SECRET not in _everything_in(exported[0])
+
+
+def test_spans_are_dropped_until_there_is_an_exporter_and_ids_still_flow() -> None:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace.sampling import Decision
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from likeness_platform.telemetry import ExportingSampler
+
+    sampler = ExportingSampler()
+    provider = TracerProvider(sampler=sampler)
+    with provider.get_tracer("test").start_as_current_span("quiet") as quiet:
+        assert not quiet.is_recording()
+        assert quiet.get_span_context().is_valid  # ids for the logs and the next hop
+    assert sampler.should_sample(Context(), 1, "x").decision is Decision.DROP
+    sampler.exporting = True
+    assert sampler.should_sample(Context(), 1, "x").decision is Decision.RECORD_AND_SAMPLE
+    # A call from a service that exports nothing (its spans unsampled) is still traced where spans are exported.
+    unsampled = set_span_in_context(NonRecordingSpan(SpanContext(1, 2, is_remote=True, trace_flags=TraceFlags(0))))
+    assert sampler.should_sample(unsampled, 1, "x").decision is Decision.RECORD_AND_SAMPLE
+
+
+async def test_without_exported_spans_channels_still_carry_the_trace_context(pki: DevPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CLIENT span (nothing would export it), but the call goes on in the caller's trace: logs share its id."""
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from likeness_platform import clients
+
+    configure_tracing("test")  # an SDK provider for the server span (exporting or not, as this session set it)
+    monkeypatch.setattr(clients, "spans_exported", lambda: False)
+
+    async def trace_id(request: bytes, context: object) -> bytes:
+        return format(trace.get_current_span().get_span_context().trace_id, "032x").encode()
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("test.Ids", {"Trace": grpc.unary_unary_rpc_method_handler(trace_id)}),)
+        )
+        return []
+
+    settings = ServiceSettings(grpc_port=0, metrics_port=-1, health_port=-1, **pki.ensure("render").settings())
+    running = await start_server("ids", settings, register, rules={**POLICY, "/test.Ids/*": frozenset({ANY_IDENTITY})})
+    channel = open_channel(f"127.0.0.1:{running.port}", "tester", settings)
+    try:
+        assert isinstance(channel, clients.ReloadingChannel) and not channel.client_spans
+        caller = SpanContext(0x5CE1E5F00D, 0xFEED, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        with trace.use_span(NonRecordingSpan(caller)):
+            answer = await channel.unary_unary("/test.Ids/Trace")(b"")
+    finally:
+        await channel.close()
+        await running.stop(0)
+    assert answer == format(0x5CE1E5F00D, "032x").encode()

@@ -18,8 +18,9 @@ import structlog
 
 from likeness_platform import callcontext, policy
 from likeness_platform.errors import ERROR_CODE_KEY
+from likeness_platform.interceptors import HandlerCache, rewrap
 from likeness_platform.metrics import AUTHZ_DENIED, SECURITY_EVENTS_DROPPED
-from likeness_platform.tls import SPIFFE_PREFIX, peer_identity, peer_roles
+from likeness_platform.tls import SPIFFE_PREFIX, peer_identity_and_roles
 
 log = structlog.get_logger("likeness.authz")
 
@@ -113,6 +114,7 @@ class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
         self._service = service
         self._events = events
         self._rules = rules
+        self._handlers = HandlerCache(self._wrap)
 
     async def _deny(self, identity: str, method: str, context: grpc.aio.ServicerContext) -> None:
         caller = SPIFFE_PREFIX + identity if identity else ""
@@ -131,11 +133,15 @@ class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = handler_call_details.method
+        return self._handlers.get(handler_call_details.method, handler)
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """`handler` behind the check; built once per method, the check itself runs on every call."""
         rules, deny = self._rules, self._deny
 
         def check(context: grpc.aio.ServicerContext) -> str | None:
-            identity, roles = peer_identity(context), peer_roles(context)
+            # The verified client certificate of this call (cached parsing, keyed on the certificate's bytes).
+            identity, roles = peer_identity_and_roles(context)
             callcontext.via_var.set("")
             if identity in policy.DELEGATORS:
                 # The admin API acts for the operator it names: the policy judges that operator (a delegator
@@ -150,17 +156,7 @@ class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
             callcontext.caller_var.set(identity)
             return identity if policy.is_allowed(identity, method, rules, roles) else None
 
-        def wrap(behavior: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
-            if streaming:
-
-                async def stream_wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                    if check(context) is None:
-                        await deny(callcontext.caller_var.get(), method, context)
-                    async for item in behavior(request, context):
-                        yield item
-
-                return stream_wrapper
-
+        def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
             async def unary_wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 if check(context) is None:
                     await deny(callcontext.caller_var.get(), method, context)
@@ -168,18 +164,13 @@ class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
 
             return unary_wrapper
 
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                wrap(handler.unary_unary, False), handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                wrap(handler.stream_unary, False), handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                wrap(handler.unary_stream, True), handler.request_deserializer, handler.response_serializer
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            wrap(handler.stream_stream, True), handler.request_deserializer, handler.response_serializer
-        )
+        def streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            async def stream_wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if check(context) is None:
+                    await deny(callcontext.caller_var.get(), method, context)
+                async for item in behavior(request, context):
+                    yield item
+
+            return stream_wrapper
+
+        return rewrap(handler, unary, streaming)

@@ -1,4 +1,4 @@
-"""Channels to other services: mutual TLS, the standard interceptors and a default deadline.
+"""Channels to other services: mutual TLS, tracing, the call context in the metadata and a default deadline.
 
 A channel presents this service's certificate (settings `tls_*`) and trusts only the mesh CA. When
 the certificate files change (rotation), the next call opens a new underlying channel with the new
@@ -14,9 +14,10 @@ from typing import Any
 import grpc
 import structlog
 
-from likeness_platform.interceptors import client_interceptors
+from likeness_platform.interceptors import outgoing_metadata
 from likeness_platform.server import server_options
 from likeness_platform.settings import ServiceSettings
+from likeness_platform.telemetry import client_tracing_interceptors, spans_exported, trace_context_metadata
 from likeness_platform.tls import TlsPaths, WatchedTls, channel_credentials
 
 log = structlog.get_logger("likeness.clients")
@@ -48,26 +49,38 @@ class _Method:
         if generation != self._generation:
             self._callable = getattr(channel, self._kind)(self._method, **self._kwargs)
             self._generation = generation
+        # The call context (request id, subject, operator, app version) and the default deadline.
+        metadata = outgoing_metadata(kwargs.get("metadata"))
+        if not self._owner.client_spans:
+            metadata += trace_context_metadata()
+        kwargs["metadata"] = metadata
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._owner.deadline
         return self._callable(*args, **kwargs)
 
 
 class ReloadingChannel(grpc.aio.Channel):
     """An mTLS aio channel that follows its certificate files (see the module docstring)."""
 
+    client_spans: bool
+
     def __init__(self, address: str, caller: str, settings: ServiceSettings, deadline: float) -> None:
-        self._address, self._caller, self._settings, self._deadline = address, caller, settings, deadline
+        self._address, self._caller, self._settings, self.deadline = address, caller, settings, deadline
         self._tls = WatchedTls(TlsPaths.from_settings(settings))
         self._generation = self._tls.generation
         self._channel = self._open()
         self._retiring: set[asyncio.Task[None]] = set()
 
     def _open(self) -> grpc.aio.Channel:
+        # OpenTelemetry's client interceptor makes a CLIENT span per call; while spans are not exported (no exporter
+        # configured) it would only cost a task and a wait per call, and the calls carry the trace context without it.
+        self.client_spans = spans_exported()
         return grpc.aio.secure_channel(
             self._address,
             channel_credentials(self._tls.material),
             # Headless Services give every pod's address: spread calls across them.
             options=[*server_options(self._settings), ("grpc.lb_policy_name", "round_robin"), *RECONNECT_OPTIONS],
-            interceptors=client_interceptors(self._deadline),
+            interceptors=client_tracing_interceptors() if self.client_spans else None,
         )
 
     def current(self) -> tuple[grpc.aio.Channel, int]:

@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -30,8 +31,15 @@ _OPAQUE = re.compile(r"[A-Za-z0-9_\-+/=.]{40,}")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+def _cannot_hold_secrets(text: str) -> bool:
+    """True when none of the patterns below can match: short ASCII text with too few ':' and '.' for an address, no 'bearer'."""
+    return len(text) < 40 and text.isascii() and text.count(":") < 2 and text.count(".") < 3 and "bearer" not in text.lower()
+
+
 def redact_text(text: str) -> str:
     """Remove bearer tokens, opaque secrets and IP addresses from free text."""
+    if _cannot_hold_secrets(text):
+        return text
     text = _BEARER.sub("Bearer " + REDACTED, text)
     text = _OPAQUE.sub(REDACTED, text)
     return _IP_CANDIDATE.sub(_ip_or_keep, text)
@@ -45,11 +53,17 @@ def _ip_or_keep(match: re.Match[str]) -> str:
     return "[IP]"
 
 
+@lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    # Log keys are mostly the literal names in logging calls: a few dozen, matched once each.
+    return _SECRET_KEY.search(key) is not None
+
+
 def redact_value(key: str, value: Any) -> Any:
     """Redact one logged value according to its key and type."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes redacted>"
-    if key and _SECRET_KEY.search(key) and value not in (None, "", 0):
+    if key and _secret_key(key) and value not in (None, "", 0):
         if isinstance(value, (bool, int, float)):
             return value
         return REDACTED
@@ -89,10 +103,12 @@ def configure_logging(service: str, level: str = "info", stream: Any = None) -> 
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _add_trace_ids,
             structlog.processors.format_exc_info,
             redaction_processor,
+            # Added after redaction: the time and the trace ids are made here, hold no request data, and the
+            # redaction's IP and opaque-string patterns would only be run over them on every line.
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_trace_ids,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

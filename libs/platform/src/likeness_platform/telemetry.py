@@ -4,21 +4,29 @@ Spans come from OpenTelemetry's own gRPC (server and client interceptors) and Fa
 Every exporter is wrapped in `RedactingExporter`, so what leaves the process carries no request data
 (privacy invariant 1): URL query strings, caller addresses, exception messages and stack traces and
 free-text status descriptions (gRPC error details) are dropped; span names, kinds, codes and timings stay.
+
+Without an exporter (the default) spans are not recorded: `ExportingSampler` drops them, so every call
+still gets a trace and span id (propagated to the next hop and written into log lines) but no span
+object, attributes or events are built only to be thrown away.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult
-from opentelemetry.trace import Status
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, Status
+from opentelemetry.util.types import Attributes
 
 _configured = False
 
@@ -102,23 +110,63 @@ class RedactingExporter(SpanExporter):
         return self._inner.force_flush(timeout_millis)
 
 
+class ExportingSampler(Sampler):
+    """Records spans once the process exports them; until then drops them (ids and propagation stay).
+
+    When exporting, a span follows a sampled parent as before, and is also recorded under a parent from
+    another process that did not record (a service running without an exporter marks its calls unsampled),
+    so the services that do export still trace those calls. OTEL_TRACES_SAMPLER, when set, decides instead.
+    """
+
+    def __init__(self) -> None:
+        self.exporting = False
+        self._recording: Sampler = (
+            sampling._get_from_env_or_default()
+            if os.environ.get("OTEL_TRACES_SAMPLER")
+            else ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)
+        )
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if not self.exporting:
+            return SamplingResult(Decision.DROP, None, trace.get_current_span(parent_context).get_span_context().trace_state)
+        return self._recording.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return "ExportingSampler"
+
+
+def _export_to(provider: TracerProvider, exporter: SpanExporter) -> None:
+    provider.add_span_processor(BatchSpanProcessor(RedactingExporter(exporter)))
+    if isinstance(provider.sampler, ExportingSampler):
+        provider.sampler.exporting = True
+
+
 def configure_tracing(service: str, exporter: str = "none", span_exporter: SpanExporter | None = None) -> TracerProvider:
     """Install a tracer provider for this process (once); `span_exporter` is for tests."""
     global _configured
     current = trace.get_tracer_provider()
     if _configured and isinstance(current, TracerProvider):
         if span_exporter is not None:
-            current.add_span_processor(BatchSpanProcessor(RedactingExporter(span_exporter)))
+            _export_to(current, span_exporter)
         return current
-    provider = TracerProvider(resource=Resource.create({"service.name": f"likeness-{service}"}))
+    provider = TracerProvider(resource=Resource.create({"service.name": f"likeness-{service}"}), sampler=ExportingSampler())
     if span_exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(span_exporter)))
+        _export_to(provider, span_exporter)
     elif exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(ConsoleSpanExporter())))
+        _export_to(provider, ConsoleSpanExporter())
     elif exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(OTLPSpanExporter())))
+        _export_to(provider, OTLPSpanExporter())
     trace.set_tracer_provider(provider)
     _configured = True
     return provider
@@ -132,3 +180,16 @@ def server_tracing_interceptor() -> grpc.aio.ServerInterceptor:
 def client_tracing_interceptors() -> list[Any]:
     """OpenTelemetry's client interceptors: one CLIENT span per call, its context injected into the metadata."""
     return list(aio_client_interceptors())
+
+
+def spans_exported() -> bool:
+    """False while this process's tracer provider (`configure_tracing`) drops every span for want of an exporter."""
+    sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+    return not isinstance(sampler, ExportingSampler) or sampler.exporting
+
+
+def trace_context_metadata() -> list[tuple[str, str]]:
+    """The current trace context as gRPC metadata (W3C traceparent), what the client interceptors would inject."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return list(carrier.items())
