@@ -13,7 +13,7 @@ class GatewaySettings(MailSettings):
     # Redis for rate limits shared between replicas; in-process memory when empty.
     redis_url: str = ""
     # Requests per minute per device and per client address; 0 (or less) turns that limit off, and with it its
-    # call to Redis on every request (benchmarks; the chart requires at least 1).
+    # call to Redis on every request (the chart requires at least 1; bench/load keeps them on, set high).
     rate_limit_device_per_minute: int = 120
     rate_limit_ip_per_minute: int = 300
     # Key for hashing IPs into rate-limit bucket names; set it when replicas share Redis.
