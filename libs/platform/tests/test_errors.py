@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from likeness_platform import errors
@@ -34,7 +36,7 @@ def test_the_errors_module_does_not_import_grpc() -> None:
     assert "grpc" not in vars(errors)
 
 
-async def test_an_unexpected_error_is_logged_by_type_and_place_not_by_its_message() -> None:
+async def test_an_unexpected_error_is_logged_by_type_and_place_not_by_its_message(one_method: Any) -> None:
     """An exception's text can quote what the caller sent (a file name, a SQL parameter); the log keeps only where."""
     import io
     import json
@@ -49,23 +51,13 @@ async def test_an_unexpected_error_is_logged_by_type_and_place_not_by_its_messag
 
     out = io.StringIO()
     configure_logging("test", "info", stream=out)
-    server = grpc.aio.server(interceptors=[ServerInterceptor("test")])
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("test.Boom", {"Go": grpc.unary_unary_rpc_method_handler(explode)}),)
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_unary("/test.Boom/Go")
-            try:
-                await call(b"x", timeout=5)
-                raise AssertionError("the call should fail")
-            except grpc.aio.AioRpcError as err:
-                assert err.code() is grpc.StatusCode.INTERNAL
-                assert secret not in (err.details() or "")
-    finally:
-        await server.stop(None)
+    async with one_method(ServerInterceptor("test"), "/test.Boom/Go", explode) as call:
+        try:
+            await call(b"x", timeout=5)
+            raise AssertionError("the call should fail")
+        except grpc.aio.AioRpcError as err:
+            assert err.code() is grpc.StatusCode.INTERNAL
+            assert secret not in (err.details() or "")
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
     failed = [line for line in lines if line.get("event") == "rpc_failed"]
     assert failed and failed[0]["error"] == "ValueError"

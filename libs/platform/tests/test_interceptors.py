@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import grpc
 
@@ -16,22 +17,12 @@ async def _echo_request_id(request: bytes, context: object) -> bytes:
     return callcontext.current_request_id().encode()
 
 
-async def test_each_call_gets_its_own_request_id_and_log_line_from_a_cached_handler() -> None:
+async def test_each_call_gets_its_own_request_id_and_log_line_from_a_cached_handler(one_method: Any) -> None:
     out = io.StringIO()
     configure_logging("test", "info", stream=out)
     interceptor = ServerInterceptor("test")
-    server = grpc.aio.server(interceptors=[interceptor])
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("test.Ids", {"Echo": grpc.unary_unary_rpc_method_handler(_echo_request_id)}),)
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_unary("/test.Ids/Echo")
-            answers = [await call(b"", metadata=((callcontext.REQUEST_ID_KEY, f"req-{i}"),), timeout=5) for i in range(3)]
-    finally:
-        await server.stop(None)
+    async with one_method(interceptor, "/test.Ids/Echo", _echo_request_id) as call:
+        answers = [await call(b"", metadata=((callcontext.REQUEST_ID_KEY, f"req-{i}"),), timeout=5) for i in range(3)]
     assert answers == [b"req-0", b"req-1", b"req-2"]
     assert len(interceptor._handlers._entries) == 1
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]

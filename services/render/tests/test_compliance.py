@@ -19,7 +19,7 @@ from likeness_render.domain.compliance import (
     measure_background_uniformity,
     measure_cutout,
 )
-from likeness_render.domain.compliance_pixels import _grown
+from likeness_render.domain.compliance_pixels import grown
 from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.domain.specs import Spec
 
@@ -237,7 +237,7 @@ def test_cutout_growth_is_the_elliptical_dilation_pixel_for_pixel(radius: int) -
     for mask in (horse, portrait.astype(bool), specks):
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         expected = cv2.dilate(mask.astype(np.uint8), kernel) > 0
-        np.testing.assert_array_equal(_grown(mask, radius), expected)
+        np.testing.assert_array_equal(grown(mask, radius), expected)
 
 
 def test_cutout_islands_are_the_blobs_apart_from_the_person() -> None:

@@ -180,20 +180,7 @@ def identity_from_auth_context(auth: Mapping[str, Sequence[bytes]]) -> str:
     return _identity_of_pem(bytes(pems[0])) if pems else ""
 
 
-def peer_identity(context: grpc.aio.ServicerContext) -> str:
-    """The calling identity of a call being served, from its client certificate ('' without one)."""
-    return identity_from_auth_context(context.auth_context())
-
-
-def peer_roles(context: grpc.aio.ServicerContext) -> frozenset[str]:
-    """The operator roles in the client certificate of a call being served."""
-    return roles_from_auth_context(context.auth_context())
-
-
 def peer_identity_and_roles(context: grpc.aio.ServicerContext) -> tuple[str, frozenset[str]]:
-    """`peer_identity` and `peer_roles` of a call being served, from one read of its auth context."""
-    pems = context.auth_context().get("x509_pem_cert") or ()
-    if not pems:
-        return "", frozenset()
-    pem = bytes(pems[0])
-    return _identity_of_pem(pem), _roles_of_pem(pem)
+    """The calling identity and operator roles of a call being served, from one read of its client certificate."""
+    auth = context.auth_context()
+    return identity_from_auth_context(auth), roles_from_auth_context(auth)

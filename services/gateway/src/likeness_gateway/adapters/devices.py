@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,10 +19,6 @@ from likeness_platform.categories import Category
 from likeness_platform.dataholder import ExportItem, Retention
 from likeness_platform.db import as_uuid as _uuid
 from likeness_platform.db import fetch_row, from_row, oldest_age
-
-# The columns of a Device, in its fields' order.
-_DEVICE_COLUMNS = ", ".join(f.name for f in fields(Device))
-_BY_TOKEN_HASH = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE token_hash = %s"
 
 # What a person may correct about a device through the API (the rest is set by the platform or the server).
 CORRECTABLE = ("language", "app_version")
@@ -70,16 +66,10 @@ class DeviceRepository:
         return await fetch_row(self.pool, "SELECT 1 FROM devices WHERE attest_key_id = %s", (attest_key_id,)) is not None
 
     async def by_token_hash(self, token_hash: str) -> Device | None:
-        """The device holding this token, read fresh on every call (no cache: a revocation or erasure on any replica
-        must stop the token at once everywhere). Every authenticated request makes this call, so it reads only the
-        Device's columns as a plain tuple, through a statement the server keeps prepared on each pooled connection."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_BY_TOKEN_HASH, (token_hash,), prepare=True)
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        device_id, subject_id, *rest = row
-        return Device(str(device_id), str(subject_id), *rest)
+        """The device holding this token, read fresh on every call: no cache, so a revocation or erasure on any
+        replica stops the token at once everywhere."""
+        row = await fetch_row(self.pool, "SELECT * FROM devices WHERE token_hash = %s", (token_hash,))
+        return _device(row) if row else None
 
     async def get(self, device_id: str) -> Device | None:
         did = _uuid(device_id)

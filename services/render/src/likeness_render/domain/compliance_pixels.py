@@ -68,7 +68,7 @@ def _differs(
     return out.reshape(h, w)
 
 
-# Above this radius an elliptical dilation is done as stacked rectangles (see _grown): the
+# Above this radius an elliptical dilation is done as stacked rectangles (see grown): the
 # kernel's ~0.8 (2r+1)^2 points cost more than a few dozen one-dimensional passes.
 DIRECT_GROW_MAX_RADIUS = 5
 
@@ -87,7 +87,7 @@ def _line(mask: npt.NDArray[np.uint8], half: int, horizontal: bool) -> npt.NDArr
     return np.asarray(cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, size))) if half > 0 else mask
 
 
-def _grown(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
+def grown(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
     """``mask`` dilated by OpenCV's elliptical kernel of ``radius``, pixel for pixel.
 
     A large kernel is the union of rectangles w_i x h_i (widths falling, heights rising), and
@@ -153,7 +153,7 @@ def measure_cutout(
     person = silhouette.astype(bool)
     # Every use below leaves the person's own pixels out: only the rest is compared.
     differs = _differs(image, background, t.cutout_delta_e, ~person)
-    near, ring_out = _grown(person, 3), _grown(person, 15)
+    near, ring_out = grown(person, 3), grown(person, 15)
     fringe_band = ring_out & ~near
     beyond = ~near
     # Blobs apart from the person: what differs, less everything that touches the person.

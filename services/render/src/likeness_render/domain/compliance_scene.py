@@ -31,6 +31,7 @@ from likeness_imaging.face_mesh import (
     RIGHT_EYE,
     RIGHT_IRIS_CENTER,
 )
+from likeness_render.domain.compliance_pixels import grown
 from likeness_render.domain.compliance_types import SceneMeasurements
 
 FloatArray = npt.NDArray[np.float64]
@@ -195,7 +196,7 @@ def measure_near_face(image: npt.NDArray[np.uint8], alpha: Alpha, mesh: FloatArr
     features = np.zeros(box, bool)
     for contour in (RIGHT_EYE, LEFT_EYE, RIGHT_BROW, LEFT_BROW, LIPS, NOSTRILS):
         features |= _polygon(box, m[list(contour)])
-    skin_where = oval & ~_grown(features, 0.04 * face_w) & person
+    skin_where = oval & ~grown(features, max(1, round(0.04 * face_w))) & person
     if np.count_nonzero(skin_where) < 20:
         return 0.0, 0.0
 
@@ -205,7 +206,7 @@ def measure_near_face(image: npt.NDArray[np.uint8], alpha: Alpha, mesh: FloatArr
     cols = np.arange(box[1], dtype=np.float32)[None, :]
 
     # Hair (or a hat, a headscarf): all of the person above the brows outside the face.
-    hair_area = (rows < brow_y) & ~_grown(oval, NEAR_GAP * face_w) & person
+    hair_area = (rows < brow_y) & ~grown(oval, max(1, round(NEAR_GAP * face_w))) & person
     from_oval = cv2.distanceTransform((~oval).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
     near = (from_oval <= reach) & (from_oval > NEAR_GAP * face_w) & person
     near &= (rows >= brow_y) & (rows <= chin_y + BELOW_CHIN * face_h)
@@ -283,12 +284,6 @@ def _polygon(shape: tuple[int, int], points: FloatArray) -> npt.NDArray[np.bool_
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
     return mask.astype(bool)
-
-
-def _grown(mask: npt.NDArray[np.bool_], radius: float) -> npt.NDArray[np.bool_]:
-    r = max(1, round(radius))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return np.asarray(cv2.dilate(mask.astype(np.uint8), kernel) > 0)
 
 
 def _centres(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
