@@ -64,3 +64,30 @@ async def test_export_bytes_cross_the_wire_only_when_asked() -> None:
     finally:
         await remote.close()
         await running.stop(1)
+
+
+class PhotoHolder(FixedHolder):
+    name = "photos"
+
+    def __init__(self, photo: bytes) -> None:
+        self.photo = photo
+
+    async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
+        yield ExportItem("uploads", "a.jpg", "image/jpeg", self.photo)
+        yield ExportItem("uploads", "uploads.json", "application/json", b"[]")
+
+
+async def test_a_large_item_arrives_in_pieces_that_make_it_whole() -> None:
+    photo = bytes(range(256)) * (10 * 1024 + 7)  # 2.5 MiB and a bit: three pieces
+    running = await start_server(
+        "photos", settings_for(ServiceSettings, "render"), lambda server: [add_dataholder(server, PhotoHolder(photo))]
+    )
+    remote = RemoteHolder("photos", f"127.0.0.1:{running.port}", settings_for(ServiceSettings, "privacy"), timeout=10)
+    try:
+        pieces = [item async for item in remote.export("s")]
+    finally:
+        await remote.close()
+        await running.stop(1)
+    assert [(p.name, p.last) for p in pieces] == [("a.jpg", False), ("a.jpg", False), ("a.jpg", True), ("uploads.json", True)]
+    assert max(len(p.data) for p in pieces) <= 1024 * 1024  # never gathered whole on privacy's side
+    assert b"".join(p.data for p in pieces[:3]) == photo and pieces[0].content_type == "image/jpeg"

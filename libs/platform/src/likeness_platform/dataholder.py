@@ -23,10 +23,14 @@ CHUNK = 1024 * 1024
 
 @dataclass(frozen=True)
 class ExportItem:
+    """One file of a holder's export, or a piece of one: a piece with `last` False is continued by the pieces that
+    follow it (same name, in order, none of another item between them) up to one with `last` True."""
+
     category: str
     name: str
     content_type: str
     data: bytes
+    last: bool = True
 
 
 @dataclass(frozen=True)

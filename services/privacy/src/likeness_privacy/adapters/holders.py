@@ -60,13 +60,11 @@ class RemoteHolder:
         return int(response.export_bytes)
 
     async def export(self, subject_id: str) -> AsyncIterator[ExportItem]:
-        pending: dict[str, list[bytes]] = {}
+        # Piece by piece as they arrive (a photo is not gathered whole here: the archive writes each piece).
         try:
             request = dataholder_pb2.ExportRequest(subject_id=subject_id)
             async for part in self._stub.Export(request, timeout=self.export_timeout):
-                pending.setdefault(part.name, []).append(part.data)
-                if part.last_chunk:
-                    yield ExportItem(part.category, part.name, part.content_type, b"".join(pending.pop(part.name)))
+                yield ExportItem(part.category, part.name, part.content_type, part.data, last=part.last_chunk)
         except grpc.aio.AioRpcError as exc:
             raise _failed(self.name, exc) from exc
 

@@ -13,11 +13,12 @@ import time
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
 from likeness_platform.crypto import open_sealed, seal
+from likeness_platform.dataholder import ExportItem
 from likeness_platform.errors import DomainError, FailedPrecondition, NotFound, ResourceExhausted, Unavailable
 from likeness_privacy.adapters.repository import PrivacyRepository
 from likeness_privacy.domain.errors import describe_error
@@ -161,7 +162,7 @@ class Exports:
         manifest: dict[str, Any] = {"subject_id": subject_id, "created_at": datetime.now(UTC).isoformat(), "holders": {}}
         gathered, last_report = 0, time.monotonic()
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-            with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive, _Entries(archive) as entries:
                 for done, name in enumerate(self._holders.names):
                     items = 0
                     # Export reads are access-logged like any other read. Privacy logs them here, before asking:
@@ -170,9 +171,7 @@ class Exports:
                     await self._repo.add_access(subject_id, "privacy", f"{name}/export", "export")
                     try:
                         async for item in self._holders.get(name).export(subject_id):
-                            compress = zipfile.ZIP_STORED if already_compressed(item.content_type) else zipfile.ZIP_DEFLATED
-                            archive.writestr(f"{name}/{item.name}", item.data, compress_type=compress)
-                            items += 1
+                            items += entries.write(f"{name}/{item.name}", item)
                             gathered += len(item.data)
                             if spool.tell() > cap:
                                 raise ExportTooLarge(f"the export is larger than {cap} bytes; ask for help to get it in parts")
@@ -181,6 +180,7 @@ class Exports:
                                     export_id, bytes_written=spool.tell(), bytes_gathered=gathered, parts_written=done
                                 )
                                 last_report = time.monotonic()
+                        entries.finish()
                     except ExportTooLarge:
                         raise
                     except Exception as exc:
@@ -227,6 +227,50 @@ class Exports:
     async def download(self, export_id: str, subject_id: str) -> bytes:
         """The whole export's zip (for small exports and tests; the gRPC download streams)."""
         return b"".join([chunk async for chunk in self.stream(export_id, subject_id)])
+
+
+class _Entries:
+    """Writes holders' items into the archive. An item that comes in pieces (a photo, 1 MiB at a time) is written
+    piece by piece as they arrive, never gathered whole; a holder whose pieces stop or interleave is an error."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self._archive = archive
+        self._path = ""
+        self._open: IO[bytes] | None = None
+
+    def write(self, path: str, item: ExportItem) -> int:
+        """Write one item or piece; 1 when it completed an item, else 0."""
+        if self._open is None:
+            compress = zipfile.ZIP_STORED if already_compressed(item.content_type) else zipfile.ZIP_DEFLATED
+            if item.last:
+                self._archive.writestr(path, item.data, compress_type=compress)
+                return 1
+            entry = zipfile.ZipInfo(path, date_time=time.localtime(time.time())[:6])
+            entry.compress_type, entry.external_attr = compress, 0o600 << 16
+            self._path, self._open = path, self._archive.open(entry, "w")
+        elif path != self._path:
+            raise ValueError(f"{path} began before {self._path} ended")
+        self._open.write(item.data)
+        if not item.last:
+            return 0
+        self._close()
+        return 1
+
+    def finish(self) -> None:
+        """A holder's items are over: none may be left half-written."""
+        if self._open is not None:
+            raise ValueError(f"{self._path} ended before its last piece")
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
+
+    def __enter__(self) -> _Entries:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()  # before the archive closes (it refuses to while an entry is open)
 
 
 class ExportTooLarge(ResourceExhausted):
