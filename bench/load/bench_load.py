@@ -227,6 +227,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds the PostgreSQL processes now running have used (the server and its backends: the mesh's
+    pools keep their connections, so a run's backends are alive at both ends of it)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    total += cpu_s(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+    return total
+
+
 async def sample_rss(pids: dict[str, int], peaks: dict[str, float], stop: asyncio.Event) -> None:
     while not stop.is_set():
         for name, pid in pids.items():
@@ -261,11 +275,12 @@ async def warm_up(url: str, payload: bytes, spec: str) -> None:
 
 async def load(
     url: str, payload: bytes, users: int, seconds: float, spec: str, pids: dict[str, int]
-) -> tuple[Stats, float, dict, dict[str, float]]:
+) -> tuple[Stats, float, dict, dict[str, float], dict[str, float]]:
     await warm_up(url, payload, spec)
     stats = Stats()
     start_rss = {name: rss_mb(pid) for name, pid in pids.items()}
     start_cpu = {name: cpu_s(pid) for name, pid in pids.items()}
+    start_other = {"postgres": postgres_cpu_s(), "this client": time.process_time()}
     peaks: dict[str, float] = {}
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_rss(pids, peaks, stop))
@@ -278,7 +293,9 @@ async def load(
     stop.set()
     await sampler
     cpu = {name: cpu_s(pid) - start_cpu[name] for name, pid in pids.items()}
-    return stats, wall, {name: (start_rss[name], peaks.get(name, start_rss[name])) for name in pids}, cpu
+    # Beside the services on the same cores: the database and the load itself (not in the services' total).
+    other = {"postgres": postgres_cpu_s() - start_other["postgres"], "this client": time.process_time() - start_other["this client"]}
+    return stats, wall, {name: (start_rss[name], peaks.get(name, start_rss[name])) for name in pids}, cpu, other
 
 
 def check_loopback(url: str) -> None:
@@ -292,7 +309,8 @@ def check_loopback(url: str) -> None:
 
 
 def report(
-    args: argparse.Namespace, payload: bytes, baseline: float, stats: Stats, wall: float, rss: dict, cpu: dict[str, float], lifted: bool
+    args: argparse.Namespace, payload: bytes, baseline: float, stats: Stats, wall: float, rss: dict, cpu: dict[str, float], lifted: bool,
+    other: dict[str, float] | None = None,
 ) -> None:
     print(
         f"bench/load: {args.users} users x {args.seconds:.0f} s, photo {args.photo} ({len(payload) / 1e6:.2f} MB), spec {args.spec}, "
@@ -321,6 +339,8 @@ def report(
             f"  CPU ms per photo: total {sum(per.values()):.0f} ({sum(per.values()) / 1000 / baseline:.2f}x base); "
             + ", ".join(f"{n} {v:.0f}" for n, v in per.items())
         )
+        if other:
+            print("  beside them, CPU ms per photo: " + ", ".join(f"{n} {used / stats.completed * 1000:.0f}" for n, used in other.items()))
     five_xx = sum(n for k, n in stats.errors.items() if " 5" in k)
     print(f"  5xx responses: {five_xx}")
 
@@ -351,11 +371,11 @@ def main() -> None:
         url, pids = mesh.http_url, {name: proc.pid for name, proc in mesh.procs.items()}
         check_loopback(url)
     try:
-        stats, wall, rss, cpu = asyncio.run(load(url, payload, args.users, args.seconds, args.spec, pids))
+        stats, wall, rss, cpu, other = asyncio.run(load(url, payload, args.users, args.seconds, args.spec, pids))
     finally:
         if mesh is not None:
             mesh.down()
-    report(args, payload, baseline, stats, wall, rss, cpu, lifted=mesh is not None)
+    report(args, payload, baseline, stats, wall, rss, cpu, lifted=mesh is not None, other=other)
     baseline_after = pillow_baseline(payload)
     print(f"  baseline again after the run: {baseline_after * 1000:.0f} ms")
     if os.environ.get("BENCH_STRICT") and any(" 5" in k for k in stats.errors):
