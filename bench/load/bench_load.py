@@ -309,7 +309,14 @@ def check_loopback(url: str) -> None:
 
 
 def report(
-    args: argparse.Namespace, payload: bytes, baseline: float, stats: Stats, wall: float, rss: dict, cpu: dict[str, float], lifted: bool,
+    args: argparse.Namespace,
+    payload: bytes,
+    baseline: float,
+    stats: Stats,
+    wall: float,
+    rss: dict,
+    cpu: dict[str, float],
+    lifted: bool,
     other: dict[str, float] | None = None,
 ) -> None:
     print(
