@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from likeness_platform.authz import AuthorizationInterceptor, SecurityEvents, SendEvent, remote_sender
 from likeness_platform.interceptors import ServerInterceptor
 from likeness_platform.logging import configure_logging
+from likeness_platform.memory import tune_allocator
 from likeness_platform.metrics import start_metrics_server
 from likeness_platform.policy import POLICY
 from likeness_platform.settings import ServiceSettings
@@ -212,6 +213,9 @@ async def run_service(
     settings = settings_cls()
     configure_logging(service, settings.log_level)
     configure_tracing(service, settings.otel_exporter)
+    tuned = tune_allocator()
+    if tuned:
+        log.info("allocator_tuned", service=service, **tuned)
     try:
         TlsPaths.from_settings(settings)
     except TlsNotConfigured as exc:
