@@ -136,7 +136,8 @@ class DataHolderServicer(dataholder_pb2_grpc.DataHolderServicer):
                     name=item.name,
                     content_type=item.content_type,
                     data=piece,
-                    last_chunk=i == len(pieces) - 1,
+                    # A holder that yields an item in pieces (ExportItem.last) keeps it one item across the wire.
+                    last_chunk=item.last and i == len(pieces) - 1,
                 )
 
     async def Erase(self, request: Any, context: Any) -> dataholder_pb2.EraseResponse:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 MiB = 1024 * 1024
 MMAP_THRESHOLD = 32 * MiB  # glibc's own ceiling for its moving threshold
@@ -40,13 +39,24 @@ def tune_allocator(environ: dict[str, str] | None = None) -> dict[str, int]:
     """Set the thresholds and arena cap (at start, before the service's work); what was set, {} when nothing was
     (not glibc, or the operator set the allocator up)."""
     env = os.environ if environ is None else environ
-    if any(name in env for name in _OPERATOR_SETTINGS) or platform.libc_ver()[0] != "glibc":
+    if any(name in env for name in _OPERATOR_SETTINGS) or not _glibc():
         return {}
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return {}
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    wanted = {"mmap_threshold": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD), "trim_threshold": (_M_TRIM_THRESHOLD, TRIM_THRESHOLD)}
-    wanted["arena_max"] = (_M_ARENA_MAX, ARENA_MAX)
+    wanted = {
+        "mmap_threshold": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        "trim_threshold": (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        "arena_max": (_M_ARENA_MAX, ARENA_MAX),
+    }
     return {name: value for name, (param, value) in wanted.items() if mallopt(param, value) == 1}
+
+
+def _glibc() -> bool:
+    """Whether this process runs on glibc (asked of the C library, not read from the executable's bytes)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):
+        return False

@@ -50,7 +50,7 @@ class Exports:
         holder does not answer or it outgrows the cap.
 
         Memory stays bounded whatever the export's size: the zip is written to a spooled temporary file (on
-        disk past a few MiB), one holder item at a time, and stored as sealed 1 MiB chunks read back from it.
+        disk past a few MiB), one holder item or 1 MiB piece of one at a time, and stored as sealed 1 MiB chunks read back from it.
         While one of the subject's exports is being built, another is refused (EXPORT_IN_PROGRESS) rather than
         gathered beside it.
         """
