@@ -23,6 +23,7 @@ from likeness_faces.adapters.mtcnn_detector import (
     area_crops,
     area_resize,
     detect_cpu,
+    detect_torch,
     pooling_windows,
     pyramid,
     summed_areas,
@@ -89,6 +90,33 @@ def test_photos_without_people_have_no_faces_either_way(models: FaceModels, phot
         theirs = detect_face(batch, min_face, d.pnet, d.rnet, d.onet, list(STAGE_THRESHOLDS), PYRAMID_FACTOR, torch.device("cpu"))
         ours = detect_cpu(batch, min_face, d.pnet, d.rnet, d.onet)
     assert len(ours[0][0]) == len(np.asarray(theirs[0][0]).reshape(-1, 5)) == 0
+
+
+@pytest.mark.parametrize("min_face", [20, 100])
+def test_the_device_path_finds_what_the_cpu_path_finds(models: FaceModels, astronaut: RGB, grace_hopper: RGB, min_face: int) -> None:
+    """detect_torch (what CUDA runs) on CPU tensors: the same boxes and points as detect_cpu,
+    for a batch of photos with one, two and no faces (the float sums are the same sums)."""
+    pair = np.full((512, 1024, 3), 128, dtype=np.uint8)
+    pair[:, :512] = astronaut
+    pair[:, 512:] = cv2.resize(grace_hopper, (512, 512), interpolation=cv2.INTER_AREA)
+    one = np.full((600, 800, 3), 128, dtype=np.uint8)
+    one[44:556, 144:656] = astronaut
+    coffee = np.ascontiguousarray(skimage.data.coffee())
+    batch = np.stack([_canvas(one, 768), _canvas(pair, 768), _canvas(coffee, 768)])  # all 768×576
+    d = models.detector
+    with torch.inference_mode():
+        expected = detect_cpu(batch, min_face, d.pnet, d.rnet, d.onet)
+        got = detect_torch(torch.from_numpy(batch), min_face, d.pnet, d.rnet, d.onet)
+    assert [len(b) for b in got[0]] == [len(b) for b in expected[0]] == [1, 2, 0]
+    for mine, theirs in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-3)
+
+
+def test_the_device_path_with_nothing_to_find(models: FaceModels) -> None:
+    d = models.detector
+    with torch.inference_mode():
+        boxes, points = detect_torch(torch.full((2, 96, 128, 3), 200, dtype=torch.uint8), 20, d.pnet, d.rnet, d.onet)
+    assert [b.shape[0] for b in boxes] == [p.shape[0] for p in points] == [0, 0]
 
 
 def _torch_area(canvases: RGB, height: int, width: int) -> npt.NDArray[np.float32]:

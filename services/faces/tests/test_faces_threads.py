@@ -42,3 +42,17 @@ def test_mtcnn_gets_half_the_usable_cores_by_default() -> None:
     cores = len(os.sched_getaffinity(0))
     assert _default_torch_threads(1) == 1
     assert _default_torch_threads(cores) == max(1, cores // 2)
+
+
+def test_a_gpu_batches_more_canvases_and_an_operator_decides_last() -> None:
+    import torch
+
+    from likeness_faces.main import FacesSettings, analyzer_config
+
+    defaults = FacesSettings()
+    assert analyzer_config(defaults, torch.device("cpu")).max_batch == 8
+    assert analyzer_config(defaults, torch.device("cuda")).max_batch == 128
+    both = analyzer_config(defaults, torch.device("cuda")), analyzer_config(defaults, torch.device("cpu"))
+    assert {config.cpu_workers for config in both} == {2}
+    chosen = analyzer_config(FacesSettings(max_batch=32, cpu_workers=6), torch.device("cuda"))
+    assert (chosen.max_batch, chosen.cpu_workers) == (32, 6)

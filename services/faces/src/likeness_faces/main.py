@@ -15,7 +15,7 @@ from likeness_faces.adapters.models import FaceModels, load_models
 from likeness_faces.domain.errors import ModelFilesError
 from likeness_faces.grpc_api import FacesServicer, service_name
 from likeness_faces.holder import StatelessHolder
-from likeness_faces.service import FaceAnalyzer
+from likeness_faces.service import AnalyzerConfig, FaceAnalyzer
 from likeness_platform.clients import open_channel
 from likeness_platform.dataholder import add_dataholder
 from likeness_platform.logging import get_logger
@@ -34,6 +34,14 @@ class FacesSettings(ServiceSettings):
     max_pixels: int = 60_000_000
     # torch's intra-op threads for MTCNN on CPU; 0: half the usable cores (see load_models).
     torch_threads: int = 0
+    # Detection canvases per MTCNN pass; 0: 8 on CPU, 128 on CUDA (where bench_faces_gpu.py
+    # measured 1,200 canvases/s in batches of 128 and fewer per second in batches of 256).
+    max_batch: int = 0
+    # Threads that shrink photos, cut face crops and measure quality (beside the batchers'
+    # own). On an H200 with 16 workers the batchers' GPU passes took 30-50 times as long as
+    # alone (bench_faces_gpu.py --analyzer-only), so CUDA keeps the CPU's 2 until a
+    # measured count beats it.
+    cpu_workers: int = 2
 
 
 def pick(device: str) -> torch.device | None:
@@ -42,6 +50,14 @@ def pick(device: str) -> torch.device | None:
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("LIKENESS_DEVICE=cuda but no CUDA device is visible to this process")
     return torch.device(device)
+
+
+def analyzer_config(settings: FacesSettings, device: torch.device) -> AnalyzerConfig:
+    on_gpu = device.type == "cuda"
+    return AnalyzerConfig(
+        max_batch=settings.max_batch or (128 if on_gpu else 8),
+        cpu_workers=settings.cpu_workers,
+    )
 
 
 @dataclass(kw_only=True)
@@ -58,7 +74,7 @@ async def build(settings: FacesSettings) -> FacesWiring:
         torch_threads=settings.torch_threads or None,
     )
     log.info("models_loaded", device=str(models.device))
-    analyzer = FaceAnalyzer(models.detector, models.landmarker)
+    analyzer = FaceAnalyzer(models.detector, models.landmarker, analyzer_config(settings, models.device))
     ingestion = open_channel(settings.ingestion_addr, "faces", settings)
 
     def register(server: Any) -> list[str]:

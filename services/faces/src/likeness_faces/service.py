@@ -14,6 +14,9 @@ Where the time goes and why it is spent this way:
   upright crop cut from the full-resolution image, so landmarks are as exact as the photo.
 - Model work runs in worker threads, never on the event loop: MTCNN in the batcher's one
   thread, resizing, cropping and the mesh model in a small CPU pool, so the two overlap.
+- A mesh model that takes many crops at once (fit_many: the PyTorch one, on CUDA) gets its
+  own micro-batcher, so the faces of concurrent requests share one forward pass; MediaPipe's
+  (on CPU) is called per face in the CPU pool, with no extra thread hop.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +60,14 @@ class MeshModel(Protocol):
     def fit(self, crop: Image) -> MeshFit | None: ...
 
 
+@runtime_checkable
+class BatchedMeshModel(Protocol):
+    crop_margin: float  # crop side over the detector's box side that the model expects
+
+    def fit(self, crop: Image) -> MeshFit | None: ...
+    def fit_many(self, crops: Sequence[Image]) -> list[MeshFit | None]: ...
+
+
 @dataclass(frozen=True)
 class AnalyzerConfig:
     detect_long_side: int = 768  # detection canvas long side, pixels
@@ -67,9 +78,10 @@ class AnalyzerConfig:
     min_score: float = 0.9  # detector confidence below which a face is not reported
     confident_score: float = 0.99  # below this best score, turned copies are tried too
     max_batch: int = 8
+    mesh_max_batch: int = 64  # faces per mesh pass, for a model with fit_many
     max_wait_s: float = 0.005  # how long a lone request waits for batch companions
     crop_px: int = 256  # side of the upright crop the mesh model sees
-    crop_margin: float = 1.7  # crop side over face-box side
+    crop_margin: float = 1.7  # crop side over face-box side (a batched mesh model sets its own)
     cpu_workers: int = 2  # threads for resizing, crops, the mesh model and quality
 
 
@@ -149,6 +161,17 @@ class FaceAnalyzer:
             max_wait_s=self._config.max_wait_s,
             thread_name="faces-mtcnn",
         )
+        self.mesh_batcher: MicroBatcher[Image, MeshFit | None] | None = None
+        self._crop_margin = self._config.crop_margin
+        if isinstance(landmarker, BatchedMeshModel):
+            self._crop_margin = landmarker.crop_margin
+            self.mesh_batcher = MicroBatcher(
+                landmarker.fit_many,
+                key=lambda crop: crop.shape,
+                max_batch=self._config.mesh_max_batch,
+                max_wait_s=self._config.max_wait_s,
+                thread_name="faces-mesh",
+            )
         self._closed = False
 
     async def analyze(self, image: Image, options: AnalyzeOptions | None = None) -> list[Face]:
@@ -178,7 +201,10 @@ class FaceAnalyzer:
         detections.sort(key=lambda d: d.area, reverse=True)
         if opts.max_faces > 0:
             detections = detections[: opts.max_faces]
-        return await loop.run_in_executor(self._cpu, self._describe_all, pixels, detections, opts)
+        fits: list[_FittedMesh | None] | None = None
+        if opts.needs_mesh and self.mesh_batcher is not None:
+            fits = list(await asyncio.gather(*(self._batched_mesh(pixels, d) for d in detections)))
+        return await loop.run_in_executor(self._cpu, self._describe_all, pixels, detections, opts, fits)
 
     async def analyze_many(
         self,
@@ -229,6 +255,8 @@ class FaceAnalyzer:
         """Finishes queued work, then stops the worker threads."""
         self._closed = True
         await self.batcher.close()
+        if self.mesh_batcher is not None:
+            await self.mesh_batcher.close()
         await asyncio.to_thread(self._cpu.shutdown, wait=True)
 
     # -- detection -------------------------------------------------------------------
@@ -271,29 +299,41 @@ class FaceAnalyzer:
 
     # -- description -----------------------------------------------------------------
 
-    def _describe_all(self, image: Image, detections: list[Detection], options: AnalyzeOptions) -> list[Face]:
-        return [self._describe(image, d, options) for d in detections]
+    def _describe_all(
+        self, image: Image, detections: list[Detection], options: AnalyzeOptions, fits: list[_FittedMesh | None] | None
+    ) -> list[Face]:
+        if fits is None:
+            fits = [self._mesh(image, d) if options.needs_mesh else None for d in detections]
+        return [self._describe(image, d, options, fitted) for d, fitted in zip(detections, fits, strict=True)]
 
-    def _describe(self, image: Image, detection: Detection, options: AnalyzeOptions) -> Face:
+    def _mesh(self, image: Image, detection: Detection) -> _FittedMesh | None:
+        """The mesh fitted in this thread (a model without fit_many)."""
+        box, detector_roll = _box_and_roll(detection)
+        fitted = self._fit_mesh(image, self._crop(box, detector_roll))
+        turned = _recrop_roll(fitted, detector_roll)
+        if turned is not None:
+            refitted = self._fit_mesh(image, self._crop(box, turned))
+            fitted = refitted if refitted is not None else fitted
+        return fitted
+
+    async def _batched_mesh(self, image: Image, detection: Detection) -> _FittedMesh | None:
+        """_mesh with the crops cut in the CPU pool and fitted through the mesh batcher."""
+        box, detector_roll = _box_and_roll(detection)
+        fitted = await self._fit_mesh_batched(image, self._crop(box, detector_roll))
+        turned = _recrop_roll(fitted, detector_roll)
+        if turned is not None:
+            refitted = await self._fit_mesh_batched(image, self._crop(box, turned))
+            fitted = refitted if refitted is not None else fitted
+        return fitted
+
+    def _describe(self, image: Image, detection: Detection, options: AnalyzeOptions, fitted: _FittedMesh | None) -> Face:
         height, width = image.shape[:2]
         five = FivePoints(*(_point(p) for p in detection.points))
         box = Box(*(float(v) for v in detection.box))
-        detector_roll = head_pose.roll_from_eyes((five.right_eye.x, five.right_eye.y), (five.left_eye.x, five.left_eye.y))
-
-        fitted = self._fit_mesh(image, box, detector_roll) if options.needs_mesh else None
-        if fitted is not None:
-            roll = _iris_roll(fitted.mesh)
-            if abs(_angle_between(roll, detector_roll)) > RECROP_ROLL_DEG:
-                # the detector's eyes were off (a sideways face seen as upright); the mesh
-                # is most exact on a crop that is really upright, so fit again on one
-                refitted = self._fit_mesh(image, box, roll)
-                if refitted is not None:
-                    fitted = refitted
-                    roll = _iris_roll(fitted.mesh)
-
         mesh = fitted.mesh if fitted is not None else None
         pose: HeadPose
         if fitted is not None:
+            roll = _iris_roll(fitted.mesh)
             right_eye, left_eye = _point(fitted.mesh[mt.RIGHT_IRIS_CENTER]), _point(fitted.mesh[mt.LEFT_IRIS_CENTER])
             if fitted.fit.transform is not None:
                 pose = head_pose.pose_from_transform(fitted.fit.transform, fitted.crop.roll_deg, roll)
@@ -315,22 +355,50 @@ class FaceAnalyzer:
             blendshapes=dict(fitted.fit.blendshapes) if fitted is not None and options.blendshapes else None,
         )
 
-    def _fit_mesh(self, image: Image, box: Box, roll_deg: float) -> _FittedMesh | None:
+    def _crop(self, box: Box, roll_deg: float) -> face_crop.AlignedCrop:
         centre = box.center
-        crop = face_crop.plan(
+        return face_crop.plan(
             centre.x,
             centre.y,
             max(box.width, box.height),
             roll_deg,
-            margin=self._config.crop_margin,
+            margin=self._crop_margin,
             size=self._config.crop_px,
         )
-        fit = self._landmarker.fit(face_crop.extract(image, crop))
-        if fit is None:
-            return None
-        xy = crop.to_image(fit.points[:, :2])
-        mesh = np.concatenate([xy, fit.points[:, 2:3] / crop.scale], axis=1)
-        return _FittedMesh(fit=fit, crop=crop, mesh=mesh)
+
+    def _fit_mesh(self, image: Image, crop: face_crop.AlignedCrop) -> _FittedMesh | None:
+        return _mapped(self._landmarker.fit(face_crop.extract(image, crop)), crop)
+
+    async def _fit_mesh_batched(self, image: Image, crop: face_crop.AlignedCrop) -> _FittedMesh | None:
+        assert self.mesh_batcher is not None
+        pixels = await asyncio.get_running_loop().run_in_executor(self._cpu, face_crop.extract, image, crop)
+        return _mapped(await self.mesh_batcher.submit(pixels), crop)
+
+
+def _box_and_roll(detection: Detection) -> tuple[Box, float]:
+    """The detector's box and the roll of its eye line."""
+    right_eye, left_eye = detection.points[0], detection.points[1]
+    roll = head_pose.roll_from_eyes((float(right_eye[0]), float(right_eye[1])), (float(left_eye[0]), float(left_eye[1])))
+    return Box(*(float(v) for v in detection.box)), roll
+
+
+def _recrop_roll(fitted: _FittedMesh | None, detector_roll: float) -> float | None:
+    """The mesh's own roll when it and the detector's eye line differ by more than
+    RECROP_ROLL_DEG: the detector's eyes were off (a sideways face seen as upright), and the
+    mesh is most exact on a crop that is really upright, so it is fitted again on one."""
+    if fitted is None:
+        return None
+    roll = _iris_roll(fitted.mesh)
+    return roll if abs(_angle_between(roll, detector_roll)) > RECROP_ROLL_DEG else None
+
+
+def _mapped(fit: MeshFit | None, crop: face_crop.AlignedCrop) -> _FittedMesh | None:
+    """A fit in crop pixels mapped back to the image's."""
+    if fit is None:
+        return None
+    xy = crop.to_image(fit.points[:, :2])
+    mesh = np.concatenate([xy, fit.points[:, 2:3] / crop.scale], axis=1)
+    return _FittedMesh(fit=fit, crop=crop, mesh=mesh)
 
 
 async def _as_async(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:

@@ -11,19 +11,20 @@ import torch
 from likeness_faces.adapters import model_files
 from likeness_faces.adapters.face_landmarker import MeshLandmarker
 from likeness_faces.adapters.mtcnn_detector import MtcnnDetector
+from likeness_faces.adapters.torch_mesh import TorchMeshLandmarker
 
 
 @dataclass
 class FaceModels:
     detector: MtcnnDetector
-    landmarker: MeshLandmarker
+    landmarker: MeshLandmarker | TorchMeshLandmarker
     device: torch.device
 
     def close(self) -> None:
         self.landmarker.close()
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):  # honours taskset/cpusets, unlike cpu_count
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -34,8 +35,8 @@ def pick_device() -> torch.device:
 
 
 def load_models(model_dir: Path | None = None, *, device: torch.device | None = None, torch_threads: int | None = None) -> FaceModels:
-    """Checks every model file's SHA-256, then loads MTCNN (CUDA when present) and the
-    MediaPipe landmarker. Raises ModelFilesError, naming the fix, when a file is missing
+    """Checks every model file's SHA-256, then loads MTCNN (CUDA when present) and the mesh:
+    MediaPipe's landmarker on CPU, the same networks on PyTorch (batched) on CUDA. Raises ModelFilesError, naming the fix, when a file is missing
     or corrupt.
 
     torch_threads: intra-op threads for MTCNN on CPU; default half the cores this process
@@ -48,5 +49,6 @@ def load_models(model_dir: Path | None = None, *, device: torch.device | None = 
     paths = model_files.verify(model_dir if model_dir is not None else model_files.default_model_dir())
     chosen = device if device is not None else pick_device()
     if chosen.type == "cpu":
-        torch.set_num_threads(max(1, torch_threads if torch_threads is not None else _usable_cores() // 2))
-    return FaceModels(detector=MtcnnDetector(paths, chosen), landmarker=MeshLandmarker(paths.landmarker), device=chosen)
+        torch.set_num_threads(max(1, torch_threads if torch_threads is not None else usable_cores() // 2))
+    landmarker = MeshLandmarker(paths.landmarker) if chosen.type == "cpu" else TorchMeshLandmarker(paths.landmarker, chosen)
+    return FaceModels(detector=MtcnnDetector(paths, chosen), landmarker=landmarker, device=chosen)

@@ -1,9 +1,12 @@
 """MTCNN (facenet-pytorch's three networks) run on a batch of equally sized canvases.
 
-On CUDA, facenet-pytorch's detect_face runs as is. On CPU, detect_cpu runs the same three
-stages with the same pixels, pyramid, thresholds, box regression and suppression, but RNet and
-ONet see their crops in channels-last memory (oneDNN's own layout): about 3x faster on the
-dozens of small crops a photo gives them, the same numbers to float rounding.
+detect_cpu runs facenet-pytorch's detect_face stages with the same pixels, pyramid, thresholds,
+box regression and suppression, but RNet and ONet see their crops in channels-last memory
+(oneDNN's own layout): about 3x faster on the dozens of small crops a photo gives them, the same
+numbers to float rounding. detect_torch is the same algorithm as tensor operations on the
+device (CUDA): detect_face there resizes each candidate box with its own kernel launches, which
+caps a batch at about 135 canvases/s on an H200; detect_torch ran 1,200/s in batches of 128
+(bench/faces/bench_faces_gpu.py), with boxes within 0.012 px of detect_face's.
 
 The resampling gives detect_face's own numbers (torch's area interpolation, i.e. adaptive average
 pooling, of the float canvas), bit for bit, but from one summed-area table per canvas: each output
@@ -16,17 +19,17 @@ in a photo of a coffee cup that detect_face rejects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
+import torch.nn.functional as F
 from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 from facenet_pytorch.models.utils.detect_face import (
     batched_nms_numpy,
     bbreg,
-    detect_face,
     generateBoundingBox,
     pad,
     rerec,
@@ -157,19 +160,22 @@ def _crops(tables: Sums, boxes: torch.Tensor, image_inds: torch.Tensor, size: in
     return _net_input(area_crops(tables, inds, top, bottom, left, right, size)), torch.from_numpy(keep)
 
 
-def detect_cpu(
-    batch: Pixels, min_face_px: int, pnet: torch.nn.Module, rnet: torch.nn.Module, onet: torch.nn.Module
+Level = Callable[[int, int], torch.Tensor]  # (height, width) -> the batch resampled, as PNet's input
+Cut = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor | None, torch.Tensor]]  # _crops' signature
+
+
+def _cascade(
+    count: int, height: int, width: int, min_face_px: int, level: Level, cut: Cut, nets: tuple[torch.nn.Module, ...]
 ) -> tuple[list[npt.NDArray[np.float32]], list[npt.NDArray[np.float32]]]:
-    """facenet-pytorch's detect_face for N×H×W×3 uint8 canvases on CPU (see the module's note).
-    Per canvas: boxes (k×5: x1, y1, x2, y2, score in pixel indices) and points (k×5×2)."""
-    count, height, width = batch.shape[:3]
-    tables = summed_areas(batch)
+    """facenet-pytorch's detect_face stages, given how to resample the whole batch (level) and
+    how to cut and resize candidate boxes (cut). Per canvas: boxes (k×5: x1, y1, x2, y2, score in
+    pixel indices) and points (k×5×2)."""
+    pnet, rnet, onet = nets
     # Stage 1: PNet over the pyramid, suppression per scale then over all scales.
     found: list[torch.Tensor] = []
     found_inds: list[torch.Tensor] = []
     for scale in pyramid(height, width, min_face_px):
-        level = area_resize(tables, int(height * scale + 1), int(width * scale + 1))
-        reg, probs = pnet(_net_input(level))
+        reg, probs = pnet(level(int(height * scale + 1), int(width * scale + 1)))
         boxes_scale, inds_scale = generateBoundingBox(reg, probs[:, 1], scale, STAGE_THRESHOLDS[0])
         pick = batched_nms(boxes_scale[:, :4], boxes_scale[:, 4], inds_scale, 0.5)
         found.append(boxes_scale[pick])
@@ -191,7 +197,7 @@ def detect_cpu(
     boxes = rerec(boxes)
 
     # Stage 2: RNet on 24×24 crops.
-    crops, valid = _crops(tables, boxes, image_inds, 24)
+    crops, valid = cut(boxes, image_inds, 24)
     boxes, image_inds = boxes[valid], image_inds[valid]
     if crops is not None:
         reg, probs = rnet(crops)
@@ -203,9 +209,10 @@ def detect_cpu(
         boxes = rerec(bbreg(boxes[pick], reg[pick]))
         image_inds = image_inds[pick]
 
-    # Stage 3: ONet on 48×48 crops: scores, five points, final boxes.
+    # Stage 3: ONet on 48×48 crops: scores, five points, final boxes (the last suppression,
+    # of a handful of boxes, on the CPU).
     points = torch.zeros(0, 5, 2)
-    crops, valid = _crops(tables, boxes, image_inds, 48)
+    crops, valid = cut(boxes, image_inds, 48)
     boxes, image_inds = boxes[valid], image_inds[valid]
     if crops is not None:
         reg, marks, probs = onet(crops)
@@ -217,12 +224,94 @@ def detect_cpu(
         w_i = (boxes[:, 2] - boxes[:, 0] + 1).unsqueeze(1)
         h_i = (boxes[:, 3] - boxes[:, 1] + 1).unsqueeze(1)
         points = torch.stack((w_i * marks[:, :5] + boxes[:, 0:1] - 1, h_i * marks[:, 5:10] + boxes[:, 1:2] - 1), dim=2)
-        boxes = bbreg(boxes, reg)
+        boxes, image_inds, points = bbreg(boxes, reg).cpu(), image_inds.cpu(), points.cpu()
         pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
         boxes, image_inds, points = boxes[pick], image_inds[pick], points[pick]
 
-    box_rows, point_rows, inds = boxes.numpy(), points.numpy(), image_inds.numpy()
+    box_rows, point_rows, inds = boxes.cpu().numpy(), points.cpu().numpy(), image_inds.cpu().numpy()
     return [box_rows[inds == i] for i in range(count)], [point_rows[inds == i] for i in range(count)]
+
+
+def detect_cpu(
+    batch: Pixels, min_face_px: int, pnet: torch.nn.Module, rnet: torch.nn.Module, onet: torch.nn.Module
+) -> tuple[list[npt.NDArray[np.float32]], list[npt.NDArray[np.float32]]]:
+    """facenet-pytorch's detect_face for N×H×W×3 uint8 canvases on CPU (see the module's note).
+    Per canvas: boxes (k×5: x1, y1, x2, y2, score in pixel indices) and points (k×5×2)."""
+    count, height, width = batch.shape[:3]
+    tables = summed_areas(batch)
+    return _cascade(
+        count,
+        height,
+        width,
+        min_face_px,
+        lambda h, w: _net_input(area_resize(tables, h, w)),
+        lambda boxes, inds, size: _crops(tables, boxes, inds, size),
+        (pnet, rnet, onet),
+    )
+
+
+def _windows_t(length: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """pooling_windows on the device: lengths (any shape, int64) -> ...×size window bounds."""
+    lengths = length[..., None]
+    scaled = torch.arange(size, device=length.device, dtype=torch.int64) * lengths
+    return scaled // size, -(-(scaled + lengths) // size)
+
+
+def _averaged_t(sums: torch.Tensor, rows: tuple[torch.Tensor, torch.Tensor], cols: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    means = sums.to(torch.float32)
+    means /= (rows[1] - rows[0]).to(torch.float32)[..., :, None, None]
+    means /= (cols[1] - cols[0]).to(torch.float32)[..., None, :, None]
+    return means
+
+
+def _net_input_t(means: torch.Tensor) -> torch.Tensor:
+    means -= _MEAN
+    means *= _SCALE
+    return means.permute(0, 3, 1, 2)
+
+
+def _crops_t(tables: torch.Tensor, boxes: torch.Tensor, image_inds: torch.Tensor, size: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """_crops with the tables, boxes and gathers on the device."""
+    table_height, table_width = tables.shape[1:3]
+    corners = boxes[:, :4].trunc().to(torch.int64)
+    left, top = corners[:, 0].clamp(min=1) - 1, corners[:, 1].clamp(min=1) - 1
+    right, bottom = corners[:, 2].clamp(max=table_width - 1), corners[:, 3].clamp(max=table_height - 1)
+    keep = (bottom > top) & (right > left)
+    if not bool(keep.any()):
+        return None, keep
+    top, bottom, left, right, inds = top[keep], bottom[keep], left[keep], right[keep], image_inds[keep].to(torch.int64)
+    rows = _windows_t(bottom - top, size)
+    cols = _windows_t(right - left, size)
+    first_row = (inds * table_height + top)[:, None]
+    upper, lower = (first_row + rows[0]) * table_width, (first_row + rows[1]) * table_width
+    west, east = left[:, None] + cols[0], left[:, None] + cols[1]
+    flat = tables.reshape(-1, 3)
+
+    def corner(row_offsets: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        return flat[row_offsets[:, :, None] + columns[:, None, :]]
+
+    sums = corner(lower, east) - corner(lower, west) - corner(upper, east) + corner(upper, west)
+    return _net_input_t(_averaged_t(sums, rows, cols)), keep
+
+
+def detect_torch(
+    batch: torch.Tensor, min_face_px: int, pnet: torch.nn.Module, rnet: torch.nn.Module, onet: torch.nn.Module
+) -> tuple[list[npt.NDArray[np.float32]], list[npt.NDArray[np.float32]]]:
+    """detect_cpu with every stage on batch's device (N×H×W×3 uint8, e.g. on CUDA): the same
+    summed-area resampling, as tensor gathers, so a batch of hundreds of canvases costs a few
+    dozen kernel launches per stage, not facenet's one resize per candidate box."""
+    count, height, width = batch.shape[:3]
+    tables = F.pad(batch.to(torch.int32).cumsum(1, dtype=torch.int32).cumsum(2, dtype=torch.int32), (0, 0, 1, 0, 1, 0))
+
+    def level(h: int, w: int) -> torch.Tensor:
+        rows = _windows_t(torch.tensor(height, device=batch.device), h)
+        cols = _windows_t(torch.tensor(width, device=batch.device), w)
+        strips = tables[:, rows[1]] - tables[:, rows[0]]
+        return _net_input_t(_averaged_t(strips[:, :, cols[1]] - strips[:, :, cols[0]], rows, cols))
+
+    return _cascade(
+        count, height, width, min_face_px, level, lambda boxes, inds, size: _crops_t(tables, boxes, inds, size), (pnet, rnet, onet)
+    )
 
 
 class MtcnnDetector:
@@ -243,16 +332,8 @@ class MtcnnDetector:
             if self.device.type == "cpu":
                 boxes_per_image, points_per_image = detect_cpu(batch, min_face_px, self.pnet, self.rnet, self.onet)
             else:
-                boxes_per_image, points_per_image = detect_face(
-                    batch,
-                    min_face_px,
-                    self.pnet,
-                    self.rnet,
-                    self.onet,
-                    list(STAGE_THRESHOLDS),
-                    PYRAMID_FACTOR,
-                    self.device,
-                )
+                pixels = torch.from_numpy(batch).to(self.device)
+                boxes_per_image, points_per_image = detect_torch(pixels, min_face_px, self.pnet, self.rnet, self.onet)
         self.forward_passes += 1
         results: list[list[Detection]] = []
         for boxes, points in zip(boxes_per_image, points_per_image, strict=True):

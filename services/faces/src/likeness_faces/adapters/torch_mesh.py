@@ -1,0 +1,143 @@
+"""The 478-point mesh and its 52 blendshapes on PyTorch, many faces per forward pass.
+
+The same two networks MediaPipe's FaceLandmarker runs (read from the same verified
+face_landmarker.task by tflite_torch), for the CUDA path: MediaPipe's Python package runs them
+on the CPU one face at a time. What differs from FaceLandmarker is only the framing: it finds
+the face again in the crop with its own detector and cuts a square 1.5 times that box, turned
+so the eyes are level; here the crop the analyzer cuts (upright from MTCNN's eyes, centred on
+its box) is the network's input as it is, so the analyzer cuts it CROP_MARGIN times MTCNN's
+box. On crops of 1.3 to 2.0 times the box, the landmarks' mean distance from FaceLandmarker's
+(on a 256-pixel crop) was smallest at 1.5: 0.4-0.7 px on three portraits and 1.2 px on a small
+one, against 0.9-2.7 px at the 1.7 MediaPipe's own detector is given
+(tests/test_faces_torch_mesh.py holds it to this).
+
+No facial transformation matrix comes out (MeshFit.transform is None), so the analyzer takes
+yaw and pitch from the five points, as it does whenever the mesh is off.
+"""
+
+from __future__ import annotations
+
+import threading
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from likeness_faces.adapters import tflite_torch
+from likeness_faces.domain.errors import ModelFilesError
+from likeness_faces.domain.model_outputs import MeshFit
+
+INPUT_PX = 256  # the landmark network's input side
+CROP_MARGIN = 1.5  # crop side over MTCNN's box side that frames a face as FaceLandmarker does
+# A face is there when the network's presence score (a sigmoid) passes this; MediaPipe's
+# FaceLandmarker drops a face under its default min_tracking_confidence of 0.5 the same way.
+MIN_PRESENCE = 0.5
+
+# face_blendshapes_graph.cc (MediaPipe): the 146 landmarks the blendshape network reads,
+# and the names of its 52 outputs in order.
+BLENDSHAPE_LANDMARKS = (
+    0, 1, 4, 5, 6, 7, 8, 10, 13, 14, 17, 21, 33, 37, 39, 40, 46, 52, 53, 54, 55, 58, 61, 63, 65, 66, 67, 70, 78, 80,
+    81, 82, 84, 87, 88, 91, 93, 95, 103, 105, 107, 109, 127, 132, 133, 136, 144, 145, 146, 148, 149, 150, 152, 153,
+    154, 155, 157, 158, 159, 160, 161, 162, 163, 168, 172, 173, 176, 178, 181, 185, 191, 195, 197, 234, 246, 249,
+    251, 263, 267, 269, 270, 276, 282, 283, 284, 285, 288, 291, 293, 295, 296, 297, 300, 308, 310, 311, 312, 314,
+    317, 318, 321, 323, 324, 332, 334, 336, 338, 356, 361, 362, 365, 373, 374, 375, 377, 378, 379, 380, 381, 382,
+    384, 385, 386, 387, 388, 389, 390, 397, 398, 400, 402, 405, 409, 415, 454, 466, 468, 469, 470, 471, 472, 473,
+    474, 475, 476, 477,
+)  # fmt: skip
+BLENDSHAPE_NAMES = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff",
+    "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight",
+    "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
+    "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight",
+    "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight", "mouthFunnel",
+    "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight", "mouthPucker",
+    "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft",
+    "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
+    "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+
+Crop = npt.NDArray[np.uint8]
+
+
+def _networks(task_path: Path) -> tuple[bytes, bytes]:
+    try:
+        with zipfile.ZipFile(task_path) as bundle:
+            return bundle.read("face_landmarks_detector.tflite"), bundle.read("face_blendshapes.tflite")
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelFilesError(f"{task_path.name} does not hold the mesh networks ({exc}); run `make setup`") from exc
+
+
+class TorchMeshLandmarker:
+    """Thread-safe (a lock around the networks); fit_many is the batched call."""
+
+    def __init__(self, task_path: Path, device: torch.device) -> None:
+        landmarks, blendshapes = _networks(task_path)
+        try:
+            self._landmarks = tflite_torch.load(landmarks, device)
+            self._blendshapes = tflite_torch.load(blendshapes, device)
+        except tflite_torch.UnsupportedModelError as exc:
+            raise ModelFilesError(f"{task_path.name}: {exc}") from exc
+        self.device = device
+        self.crop_margin = CROP_MARGIN
+        self._subset = torch.tensor(BLENDSHAPE_LANDMARKS, device=device)
+        self._lock = threading.Lock()
+        self.forward_passes = 0
+
+    def fit(self, crop: Crop) -> MeshFit | None:
+        return self.fit_many([crop])[0]
+
+    def fit_many(self, crops: Sequence[Crop]) -> list[MeshFit | None]:
+        """Per crop (upright faces, any square size), the mesh in that crop's pixels; None
+        where the network says no face is there."""
+        if not crops:
+            return []
+        sizes = [crop.shape[1] for crop in crops]
+        batch = np.stack([_at_input_size(crop) for crop in crops])
+        with self._lock, torch.inference_mode():
+            pixels = torch.from_numpy(batch).to(self.device, non_blocking=True)
+            points, presence = self._run(pixels)
+            self.forward_passes += 1
+            points_np, presence_np = points.float().cpu().numpy(), presence.float().cpu().numpy()
+            shapes_np = self._shapes(points).float().cpu().numpy()
+        fits: list[MeshFit | None] = []
+        for i, size in enumerate(sizes):
+            if presence_np[i] < MIN_PRESENCE:
+                fits.append(None)
+                continue
+            fits.append(
+                MeshFit(
+                    points=points_np[i].astype(np.float64) * (size / INPUT_PX),
+                    blendshapes={name: float(v) for name, v in zip(BLENDSHAPE_NAMES, shapes_np[i], strict=True)},
+                    transform=None,
+                )
+            )
+        return fits
+
+    def _run(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 N×256×256×3 -> (N×478×3 points in input pixels, N presence scores)."""
+        x = pixels.to(torch.float32) / 255.0
+        mesh, presence_logit, _ = self._landmarks(x)
+        points = mesh.reshape(mesh.shape[0], -1, 3)
+        return points, torch.sigmoid(presence_logit.reshape(-1))
+
+    def _shapes(self, points: torch.Tensor) -> torch.Tensor:
+        # MediaPipe feeds the blendshape network the subset's x and y in the landmark image's
+        # pixels; the network normalises position and scale itself, so input pixels do
+        (shapes,) = self._blendshapes(points[:, self._subset, :2].contiguous())
+        return shapes.reshape(points.shape[0], -1)
+
+    def close(self) -> None:
+        return None
+
+
+def _at_input_size(crop: Crop) -> Crop:
+    if crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] != crop.shape[1]:
+        raise ValueError(f"the mesh needs square RGB crops, got {crop.shape}")
+    if crop.shape[0] == INPUT_PX:
+        return np.ascontiguousarray(crop)
+    interpolation = cv2.INTER_AREA if crop.shape[0] > INPUT_PX else cv2.INTER_LINEAR
+    return np.asarray(cv2.resize(crop, (INPUT_PX, INPUT_PX), interpolation=interpolation), dtype=np.uint8)

@@ -1,0 +1,123 @@
+"""The batched PyTorch mesh (what the faces service runs on CUDA; here on CPU) against
+MediaPipe's FaceLandmarker on the same face crops, and the analyzer's batched mesh path."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+import torch
+
+from likeness_faces.adapters.model_files import default_model_dir
+from likeness_faces.adapters.models import FaceModels
+from likeness_faces.adapters.torch_mesh import BLENDSHAPE_NAMES, CROP_MARGIN, TorchMeshLandmarker
+from likeness_faces.domain import face_crop, openness
+from likeness_faces.domain.faces import AnalyzeOptions, PoseSource
+from likeness_faces.service import FaceAnalyzer
+
+RGB = npt.NDArray[np.uint8]
+
+
+@pytest.fixture(scope="module")
+def torch_mesh() -> Iterator[TorchMeshLandmarker]:
+    landmarker = TorchMeshLandmarker(default_model_dir() / "face_landmarker.task", torch.device("cpu"))
+    yield landmarker
+    landmarker.close()
+
+
+def _crop(models: FaceModels, image: RGB, size: int = 256, margin: float = CROP_MARGIN) -> RGB:
+    """The face's upright crop as the analyzer cuts it for a model with this margin."""
+    found = models.detector.detect([image], 20)[0]
+    assert found, "no face to crop"
+    face = found[0]
+    (x1, y1, x2, y2), eyes = face.box, face.points
+    roll = math.degrees(math.atan2(eyes[1, 1] - eyes[0, 1], eyes[1, 0] - eyes[0, 0]))
+    plan = face_crop.plan((x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1), roll, margin=margin, size=size)
+    return face_crop.extract(image, plan)
+
+
+@pytest.fixture(scope="module")
+def crops(models: FaceModels, astronaut: RGB, grace_hopper: RGB) -> list[RGB]:
+    small = cv2.resize(grace_hopper, (256, 300), interpolation=cv2.INTER_AREA)
+    return [_crop(models, image) for image in (astronaut, grace_hopper, np.ascontiguousarray(astronaut[:, ::-1]), small)]
+
+
+def test_the_mesh_is_mediapipes_to_about_a_pixel(models: FaceModels, torch_mesh: TorchMeshLandmarker, crops: list[RGB]) -> None:
+    for crop in crops:
+        theirs, ours = models.landmarker.fit(crop), torch_mesh.fit(crop)
+        assert theirs is not None and ours is not None
+        assert ours.points.shape == (478, 3)
+        apart = np.linalg.norm(ours.points[:, :2] - theirs.points[:, :2], axis=1)
+        # measured 0.4-1.2 px mean on these four (MediaPipe frames the face again itself)
+        assert apart.mean() < 1.6 and np.percentile(apart, 95) < 4.0, (apart.mean(), np.percentile(apart, 95))
+        # depth in the same units as x (crop pixels)
+        assert np.std(ours.points[:, 2]) == pytest.approx(np.std(theirs.points[:, 2]), rel=0.1)
+        # what the analyzer derives from the mesh agrees too
+        a, b = openness.openness(theirs.points), openness.openness(ours.points)
+        assert abs(a.left_eye - b.left_eye) < 0.12 and abs(a.right_eye - b.right_eye) < 0.12 and abs(a.mouth - b.mouth) < 0.12
+        assert set(ours.blendshapes) == set(theirs.blendshapes) == set(BLENDSHAPE_NAMES)
+        for name in ("eyeBlinkLeft", "eyeBlinkRight", "jawOpen"):
+            assert abs(ours.blendshapes[name] - theirs.blendshapes[name]) < 0.1, name
+        assert ours.transform is None
+
+
+def test_no_face_is_no_mesh(torch_mesh: TorchMeshLandmarker) -> None:
+    noise = np.random.default_rng(3).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    grey = np.full((256, 256, 3), 128, dtype=np.uint8)
+    assert torch_mesh.fit_many([noise, grey]) == [None, None]
+
+
+def test_a_batch_gives_what_each_crop_gives_alone(torch_mesh: TorchMeshLandmarker, crops: list[RGB]) -> None:
+    passes = torch_mesh.forward_passes
+    together = torch_mesh.fit_many(crops)
+    assert torch_mesh.forward_passes == passes + 1
+    for crop, fit in zip(crops, together, strict=True):
+        alone = torch_mesh.fit(crop)
+        assert fit is not None and alone is not None
+        np.testing.assert_allclose(fit.points, alone.points, atol=1e-2)
+
+
+def test_a_larger_crop_is_answered_in_its_own_pixels(models: FaceModels, torch_mesh: TorchMeshLandmarker, astronaut: RGB) -> None:
+    small, large = torch_mesh.fit(_crop(models, astronaut, 256)), torch_mesh.fit(_crop(models, astronaut, 512))
+    assert small is not None and large is not None
+    assert np.abs(large.points[:, :2] / 2 - small.points[:, :2]).mean() < 1.0
+
+
+def test_crops_must_be_square_rgb(torch_mesh: TorchMeshLandmarker) -> None:
+    with pytest.raises(ValueError, match="square RGB"):
+        torch_mesh.fit(np.zeros((256, 200, 3), dtype=np.uint8))
+    assert torch_mesh.fit_many([]) == []
+
+
+async def test_the_analyzer_batches_the_faces_of_concurrent_requests(
+    models: FaceModels, torch_mesh: TorchMeshLandmarker, astronaut: RGB, grace_hopper: RGB
+) -> None:
+    options = AnalyzeOptions(dense_landmarks=True, blendshapes=True)
+    batched = FaceAnalyzer(models.detector, torch_mesh)
+    reference = FaceAnalyzer(models.detector, models.landmarker)
+    try:
+        assert batched.mesh_batcher is not None and reference.mesh_batcher is None
+        images = [astronaut, grace_hopper] * 4
+        results = await asyncio.gather(*(batched.analyze(image, options) for image in images))
+        expected = [await reference.analyze(image, options) for image in images[:2]]
+    finally:
+        await batched.close()
+        await reference.close()
+    assert batched.mesh_batcher.items_run == len(images)
+    assert batched.mesh_batcher.batches_run < len(images)  # faces of different requests shared passes
+    for faces, theirs in zip(results, expected * 4, strict=True):
+        assert len(faces) == len(theirs) == 1
+        face, their = faces[0], theirs[0]
+        assert face.mesh is not None and their.mesh is not None and face.blendshapes is not None
+        apart = np.hypot(*(np.array([(p.x, p.y) for p in face.mesh]) - np.array([(p.x, p.y) for p in their.mesh])).T)
+        assert apart.mean() < 3.0  # image pixels; a face about 200 px wide in these photos
+        # no transform from this model: yaw and pitch from the five points, roll from the irises
+        assert face.pose.source is PoseSource.FIVE_POINTS
+        assert face.pose.roll_deg == pytest.approx(their.pose.roll_deg, abs=2.0)
+        assert face.openness is not None and their.openness is not None
+        assert abs(face.openness.left_eye - their.openness.left_eye) < 0.15
