@@ -16,7 +16,7 @@ import torch
 from likeness_faces.adapters.model_files import default_model_dir
 from likeness_faces.adapters.models import FaceModels
 from likeness_faces.adapters.torch_mesh import BLENDSHAPE_NAMES, CROP_MARGIN, TorchMeshLandmarker
-from likeness_faces.domain import face_crop, openness
+from likeness_faces.domain import face_crop, face_geometry, head_pose, openness
 from likeness_faces.domain.faces import AnalyzeOptions, PoseSource
 from likeness_faces.service import FaceAnalyzer
 
@@ -63,7 +63,25 @@ def test_the_mesh_is_mediapipes_to_about_a_pixel(models: FaceModels, torch_mesh:
         assert set(ours.blendshapes) == set(theirs.blendshapes) == set(BLENDSHAPE_NAMES)
         for name in ("eyeBlinkLeft", "eyeBlinkRight", "jawOpen"):
             assert abs(ours.blendshapes[name] - theirs.blendshapes[name]) < 0.1, name
-        assert ours.transform is None
+        # the head pose from our mesh's matrix (measured within 0.6° of MediaPipe's here)
+        assert theirs.transform is not None and ours.transform is not None
+        mine, its = head_pose.pose_from_transform(ours.transform, 0, 0), head_pose.pose_from_transform(theirs.transform, 0, 0)
+        assert abs(mine.yaw_deg - its.yaw_deg) < 1.5 and abs(mine.pitch_deg - its.pitch_deg) < 1.5
+
+
+def test_the_geometry_pipeline_is_mediapipes(models: FaceModels, torch_mesh: TorchMeshLandmarker, crops: list[RGB]) -> None:
+    """Given MediaPipe's own landmarks, face_geometry gives MediaPipe's own matrix."""
+    for crop in crops:
+        theirs = models.landmarker.fit(crop)
+        assert theirs is not None and theirs.transform is not None
+        ours = face_geometry.transform(theirs.points, crop.shape[1], crop.shape[0], torch_mesh.canonical)
+        np.testing.assert_allclose(ours, theirs.transform, atol=1e-4)
+    # and for several meshes at once, each its own
+    fits = [models.landmarker.fit(crop) for crop in crops]
+    stacked = face_geometry.transforms(np.stack([f.points for f in fits if f]), 256, 256, torch_mesh.canonical)
+    for matrix, fit in zip(stacked, fits, strict=True):
+        assert fit is not None and fit.transform is not None
+        np.testing.assert_allclose(matrix, fit.transform, atol=1e-4)
 
 
 def test_no_face_is_no_mesh(torch_mesh: TorchMeshLandmarker) -> None:
@@ -116,8 +134,12 @@ async def test_the_analyzer_batches_the_faces_of_concurrent_requests(
         assert face.mesh is not None and their.mesh is not None and face.blendshapes is not None
         apart = np.hypot(*(np.array([(p.x, p.y) for p in face.mesh]) - np.array([(p.x, p.y) for p in their.mesh])).T)
         assert apart.mean() < 3.0  # image pixels; a face about 200 px wide in these photos
-        # no transform from this model: yaw and pitch from the five points, roll from the irises
-        assert face.pose.source is PoseSource.FIVE_POINTS
-        assert face.pose.roll_deg == pytest.approx(their.pose.roll_deg, abs=2.0)
+        assert face.pose.source is their.pose.source is PoseSource.MESH
+        for mine, its in (
+            (face.pose.yaw_deg, their.pose.yaw_deg),
+            (face.pose.pitch_deg, their.pose.pitch_deg),
+            (face.pose.roll_deg, their.pose.roll_deg),
+        ):
+            assert mine == pytest.approx(its, abs=2.0)
         assert face.openness is not None and their.openness is not None
         assert abs(face.openness.left_eye - their.openness.left_eye) < 0.15

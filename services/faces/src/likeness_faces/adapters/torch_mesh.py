@@ -11,8 +11,8 @@ box. On crops of 1.3 to 2.0 times the box, the landmarks' mean distance from Fac
 one, against 0.9-2.7 px at the 1.7 MediaPipe's own detector is given
 (tests/test_faces_torch_mesh.py holds it to this).
 
-No facial transformation matrix comes out (MeshFit.transform is None), so the analyzer takes
-yaw and pitch from the five points, as it does whenever the mesh is off.
+The facial transformation matrix (head pose) comes from the mesh by FaceLandmarker's own
+geometry pipeline (domain/face_geometry.py) with the canonical face the same .task file holds.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy.typing as npt
 import torch
 
 from likeness_faces.adapters import tflite_torch
+from likeness_faces.domain import face_geometry
 from likeness_faces.domain.errors import ModelFilesError
 from likeness_faces.domain.model_outputs import MeshFit
 
@@ -63,19 +64,79 @@ BLENDSHAPE_NAMES = (
 Crop = npt.NDArray[np.uint8]
 
 
-def _networks(task_path: Path) -> tuple[bytes, bytes]:
+def _bundle(task_path: Path) -> tuple[bytes, bytes, bytes]:
+    """The landmark and blendshape networks and the geometry pipeline's metadata."""
+    names = ("face_landmarks_detector.tflite", "face_blendshapes.tflite", "geometry_pipeline_metadata_landmarks.binarypb")
     try:
         with zipfile.ZipFile(task_path) as bundle:
-            return bundle.read("face_landmarks_detector.tflite"), bundle.read("face_blendshapes.tflite")
+            landmarks, blendshapes, geometry = (bundle.read(name) for name in names)
+            return landmarks, blendshapes, geometry
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise ModelFilesError(f"{task_path.name} does not hold the mesh networks ({exc}); run `make setup`") from exc
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+
+
+def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """A protobuf message's fields in order: (number, value), value an int for varints, the
+    raw bytes for fixed32 and length-delimited fields (fixed64 is not used here)."""
+    out: list[tuple[int, int | bytes]] = []
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, at = _varint(data, at)
+            out.append((number, value))
+        elif wire == 5:
+            out.append((number, data[at : at + 4]))
+            at += 4
+        elif wire == 2:
+            length, at = _varint(data, at)
+            out.append((number, data[at : at + length]))
+            at += length
+        else:
+            raise ValueError(f"wire type {wire} of field {number} is not expected here")
+    return out
+
+
+def canonical_face(metadata: bytes) -> face_geometry.CanonicalFace:
+    """MediaPipe's GeometryPipelineMetadata: field 1 the canonical mesh (its field 3 the vertex
+    buffer, five floats per vertex: x, y, z, u, v), field 2 the Procrustes weights (each a
+    landmark id, field 1, and a weight, field 2)."""
+    try:
+        mesh = next(v for n, v in _fields(metadata) if n == 1)
+        assert isinstance(mesh, bytes)
+        floats = b"".join(v for n, v in _fields(mesh) if n == 3 and isinstance(v, bytes))
+        vertices = np.frombuffer(floats, dtype="<f4").reshape(-1, 5)[:, :3].astype(np.float64)
+        weights = np.zeros(len(vertices))
+        for number, value in _fields(metadata):
+            if number == 2 and isinstance(value, bytes):
+                entry = dict(_fields(value))
+                weight = entry.get(2, b"\0\0\0\0")
+                weights[int(entry.get(1, 0))] = float(np.frombuffer(weight, dtype="<f4")[0]) if isinstance(weight, bytes) else 0.0
+    except (StopIteration, ValueError, IndexError, AssertionError) as exc:
+        raise ModelFilesError(f"the face geometry metadata cannot be read ({exc}); run `make setup`") from exc
+    if len(vertices) != face_geometry.CANONICAL_POINTS or not weights.any():
+        raise ModelFilesError(f"the canonical face has {len(vertices)} vertices and no weights; run `make setup`")
+    return face_geometry.CanonicalFace(vertices=vertices, weights=weights)
 
 
 class TorchMeshLandmarker:
     """Thread-safe (a lock around the networks); fit_many is the batched call."""
 
     def __init__(self, task_path: Path, device: torch.device) -> None:
-        landmarks, blendshapes = _networks(task_path)
+        landmarks, blendshapes, geometry = _bundle(task_path)
+        self.canonical = canonical_face(geometry)
         try:
             self._landmarks = tflite_torch.load(landmarks, device)
             self._blendshapes = tflite_torch.load(blendshapes, device)
@@ -103,16 +164,20 @@ class TorchMeshLandmarker:
             self.forward_passes += 1
             points_np, presence_np = points.float().cpu().numpy(), presence.float().cpu().numpy()
             shapes_np = self._shapes(points).float().cpu().numpy()
+        present = presence_np >= MIN_PRESENCE
+        matrices = np.zeros((len(sizes), 4, 4))
+        if present.any():
+            matrices[present] = face_geometry.transforms(points_np[present], INPUT_PX, INPUT_PX, self.canonical)
         fits: list[MeshFit | None] = []
         for i, size in enumerate(sizes):
-            if presence_np[i] < MIN_PRESENCE:
+            if not present[i]:
                 fits.append(None)
                 continue
             fits.append(
                 MeshFit(
                     points=points_np[i].astype(np.float64) * (size / INPUT_PX),
                     blendshapes={name: float(v) for name, v in zip(BLENDSHAPE_NAMES, shapes_np[i], strict=True)},
-                    transform=None,
+                    transform=matrices[i],
                 )
             )
         return fits
