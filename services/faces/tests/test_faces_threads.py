@@ -56,3 +56,13 @@ def test_a_gpu_batches_more_canvases_and_an_operator_decides_last() -> None:
     assert {config.cpu_workers for config in both} == {2}
     chosen = analyzer_config(FacesSettings(max_batch=32, cpu_workers=6), torch.device("cuda"))
     assert (chosen.max_batch, chosen.cpu_workers) == (32, 6)
+
+
+def test_on_cuda_a_thread_waits_less_for_the_gil_and_an_operator_decides_last() -> None:
+    import torch
+
+    from likeness_faces.main import FacesSettings, switch_interval_s
+
+    assert switch_interval_s(FacesSettings(), torch.device("cpu")) is None
+    assert switch_interval_s(FacesSettings(), torch.device("cuda")) == 0.0001
+    assert switch_interval_s(FacesSettings(gil_switch_interval_ms=2), torch.device("cpu")) == 0.002

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -42,6 +43,13 @@ class FacesSettings(ServiceSettings):
     # alone (bench_faces_gpu.py --analyzer-only), so CUDA keeps the CPU's 2 until a
     # measured count beats it.
     cpu_workers: int = 2
+    # How long a thread waiting for the GIL lets the running one go on (Python's
+    # sys.setswitchinterval); 0: Python's 5 ms on CPU, 0.1 ms on CUDA. The batchers' threads
+    # launch hundreds of small GPU operations per pass and retake the GIL after each: beside
+    # one thread running Python, a tiny torch operation took 0.8 ms at 5 ms and 27 µs at
+    # 0.1 ms (150 and 5 times its time alone), which is how a 100 ms MTCNN pass took 5 s on an
+    # H200 beside 16 busy workers (bench/faces_gpu/NOTES.md).
+    gil_switch_interval_ms: float = 0.0
 
 
 def pick(device: str) -> torch.device | None:
@@ -60,6 +68,13 @@ def analyzer_config(settings: FacesSettings, device: torch.device) -> AnalyzerCo
     )
 
 
+def switch_interval_s(settings: FacesSettings, device: torch.device) -> float | None:
+    """The GIL switch interval to set, in seconds; None: leave Python's."""
+    if settings.gil_switch_interval_ms > 0:
+        return settings.gil_switch_interval_ms / 1000
+    return 0.0001 if device.type == "cuda" else None
+
+
 @dataclass(kw_only=True)
 class FacesWiring(Wiring[FacesSettings]):
     models: FaceModels
@@ -74,6 +89,9 @@ async def build(settings: FacesSettings) -> FacesWiring:
         torch_threads=settings.torch_threads or None,
     )
     log.info("models_loaded", device=str(models.device))
+    interval = switch_interval_s(settings, models.device)
+    if interval is not None:
+        sys.setswitchinterval(interval)
     analyzer = FaceAnalyzer(models.detector, models.landmarker, analyzer_config(settings, models.device))
     ingestion = open_channel(settings.ingestion_addr, "faces", settings)
 
