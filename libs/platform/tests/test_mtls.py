@@ -93,9 +93,7 @@ async def test_the_health_port_answers_health_and_nothing_else(server: RunningSe
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await channel.unary_unary(method)(b"", timeout=10)
             assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        with pytest.raises(grpc.aio.AioRpcError) as no_reflection:
-            await _list_services(channel)
-        assert no_reflection.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert await _refusal(channel) == grpc.StatusCode.UNIMPLEMENTED
     # Stopping the server stops its health port too.
     await server.stop(0)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.health_port}") as channel:
@@ -109,13 +107,26 @@ async def _list_services(channel: grpc.aio.Channel) -> set[str]:
     return {s.name async for reply in replies for s in reply.list_services_response.service}
 
 
+async def _refusal(channel: grpc.aio.Channel) -> grpc.StatusCode:
+    """The status a reflection request ends with. The server may end the stream (UNIMPLEMENTED)
+    before the client's task has sent the request, and the client then reports its own failed
+    send as INTERNAL ("Failed execute_batch", seen once in a full run): ask again then."""
+    for _ in range(5):
+        try:
+            await _list_services(channel)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INTERNAL and "execute_batch" in (exc.debug_error_string() or ""):
+                continue
+            return exc.code()
+        return grpc.StatusCode.OK
+    return grpc.StatusCode.INTERNAL
+
+
 async def test_reflection_is_off_unless_the_setting_turns_it_on(server: RunningServer, pki: DevPki) -> None:
     assert ServiceSettings().reflection is False
     operator = _creds(pki.ensure("operator/alice"))
     async with grpc.aio.secure_channel(f"127.0.0.1:{server.port}", operator) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as off:
-            await _list_services(channel)
-    assert off.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert await _refusal(channel) == grpc.StatusCode.UNIMPLEMENTED
     settings = ServiceSettings(grpc_port=0, metrics_port=-1, health_port=-1, reflection=True, **pki.ensure("render").settings())
     running = await start_server("who", settings, _register, rules=RULES, security_events=_ignore)
     try:
