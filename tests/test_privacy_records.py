@@ -291,3 +291,28 @@ async def test_a_large_export_is_built_and_downloaded_in_bounded_memory(world: d
         assert info.value.code == "EXPORT_TOO_LARGE"
     finally:
         privacy.config.export_max_bytes = 2 * 1024**3
+
+
+async def test_concurrent_accesses_extend_one_unbroken_chain(world: dict) -> None:
+    """The access log's writes are pipelined (check, lock and tail in one round trip): many at
+    once from several connections still make one chain, each entry linked to the one before,
+    and a refused one (an unknown subject, a malformed id) leaves nothing behind."""
+    import asyncio
+    import uuid
+
+    from likeness_platform.errors import SubjectErasing
+    from likeness_privacy.domain import chain
+
+    privacy = world["privacy"]
+    subjects = [(await privacy.subjects.register("device", False))[0].subject_id for _ in range(3)]
+    before = len(await privacy.repo.access_entries())
+    hashes = await asyncio.gather(
+        *(privacy.records.access(subjects[i % 3], "render", f"ingestion/upload/u{i}", "render_id_photo") for i in range(30))
+    )
+    for stranger in (str(uuid.uuid4()), "not-a-uuid"):
+        with pytest.raises(SubjectErasing):
+            await privacy.records.access(stranger, "render", "ingestion/upload/x", "render_id_photo")
+    entries = await privacy.repo.access_entries()
+    assert len(entries) == before + 30 and len(set(hashes)) == 30
+    assert chain.verify(entries) == (len(entries), "")
+    assert {e.hash for e in entries[before:]} == set(hashes)

@@ -36,9 +36,12 @@ async def _is_active(conn: Any, subject_id: str) -> bool:
     return row is not None and row[0] == "active"
 
 
+NOT_ACTIVE = "the subject is unknown, being erased or erased; nothing more is recorded about it"
+
+
 async def _require_active(conn: Any, subject_id: str) -> None:
     if not await _is_active(conn, subject_id):
-        raise SubjectErasing("the subject is unknown, being erased or erased; nothing more is recorded about it")
+        raise SubjectErasing(NOT_ACTIVE)
 
 
 def resource_kind(resource: str) -> str:
@@ -54,10 +57,20 @@ def _subject(row: Mapping[str, Any]) -> SubjectRow:
 _CHAIN_LOCKS = {"erasure_ledger": "likeness-erasure-ledger", "access_log": "likeness-access-log"}
 
 
-async def _link_to_chain(conn: Any, table: str, body: dict[str, Any]) -> tuple[str, str]:
-    """Inside a transaction: lock the chain kept in `table` and link `body` to its last entry; (prev_hash, hash)."""
+async def _chain_tail(conn: Any, table: str) -> Any:
+    """Inside a transaction: lock the chain kept in `table` and ask for its last hash; the cursor
+    that will hold it (in a pipeline, both statements go with whatever is queued before them)."""
     await conn.execute(sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal(_CHAIN_LOCKS[table])))
-    cur = await conn.execute(sql.SQL("SELECT hash FROM {} ORDER BY seq DESC LIMIT 1").format(sql.Identifier(table)))
-    last = await cur.fetchone()
+    return await conn.execute(sql.SQL("SELECT hash FROM {} ORDER BY seq DESC LIMIT 1").format(sql.Identifier(table)))
+
+
+async def _linked(tail: Any, body: dict[str, Any]) -> tuple[str, str]:
+    """`body` linked to the chain's last entry, read from _chain_tail's cursor; (prev_hash, hash)."""
+    last = await tail.fetchone()
     prev = last[0] if last else chain.GENESIS
     return prev, chain.link(prev, body)
+
+
+async def _link_to_chain(conn: Any, table: str, body: dict[str, Any]) -> tuple[str, str]:
+    """Inside a transaction: lock the chain kept in `table` and link `body` to its last entry; (prev_hash, hash)."""
+    return await _linked(await _chain_tail(conn, table), body)

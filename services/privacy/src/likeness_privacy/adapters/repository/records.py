@@ -9,7 +9,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from likeness_platform.db import as_uuid as _uuid
-from likeness_privacy.adapters.repository._common import RepositoryBase, _is_active, _link_to_chain, _require_active, resource_kind
+from likeness_platform.errors import SubjectErasing
+from likeness_privacy.adapters.repository._common import (
+    NOT_ACTIVE,
+    RepositoryBase,
+    _chain_tail,
+    _is_active,
+    _linked,
+    _require_active,
+    resource_kind,
+)
 from likeness_privacy.domain import chain
 from likeness_privacy.domain.pseudonyms import salted_commit
 
@@ -60,13 +69,23 @@ class RecordsRepository(RepositoryBase):
         kind = resource_kind(resource)
         now = datetime.now(UTC)
         body = {"subject_commit": commit, "actor": actor, "resource": kind, "purpose": purpose, "at": now.isoformat()}
-        async with self.pool.connection() as conn, conn.transaction():
-            await _require_active(conn, subject_id)
-            prev, entry_hash = await _link_to_chain(conn, "access_log", body)
+        sid = _uuid(subject_id)
+        if sid is None:
+            raise SubjectErasing(NOT_ACTIVE)
+        # Pipelined: the subject's check, the chain's lock and its last hash go in one round trip,
+        # the entry and the commit in another (six round trips one by one); the lock is held
+        # for those two only. The statements still run in this order, in one transaction.
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            state = await conn.execute("SELECT state FROM subjects WHERE subject_id = %s FOR SHARE", (sid,))
+            tail = await _chain_tail(conn, "access_log")
+            row = await state.fetchone()
+            if row is None or row[0] != "active":
+                raise SubjectErasing(NOT_ACTIVE)
+            prev, entry_hash = await _linked(tail, body)
             await conn.execute(
                 "INSERT INTO access_log (subject_id, salt, subject_commit, actor, resource, resource_ref, purpose, created_at, prev_hash, hash)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (_uuid(subject_id), salt, commit, actor, kind, resource, purpose, now, prev, entry_hash),
+                (sid, salt, commit, actor, kind, resource, purpose, now, prev, entry_hash),
             )
         return entry_hash
 
