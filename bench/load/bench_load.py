@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import io
 import ipaddress
+import json as json_module
 import os
 import statistics
 import sys
@@ -33,12 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import numpy as np
 from matplotlib import cbook
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from http1 import Connection, HttpError, Reply
 from meshctl import DEVICE, start
 
 SERVICES = ("privacy", "ingestion", "faces", "render", "billing", "gateway")
@@ -118,22 +120,28 @@ class Aborted(Exception):
 
 class User:
     def __init__(self, url: str, source: str, payload: bytes, spec: str, stats: Stats, deadline: float) -> None:
-        transport = httpx.AsyncHTTPTransport(local_address=source, retries=0)
-        self.client = httpx.AsyncClient(base_url=url, transport=transport, timeout=REQUEST_TIMEOUT_S)
+        self.client = Connection(url, source, REQUEST_TIMEOUT_S)
         self.payload, self.spec, self.stats, self.deadline = payload, spec, stats, deadline
         self.token = ""
         self.remaining: int | None = None  # ID photos the device may still make today (None: unlimited)
 
-    async def request(self, step: str, method: str, path: str, **kwargs: object) -> httpx.Response:
+    async def request(
+        self, step: str, method: str, path: str, *, json: object = None, content: bytes = b"", headers: dict[str, str] | None = None
+    ) -> Reply:
         """One call, honouring Retry-After on 429/503 (bounded by the run's deadline)."""
+        body = content
+        sent = dict(headers or {})
+        if json is not None:
+            body = json_module.dumps(json).encode()
+            sent["Content-Type"] = "application/json"
         while True:
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            headers.update(kwargs.pop("headers", {}))  # type: ignore[arg-type]
+            if self.token:
+                sent["Authorization"] = f"Bearer {self.token}"
             t = time.perf_counter()
             try:
-                reply = await self.client.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
-            except httpx.HTTPError as exc:
-                self.stats.errors[f"{step}: {type(exc).__name__}"] += 1
+                reply = await self.client.request(method, path, sent, body)
+            except HttpError as exc:
+                self.stats.errors[f"{step}: {type(exc.__cause__).__name__}"] += 1
                 raise Aborted from exc
             elapsed = time.perf_counter() - t
             if reply.status_code in (429, 503) and "retry-after" in reply.headers:
@@ -142,7 +150,6 @@ class User:
                 if time.monotonic() + wait > self.deadline:
                     raise Aborted
                 await asyncio.sleep(wait)
-                kwargs["headers"] = headers
                 continue
             if reply.is_success:
                 self.stats.steps[step].append(elapsed)
@@ -197,7 +204,7 @@ class User:
         except Aborted:
             pass
         finally:
-            await self.client.aclose()
+            await self.client.close()
 
 
 def rss_mb(pid: int) -> float:
@@ -270,7 +277,7 @@ async def warm_up(url: str, payload: bytes, spec: str) -> None:
             await asyncio.sleep(1)
         await user.one_photo()
     finally:
-        await user.client.aclose()
+        await user.client.close()
 
 
 async def load(
