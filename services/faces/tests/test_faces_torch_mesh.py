@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import zipfile
 from collections.abc import Iterator
 
 import cv2
@@ -13,6 +14,7 @@ import numpy.typing as npt
 import pytest
 import torch
 
+from likeness_faces.adapters import tflite_torch
 from likeness_faces.adapters.model_files import default_model_dir
 from likeness_faces.adapters.models import FaceModels
 from likeness_faces.adapters.torch_mesh import BLENDSHAPE_NAMES, CROP_MARGIN, TorchMeshLandmarker
@@ -143,3 +145,24 @@ async def test_the_analyzer_batches_the_faces_of_concurrent_requests(
             assert mine == pytest.approx(its, abs=2.0)
         assert face.openness is not None and their.openness is not None
         assert abs(face.openness.left_eye - their.openness.left_eye) < 0.15
+
+
+def test_the_traced_networks_compute_what_the_graphs_compute_at_any_batch_size(torch_mesh: TorchMeshLandmarker) -> None:
+    """The mesh runs its networks traced (one call, no GIL per operator); the trace was made at
+    a batch of 2 and must not have baked that in."""
+    with zipfile.ZipFile(default_model_dir() / "face_landmarker.task") as bundle:
+        landmarks = tflite_torch.load(bundle.read("face_landmarks_detector.tflite"))
+        blendshapes = tflite_torch.load(bundle.read("face_blendshapes.tflite"))
+    rng = torch.Generator().manual_seed(4)
+    for count in (1, 3, 7):
+        for traced, graph, shape in (
+            (torch_mesh._landmarks, landmarks, (256, 256, 3)),
+            (torch_mesh._blendshapes, blendshapes, (146, 2)),
+        ):
+            x = torch.rand(count, *shape, generator=rng) * (1 if len(shape) == 3 else 256)
+            with torch.inference_mode():
+                got, expected = traced(x), graph(x)
+            assert len(got) == len(expected)
+            for a, b in zip(got, expected, strict=True):
+                assert a.shape == b.shape and a.shape[0] == count
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

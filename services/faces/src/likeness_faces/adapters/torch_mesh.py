@@ -18,9 +18,11 @@ geometry pipeline (domain/face_geometry.py) with the canonical face the same .ta
 from __future__ import annotations
 
 import threading
+import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -138,8 +140,8 @@ class TorchMeshLandmarker:
         landmarks, blendshapes, geometry = _bundle(task_path)
         self.canonical = canonical_face(geometry)
         try:
-            self._landmarks = tflite_torch.load(landmarks, device)
-            self._blendshapes = tflite_torch.load(blendshapes, device)
+            self._landmarks = _traced(tflite_torch.load(landmarks, device), (INPUT_PX, INPUT_PX, 3))
+            self._blendshapes = _traced(tflite_torch.load(blendshapes, device), (len(BLENDSHAPE_LANDMARKS), 2))
         except tflite_torch.UnsupportedModelError as exc:
             raise ModelFilesError(f"{task_path.name}: {exc}") from exc
         self.device = device
@@ -197,6 +199,21 @@ class TorchMeshLandmarker:
 
     def close(self) -> None:
         return None
+
+
+def _traced(graph: tflite_torch.TfliteGraph, item_shape: tuple[int, ...]) -> Callable[..., list[torch.Tensor]]:
+    """The graph as one TorchScript call: its few hundred operators run in C++ without taking
+    the GIL back after each. Eagerly, every operator retakes the GIL, and beside threads
+    running Python each retake can wait up to the switch interval, which is how the GPU
+    passes starved (bench/faces_gpu/NOTES.md); on the CPU the trace is also about a fifth
+    faster for one face. The trace keeps the batch dimension free (the graph reads it from
+    its input), so one trace serves every batch size (test_faces_torch_mesh.py checks
+    several against the graph itself); the tracer's warnings are about shapes it records as
+    constants, which are fixed for these networks, and about torch.jit.trace's deprecation."""
+    example = torch.rand(2, *item_shape, device=next(graph.buffers()).device)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        return cast(Callable[..., list[torch.Tensor]], torch.jit.trace(graph, (example,), check_trace=False))
 
 
 def _at_input_size(crop: Crop) -> Crop:
