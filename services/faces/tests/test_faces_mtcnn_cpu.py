@@ -216,3 +216,26 @@ async def test_a_large_smallest_face_is_looked_for_on_a_smaller_canvas(
     mesh_a = np.array([[p.x, p.y] for p in everywhere.mesh])
     mesh_b = np.array([[p.x, p.y] for p in large_only.mesh])
     assert np.linalg.norm(mesh_a - mesh_b, axis=1).mean() < 2.0
+
+
+def test_the_traced_nets_are_the_nets_at_any_batch_and_image_size(models: FaceModels) -> None:
+    from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+
+    from likeness_faces.adapters import model_files
+    from likeness_faces.adapters.mtcnn_detector import _load
+
+    paths = model_files.verify(model_files.default_model_dir())
+    d = models.detector
+    rng = torch.Generator().manual_seed(9)
+    cases = (
+        (d.pnet, _load(PNet(pretrained=False), paths.pnet), [(1, 12, 12), (3, 69, 92), (2, 577, 769)]),
+        (d.rnet, _load(RNet(pretrained=False), paths.rnet), [(1, 24, 24), (37, 24, 24)]),
+        (d.onet, _load(ONet(pretrained=False), paths.onet), [(1, 48, 48), (5, 48, 48)]),
+    )
+    for traced, eager, shapes in cases:
+        for count, height, width in shapes:
+            x = torch.rand(count, 3, height, width, generator=rng) * 2 - 1
+            with torch.inference_mode():
+                for got, expected in zip(traced(x), eager(x), strict=True):
+                    assert got.shape == expected.shape and got.shape[0] == count
+                    torch.testing.assert_close(got, expected, rtol=0, atol=0)

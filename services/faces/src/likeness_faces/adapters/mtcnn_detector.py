@@ -19,7 +19,9 @@ in a photo of a coffee cup that detect_face rejects.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import cv2
 import numpy as np
@@ -314,14 +316,25 @@ def detect_torch(
     )
 
 
+def _traced(net: torch.nn.Module, size: tuple[int, int], device: torch.device) -> torch.nn.Module:
+    """A net as one TorchScript call (see torch_mesh._traced: run eagerly, each of its layers
+    retakes the GIL, and beside threads running Python that wait is what starves a pass). The
+    nets are fixed chains of layers: the trace keeps the batch size and, for PNet, the image
+    size free (test_faces_mtcnn_cpu.py checks both against the nets themselves)."""
+    example = torch.rand(2, 3, *size, device=device)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation; the nets' shapes are not traced constants
+        return cast(torch.nn.Module, torch.jit.trace(net, (example,), check_trace=False))
+
+
 class MtcnnDetector:
     """Not thread-safe: call from one thread (the micro-batcher's worker)."""
 
     def __init__(self, paths: ModelPaths, device: torch.device) -> None:
         self.device = device
-        self.pnet = _load(PNet(pretrained=False), paths.pnet).to(device)
-        self.rnet = _load(RNet(pretrained=False), paths.rnet).to(device)
-        self.onet = _load(ONet(pretrained=False), paths.onet).to(device)
+        self.pnet = _traced(_load(PNet(pretrained=False), paths.pnet).to(device), (40, 32), device)
+        self.rnet = _traced(_load(RNet(pretrained=False), paths.rnet).to(device), (24, 24), device)
+        self.onet = _traced(_load(ONet(pretrained=False), paths.onet).to(device), (48, 48), device)
         self.forward_passes = 0
 
     def detect(self, canvases: Sequence[Pixels], min_face_px: int) -> list[list[Detection]]:
