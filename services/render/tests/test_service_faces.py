@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -227,3 +229,44 @@ async def test_pixel_work_is_bounded_to_the_slots_and_the_rest_wait_their_turn()
         request = PhotoRequest("s", "us-passport")
         made = await asyncio.gather(*(service.id_photos.create_id_photo(request, common_pb2.ImageRef(data=b"x")) for _ in range(4)))
         assert len(made) == 4 and CountingFaces.most == slots
+
+
+async def test_pixel_work_runs_on_the_bounded_threads_only() -> None:
+    """Four ID photos in flight share `cpu_workers` threads: never more segmentations at once than
+    threads, all on render's own pixel-work threads (not the event loop, not asyncio's default pool)."""
+    lock = threading.Lock()
+    state = {"inside": 0, "most": 0}
+    names: set[str] = set()
+
+    def counting_person(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        with lock:
+            state["inside"] += 1
+            state["most"] = max(state["most"], state["inside"])
+            names.add(threading.current_thread().name)
+        time.sleep(0.02)  # holds its thread, as a model call does
+        with lock:
+            state["inside"] -= 1
+        return _person(image)
+
+    for workers in (1, 2):
+        state["most"] = 0
+        names.clear()
+        pixels = np.full((H, W, 3), 200, np.uint8)
+        shared_ports = Shared(
+            load_catalog(),
+            InlineImages(pixels),
+            FakeFaces([_face()]),
+            counting_person,
+            None,
+            True,
+            max_concurrent_work=4,
+            cpu_workers=workers,
+        )  # type: ignore[arg-type]
+        service = build_use_cases(shared_ports, templates.InMemoryTemplateStore(), access=None)  # type: ignore[arg-type]
+        made = await asyncio.gather(
+            *(service.id_photos.create_id_photo(PhotoRequest("s", "us-passport"), common_pb2.ImageRef(data=b"x")) for _ in range(4))
+        )
+        shared_ports.close()
+        assert len(made) == 4 and all(m.photo.result_id for m in made)
+        assert 1 <= state["most"] <= workers
+        assert names and all(name.startswith("render-cpu") for name in names), names

@@ -71,6 +71,8 @@ class RenderSettings(SealedStoreSettings):
     face_model_input_range: InputRange = "-1..1"
     # ID photos whose pixel and model work runs at once; the rest wait in order (0: two per usable core).
     max_concurrent_work: int = 0
+    # Threads for that pixel work (0: one per usable core); the ID photos in flight take turns on them.
+    cpu_workers: int = 0
     # Seconds usage counts are added up per cell before they are sent to privacy (0 to 60; adapters/usage.py).
     usage_flush_seconds: float = 1.0
 
@@ -137,6 +139,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
         matting=matting,
         face_model=face_model,
         max_concurrent_work=settings.max_concurrent_work,
+        cpu_workers=settings.cpu_workers,
     )
     use_cases = build_use_cases(
         shared, templates, privacy, generator, Outfits(garments, pose.body, outfit_repo), consent=ConsentCheck(privacy_channel)
@@ -161,6 +164,7 @@ async def build(settings: RenderSettings) -> RenderWiring:
         pose.close()
         if generator is not None:
             await generator.aclose()
+        shared.close()
 
     return RenderWiring(
         settings=settings,

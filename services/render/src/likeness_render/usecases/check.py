@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import cv2
@@ -34,7 +33,7 @@ class IdPhotoChecks:
         if face is not None:
             raw = analysis.raw[0]
             # Pixel and model work (segmentations, the border's spread): not on the event loop.
-            crown, background_std, scene = await asyncio.to_thread(_crown_border_scene, source, face, shared.segment)
+            crown, background_std, scene = await self.shared.compute(_crown_border_scene, source, face, shared.segment)
             ppm_out = spec.px_per_mm(shared.default_dpi)
             # The photo as given: its height is the frame's height.
             px_per_mm = h / (spec.size_px(shared.default_dpi)[1] / ppm_out)

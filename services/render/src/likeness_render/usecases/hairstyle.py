@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
@@ -26,9 +25,9 @@ class Hairstyles:
             # Refuse before any work when the AI step may not run; checked again right before the provider call.
             await self.restyler.require_consent(subject_id)
         image, mesh = await self.shared.face_mesh(ref, subject_id, "hairstyle", "no face was found in the photo")
-        mask = await asyncio.to_thread(self.shared.segment, image)
+        mask = await self.shared.compute(self.shared.segment, image)
         try:
-            changed = await asyncio.to_thread(hair.restyle_hair, image, mesh, mask, hairstyle_id)
+            changed = await self.shared.compute(hair.restyle_hair, image, mesh, mask, hairstyle_id)
         except hair.HatPresent as exc:
             raise FailedPrecondition(str(exc), "HAT_PRESENT") from None
         except hair.HairError as exc:

@@ -86,10 +86,10 @@ class IdPhotos:
         async with shared.slot:
             # One decode, at the reduced JPEG scale the output needs; the copy faces sees is a
             # whole-number reduction of it (block averages, about 1 ms), not a second decode.
-            source = await asyncio.to_thread(decode, data)
-            preview, scale = await asyncio.to_thread(analysis_copy, source)
+            source = await self.shared.compute(decode, data)
+            preview, scale = await self.shared.compute(analysis_copy, source)
             # The crown's segmentation needs no face: it runs while faces looks for one.
-            masking = asyncio.ensure_future(asyncio.to_thread(idphoto.crown_mask, source.shape, shared.segment, preview))
+            masking = asyncio.ensure_future(self.shared.compute(idphoto.crown_mask, source.shape, shared.segment, preview))
             try:
                 analysis = await shared.analyze(preview, ID_PHOTO_MIN_FACE, scale)
                 if not analysis.faces:
@@ -107,7 +107,7 @@ class IdPhotos:
                 options = idphoto.Options("keep", (), 0, 0, options.outfit_id)
             frame = frame_of(spec, dpi)
             wear = await self._wear(options.outfit_id, preview, source, analysis.faces[0])
-            composed = await asyncio.to_thread(
+            composed = await self.shared.compute(
                 partial(
                     idphoto.compose,
                     source,
@@ -126,9 +126,9 @@ class IdPhotos:
             if request.outfit_ai_prompt:
                 composed = await self._refine_outfit(request.subject_id, composed, request.outfit_ai_prompt)
             fmt = request.output_format or (spec.format or "JPEG")
-            encoded = await asyncio.to_thread(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
+            encoded = await self.shared.compute(encoding.encode_for_spec, composed.image, spec, default_dpi=dpi, output_format=fmt.upper())
             # The report measures pixels (the cut-out's edge, the background): not on the event loop.
-            report, measured = await asyncio.to_thread(_report, spec, dpi, composed, analysis, encoded)
+            report, measured = await self.shared.compute(_report, spec, dpi, composed, analysis, encoded)
         meta = {"report": _report_json(report, measured)}
         photo = await shared.save(
             request.subject_id, "id_photo", encoded.data, encoded.media_type, composed.image, round(dpi), spec.id, meta
@@ -157,7 +157,7 @@ class IdPhotos:
         if composed.garment is None:
             raise InvalidArgument("outfit_ai_prompt refines an outfit: choose one with outfit_id", "OUTFIT_AI_WITHOUT_OUTFIT")
         try:
-            box, region = await asyncio.to_thread(outfits.edit_area, composed.garment, composed.face)
+            box, region = await self.shared.compute(outfits.edit_area, composed.garment, composed.face)
         except ValueError as exc:
             raise InvalidArgument(str(exc), "OUTFIT_FAILED") from None
         image = await self.restyler.restyle_region(subject_id, composed.image, box, region, prompt, margin=0.0)

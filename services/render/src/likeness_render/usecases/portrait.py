@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,7 +38,9 @@ class Portraits:
         result = template.image.copy()
         for offset, user in enumerate(users):
             try:
-                fused = await asyncio.to_thread(fusion.fuse, result, template.meshes, [user], strength, face_index + offset, template.alpha)
+                fused = await self.shared.compute(
+                    fusion.fuse, result, template.meshes, [user], strength, face_index + offset, template.alpha
+                )
             except fusion.FusionError as exc:
                 raise InvalidArgument(str(exc), "FUSION_FAILED") from None
             result = fused.image

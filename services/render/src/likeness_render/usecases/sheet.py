@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,12 +83,12 @@ class Sheets:
             raise InvalidArgument(str(exc), "INVALID_LAYOUT") from None
         if plan.total == 0:
             raise InvalidArgument("no photo fits on that paper with those margins", "SHEET_TOO_SMALL")
-        image = await asyncio.to_thread(sheet.render_sheet, plan, [p for _, p, _ in photos], cut_marks=layout.cut_marks)
+        image = await self.shared.compute(sheet.render_sheet, plan, [p for _, p, _ in photos], cut_marks=layout.cut_marks)
         if fmt == "PDF":
             w_in, h_in = plan.paper_width_mm / MM_PER_INCH, plan.paper_height_mm / MM_PER_INCH
-            encoded = await asyncio.to_thread(encoding.encode_pdf, image, w_in, h_in, dpi)
+            encoded = await self.shared.compute(encoding.encode_pdf, image, w_in, h_in, dpi)
         else:
-            encoded = await asyncio.to_thread(encoding.encode_image, image, output_format=fmt, dpi=dpi, quality=95)
+            encoded = await self.shared.compute(encoding.encode_image, image, output_format=fmt, dpi=dpi, quality=95)
         stored = await self.shared.save(
             subject_id, "sheet", encoded.data, encoded.media_type, image, int(dpi), photos[0][0].id, {"photo_count": plan.total}
         )

@@ -37,7 +37,7 @@ class Templates:
 
     async def template_faces(self, image: RGB) -> list[FaceGeometry]:
         """Every face of a template image with its mesh, from the faces service."""
-        data = await asyncio.to_thread(encode_jpeg, image, TEMPLATE_JPEG_QUALITY)
+        data = await self.shared.compute(encode_jpeg, image, TEMPLATE_JPEG_QUALITY)
         reply = await self.shared.faces.analyze(data)
         return [geometry(f, 1.0) for f in reply.faces]
 
@@ -51,10 +51,10 @@ class Templates:
         templates.check_template_image(name, image)
         if alpha is not None and alpha.shape != image.shape[:2]:
             raise templates.TemplateError(f"template matte is {alpha.shape}, the image {image.shape[:2]}")
-        image, alpha = await asyncio.to_thread(templates.at_material_size, image, alpha)
+        image, alpha = await self.shared.compute(templates.at_material_size, image, alpha)
         faces = await self.template_faces(image)
         if alpha is None and faces:
-            alpha = await asyncio.to_thread(self._cut_out, image, faces)
+            alpha = await self.shared.compute(self._cut_out, image, faces)
         template = templates.register_template(name, style, image, faces, description=description, alpha=alpha)
         self.store.put(template)
         return template
@@ -70,11 +70,11 @@ class Templates:
 
     async def build_demo_templates(self) -> list[Template]:
         """The demo catalog: looks made here from package-shipped photographs, meshes by the faces service."""
-        plan = await asyncio.to_thread(templates.plan_demo, self.shared.segment)
+        plan = await self.shared.compute(templates.plan_demo, self.shared.segment)
         astronaut, hopper = await asyncio.gather(self.template_faces(plan.astronaut), self.template_faces(plan.hopper))
         if not astronaut or not hopper:
             raise templates.TemplateError("a demo source portrait shows no face to the faces service")
-        looks = await asyncio.to_thread(templates.demo_looks, plan, astronaut[0], hopper[0])
+        looks = await self.shared.compute(templates.demo_looks, plan, astronaut[0], hopper[0])
         built = []
         for look in looks:
             faces = await self.template_faces(look.image)
