@@ -100,6 +100,30 @@ def pillow_baseline(payload: bytes, rounds: int = 5) -> float:
     return statistics.median(times)
 
 
+def python_reference(rounds: int = 5) -> float:
+    """Median seconds for 2 million additions in a plain Python loop: the interpreter's speed on
+    this machine now, which the mesh's Python-heavy work follows more closely than a decode."""
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def host_speed(photo_12mp: bytes) -> tuple[float, float]:
+    """Seconds for a Pillow decode + encode of the 12 MP bench photo and for python_reference."""
+    return pillow_baseline(photo_12mp), python_reference()
+
+
+def _host_line(host: tuple[float, float]) -> str:
+    return (
+        f"Pillow decode + encode of the 12 MP bench photo {host[0] * 1000:.0f} ms, 2 M additions in a Python loop {host[1] * 1000:.0f} ms"
+    )
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))] if ordered else float("nan")
@@ -325,7 +349,7 @@ def report(
     cpu: dict[str, float],
     lifted: bool,
     other: dict[str, float] | None = None,
-    reference: float | None = None,
+    host: tuple[float, float] | None = None,
 ) -> None:
     print(
         f"bench/load: {args.users} users x {args.seconds:.0f} s, photo {args.photo} ({len(payload) / 1e6:.2f} MB), spec {args.spec}, "
@@ -334,11 +358,9 @@ def report(
     if lifted:
         print("  gateway limits lifted for this run: " + ", ".join(f"{k}={v}" for k, v in LIFTED.items()))
     print(f"  same-run baseline: Pillow decode + encode of the file: {baseline * 1000:.0f} ms (the machine may be shared)")
-    ref = reference or baseline
-    if reference is not None:
-        print(
-            f"  host reference: Pillow decode + encode of the 12 MP bench photo: {ref * 1000:.0f} ms (runs of other photos or hours compare by it)"
-        )
+    ref = host[0] if host else baseline
+    if host:
+        print(f"  host speed before: {_host_line(host)} (runs of other photos or hours compare by these)")
     print(f"  {'step':<11} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p50/base':>9}")
     for step in ("register", "upload", "id_photo", "download", "end_to_end"):
         values = stats.steps.get(step, [])
@@ -356,7 +378,7 @@ def report(
         # CPU per finished photo is what bounds throughput on a few cores, and a busy neighbour changes it least.
         per = {name: used / stats.completed * 1000 for name, used in cpu.items()}
         print(
-            f"  CPU ms per photo: total {sum(per.values()):.0f} ({sum(per.values()) / 1000 / ref:.2f}x the host reference); "
+            f"  CPU ms per photo: total {sum(per.values()):.0f} ({sum(per.values()) / 1000 / ref:.2f}x the 12 MP decode + encode); "
             + ", ".join(f"{n} {v:.0f}" for n, v in per.items())
         )
         if other:
@@ -382,10 +404,9 @@ def main() -> None:
         raise SystemExit("--seconds must be 1-600")
     payload = photo(args.photo)
     baseline = pillow_baseline(payload)
-    # A fixed piece of work whatever the photo: how fast the machine is this hour (the same code
-    # has used 35-40 % more CPU per photo on the same shared machine an hour apart; this tracks
-    # that only in part).
-    reference = None if args.photo == "rotated-12mp" else pillow_baseline(photo("rotated-12mp"))
+    # Fixed pieces of work whatever the photo: how fast the machine is this hour (the same code
+    # has used 35-40 % more CPU per photo on the same shared machine an hour apart).
+    host = host_speed(payload if args.photo == "rotated-12mp" else photo("rotated-12mp"))
     mesh = None
     if args.url:
         check_loopback(args.url)
@@ -399,11 +420,10 @@ def main() -> None:
     finally:
         if mesh is not None:
             mesh.down()
-    report(args, payload, baseline, stats, wall, rss, cpu, lifted=mesh is not None, other=other, reference=reference)
+    report(args, payload, baseline, stats, wall, rss, cpu, lifted=mesh is not None, other=other, host=host)
     baseline_after = pillow_baseline(payload)
     print(f"  baseline again after the run: {baseline_after * 1000:.0f} ms")
-    if reference is not None:
-        print(f"  host reference again after the run: {pillow_baseline(photo('rotated-12mp')) * 1000:.0f} ms")
+    print(f"  host speed after: {_host_line(host_speed(payload if args.photo == 'rotated-12mp' else photo('rotated-12mp')))}")
     if os.environ.get("BENCH_STRICT") and any(" 5" in k for k in stats.errors):
         raise SystemExit(1)
 
