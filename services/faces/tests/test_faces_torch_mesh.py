@@ -76,7 +76,7 @@ def test_the_geometry_pipeline_is_mediapipes(models: FaceModels, torch_mesh: Tor
     for crop in crops:
         theirs = models.landmarker.fit(crop)
         assert theirs is not None and theirs.transform is not None
-        ours = face_geometry.transform(theirs.points, crop.shape[1], crop.shape[0], torch_mesh.canonical)
+        ours = face_geometry.transforms(theirs.points[None], crop.shape[1], crop.shape[0], torch_mesh.canonical)[0]
         np.testing.assert_allclose(ours, theirs.transform, atol=1e-4)
     # and for several meshes at once, each its own
     fits = [models.landmarker.fit(crop) for crop in crops]
@@ -166,3 +166,45 @@ def test_the_traced_networks_compute_what_the_graphs_compute_at_any_batch_size(t
             for a, b in zip(got, expected, strict=True):
                 assert a.shape == b.shape and a.shape[0] == count
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _field(number: int, wire: int, payload: bytes) -> bytes:
+    """One protobuf field (numbers and lengths below 128: single-byte varints)."""
+    key = bytes([number << 3 | wire])
+    return key + (bytes([len(payload)]) + payload if wire == 2 else payload)
+
+
+def test_canonical_face_reads_the_task_files_metadata_and_refuses_a_broken_one() -> None:
+    from likeness_faces.adapters import torch_mesh as module
+    from likeness_faces.domain.errors import ModelFilesError
+
+    with zipfile.ZipFile(default_model_dir() / "face_landmarker.task") as bundle:
+        face = module.canonical_face(bundle.read("geometry_pipeline_metadata_landmarks.binarypb"))
+    assert face.vertices.shape == (468, 3) and int((face.weights > 0).sum()) == 33
+    # The canonical face is about a head's size in centimetres, centred near the origin.
+    assert 10 < float(np.ptp(face.vertices[:, 1])) < 25 and abs(float(face.vertices[:, 0].mean())) < 1
+
+    # The same numbers written as one packed run instead of one fixed32 field each read the same.
+    vertex = np.arange(468 * 5, dtype="<f4")
+    weight = _field(1, 0, bytes([7])) + _field(2, 5, np.float32(0.5).tobytes())
+    mesh = b"".join(_field(3, 5, v.tobytes()) for v in vertex)
+    packed = _field(3, 2, vertex[:20].tobytes())  # 80 bytes: a one-byte length
+    mesh_packed = packed + b"".join(_field(3, 5, v.tobytes()) for v in vertex[20:])
+    for body in (mesh, mesh_packed):
+        metadata = b"\x0a" + _varint(len(body)) + body + _field(2, 2, weight)
+        read = module.canonical_face(metadata)
+        assert np.array_equal(read.vertices, vertex.reshape(-1, 5)[:, :3].astype(np.float64))
+        assert read.weights[7] == 0.5 and read.weights.sum() == 0.5
+
+    for broken in (b"\xff\xff\xff", b"", _field(2, 2, weight)):
+        with pytest.raises(ModelFilesError, match=r"geometry metadata cannot be read|vertices"):
+            module.canonical_face(broken)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

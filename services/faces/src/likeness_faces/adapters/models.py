@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from likeness_faces.adapters import model_files
 from likeness_faces.adapters.face_landmarker import MeshLandmarker
 from likeness_faces.adapters.mtcnn_detector import MtcnnDetector
 from likeness_faces.adapters.torch_mesh import TorchMeshLandmarker
+from likeness_platform.cpus import usable_cores
 
 
 @dataclass
@@ -22,12 +22,6 @@ class FaceModels:
 
     def close(self) -> None:
         self.landmarker.close()
-
-
-def usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):  # honours taskset/cpusets, unlike cpu_count
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def pick_device() -> torch.device:

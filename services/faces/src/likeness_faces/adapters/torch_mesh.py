@@ -28,11 +28,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
+from google.protobuf import empty_pb2
+from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from likeness_faces.adapters import tflite_torch
 from likeness_faces.domain import face_geometry
 from likeness_faces.domain.errors import ModelFilesError
 from likeness_faces.domain.model_outputs import MeshFit
+from likeness_imaging.face_mesh import SURFACE_POINTS
 
 INPUT_PX = 256  # the landmark network's input side
 CROP_MARGIN = 1.5  # crop side over MTCNN's box side that frames a face as FaceLandmarker does
@@ -77,38 +81,22 @@ def _bundle(task_path: Path) -> tuple[bytes, bytes, bytes]:
         raise ModelFilesError(f"{task_path.name} does not hold the mesh networks ({exc}); run `make setup`") from exc
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, at
-
-
 def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
-    """A protobuf message's fields in order: (number, value), value an int for varints, the
-    raw bytes for fixed32 and length-delimited fields (fixed64 is not used here)."""
-    out: list[tuple[int, int | bytes]] = []
-    at = 0
-    while at < len(data):
-        key, at = _varint(data, at)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, at = _varint(data, at)
-            out.append((number, value))
-        elif wire == 5:
-            out.append((number, data[at : at + 4]))
-            at += 4
-        elif wire == 2:
-            length, at = _varint(data, at)
-            out.append((number, data[at : at + length]))
-            at += length
-        else:
-            raise ValueError(f"wire type {wire} of field {number} is not expected here")
-    return out
+    """A protobuf message's fields in order, read without its schema (MediaPipe's geometry
+    protos are not in its wheel): (number, value), an int for varint and fixed fields, the
+    raw bytes for length-delimited ones."""
+    message = empty_pb2.Empty()
+    try:
+        message.ParseFromString(data)
+    except DecodeError as exc:
+        raise ValueError(str(exc)) from exc
+    return [(field.field_number, field.data) for field in UnknownFieldSet(message)]
+
+
+def _floats(values: list[int | bytes]) -> npt.NDArray[np.float64]:
+    """A repeated float field's values, each one fixed32 or packed runs of them."""
+    parts = [np.frombuffer(v, dtype="<f4") if isinstance(v, bytes) else np.array([v], dtype="<u4").view("<f4") for v in values]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
 
 def canonical_face(metadata: bytes) -> face_geometry.CanonicalFace:
@@ -117,18 +105,17 @@ def canonical_face(metadata: bytes) -> face_geometry.CanonicalFace:
     landmark id, field 1, and a weight, field 2)."""
     try:
         mesh = next(v for n, v in _fields(metadata) if n == 1)
-        assert isinstance(mesh, bytes)
-        floats = b"".join(v for n, v in _fields(mesh) if n == 3 and isinstance(v, bytes))
-        vertices = np.frombuffer(floats, dtype="<f4").reshape(-1, 5)[:, :3].astype(np.float64)
+        if not isinstance(mesh, bytes):
+            raise ValueError("the canonical mesh is not a message")
+        vertices = _floats([v for n, v in _fields(mesh) if n == 3]).reshape(-1, 5)[:, :3]
         weights = np.zeros(len(vertices))
         for number, value in _fields(metadata):
             if number == 2 and isinstance(value, bytes):
                 entry = dict(_fields(value))
-                weight = entry.get(2, b"\0\0\0\0")
-                weights[int(entry.get(1, 0))] = float(np.frombuffer(weight, dtype="<f4")[0]) if isinstance(weight, bytes) else 0.0
-    except (StopIteration, ValueError, IndexError, AssertionError) as exc:
+                weights[int(entry.get(1, 0))] = _floats([entry.get(2, 0)])[0]
+    except (StopIteration, ValueError, IndexError) as exc:
         raise ModelFilesError(f"the face geometry metadata cannot be read ({exc}); run `make setup`") from exc
-    if len(vertices) != face_geometry.CANONICAL_POINTS or not weights.any():
+    if len(vertices) != SURFACE_POINTS or not weights.any():
         raise ModelFilesError(f"the canonical face has {len(vertices)} vertices and no weights; run `make setup`")
     return face_geometry.CanonicalFace(vertices=vertices, weights=weights)
 

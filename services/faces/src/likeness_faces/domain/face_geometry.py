@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from likeness_faces.domain.model_outputs import FloatArray
+from likeness_imaging.face_mesh import SURFACE_POINTS
 
 VERTICAL_FOV_DEG = 63.0
 NEAR = 1.0
-CANONICAL_POINTS = 468
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def similarity(source: FloatArray, target: FloatArray, weights: FloatArray) -> F
 def transforms(points: FloatArray, width: float, height: float, face: CanonicalFace) -> FloatArray:
     """The facial transformation matrices of N meshes (points: N×478×3 or N×468×3, x and y in
     pixels of a width × height image, z in the scale of x): N×4×4."""
-    screen = np.asarray(points, dtype=np.float64)[:, :CANONICAL_POINTS]
+    screen = np.asarray(points, dtype=np.float64)[:, :SURFACE_POINTS]
     half_height = NEAR * math.tan(math.radians(VERTICAL_FOV_DEG) / 2)
     half_width = half_height * width / height
     # normalised image coordinates onto the near plane (origin at the top left: y flips)
@@ -78,8 +78,3 @@ def transforms(points: FloatArray, width: float, height: float, face: CanonicalF
     first = fitted_scale(projected * np.array([1.0, 1.0, -1.0]))
     second = fitted_scale(metric(first))
     return similarity(vertices, metric(first * second), weights)
-
-
-def transform(points: FloatArray, width: float, height: float, face: CanonicalFace) -> FloatArray:
-    """transforms of one mesh: 4×4."""
-    return transforms(np.asarray(points)[None], width, height, face)[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -16,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from likeness_imaging.codec import UndecodableImage, decode_rgb, encode_jpeg
+from likeness_platform.cpus import usable_cores
 from likeness_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from likeness_render.domain import compliance, encoding
 from likeness_render.domain.face import FaceGeometry
@@ -54,13 +54,6 @@ def decode(data: bytes, min_side: int = DECODE_MIN_SIDE) -> RGB:
         return decode_rgb(data, min_side=min_side)
     except UndecodableImage as exc:
         raise InvalidArgument(str(exc), "CORRUPT_IMAGE") from None
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def analysis_copy(image: RGB) -> tuple[RGB, float]:
