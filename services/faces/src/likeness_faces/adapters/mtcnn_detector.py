@@ -19,9 +19,7 @@ in a photo of a coffee cup that detect_face rejects.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
-from typing import cast
 
 import cv2
 import numpy as np
@@ -39,6 +37,7 @@ from facenet_pytorch.models.utils.detect_face import (
 from torchvision.ops.boxes import batched_nms
 
 from likeness_faces.adapters.model_files import ModelPaths
+from likeness_faces.adapters.torch_trace import traced
 from likeness_faces.domain.errors import ModelFilesError
 from likeness_faces.domain.model_outputs import Detection
 
@@ -316,25 +315,15 @@ def detect_torch(
     )
 
 
-def _traced(net: torch.nn.Module, size: tuple[int, int], device: torch.device) -> torch.nn.Module:
-    """A net as one TorchScript call (see torch_mesh._traced: run eagerly, each of its layers
-    retakes the GIL, and beside threads running Python that wait is what starves a pass). The
-    nets are fixed chains of layers: the trace keeps the batch size and, for PNet, the image
-    size free (test_faces_mtcnn_cpu.py checks both against the nets themselves)."""
-    example = torch.rand(2, 3, *size, device=device)
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation; the nets' shapes are not traced constants
-        return cast(torch.nn.Module, torch.jit.trace(net, (example,), check_trace=False))
-
-
 class MtcnnDetector:
     """Not thread-safe: call from one thread (the micro-batcher's worker)."""
 
     def __init__(self, paths: ModelPaths, device: torch.device) -> None:
         self.device = device
-        self.pnet = _traced(_load(PNet(pretrained=False), paths.pnet).to(device), (40, 32), device)
-        self.rnet = _traced(_load(RNet(pretrained=False), paths.rnet).to(device), (24, 24), device)
-        self.onet = _traced(_load(ONet(pretrained=False), paths.onet).to(device), (48, 48), device)
+        # One TorchScript call each (adapters/torch_trace.py); PNet's trace keeps the image size free.
+        self.pnet: torch.nn.Module = traced(_load(PNet(pretrained=False), paths.pnet).to(device), (3, 40, 32), device)
+        self.rnet: torch.nn.Module = traced(_load(RNet(pretrained=False), paths.rnet).to(device), (3, 24, 24), device)
+        self.onet: torch.nn.Module = traced(_load(ONet(pretrained=False), paths.onet).to(device), (3, 48, 48), device)
         self.forward_passes = 0
 
     def detect(self, canvases: Sequence[Pixels], min_face_px: int) -> list[list[Detection]]:

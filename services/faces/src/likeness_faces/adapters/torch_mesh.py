@@ -18,11 +18,9 @@ geometry pipeline (domain/face_geometry.py) with the canonical face the same .ta
 from __future__ import annotations
 
 import threading
-import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 import cv2
 import numpy as np
@@ -33,6 +31,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from likeness_faces.adapters import tflite_torch
+from likeness_faces.adapters.torch_trace import traced
 from likeness_faces.domain import face_geometry
 from likeness_faces.domain.errors import ModelFilesError
 from likeness_faces.domain.model_outputs import MeshFit
@@ -127,8 +126,9 @@ class TorchMeshLandmarker:
         landmarks, blendshapes, geometry = _bundle(task_path)
         self.canonical = canonical_face(geometry)
         try:
-            self._landmarks = _traced(tflite_torch.load(landmarks, device), (INPUT_PX, INPUT_PX, 3))
-            self._blendshapes = _traced(tflite_torch.load(blendshapes, device), (len(BLENDSHAPE_LANDMARKS), 2))
+            # One TorchScript call per pass (adapters/torch_trace.py); the batch size stays free.
+            self._landmarks = traced(tflite_torch.load(landmarks, device), (INPUT_PX, INPUT_PX, 3), device)
+            self._blendshapes = traced(tflite_torch.load(blendshapes, device), (len(BLENDSHAPE_LANDMARKS), 2), device)
         except tflite_torch.UnsupportedModelError as exc:
             raise ModelFilesError(f"{task_path.name}: {exc}") from exc
         self.device = device
@@ -186,21 +186,6 @@ class TorchMeshLandmarker:
 
     def close(self) -> None:
         return None
-
-
-def _traced(graph: tflite_torch.TfliteGraph, item_shape: tuple[int, ...]) -> Callable[..., list[torch.Tensor]]:
-    """The graph as one TorchScript call: its few hundred operators run in C++ without taking
-    the GIL back after each. Eagerly, every operator retakes the GIL, and beside threads
-    running Python each retake can wait up to the switch interval, which is how the GPU
-    passes starved (bench/faces_gpu/NOTES.md); on the CPU the trace is also about a fifth
-    faster for one face. The trace keeps the batch dimension free (the graph reads it from
-    its input), so one trace serves every batch size (test_faces_torch_mesh.py checks
-    several against the graph itself); the tracer's warnings are about shapes it records as
-    constants, which are fixed for these networks, and about torch.jit.trace's deprecation."""
-    example = torch.rand(2, *item_shape, device=next(graph.buffers()).device)
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")
-        return cast(Callable[..., list[torch.Tensor]], torch.jit.trace(graph, (example,), check_trace=False))
 
 
 def _at_input_size(crop: Crop) -> Crop:
