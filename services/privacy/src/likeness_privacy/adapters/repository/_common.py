@@ -27,13 +27,22 @@ async def _count(conn: Any, query: str | sql.Composable, params: tuple[Any, ...]
     return int(row[0]) if row else 0
 
 
-async def _is_active(conn: Any, subject_id: str) -> bool:
-    """Inside a transaction: whether the subject is active, holding its row (FOR SHARE) so erasure cannot start meanwhile."""
-    sid = _uuid(subject_id)
-    if sid is None:
-        return False
-    row = await (await conn.execute("SELECT state FROM subjects WHERE subject_id = %s FOR SHARE", (sid,))).fetchone()
+async def _hold_subject(conn: Any, sid: Any) -> Any:
+    """Inside a transaction: hold the subject's row (FOR SHARE) so erasure cannot start meanwhile,
+    and ask for its state; the cursor that will hold it (in a pipeline, read it later)."""
+    return await conn.execute("SELECT state FROM subjects WHERE subject_id = %s FOR SHARE", (sid,))
+
+
+async def _was_active(held: Any) -> bool:
+    """Whether _hold_subject's subject is active."""
+    row = await held.fetchone()
     return row is not None and row[0] == "active"
+
+
+async def _is_active(conn: Any, subject_id: str) -> bool:
+    """Inside a transaction: whether the subject is active, holding its row (see _hold_subject)."""
+    sid = _uuid(subject_id)
+    return sid is not None and await _was_active(await _hold_subject(conn, sid))
 
 
 NOT_ACTIVE = "the subject is unknown, being erased or erased; nothing more is recorded about it"

@@ -14,9 +14,11 @@ from likeness_privacy.adapters.repository._common import (
     NOT_ACTIVE,
     RepositoryBase,
     _chain_tail,
+    _hold_subject,
     _is_active,
     _linked,
     _require_active,
+    _was_active,
     resource_kind,
 )
 from likeness_privacy.domain import chain
@@ -76,10 +78,9 @@ class RecordsRepository(RepositoryBase):
         # the entry and the commit in another (six round trips one by one); the lock is held
         # for those two only. The statements still run in this order, in one transaction.
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            state = await conn.execute("SELECT state FROM subjects WHERE subject_id = %s FOR SHARE", (sid,))
+            held = await _hold_subject(conn, sid)
             tail = await _chain_tail(conn, "access_log")
-            row = await state.fetchone()
-            if row is None or row[0] != "active":
+            if not await _was_active(held):
                 raise SubjectErasing(NOT_ACTIVE)
             prev, entry_hash = await _linked(tail, body)
             await conn.execute(
