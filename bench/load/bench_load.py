@@ -348,8 +348,8 @@ def report(
     rss: dict,
     cpu: dict[str, float],
     lifted: bool,
+    host: tuple[float, float],
     other: dict[str, float] | None = None,
-    host: tuple[float, float] | None = None,
 ) -> None:
     print(
         f"bench/load: {args.users} users x {args.seconds:.0f} s, photo {args.photo} ({len(payload) / 1e6:.2f} MB), spec {args.spec}, "
@@ -358,9 +358,7 @@ def report(
     if lifted:
         print("  gateway limits lifted for this run: " + ", ".join(f"{k}={v}" for k, v in LIFTED.items()))
     print(f"  same-run baseline: Pillow decode + encode of the file: {baseline * 1000:.0f} ms (the machine may be shared)")
-    ref = host[0] if host else baseline
-    if host:
-        print(f"  host speed before: {_host_line(host)} (runs of other photos or hours compare by these)")
+    print(f"  host speed before: {_host_line(host)} (runs of other photos or hours compare by these)")
     print(f"  {'step':<11} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p50/base':>9}")
     for step in ("register", "upload", "id_photo", "download", "end_to_end"):
         values = stats.steps.get(step, [])
@@ -378,7 +376,7 @@ def report(
         # CPU per finished photo is what bounds throughput on a few cores, and a busy neighbour changes it least.
         per = {name: used / stats.completed * 1000 for name, used in cpu.items()}
         print(
-            f"  CPU ms per photo: total {sum(per.values()):.0f} ({sum(per.values()) / 1000 / ref:.2f}x the 12 MP decode + encode); "
+            f"  CPU ms per photo: total {sum(per.values()):.0f} ({sum(per.values()) / 1000 / host[0]:.2f}x the 12 MP decode + encode); "
             + ", ".join(f"{n} {v:.0f}" for n, v in per.items())
         )
         if other:
@@ -406,7 +404,8 @@ def main() -> None:
     baseline = pillow_baseline(payload)
     # Fixed pieces of work whatever the photo: how fast the machine is this hour (the same code
     # has used 35-40 % more CPU per photo on the same shared machine an hour apart).
-    host = host_speed(payload if args.photo == "rotated-12mp" else photo("rotated-12mp"))
+    photo_12mp = payload if args.photo == "rotated-12mp" else photo("rotated-12mp")
+    host = host_speed(photo_12mp)
     mesh = None
     if args.url:
         check_loopback(args.url)
@@ -420,10 +419,10 @@ def main() -> None:
     finally:
         if mesh is not None:
             mesh.down()
-    report(args, payload, baseline, stats, wall, rss, cpu, lifted=mesh is not None, other=other, host=host)
+    report(args, payload, baseline, stats, wall, rss, cpu, lifted=mesh is not None, host=host, other=other)
     baseline_after = pillow_baseline(payload)
     print(f"  baseline again after the run: {baseline_after * 1000:.0f} ms")
-    print(f"  host speed after: {_host_line(host_speed(payload if args.photo == 'rotated-12mp' else photo('rotated-12mp')))}")
+    print(f"  host speed after: {_host_line(host_speed(photo_12mp))}")
     if os.environ.get("BENCH_STRICT") and any(" 5" in k for k in stats.errors):
         raise SystemExit(1)
 
