@@ -5,7 +5,8 @@ and Grace Hopper in-process (MediaPipe's landmarker as render's unit tests use i
 selfie segmenter, a plain new background), then times measure_near_face, measure_torso_cut,
 measure_cutout and border_std with time.process_time over many rounds, interleaved with the
 same functions from git revision BASELINE (loaded from `git show`) as the same-run
-baseline, and checks that both measure the same values.
+baseline, and checks that both measure the same values (measure_near_face to 0.01: its
+k-means now starts once from fewer samples).
 
     PYTHONPATH=... .venv/bin/python bench/report/bench_report.py [--rounds 20] [--baseline REV]
 """
@@ -85,7 +86,11 @@ def main() -> None:
     for name, step in steps.items():
         for c in photos:
             before, after = (step(mods, c) for mods in versions.values())
-            assert before == after, f"{name} differs: {before} != {after}"
+            if name == "measure_near_face":
+                # Its hair colours come from fewer samples and one k-means start now: the same to 0.01 of the face's area.
+                assert np.allclose(before, after, atol=0.01), f"{name} differs: {before} != {after}"
+            else:
+                assert before == after, f"{name} differs: {before} != {after}"
     spent = {(name, v): 0.0 for name in steps for v in versions}
     for r in range(args.rounds):
         order = list(versions) if r % 2 else list(versions)[::-1]
@@ -96,7 +101,7 @@ def main() -> None:
                     step(versions[v], c)
                 spent[name, v] += time.process_time() - start
     per = args.rounds * len(photos)
-    print(f"{len(photos)} photos x {args.rounds} rounds, CPU ms per photo (same values measured)")
+    print(f"{len(photos)} photos x {args.rounds} rounds, CPU ms per photo (same values measured; near the face to 0.01)")
     print(f"{'step':20s} {args.baseline:>10s} {'now':>10s}")
     for name in [*steps, "total"]:
         row = [sum(spent[n, v] for n in steps) if name == "total" else spent[name, v] for v in versions]
