@@ -205,3 +205,12 @@ def test_measure_cutout_refuses_mismatched_sizes() -> None:
     out, alpha, background = _clean_output()
     with pytest.raises(ValueError, match="differ in size"):
         compliance.measure_cutout(out, alpha[:-1] >= 0.5, background)
+
+
+@pytest.mark.parametrize(("width", "height"), [(600, 600), (413, 531), (1, 1), (7, 1)])
+def test_a_solid_background_is_its_colour_everywhere(width: int, height: int) -> None:
+    plain = matte.solid(width, height, "#1a2b3c")
+    assert plain.shape == (height, width, 3) and plain.dtype == np.uint8 and plain.flags.c_contiguous
+    assert (plain.reshape(-1, 3) == (0x1A, 0x2B, 0x3C)).all()
+    with pytest.raises(ValueError, match="not a hex colour"):
+        matte.solid(width, height, "#12345")
