@@ -17,7 +17,7 @@ import skimage.data
 from mediapipe.tasks.python import BaseOptions, vision
 from PIL import Image
 
-from likeness_render.adapters.model_files import model_path
+from likeness_render.adapters.model_files import ModelFileCorrupt, model_path
 from likeness_render.adapters.segmenter import SelfieSegmenter
 
 RGB = npt.NDArray[np.uint8]
@@ -83,5 +83,15 @@ def test_threads_masking_at_once_each_get_what_one_thread_gets(segmenter: Selfie
 
 def test_a_file_litert_cannot_load_stops_the_start_with_the_fix(tmp_path: Path) -> None:
     (tmp_path / "selfie_segmentation.tflite").write_bytes(b"not a model")
-    with pytest.raises(RuntimeError, match=r"LiteRT could not load selfie_segmentation\.tflite.*make setup"):
+    # render's start-up turns this error into "render cannot start: ..." (main.py), as for a missing file.
+    with pytest.raises(ModelFileCorrupt, match=r"LiteRT could not load selfie_segmentation\.tflite.*fetch_models"):
         SelfieSegmenter(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.zeros((64, 64), np.uint8), np.zeros((64, 64, 4), np.uint8), np.zeros((64, 64, 3), np.float32), np.zeros((0, 64, 3), np.uint8)],
+)
+def test_what_is_not_an_rgb_image_is_refused_clearly(segmenter: SelfieSegmenter, image: npt.NDArray[np.generic]) -> None:
+    with pytest.raises(ValueError, match="H×W×3 uint8 RGB"):
+        segmenter.mask(image)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from ai_edge_litert.interpreter import Interpreter
 
-from likeness_render.adapters.model_files import model_path
+from likeness_render.adapters.model_files import FETCH_HINT, ModelFileCorrupt, model_path
 
 INPUT_PX = 256
 _UNIT = np.float32(1.0 / 255.0)
@@ -53,13 +53,16 @@ class SelfieSegmenter:
         self._model = path.read_bytes()
         self._local = threading.local()
         try:
-            # Built here once, so a file LiteRT cannot load stops the service at start, not a request.
+            # Built here once, so a file LiteRT cannot load stops the service at start (as every
+            # unusable model file does), not a request.
             self._local.model = _Model(self._model)
         except (ValueError, RuntimeError) as exc:
-            raise RuntimeError(f"LiteRT could not load {path.name}: {exc}; run `make setup`") from exc
+            raise ModelFileCorrupt(f"LiteRT could not load {path.name}: {exc}; {FETCH_HINT}") from exc
 
     def mask(self, image_rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """Person confidence 0..1 at the image's size."""
+        """Person confidence 0..1 at the image's size (`image_rgb`: H×W×3 uint8)."""
+        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8 or 0 in image_rgb.shape:
+            raise ValueError(f"the segmenter takes H×W×3 uint8 RGB, got {image_rgb.shape} {image_rgb.dtype}")
         h, w = image_rgb.shape[:2]
         model: _Model | None = getattr(self._local, "model", None)
         if model is None:
@@ -74,8 +77,9 @@ class SelfieSegmenter:
             borderMode=cv2.BORDER_REPLICATE,
         )
         confidence = model.run(pixels)
-        mask = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR) if (h, w) != confidence.shape else confidence.copy()
-        return np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
+        if (h, w) != confidence.shape:
+            confidence = np.asarray(cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR))
+        return np.clip(confidence, 0.0, 1.0)
 
     def close(self) -> None:
         self._local = threading.local()
