@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
+from scipy import ndimage, sparse
 
 RGB = npt.NDArray[np.uint8]
 Alpha = npt.NDArray[np.float32]
@@ -55,6 +55,13 @@ DOUBT = 0.25
 DOUBT_REACH = 3
 # The colour guess that starts the solve there takes its colour means on a grid this much coarser.
 GUESS_STEP = 2
+# ... and a doubted pixel whose colour is at least the second of these (RGB distance) from every sure
+# background pixel's colour in the frame starts as person (from the first, in part): the old
+# background is what the solve must find, and a colour it does not have is not it.
+UNLIKE_BACK = (20.0, 50.0)
+# ... measured on an RGB grid of cells this wide, where this many background pixels make a colour.
+RGB_CELL = 16
+BACKGROUND_MIN_PX = 3
 # A region of the mask apart from the person this large (of the frame) is someone or something else.
 OTHER_FRACTION = 0.01
 # Enough for the band (a few pixels wide: information crosses it in a few dozen steps).
@@ -147,14 +154,20 @@ def trimap(person: Mask, radius: int, outside: int | None = None) -> npt.NDArray
 
 def with_doubt(tri: npt.NDArray[np.float64], coarse: Alpha, person: Mask, radius: int) -> tuple[npt.NDArray[np.float64], Mask]:
     """`tri` with the pixels near the silhouette's edge where `coarse` is undecided made unknown,
-    and those pixels (beyond the band's own)."""
+    and those pixels, the band's own among them.
+
+    The solve starts from a colour guess at all of them, not from the band's ramp: where the
+    mask wavers over a wide stretch (a shoulder in shadow at the frame's edge), a ramp start
+    that says "half background" is what the solve's iterations still leave there, and the
+    stretch comes out half transparent.
+    """
     doubt = (coarse > DOUBT) & (coarse < 1.0 - DOUBT)
     if not doubt.any():
         return tri, doubt
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * DOUBT_REACH * radius + 1,) * 2)
     p = person.astype(np.uint8)
     near = (cv2.dilate(p, disc) > 0) & ~(cv2.erode(p, disc, borderType=cv2.BORDER_REPLICATE) > 0)
-    doubt &= near & (tri != 0.5)
+    doubt &= near
     out = tri.copy()
     out[doubt] = 0.5
     return out, doubt
@@ -167,6 +180,10 @@ def colour_guess(image: RGB, tri: npt.NDArray[np.float64], radius: int, at: Mask
     Where the mask is undecided over a wide stretch, the solve cannot pull its start far in the
     iterations it gets (in a flat region alpha is nearly free): the start has to be right. The
     colour means are smooth: they are taken on a grid GUESS_STEP times coarser.
+
+    A mean of the sure person nearby may be no colour of the doubted stretch (a helmet ring's
+    grey beside an orange sleeve), so the ratio calls it half and half: a pixel whose colour no
+    sure background pixel of the frame comes close to starts as person instead.
     """
     h, w = tri.shape
     size = (max(1, w // GUESS_STEP), max(1, h // GUESS_STEP))
@@ -181,9 +198,31 @@ def colour_guess(image: RGB, tri: npt.NDArray[np.float64], radius: int, at: Mask
     colour = _planes(image[ys, xs].astype(np.float32))
     to_front, to_back = colour - _planes(front[cy, cx]), colour - _planes(back[cy, cx])
     d_front, d_back = np.sqrt(_plane_dot(to_front, to_front)), np.sqrt(_plane_dot(to_back, to_back))
+    ratio = d_back / np.maximum(d_front + d_back, 1e-3)
+    lo, hi = UNLIKE_BACK
+    unlike = np.clip((_background_distance(img[sure_back > 0.99], image[ys, xs]) - lo) / (hi - lo), 0.0, 1.0)
     guess = np.zeros((h, w), np.float64)
-    guess[ys, xs] = d_back / np.maximum(d_front + d_back, 1e-3)
+    guess[ys, xs] = np.maximum(ratio, unlike)
     return guess
+
+
+def _background_distance(background: npt.NDArray[np.float32], colours: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """RGB distance from each of `colours` to the closest colour the `background` pixels have, to
+    within a cell of RGB_CELL units (inf when they have none).
+
+    The background's colours are binned on an RGB grid (a cell counts when BACKGROUND_MIN_PX
+    pixels fall in it: a stray pixel is not a colour of the wall) and the grid's distance
+    transform is read at each colour's cell: the same small cost for a plain wall and a busy room.
+    """
+    levels = 256 // RGB_CELL
+    cell = np.minimum(background.astype(np.intp) // RGB_CELL, levels - 1)
+    counts = np.bincount((cell[:, 0] * levels + cell[:, 1]) * levels + cell[:, 2], minlength=levels**3)
+    found = (counts >= BACKGROUND_MIN_PX).reshape(levels, levels, levels)
+    if not found.any():
+        return np.full(len(colours), np.inf, np.float32)
+    distance = ndimage.distance_transform_edt(~found) * RGB_CELL
+    at = colours.astype(np.intp) // RGB_CELL
+    return np.asarray(distance[at[:, 0], at[:, 1], at[:, 2]], np.float32)
 
 
 def connected_alpha(alpha: Alpha, core: Mask) -> Alpha:
