@@ -26,9 +26,15 @@ OPENCV_NEEDING_GL = {"mediapipe", "opencv-python", "opencv-contrib-python"}
 # libmediapipe.so loads EGL and GLES at import, whether or not a GPU is used.
 MEDIAPIPE_NEEDS = {"libegl1", "libgles2"}
 # Only where imported at run time: render's matte (scipy) and demo templates (scikit-image,
-# matplotlib's sample images); faces gets matplotlib because mediapipe.tasks.python.vision
-# imports it (make images-smoke saw faces exit without it).
-RUN_TIME_ONLY_WHERE_USED = {"matplotlib": {"render", "faces"}, "scikit-image": {"render"}, "scipy": {"render"}, "torch": {"faces"}}
+# matplotlib's sample images); MediaPipe (and the matplotlib its vision tasks import) only in
+# render, which runs BlazePose through it: faces runs its networks on LiteRT itself.
+RUN_TIME_ONLY_WHERE_USED = {
+    "matplotlib": {"render"},
+    "scikit-image": {"render"},
+    "scipy": {"render"},
+    "torch": {"faces"},
+    "mediapipe": {"render"},
+}
 FINAL_STAGE_KEYWORDS = {"ARG", "ENV", "COPY", "WORKDIR", "USER", "EXPOSE", "ENTRYPOINT", "LABEL"}
 
 
@@ -350,13 +356,14 @@ def test_locks_carry_heavy_packages_only_where_used(svc: str, repo: Path) -> Non
 
 
 def test_heavy_packages_are_imported_where_locked(repo: Path) -> None:
-    # The reverse of the above: render's code really imports what its lock carries for it,
-    # and the mediapipe that faces locks imports matplotlib in the module faces uses.
+    # The reverse of the above: each service's code really imports what its lock carries for it.
     code = "\n".join(p.read_text() for p in (repo / "services" / "render" / "src").rglob("*.py"))
-    for module in ("scipy", "skimage", "matplotlib"):
+    for module in ("scipy", "skimage", "matplotlib", "mediapipe", "ai_edge_litert"):
         assert re.search(rf"^\s*(from|import) {module}\b", code, re.M), module
     faces = "\n".join(p.read_text() for p in (repo / "services" / "faces" / "src").rglob("*.py"))
-    assert re.search(r"^from mediapipe\.tasks\.python import .*\bvision\b", faces, re.M)
+    for module in ("torch", "ai_edge_litert"):
+        assert re.search(rf"^\s*(from|import) {module}\b", faces, re.M), module
+    assert not re.search(r"^\s*(from|import) mediapipe\b", faces, re.M)
 
 
 def test_protoc_lock_matches_the_dev_pin(repo: Path) -> None:

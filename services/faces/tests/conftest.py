@@ -17,6 +17,8 @@ from likeness_faces.adapters.model_files import default_model_dir
 from likeness_faces.adapters.models import FaceModels, load_models
 from likeness_faces.service import FaceAnalyzer
 
+from .mediapipe_landmarker import MeshLandmarker
+
 RGB = npt.NDArray[np.uint8]
 
 
@@ -26,6 +28,14 @@ def models() -> Iterator[FaceModels]:
     loaded = load_models(default_model_dir(), torch_threads=2)
     yield loaded
     loaded.close()
+
+
+@pytest.fixture(scope="session")
+def mediapipe_mesh() -> Iterator[MeshLandmarker]:
+    """MediaPipe's FaceLandmarker: the reference the service's mesh runners are held to."""
+    landmarker = MeshLandmarker(default_model_dir() / "face_landmarker.task")
+    yield landmarker
+    landmarker.close()
 
 
 @pytest_asyncio.fixture

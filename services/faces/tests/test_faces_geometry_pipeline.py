@@ -8,8 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from likeness_faces.adapters.mesh_bundle import canonical_face
 from likeness_faces.adapters.model_files import default_model_dir
-from likeness_faces.adapters.torch_mesh import canonical_face
 from likeness_faces.domain import face_geometry
 from likeness_faces.domain.errors import ModelFilesError
 

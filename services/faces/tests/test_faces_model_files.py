@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from likeness_faces.adapters import model_files
+from likeness_faces.adapters.litert_mesh import LiteRtMeshLandmarker
+from likeness_faces.adapters.model_files import default_model_dir
 from likeness_faces.adapters.models import load_models
 from likeness_faces.domain.errors import ModelFilesError
 
@@ -68,23 +71,13 @@ def test_load_models_stops_on_a_bad_folder(tmp_path: Path) -> None:
         load_models(tmp_path / "empty")
 
 
-def test_a_landmarker_that_mediapipe_cannot_load_shows_mediapipes_error(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # An image without the GL loaders used to report this as a bad model file, hiding the cause.
-    from likeness_faces.adapters import face_landmarker
-
-    def missing_library(options: object) -> None:
-        raise OSError("libEGL.so.1: cannot open shared object file: No such file or directory")
-
-    monkeypatch.setattr(face_landmarker.vision.FaceLandmarker, "create_from_options", missing_library)
-    with pytest.raises(ModelFilesError) as raised:
-        face_landmarker.MeshLandmarker(model_dir / model_files.LANDMARKER_FILE)
-    message = str(raised.value)
-    assert "libEGL.so.1: cannot open shared object file" in message and "libegl1" in message
-    assert "fetch_models" not in message
-
-    def bad_file(options: object) -> None:
-        raise RuntimeError("Unable to open zip archive.")
-
-    monkeypatch.setattr(face_landmarker.vision.FaceLandmarker, "create_from_options", bad_file)
-    with pytest.raises(ModelFilesError, match=r"RuntimeError: Unable to open zip archive\..*fetch_models"):
-        face_landmarker.MeshLandmarker(model_dir / model_files.LANDMARKER_FILE)
+def test_mesh_networks_litert_cannot_load_stop_the_start_with_the_fix(tmp_path: Path) -> None:
+    # A bundle whose networks are not TFLite models: caught at load, not at the first request.
+    task = tmp_path / model_files.LANDMARKER_FILE
+    with zipfile.ZipFile(task, "w") as bundle:
+        with zipfile.ZipFile(default_model_dir() / model_files.LANDMARKER_FILE) as real:
+            bundle.writestr("geometry_pipeline_metadata_landmarks.binarypb", real.read("geometry_pipeline_metadata_landmarks.binarypb"))
+        bundle.writestr("face_landmarks_detector.tflite", b"not a model")
+        bundle.writestr("face_blendshapes.tflite", b"not a model either")
+    with pytest.raises(ModelFilesError, match=r"LiteRT could not load the mesh networks of face_landmarker\.task.*make setup"):
+        LiteRtMeshLandmarker(task)

@@ -15,12 +15,15 @@ import pytest
 import torch
 
 from likeness_faces.adapters import tflite_torch
+from likeness_faces.adapters.mesh_bundle import BLENDSHAPE_NAMES, CROP_MARGIN
 from likeness_faces.adapters.model_files import default_model_dir
 from likeness_faces.adapters.models import FaceModels
-from likeness_faces.adapters.torch_mesh import BLENDSHAPE_NAMES, CROP_MARGIN, TorchMeshLandmarker
+from likeness_faces.adapters.torch_mesh import TorchMeshLandmarker
 from likeness_faces.domain import face_crop, face_geometry, head_pose, openness
 from likeness_faces.domain.faces import AnalyzeOptions, PoseSource
 from likeness_faces.service import FaceAnalyzer
+
+from .mediapipe_landmarker import MeshLandmarker
 
 RGB = npt.NDArray[np.uint8]
 
@@ -49,9 +52,9 @@ def crops(models: FaceModels, astronaut: RGB, grace_hopper: RGB) -> list[RGB]:
     return [_crop(models, image) for image in (astronaut, grace_hopper, np.ascontiguousarray(astronaut[:, ::-1]), small)]
 
 
-def test_the_mesh_is_mediapipes_to_about_a_pixel(models: FaceModels, torch_mesh: TorchMeshLandmarker, crops: list[RGB]) -> None:
+def test_the_mesh_is_mediapipes_to_about_a_pixel(mediapipe_mesh: MeshLandmarker, torch_mesh: TorchMeshLandmarker, crops: list[RGB]) -> None:
     for crop in crops:
-        theirs, ours = models.landmarker.fit(crop), torch_mesh.fit(crop)
+        theirs, ours = mediapipe_mesh.fit(crop), torch_mesh.fit(crop)
         assert theirs is not None and ours is not None
         assert ours.points.shape == (478, 3)
         apart = np.linalg.norm(ours.points[:, :2] - theirs.points[:, :2], axis=1)
@@ -71,15 +74,15 @@ def test_the_mesh_is_mediapipes_to_about_a_pixel(models: FaceModels, torch_mesh:
         assert abs(mine.yaw_deg - its.yaw_deg) < 1.5 and abs(mine.pitch_deg - its.pitch_deg) < 1.5
 
 
-def test_the_geometry_pipeline_is_mediapipes(models: FaceModels, torch_mesh: TorchMeshLandmarker, crops: list[RGB]) -> None:
+def test_the_geometry_pipeline_is_mediapipes(mediapipe_mesh: MeshLandmarker, torch_mesh: TorchMeshLandmarker, crops: list[RGB]) -> None:
     """Given MediaPipe's own landmarks, face_geometry gives MediaPipe's own matrix."""
     for crop in crops:
-        theirs = models.landmarker.fit(crop)
+        theirs = mediapipe_mesh.fit(crop)
         assert theirs is not None and theirs.transform is not None
         ours = face_geometry.transforms(theirs.points[None], crop.shape[1], crop.shape[0], torch_mesh.canonical)[0]
         np.testing.assert_allclose(ours, theirs.transform, atol=1e-4)
     # and for several meshes at once, each its own
-    fits = [models.landmarker.fit(crop) for crop in crops]
+    fits = [mediapipe_mesh.fit(crop) for crop in crops]
     stacked = face_geometry.transforms(np.stack([f.points for f in fits if f]), 256, 256, torch_mesh.canonical)
     for matrix, fit in zip(stacked, fits, strict=True):
         assert fit is not None and fit.transform is not None
@@ -115,11 +118,11 @@ def test_crops_must_be_square_rgb(torch_mesh: TorchMeshLandmarker) -> None:
 
 
 async def test_the_analyzer_batches_the_faces_of_concurrent_requests(
-    models: FaceModels, torch_mesh: TorchMeshLandmarker, astronaut: RGB, grace_hopper: RGB
+    models: FaceModels, mediapipe_mesh: MeshLandmarker, torch_mesh: TorchMeshLandmarker, astronaut: RGB, grace_hopper: RGB
 ) -> None:
     options = AnalyzeOptions(dense_landmarks=True, blendshapes=True)
     batched = FaceAnalyzer(models.detector, torch_mesh)
-    reference = FaceAnalyzer(models.detector, models.landmarker)
+    reference = FaceAnalyzer(models.detector, mediapipe_mesh)
     try:
         assert batched.mesh_batcher is not None and reference.mesh_batcher is None
         images = [astronaut, grace_hopper] * 4

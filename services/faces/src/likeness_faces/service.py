@@ -15,7 +15,7 @@ Where the time goes and why it is spent this way:
 - Model work runs in worker threads, never on the event loop: MTCNN in the batcher's one
   thread, resizing, cropping and the mesh model in a small CPU pool, so the two overlap.
 - A mesh model that takes many crops at once (fit_many: the PyTorch one, on CUDA) gets its
-  own micro-batcher, so the faces of concurrent requests share one forward pass; MediaPipe's
+  own micro-batcher, so the faces of concurrent requests share one forward pass; LiteRT's
   (on CPU) is called per face in the CPU pool, with no extra thread hop.
 """
 
@@ -57,6 +57,7 @@ class FaceDetector(Protocol):
 
 
 class MeshModel(Protocol):
+    # A model may also say what crop it expects: crop_margin, the crop's side over the detector's box side.
     def fit(self, crop: Image) -> MeshFit | None: ...
 
 
@@ -81,7 +82,7 @@ class AnalyzerConfig:
     mesh_max_batch: int = 64  # faces per mesh pass, for a model with fit_many
     max_wait_s: float = 0.005  # how long a lone request waits for batch companions
     crop_px: int = 256  # side of the upright crop the mesh model sees
-    crop_margin: float = 1.7  # crop side over face-box side (a batched mesh model sets its own)
+    crop_margin: float = 1.7  # crop side over face-box side, for a mesh model that does not set its own
     cpu_workers: int = 2  # threads for resizing, crops, the mesh model and quality
 
 
@@ -162,9 +163,8 @@ class FaceAnalyzer:
             thread_name="faces-mtcnn",
         )
         self.mesh_batcher: MicroBatcher[Image, MeshFit | None] | None = None
-        self._crop_margin = self._config.crop_margin
+        self._crop_margin = float(getattr(landmarker, "crop_margin", self._config.crop_margin))
         if isinstance(landmarker, BatchedMeshModel):
-            self._crop_margin = landmarker.crop_margin
             self.mesh_batcher = MicroBatcher(
                 landmarker.fit_many,
                 key=lambda crop: crop.shape,

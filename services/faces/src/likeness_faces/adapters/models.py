@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from likeness_faces.adapters import model_files
-from likeness_faces.adapters.face_landmarker import MeshLandmarker
+from likeness_faces.adapters.litert_mesh import LiteRtMeshLandmarker
 from likeness_faces.adapters.mtcnn_detector import MtcnnDetector
 from likeness_faces.adapters.torch_mesh import TorchMeshLandmarker
 from likeness_platform.cpus import usable_cores
@@ -17,7 +17,7 @@ from likeness_platform.cpus import usable_cores
 @dataclass
 class FaceModels:
     detector: MtcnnDetector
-    landmarker: MeshLandmarker | TorchMeshLandmarker
+    landmarker: LiteRtMeshLandmarker | TorchMeshLandmarker
     device: torch.device
 
     def close(self) -> None:
@@ -30,7 +30,7 @@ def pick_device() -> torch.device:
 
 def load_models(model_dir: Path | None = None, *, device: torch.device | None = None, torch_threads: int | None = None) -> FaceModels:
     """Checks every model file's SHA-256, then loads MTCNN (CUDA when present) and the mesh:
-    MediaPipe's landmarker on CPU, the same networks on PyTorch (batched) on CUDA. Raises ModelFilesError, naming the fix, when a file is missing
+    its networks on LiteRT on the CPU, the same networks on PyTorch (batched) on CUDA. Raises ModelFilesError, naming the fix, when a file is missing
     or corrupt.
 
     torch_threads: intra-op threads for MTCNN on CPU; default half the cores this process
@@ -44,5 +44,5 @@ def load_models(model_dir: Path | None = None, *, device: torch.device | None = 
     chosen = device if device is not None else pick_device()
     if chosen.type == "cpu":
         torch.set_num_threads(max(1, torch_threads if torch_threads is not None else usable_cores() // 2))
-    landmarker = MeshLandmarker(paths.landmarker) if chosen.type == "cpu" else TorchMeshLandmarker(paths.landmarker, chosen)
+    landmarker = LiteRtMeshLandmarker(paths.landmarker) if chosen.type == "cpu" else TorchMeshLandmarker(paths.landmarker, chosen)
     return FaceModels(detector=MtcnnDetector(paths, chosen), landmarker=landmarker, device=chosen)

@@ -1,12 +1,13 @@
 """A TFLite model's graph run by PyTorch, so MediaPipe's networks run batched on CUDA.
 
-MediaPipe runs its .tflite files one image at a time on the CPU (its Python package has no
-CUDA delegate). This reads the same file (the flatbuffer, through the TFLite schema module
-MediaPipe's wheel carries, so the reader is the one MediaPipe itself was built against) and keeps every weight as the file stores it (float16 weights are dequantised
-to float32 exactly as TFLite's DEQUANTIZE does) and runs the operators in file order with
-torch functions. Tensors keep TFLite's layout (NHWC); a convolution sees its input as a
-channels-last view, which cuDNN and oneDNN take without a copy. The batch dimension is free:
-every graph input's first dimension may be any N.
+LiteRT (the TFLite interpreter faces runs the mesh with on the CPU) takes one image per call
+and has no CUDA path. This reads the same file (the flatbuffer, through the TFLite schema module
+LiteRT's wheel carries, so the reader is the one the interpreter itself was built against) and
+keeps every weight as the file stores it (float16 weights are dequantised to float32 exactly as
+TFLite's DEQUANTIZE does) and runs the operators in file order with torch functions. Tensors
+keep TFLite's layout (NHWC); a convolution sees its input as a channels-last view, which cuDNN
+and oneDNN take without a copy. The batch dimension is free: every graph input's first
+dimension may be any N.
 
 Only the operators MediaPipe's face networks use are implemented; a file with any other
 operator is refused when loaded, naming it, rather than computing something else.
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mediapipe.tasks.metadata import schema_py_generated as tflite
+from ai_edge_litert import schema_py_generated as tflite
 
 ActivationFunctionType = tflite.ActivationFunctionType
 BuiltinOperator = tflite.BuiltinOperator

@@ -1,4 +1,8 @@
-"""MediaPipe FaceLandmarker (478 points, 52 blendshapes, facial transform) on one crop."""
+"""MediaPipe's FaceLandmarker (478 points, 52 blendshapes, facial transform) on one crop: the
+reference the service's mesh runners (LiteRT on the CPU, PyTorch on CUDA) are held to.
+
+Test tooling only: the service runs the same two networks itself (adapters/litert_mesh.py).
+"""
 
 from __future__ import annotations
 
@@ -10,24 +14,11 @@ import numpy as np
 import numpy.typing as npt
 from mediapipe.tasks.python import BaseOptions, vision
 
-from likeness_faces.domain.errors import ModelFilesError
 from likeness_faces.domain.model_outputs import MeshFit
 
 # The crop holds the face we want in its centre but may hold part of a neighbour's face
 # too: ask for two and keep the one nearest the centre.
 FACES_PER_CROP = 2
-
-
-def load_failure(model_path: Path, exc: BaseException) -> str:
-    """What stopped MediaPipe, in its own words, and the likely fix. The file's digest was
-    checked before (model_files.verify), so a failure here is rarely the file: an image
-    without libEGL.so.1 / libGLESv2.so.2, which libmediapipe.so loads, fails here too."""
-    detail = str(exc).strip() or "no detail"
-    if isinstance(exc, OSError) or ".so" in detail:
-        hint = "a shared library MediaPipe needs is missing (libEGL.so.1 and libGLESv2.so.2: Debian's libegl1 and libgles2)"
-    else:
-        hint = "if the file is the problem, run `make setup` or `python scripts/fetch_models.py`"
-    return f"MediaPipe could not load {model_path.name}: {type(exc).__name__}: {detail}; {hint}"
 
 
 class MeshLandmarker:
@@ -41,10 +32,7 @@ class MeshLandmarker:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
-        try:
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
-        except Exception as exc:
-            raise ModelFilesError(load_failure(model_path, exc)) from exc
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._lock = threading.Lock()
 
     def fit(self, crop: npt.NDArray[np.uint8]) -> MeshFit | None:
