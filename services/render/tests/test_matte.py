@@ -114,6 +114,17 @@ def test_a_shoulder_the_model_doubts_at_the_frames_edge_is_not_left_half_transpa
     assert float((cut.alpha[suit] < 0.5).mean()) < 0.05
 
 
+def test_the_distance_to_the_backgrounds_colours_ignores_stray_pixels() -> None:
+    rng = np.random.default_rng(1)
+    wall = np.clip(np.array([215.0, 205.0, 200.0]) + rng.normal(0, 3, (500, 3)), 0, 255).astype(np.float32)
+    stray = np.array([[225.0, 115.0, 80.0]] * (matte.BACKGROUND_MIN_PX - 1), np.float32)  # a hair's orange
+    colours = np.array([[214, 206, 199], [225, 115, 80], [205, 195, 190]], np.uint8)
+    near_wall, orange, shade = matte._background_distance(np.concatenate([wall, stray]), colours)
+    assert near_wall == 0.0 and shade <= matte.RGB_CELL * 1.5
+    assert orange > matte.UNLIKE_BACK[1]  # a colour the wall does not have, however many stray pixels
+    assert np.isinf(matte._background_distance(np.zeros((0, 3), np.float32), colours)).all()
+
+
 def test_the_green_backdrop_does_not_show_on_white() -> None:
     image, _, coarse = _scene()
     cut = matte.cut_out(image, coarse, (N / 2, N * 0.4))
