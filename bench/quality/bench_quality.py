@@ -62,14 +62,20 @@ BACKDROPS = {"green": (20, 200, 40), "magenta": (220, 30, 200)}
 CUTOUT_CODES = {compliance.IssueCode.BACKGROUND_LEFTOVER, compliance.IssueCode.OTHER_PERSON}
 
 
-def old_matte(rev: str) -> Callable[[RGB, npt.NDArray[np.float32], tuple[float, float]], object]:
-    """The cut-out of another revision (`rev`:services/render/.../domain/matte.py), for timing on the same crops."""
+def matte_module(rev: str) -> types.ModuleType:
+    """Another revision's services/render/.../domain/matte.py (`rev`), loaded as the module old_matte."""
     source = subprocess.run(
         ["git", "show", f"{rev}:services/render/src/likeness_render/domain/matte.py"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     module = types.ModuleType("old_matte")
     sys.modules["old_matte"] = module  # dataclasses look their module up
     exec(compile(source, "old_matte.py", "exec"), module.__dict__)
+    return module
+
+
+def old_matte(rev: str) -> Callable[[RGB, npt.NDArray[np.float32], tuple[float, float]], object]:
+    """The cut-out of another revision (`rev`:services/render/.../domain/matte.py), for timing on the same crops."""
+    module = matte_module(rev)
 
     def run(image: RGB, coarse: npt.NDArray[np.float32], centre: tuple[float, float]) -> object:
         if hasattr(module, "cut_out"):
