@@ -3,7 +3,7 @@
 Two landmarkers (MediaPipe's on the CPU, faces' LiteRT mesh) place the same face up to about a
 pixel apart, and an ID photo's frame follows the landmarks: a matte that passes on one
 placement and leaves half a shoulder transparent on the next is unstable, whatever the suite
-says. Each portrait of the ID-photo suite (the astronaut, Grace Hopper; JPEG q95) is made into
+says. Each photo of the ID-photo suite (tests/test_idphoto.py's JPEGs: the astronaut, Grace Hopper) is made into
 each of its specs in-process (MediaPipe's landmarker as render's tests use it, the selfie
 segmenter, a plain new background) with the landmarks moved by every (dx, dy) of a grid of
 half and quarter pixels, and the pipeline's own output check (compliance.measure_cutout) is
@@ -23,11 +23,10 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
-from matplotlib import cbook
 from PIL import Image
-from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: the suite's photos and specs
 
 from bench_quality import matte_module  # it puts render's tests (landmarks) on the path
 from landmarks import TestLandmarker
@@ -38,33 +37,14 @@ from likeness_render.domain.face import FaceGeometry
 from likeness_render.domain.spec_loading import load_catalog
 from likeness_render.domain.specs import Spec
 from likeness_render.usecases.id_photo import frame_of
+from tests.test_idphoto import SOURCES, SPECS
 
-# The specs of tests/test_idphoto.py's suite.
-SPECS = (
-    "us-passport",
-    "gb-passport",
-    "schengen-visa",
-    "cn-resident-id",
-    "jp-passport",
-    "ca-passport",
-    "in-passport",
-    "de-passport",
-    "au-passport",
-    "us-visa-digital",
-)
 SHIFTS = [(dx, dy) for dx in (-0.5, 0.0, 0.5) for dy in (-0.5, -0.25, 0.0, 0.25, 0.5)]
 
 
-def _jpeg(rgb: np.ndarray) -> np.ndarray:
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format="JPEG", quality=95)
-    return np.asarray(Image.open(io.BytesIO(out.getvalue())).convert("RGB"))
-
-
 def _portraits() -> dict[str, np.ndarray]:
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        grace = np.asarray(Image.open(fh).convert("RGB"))
-    return {"astronaut": _jpeg(np.asarray(data.astronaut())), "grace": _jpeg(grace)}
+    """The suite's photos (tests/test_idphoto.py's JPEGs), decoded."""
+    return {name: np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")) for name, jpeg in SOURCES.items()}
 
 
 def _worst(
@@ -93,7 +73,7 @@ def main() -> None:
     portraits = _portraits()
     specs, shifts = SPECS, SHIFTS
     if args.quick:
-        portraits = {"astronaut": portraits["astronaut"]}
+        portraits = {"astronaut": portraits["astronaut"]}  # the suite's first photo
         specs, shifts = ("us-passport", "de-passport", "us-visa-digital"), [(0.0, dy) for dy in (-0.5, -0.25, 0.0, 0.25, 0.5)]
     versions: dict[str, ModuleType] = {"now": matte, args.baseline: matte_module(args.baseline)}
     catalog = load_catalog()
