@@ -22,11 +22,14 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -148,6 +151,37 @@ def make_id_photo(http_url: str, out: Path) -> None:
         )
 
 
+def _exit_state(code: int | None) -> str:
+    if code is None:
+        return "running"
+    if code > 128:  # podman run answers 128 + the signal that killed the container
+        try:
+            return f"exited: killed by {signal.Signals(code - 128).name}"
+        except ValueError:
+            pass
+    return f"exited with status {code}"
+
+
+# Lines of a service log that say nothing about a failure: successful calls, start-up facts.
+REQUEST_PATH = ("gateway", "ingestion", "render", "faces")  # an ID photo's way, render calling faces last
+ROUTINE = re.compile(r'"outcome": "OK"|"event": "(allocator_tuned|runtime_role_granted|serving|stopping|stopped)"')
+
+
+def explain_failure(run_dir: Path, services: Sequence[str], exits: dict[str, str]) -> None:
+    """What a failed run tells, compactly (CI keeps only the end of the output): each service's state
+    when the check failed and its log less the routine lines, the request path's services last,
+    then the kernel's word on killed processes."""
+    for service in sorted(services, key=lambda s: REQUEST_PATH.index(s) + 1 if s in REQUEST_PATH else 0):
+        log = run_dir / f"{service}.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        kept = [line[:400] for line in lines if not ROUTINE.search(line)][-15:]
+        print(f"--- {service}: {exits.get(service, 'not started')}; {len(lines)} log lines, the last unusual ones:", file=sys.stderr)
+        print("\n".join(kept), file=sys.stderr)
+    kernel = subprocess.run(["dmesg"], capture_output=True, text=True, check=False).stdout.splitlines()
+    killed = [line for line in kernel if re.search(r"out of memory|oom-kill|killed process|segfault|general protection|traps:", line, re.I)][-8:]
+    print("--- kernel: " + ("\n".join(killed) if killed else "no OOM kill or crash in dmesg"), file=sys.stderr)
+
+
 def fresh_database(admin_url: str) -> tuple[str, str]:
     """(URL of a new empty database, its name) on the server admin_url names."""
     name = f"likeness_smoke_{os.getpid()}"
@@ -182,6 +216,7 @@ def main() -> None:
     mesh = ContainerMesh(run_dir, url, args.tag, args.runtime)
     started = time.monotonic()
     ok = False
+    exits: dict[str, str] = {}
     try:
         mesh.start_database()
         assert mesh.db_roles is not None
@@ -198,16 +233,12 @@ def main() -> None:
         make_id_photo(mesh.http_url, run_dir / "id-photo.jpg")
         ok = True
     finally:
+        if not ok:  # before the mesh stops: which containers had already exited, and how
+            exits = {service: _exit_state(proc.poll()) for service, proc in mesh.procs.items()}
         mesh.down()
         drop_database(args.database_url, name)
         if not ok:
-            for service in mesh.services:
-                log = run_dir / f"{service}.log"
-                if log.exists():
-                    print(
-                        f"--- {service} (last lines of {log})\n" + "\n".join(log.read_text(errors="replace").splitlines()[-25:]),
-                        file=sys.stderr,
-                    )
+            explain_failure(run_dir, mesh.services, exits)
         elif args.keep:
             print(f"images-smoke: logs and id-photo.jpg kept in {run_dir}", flush=True)
         else:

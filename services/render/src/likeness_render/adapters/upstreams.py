@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import grpc
+import structlog
 
 from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from likeness_platform.errors import InvalidArgument, NotFound, Unavailable
 
+log = structlog.get_logger("likeness.render")
 
-def _translate(exc: grpc.aio.AioRpcError, what: str) -> Exception:
+
+def _translate(exc: grpc.aio.AioRpcError, what: str, upstream: str) -> Exception:
     code = exc.code()
     domain = dict(exc.trailing_metadata() or ()).get("likeness-error-code", "")
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(f"no such {what}", str(domain or "NOT_FOUND"))
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED):
         return InvalidArgument(exc.details() or f"bad {what}", str(domain or code.name))
+    # The caller only hears "not available"; the log says which upstream answered what.
+    log.warning("upstream_failed", upstream=upstream, code=code.name, domain_code=str(domain), details=(exc.details() or "")[:200])
     return Unavailable(f"the service holding the {what} is not available; try again")
 
 
@@ -42,7 +47,7 @@ class ImageSource:
                 if message.HasField("chunk"):
                     parts.append(message.chunk)
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, "upload") from None
+            raise _translate(exc, "upload", "ingestion") from None
         return b"".join(parts)
 
 
@@ -58,4 +63,4 @@ class FacesClient:
         try:
             return await self._stub.Analyze(request, timeout=60)
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, "image") from None
+            raise _translate(exc, "image", "faces") from None
