@@ -178,7 +178,9 @@ def explain_failure(run_dir: Path, services: Sequence[str], exits: dict[str, str
         print(f"--- {service}: {exits.get(service, 'not started')}; {len(lines)} log lines, the last unusual ones:", file=sys.stderr)
         print("\n".join(kept), file=sys.stderr)
     kernel = subprocess.run(["dmesg"], capture_output=True, text=True, check=False).stdout.splitlines()
-    killed = [line for line in kernel if re.search(r"out of memory|oom-kill|killed process|segfault|general protection|traps:", line, re.I)][-8:]
+    killed = [
+        line for line in kernel if re.search(r"out of memory|oom-kill|killed process|segfault|general protection|traps:", line, re.I)
+    ][-8:]
     print("--- kernel: " + ("\n".join(killed) if killed else "no OOM kill or crash in dmesg"), file=sys.stderr)
 
 
