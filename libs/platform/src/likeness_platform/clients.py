@@ -35,6 +35,28 @@ RECONNECT_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
+# How long a call waits for a channel that is between connection attempts (see `connected`): over the
+# reconnect backoff's 2 s ceiling, so one attempt made after the peer came up is always inside it.
+CONNECT_GRACE_SECONDS = 3.0
+
+
+async def connected(channel: grpc.aio.Channel, grace: float = CONNECT_GRACE_SECONDS) -> bool:
+    """Whether `channel` is connected, after giving it up to `grace` seconds to become so.
+
+    A channel that found its peer down (not started yet, or restarting) waits out a reconnect
+    backoff, and a call made in that gap fails at once with UNAVAILABLE although the peer may be
+    up by then: render's first ID photo after a start failed so while faces had been serving for
+    a second. Awaited before a call, this bridges the gap; a peer still down after `grace` is left
+    for the call to report (UNAVAILABLE at once), not waited for until the call's deadline.
+    """
+    if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
+        return True
+    try:
+        await asyncio.wait_for(channel.channel_ready(), grace)
+    except TimeoutError:
+        return False
+    return True
+
 
 class _Method:
     """A multicallable that sends each call over the channel's current underlying channel."""
