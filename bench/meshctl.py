@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import sys
@@ -30,6 +31,8 @@ def start(services: tuple[str, ...], **env: str):  # type: ignore[no-untyped-def
         services=services,
         extra_env={"LIKENESS_LOG_LEVEL": "warning", **env},
     )
+    # A benchmark that fails (or is interrupted) before its own down() must not leave the services running.
+    atexit.register(mesh.down)
     mesh.up()
     return mesh
 
