@@ -3,36 +3,54 @@
 from __future__ import annotations
 
 import grpc
+import structlog
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from likeness_platform.clients import CONNECT_GRACE_SECONDS, connected
 from likeness_platform.crypto import DataKey
 from likeness_platform.errors import FailedPrecondition, SubjectErasing, Unavailable
 
+log = structlog.get_logger("likeness.privacy_port")
+
+
+def _failed(exc: grpc.aio.AioRpcError, rpc: str) -> None:
+    # The caller only hears that privacy is not reachable; the log says what privacy's channel answered.
+    log.warning("upstream_failed", upstream="privacy", rpc=rpc, code=exc.code().name, details=(exc.details() or "")[:200])
+
 
 class PrivacyPort:
-    def __init__(self, channel: grpc.aio.Channel, actor: str) -> None:
+    """Data keys and access-log entries. Each call first gives a channel between connection attempts up
+    to `connect_grace` to connect (see `clients.connected`): a privacy that is starting, restarting or
+    refused one connection costs a moment's wait, not a failed upload or read."""
+
+    def __init__(self, channel: grpc.aio.Channel, actor: str, connect_grace: float = CONNECT_GRACE_SECONDS) -> None:
+        self._channel, self._grace = channel, connect_grace
         self._stub = privacy_pb2_grpc.PrivacyStub(channel)
         self._actor = actor
 
     async def data_key(self, subject_id: str) -> DataKey:
         """The subject's data key; SubjectErasing once its erasure has started."""
+        await connected(self._channel, self._grace)
         try:
             response = await self._stub.GetDataKey(privacy_pb2.GetDataKeyRequest(subject_id=subject_id))
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 raise SubjectErasing("the subject is unknown or being erased; nothing is stored for it") from None
+            _failed(exc, "GetDataKey")
             raise Unavailable("the privacy service is not reachable; try again") from None
         return DataKey(bytes(response.key), response.key_id)
 
     async def record_access(self, subject_id: str, resource: str, purpose: str) -> None:
         """Append to the access log; a read that cannot be logged does not happen."""
+        await connected(self._channel, self._grace)
         try:
             await self._stub.RecordAccess(
                 privacy_pb2.RecordAccessRequest(
                     subject_id=subject_id, actor=self._actor, resource=resource, purpose=purpose or "unspecified"
                 )
             )
-        except grpc.aio.AioRpcError:
+        except grpc.aio.AioRpcError as exc:
+            _failed(exc, "RecordAccess")
             raise FailedPrecondition("the access log is not reachable, so the data is not read", "ACCESS_LOG_UNAVAILABLE") from None
 
     async def record_usage(
