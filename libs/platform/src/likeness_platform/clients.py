@@ -58,6 +58,41 @@ async def connected(channel: grpc.aio.Channel, grace: float = CONNECT_GRACE_SECO
     return True
 
 
+class _ConnectedFirst(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
+):
+    """Every call on a mesh channel first waits for it to connect (`connected`): a peer that is starting,
+    restarting or refused one connection attempt costs the caller a moment's wait, not an UNAVAILABLE.
+    CI runs here failed three ways on that gap (render to faces, ingestion to privacy, the gateway to
+    privacy). It costs 0.1-0.2 ms of CPU per call (bench/rpc), spent only once the channel is READY."""
+
+    def __init__(self) -> None:
+        self.channel: grpc.aio.Channel | None = None  # set once the channel it is part of exists
+
+    async def _ready(self) -> None:
+        if self.channel is not None and self.channel.get_state() != grpc.ChannelConnectivity.READY:
+            await connected(self.channel)
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        await self._ready()
+        return await continuation(client_call_details, request)
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        await self._ready()
+        return await continuation(client_call_details, request)
+
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        await self._ready()
+        return await continuation(client_call_details, request_iterator)
+
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        await self._ready()
+        return await continuation(client_call_details, request_iterator)
+
+
 class _Method:
     """A multicallable that sends each call over the channel's current underlying channel."""
 
@@ -97,13 +132,16 @@ class ReloadingChannel(grpc.aio.Channel):
         # OpenTelemetry's client interceptor makes a CLIENT span per call; while spans are not exported (no exporter
         # configured) it would only cost a task and a wait per call, and the calls carry the trace context without it.
         self.client_spans = spans_exported()
-        return grpc.aio.secure_channel(
+        first = _ConnectedFirst()
+        channel = grpc.aio.secure_channel(
             self._address,
             channel_credentials(self._tls.material),
             # Headless Services give every pod's address: spread calls across them.
             options=[*server_options(self._settings), ("grpc.lb_policy_name", "round_robin"), *RECONNECT_OPTIONS],
-            interceptors=client_tracing_interceptors() if self.client_spans else None,
+            interceptors=[first, *client_tracing_interceptors()] if self.client_spans else [first],
         )
+        first.channel = channel
+        return channel
 
     def current(self) -> tuple[grpc.aio.Channel, int]:
         """The channel to use now, reopened first if the certificate files changed."""
