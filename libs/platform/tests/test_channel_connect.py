@@ -10,7 +10,7 @@ import time
 import grpc
 import pytest
 
-from likeness_platform.clients import open_channel
+from likeness_platform.clients import CONNECT_GRACE_SECONDS, open_channel
 from likeness_platform.devpki import DevPki
 from likeness_platform.policy import ANY_IDENTITY, POLICY
 from likeness_platform.server import RunningServer, start_server
@@ -53,3 +53,18 @@ async def test_a_peer_that_comes_up_after_failed_tries_is_used_at_once(pki: DevP
         await channel.close()
         if running is not None:
             await running.stop(0)
+
+
+async def test_a_peer_that_stays_down_costs_the_grace_not_the_deadline(pki: DevPki) -> None:
+    port = _free_port()
+    settings = ServiceSettings(grpc_port=port, metrics_port=-1, health_port=-1, **pki.ensure("render").settings())
+    channel = open_channel(f"127.0.0.1:{port}", "tester", settings, deadline=60.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as down:
+            await channel.unary_unary("/test.Late/Echo")(b"x")
+        waited = time.monotonic() - started
+    finally:
+        await channel.close()
+    assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert CONNECT_GRACE_SECONDS - 0.5 < waited < CONNECT_GRACE_SECONDS + 5.0

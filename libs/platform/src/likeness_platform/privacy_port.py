@@ -6,7 +6,6 @@ import grpc
 import structlog
 
 from likeness.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from likeness_platform.clients import CONNECT_GRACE_SECONDS, connected
 from likeness_platform.crypto import DataKey
 from likeness_platform.errors import FailedPrecondition, SubjectErasing, Unavailable
 
@@ -19,18 +18,14 @@ def _failed(exc: grpc.aio.AioRpcError, rpc: str) -> None:
 
 
 class PrivacyPort:
-    """Data keys and access-log entries. Each call first gives a channel between connection attempts up
-    to `connect_grace` to connect (see `clients.connected`): a privacy that is starting, restarting or
-    refused one connection costs a moment's wait, not a failed upload or read."""
+    """Data keys and access-log entries (a mesh channel waits for privacy to connect: clients.open_channel)."""
 
-    def __init__(self, channel: grpc.aio.Channel, actor: str, connect_grace: float = CONNECT_GRACE_SECONDS) -> None:
-        self._channel, self._grace = channel, connect_grace
+    def __init__(self, channel: grpc.aio.Channel, actor: str) -> None:
         self._stub = privacy_pb2_grpc.PrivacyStub(channel)
         self._actor = actor
 
     async def data_key(self, subject_id: str) -> DataKey:
         """The subject's data key; SubjectErasing once its erasure has started."""
-        await connected(self._channel, self._grace)
         try:
             response = await self._stub.GetDataKey(privacy_pb2.GetDataKeyRequest(subject_id=subject_id))
         except grpc.aio.AioRpcError as exc:
@@ -42,7 +37,6 @@ class PrivacyPort:
 
     async def record_access(self, subject_id: str, resource: str, purpose: str) -> None:
         """Append to the access log; a read that cannot be logged does not happen."""
-        await connected(self._channel, self._grace)
         try:
             await self._stub.RecordAccess(
                 privacy_pb2.RecordAccessRequest(

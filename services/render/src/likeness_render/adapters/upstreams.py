@@ -8,7 +8,6 @@ import structlog
 from likeness.common.v1 import common_pb2
 from likeness.faces.v1 import faces_pb2, faces_pb2_grpc
 from likeness.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-from likeness_platform.clients import CONNECT_GRACE_SECONDS, connected
 from likeness_platform.errors import InvalidArgument, NotFound, Unavailable
 
 log = structlog.get_logger("likeness.render")
@@ -29,8 +28,7 @@ def _translate(exc: grpc.aio.AioRpcError, what: str, upstream: str) -> Exception
 class ImageSource:
     """Bytes of an ImageRef: inline data as is, an upload through ingestion's Open (access-logged there)."""
 
-    def __init__(self, channel: grpc.aio.Channel, connect_grace: float = CONNECT_GRACE_SECONDS) -> None:
-        self._channel, self._grace = channel, connect_grace
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = ingestion_pb2_grpc.IngestionStub(channel)
 
     async def read(self, ref: common_pb2.ImageRef, subject_id: str, purpose: str) -> bytes:
@@ -42,7 +40,6 @@ class ImageSource:
         if which != "upload_id" or not ref.upload_id:
             raise InvalidArgument("give an image: an upload_id or inline data", "MISSING_IMAGE")
         parts: list[bytes] = []
-        await connected(self._channel, self._grace)  # ingestion restarting: a moment's wait, not an error
         try:
             async for message in self._stub.Open(
                 ingestion_pb2.OpenRequest(upload_id=ref.upload_id, subject_id=subject_id, purpose=purpose)
@@ -57,14 +54,12 @@ class ImageSource:
 class FacesClient:
     """Face analysis through the faces service (inline bytes: render already holds the image)."""
 
-    def __init__(self, channel: grpc.aio.Channel, connect_grace: float = CONNECT_GRACE_SECONDS) -> None:
-        self._channel, self._grace = channel, connect_grace
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = faces_pb2_grpc.FacesStub(channel)
 
     async def analyze(self, image: bytes, dense: bool = True, min_face_fraction: float = 0.0) -> faces_pb2.AnalyzeResponse:
         options = faces_pb2.AnalyzeOptions(dense_landmarks=dense, blendshapes=dense, min_face_fraction=min_face_fraction)
         request = faces_pb2.AnalyzeRequest(image=common_pb2.ImageRef(data=image), options=options)
-        await connected(self._channel, self._grace)  # faces starting or restarting: a moment's wait, not an error
         try:
             return await self._stub.Analyze(request, timeout=60)
         except grpc.aio.AioRpcError as exc:
