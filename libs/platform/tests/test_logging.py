@@ -42,3 +42,15 @@ def test_uuids_and_plain_words_survive() -> None:
 def test_event_text_is_redacted() -> None:
     assert "10.1.2.3" not in redact_text("connect from 10.1.2.3 failed")
     assert redact_text("version 1.2.3") == "version 1.2.3"
+
+
+def test_grpc_method_names_survive_under_rpc_only() -> None:
+    """Method names of 40 characters or more are readable in the per-call log line; the same text
+    under another key, and an opaque string under `rpc`, are still redacted."""
+    method = "/likeness.privacy.v1.Privacy/RegisterSubject"
+    opaque = "lk_" + "Ab9" * 15
+    line = _log_line(rpc=method, note=method, other=opaque)
+    assert line["rpc"] == method
+    assert line["note"] == "[REDACTED]" and line["other"] == "[REDACTED]"
+    assert _log_line(rpc=opaque)["rpc"] == "[REDACTED]"
+    assert _log_line(rpc="/" + opaque + "/Get")["rpc"] == "[REDACTED]"

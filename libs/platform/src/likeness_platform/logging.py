@@ -29,6 +29,11 @@ _BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
 # Long opaque strings (JWTs, base64 blobs, raw tokens) are treated as secrets.
 _OPAQUE = re.compile(r"[A-Za-z0-9_\-+/=.]{40,}")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A gRPC method's full name (/package.Service/Method): logged under `rpc`, it names a method the
+# server registered (or a client's constant), never request data. Many are 40 characters or more,
+# which the opaque-string rule would otherwise take for a secret.
+_RPC_KEY = "rpc"
+_GRPC_METHOD = re.compile(r"^/[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+/[A-Z][A-Za-z0-9_]*$")
 
 
 def _cannot_hold_secrets(text: str) -> bool:
@@ -68,7 +73,7 @@ def redact_value(key: str, value: Any) -> Any:
             return value
         return REDACTED
     if isinstance(value, str):
-        if _UUID.match(value):
+        if _UUID.match(value) or (key == _RPC_KEY and _GRPC_METHOD.match(value)):
             return value
         return redact_text(value)
     if isinstance(value, Mapping):
