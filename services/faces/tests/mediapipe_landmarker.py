@@ -35,7 +35,7 @@ class MeshLandmarker:
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._lock = threading.Lock()
 
-    def fit(self, crop: npt.NDArray[np.uint8]) -> MeshFit | None:
+    def fit(self, crop: npt.NDArray[np.uint8], blendshapes: bool = True) -> MeshFit | None:
         """The face nearest the crop's centre, in crop pixels; None when none is found."""
         size_y, size_x = crop.shape[:2]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop))

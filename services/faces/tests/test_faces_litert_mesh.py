@@ -101,6 +101,53 @@ def test_a_larger_crop_is_answered_in_its_own_pixels(models: FaceModels, litert_
     assert np.abs(large.points[:, :2] / 2 - small.points[:, :2]).mean() < 1.0
 
 
+def test_without_blendshapes_their_network_is_not_run_and_the_mesh_is_the_same(litert_mesh: LiteRtMeshLandmarker, crops: list[RGB]) -> None:
+    class Counted(LiteRtMeshLandmarker):
+        """Counts the blendshape network's runs in this thread's interpreters."""
+
+        runs = 0
+
+        def fit(self, crop: RGB, blendshapes: bool = True):  # type: ignore[no-untyped-def]
+            networks = self._local.networks
+            if not hasattr(networks, "counted"):
+                invoke = networks.blendshapes.invoke
+
+                def counted() -> None:
+                    Counted.runs += 1
+                    invoke()
+
+                networks.blendshapes.invoke, networks.counted = counted, True
+            return super().fit(crop, blendshapes)
+
+    counted = Counted(default_model_dir() / "face_landmarker.task")
+    for crop in crops:
+        full, bare = counted.fit(crop), counted.fit(crop, blendshapes=False)
+        assert full is not None and bare is not None
+        np.testing.assert_array_equal(bare.points, full.points)
+        np.testing.assert_array_equal(bare.transform, full.transform)
+        assert bare.blendshapes == {} and set(full.blendshapes) == set(BLENDSHAPE_NAMES)
+    assert Counted.runs == len(crops)
+
+
+async def test_the_analyzer_asks_for_blendshapes_only_when_they_are_wanted(models: FaceModels, astronaut: RGB) -> None:
+    asked: list[bool] = []
+
+    class Spy(LiteRtMeshLandmarker):
+        def fit(self, crop: RGB, blendshapes: bool = True):  # type: ignore[no-untyped-def]
+            asked.append(blendshapes)
+            return super().fit(crop, blendshapes)
+
+    analyzer = FaceAnalyzer(models.detector, Spy(default_model_dir() / "face_landmarker.task"))
+    try:
+        (plain,) = await analyzer.analyze(astronaut, AnalyzeOptions(dense_landmarks=True))
+        assert asked and not any(asked) and plain.blendshapes is None and plain.openness is not None
+        asked.clear()
+        (shaped,) = await analyzer.analyze(astronaut, AnalyzeOptions(blendshapes=True))
+        assert asked and all(asked) and shaped.blendshapes is not None and len(shaped.blendshapes) == 52
+    finally:
+        await analyzer.close()
+
+
 def test_crops_must_be_square_rgb(litert_mesh: LiteRtMeshLandmarker) -> None:
     with pytest.raises(ValueError, match="square RGB"):
         litert_mesh.fit(np.zeros((256, 200, 3), dtype=np.uint8))

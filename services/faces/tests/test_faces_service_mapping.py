@@ -66,7 +66,7 @@ class NoMesh:
     def __init__(self) -> None:
         self.crops: list[tuple[int, ...]] = []
 
-    def fit(self, crop: RGB) -> MeshFit | None:
+    def fit(self, crop: RGB, blendshapes: bool = True) -> MeshFit | None:
         self.crops.append(crop.shape)
         return None
 

@@ -58,14 +58,15 @@ class FaceDetector(Protocol):
 
 class MeshModel(Protocol):
     # A model may also say what crop it expects: crop_margin, the crop's side over the detector's box side.
-    def fit(self, crop: Image) -> MeshFit | None: ...
+    # blendshapes=False: the caller will not read them (a model may then skip that network).
+    def fit(self, crop: Image, blendshapes: bool = True) -> MeshFit | None: ...
 
 
 @runtime_checkable
 class BatchedMeshModel(Protocol):
     crop_margin: float  # crop side over the detector's box side that the model expects
 
-    def fit(self, crop: Image) -> MeshFit | None: ...
+    def fit(self, crop: Image, blendshapes: bool = True) -> MeshFit | None: ...
     def fit_many(self, crops: Sequence[Image]) -> list[MeshFit | None]: ...
 
 
@@ -303,16 +304,16 @@ class FaceAnalyzer:
         self, image: Image, detections: list[Detection], options: AnalyzeOptions, fits: list[_FittedMesh | None] | None
     ) -> list[Face]:
         if fits is None:
-            fits = [self._mesh(image, d) if options.needs_mesh else None for d in detections]
+            fits = [self._mesh(image, d, options.blendshapes) if options.needs_mesh else None for d in detections]
         return [self._describe(image, d, options, fitted) for d, fitted in zip(detections, fits, strict=True)]
 
-    def _mesh(self, image: Image, detection: Detection) -> _FittedMesh | None:
-        """The mesh fitted in this thread (a model without fit_many)."""
+    def _mesh(self, image: Image, detection: Detection, blendshapes: bool = True) -> _FittedMesh | None:
+        """The mesh fitted in this thread (a model without fit_many); its blendshapes only when asked for."""
         box, detector_roll = _box_and_roll(detection)
-        fitted = self._fit_mesh(image, self._crop(box, detector_roll))
+        fitted = self._fit_mesh(image, self._crop(box, detector_roll), blendshapes)
         turned = _recrop_roll(fitted, detector_roll)
         if turned is not None:
-            refitted = self._fit_mesh(image, self._crop(box, turned))
+            refitted = self._fit_mesh(image, self._crop(box, turned), blendshapes)
             fitted = refitted if refitted is not None else fitted
         return fitted
 
@@ -366,8 +367,8 @@ class FaceAnalyzer:
             size=self._config.crop_px,
         )
 
-    def _fit_mesh(self, image: Image, crop: face_crop.AlignedCrop) -> _FittedMesh | None:
-        return _mapped(self._landmarker.fit(face_crop.extract(image, crop)), crop)
+    def _fit_mesh(self, image: Image, crop: face_crop.AlignedCrop, blendshapes: bool = True) -> _FittedMesh | None:
+        return _mapped(self._landmarker.fit(face_crop.extract(image, crop), blendshapes=blendshapes), crop)
 
     async def _fit_mesh_batched(self, image: Image, crop: face_crop.AlignedCrop) -> _FittedMesh | None:
         assert self.mesh_batcher is not None

@@ -52,12 +52,16 @@ class _Networks:
         self.subset = self.blendshapes.get_input_details()[0]["index"]
         self.shapes = self.blendshapes.get_output_details()[0]["index"]
 
-    def run(self, pixels: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], float, npt.NDArray[np.float32]]:
-        """One INPUT_PX crop -> (478×3 points in input pixels, presence 0..1, 52 blendshapes)."""
+    def run(
+        self, pixels: npt.NDArray[np.uint8], shapes: bool = True
+    ) -> tuple[npt.NDArray[np.float32], float, npt.NDArray[np.float32] | None]:
+        """One INPUT_PX crop -> (478×3 points in input pixels, presence 0..1, 52 blendshapes; None without `shapes`)."""
         self.landmarks.set_tensor(self.pixels, (pixels.astype(np.float32) * _UNIT)[None])
         self.landmarks.invoke()
         points = self.landmarks.get_tensor(self.points).reshape(-1, 3)
         presence = 1.0 / (1.0 + float(np.exp(-float(self.landmarks.get_tensor(self.presence).reshape(())))))
+        if not shapes:
+            return points, presence, None
         # MediaPipe feeds the blendshape network the subset's x and y in the landmark image's pixels.
         self.blendshapes.set_tensor(self.subset, np.ascontiguousarray(points[_SUBSET, :2])[None])
         self.blendshapes.invoke()
@@ -82,15 +86,18 @@ class LiteRtMeshLandmarker:
         except (ValueError, RuntimeError) as exc:
             raise ModelFilesError(f"LiteRT could not load the mesh networks of {name}: {exc}; run `make setup`") from exc
 
-    def fit(self, crop: Crop) -> MeshFit | None:
+    def fit(self, crop: Crop, blendshapes: bool = True) -> MeshFit | None:
         """The mesh in the crop's pixels (an upright face, any square size); None when the
-        network says no face is there."""
+        network says no face is there. Without `blendshapes` their network is not run (a tenth
+        of the fit's time) and the fit has none."""
         pixels = at_input_size(crop)
         networks: _Networks | None = getattr(self._local, "networks", None)
         if networks is None:
             networks = self._local.networks = self._networks_or_error(self._name)
-        points, presence, shapes = networks.run(pixels)
-        return fits(points[None], np.array([presence], np.float32), shapes[None], [crop.shape[1]], self.canonical)[0]
+        points, presence, shapes = networks.run(pixels, blendshapes)
+        return fits(
+            points[None], np.array([presence], np.float32), None if shapes is None else shapes[None], [crop.shape[1]], self.canonical
+        )[0]
 
     def close(self) -> None:
         return None

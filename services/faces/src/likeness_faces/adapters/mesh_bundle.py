@@ -116,13 +116,14 @@ def canonical_face(metadata: bytes) -> face_geometry.CanonicalFace:
 def fits(
     points: npt.NDArray[np.float32],
     presence: npt.NDArray[np.float32],
-    shapes: npt.NDArray[np.float32],
+    shapes: npt.NDArray[np.float32] | None,
     sizes: list[int],
     canonical: face_geometry.CanonicalFace,
 ) -> list[MeshFit | None]:
     """Per crop, the mesh in that crop's pixels (`sizes`: each crop's side) from the networks'
-    outputs for N crops (points N×478×3 in input pixels, presence N scores 0..1, shapes N×52);
-    None where the presence score says no face is there."""
+    outputs for N crops (points N×478×3 in input pixels, presence N scores 0..1, shapes N×52, or
+    None when the blendshape network was not run: the fits have none); None where the presence
+    score says no face is there."""
     present = presence >= MIN_PRESENCE
     matrices = np.zeros((len(sizes), 4, 4))
     if present.any():
@@ -135,7 +136,7 @@ def fits(
         out.append(
             MeshFit(
                 points=points[i].astype(np.float64) * (size / INPUT_PX),
-                blendshapes={name: float(v) for name, v in zip(BLENDSHAPE_NAMES, shapes[i], strict=True)},
+                blendshapes={} if shapes is None else {name: float(v) for name, v in zip(BLENDSHAPE_NAMES, shapes[i], strict=True)},
                 transform=matrices[i],
             )
         )

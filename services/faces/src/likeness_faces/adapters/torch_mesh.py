@@ -48,7 +48,8 @@ class TorchMeshLandmarker:
         self._lock = threading.Lock()
         self.forward_passes = 0
 
-    def fit(self, crop: Crop) -> MeshFit | None:
+    def fit(self, crop: Crop, blendshapes: bool = True) -> MeshFit | None:
+        # The blendshapes are always computed here: on the device they cost next to nothing.
         return self.fit_many([crop])[0]
 
     def fit_many(self, crops: Sequence[Crop]) -> list[MeshFit | None]:

@@ -48,6 +48,7 @@ class MeshFit:
 
     points: 478×3, x and y in pixels of the array it looked at, z in the same scale
         (MediaPipe's depth, origin near the head's centre, smaller is nearer the camera).
+    blendshapes: the 52 scores by name; empty when they were not asked for.
     transform: MediaPipe's 4×4 facial transformation matrix (canonical face -> camera),
         None when the model gave none.
     """

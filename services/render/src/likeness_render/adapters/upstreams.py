@@ -58,7 +58,8 @@ class FacesClient:
         self._stub = faces_pb2_grpc.FacesStub(channel)
 
     async def analyze(self, image: bytes, dense: bool = True, min_face_fraction: float = 0.0) -> faces_pb2.AnalyzeResponse:
-        options = faces_pb2.AnalyzeOptions(dense_landmarks=dense, blendshapes=dense, min_face_fraction=min_face_fraction)
+        # No blendshapes: nothing in render reads them (eye and mouth state come as openness).
+        options = faces_pb2.AnalyzeOptions(dense_landmarks=dense, min_face_fraction=min_face_fraction)
         request = faces_pb2.AnalyzeRequest(image=common_pb2.ImageRef(data=image), options=options)
         try:
             return await self._stub.Analyze(request, timeout=60)

@@ -52,7 +52,7 @@ class Thresholds:
     max_roll_deg: float = 8.0
     max_yaw_deg: float = 10.0
     max_pitch_deg: float = 10.0
-    # Eye openness 0 (shut) to 1 (wide open), i.e. 1 - the eyeBlink blendshape. A relaxed
+    # Eye openness 0 (shut) to 1 (wide open): the faces service's, from the mesh's lid gap. A relaxed
     # open eye scores about 0.7-1.0; squints and downward gaze dip to about 0.5; a blink in
     # progress is below 0.35. Checked per eye: one closed eye is as refusable as two.
     min_eye_openness: float = 0.35
