@@ -128,3 +128,34 @@ async def test_queue_depth_and_model_latency_are_exported() -> None:
     await batcher.close()
     assert sample("likeness_queue_depth", "queue") == 0
     assert sample("likeness_model_seconds_count", "model") == runs_before + 3
+
+
+@pytest.mark.asyncio
+async def test_a_lone_request_runs_at_once_when_no_companion_is_on_its_way() -> None:
+    """With `coming` at 0 nobody waits out max_wait_s; while it counts one, the next request still joins."""
+    model = Recorder()
+    coming = 0
+    batcher = MicroBatcher(model, key=lambda item: item[0], max_batch=8, max_wait_s=0.01, coming=lambda: coming)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await batcher.submit(("a", 1)) == 10
+    alone = loop.time() - started
+    # one on its way: the first waits for it, and they run together
+    coming = 1
+    first = asyncio.ensure_future(batcher.submit(("a", 2)))
+    await asyncio.sleep(0.002)
+    coming = 0
+    second = asyncio.ensure_future(batcher.submit(("a", 3)))
+    assert await asyncio.gather(first, second) == [20, 30]
+    # one on its way that gives up: nudge() ends the wait before max_wait_s
+    coming = 1
+    started = loop.time()
+    third = asyncio.ensure_future(batcher.submit(("a", 4)))
+    await asyncio.sleep(0)
+    coming = 0
+    batcher.nudge()
+    assert await third == 40
+    nudged = loop.time() - started
+    await batcher.close()
+    assert [len(batch) for batch in model.batches] == [1, 2, 1]
+    assert alone < 0.008 and nudged < 0.008

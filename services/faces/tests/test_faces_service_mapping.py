@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -149,3 +151,44 @@ async def test_only_canvases_of_one_shape_share_a_batch_and_the_model_runs_off_t
     assert not detector.mixed_shapes
     assert {shape for _, shape in detector.calls} == {(576, 768, 3), (768, 576, 3)}
     assert threading.main_thread().name not in detector.threads
+
+
+@pytest.mark.asyncio
+async def test_a_lone_photo_is_detected_without_waiting_for_companions_and_a_failed_one_is_not_waited_for() -> None:
+    """Concurrent photos still share a pass (above); one alone goes to the detector at once, and
+    an analysis that fails before its canvas is queued is no longer counted as on its way."""
+    image = _face_image(640, 480, (250, 200), 120)
+
+    class Timed(SquaresDetector):
+        ran: list[float] = []
+
+        def detect(self, canvases: Sequence[RGB], min_face_px: int) -> list[list[Detection]]:
+            self.ran.append(time.monotonic())
+            return super().detect(canvases, min_face_px)
+
+    detector, mesh = Timed(), NoMesh()
+    analyzer = _analyzer(detector, mesh)  # companions are waited for up to 10 ms
+    queued: list[float] = []
+    submit = analyzer.batcher.submit
+
+    async def timed_submit(canvas: Any) -> Any:
+        queued.append(time.monotonic())
+        return await submit(canvas)
+
+    analyzer.batcher.submit = timed_submit  # type: ignore[method-assign]
+    try:
+        for _ in range(5):
+            await analyzer.analyze(image, AnalyzeOptions(try_rotations=False))
+        waits = [ran - at for at, ran in zip(queued, Timed.ran, strict=True)]
+        assert len(waits) == 5 and min(waits) < 0.005
+        assert analyzer._approaching == 0
+        with pytest.raises(Exception, match="empty"):
+            await analyzer.analyze(np.zeros((0, 4, 3), np.uint8))
+        slow = asyncio.ensure_future(analyzer.analyze(image))
+        await asyncio.sleep(0)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert analyzer._approaching == 0
+    finally:
+        await analyzer.close()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -156,12 +156,16 @@ class FaceAnalyzer:
         self._detector = detector
         self._landmarker = landmarker
         self._cpu = ThreadPoolExecutor(max_workers=self._config.cpu_workers, thread_name_prefix="faces-cpu")
+        # Analyses that have not queued their first canvas yet: the detector's batcher waits for
+        # companions only while some are on their way (a lone photo runs at once).
+        self._approaching = 0
         self.batcher: MicroBatcher[_Canvas, list[Detection]] = MicroBatcher(
             self._detect_batch,
             key=lambda canvas: canvas.batch_key,
             max_batch=self._config.max_batch,
             max_wait_s=self._config.max_wait_s,
             thread_name="faces-mtcnn",
+            coming=lambda: self._approaching,
         )
         self.mesh_batcher: MicroBatcher[Image, MeshFit | None] | None = None
         self._crop_margin = float(getattr(landmarker, "crop_margin", self._config.crop_margin))
@@ -183,9 +187,22 @@ class FaceAnalyzer:
         pixels = _validated(image)
         loop = asyncio.get_running_loop()
         search = self._search(opts)
-        pixels, small = await loop.run_in_executor(self._cpu, self._shrink, pixels, search.long_side)
+        self._approaching += 1
+        arrived = False
 
-        detections = await self._detect(pixels, small, 0, search)
+        def arrive() -> None:
+            nonlocal arrived
+            if not arrived:
+                arrived = True
+                self._approaching -= 1
+
+        try:
+            pixels, small = await loop.run_in_executor(self._cpu, self._shrink, pixels, search.long_side)
+            detections = await self._detect(pixels, small, 0, search, arrive)
+        finally:
+            if not arrived:  # failed or cancelled before its canvas was queued
+                arrive()
+                self.batcher.nudge()
         if opts.try_rotations and _best_score(detections) < self._config.confident_score:
             # Nothing upright, or only weak faces: MTCNN sometimes takes a sideways face
             # for an upright one with a middling score and nonsense points. Look at the
@@ -286,11 +303,16 @@ class FaceAnalyzer:
         asked = round(opts.min_face_fraction * long_side)
         return _Search(long_side, max(config.min_face_px, min(asked, long_side // 2)))
 
-    async def _detect(self, pixels: Image, small: Image, quarter_turns: int, search: _Search) -> list[Detection]:
-        """Faces found on the image turned by quarter_turns, in the unturned image's pixels."""
+    async def _detect(
+        self, pixels: Image, small: Image, quarter_turns: int, search: _Search, arrive: Callable[[], None] | None = None
+    ) -> list[Detection]:
+        """Faces found on the image turned by quarter_turns, in the unturned image's pixels
+        (`arrive`: called just before the canvas is queued)."""
         height, width = pixels.shape[:2]
         loop = asyncio.get_running_loop()
         canvas = await loop.run_in_executor(self._cpu, self._canvas, small, width, height, quarter_turns, search)
+        if arrive is not None:
+            arrive()
         found = await self.batcher.submit(canvas)
         unturn = rotation.unturn_points(quarter_turns, width, height)
         return [d.mapped(lambda pts: unturn(canvas.box.to_image(pts))) for d in found if d.score >= self._config.min_score]

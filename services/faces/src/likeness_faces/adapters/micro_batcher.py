@@ -3,7 +3,10 @@
 A request waits at most `max_wait_s` for companions (counted from when it arrived), and
 not at all when a full batch is ready. While the model works on one batch, new requests
 queue up and go together in the next, so under load batches fill without any waiting and
-under light load the delay is bounded. Only items with the same key (for MTCNN: the canvas
+under light load the delay is bounded. A caller that knows how many requests are on their way
+to the batcher (`coming`) spares a lone request the wait: while none is, there is no companion
+to wait for (faces at one photo at a time: 5 ms less per analysis, and less CPU, measured in
+process). Only items with the same key (for MTCNN: the canvas
 shape) share a batch; the oldest waiting item decides which key goes next, so no shape
 starves.
 
@@ -50,7 +53,10 @@ class MicroBatcher(Generic[T, R]):
         max_batch: int = 8,
         max_wait_s: float = 0.005,
         thread_name: str = "micro-batcher",
+        coming: Callable[[], int] | None = None,
     ) -> None:
+        """`coming`: how many requests are on their way to submit() now (None: unknown, always
+        wait up to max_wait_s); whoever lowers it without submitting calls nudge()."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if not 0 <= max_wait_s <= MAX_WAIT_LIMIT_S:
@@ -59,6 +65,7 @@ class MicroBatcher(Generic[T, R]):
         self._key = key
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
+        self._coming = coming
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         # Exported as likeness_queue_depth{queue=...} and likeness_model_seconds{model=...}.
         self._depth = QUEUE_DEPTH.labels(thread_name)
@@ -87,6 +94,11 @@ class MicroBatcher(Generic[T, R]):
         self._depth.set(len(self._queue))
         self._wakeup.set()
         return await future
+
+    def nudge(self) -> None:
+        """Something `coming` counts has changed: look again whether to wait."""
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def _ensure_worker(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is loop and self._task is not None and not self._task.done():
@@ -128,6 +140,8 @@ class MicroBatcher(Generic[T, R]):
                 await wakeup.wait()
             deadline = self._queue[0].arrived + self._max_wait_s
             while not self._closed and self._oldest_key_count() < self._max_batch:
+                if self._coming is not None and self._coming() <= 0:
+                    break  # no companion is on its way
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
