@@ -132,14 +132,22 @@ async def test_queue_depth_and_model_latency_are_exported() -> None:
 
 @pytest.mark.asyncio
 async def test_a_lone_request_runs_at_once_when_no_companion_is_on_its_way() -> None:
-    """With `coming` at 0 nobody waits out max_wait_s; while it counts one, the next request still joins."""
+    """With `coming` at 0 nobody waits out max_wait_s (a batcher that cannot know waits every time);
+    while it counts one, the next request still joins; one that gives up ends the wait with nudge().
+    Times are the best of five, so a busy machine's scheduling delays do not decide the outcome."""
     model = Recorder()
     coming = 0
     batcher = MicroBatcher(model, key=lambda item: item[0], max_batch=8, max_wait_s=0.01, coming=lambda: coming)
+    unknowing = MicroBatcher(Recorder(), key=lambda item: item[0], max_batch=8, max_wait_s=0.01)
     loop = asyncio.get_running_loop()
-    started = loop.time()
-    assert await batcher.submit(("a", 1)) == 10
-    alone = loop.time() - started
+
+    async def timed(which: MicroBatcher[tuple[str, int], int], value: int) -> float:
+        started = loop.time()
+        assert await which.submit(("a", value)) == value * 10
+        return loop.time() - started
+
+    alone = min([await timed(batcher, 1) for _ in range(5)])
+    waited = min([await timed(unknowing, 1) for _ in range(5)])
     # one on its way: the first waits for it, and they run together
     coming = 1
     first = asyncio.ensure_future(batcher.submit(("a", 2)))
@@ -148,14 +156,17 @@ async def test_a_lone_request_runs_at_once_when_no_companion_is_on_its_way() -> 
     second = asyncio.ensure_future(batcher.submit(("a", 3)))
     assert await asyncio.gather(first, second) == [20, 30]
     # one on its way that gives up: nudge() ends the wait before max_wait_s
-    coming = 1
-    started = loop.time()
-    third = asyncio.ensure_future(batcher.submit(("a", 4)))
-    await asyncio.sleep(0)
-    coming = 0
-    batcher.nudge()
-    assert await third == 40
-    nudged = loop.time() - started
+    nudged = []
+    for _ in range(5):
+        coming = 1
+        started = loop.time()
+        third = asyncio.ensure_future(batcher.submit(("a", 4)))
+        await asyncio.sleep(0)
+        coming = 0
+        batcher.nudge()
+        assert await third == 40
+        nudged.append(loop.time() - started)
     await batcher.close()
-    assert [len(batch) for batch in model.batches] == [1, 2, 1]
-    assert alone < 0.008 and nudged < 0.008
+    await unknowing.close()
+    assert [len(batch) for batch in model.batches] == [1] * 5 + [2] + [1] * 5
+    assert waited >= 0.01 and alone < 0.005 and min(nudged) < 0.005
