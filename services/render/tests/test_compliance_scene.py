@@ -1,5 +1,5 @@
 """The compliance codes about what an ID photo shows around the face: GAZE_AWAY,
-SHOULDERS_CUT and OBJECT_NEAR_FACE. Each fires on a synthetic case and on real portraits
+SHOULDERS_CUT, OBJECT_NEAR_FACE and HEADWEAR. Each fires on a synthetic case and on real portraits
 made to show the problem, and stays silent on the clean real portraits (so the tests can
 fail both ways); pose issues say which way to move."""
 
@@ -18,7 +18,7 @@ from skimage import data
 from likeness.render.v1 import render_pb2
 from likeness_imaging.face_mesh import CHIN, FACE_OVAL, FOREHEAD_TOP, LEFT_EYE, RIGHT_EYE
 from likeness_render.adapters.segmenter import SelfieSegmenter
-from likeness_render.domain import idphoto
+from likeness_render.domain import hair, idphoto
 from likeness_render.domain.compliance import (
     DEFAULT_THRESHOLDS,
     FaceMeasurements,
@@ -285,7 +285,8 @@ def test_a_phone_beside_the_face_is_an_object_near_face(made: dict[str, idphoto.
     hand, thing = measure_near_face(image, alpha, c.face.mesh)
     assert thing > T.max_object_near_face and hand < T.max_hand_near_face
     scene = measure_scene(image, alpha, c.face.mesh)
-    (issue,) = check_compliance(PhotoMeasurements(1, 600, 600, scene=scene), us_passport).issues
+    issues = check_compliance(PhotoMeasurements(1, 600, 600, scene=scene), us_passport).issues
+    (issue,) = [i for i in issues if i.code is not IssueCode.HEADWEAR]  # Grace Hopper wears her cap
     assert (issue.code, issue.remedy) == (IssueCode.OBJECT_NEAR_FACE, Remedy.RETAKE)
     assert "phone" in issue.message
 
@@ -312,6 +313,57 @@ def test_a_hand_the_cut_out_keeps_is_reported_on_the_real_pipeline(
     c = _compose(with_hand, landmarker, segmenter, us_passport)
     issue_codes = _report(c, us_passport)
     assert IssueCode.OBJECT_NEAR_FACE in issue_codes
+
+
+# ------------------------------------------------------------------------------ headwear
+
+
+@pytest.mark.parametrize("variant", ["whole", "cropped"])
+def test_a_cap_is_headwear_a_warning_and_her_hair_is_none(made: dict[str, idphoto.Composed], us_passport: Spec, variant: str) -> None:
+    cap, own_hair = made[f"grace-{variant}"], made[f"astronaut-{variant}"]
+    assert measure_scene(cap.image, cap.alpha, cap.face.mesh).headwear
+    assert not measure_scene(own_hair.image, own_hair.alpha, own_hair.face.mesh).headwear
+    report = check_compliance(PhotoMeasurements(1, 600, 600, scene=SceneMeasurements(headwear=True)), us_passport)
+    (issue,) = report.issues
+    # A warning: a religious or medical head covering is allowed by most documents.
+    assert (issue.code, issue.severity, issue.remedy) == (IssueCode.HEADWEAR, Severity.WARNING, Remedy.RETAKE)
+    assert report.passed and "religious" in issue.message
+    assert IssueCode.HEADWEAR in _report(cap, us_passport) and IssueCode.HEADWEAR not in _report(own_hair, us_passport)
+
+
+def _bald(c: idphoto.Composed) -> tuple[RGB, npt.NDArray[np.float32]]:
+    """Collins' ID photo with a bald head drawn in: her hair above the brows becomes a scalp of her
+    forehead's colour inside a skull-shaped ellipse, and background (white, outside the matte) beyond
+    it. Crude, but it has what matters here: a smooth edge with even colour above it, like a brim."""
+    assert c.face.mesh is not None
+    inv = cv2.invertAffineTransform(hair.canonical_to_image(c.face.mesh))
+    h, w = c.image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    cx, cy = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2], inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+    skin = np.median(c.image[(np.abs(cx) < 0.3) & (cy > -0.5) & (cy < -0.4)], axis=0)
+    skull = (cx / 1.2) ** 2 + ((cy + 0.3) / 1.5) ** 2 < 1.0
+    scalp = skull & (cy < -0.42)
+    oval = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(oval, [np.round(c.face.mesh[list(FACE_OVAL)]).astype(np.int32)], 1)
+    away = (cy < 0.4) & (c.alpha > 0.02) & ~skull & (oval == 0)
+    image = c.image.astype(np.float32)
+    image[scalp] = skin * np.clip(1.0 + 0.06 * (cy[scalp] + 0.45), 0.9, 1.02)[:, None]
+    image[away] = 255.0
+    alpha = c.alpha.copy()
+    alpha[away], alpha[scalp] = 0.0, 1.0
+    return np.asarray(cv2.GaussianBlur(image, (0, 0), 0.7), dtype=np.uint8), alpha
+
+
+def test_a_bald_head_on_the_plain_background_is_no_hat(made: dict[str, idphoto.Composed]) -> None:
+    c = made["astronaut-whole"]
+    assert c.face.mesh is not None
+    to_image = hair.canonical_to_image(c.face.mesh)
+    for image, alpha in (_bald(c), ((_bald(c)[0] * 0.6).astype(np.uint8), _bald(c)[1])):
+        # By the edge and the colour above it alone, the scalp reads as a brim...
+        assert hair.wears_hat(image, to_image)
+        # ...but above it is the background, not the person.
+        assert not hair.wears_hat(image, to_image, alpha)
+        assert not measure_scene(image, alpha, c.face.mesh).headwear
 
 
 # ------------------------------------------------------------------ directions and remedy

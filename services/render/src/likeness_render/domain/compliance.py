@@ -213,6 +213,17 @@ def _check_scene(s: SceneMeasurements, t: Thresholds) -> Iterator[Issue]:
             0.0,
             t.max_hand_near_face if hand else t.max_object_near_face,
         )
+    if s.headwear:
+        # A warning: documents that refuse hats accept a religious or medical head covering.
+        yield Issue(
+            IssueCode.HEADWEAR,
+            "You seem to wear a hat or head covering. Take it off and retake the photo: most documents allow one "
+            "only for religious or medical reasons, and then it must leave the whole face visible.",
+            1.0,
+            None,
+            0.0,
+            Severity.WARNING,
+        )
 
 
 def _check_expression(face: FaceMeasurements, t: Thresholds) -> Iterator[Issue]:

@@ -2,6 +2,8 @@
 look, whether the torso ends in a straight cut inside the frame, and whether a hand or an
 object is beside the face.
 
+Also whether a hat is worn (the hairstyle check's measure, hair.wears_hat).
+
 Pure measurements on an RGB image, the person's alpha (0..1) and the face's 478-point mesh,
 all in the same pixels; the rules that judge them are in ``compliance``.
 """
@@ -31,6 +33,7 @@ from likeness_imaging.face_mesh import (
     RIGHT_EYE,
     RIGHT_IRIS_CENTER,
 )
+from likeness_render.domain import hair
 from likeness_render.domain.compliance_pixels import grown
 from likeness_render.domain.compliance_types import SceneMeasurements
 
@@ -238,7 +241,18 @@ def measure_scene(image: npt.NDArray[np.uint8], alpha: Alpha, mesh: FloatArray |
     chin_y = float(mesh[CHIN, 1]) if mesh is not None else image.shape[0] / 2
     bottom, side = measure_torso_cut(alpha, chin_y)
     hand, thing = measure_near_face(image, alpha, mesh) if mesh is not None else (0.0, 0.0)
-    return SceneMeasurements(torso_cut_bottom=bottom, torso_cut_side=side, hand_near_face=hand, object_near_face=thing)
+    headwear = measure_headwear(image, alpha, mesh) if mesh is not None else False
+    return SceneMeasurements(torso_cut_bottom=bottom, torso_cut_side=side, hand_near_face=hand, object_near_face=thing, headwear=headwear)
+
+
+def measure_headwear(image: npt.NDArray[np.uint8], alpha: Alpha, mesh: FloatArray) -> bool:
+    """Whether the person wears a hat (hair.wears_hat, the matte making sure the brim has the person
+    above it, not the background); False for a face too small to tell."""
+    try:
+        to_image = hair.canonical_to_image(np.asarray(mesh, np.float64)[:, :2])
+    except hair.HairError:
+        return False
+    return hair.wears_hat(image, to_image, _unit_alpha(alpha))
 
 
 def _unit_alpha(alpha: Alpha) -> npt.NDArray[np.float32]:

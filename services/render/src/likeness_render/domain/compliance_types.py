@@ -28,6 +28,7 @@ class IssueCode(StrEnum):
     SHOULDERS_CUT = "SHOULDERS_CUT"
     GAZE_AWAY = "GAZE_AWAY"
     OBJECT_NEAR_FACE = "OBJECT_NEAR_FACE"
+    HEADWEAR = "HEADWEAR"
 
 
 class Remedy(StrEnum):
@@ -37,7 +38,7 @@ class Remedy(StrEnum):
 
 class Severity(StrEnum):
     ERROR = "error"  # an authority following the spec would refuse the photo
-    WARNING = "warning"  # judged against a fallback bound the spec does not state
+    WARNING = "warning"  # judged against a fallback bound the spec does not state, or allowed in some cases (a religious head covering)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class SceneMeasurements:
     torso_cut_side: float = 0.0  # longest straight side edge below the chin, fraction of the frame's height
     hand_near_face: float = 0.0  # largest skin blob beside the face, fraction of the face oval
     object_near_face: float = 0.0  # largest blob of neither skin, hair nor clothing there, same scale
+    headwear: bool = False  # a hat's brim across the forehead, with the person above it (hair.wears_hat)
 
 
 @dataclass(frozen=True)

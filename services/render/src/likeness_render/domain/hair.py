@@ -13,7 +13,7 @@ a background estimate, and the face inside the mesh's face oval is never painted
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -112,6 +112,11 @@ HAT_SIDE_SHARE = 0.45
 # hair 0.18-0.55 with fabric detail of 0 to 3 L* units, 0.7 at 4 (a hat with hair-like detail,
 # a coarse knit, is not told apart).
 HAT_SIDE_TEXTURE_RATIO = 0.6
+# With the person's matte at hand (an ID photo's compliance check), what lies above the edge must
+# be the person in at least this share: a hat is worn, a bald head's edge has the background above.
+# Measured on US passport photos: Hopper's cap 1.0 (whole and cropped); a bald scalp drawn over
+# Collins' hair 0.0 (without this test it reads as a hat: edge share 1.0, residual 0.008, texture 0).
+HAT_PERSON_SHARE = 0.5
 
 
 def change_hairstyle(
@@ -151,7 +156,7 @@ def restyle_hair(
     material = hair_material(hairstyle_id)
 
     to_image = canonical_to_image(pts)
-    if wears_hat(image_rgb, to_image):
+    if wears_hat(image_rgb, to_image, raw_mask):
         raise HatPresent("the photo shows a hat: a new hairstyle would erase it; use a photo without one")
     roi = _footprint(material, to_image, w, h, extra=HEAD_ZONE_BOX)
     x0, y0, x1, y1 = roi
@@ -190,22 +195,48 @@ def restyle_hair(
     return HairResult(out, coverage)
 
 
-def wears_hat(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> bool:
-    """Whether a hat sits where the hairline would be (see HAT_* for the measure)."""
-    m = hat_measures(image_rgb, to_image)
+def wears_hat(image_rgb: RgbImage, to_image: npt.NDArray[np.float64], person: npt.NDArray[np.generic] | None = None) -> bool:
+    """Whether a hat sits where the hairline would be (see HAT_* for the measure).
+
+    ``person``: the subject's matte in the image's pixels (0..1 float, 0..255 uint8 or bool), when
+    known. What lies above the edge must then be the person (HAT_PERSON_SHARE): a bald or shaved
+    head against a plain wall has the same smooth edge with even colour above it, but that colour
+    is the background.
+    """
+    scan = _hat_scan(image_rgb, to_image)
+    m = scan.measures
     if m is None or m[0] < HAT_EDGE_SHARE or m[1] >= HAT_EDGE_RESIDUAL or m[2] >= HAT_TEXTURE:
         return False
-    return m[3] < HAT_SIDE_SHARE or m[2] < HAT_SIDE_TEXTURE_RATIO * m[4]
+    if not (m[3] < HAT_SIDE_SHARE or m[2] < HAT_SIDE_TEXTURE_RATIO * m[4]):
+        return False
+    return person is None or _person_share(person, to_image, scan) >= HAT_PERSON_SHARE
 
 
 def hat_measures(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> tuple[float, float, float, float, float] | None:
     """(edge share, edge residual in IOD, texture in L* units, side share, side texture in L*
     units) of the edge above the forehead (see HAT_*); None when there is no band above the
     edge to measure."""
+    return _hat_scan(image_rgb, to_image).measures
+
+
+class _HatScan(NamedTuple):
+    measures: tuple[float, float, float, float, float] | None
+    band: tuple[slice, slice] | None  # the band above the edge, in the canonical crop (rows, columns)
+
+
+def _hat_crop(image: npt.NDArray[Any], to_image: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+    """The canonical head window x -1.6..1.6, y -1.9..0.1 at HAT_PPI pixels per IOD."""
     ppi = HAT_PPI
-    w, h = int(3.2 * ppi), int(2.0 * ppi)  # canonical x -1.6..1.6, y -1.9..0.1
+    w, h = int(3.2 * ppi), int(2.0 * ppi)
     canon = np.array([[1.0 / ppi, 0.0, -1.6], [0.0, 1.0 / ppi, -1.9], [0.0, 0.0, 1.0]])
-    crop = cv2.warpAffine(image_rgb, to_image @ canon, (w, h), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(
+        cv2.warpAffine(image, to_image @ canon, (w, h), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    )
+
+
+def _hat_scan(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> _HatScan:
+    ppi = HAT_PPI
+    crop = _hat_crop(image_rgb, to_image)
     lab = cv2.cvtColor(crop.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     fy = int((1.9 - 0.45) * ppi)  # mid-forehead
     xs = range(int(0.9 * ppi), int(2.3 * ppi))  # canonical x -0.7..0.7
@@ -219,15 +250,15 @@ def hat_measures(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> tupl
             edge[i] = fy - run[0]
     found = ~np.isnan(edge)
     if found.sum() < 3:
-        return float(found.mean()), float("inf"), float("inf"), 0.0, 0.0
+        return _HatScan((float(found.mean()), float("inf"), float("inf"), 0.0, 0.0), None)
     t = np.arange(len(xs))
     residual = float(np.std(edge[found] - np.polyval(np.polyfit(t[found], edge[found], 2), t[found]))) / ppi
     top = int(np.nanmedian(edge))
-    band = lab[max(0, top - int(0.4 * ppi)) : max(1, top - int(0.1 * ppi)), xs.start : xs.stop, 0]
-    if band.size == 0:
-        return None
-    texture = _detail(band)
-    above = np.median(lab[max(0, top - int(0.4 * ppi)) : max(1, top - int(0.1 * ppi)), xs.start : xs.stop].reshape(-1, 3), axis=0)
+    band = (slice(max(0, top - int(0.4 * ppi)), max(1, top - int(0.1 * ppi))), slice(xs.start, xs.stop))
+    if lab[band].size == 0:
+        return _HatScan(None, None)
+    texture = _detail(lab[band][..., 0])
+    above = np.median(lab[band].reshape(-1, 3), axis=0)
     sides = []
     for xa, xb in ((0.25, 0.55), (2.65, 2.95)):  # canonical x -1.35..-1.05 and 1.05..1.35
         rows, cols = slice(int(1.6 * ppi), int(2.0 * ppi)), slice(int(xa * ppi), int(xb * ppi))
@@ -235,7 +266,17 @@ def hat_measures(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> tupl
         side_texture = _detail(lab[rows, cols, 0], like) if like.sum() >= 8 else 0.0
         sides.append((float(like.mean()), side_texture))
     share, side_texture = max(sides)
-    return float(found.mean()), residual, texture, share, side_texture
+    return _HatScan((float(found.mean()), residual, texture, share, side_texture), band)
+
+
+def _person_share(person: npt.NDArray[np.generic], to_image: npt.NDArray[np.float64], scan: _HatScan) -> float:
+    """The mean of the person's matte over the band above the edge (0 when there is no band)."""
+    if scan.band is None:
+        return 0.0
+    matte = np.asarray(person)
+    scale = 255.0 if matte.dtype == np.uint8 else 1.0
+    window = _hat_crop(matte.astype(np.float32) / np.float32(scale), to_image)
+    return float(window[scan.band].mean())
 
 
 def _detail(lum: npt.NDArray[np.generic], where: npt.NDArray[np.bool_] | None = None) -> float:
