@@ -366,6 +366,22 @@ def test_a_bald_head_on_the_plain_background_is_no_hat(made: dict[str, idphoto.C
         assert not measure_scene(image, alpha, c.face.mesh).headwear
 
 
+def test_no_hairstyle_of_the_catalog_reads_as_headwear(landmarker: TestLandmarker, segmenter: SelfieSegmenter) -> None:
+    # Collins in every catalog style, as a US passport and a Schengen photo. The brunette bob is the
+    # closest call: a brim-smooth fringe (edge share 1.0, residual 0.02) whose texture (1.22 L*) and
+    # side share (0.44) sit just past HAT_TEXTURE and HAT_SIDE_SHARE.
+    source = np.asarray(data.astronaut())
+    face = landmarker.detect(source)[0]
+    assert face.mesh is not None
+    person = segmenter.mask(source)
+    catalog = load_catalog()
+    for style in hair.HAIRSTYLES:
+        styled = hair.change_hairstyle(source, face.mesh, person, style)
+        for spec_id in ("us-passport", "schengen-visa"):
+            c = _compose(styled, landmarker, segmenter, catalog.get(spec_id))
+            assert not measure_scene(c.image, c.alpha, c.face.mesh).headwear, (style, spec_id)
+
+
 # ------------------------------------------------------------------ directions and remedy
 
 
