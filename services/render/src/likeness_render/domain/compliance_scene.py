@@ -252,7 +252,7 @@ def measure_headwear(image: npt.NDArray[np.uint8], alpha: Alpha, mesh: FloatArra
         to_image = hair.canonical_to_image(np.asarray(mesh, np.float64)[:, :2])
     except hair.HairError:
         return False
-    return hair.wears_hat(image, to_image, _unit_alpha(alpha))
+    return hair.wears_hat(image, to_image, np.asarray(alpha))
 
 
 def _unit_alpha(alpha: Alpha) -> npt.NDArray[np.float32]:

@@ -209,7 +209,11 @@ def wears_hat(image_rgb: RgbImage, to_image: npt.NDArray[np.float64], person: np
         return False
     if not (m[3] < HAT_SIDE_SHARE or m[2] < HAT_SIDE_TEXTURE_RATIO * m[4]):
         return False
-    return person is None or _person_share(person, to_image, scan) >= HAT_PERSON_SHARE
+    if person is None:
+        return True
+    assert scan.band is not None  # there is a band whenever the measures pass
+    # The matte over the band above the edge (read only for a photo the measures already call a hat).
+    return float(_hat_crop(_as_unit_mask(np.asarray(person)), to_image)[scan.band].mean()) >= HAT_PERSON_SHARE
 
 
 def hat_measures(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> tuple[float, float, float, float, float] | None:
@@ -267,16 +271,6 @@ def _hat_scan(image_rgb: RgbImage, to_image: npt.NDArray[np.float64]) -> _HatSca
         sides.append((float(like.mean()), side_texture))
     share, side_texture = max(sides)
     return _HatScan((float(found.mean()), residual, texture, share, side_texture), band)
-
-
-def _person_share(person: npt.NDArray[np.generic], to_image: npt.NDArray[np.float64], scan: _HatScan) -> float:
-    """The mean of the person's matte over the band above the edge (0 when there is no band)."""
-    if scan.band is None:
-        return 0.0
-    matte = np.asarray(person)
-    scale = 255.0 if matte.dtype == np.uint8 else 1.0
-    window = _hat_crop(matte.astype(np.float32) / np.float32(scale), to_image)
-    return float(window[scan.band].mean())
 
 
 def _detail(lum: npt.NDArray[np.generic], where: npt.NDArray[np.bool_] | None = None) -> float:
